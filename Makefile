@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: MIT
+# tunlab: one non-recursive Makefile. `make` builds, `make check` tests,
+# `make experiments` runs the main job. Both install what they miss (deps).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+BUILD ?= build
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c17 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE
+CFLAGS += -DTUNLAB_VERSION='"$(VERSION)"'
+CFLAGS += $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
+LDLIBS += $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+COMMON_SRC := $(wildcard common/*.c)
+TUNNEL_SRC := $(wildcard tunnel/*.c)
+FRONTEND_SRC := $(wildcard tunbackend/*.c)
+CLI_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_SRC := $(COMMON_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+TUNLAB := $(BUILD)/tunlab
+
+.PHONY: all deps check check-unit check-integration check-sanitize fuzz \
+	bench experiments plots install clean
+all: $(TUNLAB) $(UNIT_BIN)
+
+$(TUNLAB): $(LIB_OBJ) $(BUILD)/src/main.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(CMOCKA_CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+# apt-installs what is missing; does nothing (and needs no network) when all is there.
+deps:
+	$(Q)./experiments/lib/deps.sh
+
+# The README's test command: unit tests, fuzz smoke run and netns integration
+# tests, then the same tests against the sanitizer build. Ends in one
+# "N passed, N failed, N skipped" line.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 all
+	$(Q)./tests/run --build $(BUILD) --san-build build/san
+
+check-sanitize: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 all
+	$(Q)./tests/run --build build/san
+
+fuzz:
+	$(Q)./tests/fuzz/run
+
+bench: deps all
+	$(Q)./experiments/bench --tunlab $(abspath $(TUNLAB))
+
+experiments: deps all
+	$(Q)./experiments/run-all --tunlab $(abspath $(TUNLAB))
+
+plots:
+	$(Q)./experiments/lib/plots.sh
+
+install: $(TUNLAB)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(TUNLAB) $(DESTDIR)$(BINDIR)/tunlab
+	install -m 0755 experiments/mkpki $(DESTDIR)$(BINDIR)/tunlab-mkpki
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The event loop every component registers with. One epoll set for fds,
+ * a singly linked list of armed timers kept sorted by deadline (a handful
+ * per session; inserting is O(n), firing O(1)). A round: compute the
+ * wait from the first timer, epoll_wait, dispatch fds, fire due timers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evloop.h"
+
+enum { EVLOOP_MAX_EVENTS = 64 };
+
+struct evloop {
+	int epfd;
+	bool running;
+	uint64_t now_ms;
+	struct ev_timer *timers;
+	/* The round being dispatched, so a stopped watcher can be forgotten. */
+	struct epoll_event events[EVLOOP_MAX_EVENTS];
+	int nevents, next_event;
+};
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct evloop *evloop_new(void)
+{
+	struct evloop *loop = calloc(1, sizeof(*loop));
+
+	if (!loop)
+		return NULL;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epfd < 0) {
+		int saved = errno;
+
+		free(loop);
+		errno = saved;
+		return NULL;
+	}
+	loop->now_ms = monotonic_ms();
+	return loop;
+}
+
+void evloop_free(struct evloop *loop)
+{
+	if (!loop)
+		return;
+	close(loop->epfd);
+	free(loop);
+}
+
+void ev_io_init(struct ev_io *io, int fd, ev_io_cb cb, void *arg)
+{
+	*io = (struct ev_io){ .fd = fd, .cb = cb, .arg = arg };
+}
+
+int evloop_io_start(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = io };
+
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0)
+		return -errno;
+	io->events = events;
+	io->active = true;
+	return 0;
+}
+
+int evloop_io_set(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = io };
+
+	if (!io->active || io->events == events)
+		return 0;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+		return -errno;
+	io->events = events;
+	return 0;
+}
+
+void evloop_io_stop(struct evloop *loop, struct ev_io *io)
+{
+	if (!io->active)
+		return;
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	io->active = false;
+	for (int i = loop->next_event; i < loop->nevents; i++)
+		if (loop->events[i].data.ptr == io)
+			loop->events[i].data.ptr = NULL;
+}
+
+void ev_timer_init(struct ev_timer *timer, ev_timer_cb cb, void *arg)
+{
+	*timer = (struct ev_timer){ .cb = cb, .arg = arg };
+}
+
+void evloop_timer_stop(struct evloop *loop, struct ev_timer *timer)
+{
+	struct ev_timer **link = &loop->timers;
+
+	if (!timer->armed)
+		return;
+	while (*link && *link != timer)
+		link = &(*link)->next;
+	if (*link)
+		*link = timer->next;
+	timer->next = NULL;
+	timer->armed = false;
+}
+
+void evloop_timer_start(struct evloop *loop, struct ev_timer *timer, uint64_t delay_ms)
+{
+	struct ev_timer **link = &loop->timers;
+
+	evloop_timer_stop(loop, timer);
+	/* Never due in the round that arms it, so firing always terminates. */
+	timer->deadline_ms = monotonic_ms() + (delay_ms ? delay_ms : 1);
+	while (*link && (*link)->deadline_ms <= timer->deadline_ms)
+		link = &(*link)->next;
+	timer->next = *link;
+	*link = timer;
+	timer->armed = true;
+}
+
+uint64_t evloop_now_ms(const struct evloop *loop)
+{
+	return loop->now_ms;
+}
+
+static int next_timeout_ms(const struct evloop *loop)
+{
+	if (!loop->timers)
+		return -1;
+	if (loop->timers->deadline_ms <= loop->now_ms)
+		return 0;
+	uint64_t wait = loop->timers->deadline_ms - loop->now_ms;
+	return wait > 60000 ? 60000 : (int)wait;
+}
+
+static void fire_due_timers(struct evloop *loop)
+{
+	uint64_t now = loop->now_ms;
+
+	while (loop->running && loop->timers && loop->timers->deadline_ms <= now) {
+		struct ev_timer *timer = loop->timers;
+
+		loop->timers = timer->next;
+		timer->next = NULL;
+		timer->armed = false;
+		timer->cb(loop, timer);
+	}
+}
+
+static void dispatch_events(struct evloop *loop)
+{
+	for (loop->next_event = 0; loop->next_event < loop->nevents && loop->running;) {
+		struct epoll_event *ev = &loop->events[loop->next_event++];
+		struct ev_io *io = ev->data.ptr;
+
+		if (io)
+			io->cb(loop, io, ev->events);
+	}
+	loop->nevents = loop->next_event = 0;
+}
+
+int evloop_run(struct evloop *loop)
+{
+	loop->running = true;
+	while (loop->running) {
+		int n = epoll_wait(loop->epfd, loop->events, EVLOOP_MAX_EVENTS,
+				   next_timeout_ms(loop));
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		loop->now_ms = monotonic_ms();
+		loop->nevents = n > 0 ? n : 0;
+		dispatch_events(loop);
+		fire_due_timers(loop);
+	}
+	return 0;
+}
+
+void evloop_stop(struct evloop *loop)
+{
+	loop->running = false;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The one event loop: epoll for fds, a sorted list for timers. */
+#ifndef TUNLAB_EVLOOP_H
+#define TUNLAB_EVLOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h> /* events are EPOLLIN / EPOLLOUT masks */
+
+struct evloop;
+struct ev_io;
+struct ev_timer;
+
+typedef void (*ev_io_cb)(struct evloop *loop, struct ev_io *io, uint32_t events);
+typedef void (*ev_timer_cb)(struct evloop *loop, struct ev_timer *timer);
+
+/*
+ * Watchers are owned by the caller (embedded in a session, a frontend
+ * wiring...), so registering one allocates nothing. A watcher removed while
+ * the loop is dispatching is never called again, even if epoll already
+ * reported it in the same round.
+ */
+struct ev_io {
+	int fd;
+	uint32_t events; /* EPOLLIN / EPOLLOUT as registered */
+	ev_io_cb cb;
+	void *arg;
+	bool active;
+};
+
+struct ev_timer {
+	uint64_t deadline_ms;
+	ev_timer_cb cb;
+	void *arg;
+	struct ev_timer *next;
+	bool armed;
+};
+
+struct evloop *evloop_new(void);
+void evloop_free(struct evloop *loop);
+
+void ev_io_init(struct ev_io *io, int fd, ev_io_cb cb, void *arg);
+int evloop_io_start(struct evloop *loop, struct ev_io *io, uint32_t events);
+/* Changes the event mask of a started watcher; a no-op if unchanged. */
+int evloop_io_set(struct evloop *loop, struct ev_io *io, uint32_t events);
+void evloop_io_stop(struct evloop *loop, struct ev_io *io);
+
+void ev_timer_init(struct ev_timer *timer, ev_timer_cb cb, void *arg);
+/* (Re)arms the timer to fire once, delay_ms from now. */
+void evloop_timer_start(struct evloop *loop, struct ev_timer *timer, uint64_t delay_ms);
+void evloop_timer_stop(struct evloop *loop, struct ev_timer *timer);
+
+/* Monotonic milliseconds, refreshed once per loop iteration. */
+uint64_t evloop_now_ms(const struct evloop *loop);
+
+/* Runs until evloop_stop(); returns 0, or a negative errno if epoll fails. */
+int evloop_run(struct evloop *loop);
+void evloop_stop(struct evloop *loop);
+
+#endif

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Wiring: the frontend's fd and the tunnel share one event loop. Packets
+ * captured by the frontend go to tunnel_send in batches; batches the tunnel
+ * delivers go to the frontend's write_batch. A client whose tunnel send
+ * buffer fills stops reading the frontend (the kernel queue then pushes back
+ * on the inner TCP) until the tunnel says it is writable again.
+ *
+ * Lifecycle: signals blocked and read from a signalfd; frontend opened
+ * (kernel objects created) before the tunnel so a bad route fails fast;
+ * torn down in reverse on every exit path, so nothing borrowed stays.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tunnel/tunnel.h"
+#include "daemon.h"
+#include "log.h"
+#include "stats.h"
+
+/* Batches read per wakeup: enough to fill records, few enough to stay fair. */
+enum { CAPTURE_BATCHES_PER_WAKEUP = 8 };
+
+struct daemon {
+	const struct options *opts;
+	struct evloop *loop;
+	struct frontend *fe;
+	struct tunnel *tunnel;
+	struct peer_table peers;
+	struct ip_prefix *routes;
+	size_t route_count;
+	struct ev_io capture_io, signal_io;
+	struct ev_timer stats_timer;
+	int signal_fd;
+	FILE *stats_out;
+	struct stats_context stats_ctx;
+	struct pkt_batch batch;
+	bool capture_paused;
+	int exit_status;
+};
+
+static void trace_packet(const char *stage, const char *peer, const struct pkt *p)
+{
+	char desc[160];
+
+	pkt_describe(p->data, p->len, desc, sizeof(desc));
+	fprintf(stderr, "trace %-8s %s%s%s%s\n", stage, desc,
+		p->off.gso_type ? " gso" : "", peer ? " peer " : "", peer ? peer : "");
+}
+
+static void trace_batch(const struct daemon *d, const char *stage, const struct pkt_batch *b)
+{
+	if (!d->opts->trace)
+		return;
+	for (unsigned i = 0; i < b->count; i++)
+		trace_packet(stage, NULL, &b->pkts[i]);
+}
+
+static void capture_set_paused(struct daemon *d, bool paused)
+{
+	if (d->capture_paused == paused)
+		return;
+	d->capture_paused = paused;
+	evloop_io_set(d->loop, &d->capture_io, paused ? 0 : EPOLLIN);
+}
+
+static void on_capture(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct daemon *d = io->arg;
+
+	(void)events;
+	for (int i = 0; i < CAPTURE_BATCHES_PER_WAKEUP; i++) {
+		int n = d->fe->ops->read_batch(d->fe, &d->batch);
+
+		if (n < 0) {
+			log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", d->fe->ops->name, d->fe->error);
+			d->exit_status = 1;
+			evloop_stop(loop);
+			return;
+		}
+		if (n == 0)
+			return;
+		trace_batch(d, "captured", &d->batch);
+		tunnel_send(d->tunnel, &d->batch);
+		if (tunnel_send_blocked(d->tunnel)) {
+			capture_set_paused(d, true);
+			return;
+		}
+	}
+}
+
+static void on_deliver(void *ctx, const struct pkt_batch *batch)
+{
+	struct daemon *d = ctx;
+
+	if (d->fe->ops->write_batch(d->fe, batch) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", d->fe->ops->name, d->fe->error);
+		d->exit_status = 1;
+		evloop_stop(d->loop);
+		return;
+	}
+	trace_batch(d, "injected", batch);
+}
+
+static void on_writable(void *ctx)
+{
+	capture_set_paused(ctx, false);
+}
+
+static void on_tunnel_log(void *ctx, enum tunnel_log_level level, const char *msg)
+{
+	(void)ctx;
+	log_msg(level, "%s", msg);
+}
+
+static void on_tunnel_trace(void *ctx, const char *stage, const char *peer, const struct pkt *pkt)
+{
+	(void)ctx;
+	trace_packet(stage, peer, pkt);
+}
+
+static const struct tunnel_callbacks tunnel_callbacks = {
+	.deliver = on_deliver,
+	.writable = on_writable,
+	.log = on_tunnel_log,
+	.trace = on_tunnel_trace,
+};
+
+static void write_stats(struct daemon *d, const char *event)
+{
+	struct tunnel_stats ts;
+
+	if (!d->stats_out)
+		return;
+	tunnel_stats(d->tunnel, &ts);
+	if (stats_write(d->stats_out, &d->stats_ctx, event, &ts, &d->fe->stats) < 0)
+		log_msg(TUNNEL_LOG_WARN, "--stats %s: %s", d->opts->stats_file, strerror(errno));
+}
+
+static void on_stats_timer(struct evloop *loop, struct ev_timer *timer)
+{
+	struct daemon *d = timer->arg;
+
+	write_stats(d, "interval");
+	evloop_timer_start(loop, timer, d->opts->stats_interval_ms);
+}
+
+static void on_signal(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct daemon *d = io->arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(d->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		log_msg(TUNNEL_LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
+	evloop_stop(loop);
+}
+
+static int open_signals(struct daemon *d)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	/* A tunnel peer that vanishes must not kill us through SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	d->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->signal_fd < 0)
+		return -errno;
+	ev_io_init(&d->signal_io, d->signal_fd, on_signal, d);
+	return evloop_io_start(d->loop, &d->signal_io, EPOLLIN);
+}
+
+/* The server routes every peer's prefixes toward the frontend. */
+static int collect_peer_routes(struct daemon *d)
+{
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < d->peers.count; i++)
+		total += d->peers.peers[i].prefix_count;
+	d->routes = calloc(total ? total : 1, sizeof(*d->routes));
+	if (!d->routes)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->peers.count; i++)
+		for (size_t j = 0; j < d->peers.peers[i].prefix_count; j++)
+			d->routes[k++] = d->peers.peers[i].prefixes[j];
+	d->route_count = total;
+	return 0;
+}
+
+static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
+{
+	const struct options *o = d->opts;
+	bool server = o->command == CMD_SERVER;
+	struct frontend_config cfg = {
+		.role = server ? FRONTEND_SERVER : FRONTEND_CLIENT,
+		.has_address = o->has_address,
+		.address = o->address,
+		.routes = server ? d->routes : o->routes,
+		.route_count = server ? d->route_count : o->route_count,
+		.mtu = o->mtu,
+		.ifname = o->ifname,
+		.offload = o->offload,
+		.verbose = o->verbose,
+	};
+	char err[512];
+	int ret = ops->open(&d->fe, &cfg, err, sizeof(err));
+
+	if (ret < 0) {
+		log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", ops->name, err);
+		return ret;
+	}
+	ev_io_init(&d->capture_io, ops->fd(d->fe), on_capture, d);
+	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
+}
+
+static int open_tunnel(struct daemon *d)
+{
+	const struct options *o = d->opts;
+	struct tunnel_config cfg = {
+		.role = o->command == CMD_SERVER ? TUNNEL_SERVER : TUNNEL_CLIENT,
+		.endpoint = o->endpoint,
+		.server_name = o->server_name,
+		.cert_file = o->cert_file,
+		.key_file = o->key_file,
+		.ca_file = o->ca_file,
+		.peers = &d->peers,
+		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
+		.keepalive_ms = o->keepalive_ms,
+		.handshake_ms = o->handshake_ms,
+		.queue_bytes = o->queue_bytes,
+		.trace = o->trace,
+	};
+	char err[512];
+
+	d->tunnel = tunnel_new(&cfg, d->loop, &tunnel_callbacks, d, err, sizeof(err));
+	if (!d->tunnel) {
+		log_msg(TUNNEL_LOG_ERR, "%s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int open_stats(struct daemon *d, const char *frontend)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	d->stats_ctx = (struct stats_context){
+		.role = d->opts->command == CMD_SERVER ? "server" : "client",
+		.frontend = frontend,
+		.started = (double)now.tv_sec + (double)now.tv_nsec / 1e9,
+	};
+	if (!d->opts->stats_file)
+		return 0;
+	d->stats_out = fopen(d->opts->stats_file, "ae");
+	if (!d->stats_out) {
+		log_msg(TUNNEL_LOG_ERR, "--stats %s: %s", d->opts->stats_file, strerror(errno));
+		return -errno;
+	}
+	ev_timer_init(&d->stats_timer, on_stats_timer, d);
+	evloop_timer_start(d->loop, &d->stats_timer, d->opts->stats_interval_ms);
+	return 0;
+}
+
+static int load_peers(struct daemon *d)
+{
+	char err[512];
+
+	if (d->opts->command != CMD_SERVER)
+		return 0;
+	if (peers_load(d->opts->peers_file, &d->peers, err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "%s", err);
+		return -EINVAL;
+	}
+	return collect_peer_routes(d);
+}
+
+static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
+{
+	int ret;
+
+	d->loop = evloop_new();
+	if (!d->loop)
+		return -errno;
+	ret = open_signals(d);
+	if (ret < 0) {
+		log_msg(TUNNEL_LOG_ERR, "signals: %s", strerror(-ret));
+		return ret;
+	}
+	ret = load_peers(d);
+	if (ret < 0)
+		return ret;
+	ret = open_frontend(d, ops);
+	if (ret < 0)
+		return ret;
+	ret = open_tunnel(d);
+	if (ret < 0)
+		return ret;
+	return open_stats(d, ops->name);
+}
+
+static void daemon_teardown(struct daemon *d)
+{
+	if (d->tunnel)
+		write_stats(d, "exit");
+	if (d->stats_out)
+		fclose(d->stats_out);
+	tunnel_free(d->tunnel);
+	if (d->fe)
+		d->fe->ops->close(d->fe);
+	if (d->signal_fd > 0)
+		close(d->signal_fd);
+	evloop_free(d->loop);
+	peers_free(&d->peers);
+	free(d->routes);
+}
+
+int daemon_run(const struct options *opts, const struct frontend_ops *ops)
+{
+	struct daemon d = { .opts = opts, .signal_fd = -1 };
+	int ret;
+
+	log_init(opts->command == CMD_SERVER ? "server" : "client", opts->verbose);
+	ret = daemon_setup(&d, ops);
+	if (ret == 0) {
+		log_msg(TUNNEL_LOG_INFO, "frontend %s up, tunnel %s %s", ops->name,
+			opts->command == CMD_SERVER ? "listening on" : "connecting to",
+			opts->endpoint);
+		ret = evloop_run(d.loop);
+		if (ret < 0)
+			log_msg(TUNNEL_LOG_ERR, "event loop: %s", strerror(-ret));
+	}
+	daemon_teardown(&d);
+	if (ret < 0)
+		return 1;
+	return d.exit_status;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The frontend boundary: how packets leave the local stack for the tunnel
+ * (capture) and come back in from it (inject). One ops table per approach,
+ * chosen by name at run time from frontend_registry[]; the tunnel never
+ * sees any of this.
+ */
+#ifndef TUNLAB_FRONTEND_H
+#define TUNLAB_FRONTEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/pkt.h"
+#include "../common/prefix.h"
+
+enum frontend_role { FRONTEND_CLIENT, FRONTEND_SERVER };
+
+/* What `tunlab client|server` hands every frontend: the same flags for all. */
+struct frontend_config {
+	enum frontend_role role;
+	bool has_address;
+	struct ip_prefix address; /* --address, host bits kept (10.8.0.2/24) */
+	/* Client: its --route prefixes. Server: every peer's prefixes. */
+	const struct ip_prefix *routes;
+	size_t route_count;
+	unsigned mtu;       /* inner MTU, --mtu */
+	const char *ifname; /* --dev, or NULL for tunlab<pid> */
+	bool offload;       /* try GSO/checksum offload where the kernel offers it */
+	bool verbose;       /* print every command that changes the system */
+};
+
+struct frontend_stats {
+	uint64_t captured_packets, captured_bytes;
+	uint64_t injected_packets, injected_bytes;
+	uint64_t inject_errors;  /* the kernel refused a packet we wrote */
+	uint64_t capture_drops;  /* dropped before we saw it, where the kernel says */
+};
+
+enum frontend_caps {
+	/* write_batch accepts packets with offload metadata (GSO, partial csum) */
+	FRONTEND_CAP_OFFLOAD = 1u << 0,
+};
+
+/* Implementations embed this first and keep their own state after it. */
+struct frontend {
+	const struct frontend_ops *ops;
+	unsigned caps; /* enum frontend_caps, decided at open time */
+	struct frontend_stats stats;
+	char error[256];
+};
+
+struct frontend_ops {
+	const char *name;
+	const char *summary; /* one line for --help */
+	/*
+	 * Creates and configures everything the approach needs (device,
+	 * address, MTU, routes, rules), all tagged as tunlab's. On failure
+	 * nothing it created is left, and err says what failed and why.
+	 */
+	int (*open)(struct frontend **out, const struct frontend_config *cfg,
+		    char *err, size_t err_len);
+	/* The fd to poll for EPOLLIN (captured packets ready). */
+	int (*fd)(const struct frontend *fe);
+	/*
+	 * Captures up to PKT_BATCH_MAX packets without blocking. Returns the
+	 * count (0: nothing ready), or a negative errno on a fatal error.
+	 * Packet memory stays valid until the next read_batch.
+	 */
+	int (*read_batch)(struct frontend *fe, struct pkt_batch *batch);
+	/*
+	 * Injects a batch. Packets the kernel refuses are counted in
+	 * stats.inject_errors, not returned; a negative errno means the
+	 * frontend itself is broken. Offload packets only if CAP_OFFLOAD.
+	 */
+	int (*write_batch)(struct frontend *fe, const struct pkt_batch *batch);
+	/* Removes every kernel object open created, then frees fe. */
+	void (*close)(struct frontend *fe);
+	/*
+	 * For `tunlab cleanup`: removes what instances that no longer run left
+	 * behind (a crash, kill -9). Returns the number of objects removed or
+	 * a negative errno.
+	 */
+	int (*cleanup)(bool verbose, char *err, size_t err_len);
+};
+
+/* NULL-terminated, in the order --help lists them. */
+extern const struct frontend_ops *const frontend_registry[];
+
+/* The registered ops named name, or NULL (then frontend_planned() may say why). */
+const struct frontend_ops *frontend_find(const char *name);
+/* For a known approach not built yet: which issue brings it; else NULL. */
+const char *frontend_planned(const char *name);
+
+#endif

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+/* The registry of interception approaches: one line per frontend. */
+#include <stddef.h>
+#include <string.h>
+
+#include "../tunbackend/tunbackend.h"
+#include "frontend.h"
+
+const struct frontend_ops *const frontend_registry[] = {
+	&tun_frontend,
+	NULL,
+};
+
+/* Approaches of DESIGN.md whose folders do not exist yet. */
+static const struct {
+	const char *name, *issue;
+} planned[] = {
+	{ "nfqueue", "issue #3" },
+	{ "pcap", "issue #4" },
+	{ "proxy", "issue #5" },
+};
+
+const struct frontend_ops *frontend_find(const char *name)
+{
+	for (size_t i = 0; frontend_registry[i]; i++)
+		if (strcmp(frontend_registry[i]->name, name) == 0)
+			return frontend_registry[i];
+	return NULL;
+}
+
+const char *frontend_planned(const char *name)
+{
+	for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++)
+		if (strcmp(planned[i].name, name) == 0)
+			return planned[i].issue;
+	return NULL;
+}

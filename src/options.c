@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The command line, driven by two tables: commands[] and flags[]. A flag
+ * says which commands take it, which require it, how to parse its value
+ * and where to store it; help text is generated from the same rows, so
+ * the parser and --help cannot disagree.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+#define CMD(c) (1u << (c))
+#define DAEMONS (CMD(CMD_SERVER) | CMD(CMD_CLIENT))
+
+enum flag_kind {
+	FLAG_STRING,   /* const char * into argv */
+	FLAG_ADDRESS,  /* --address: prefix with host bits kept */
+	FLAG_ROUTE,    /* --route: appended to opts->routes */
+	FLAG_UINT,     /* unsigned within [min, max] */
+	FLAG_SECONDS,  /* seconds, decimals allowed, stored as ms */
+	FLAG_BYTES,    /* size_t with optional K/M suffix */
+	FLAG_SET,      /* bool set to true, takes no value */
+	FLAG_CLEAR,    /* bool set to false, takes no value */
+};
+
+struct flag {
+	const char *name;
+	enum flag_kind kind;
+	size_t offset;
+	unsigned commands; /* CMD() bits that accept it */
+	unsigned required; /* CMD() bits that need it */
+	unsigned long min, max;
+	const char *metavar, *help;
+};
+
+#define OPT(field) offsetof(struct options, field)
+
+static const struct flag flags[] = {
+	{ "--frontend", FLAG_STRING, OPT(frontend), DAEMONS, DAEMONS, 0, 0,
+	  "NAME", "interception approach: tun, nfqueue, pcap, proxy" },
+	{ "--listen", FLAG_STRING, OPT(endpoint), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
+	  "ADDR:PORT", "TLS listening address, [v6]:port for IPv6" },
+	{ "--connect", FLAG_STRING, OPT(endpoint), CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
+	  "ADDR:PORT", "server to connect to" },
+	{ "--server-name", FLAG_STRING, OPT(server_name), CMD(CMD_CLIENT), 0, 0, 0,
+	  "NAME", "name the server certificate must carry (default: the --connect host)" },
+	{ "--cert", FLAG_STRING, OPT(cert_file), DAEMONS, DAEMONS, 0, 0,
+	  "FILE", "our certificate (PEM)" },
+	{ "--key", FLAG_STRING, OPT(key_file), DAEMONS, DAEMONS, 0, 0,
+	  "FILE", "its private key (PEM)" },
+	{ "--ca", FLAG_STRING, OPT(ca_file), DAEMONS, DAEMONS, 0, 0,
+	  "FILE", "CA certificate that signs every peer" },
+	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
+	  "FILE", "peers file: 'CN prefix[,prefix...]' per line" },
+	{ "--address", FLAG_ADDRESS, OPT(address), DAEMONS, DAEMONS, 0, 0,
+	  "INNER/PLEN", "this end's inner address and prefix length" },
+	{ "--route", FLAG_ROUTE, 0, CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
+	  "PREFIX", "remote prefix to send through the tunnel (repeatable)" },
+	{ "--stats", FLAG_STRING, OPT(stats_file), DAEMONS, 0, 0, 0,
+	  "FILE", "append JSON stats lines every interval and at exit" },
+	{ "--stats-interval", FLAG_UINT, OPT(stats_interval_ms), DAEMONS, 0, 10, 3600000,
+	  "MS", "stats period in milliseconds (default 1000)" },
+	{ "--trace", FLAG_SET, OPT(trace), DAEMONS, 0, 0, 0,
+	  NULL, "print one line per packet per stage (for teaching)" },
+	{ "--mtu", FLAG_UINT, OPT(mtu), DAEMONS, 0, 576, 65535,
+	  "N", "inner MTU (default 1500)" },
+	{ "--dev", FLAG_STRING, OPT(ifname), DAEMONS, 0, 0, 0,
+	  "NAME", "device name where the approach creates one (default tunlab<pid>)" },
+	{ "--no-offload", FLAG_CLEAR, OPT(offload), DAEMONS, 0, 0, 0,
+	  NULL, "do not use GSO/checksum offload even if the kernel offers it" },
+	{ "--keepalive", FLAG_SECONDS, OPT(keepalive_ms), DAEMONS, 0, 100, 3600000,
+	  "SEC", "keepalive period; a peer silent for 3 periods is dead (default 5)" },
+	{ "--handshake-timeout", FLAG_SECONDS, OPT(handshake_ms), DAEMONS, 0, 100, 600000,
+	  "SEC", "cut off a peer whose handshake takes longer (default 10)" },
+	{ "--queue", FLAG_BYTES, OPT(queue_bytes), CMD(CMD_CLIENT), 0, 0, 64ul << 20,
+	  "BYTES", "bytes held while reconnecting, K/M suffix (default 256K)" },
+	{ "--verbose", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
+	  NULL, "print every command that changes the system, and debug logs" },
+	{ "-v", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
+	  NULL, NULL },
+};
+
+struct command_row {
+	const char *name;
+	enum command command;
+	const char *summary;
+};
+
+static const struct command_row commands[] = {
+	{ "server", CMD_SERVER, "run the tunnel's exit: accept clients, inject their packets" },
+	{ "client", CMD_CLIENT, "capture packets for --route prefixes and send them to the server" },
+	{ "cleanup", CMD_CLEANUP, "remove kernel objects that tunlab instances no longer running left" },
+	{ "help", CMD_HELP, "show help for a command" },
+};
+
+static const struct command_row *command_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static const char *command_name(enum command c)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (commands[i].command == c)
+			return commands[i].name;
+	return "tunlab";
+}
+
+static const struct flag *flag_by_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+			return &flags[i];
+	return NULL;
+}
+
+static int fail(char *err, size_t err_len, const char *flag, const char *what, const char *value)
+{
+	if (value)
+		snprintf(err, err_len, "%s: '%s' %s", flag, value, what);
+	else
+		snprintf(err, err_len, "%s: %s", flag, what);
+	return -EINVAL;
+}
+
+static int parse_ulong(const char *text, unsigned long *out, char **end)
+{
+	if (*text < '0' || *text > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(text, end, 10);
+	return errno ? -EINVAL : 0;
+}
+
+static int parse_seconds(const char *text, unsigned long *ms)
+{
+	char *end;
+	double sec;
+
+	if (*text < '0' || *text > '9')
+		return -EINVAL;
+	errno = 0;
+	sec = strtod(text, &end);
+	if (errno || *end || sec > 1e7)
+		return -EINVAL;
+	*ms = (unsigned long)(sec * 1000.0 + 0.5);
+	return 0;
+}
+
+static int parse_bytes(const char *text, unsigned long *out)
+{
+	char *end;
+
+	if (parse_ulong(text, out, &end) < 0)
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		*out <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		*out <<= 20, end++;
+	return *end ? -EINVAL : 0;
+}
+
+static int append_route(struct options *o, const char *text)
+{
+	struct ip_prefix *grown;
+
+	grown = realloc(o->routes, (o->route_count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	o->routes = grown;
+	return prefix_parse(text, &o->routes[o->route_count++]);
+}
+
+static int parse_number_flag(const struct flag *f, const char *value, struct options *o,
+			     char *err, size_t err_len)
+{
+	unsigned long v;
+	char *end = NULL;
+	int ret;
+
+	if (f->kind == FLAG_UINT) {
+		ret = parse_ulong(value, &v, &end);
+		if (ret == 0 && *end)
+			ret = -EINVAL;
+	} else if (f->kind == FLAG_SECONDS) {
+		ret = parse_seconds(value, &v);
+	} else {
+		ret = parse_bytes(value, &v);
+	}
+	if (ret < 0 || v < f->min || v > f->max) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "is not a %s from %lu to %lu",
+			 f->kind == FLAG_SECONDS ? "number of ms" : "number", f->min, f->max);
+		return fail(err, err_len, f->name, what, value);
+	}
+	if (f->kind == FLAG_BYTES)
+		*(size_t *)((char *)o + f->offset) = v;
+	else
+		*(unsigned *)((char *)o + f->offset) = (unsigned)v;
+	return 0;
+}
+
+static int store_value(const struct flag *f, const char *value, struct options *o,
+		       char *err, size_t err_len)
+{
+	void *field = (char *)o + f->offset;
+
+	switch (f->kind) {
+	case FLAG_STRING:
+		if (!*value)
+			return fail(err, err_len, f->name, "needs a non-empty value", NULL);
+		*(const char **)field = value;
+		return 0;
+	case FLAG_ADDRESS:
+		if (prefix_parse_host(value, &o->address) < 0)
+			return fail(err, err_len, f->name, "is not an address/prefix-length", value);
+		o->has_address = true;
+		return 0;
+	case FLAG_ROUTE:
+		if (append_route(o, value) < 0)
+			return fail(err, err_len, f->name, "is not a prefix", value);
+		return 0;
+	case FLAG_SET:
+	case FLAG_CLEAR:
+		*(bool *)field = f->kind == FLAG_SET;
+		return 0;
+	default:
+		return parse_number_flag(f, value, o, err, err_len);
+	}
+}
+
+static bool takes_value(const struct flag *f)
+{
+	return f->kind != FLAG_SET && f->kind != FLAG_CLEAR;
+}
+
+/* One argument (and its value, if separate); returns args consumed or <0. */
+static int parse_flag(int argc, char *const argv[], int i, struct options *o,
+		      bool *seen, char *err, size_t err_len)
+{
+	const char *arg = argv[i], *eq = strchr(arg, '='), *value = NULL;
+	const struct flag *f = flag_by_name(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+	int used = 1;
+
+	if (!f || !(f->commands & CMD(o->command))) {
+		snprintf(err, err_len, "%s: unknown flag for '%s'", arg, command_name(o->command));
+		return -EINVAL;
+	}
+	if (takes_value(f)) {
+		if (eq)
+			value = eq + 1;
+		else if (i + 1 < argc)
+			value = argv[i + 1], used = 2;
+		else
+			return fail(err, err_len, f->name, "needs a value", NULL);
+	} else if (eq) {
+		return fail(err, err_len, f->name, "takes no value", NULL);
+	}
+	seen[f - flags] = true;
+	int ret = store_value(f, value, o, err, err_len);
+	return ret < 0 ? ret : used;
+}
+
+static int check_required(const struct options *o, const bool *seen, char *err, size_t err_len)
+{
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if ((flags[i].required & CMD(o->command)) && !seen[i]) {
+			snprintf(err, err_len, "%s: missing, '%s' needs it", flags[i].name,
+				 command_name(o->command));
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static void set_defaults(struct options *o)
+{
+	*o = (struct options){
+		.stats_interval_ms = 1000,
+		.mtu = 1500,
+		.offload = true,
+	};
+}
+
+static bool is_help(const char *arg)
+{
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+static int parse_help_topic(int argc, char *const argv[], struct options *o, char *err, size_t err_len)
+{
+	const struct command_row *row;
+
+	o->command = CMD_HELP;
+	o->help_topic = CMD_NONE;
+	if (argc < 3)
+		return 0;
+	row = command_by_name(argv[2]);
+	if (!row || row->command == CMD_HELP) {
+		snprintf(err, err_len, "help: '%s' is not a command", argv[2]);
+		return -EINVAL;
+	}
+	o->help_topic = row->command;
+	return 0;
+}
+
+static int parse_command(int argc, char *const argv[], struct options *o, char *err, size_t err_len)
+{
+	const struct command_row *row;
+
+	if (argc < 2 || is_help(argv[1])) {
+		o->command = CMD_HELP;
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		o->command = CMD_VERSION;
+		return 0;
+	}
+	row = command_by_name(argv[1]);
+	if (!row) {
+		snprintf(err, err_len, "%s: unknown command (try 'tunlab --help')", argv[1]);
+		return -EINVAL;
+	}
+	if (row->command == CMD_HELP)
+		return parse_help_topic(argc, argv, o, err, err_len);
+	o->command = row->command;
+	return 0;
+}
+
+int options_parse(int argc, char *const argv[], struct options *out, char *err, size_t err_len)
+{
+	bool seen[sizeof(flags) / sizeof(flags[0])] = { false };
+	int ret;
+
+	set_defaults(out);
+	ret = parse_command(argc, argv, out, err, err_len);
+	if (ret < 0 || out->command == CMD_HELP || out->command == CMD_VERSION)
+		goto out;
+	for (int i = 2; i < argc; i += ret) {
+		if (is_help(argv[i])) {
+			out->help_topic = out->command;
+			out->command = CMD_HELP;
+			return 0;
+		}
+		ret = parse_flag(argc, argv, i, out, seen, err, err_len);
+		if (ret < 0)
+			goto out;
+	}
+	ret = check_required(out, seen, err, err_len);
+out:
+	if (ret < 0)
+		options_free(out);
+	return ret < 0 ? ret : 0;
+}
+
+void options_free(struct options *opts)
+{
+	free(opts->routes);
+	opts->routes = NULL;
+	opts->route_count = 0;
+}
+
+static void usage_command(FILE *out, enum command c)
+{
+	fprintf(out, "usage: tunlab %s", command_name(c));
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		const struct flag *f = &flags[i];
+
+		if ((f->required & CMD(c)) && f->metavar)
+			fprintf(out, " %s %s", f->name, f->metavar);
+	}
+	fprintf(out, " [options]\n\n");
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		const struct flag *f = &flags[i];
+		char left[64];
+
+		if (!(f->commands & CMD(c)) || !f->help)
+			continue;
+		snprintf(left, sizeof(left), "%s%s%s", f->name, f->metavar ? " " : "",
+			 f->metavar ? f->metavar : "");
+		fprintf(out, "  %-26s %s%s\n", left, f->help,
+			(f->required & CMD(c)) ? " [required]" : "");
+	}
+}
+
+void options_usage(FILE *out, enum command topic)
+{
+	if (topic != CMD_NONE && topic != CMD_HELP && topic != CMD_VERSION) {
+		usage_command(out, topic);
+		return;
+	}
+	fprintf(out, "tunlab: one TLS tunnel, four ways to intercept packets.\n\n"
+		     "usage: tunlab COMMAND [flags]\n       tunlab --help | --version\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'tunlab help COMMAND' or 'tunlab COMMAND --help' lists its flags.\n");
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/* Command line: subcommands and their flags, parsed from one table. */
+#ifndef TUNLAB_OPTIONS_H
+#define TUNLAB_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "../common/prefix.h"
+
+enum command {
+	CMD_NONE,
+	CMD_SERVER,
+	CMD_CLIENT,
+	CMD_CLEANUP,
+	CMD_HELP,    /* tunlab --help, tunlab help [CMD], tunlab CMD --help */
+	CMD_VERSION,
+};
+
+struct options {
+	enum command command;
+	enum command help_topic; /* CMD_HELP: which command, CMD_NONE for all */
+	const char *frontend;
+	const char *endpoint;    /* --listen or --connect */
+	const char *server_name;
+	const char *cert_file, *key_file, *ca_file, *peers_file;
+	bool has_address;
+	struct ip_prefix address;
+	struct ip_prefix *routes; /* heap; options_free releases it */
+	size_t route_count;
+	const char *stats_file;
+	unsigned stats_interval_ms;
+	const char *ifname;
+	unsigned mtu;
+	unsigned keepalive_ms, handshake_ms;
+	size_t queue_bytes;
+	bool trace, verbose, offload;
+	bool cleanup_all;
+};
+
+enum { EXIT_USAGE = 2 };
+
+/*
+ * Parses argv (argv[0] is the program). Returns 0, or -EINVAL with one line
+ * in err naming the flag or value at fault ("--mtu: 'abc' is not a number
+ * from 576 to 65535"). Checks per command that required flags are present.
+ */
+int options_parse(int argc, char *const argv[], struct options *out, char *err, size_t err_len);
+void options_free(struct options *opts);
+/* Full help for one command, or the overview for CMD_NONE. */
+void options_usage(FILE *out, enum command topic);
+
+#endif

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+/* Serialises tunnel and frontend counters as flat JSON, one line per sample. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "stats.h"
+
+struct counter {
+	const char *key;
+	size_t offset;
+};
+
+#define TS(field) { #field, offsetof(struct tunnel_stats, field) }
+static const struct counter tunnel_counters[] = {
+	TS(tx_packets), TS(tx_bytes), TS(rx_packets), TS(rx_bytes),
+	TS(tls_records_written), TS(tls_records_read), TS(tls_writes),
+	TS(drop_no_peer), TS(drop_peer_down), TS(drop_spoofed_source),
+	TS(drop_queue_full), TS(drop_tx_full), TS(drop_malformed), TS(drop_offload),
+	TS(sessions_active), TS(sessions_total), TS(handshake_failures),
+	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes),
+};
+
+#define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }
+static const struct counter frontend_counters[] = {
+	FS(captured_packets), FS(captured_bytes), FS(injected_packets),
+	FS(injected_bytes), FS(inject_errors), FS(capture_drops),
+};
+
+static double seconds(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void write_counters(FILE *out, const void *base, const struct counter *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, ",\"%s\":%" PRIu64, c[i].key,
+			*(const uint64_t *)((const char *)base + c[i].offset));
+}
+
+int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
+		const struct tunnel_stats *ts, const struct frontend_stats *fs)
+{
+	struct timespec now;
+	struct rusage ru;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	getrusage(RUSAGE_SELF, &ru);
+	double t = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+
+	fprintf(out, "{\"event\":\"%s\",\"time\":%.3f,\"uptime_s\":%.3f,\"role\":\"%s\","
+		     "\"frontend\":\"%s\",\"connected\":%s",
+		event, t, t - ctx->started, ctx->role, ctx->frontend,
+		ts->connected ? "true" : "false");
+	write_counters(out, ts, tunnel_counters, sizeof(tunnel_counters) / sizeof(tunnel_counters[0]));
+	write_counters(out, fs, frontend_counters,
+		       sizeof(frontend_counters) / sizeof(frontend_counters[0]));
+	fprintf(out, ",\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f}\n",
+		seconds(ru.ru_utime), seconds(ru.ru_stime));
+	if (fflush(out) != 0)
+		return -errno;
+	return 0;
+}

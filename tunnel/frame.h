@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* Frame encoding and the one parser every byte from the wire goes through. */
+#ifndef TUNLAB_FRAME_H
+#define TUNLAB_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/pkt.h"
+#include "proto.h"
+
+struct frame {
+	uint8_t type;           /* enum frame_type */
+	const uint8_t *payload; /* points into the parsed buffer */
+	uint32_t len;
+	/* Filled for FRAME_HELLO */
+	uint8_t hello_version, hello_flags;
+	/* Filled for FRAME_PACKET / FRAME_PACKET_OFF: the IP packet itself */
+	struct pkt pkt;
+};
+
+/*
+ * Parses one frame at the start of buf. Returns the bytes it occupies
+ * (header + payload), 0 when buf holds only part of a frame, or -EPROTO
+ * for a malformed one: unknown type, length above FRAME_PAYLOAD_MAX or
+ * wrong for the type (HELLO not FRAME_HELLO_LEN, KEEPALIVE not empty,
+ * CLOSE above FRAME_CLOSE_REASON_MAX, a packet shorter than an IP header,
+ * offload fields pointing outside the packet). Packet contents beyond that
+ * (addresses) are checked by the caller with pkt_addrs().
+ */
+int frame_parse(const uint8_t *buf, size_t len, struct frame *out);
+
+/* Bytes frame_put_packet needs for p. */
+size_t frame_packet_size(const struct pkt *p);
+/*
+ * Appends p as FRAME_PACKET (plain) or FRAME_PACKET_OFF (with offload) to
+ * buf. Returns the bytes written, or 0 when cap is too small.
+ */
+size_t frame_put_packet(uint8_t *buf, size_t cap, const struct pkt *p);
+size_t frame_put_hello(uint8_t *buf, size_t cap, uint8_t version, uint8_t flags);
+size_t frame_put_keepalive(uint8_t *buf, size_t cap);
+size_t frame_put_close(uint8_t *buf, size_t cap, const char *reason);
+
+#endif

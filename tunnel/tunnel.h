@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The common tunnel: TLS 1.3 over TCP with mutual certificate
+ * authentication, carrying IP packets in frames. One server serves many
+ * clients from the caller's event loop; a client reconnects on its own.
+ * No OpenSSL type appears here, and nothing here knows about frontends.
+ */
+#ifndef TUNLAB_TUNNEL_H
+#define TUNLAB_TUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/evloop.h"
+#include "../common/pkt.h"
+#include "../common/prefix.h"
+
+/* ---- peers file: "name prefix[,prefix...]", '#' comments ---- */
+
+enum { PEER_NAME_MAX = 64 }; /* X.509 caps a common name at 64 characters */
+
+struct peer {
+	char name[PEER_NAME_MAX + 1];
+	struct ip_prefix *prefixes;
+	size_t prefix_count;
+};
+
+struct peer_table {
+	struct peer *peers;
+	size_t count;
+};
+
+/*
+ * Parses a peers file held in memory. On error returns -EINVAL with
+ * "LINE: what is wrong" in err and leaves out empty. Rejects duplicate names
+ * and prefixes that overlap between peers (routing would be ambiguous).
+ */
+int peers_parse(const char *text, size_t len, struct peer_table *out, char *err, size_t err_len);
+/* Reads and parses path; err then starts with the path. */
+int peers_load(const char *path, struct peer_table *out, char *err, size_t err_len);
+void peers_free(struct peer_table *table);
+const struct peer *peers_find(const struct peer_table *table, const char *name);
+
+/* ---- the tunnel ---- */
+
+enum tunnel_role { TUNNEL_CLIENT, TUNNEL_SERVER };
+
+enum tunnel_log_level { TUNNEL_LOG_ERR, TUNNEL_LOG_WARN, TUNNEL_LOG_INFO, TUNNEL_LOG_DEBUG };
+
+struct tunnel_config {
+	enum tunnel_role role;
+	const char *endpoint;    /* server: --listen, client: --connect; "host:port", "[v6]:port" */
+	const char *server_name; /* client: expected SAN; NULL means endpoint's host */
+	const char *cert_file, *key_file, *ca_file;
+	const struct peer_table *peers; /* server only; must outlive the tunnel */
+	bool accept_offload;     /* our frontend injects offload packets */
+	unsigned keepalive_ms;   /* 0: TUNNEL_KEEPALIVE_MS_DEFAULT */
+	unsigned handshake_ms;   /* 0: TUNNEL_HANDSHAKE_MS_DEFAULT */
+	size_t queue_bytes;      /* client; 0: TUNNEL_QUEUE_DEFAULT_BYTES */
+	bool trace;              /* call cb->trace per packet per stage */
+};
+
+struct tunnel_callbacks {
+	/* Packets out of the tunnel, source already checked against the peer. */
+	void (*deliver)(void *ctx, const struct pkt_batch *batch);
+	/* Client: the send side has room again after tunnel_send_blocked(). */
+	void (*writable)(void *ctx);
+	void (*log)(void *ctx, enum tunnel_log_level level, const char *msg);
+	/* stage: "framed", "sent", "received"; peer: the session's name or NULL. */
+	void (*trace)(void *ctx, const char *stage, const char *peer, const struct pkt *pkt);
+};
+
+struct tunnel_stats {
+	uint64_t tx_packets, tx_bytes;   /* IP packets/bytes framed into the tunnel */
+	uint64_t rx_packets, rx_bytes;   /* IP packets/bytes delivered out of it */
+	uint64_t tls_records_written, tls_records_read;
+	uint64_t tls_writes;             /* SSL_write calls that moved data */
+	uint64_t drop_no_peer;           /* server: no peer prefix holds the destination */
+	uint64_t drop_peer_down;         /* server: that peer is not connected */
+	uint64_t drop_spoofed_source;    /* source outside the sending peer's prefixes */
+	uint64_t drop_queue_full;        /* client: reconnect queue full */
+	uint64_t drop_tx_full;           /* server: a session's send buffer full */
+	uint64_t drop_malformed;         /* not an IP packet, bad frame contents */
+	uint64_t drop_offload;           /* offload packet the peer cannot take */
+	uint64_t sessions_active, sessions_total;
+	uint64_t handshake_failures;     /* bad cert, unknown peer, timeout, version */
+	uint64_t sessions_dead;          /* cut off by dead-peer detection */
+	uint64_t reconnects;             /* client: connections after the first */
+	uint64_t queue_packets, queue_bytes; /* client: held now while reconnecting */
+	bool connected;                  /* client: a session is established */
+};
+
+struct tunnel;
+
+/* Sets up TLS and starts listening or connecting. NULL and err on failure. */
+struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
+			  const struct tunnel_callbacks *cb, void *ctx,
+			  char *err, size_t err_len);
+/*
+ * Frames a batch of captured packets and sends it: a server picks the
+ * session by longest-prefix match on each destination, a client queues
+ * while disconnected. Never blocks; drops are counted by reason.
+ */
+void tunnel_send(struct tunnel *t, const struct pkt_batch *batch);
+/* Client: true while the send buffer is above its high-water mark. */
+bool tunnel_send_blocked(const struct tunnel *t);
+void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out);
+/* Sends close_notify to every peer (best effort) and frees everything. */
+void tunnel_free(struct tunnel *t);
+
+#endif
