@@ -6,6 +6,7 @@
  * the parser and --help cannot disagree.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,13 +158,18 @@ static int parse_bytes(const char *text, unsigned long *out)
 {
 	char *end;
 
+	unsigned shift = 0;
+
 	if (parse_ulong(text, out, &end) < 0)
 		return -EINVAL;
 	if (*end == 'K' || *end == 'k')
-		*out <<= 10, end++;
+		shift = 10, end++;
 	else if (*end == 'M' || *end == 'm')
-		*out <<= 20, end++;
-	return *end ? -EINVAL : 0;
+		shift = 20, end++;
+	if (*end || *out > (ULONG_MAX >> shift))
+		return -EINVAL;
+	*out <<= shift;
+	return 0;
 }
 
 static int append_route(struct options *o, const char *text)
@@ -196,8 +202,11 @@ static int parse_number_flag(const struct flag *f, const char *value, struct opt
 	if (ret < 0 || v < f->min || v > f->max) {
 		char what[96];
 
-		snprintf(what, sizeof(what), "is not a %s from %lu to %lu",
-			 f->kind == FLAG_SECONDS ? "number of ms" : "number", f->min, f->max);
+		if (f->kind == FLAG_SECONDS)
+			snprintf(what, sizeof(what), "is not a number of seconds from %g to %g",
+				 f->min / 1000.0, f->max / 1000.0);
+		else
+			snprintf(what, sizeof(what), "is not a number from %lu to %lu", f->min, f->max);
 		return fail(err, err_len, f->name, what, value);
 	}
 	if (f->kind == FLAG_BYTES)

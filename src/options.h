@@ -36,7 +36,6 @@ struct options {
 	unsigned keepalive_ms, handshake_ms;
 	size_t queue_bytes;
 	bool trace, verbose, offload;
-	bool cleanup_all;
 };
 
 enum { EXIT_USAGE = 2 };

@@ -14,6 +14,10 @@
  *
  * Frames are packed back to back into one write buffer, so that several
  * packets share one TLS record (16 KiB of plaintext at most).
+ *
+ * FRAME_PACKET_OFF's payload starts with the offload block of struct
+ * pkt_offload, big endian: flags u8, gso_type u8, hdr_len u16, gso_size u16,
+ * csum_start u16, csum_offset u16, reserved u16 (0); the IP packet follows.
  */
 enum frame_type {
 	FRAME_HELLO      = 1, /* first frame each way: version, flags */

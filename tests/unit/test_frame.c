@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of tunnel/frame.h: every frame type put and parsed back, and what the parser refuses. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../tunnel/frame.h"
+
+/* A v4 or v6 header of the given total length; the rest is a byte pattern. */
+static void build_ip(uint8_t *buf, unsigned version, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 7 + 3);
+	if (version == 4) {
+		buf[0] = 0x45;
+		buf[2] = (uint8_t)(len >> 8);
+		buf[3] = (uint8_t)len;
+		buf[9] = 6;
+	} else {
+		buf[0] = 0x60;
+		buf[4] = (uint8_t)((len - 40) >> 8);
+		buf[5] = (uint8_t)(len - 40);
+		buf[6] = 17;
+	}
+}
+
+static void put_header(uint8_t *buf, uint8_t type, uint32_t len)
+{
+	buf[0] = type;
+	buf[1] = (uint8_t)(len >> 16);
+	buf[2] = (uint8_t)(len >> 8);
+	buf[3] = (uint8_t)len;
+}
+
+/* Parses into a frame pre-filled with junk, so that unset fields show. */
+static int parse(const uint8_t *buf, size_t len, struct frame *f)
+{
+	memset(f, 0xa5, sizeof(*f));
+	return frame_parse(buf, len, f);
+}
+
+static void assert_all_cuts_partial(const uint8_t *buf, size_t len)
+{
+	struct frame f;
+
+	for (size_t cut = 0; cut < len; cut++) {
+		int ret = frame_parse(buf, cut, &f);
+
+		if (ret != 0)
+			fail_msg("frame of %zu bytes cut at %zu: got %d, want 0", len, cut, ret);
+	}
+}
+
+static void test_hello(void **state)
+{
+	(void)state;
+	uint8_t buf[16];
+	const uint8_t want[] = { FRAME_HELLO, 0, 0, 4, PROTO_VERSION, HELLO_F_OFFLOAD, 0, 0 };
+	struct frame f;
+
+	assert_int_equal(frame_put_hello(buf, sizeof(buf), PROTO_VERSION, HELLO_F_OFFLOAD), 8);
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(parse(buf, sizeof(buf), &f), 8);
+	assert_int_equal(f.type, FRAME_HELLO);
+	assert_int_equal(f.len, FRAME_HELLO_LEN);
+	assert_ptr_equal(f.payload, buf + FRAME_HEADER_LEN);
+	assert_int_equal(f.hello_version, PROTO_VERSION);
+	assert_int_equal(f.hello_flags, HELLO_F_OFFLOAD);
+
+	assert_int_equal(frame_put_hello(buf, 8, 7, 0), 8);
+	assert_int_equal(parse(buf, 8, &f), 8);
+	assert_int_equal(f.hello_version, 7);
+	assert_int_equal(f.hello_flags, 0);
+	assert_all_cuts_partial(buf, 8);
+}
+
+static void test_keepalive(void **state)
+{
+	(void)state;
+	uint8_t buf[8];
+	const uint8_t want[] = { FRAME_KEEPALIVE, 0, 0, 0 };
+	struct frame f;
+
+	assert_int_equal(frame_put_keepalive(buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(parse(buf, 4, &f), 4);
+	assert_int_equal(f.type, FRAME_KEEPALIVE);
+	assert_int_equal(f.len, 0);
+	assert_all_cuts_partial(buf, 4);
+}
+
+static void test_close(void **state)
+{
+	(void)state;
+	uint8_t buf[256];
+	const char *reason = "server shutting down";
+	size_t n = strlen(reason);
+	struct frame f;
+
+	assert_int_equal(frame_put_close(buf, sizeof(buf), reason), 4 + n);
+	assert_int_equal(buf[0], FRAME_CLOSE);
+	assert_int_equal(buf[3], n);
+	assert_int_equal(parse(buf, sizeof(buf), &f), 4 + n);
+	assert_int_equal(f.type, FRAME_CLOSE);
+	assert_int_equal(f.len, n);
+	assert_memory_equal(f.payload, reason, n);
+	assert_all_cuts_partial(buf, 4 + n);
+
+	assert_int_equal(frame_put_close(buf, sizeof(buf), ""), 4);
+	assert_int_equal(parse(buf, 4, &f), 4);
+	assert_int_equal(f.type, FRAME_CLOSE);
+	assert_int_equal(f.len, 0);
+}
+
+/* The longest reason passes; a longer one is cut so that the frame still parses. */
+static void test_close_reason_limit(void **state)
+{
+	(void)state;
+	char reason[300];
+	uint8_t buf[512];
+	struct frame f;
+
+	memset(reason, 'r', FRAME_CLOSE_REASON_MAX);
+	reason[FRAME_CLOSE_REASON_MAX] = '\0';
+	assert_int_equal(frame_put_close(buf, sizeof(buf), reason), 4 + FRAME_CLOSE_REASON_MAX);
+	assert_int_equal(parse(buf, sizeof(buf), &f), 4 + FRAME_CLOSE_REASON_MAX);
+	assert_int_equal(f.len, FRAME_CLOSE_REASON_MAX);
+
+	memset(reason, 'r', 250);
+	reason[250] = '\0';
+	assert_int_equal(frame_put_close(buf, sizeof(buf), reason), 4 + FRAME_CLOSE_REASON_MAX);
+	assert_int_equal(parse(buf, sizeof(buf), &f), 4 + FRAME_CLOSE_REASON_MAX);
+
+	/* "é" at bytes 199-200 straddles the limit: cut before it, not inside it. */
+	memset(reason, 'r', 199);
+	strcpy(reason + 199, "\xc3\xa9tc");
+	assert_int_equal(frame_put_close(buf, sizeof(buf), reason), 4 + 199);
+	assert_int_equal(parse(buf, sizeof(buf), &f), 4 + 199);
+	assert_int_equal(f.payload[198], 'r');
+}
+
+static void assert_plain_roundtrip(unsigned version, uint32_t ip_len)
+{
+	uint8_t *ip = malloc(ip_len), *buf = malloc(ip_len + 8);
+	struct pkt p = { .data = ip, .len = ip_len };
+	const struct pkt_offload zero = { 0 };
+	struct frame f;
+
+	assert_non_null(ip);
+	assert_non_null(buf);
+	build_ip(ip, version, ip_len);
+	assert_int_equal(frame_packet_size(&p), FRAME_HEADER_LEN + ip_len);
+	assert_int_equal(frame_put_packet(buf, ip_len + 8, &p), FRAME_HEADER_LEN + ip_len);
+	assert_int_equal(buf[0], FRAME_PACKET);
+	assert_int_equal((buf[1] << 16) | (buf[2] << 8) | buf[3], ip_len);
+	assert_memory_equal(buf + 4, ip, ip_len);
+
+	assert_int_equal(parse(buf, ip_len + 8, &f), FRAME_HEADER_LEN + ip_len);
+	assert_int_equal(f.type, FRAME_PACKET);
+	assert_int_equal(f.len, ip_len);
+	assert_ptr_equal(f.payload, buf + FRAME_HEADER_LEN);
+	assert_ptr_equal(f.pkt.data, buf + FRAME_HEADER_LEN);
+	assert_int_equal(f.pkt.len, ip_len);
+	assert_memory_equal(&f.pkt.off, &zero, sizeof(zero));
+	assert_true(pkt_is_plain(&f.pkt));
+	free(ip);
+	free(buf);
+}
+
+static void test_packet_plain(void **state)
+{
+	(void)state;
+	assert_plain_roundtrip(4, 20);
+	assert_plain_roundtrip(4, 84);
+	assert_plain_roundtrip(6, 40);
+	assert_plain_roundtrip(6, 1280);
+	assert_plain_roundtrip(4, FRAME_IP_MAX);
+}
+
+static void assert_offload_roundtrip(unsigned version, uint32_t ip_len, const struct pkt_offload *off)
+{
+	uint8_t *ip = malloc(ip_len), *buf = malloc(ip_len + 32);
+	struct pkt p = { .data = ip, .len = ip_len, .off = *off };
+	const uint32_t plen = FRAME_OFFLOAD_LEN + ip_len;
+	const uint8_t block[FRAME_OFFLOAD_LEN] = {
+		off->flags, off->gso_type,
+		off->hdr_len >> 8, off->hdr_len & 0xff,
+		off->gso_size >> 8, off->gso_size & 0xff,
+		off->csum_start >> 8, off->csum_start & 0xff,
+		off->csum_offset >> 8, off->csum_offset & 0xff,
+		0, 0,
+	};
+	struct frame f;
+
+	assert_non_null(ip);
+	assert_non_null(buf);
+	build_ip(ip, version, ip_len);
+	assert_int_equal(frame_packet_size(&p), FRAME_HEADER_LEN + plen);
+	assert_int_equal(frame_put_packet(buf, ip_len + 32, &p), FRAME_HEADER_LEN + plen);
+	assert_int_equal(buf[0], FRAME_PACKET_OFF);
+	assert_int_equal((buf[1] << 16) | (buf[2] << 8) | buf[3], plen);
+	/* Big endian, in struct pkt_offload's order, 2 reserved zero bytes. */
+	assert_memory_equal(buf + 4, block, sizeof(block));
+	assert_memory_equal(buf + 16, ip, ip_len);
+
+	assert_int_equal(parse(buf, ip_len + 32, &f), FRAME_HEADER_LEN + plen);
+	assert_int_equal(f.type, FRAME_PACKET_OFF);
+	assert_int_equal(f.len, plen);
+	assert_ptr_equal(f.pkt.data, buf + FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN);
+	assert_int_equal(f.pkt.len, ip_len);
+	assert_int_equal(f.pkt.off.flags, off->flags);
+	assert_int_equal(f.pkt.off.gso_type, off->gso_type);
+	assert_int_equal(f.pkt.off.hdr_len, off->hdr_len);
+	assert_int_equal(f.pkt.off.gso_size, off->gso_size);
+	assert_int_equal(f.pkt.off.csum_start, off->csum_start);
+	assert_int_equal(f.pkt.off.csum_offset, off->csum_offset);
+	assert_all_cuts_partial(buf, FRAME_HEADER_LEN + plen);
+	free(ip);
+	free(buf);
+}
+
+static void test_packet_offload(void **state)
+{
+	(void)state;
+	const struct pkt_offload tso4 = {
+		.flags = PKT_F_NEEDS_CSUM, .gso_type = PKT_GSO_TCPV4,
+		.hdr_len = 52, .gso_size = 1448, .csum_start = 20, .csum_offset = 16,
+	};
+	const struct pkt_offload uso6 = {
+		.flags = PKT_F_NEEDS_CSUM, .gso_type = PKT_GSO_UDP,
+		.hdr_len = 48, .gso_size = 1232, .csum_start = 40, .csum_offset = 6,
+	};
+	const struct pkt_offload tso6_no_csum = {
+		.gso_type = PKT_GSO_TCPV6, .hdr_len = 60, .gso_size = 0x1234,
+	};
+	const struct pkt_offload csum_only = {
+		.flags = PKT_F_NEEDS_CSUM, .csum_start = 0x0102, .csum_offset = 0x0304,
+	};
+
+	assert_offload_roundtrip(4, 3000, &tso4);
+	assert_offload_roundtrip(6, 2000, &uso6);
+	assert_offload_roundtrip(6, 9000, &tso6_no_csum);
+	/* The checksum field ends exactly at the packet's end. */
+	assert_offload_roundtrip(4, 0x0102 + 0x0304 + 2, &csum_only);
+	/* The largest payload any frame may carry. */
+	assert_offload_roundtrip(4, FRAME_IP_MAX, &tso4);
+}
+
+/* Several frames back to back, as the sender coalesces them into one record. */
+static void test_coalesced(void **state)
+{
+	(void)state;
+	uint8_t ip4[100], ip6[60], buf[512];
+	const struct pkt plain = { .data = ip4, .len = sizeof(ip4) };
+	const struct pkt off = {
+		.data = ip6, .len = sizeof(ip6),
+		.off = { .flags = PKT_F_NEEDS_CSUM, .csum_start = 40, .csum_offset = 6 },
+	};
+	size_t n = 0, sizes[6];
+	struct frame f;
+
+	build_ip(ip4, 4, sizeof(ip4));
+	build_ip(ip6, 6, sizeof(ip6));
+	n += sizes[0] = frame_put_hello(buf + n, sizeof(buf) - n, PROTO_VERSION, 0);
+	n += sizes[1] = frame_put_packet(buf + n, sizeof(buf) - n, &plain);
+	n += sizes[2] = frame_put_keepalive(buf + n, sizeof(buf) - n);
+	n += sizes[3] = frame_put_packet(buf + n, sizeof(buf) - n, &off);
+	n += sizes[4] = frame_put_packet(buf + n, sizeof(buf) - n, &plain);
+	n += sizes[5] = frame_put_close(buf + n, sizeof(buf) - n, "bye");
+	assert_int_equal(n, 8 + 104 + 4 + 76 + 104 + 7);
+
+	static const uint8_t types[] = {
+		FRAME_HELLO, FRAME_PACKET, FRAME_KEEPALIVE, FRAME_PACKET_OFF, FRAME_PACKET, FRAME_CLOSE,
+	};
+	size_t at = 0;
+
+	for (size_t i = 0; i < 6; i++) {
+		assert_int_equal(parse(buf + at, n - at, &f), sizes[i]);
+		assert_int_equal(f.type, types[i]);
+		if (f.type == FRAME_PACKET)
+			assert_memory_equal(f.pkt.data, ip4, sizeof(ip4));
+		if (f.type == FRAME_PACKET_OFF) {
+			assert_memory_equal(f.pkt.data, ip6, sizeof(ip6));
+			assert_int_equal(f.pkt.off.csum_start, 40);
+		}
+		at += sizes[i];
+	}
+	assert_int_equal(at, n);
+	assert_int_equal(parse(buf + at, 0, &f), 0);
+
+	/* Cut anywhere inside the second frame: the first still parses, then 0. */
+	for (size_t cut = sizes[0]; cut < sizes[0] + sizes[1]; cut++) {
+		assert_int_equal(parse(buf, cut, &f), sizes[0]);
+		assert_int_equal(parse(buf + sizes[0], cut - sizes[0], &f), 0);
+	}
+}
+
+static int parse_header_only(uint8_t type, uint32_t len, size_t have)
+{
+	uint8_t *buf = calloc(1, FRAME_HEADER_LEN + have);
+	struct frame f;
+	int ret;
+
+	assert_non_null(buf);
+	put_header(buf, type, len);
+	ret = parse(buf, FRAME_HEADER_LEN + have, &f);
+	free(buf);
+	return ret;
+}
+
+static void test_malformed_header(void **state)
+{
+	(void)state;
+	/* Unknown types. */
+	assert_int_equal(parse_header_only(0, 0, 0), -EPROTO);
+	assert_int_equal(parse_header_only(6, 0, 0), -EPROTO);
+	assert_int_equal(parse_header_only(0xff, 4, 4), -EPROTO);
+	/* Too long: refused from the header alone, without waiting for the payload. */
+	assert_int_equal(parse_header_only(FRAME_PACKET_OFF, FRAME_PAYLOAD_MAX + 1, 0), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_PACKET, 0xffffff, 0), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_CLOSE, 0xffffff, 100), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_PACKET_OFF, FRAME_PAYLOAD_MAX + 1,
+					   FRAME_PAYLOAD_MAX + 1), -EPROTO);
+	/* Lengths wrong for the type. */
+	assert_int_equal(parse_header_only(FRAME_HELLO, 3, 3), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_HELLO, 5, 5), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_HELLO, 0, 0), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_KEEPALIVE, 1, 1), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_CLOSE, FRAME_CLOSE_REASON_MAX + 1,
+					   FRAME_CLOSE_REASON_MAX + 1), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_CLOSE, FRAME_CLOSE_REASON_MAX,
+					   FRAME_CLOSE_REASON_MAX), 4 + FRAME_CLOSE_REASON_MAX);
+	/* IP's total length caps a plain packet at 65535 bytes. */
+	assert_int_equal(parse_header_only(FRAME_PACKET, FRAME_IP_MAX + 1, FRAME_IP_MAX + 1), -EPROTO);
+}
+
+static int parse_plain_ip(const uint8_t *ip, uint32_t len)
+{
+	uint8_t *buf = malloc(FRAME_HEADER_LEN + len);
+	struct frame f;
+	int ret;
+
+	assert_non_null(buf);
+	put_header(buf, FRAME_PACKET, len);
+	memcpy(buf + FRAME_HEADER_LEN, ip, len);
+	ret = parse(buf, FRAME_HEADER_LEN + len, &f);
+	free(buf);
+	return ret;
+}
+
+static int parse_offload_ip(const uint8_t *ip, uint32_t len, const struct pkt_offload *off)
+{
+	uint8_t *buf = malloc(FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN + len);
+	const struct pkt p = { .data = (uint8_t *)ip, .len = len, .off = *off };
+	struct frame f;
+	size_t n;
+	int ret;
+
+	assert_non_null(buf);
+	n = frame_put_packet(buf, FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN + len, &p);
+	assert_int_equal(n, FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN + len);
+	ret = parse(buf, n, &f);
+	free(buf);
+	return ret;
+}
+
+static void test_malformed_packet(void **state)
+{
+	(void)state;
+	uint8_t ip[200];
+	const struct pkt_offload csum = {
+		.flags = PKT_F_NEEDS_CSUM, .csum_start = 20, .csum_offset = 6,
+	};
+
+	build_ip(ip, 4, 19);
+	assert_int_equal(parse_plain_ip(ip, 19), -EPROTO);
+	assert_int_equal(parse_plain_ip(ip, 0), -EPROTO);
+	assert_int_equal(parse_offload_ip(ip, 19, &csum), -EPROTO);
+	build_ip(ip, 4, 20);
+	assert_int_equal(parse_plain_ip(ip, 20), 24);
+
+	static const uint8_t bad_versions[] = { 0x05, 0x35, 0x55, 0x75, 0xf5 };
+
+	for (size_t i = 0; i < sizeof(bad_versions); i++) {
+		build_ip(ip, 4, 100);
+		ip[0] = bad_versions[i];
+		if (parse_plain_ip(ip, 100) != -EPROTO)
+			fail_msg("plain packet with first byte 0x%02x accepted", bad_versions[i]);
+		if (parse_offload_ip(ip, 100, &csum) != -EPROTO)
+			fail_msg("offload packet with first byte 0x%02x accepted", bad_versions[i]);
+	}
+}
+
+/* "a packet shorter than an IP header": for IPv6 that header is 40 bytes. */
+static void test_malformed_packet_v6_short(void **state)
+{
+	(void)state;
+	uint8_t ip[40];
+	const struct pkt_offload csum = {
+		.flags = PKT_F_NEEDS_CSUM, .csum_start = 20, .csum_offset = 6,
+	};
+
+	build_ip(ip, 6, 40);
+	assert_int_equal(parse_plain_ip(ip, 40), 44);
+	assert_int_equal(parse_offload_ip(ip, 40, &csum), 56);
+	assert_int_equal(parse_plain_ip(ip, 39), -EPROTO);
+	assert_int_equal(parse_plain_ip(ip, 20), -EPROTO);
+	assert_int_equal(parse_offload_ip(ip, 39, &csum), -EPROTO);
+}
+
+static void test_malformed_offload(void **state)
+{
+	(void)state;
+	uint8_t ip[200];
+	struct pkt_offload off = {
+		.flags = PKT_F_NEEDS_CSUM, .gso_type = PKT_GSO_TCPV4,
+		.hdr_len = 40, .gso_size = 100, .csum_start = 20, .csum_offset = 16,
+	};
+
+	build_ip(ip, 4, 200);
+	assert_int_equal(parse_offload_ip(ip, 200, &off), 4 + 12 + 200);
+
+	/* csum_start + csum_offset + 2 one past the end, then far past it. */
+	off.csum_start = 190;
+	off.csum_offset = 9;
+	assert_int_equal(parse_offload_ip(ip, 200, &off), -EPROTO);
+	off.csum_offset = 8;
+	assert_int_equal(parse_offload_ip(ip, 200, &off), 4 + 12 + 200);
+	off.csum_start = 0xffff;
+	off.csum_offset = 0xffff;
+	assert_int_equal(parse_offload_ip(ip, 200, &off), -EPROTO);
+	off.csum_start = 20;
+	off.csum_offset = 16;
+
+	static const uint8_t bad_gso[] = { 2, 5, 0x7f, 0x81, 0xff };
+
+	for (size_t i = 0; i < sizeof(bad_gso); i++) {
+		off.gso_type = bad_gso[i];
+		if (parse_offload_ip(ip, 200, &off) != -EPROTO)
+			fail_msg("gso_type %u accepted", bad_gso[i]);
+	}
+	off.gso_type = PKT_GSO_TCPV6;
+	assert_int_equal(parse_offload_ip(ip, 200, &off), 4 + 12 + 200);
+
+	/* hdr_len, too, must stay inside the packet. */
+	off.hdr_len = 201;
+	assert_int_equal(parse_offload_ip(ip, 200, &off), -EPROTO);
+}
+
+static void assert_untouched(const uint8_t *buf, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (buf[i] != 0xee)
+			fail_msg("byte %zu written beyond cap %zu", i, from);
+}
+
+static void test_put_small_cap(void **state)
+{
+	(void)state;
+	uint8_t ip[64], buf[128];
+	const struct pkt plain = { .data = ip, .len = sizeof(ip) };
+	const struct pkt off = {
+		.data = ip, .len = sizeof(ip),
+		.off = { .gso_type = PKT_GSO_TCPV4, .hdr_len = 40, .gso_size = 10 },
+	};
+
+	build_ip(ip, 4, sizeof(ip));
+	for (size_t cap = 0; cap < 4 + 12 + sizeof(ip); cap++) {
+		memset(buf, 0xee, sizeof(buf));
+		if (cap < 8)
+			assert_int_equal(frame_put_hello(buf, cap, 1, 0), 0);
+		if (cap < 4)
+			assert_int_equal(frame_put_keepalive(buf, cap), 0);
+		if (cap < 7)
+			assert_int_equal(frame_put_close(buf, cap, "bye"), 0);
+		if (cap < 4 + sizeof(ip))
+			assert_int_equal(frame_put_packet(buf, cap, &plain), 0);
+		assert_int_equal(frame_put_packet(buf, cap, &off), 0);
+		assert_untouched(buf, cap, sizeof(buf));
+	}
+	assert_int_equal(frame_put_packet(buf, 4 + 12 + sizeof(ip), &off), 4 + 12 + sizeof(ip));
+	assert_int_equal(frame_put_close(buf, 7, "bye"), 7);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_close),
+		cmocka_unit_test(test_close_reason_limit),
+		cmocka_unit_test(test_packet_plain),
+		cmocka_unit_test(test_packet_offload),
+		cmocka_unit_test(test_coalesced),
+		cmocka_unit_test(test_malformed_header),
+		cmocka_unit_test(test_malformed_packet),
+		cmocka_unit_test(test_malformed_packet_v6_short),
+		cmocka_unit_test(test_malformed_offload),
+		cmocka_unit_test(test_put_small_cap),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of the command line parser (src/options.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../../src/options.h"
+
+#define ARGC(argv) ((int)(sizeof(argv) / sizeof((argv)[0])))
+
+static const char *const server_argv[] = {
+	"tunlab", "server",
+	"--frontend", "tun",
+	"--listen", "127.0.0.1:4443",
+	"--cert", "srv.pem",
+	"--key", "srv.key",
+	"--ca", "ca.pem",
+	"--peers", "peers.conf",
+	"--address", "10.8.0.1/24",
+	"--mtu", "1400",
+	"--stats", "stats.json",
+	"--stats-interval", "250",
+	"--dev", "tl0",
+	"--keepalive", "2.5",
+	"--handshake-timeout=3",
+	"--trace",
+	"--verbose",
+	"--no-offload",
+};
+
+static const char *const client_argv[] = {
+	"tunlab", "client",
+	"--frontend", "nfqueue",
+	"--connect", "[::1]:4443",
+	"--server-name", "srv.tunlab.test",
+	"--cert", "cli.pem",
+	"--key", "cli.key",
+	"--ca", "ca.pem",
+	"--address=10.8.0.2/24",
+	"--route", "10.9.0.0/16",
+	"--route", "fd00:9::/64",
+	"--route=192.168.60.7/24",
+	"--queue", "512K",
+};
+
+static int parse(int argc, const char *const *argv, struct options *o, char *err, size_t err_len)
+{
+	err[0] = '\0';
+	return options_parse(argc, (char *const *)argv, o, err, err_len);
+}
+
+static void assert_prefix_is(const struct ip_prefix *p, const char *want)
+{
+	char out[PREFIX_STR_MAX];
+
+	prefix_format(p, out, sizeof(out));
+	assert_string_equal(out, want);
+}
+
+static void test_server(void **state)
+{
+	(void)state;
+	struct options o;
+	char err[256];
+
+	assert_int_equal(parse(ARGC(server_argv), server_argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.command, CMD_SERVER);
+	assert_string_equal(o.frontend, "tun");
+	assert_string_equal(o.endpoint, "127.0.0.1:4443");
+	assert_null(o.server_name);
+	assert_string_equal(o.cert_file, "srv.pem");
+	assert_string_equal(o.key_file, "srv.key");
+	assert_string_equal(o.ca_file, "ca.pem");
+	assert_string_equal(o.peers_file, "peers.conf");
+	assert_true(o.has_address);
+	assert_prefix_is(&o.address, "10.8.0.1/24");
+	assert_int_equal(o.route_count, 0);
+	assert_string_equal(o.stats_file, "stats.json");
+	assert_int_equal(o.stats_interval_ms, 250);
+	assert_string_equal(o.ifname, "tl0");
+	assert_int_equal(o.mtu, 1400);
+	assert_int_equal(o.keepalive_ms, 2500);
+	assert_int_equal(o.handshake_ms, 3000);
+	assert_true(o.trace);
+	assert_true(o.verbose);
+	assert_false(o.offload);
+	options_free(&o);
+}
+
+static void test_client(void **state)
+{
+	(void)state;
+	struct options o;
+	char err[256];
+
+	assert_int_equal(parse(ARGC(client_argv), client_argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.command, CMD_CLIENT);
+	assert_string_equal(o.frontend, "nfqueue");
+	assert_string_equal(o.endpoint, "[::1]:4443");
+	assert_string_equal(o.server_name, "srv.tunlab.test");
+	assert_string_equal(o.cert_file, "cli.pem");
+	assert_null(o.peers_file);
+	assert_true(o.has_address);
+	assert_prefix_is(&o.address, "10.8.0.2/24");
+	assert_int_equal(o.route_count, 3);
+	assert_non_null(o.routes);
+	assert_prefix_is(&o.routes[0], "10.9.0.0/16");
+	assert_prefix_is(&o.routes[1], "fd00:9::/64");
+	assert_int_equal(o.routes[1].addr.family, AF_INET6);
+	assert_prefix_is(&o.routes[2], "192.168.60.0/24"); /* host bits cleared */
+	assert_int_equal(o.queue_bytes, 512 * 1024);
+	/* Defaults of what was not given. */
+	assert_int_equal(o.mtu, 1500);
+	assert_int_equal(o.stats_interval_ms, 1000);
+	assert_null(o.stats_file);
+	assert_null(o.ifname);
+	assert_true(o.offload);
+	assert_false(o.trace);
+	assert_int_equal(o.keepalive_ms, 0);
+	assert_int_equal(o.handshake_ms, 0);
+	options_free(&o);
+	assert_null(o.routes);
+	assert_int_equal(o.route_count, 0);
+}
+
+/* The parser keeps no state between calls: the same line twice gives the same result. */
+static void test_reparse(void **state)
+{
+	(void)state;
+	struct options o;
+	char err[256];
+
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(parse(ARGC(client_argv), client_argv, &o, err, sizeof(err)), 0);
+		assert_int_equal(o.route_count, 3);
+		options_free(&o);
+	}
+}
+
+static void test_cleanup(void **state)
+{
+	(void)state;
+	const char *const argv[] = { "tunlab", "cleanup", "--verbose" };
+	struct options o;
+	char err[256];
+
+	assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.command, CMD_CLEANUP);
+	assert_true(o.verbose);
+	options_free(&o);
+}
+
+static void assert_help(int argc, const char *const *argv, enum command topic)
+{
+	struct options o;
+	char err[256];
+
+	assert_int_equal(parse(argc, argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.command, CMD_HELP);
+	assert_int_equal(o.help_topic, topic);
+	options_free(&o);
+}
+
+static void test_help_and_version(void **state)
+{
+	(void)state;
+	const char *const bare[] = { "tunlab" };
+	const char *const help[] = { "tunlab", "--help" };
+	const char *const help_server[] = { "tunlab", "help", "server" };
+	const char *const help_client[] = { "tunlab", "help", "client" };
+	const char *const server_help[] = { "tunlab", "server", "--help" };
+	const char *const late_help[] = { "tunlab", "client", "--frontend", "tun", "--help" };
+	const char *const version[] = { "tunlab", "--version" };
+	struct options o;
+	char err[256];
+
+	assert_help(ARGC(bare), bare, CMD_NONE);
+	assert_help(ARGC(help), help, CMD_NONE);
+	assert_help(ARGC(help_server), help_server, CMD_SERVER);
+	assert_help(ARGC(help_client), help_client, CMD_CLIENT);
+	assert_help(ARGC(server_help), server_help, CMD_SERVER);
+	assert_help(ARGC(late_help), late_help, CMD_CLIENT);
+
+	assert_int_equal(parse(ARGC(version), version, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.command, CMD_VERSION);
+	options_free(&o);
+}
+
+/* Usage text goes where it is told and names the command's flags. */
+static void test_usage(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	assert_non_null(out);
+	options_usage(out, CMD_CLIENT);
+	fclose(out);
+	assert_non_null(strstr(text, "--connect"));
+	assert_non_null(strstr(text, "--route"));
+	assert_null(strstr(text, "--peers"));
+	free(text);
+
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	options_usage(out, CMD_NONE);
+	fclose(out);
+	assert_non_null(strstr(text, "server"));
+	assert_non_null(strstr(text, "client"));
+	free(text);
+}
+
+/* -EINVAL, no routes left allocated, and err names the flag or value at fault. */
+static void assert_error(int argc, const char *const *argv, const char *mentions)
+{
+	struct options o;
+	char err[256];
+	int ret = parse(argc, argv, &o, err, sizeof(err));
+
+	if (ret != -EINVAL) {
+		options_free(&o);
+		fail_msg("argv[%d] \"%s\": got %d, want -EINVAL", argc - 1, argv[argc - 1], ret);
+	}
+	assert_null(o.routes);
+	assert_int_equal(o.route_count, 0);
+	if (!strstr(err, mentions))
+		fail_msg("err \"%s\" does not mention \"%s\"", err, mentions);
+}
+
+/* A copy of the valid client line with one argument replaced or the line cut. */
+static void assert_client_error(size_t at, const char *arg, size_t argc, const char *mentions)
+{
+	const char *argv[ARGC(client_argv)];
+
+	memcpy(argv, client_argv, sizeof(argv));
+	if (arg)
+		argv[at] = arg;
+	assert_error((int)argc, argv, mentions);
+}
+
+static size_t client_index(const char *arg)
+{
+	for (size_t i = 0; i < ARGC(client_argv); i++)
+		if (strcmp(client_argv[i], arg) == 0)
+			return i;
+	fail_msg("%s not in client_argv", arg);
+	return 0;
+}
+
+static void test_unknown_flag(void **state)
+{
+	(void)state;
+	const char *const bogus[] = { "tunlab", "server", "--bogus", "1" };
+	/* A flag of the other command is unknown here. */
+	const char *const wrong_cmd[] = { "tunlab", "server", "--connect", "x:1" };
+	const char *const positional[] = { "tunlab", "client", "stray" };
+
+	assert_error(ARGC(bogus), bogus, "--bogus");
+	assert_error(ARGC(wrong_cmd), wrong_cmd, "--connect");
+	assert_error(ARGC(positional), positional, "stray");
+}
+
+static void test_missing_value(void **state)
+{
+	(void)state;
+	const char *const cert_last[] = { "tunlab", "server", "--frontend", "tun", "--cert" };
+	const char *const flag_no_value[] = { "tunlab", "client", "--trace=yes" };
+
+	assert_error(ARGC(cert_last), cert_last, "--cert");
+	assert_error(ARGC(flag_no_value), flag_no_value, "--trace");
+	assert_client_error(client_index("--cert") + 1, "", ARGC(client_argv), "--cert");
+}
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	size_t addr = client_index("--address=10.8.0.2/24");
+	size_t route = client_index("fd00:9::/64");
+	size_t queue = client_index("512K");
+
+	assert_client_error(addr, "--address=10.8.0.300/24", ARGC(client_argv), "--address");
+	assert_client_error(addr, "--address=10.8.0.300/24", ARGC(client_argv), "10.8.0.300/24");
+	assert_client_error(addr, "--address=10.8.0.2/33", ARGC(client_argv), "--address");
+	assert_client_error(route, "10.9.0.0/40", ARGC(client_argv), "--route");
+	assert_client_error(route, "10.9.0.0/40", ARGC(client_argv), "10.9.0.0/40");
+	assert_client_error(route, "nowhere", ARGC(client_argv), "--route");
+	assert_client_error(queue, "lots", ARGC(client_argv), "--queue");
+	assert_client_error(queue, "1G", ARGC(client_argv), "--queue");
+	assert_client_error(queue, "65M", ARGC(client_argv), "--queue");
+
+	static const char *const bad_mtu[] = { "abc", "1400x", "-1", "575", "65536", "", "4294968796" };
+
+	for (size_t i = 0; i < sizeof(bad_mtu) / sizeof(bad_mtu[0]); i++) {
+		const char *argv[] = { "tunlab", "client", "--mtu", bad_mtu[i] };
+
+		assert_error(ARGC(argv), argv, "--mtu");
+		if (bad_mtu[i][0])
+			assert_error(ARGC(argv), argv, bad_mtu[i]);
+	}
+	const char *const keepalive[] = { "tunlab", "client", "--keepalive", "soon" };
+	const char *const interval[] = { "tunlab", "server", "--stats-interval", "9" };
+
+	assert_error(ARGC(keepalive), keepalive, "--keepalive");
+	assert_error(ARGC(interval), interval, "--stats-interval");
+}
+
+/* 2^44 + 1 mebibytes wraps to 1 MiB in 64 bits: an overflow, not a size. */
+static void test_queue_overflow(void **state)
+{
+	(void)state;
+	assert_client_error(client_index("512K"), "17592186044417M", ARGC(client_argv), "--queue");
+	assert_client_error(client_index("512K"), "18014398509481985K", ARGC(client_argv), "--queue");
+}
+
+static void test_limits_accepted(void **state)
+{
+	(void)state;
+	const char *argv[ARGC(client_argv) + 2];
+	struct options o;
+	char err[256];
+
+	memcpy(argv, client_argv, sizeof(client_argv));
+	argv[ARGC(client_argv)] = "--mtu";
+	argv[ARGC(client_argv) + 1] = "576";
+	assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.mtu, 576);
+	options_free(&o);
+	argv[ARGC(client_argv) + 1] = "65535";
+	assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.mtu, 65535);
+	options_free(&o);
+
+	argv[ARGC(client_argv)] = "--queue";
+	argv[ARGC(client_argv) + 1] = "64M";
+	assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.queue_bytes, 64u << 20);
+	options_free(&o);
+	argv[ARGC(client_argv) + 1] = "3000";
+	assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.queue_bytes, 3000);
+	options_free(&o);
+}
+
+static bool is_flag(const char *arg, const char *flag)
+{
+	size_t n = strlen(flag);
+
+	return strncmp(arg, flag, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+/* The line without any occurrence of flag (and its value) must fail naming it. */
+static void assert_missing(const char *const *line, size_t argc, const char *flag)
+{
+	const char *argv[64];
+	size_t n = 0;
+
+	assert_true(argc <= 64);
+	for (size_t i = 0; i < argc; i++) {
+		if (!is_flag(line[i], flag))
+			argv[n++] = line[i];
+		else if (!strchr(line[i], '='))
+			i++;
+	}
+	assert_true(n < argc);
+	assert_error((int)n, argv, flag);
+}
+
+static void test_missing_required(void **state)
+{
+	(void)state;
+	static const char *const server_required[] = {
+		"--frontend", "--listen", "--cert", "--key", "--ca", "--peers", "--address",
+	};
+	static const char *const client_required[] = {
+		"--frontend", "--connect", "--cert", "--key", "--ca", "--address", "--route",
+	};
+
+	for (size_t i = 0; i < sizeof(server_required) / sizeof(server_required[0]); i++)
+		assert_missing(server_argv, ARGC(server_argv), server_required[i]);
+	for (size_t i = 0; i < sizeof(client_required) / sizeof(client_required[0]); i++)
+		assert_missing(client_argv, ARGC(client_argv), client_required[i]);
+}
+
+static void test_unknown_command(void **state)
+{
+	(void)state;
+	const char *const argv[] = { "tunlab", "serve", "--frontend", "tun" };
+	const char *const help_topic[] = { "tunlab", "help", "bogus" };
+
+	assert_error(ARGC(argv), argv, "serve");
+	assert_error(ARGC(help_topic), help_topic, "bogus");
+}
+
+/* The frontend registry, not the option parser, decides which names exist. */
+static void test_unknown_frontend_is_not_an_option_error(void **state)
+{
+	(void)state;
+	const char *argv[ARGC(client_argv)];
+	struct options o;
+	char err[256];
+
+	memcpy(argv, client_argv, sizeof(argv));
+	argv[client_index("nfqueue")] = "carrier-pigeon";
+	assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
+	assert_string_equal(o.frontend, "carrier-pigeon");
+	options_free(&o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_server),
+		cmocka_unit_test(test_client),
+		cmocka_unit_test(test_reparse),
+		cmocka_unit_test(test_cleanup),
+		cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_usage),
+		cmocka_unit_test(test_unknown_flag),
+		cmocka_unit_test(test_missing_value),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_queue_overflow),
+		cmocka_unit_test(test_limits_accepted),
+		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_unknown_command),
+		cmocka_unit_test(test_unknown_frontend_is_not_an_option_error),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
