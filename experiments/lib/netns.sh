@@ -1,0 +1,612 @@
+# SPDX-License-Identifier: MIT
+# netns.sh: the three-namespace topology of DESIGN.md and the helpers that drive it (sourced, never run).
+#
+#   +--------------------+              +--------------------+              +--------------------+
+#   | $NS_CLI            |   underlay   | $NS_SRV            |  inner net   | $NS_DST            |
+#   |  apps, tunlab      |              |  tunlab server     |              |  the host behind   |
+#   |  client            |              |  ip_forward=1      |              |  the tunnel exit   |
+#   |                    |              |                    |              |                    |
+#   |  tunlab<pid> (TUN) |              |  tunlab<pid> (TUN) |              |                    |
+#   |   10.8.0.2/24      |              |   10.8.0.1/24      |              |                    |
+#   |                    |              |                    |              |                    |
+#   |  ul0 10.101.0.2/24 +==============+ ul0 10.101.0.1/24  |              |                    |
+#   |      fd01::2/64    |    veth      |     fd01::1/64     |              |                    |
+#   |                    |              |  in0 10.102.0.1/24 +==============+ in0 10.102.0.2/24  |
+#   |                    |              |      fd02::1/64    |    veth      |      fd02::2/64    |
+#   +--------------------+              +--------------------+              +--------------------+
+#    default via 10.101.0.1                                                  default via 10.102.0.1
+#    (a laptop's route to the                                                (replies go back
+#     internet: what a dead                                                   through srv)
+#     tunnel leaks goes here)
+#
+# The tunlab client routes the inner network (10.102.0.0/24) into the tunnel;
+# the server forwards what comes out of it to dst. tl_block_cleartext makes srv
+# refuse to forward ul0 <-> in0, so an answer from dst proves the tunnel
+# carried the packet.
+#
+# Use:
+#   source experiments/lib/netns.sh
+#   tl_init                 # temp dir, names, trap tl_cleanup on EXIT INT TERM
+#   tl_topology_up
+#   tl_start_tunlab_server tun; tl_start_tunlab_client tun
+#   n_cli ping -c 1 "$TL_DST_IN4"
+#
+# Knobs (environment): TL_VERBOSE=1 echoes every command; TL_NS_PREFIX (default
+# "tl") and TL_ID (default $$) name the namespaces; TUNLAB is the binary under
+# test; TL_PKI a ready PKI dir (else one is made in $TL_TMP/pki); TL_KEEP=1
+# keeps $TL_TMP after cleanup. Sourcing sets no shell options: scripts set
+# `set -euo pipefail` themselves; every function here is safe under it.
+
+# ---- names and addresses ---------------------------------------------------
+# shellcheck disable=SC2034 # the variables are for the scripts that source this
+
+TL_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TL_REPO=${TL_REPO:-$(cd "$TL_LIB_DIR/../.." && pwd)}
+TUNLAB=${TUNLAB:-$TL_REPO/build/tunlab}
+TL_MKPKI=${TL_MKPKI:-$TL_REPO/experiments/mkpki}
+
+TL_NS_PREFIX=${TL_NS_PREFIX:-tl}
+TL_ID=${TL_ID:-$$}
+
+# Interface names are per namespace, so both ends of a pair can share one.
+TL_UL_IF=ul0                    # underlay veth, cli <-> srv
+TL_IN_IF=in0                    # inner network veth, srv <-> dst
+
+TL_CLI_UL4=10.101.0.2           TL_CLI_UL6=fd01::2
+TL_SRV_UL4=10.101.0.1           TL_SRV_UL6=fd01::1
+TL_UL_NET4=10.101.0.0/24        TL_UL_NET6=fd01::/64
+TL_SRV_IN4=10.102.0.1           TL_SRV_IN6=fd02::1
+TL_DST_IN4=10.102.0.2           TL_DST_IN6=fd02::2
+TL_IN_NET4=10.102.0.0/24        TL_IN_NET6=fd02::/64
+
+# Inside the tunnel.
+TL_TUN_SRV4=10.8.0.1            TL_TUN_SRV6=fd08::1
+TL_TUN_CLI4=10.8.0.2            TL_TUN_CLI6=fd08::2
+TL_TUN_CLI2_4=10.8.0.3          TL_TUN_CLI2_6=fd08::3
+TL_TUN_PLEN4=24                 TL_TUN_PLEN6=64
+TL_TUN_NET4=10.8.0.0/24         TL_TUN_NET6=fd08::/64
+
+TL_PORT=${TL_PORT:-4433}        # tunlab server, TCP, on $TL_SRV_UL4
+TL_TUNLAB_PROTO=77              # routes tunlab installs carry "proto 77"
+
+# Every --stats line carries these flat keys (the CLI's stable contract).
+TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets rx_bytes
+	tls_records_written tls_records_read tls_writes drop_no_peer drop_peer_down
+	drop_spoofed_source drop_queue_full drop_tx_full drop_malformed drop_offload
+	sessions_active sessions_total handshake_failures sessions_dead reconnects
+	queue_packets queue_bytes fe_captured_packets fe_captured_bytes fe_injected_packets
+	fe_injected_bytes fe_inject_errors fe_capture_drops cpu_user_s cpu_sys_s)
+
+TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
+TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}
+
+tl_set_names() {
+	NS_CLI="$TL_NS_PREFIX-cli-$TL_ID"
+	NS_SRV="$TL_NS_PREFIX-srv-$TL_ID"
+	NS_DST="$TL_NS_PREFIX-dst-$TL_ID"
+	export NS_CLI NS_SRV NS_DST
+}
+tl_set_names
+
+# ---- printing and running --------------------------------------------------
+
+tl_log() {
+	echo "[tl] $*" >&2
+}
+
+# wg-quick's cmd(): shows a student every command that changes the system.
+tl_cmd() {
+	[[ ${TL_VERBOSE:-0} == 1 ]] && echo "[#] $*" >&2
+	"$@"
+}
+
+# tl_ns NS CMD...: run CMD inside namespace NS.
+tl_ns() {
+	local ns=$1
+	shift
+	[[ ${TL_VERBOSE:-0} == 1 ]] && echo "[$ns] $*" >&2
+	ip netns exec "$ns" "$@"
+}
+
+n_cli() { tl_ns "$NS_CLI" "$@"; }
+n_srv() { tl_ns "$NS_SRV" "$@"; }
+n_dst() { tl_ns "$NS_DST" "$@"; }
+
+# tl_fail MSG...: say what was expected, and fail.
+tl_fail() {
+	echo "FAIL: $*" >&2
+	return 1
+}
+
+# tl_assert DESCRIPTION CMD...: CMD must succeed; DESCRIPTION says what was expected.
+tl_assert() {
+	local what=$1
+	shift
+	"$@" || tl_fail "expected $what (command: $*)"
+}
+
+# tl_assert_not DESCRIPTION CMD...: CMD must fail.
+tl_assert_not() {
+	local what=$1
+	shift
+	if "$@"; then
+		tl_fail "expected $what, but this succeeded: $*"
+	fi
+}
+
+# ---- time --------------------------------------------------------------------
+
+tl_now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	echo $((t / 1000))
+}
+
+# tl_wait_until TIMEOUT_S CMD...: poll CMD every 0.1 s until it succeeds;
+# bounded by the deadline and by an iteration count. CMD exiting 255 means
+# "it never will" (e.g. the process we wait for died): give up at once.
+tl_wait_until() {
+	local timeout=$1
+	shift
+	local deadline=$(($(tl_now_ms) + ${timeout%.*} * 1000))
+	local tries=$((${timeout%.*} * 10 + 1)) rc
+	while ((tries-- > 0)); do
+		rc=0
+		"$@" >/dev/null 2>&1 || rc=$?
+		((rc == 0)) && return 0
+		((rc == 255)) && { echo "tl_wait_until: gave up (it cannot happen any more): $*" >&2; return 1; }
+		(($(tl_now_ms) >= deadline)) && break
+		sleep 0.1
+	done
+	echo "tl_wait_until: still false after ${timeout}s: $*" >&2
+	return 1
+}
+
+# ---- processes we started ------------------------------------------------------
+# Each started process is recorded as "PID STARTTIME" in $TL_TMP/pids (a file,
+# so that a tl_bg run in a $(...) subshell is remembered too). The start time
+# from /proc guards against signalling a recycled PID.
+
+# Field 22 of /proc/PID/stat, counted after the ")" that ends the command name.
+tl_proc_start() {
+	local stat
+	local -a fields
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	read -ra fields <<<"${stat##*) }"
+	echo "${fields[19]}"
+}
+
+tl_proc_state() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	echo "${stat%% *}"
+}
+
+# Alive and not a zombie.
+tl_pid_alive() {
+	local state
+	state=$(tl_proc_state "$1") || return 1
+	[[ $state != Z && $state != X ]]
+}
+
+# Is PID one we started, and the same process (not a recycled PID)?
+tl_pid_ours() {
+	local pid=$1 start line
+	[[ -n ${TL_TMP:-} && -f $TL_TMP/pids ]] || return 1
+	start=$(tl_proc_start "$pid") || return 1
+	while read -r line; do
+		[[ $line == "$pid $start" ]] && return 0
+	done <"$TL_TMP/pids"
+	return 1
+}
+
+tl_started_pids() {
+	[[ -n ${TL_TMP:-} && -f $TL_TMP/pids ]] || return 0
+	local pid start
+	while read -r pid start; do
+		[[ $(tl_proc_start "$pid" 2>/dev/null) == "$start" ]] && tl_pid_alive "$pid" && echo "$pid"
+	done <"$TL_TMP/pids"
+	return 0
+}
+
+# tl_bg NS LOGFILE CMD...: start CMD in NS ("-": the current namespace) in the
+# background, stdout and stderr to LOGFILE; record and print its PID (also in
+# TL_LAST_PID). SIGINT/SIGQUIT are reset to default: bash ignores them in
+# background jobs, and a program that waits for them with signalfd would
+# never see them.
+tl_bg() {
+	local ns=$1 log=$2
+	shift 2
+	[[ -n ${TL_TMP:-} ]] || { tl_fail "tl_bg: call tl_init first"; return 1; }
+	[[ ${TL_VERBOSE:-0} == 1 ]] && echo "[$ns] $* > $log &" >&2
+	local -a in_ns=(ip netns exec "$ns")
+	[[ $ns == - ]] && in_ns=()
+	"${in_ns[@]}" env --default-signal=INT,QUIT "$@" >"$log" 2>&1 </dev/null 3>&- 4>&- &
+	local pid=$! start="" tries=50
+	# /proc/PID/stat exists from fork on; the start time never changes after.
+	while ((tries-- > 0)); do
+		start=$(tl_proc_start "$pid") && break
+		sleep 0.01
+	done
+	echo "$pid ${start:-0}" >>"$TL_TMP/pids"
+	TL_LAST_PID=$pid
+	echo "$pid"
+}
+
+# tl_wait_exit PID [TIMEOUT_S]: wait until PID is gone; returns its exit
+# status when it is our child, 0 when it is not, 1 on time-out.
+tl_wait_exit() {
+	local pid=$1 timeout=${2:-$TL_KILL_TIMEOUT}
+	if ! tl_wait_until "$timeout" eval "! tl_pid_alive $pid"; then
+		return 1
+	fi
+	local rc=0
+	wait "$pid" 2>/dev/null || rc=$?
+	((rc == 127)) && rc=0 # not our child: its status is not ours to know
+	return "$rc"
+}
+
+# tl_stop PID [SIGNAL] [TIMEOUT_S]: signal a process we started and wait for
+# it; SIGKILL after the time-out. Returns its exit status (or 1 on time-out).
+# shellcheck disable=SC2034 # TL_STOP_STATUS is read by callers
+TL_STOP_STATUS=0
+tl_stop() {
+	local pid=$1 sig=${2:-TERM} timeout=${3:-$TL_KILL_TIMEOUT} rc=0
+	TL_STOP_STATUS=0
+	tl_pid_ours "$pid" || { wait "$pid" 2>/dev/null || TL_STOP_STATUS=$?; return 0; }
+	tl_cmd kill "-$sig" "$pid" 2>/dev/null || true
+	tl_wait_exit "$pid" "$timeout" || rc=$?
+	if tl_pid_alive "$pid" && tl_pid_ours "$pid"; then
+		tl_log "pid $pid ignored SIG$sig for ${timeout}s; sending SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+		tl_wait_exit "$pid" 2 || true
+		rc=1
+	fi
+	TL_STOP_STATUS=$rc
+	return "$rc"
+}
+
+# tl_kill_started: TERM every process we started, KILL what remains after a
+# bounded wait. Never touches a process we did not start.
+tl_kill_started() {
+	local -a pids
+	mapfile -t pids < <(tl_started_pids)
+	((${#pids[@]})) || return 0
+	tl_cmd kill -TERM "${pids[@]}" 2>/dev/null || true
+	local pid
+	for pid in "${pids[@]}"; do
+		tl_wait_exit "$pid" "$TL_KILL_TIMEOUT" >/dev/null 2>&1 || true
+	done
+	mapfile -t pids < <(tl_started_pids)
+	if ((${#pids[@]})); then
+		tl_log "still alive after SIGTERM: ${pids[*]}; sending SIGKILL"
+		kill -KILL "${pids[@]}" 2>/dev/null || true
+		for pid in "${pids[@]}"; do
+			tl_wait_exit "$pid" 2 >/dev/null 2>&1 || true
+		done
+	fi
+	return 0
+}
+
+# ---- readiness -----------------------------------------------------------------
+
+tl_listening() {
+	local ns=$1 proto=$2 port=$3 flags
+	case $proto in
+	tcp) flags=-Hltn ;;
+	udp) flags=-Hlun ;;
+	*) tl_fail "tl_listening: protocol tcp or udp, not '$proto'"; return 1 ;;
+	esac
+	[[ -n $(ip netns exec "$ns" ss "$flags" "sport = :$port" 2>/dev/null) ]]
+}
+
+# tl_wait_listen NS tcp|udp PORT [TIMEOUT_S]: poll ss until something listens.
+tl_wait_listen() {
+	local ns=$1 proto=$2 port=$3 timeout=${4:-$TL_TIMEOUT}
+	tl_wait_until "$timeout" tl_listening "$ns" "$proto" "$port" ||
+		tl_fail "expected a $proto listener on port $port in $ns within ${timeout}s"
+}
+
+# ---- setup and teardown ----------------------------------------------------------
+
+# tl_init [--no-trap]: names, temp dir, trap. bats owns its traps: its helpers
+# pass --no-trap and call tl_cleanup from teardown.
+tl_init() {
+	tl_set_names
+	TL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tunlab.$TL_ID.XXXXXX") || return 1
+	: >"$TL_TMP/pids"
+	TL_SRV_LOG=$TL_TMP/server.log
+	TL_CLI_LOG=$TL_TMP/client.log
+	TL_SRV_STATS=$TL_TMP/server-stats.jsonl
+	TL_CLI_STATS=$TL_TMP/client-stats.jsonl
+	TL_PEERS=$TL_TMP/peers
+	TL_SRV_PID="" TL_CLI_PID=""
+	export TL_TMP
+	if [[ ${1:-} != --no-trap ]]; then
+		trap 'tl_cleanup' EXIT
+		trap 'tl_cleanup; trap - INT; kill -INT $$' INT
+		trap 'tl_cleanup; trap - TERM; kill -TERM $$' TERM
+	fi
+}
+
+tl_ns_exists() {
+	[[ -e /run/netns/$1 ]]
+}
+
+# tl_topology_up: the three namespaces, two veth pairs, addresses and routes.
+tl_topology_up() {
+	local ns
+	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
+		if tl_ns_exists "$ns"; then
+			tl_fail "namespace $ns exists already (another run with TL_ID=$TL_ID?)"
+			return 1
+		fi
+	done
+	tl_topology_build || { tl_topology_down; return 1; }
+	# Links come up and get link-local addresses asynchronously; IPv6
+	# neighbour discovery fails until they have. Poll, never sleep.
+	tl_wait_until "$TL_TIMEOUT" tl_topology_ready ||
+		{ tl_fail "expected all veth ends up with an IPv6 link-local address within ${TL_TIMEOUT}s"; tl_topology_down; return 1; }
+}
+
+tl_link_ready() {
+	local ns=$1 dev=$2
+	[[ $(ip -n "$ns" -o link show dev "$dev" 2>/dev/null) == *"state UP"* ]] || return 1
+	[[ -n $(ip -n "$ns" -6 -o addr show dev "$dev" scope link -tentative 2>/dev/null) ]]
+}
+
+tl_topology_ready() {
+	tl_link_ready "$NS_CLI" "$TL_UL_IF" && tl_link_ready "$NS_SRV" "$TL_UL_IF" &&
+		tl_link_ready "$NS_SRV" "$TL_IN_IF" && tl_link_ready "$NS_DST" "$TL_IN_IF"
+}
+
+tl_topology_build() {
+	local ns
+	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
+		tl_cmd ip netns add "$ns" || return 1
+		tl_cmd ip -n "$ns" link set lo up || return 1
+		# No router advertisements or DAD in a lab: addresses are usable at once.
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+			net.ipv6.conf.default.accept_dad=0 >/dev/null || return 1
+	done
+	# Both ends are created straight inside their namespaces: nothing, not even
+	# for a moment, lives in the root namespace.
+	tl_cmd ip -n "$NS_CLI" link add "$TL_UL_IF" type veth peer name "$TL_UL_IF" netns "$NS_SRV" || return 1
+	tl_cmd ip -n "$NS_SRV" link add "$TL_IN_IF" type veth peer name "$TL_IN_IF" netns "$NS_DST" || return 1
+
+	tl_addr_up "$NS_CLI" "$TL_UL_IF" "$TL_CLI_UL4/24" "$TL_CLI_UL6/64" || return 1
+	tl_addr_up "$NS_SRV" "$TL_UL_IF" "$TL_SRV_UL4/24" "$TL_SRV_UL6/64" || return 1
+	tl_addr_up "$NS_SRV" "$TL_IN_IF" "$TL_SRV_IN4/24" "$TL_SRV_IN6/64" || return 1
+	tl_addr_up "$NS_DST" "$TL_IN_IF" "$TL_DST_IN4/24" "$TL_DST_IN6/64" || return 1
+
+	tl_cmd ip -n "$NS_CLI" route add default via "$TL_SRV_UL4" || return 1
+	tl_cmd ip -n "$NS_CLI" -6 route add default via "$TL_SRV_UL6" || return 1
+	tl_cmd ip -n "$NS_DST" route add default via "$TL_SRV_IN4" || return 1
+	tl_cmd ip -n "$NS_DST" -6 route add default via "$TL_SRV_IN6" || return 1
+	# Forwarding in srv only; a namespace's sysctls die with it.
+	tl_cmd ip netns exec "$NS_SRV" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
+}
+
+# tl_addr_up NS IF ADDR4 ADDR6
+tl_addr_up() {
+	local ns=$1 dev=$2
+	tl_cmd ip -n "$ns" addr add "$3" dev "$dev" || return 1
+	tl_cmd ip -n "$ns" -6 addr add "$4" dev "$dev" nodad || return 1
+	tl_cmd ip -n "$ns" link set "$dev" up
+}
+
+# Processes left inside our namespaces were started by this run (directly or
+# by a process we started): kill them, or they would keep the namespace alive.
+tl_ns_kill_all() {
+	local ns=$1
+	local -a pids
+	mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
+	((${#pids[@]})) || return 0
+	tl_log "processes left in $ns: ${pids[*]}; killing them"
+	kill -KILL "${pids[@]}" 2>/dev/null || true
+	tl_wait_until 3 eval "[[ -z \$(ip netns pids $ns 2>/dev/null) ]]" || true
+}
+
+# tl_topology_down: idempotent; deleting a namespace deletes its veth ends,
+# routes, iptables rules and sysctls.
+tl_topology_down() {
+	local ns rc=0
+	for ns in "$NS_DST" "$NS_SRV" "$NS_CLI" "${TL_EXTRA_NS[@]}"; do
+		tl_ns_exists "$ns" || continue
+		tl_ns_kill_all "$ns"
+		tl_cmd ip netns del "$ns" || rc=1
+	done
+	return "$rc"
+}
+TL_EXTRA_NS=()
+
+# tl_cleanup: the trap handler. Safe to call twice.
+tl_cleanup() {
+	local rc=$? opts=$-
+	set +e
+	tl_kill_started
+	tl_topology_down
+	if [[ -n ${TL_TMP:-} && -d $TL_TMP ]]; then
+		if [[ ${TL_KEEP:-0} == 1 ]]; then
+			tl_log "kept $TL_TMP"
+		else
+			rm -rf -- "$TL_TMP"
+		fi
+	fi
+	TL_TMP=""
+	[[ $opts == *e* ]] && set -e
+	return "$rc"
+}
+
+# ---- tunnel-proof and inspection -------------------------------------------------
+
+TL_BLOCK_COMMENT=tl-cleartext-block
+
+# tl_block_cleartext: srv refuses to forward between underlay and inner
+# network, both directions, IPv4 and IPv6. Tunnelled packets enter srv on the
+# TUN device (or whatever the frontend injects into), so they still pass.
+tl_block_cleartext() {
+	local tool
+	for tool in iptables ip6tables; do
+		tl_cmd ip netns exec "$NS_SRV" "$tool" -w 5 -I FORWARD -i "$TL_UL_IF" -o "$TL_IN_IF" \
+			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP || return 1
+		tl_cmd ip netns exec "$NS_SRV" "$tool" -w 5 -I FORWARD -i "$TL_IN_IF" -o "$TL_UL_IF" \
+			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP || return 1
+	done
+}
+
+tl_unblock_cleartext() {
+	local tool
+	for tool in iptables ip6tables; do
+		while ip netns exec "$NS_SRV" "$tool" -w 5 -D FORWARD -i "$TL_UL_IF" -o "$TL_IN_IF" \
+			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP 2>/dev/null; do :; done
+		while ip netns exec "$NS_SRV" "$tool" -w 5 -D FORWARD -i "$TL_IN_IF" -o "$TL_UL_IF" \
+			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP 2>/dev/null; do :; done
+	done
+	return 0
+}
+
+# tl_leftovers NS: prints every tunlab device, proto-77 route or rule, and
+# tunlab iptables/nft rule left in NS; prints nothing when NS is clean.
+tl_leftovers() {
+	local ns=$1
+	tl_ns_exists "$ns" || return 0
+	ip -n "$ns" -br link show 2>/dev/null | grep -i 'tunlab' | sed "s/^/$ns link: /" || true
+	ip -n "$ns" -4 route show table all proto "$TL_TUNLAB_PROTO" 2>/dev/null | sed "s/^/$ns route: /" || true
+	ip -n "$ns" -6 route show table all proto "$TL_TUNLAB_PROTO" 2>/dev/null | sed "s/^/$ns route6: /" || true
+	ip -n "$ns" rule show 2>/dev/null | grep -E "proto ($TL_TUNLAB_PROTO|tunlab)\b" | sed "s/^/$ns rule: /" || true
+	ip -n "$ns" -6 rule show 2>/dev/null | grep -E "proto ($TL_TUNLAB_PROTO|tunlab)\b" | sed "s/^/$ns rule6: /" || true
+	ip netns exec "$ns" iptables-save 2>/dev/null | grep -i 'tunlab' | sed "s/^/$ns iptables: /" || true
+	ip netns exec "$ns" ip6tables-save 2>/dev/null | grep -i 'tunlab' | sed "s/^/$ns ip6tables: /" || true
+	ip netns exec "$ns" nft list tables 2>/dev/null | grep -i 'tunlab' | sed "s/^/$ns nft: /" || true
+	return 0
+}
+
+# ---- JSON stats -------------------------------------------------------------------
+
+# The last complete JSON line of FILE (a writer may be half-way through the next).
+tl_json_last() {
+	local file=$1
+	[[ -s $file ]] || { echo "tl_json_last: $file is missing or empty" >&2; return 1; }
+	tail -n 4 -- "$file" | jq -c -R 'fromjson? // empty' 2>/dev/null | tail -n 1
+}
+
+# tl_json_get FILE KEY: KEY's value in FILE's last line; fails if absent.
+tl_json_get() {
+	local file=$1 key=$2 line
+	line=$(tl_json_last "$file") || return 1
+	[[ -n $line ]] || { echo "tl_json_get: no complete JSON line in $file" >&2; return 1; }
+	jq -r --arg k "$key" 'if has($k) then .[$k] else error("no key \($k)") end' <<<"$line"
+}
+
+# tl_stats_missing_keys FILE: prints the TL_STATS_KEYS absent from FILE's last line.
+tl_stats_missing_keys() {
+	local line
+	line=$(tl_json_last "$1") || return 1
+	jq -r '. as $o | $ARGS.positional[] | . as $k | select($o | has($k) | not)' --args "${TL_STATS_KEYS[@]}" <<<"$line"
+}
+
+# tl_json_test FILE JQ_EXPR: true when JQ_EXPR holds on FILE's last line,
+# e.g. tl_json_test "$TL_CLI_STATS" '.connected == true'.
+tl_json_test() {
+	local line
+	line=$(tl_json_last "$1") || return 1
+	[[ -n $line ]] && jq -e "$2" <<<"$line" >/dev/null 2>&1
+}
+
+# ---- tunlab ------------------------------------------------------------------------
+
+tl_pki() {
+	if [[ -n ${TL_PKI:-} && -s $TL_PKI/ca.crt ]]; then
+		return 0
+	fi
+	TL_PKI=${TL_PKI:-$TL_TMP/pki}
+	"$TL_MKPKI" "$TL_PKI" cli cli2 >/dev/null
+}
+
+tl_write_peers() {
+	[[ -s $TL_PEERS ]] && return 0
+	cat >"$TL_PEERS" <<-EOF
+		# cert CN   inner prefixes (comma-separated)
+		cli  $TL_TUN_CLI4/32,$TL_TUN_CLI6/128
+		cli2 $TL_TUN_CLI2_4/32,$TL_TUN_CLI2_6/128
+	EOF
+}
+
+tl_log_tail() {
+	local file=$1
+	[[ -f $file ]] || return 0
+	echo "---- last lines of $file ----" >&2
+	tail -n 30 -- "$file" >&2
+	echo "----" >&2
+}
+
+# tl_start_tunlab_server FRONTEND [extra flags]: starts the server in srv
+# (PID in TL_SRV_PID) and waits until it listens.
+tl_start_tunlab_server() {
+	local frontend=$1
+	shift
+	tl_pki || return 1
+	tl_write_peers
+	tl_bg "$NS_SRV" "$TL_SRV_LOG" "$TUNLAB" server --frontend "$frontend" \
+		--listen "$TL_SRV_UL4:$TL_PORT" \
+		--cert "$TL_PKI/server.crt" --key "$TL_PKI/server.key" --ca "$TL_PKI/ca.crt" \
+		--peers "$TL_PEERS" --address "$TL_TUN_SRV4/$TL_TUN_PLEN4" \
+		--stats "$TL_SRV_STATS" --stats-interval "${TL_STATS_INTERVAL:-200}" \
+		"$@" >/dev/null || return 1
+	TL_SRV_PID=$TL_LAST_PID
+	if ! tl_wait_until "$TL_TIMEOUT" tl_server_ready; then
+		tl_log_tail "$TL_SRV_LOG"
+		tl_fail "expected tunlab server (pid $TL_SRV_PID) to listen on tcp $TL_SRV_UL4:$TL_PORT within ${TL_TIMEOUT}s"
+		return 1
+	fi
+}
+
+tl_server_ready() {
+	tl_pid_alive "$TL_SRV_PID" || return 255
+	tl_listening "$NS_SRV" tcp "$TL_PORT"
+}
+
+# tl_start_tunlab_client FRONTEND [extra flags]: starts the client in cli (PID
+# in TL_CLI_PID). TL_WAIT says what ready means: "connected" (default: the
+# stats say so), "ping" (a ping to dst answers), "none". TL_CLIENT_NAME
+# picks the certificate (default cli), TL_CLIENT_ADDR the inner address, and
+# TL_CLIENT_PKI the directory the certificate comes from (wrong-CA tests).
+tl_start_tunlab_client() {
+	local frontend=$1
+	shift
+	tl_pki || return 1
+	local name=${TL_CLIENT_NAME:-cli} pki=${TL_CLIENT_PKI:-$TL_PKI}
+	local addr=${TL_CLIENT_ADDR:-$TL_TUN_CLI4/$TL_TUN_PLEN4}
+	tl_bg "$NS_CLI" "$TL_CLI_LOG" "$TUNLAB" client --frontend "$frontend" \
+		--connect "$TL_SRV_UL4:$TL_PORT" --server-name server \
+		--cert "$pki/$name.crt" --key "$pki/$name.key" --ca "$TL_PKI/ca.crt" \
+		--address "$addr" --route "$TL_IN_NET4" \
+		--stats "$TL_CLI_STATS" --stats-interval "${TL_STATS_INTERVAL:-200}" \
+		"$@" >/dev/null || return 1
+	TL_CLI_PID=$TL_LAST_PID
+	local wait=${TL_WAIT:-connected}
+	[[ $wait == none ]] && return 0
+	if ! tl_wait_until "$TL_TIMEOUT" tl_client_ready "$wait"; then
+		tl_log_tail "$TL_CLI_LOG"
+		tl_log_tail "$TL_SRV_LOG"
+		tl_fail "expected tunlab client (pid $TL_CLI_PID) ready ($wait) within ${TL_TIMEOUT}s"
+		return 1
+	fi
+}
+
+tl_client_ready() {
+	tl_pid_alive "$TL_CLI_PID" || return 255
+	case $1 in
+	connected) tl_json_test "$TL_CLI_STATS" '.connected == true' ;;
+	ping) tl_ping_dst 1 ;;
+	*) return 255 ;;
+	esac
+}
+
+# tl_ping_dst [COUNT] [ping flags...]: ping dst from cli; true if all answered.
+tl_ping_dst() {
+	local count=${1:-1}
+	shift || true
+	ip netns exec "$NS_CLI" ping -n -q -c "$count" -i 0.2 -W 1 "$@" "$TL_DST_IN4" >/dev/null 2>&1
+}

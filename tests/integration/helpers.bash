@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: MIT
+# helpers.bash: bats glue around experiments/lib/netns.sh: kernel probes, per-test topology, leak-checking teardown.
+#
+# A suite does:   load helpers
+#                 setup_file() { tl_suite_setup; }
+#                 setup()      { tl_test_setup; }       # topology up, cleartext blocked
+#                 teardown()   { tl_test_teardown; }    # stop tunlab, assert nothing left
+# FRONTEND (env, default tun) picks the frontend under test; TUNLAB the binary.
+
+TL_REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+# shellcheck source=../../experiments/lib/netns.sh
+source "$TL_REPO/experiments/lib/netns.sh"
+
+FRONTEND=${FRONTEND:-tun}
+# A stack trace from a sanitizer build in a daemon's log fails the test.
+TL_SAN_PATTERN='AddressSanitizer|LeakSanitizer|runtime error'
+
+# ---- kernel and tool probes: a missing feature skips, never fails ------------
+
+# Prints why the test cannot run here, or nothing.
+tl_probe_netns() {
+	((EUID == 0)) || { echo "needs root (network namespaces, iptables)"; return; }
+	command -v ip >/dev/null || { echo "iproute2 (ip) not installed"; return; }
+	local probe="$TL_NS_PREFIX-probe-$$-$RANDOM"
+	if ! ip netns add "$probe" 2>/dev/null; then
+		echo "cannot create network namespaces here (ip netns add failed)"
+		return
+	fi
+	if ! ip -n "$probe" link add p0 type veth peer name p1 2>/dev/null; then
+		echo "kernel has no veth support"
+	fi
+	ip netns del "$probe" 2>/dev/null || true
+}
+
+tl_probe_frontend() {
+	case $1 in
+	tun)
+		[[ -c /dev/net/tun ]] || { echo "no /dev/net/tun (kernel without TUN, or not in this container)"; return; }
+		{ exec {fd}<>/dev/net/tun; } 2>/dev/null || { echo "cannot open /dev/net/tun"; return; }
+		exec {fd}>&-
+		;;
+	nfqueue)
+		modprobe -q nfnetlink_queue 2>/dev/null || true
+		[[ -d /proc/net/netfilter ]] || echo "no netfilter in this kernel"
+		;;
+	esac
+}
+
+# tl_require_tools TOOL...: skip when a userspace tool is missing.
+tl_require_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || skip "$tool not installed (experiments/lib/deps.sh installs it)"
+	done
+}
+
+tl_require_net() {
+	local why
+	why=$(tl_probe_netns)
+	[[ -z $why ]] || skip "$why"
+}
+
+tl_require_frontend() {
+	local why
+	why=$(tl_probe_frontend "$FRONTEND")
+	[[ -z $why ]] || skip "frontend $FRONTEND: $why"
+}
+
+tl_require_tunlab() {
+	[[ -x $TUNLAB ]] || tl_fail "expected an executable tunlab at TUNLAB=$TUNLAB (run make)"
+}
+
+# ---- suite and test life cycle ------------------------------------------------------
+
+# One PKI per suite file (fast), plus a second CA for the wrong-CA tests.
+tl_suite_setup() {
+	export TL_PKI="$BATS_FILE_TMPDIR/pki"
+	export TL_BAD_PKI="$BATS_FILE_TMPDIR/pki-other-ca"
+	"$TL_MKPKI" "$TL_PKI" cli cli2 >/dev/null
+	"$TL_MKPKI" "$TL_BAD_PKI" cli >/dev/null
+}
+
+# tl_test_setup [--no-topology]: each test gets its own TL_ID, so a test that
+# leaks cannot collide with the next.
+tl_test_setup() {
+	TL_ID="$$-${BATS_TEST_NUMBER:-0}"
+	if [[ ${1:-} == --no-topology ]]; then
+		tl_init --no-trap
+		return
+	fi
+	tl_require_net
+	tl_init --no-trap
+	tl_topology_up
+}
+
+# Stops what the test left running and asserts that tunlab cleaned up after
+# itself. Cleans up in every case; fails (with every reason) afterwards.
+tl_test_teardown() {
+	[[ -n ${TL_TMP:-} ]] || return 0
+	local -a errors=()
+	tl_teardown_tunlab errors
+	local ns left
+	for ns in "$NS_CLI" "$NS_SRV"; do
+		left=$(tl_leftovers "$ns")
+		[[ -z $left ]] || errors+=("expected no tunlab state left in $ns after SIGTERM, found:"$'\n'"$left")
+	done
+	tl_teardown_san_check errors
+	# Helpers a test started (listeners, pings) are ours to kill; afterwards
+	# nothing we started may remain.
+	tl_kill_started
+	local -a alive
+	mapfile -t alive < <(tl_started_pids)
+	((${#alive[@]} == 0)) || errors+=("expected every started process gone after SIGKILL: $(tl_pid_cmdlines "${alive[@]}")")
+	# bats shows this only for a failed test: the daemons' side of the story.
+	if [[ -z ${BATS_TEST_COMPLETED:-} || ${#errors[@]} -gt 0 ]]; then
+		local log
+		for log in "$TL_TMP"/*.log; do
+			[[ -f $log ]] && tl_log_tail "$log"
+		done
+	fi
+	tl_cleanup
+	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST" "${TL_EXTRA_NS[@]}"; do
+		! tl_ns_exists "$ns" || errors+=("expected namespace $ns deleted")
+	done
+	if ((${#errors[@]})); then
+		printf 'teardown: %s\n' "${errors[@]}" >&2
+		return 1
+	fi
+}
+
+tl_pid_cmdlines() {
+	local pid
+	for pid in "$@"; do
+		printf '%s(%s) ' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+	done
+}
+
+# SIGTERM every tunlab the test started and still runs: it must exit 0.
+tl_teardown_tunlab() {
+	local -n _errors=$1
+	local var pid
+	for var in TL_CLI_PID TL_SRV_PID TL_CLI2_PID; do
+		pid=${!var:-}
+		[[ -n $pid ]] || continue
+		if ! tl_pid_alive "$pid"; then
+			# Died before teardown: a crash unless the test said otherwise.
+			local rc=0
+			wait "$pid" 2>/dev/null || rc=$?
+			((rc == 0 || rc == 127)) || _errors+=("$var=$pid exited by itself with status $rc before teardown")
+			continue
+		fi
+		tl_stop "$pid" TERM 10 || true
+		((TL_STOP_STATUS == 0)) || _errors+=("expected $var=$pid to exit 0 on SIGTERM, got status $TL_STOP_STATUS")
+	done
+}
+
+tl_teardown_san_check() {
+	local -n _errs=$1
+	local log
+	for log in "$TL_TMP"/*.log; do
+		[[ -f $log ]] || continue
+		if grep -qE "$TL_SAN_PATTERN" "$log"; then
+			_errs+=("sanitizer report in $log:"$'\n'"$(grep -E -A12 "$TL_SAN_PATTERN" "$log" | head -40)")
+		fi
+	done
+}
+
+# ---- small assertions for tests ----------------------------------------------------
+
+# tl_expect_ge WHAT ACTUAL MIN
+tl_expect_ge() {
+	[[ $2 =~ ^[0-9]+$ ]] || tl_fail "expected $1 to be a number >= $3, got '$2'" || return 1
+	(($2 >= $3)) || tl_fail "expected $1 >= $3, got $2"
+}
+
+# tl_expect_gt WHAT ACTUAL MIN
+tl_expect_gt() {
+	[[ $2 =~ ^[0-9]+$ ]] || tl_fail "expected $1 to be a number > $3, got '$2'" || return 1
+	(($2 > $3)) || tl_fail "expected $1 > $3, got $2"
+}
+
+# tl_expect_contains WHAT HAYSTACK NEEDLE
+tl_expect_contains() {
+	[[ $2 == *"$3"* ]] || tl_fail "expected $1 to contain '$3', got: $2"
+}
+
+# Wait until a stats key of FILE reaches MIN (stats lag by one interval).
+tl_wait_stat_ge() {
+	local file=$1 key=$2 min=$3 timeout=${4:-$TL_TIMEOUT}
+	tl_wait_until "$timeout" tl_json_test "$file" ".$key >= $min" ||
+		tl_fail "expected $key >= $min in $file within ${timeout}s, last value: $(tl_json_get "$file" "$key" 2>&1)"
+}

@@ -1,0 +1,278 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# tunnel.bats: tunlab end to end in the cli/srv/dst namespaces, for the frontend in $FRONTEND (default tun).
+#
+# srv refuses to forward cleartext between underlay and inner network in
+# every test (tl_block_cleartext), so whatever reaches dst from cli went
+# through the tunnel. Teardown stops tunlab with SIGTERM and fails the test
+# if it left a device, a proto-77 route or a rule behind, or if a sanitizer
+# build logged an error. FRONTEND=nfqueue|pcap|proxy reuse this file.
+#
+#   FRONTEND=tun TUNLAB=build/tunlab bats tests/integration/tunnel.bats
+#   TL_QUICK=1 skips the slow tests (iperf3, server restart).
+
+load helpers
+
+setup_file() {
+	tl_suite_setup
+}
+
+setup() {
+	tl_require_tunlab
+	if [[ $BATS_TEST_DESCRIPTION == cli:* ]]; then
+		tl_test_setup --no-topology
+		return
+	fi
+	tl_require_tools ping jq socat
+	tl_require_frontend
+	tl_test_setup
+	tl_block_cleartext
+}
+
+teardown() {
+	tl_test_teardown
+}
+
+start_tunnel() {
+	tl_start_tunlab_server "$FRONTEND"
+	tl_start_tunlab_client "$FRONTEND"
+	# Connected is not yet routed: wait for the first answer, bounded.
+	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 ||
+		tl_fail "expected a ping cli->dst to be answered through the tunnel within ${TL_TIMEOUT}s of connecting"
+}
+
+# Stats files of a second client or server instance, so that the last line
+# read is never the previous instance's.
+use_new_client_files() {
+	TL_CLI_LOG=$TL_TMP/$1.log
+	TL_CLI_STATS=$TL_TMP/$1-stats.jsonl
+}
+
+use_new_server_files() {
+	TL_SRV_LOG=$TL_TMP/$1.log
+	TL_SRV_STATS=$TL_TMP/$1-stats.jsonl
+}
+
+note() {
+	echo "# $*" >&3
+}
+
+# ---- data through the tunnel -----------------------------------------------------
+
+@test "ping cli->dst goes through the tunnel and the counters grow" {
+	start_tunnel
+	run n_cli ip route get "$TL_DST_IN4"
+	tl_expect_contains "cli's route to dst" "$output" "dev tunlab"
+	run n_cli ping -n -c 5 -i 0.2 -W 2 "$TL_DST_IN4"
+	[[ $status == 0 ]] || tl_fail "expected 5 answers from dst through the tunnel: $output"
+	tl_expect_contains "ping's summary" "$output" "5 received"
+	local side key
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		for key in tx_packets rx_packets tls_records_written tls_records_read; do
+			tl_wait_stat_ge "$side" "$key" 5
+		done
+	done
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_captured_packets 5
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_injected_packets 5
+	tl_assert "the server to count one active session" \
+		tl_json_test "$TL_SRV_STATS" '.sessions_active == 1'
+	local missing
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		missing=$(tl_stats_missing_keys "$side")
+		[[ -z $missing ]] || tl_fail "expected every documented stats key in $side; missing: $missing"
+	done
+	tl_assert "the client's stats to name its role and frontend" \
+		tl_json_test "$TL_CLI_STATS" ".role == \"client\" and .frontend == \"$FRONTEND\""
+}
+
+@test "TCP cli->dst: content both ways, dst sees the inner source, 1 MiB intact" {
+	start_tunnel
+	tl_bg "$NS_DST" "$TL_TMP/tcp-echo.log" \
+		socat -T 10 TCP4-LISTEN:5001,reuseaddr SYSTEM:'echo peer=$SOCAT_PEERADDR; cat' >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5001
+	run n_cli timeout 15 socat -t 3 -T 10 - "TCP4:$TL_DST_IN4:5001" <<<"hello through tunlab"
+	[[ $status == 0 ]] || tl_fail "expected the TCP exchange to succeed: $output"
+	tl_expect_contains "the echo" "$output" "peer=$TL_TUN_CLI4"
+	tl_expect_contains "the echo" "$output" "hello through tunlab"
+
+	head -c 1048576 /dev/urandom >"$TL_TMP/blob"
+	tl_bg "$NS_DST" "$TL_TMP/tcp-sink.log" \
+		socat -T 20 -u TCP4-LISTEN:5003,reuseaddr "CREATE:$TL_TMP/blob.out" >/dev/null
+	local sink=$TL_LAST_PID
+	tl_wait_listen "$NS_DST" tcp 5003
+	tl_assert "1 MiB sent through the tunnel" \
+		n_cli timeout 30 socat -u "OPEN:$TL_TMP/blob" "TCP4:$TL_DST_IN4:5003"
+	tl_wait_exit "$sink" 20 || tl_fail "expected the receiving socat to finish within 20 s"
+	tl_assert "the 1 MiB received at dst identical to what was sent" cmp -s "$TL_TMP/blob" "$TL_TMP/blob.out"
+}
+
+@test "UDP cli->dst: content both ways, dst sees the inner source" {
+	start_tunnel
+	tl_bg "$NS_DST" "$TL_TMP/udp-echo.log" \
+		socat -T 10 UDP4-RECVFROM:5002 SYSTEM:'echo peer=$SOCAT_PEERADDR; cat' >/dev/null
+	tl_wait_listen "$NS_DST" udp 5002
+	run n_cli timeout 15 socat -t 3 -T 5 - "UDP4-SENDTO:$TL_DST_IN4:5002" <<<"hello over udp"
+	tl_expect_contains "the UDP reply" "$output" "peer=$TL_TUN_CLI4"
+	tl_expect_contains "the UDP reply" "$output" "hello over udp"
+}
+
+@test "iperf3 cli->dst for 2 s through the tunnel moves bits" {
+	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	tl_require_tools iperf3
+	start_tunnel
+	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" iperf3 -s -1 -p 5201 >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5201
+	local json=$TL_TMP/iperf3.json
+	n_cli timeout 30 iperf3 -c "$TL_DST_IN4" -p 5201 -t 2 -J >"$json" ||
+		tl_fail "expected iperf3 to finish: $(jq -r '.error // empty' "$json" 2>/dev/null)"
+	local bps
+	bps=$(jq -r '.end.sum_received.bits_per_second // 0' "$json")
+	jq -e '.end.sum_received.bits_per_second > 0' "$json" >/dev/null ||
+		tl_fail "expected > 0 bits/s received, iperf3 says $bps"
+	note "iperf3 through tunlab ($FRONTEND): $(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$json") Mbit/s"
+}
+
+@test "dst sees the client's inner source address on ICMP (tcpdump)" {
+	tl_require_tools tcpdump
+	start_tunnel
+	local log=$TL_TMP/tcpdump.log
+	tl_bg "$NS_DST" "$log" tcpdump -n -l -i "$TL_IN_IF" -c 1 "icmp and dst host $TL_DST_IN4" >/dev/null
+	local dump=$TL_LAST_PID
+	tl_wait_until 5 grep -q 'listening on' "$log" || tl_fail "expected tcpdump to start in dst"
+	tl_ping_dst 2 || tl_fail "expected the ping through the tunnel to be answered"
+	tl_wait_exit "$dump" 5 || tl_fail "expected tcpdump to see one ICMP packet at dst"
+	run cat "$log"
+	tl_expect_contains "what dst saw" "$output" "IP $TL_TUN_CLI4 > $TL_DST_IN4: ICMP echo request"
+}
+
+# ---- authentication ----------------------------------------------------------------
+
+@test "a client with a certificate from another CA is refused" {
+	start_tunnel
+	tl_stop "$TL_CLI_PID" TERM 10 || tl_fail "expected the good client to stop on SIGTERM"
+	TL_CLI_PID=""
+	use_new_client_files client-other-ca
+	TL_CLIENT_PKI=$TL_BAD_PKI TL_WAIT=none tl_start_tunlab_client "$FRONTEND"
+	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 1
+	run grep -Ei 'certificate|verif|unknown ca|handshake' "$TL_SRV_LOG"
+	[[ $status == 0 ]] || tl_fail "expected the server to log why it refused the client; its log: $(tail -n 20 "$TL_SRV_LOG")"
+	note "server says: ${lines[0]}"
+	tl_assert_not "a ping through a refused client to get no answer" tl_ping_dst 2
+	tl_assert_not "the refused client to report connected" tl_json_test "$TL_CLI_STATS" '.connected == true'
+	tl_assert "the server to have no active session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 0'
+}
+
+@test "wrong-CA and certificate-less TLS handshakes do not disturb a connected client" {
+	tl_require_tools openssl
+	start_tunnel
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 20 -i 0.1 -W 2 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	run n_cli timeout 10 openssl s_client -connect "$TL_SRV_UL4:$TL_PORT" -servername server \
+		-cert "$TL_BAD_PKI/cli.crt" -key "$TL_BAD_PKI/cli.key" -CAfile "$TL_PKI/ca.crt" </dev/null
+	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 1
+	run n_cli timeout 10 openssl s_client -connect "$TL_SRV_UL4:$TL_PORT" -servername server \
+		-CAfile "$TL_PKI/ca.crt" </dev/null
+	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 2
+	tl_wait_exit "$pinger" 15 || true
+	local received
+	received=$(grep -oE '[0-9]+ received' "$TL_TMP/ping.log" | cut -d' ' -f1)
+	# Tolerates a rare loss; a stall of the good session loses most of them.
+	tl_expect_ge "echo replies of 20 during the bad handshakes" "${received:-0}" 18
+	tl_assert "the good client to still ping dst" tl_ping_dst 3
+	tl_assert "the server to still have exactly one session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 1'
+	tl_assert "the good client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+}
+
+# ---- policy ---------------------------------------------------------------------------
+
+@test "a spoofed inner source is dropped by the server and counted" {
+	start_tunnel
+	n_cli ip addr add 10.8.0.99/32 dev lo
+	tl_assert_not "no answer to a ping from the spoofed source 10.8.0.99" \
+		n_cli ping -n -q -c 2 -i 0.2 -W 1 -I 10.8.0.99 "$TL_DST_IN4"
+	tl_wait_stat_ge "$TL_SRV_STATS" drop_spoofed_source 1
+	tl_assert "the genuine source to keep working" tl_ping_dst 1
+}
+
+# ---- life cycle ------------------------------------------------------------------------
+
+@test "server SIGKILLed and restarted: the client reconnects and ping resumes" {
+	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	start_tunnel
+	kill -KILL "$TL_SRV_PID"
+	tl_wait_exit "$TL_SRV_PID" 5 || true
+	TL_SRV_PID=""
+	tl_assert_not "no answer while the server is down" tl_ping_dst 1
+	use_new_server_files server-restarted
+	local t0
+	t0=$(tl_now_ms)
+	tl_start_tunlab_server "$FRONTEND"
+	tl_wait_stat_ge "$TL_CLI_STATS" reconnects 1 30
+	tl_wait_until 30 tl_ping_dst 1 ||
+		tl_fail "expected ping cli->dst to resume within 30 s of the server's restart"
+	note "ping resumed $(($(tl_now_ms) - t0)) ms after the server restarted"
+}
+
+@test "SIGINT: client and server remove their device and routes and exit 0" {
+	start_tunnel
+	run tl_leftovers "$NS_CLI"
+	tl_expect_contains "cli's tunlab state while running" "$output" "link: tunlab"
+	tl_expect_contains "cli's tunlab state while running" "$output" "route: $TL_IN_NET4"
+	tl_stop "$TL_CLI_PID" INT 10 || true
+	((TL_STOP_STATUS == 0)) || tl_fail "expected the client to exit 0 on SIGINT, got $TL_STOP_STATUS"
+	TL_CLI_PID=""
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after SIGINT, found: $output"
+	run tl_json_get "$TL_CLI_STATS" event
+	[[ $output == exit ]] || tl_fail "expected the client's last stats line to be the exit event, got '$output'"
+	tl_stop "$TL_SRV_PID" INT 10 || true
+	((TL_STOP_STATUS == 0)) || tl_fail "expected the server to exit 0 on SIGINT, got $TL_STOP_STATUS"
+	TL_SRV_PID=""
+	run tl_leftovers "$NS_SRV"
+	[[ -z $output ]] || tl_fail "expected no tunlab state in srv after SIGINT, found: $output"
+}
+
+@test "tunlab cleanup removes what a dead instance left and keeps a live one's" {
+	start_tunnel
+	# A crashed instance's persistent device and tagged route, as a frontend
+	# that creates persistent objects would leave them after kill -9.
+	local dead_pid=4000000
+	n_cli ip tuntap add dev tunlab$dead_pid mode tun
+	n_cli ip link set dev tunlab$dead_pid alias "tunlab:pid=$dead_pid" up
+	n_cli ip route add 10.199.0.0/24 dev tunlab$dead_pid proto 77
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	[[ $output == *"removed 2 leftover objects"* ]] || tl_fail "expected cleanup to report 2 removed objects, got: $output"
+	run n_cli ip -o link show dev tunlab$dead_pid
+	[[ $status != 0 ]] || tl_fail "expected the dead instance's device to be gone"
+	run n_cli ip route show 10.199.0.0/24
+	[[ -z $output ]] || tl_fail "expected the dead instance's route to be gone, found: $output"
+	n_cli ping -c 1 -W 2 "$TL_DST_IN4" >/dev/null || tl_fail "expected the live client's tunnel to keep working after cleanup"
+}
+
+# ---- command line (no namespaces needed) ---------------------------------------------
+
+@test "cli: an unknown flag exits 2 with one line naming it" {
+	run "$TUNLAB" server --no-such-flag
+	[[ $status == 2 ]] || tl_fail "expected exit 2, got $status: $output"
+	[[ ${#lines[@]} == 1 ]] || tl_fail "expected one line, got ${#lines[@]}: $output"
+	tl_expect_contains "the error" "$output" "--no-such-flag"
+	run "$TUNLAB" --no-such-flag
+	[[ $status == 2 ]] || tl_fail "expected exit 2 for a bad top-level flag, got $status: $output"
+	tl_expect_contains "the error" "$output" "--no-such-flag"
+	run "$TUNLAB" client --connect "$TL_SRV_UL4:$TL_PORT" --mtu abc
+	[[ $status == 2 ]] || tl_fail "expected exit 2 for --mtu abc, got $status: $output"
+	[[ ${#lines[@]} == 1 ]] || tl_fail "expected one line for --mtu abc, got ${#lines[@]}: $output"
+}
+
+@test "cli: tunlab --version and --help work" {
+	run "$TUNLAB" --version
+	[[ $status == 0 && -n $output ]] || tl_fail "expected a version and exit 0, got $status: $output"
+	run "$TUNLAB" --help
+	[[ $status == 0 ]] || tl_fail "expected --help to exit 0, got $status"
+	tl_expect_contains "--help" "$output" "server"
+	tl_expect_contains "--help" "$output" "client"
+	run "$TUNLAB" help server
+	[[ $status == 0 ]] || tl_fail "expected help server to exit 0, got $status"
+	tl_expect_contains "help server" "$output" "--listen"
+}
