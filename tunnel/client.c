@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+/* The client role: one connection to the server, kept up, with a queue while it is down. */
+
+/*
+ *   connect --ok--> session (TCP, TLS, HELLOs) --established--> carry packets
+ *      ^                     |  failure                              | lost
+ *      +---- retry timer <---+---------------------------------------+
+ *
+ * The retry delay starts at TUNNEL_BACKOFF_MIN_MS and doubles up to
+ * TUNNEL_BACKOFF_MAX_MS; an established session resets it. While no
+ * session is established, captured packets are framed into a byte queue
+ * of queue_bytes (no allocation per packet) and sent after the HELLOs;
+ * what does not fit is dropped and counted. Frames still in the send
+ * buffer when a connection dies are lost with it, like packets on a link
+ * that goes down (TCP inside the tunnel retransmits).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "session.h"
+
+struct client {
+	struct session *session; /* the current attempt or connection */
+	bool established, ever_established;
+	unsigned backoff_ms;
+	struct ev_timer retry;
+	uint8_t *queue; /* frames, back to back */
+	size_t queue_len;
+	uint64_t queue_packets;
+};
+
+static void client_schedule_retry(struct tunnel *t)
+{
+	struct client *c = t->client;
+
+	evloop_timer_start(t->loop, &c->retry, c->backoff_ms);
+	c->backoff_ms = c->backoff_ms * 2 < TUNNEL_BACKOFF_MAX_MS ? c->backoff_ms * 2
+								  : TUNNEL_BACKOFF_MAX_MS;
+}
+
+static void client_attempt_failed(struct tunnel *t, const char *reason)
+{
+	tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s failed: %s; retrying in %u ms", t->endpoint,
+		   reason, t->client->backoff_ms);
+	client_schedule_retry(t);
+}
+
+static void client_connect(struct tunnel *t)
+{
+	struct client *c = t->client;
+	struct session *s;
+	int fd, one = 1, saved;
+
+	fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		client_attempt_failed(t, strerror(errno));
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&t->addr, t->addr_len) < 0 && errno != EINPROGRESS) {
+		saved = errno;
+		close(fd);
+		client_attempt_failed(t, strerror(saved));
+		return;
+	}
+	/* Completion (or failure) shows as EPOLLOUT, even for an immediate connect. */
+	s = session_new(t, fd, (struct sockaddr *)&t->addr, SESSION_CONNECTING);
+	if (!s) {
+		client_attempt_failed(t, strerror(errno));
+		return;
+	}
+	snprintf(s->name, sizeof(s->name), "%.*s", PEER_NAME_MAX, t->server_name);
+	c->session = s;
+}
+
+static void client_on_retry(struct evloop *loop, struct ev_timer *timer)
+{
+	(void)loop;
+	client_connect(timer->arg);
+}
+
+/* ---- the queue while disconnected ---- */
+
+static void client_queue_packet(struct tunnel *t, const struct pkt *p)
+{
+	struct client *c = t->client;
+	long n = session_frame_packet(c->queue + c->queue_len, t->queue_bytes - c->queue_len, p);
+
+	if (n < 0) {
+		t->stats.drop_malformed++;
+		return;
+	}
+	if (n == 0) {
+		t->stats.drop_queue_full++;
+		return;
+	}
+	c->queue_len += (size_t)n;
+	c->queue_packets++;
+	t->stats.tx_packets++;
+	t->stats.tx_bytes += p->len;
+	session_trace(t, "framed", t->server_name, p);
+}
+
+/* Moves the queue into the new session's send buffer, after the HELLOs. */
+static void client_flush_queue(struct tunnel *t, struct session *s)
+{
+	struct client *c = t->client;
+	struct frame f;
+	size_t off = 0;
+	int n;
+
+	while (off < c->queue_len) {
+		n = frame_parse(c->queue + off, c->queue_len - off, &f);
+		if (n <= 0)
+			break; /* cannot happen: every frame was checked when queued */
+		if (f.type == FRAME_PACKET_OFF && !s->peer_offload)
+			t->stats.drop_offload++; /* no software segmentation yet, see session.c */
+		else if (!session_append(s, c->queue + off, (size_t)n))
+			t->stats.drop_tx_full++;
+		off += (size_t)n;
+	}
+	c->queue_len = 0;
+	c->queue_packets = 0;
+}
+
+/* ---- session hooks ---- */
+
+static void client_established(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+	struct client *c = t->client;
+
+	c->established = true;
+	if (c->ever_established)
+		t->stats.reconnects++;
+	c->ever_established = true;
+	c->backoff_ms = TUNNEL_BACKOFF_MIN_MS;
+	t->stats.connected = true;
+	t->stats.sessions_active = 1;
+	t->stats.sessions_total++;
+	tunnel_log(t, TUNNEL_LOG_INFO, "connected to %s (server '%s')%s", s->remote, t->server_name,
+		   s->peer_offload ? ", server takes offload packets" : "");
+	client_flush_queue(t, s);
+}
+
+static void client_lost(struct session *s, enum session_end why, const char *reason)
+{
+	struct tunnel *t = s->tunnel;
+	struct client *c = t->client;
+
+	c->established = false;
+	t->stats.connected = false;
+	t->stats.sessions_active = 0;
+	if (why == SESSION_END_DEAD)
+		t->stats.sessions_dead++;
+	tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s lost: %s%s; reconnecting in %u ms",
+		   t->endpoint, why == SESSION_END_DEAD ? "server dead, " : "", reason, c->backoff_ms);
+	/* Packets go to the queue now, which never blocks the frontend. */
+	if (s->above_high_water && t->cb.writable)
+		t->cb.writable(t->cb_ctx);
+}
+
+static void client_ended(struct session *s, enum session_end why, const char *reason)
+{
+	struct tunnel *t = s->tunnel;
+	struct client *c = t->client;
+
+	if (c->session != s)
+		return;
+	c->session = NULL;
+	if (why == SESSION_END_LOCAL)
+		return;
+	if (c->established) {
+		client_lost(s, why, reason);
+	} else {
+		/* TCP refused is no handshake; anything after it (alert, CLOSE, timeout) is. */
+		if (why != SESSION_END_CONNECT)
+			t->stats.handshake_failures++;
+		tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s failed: %s; retrying in %u ms",
+			   t->endpoint, reason, c->backoff_ms);
+	}
+	client_schedule_retry(t);
+}
+
+static void client_drained(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (t->cb.writable)
+		t->cb.writable(t->cb_ctx);
+}
+
+static bool client_source_ok(const struct session *s, const struct ip_addr *src)
+{
+	(void)s;
+	(void)src;
+	return true; /* the server is trusted with any source */
+}
+
+/* ---- the frontend's side ---- */
+
+static void client_send(struct tunnel *t, const struct pkt_batch *batch)
+{
+	struct client *c = t->client;
+	struct session *s = c->session;
+	unsigned i;
+
+	for (i = 0; i < batch->count && i < PKT_BATCH_MAX; i++) {
+		/* Checked per packet: a flush in the middle may end the session. */
+		if (c->established)
+			session_send_packet(s, &batch->pkts[i]);
+		else
+			client_queue_packet(t, &batch->pkts[i]);
+	}
+	if (c->established)
+		session_flush(s);
+}
+
+static bool client_send_blocked(const struct tunnel *t)
+{
+	const struct client *c = t->client;
+
+	return c->established && session_tx_pending(c->session) > SESSION_TX_HIGH_WATER;
+}
+
+static void client_stats(const struct tunnel *t, struct tunnel_stats *out)
+{
+	out->queue_packets = t->client->queue_packets;
+	out->queue_bytes = t->client->queue_len;
+}
+
+static void client_free(struct tunnel *t)
+{
+	struct client *c = t->client;
+
+	if (!c)
+		return;
+	evloop_timer_stop(t->loop, &c->retry);
+	free(c->queue);
+	free(c);
+	t->client = NULL;
+}
+
+int tunnel_client_init(struct tunnel *t, char *err, size_t err_len)
+{
+	struct client *c = calloc(1, sizeof(*c));
+
+	if (c)
+		c->queue = malloc(t->queue_bytes);
+	if (!c || !c->queue) {
+		free(c);
+		snprintf(err, err_len, "out of memory for a %zu byte queue", t->queue_bytes);
+		return -ENOMEM;
+	}
+	c->backoff_ms = TUNNEL_BACKOFF_MIN_MS;
+	ev_timer_init(&c->retry, client_on_retry, t);
+	t->client = c;
+	client_connect(t);
+	return 0;
+}
+
+const struct tunnel_role_ops tunnel_client_ops = {
+	.established  = client_established,
+	.source_ok    = client_source_ok,
+	.ended        = client_ended,
+	.drained      = client_drained,
+	.send         = client_send,
+	.send_blocked = client_send_blocked,
+	.stats        = client_stats,
+	.free         = client_free,
+};

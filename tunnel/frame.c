@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/* Frame encoding and the one parser every byte from the wire goes through. */
+
+/*
+ * Wire layout (proto.h): type u8, payload length u24 big endian, payload.
+ * FRAME_PACKET_OFF prefixes the IP packet with 12 bytes of offload
+ * metadata, big endian:
+ *
+ *   flags u8, gso_type u8, hdr_len u16, gso_size u16,
+ *   csum_start u16, csum_offset u16, reserved u16 (sent as 0, ignored)
+ *
+ * frame_parse() rejects a frame as soon as its header alone proves it
+ * malformed, before waiting for its payload: a hostile peer cannot make a
+ * receiver buffer bytes it will refuse anyway. Everything is checked
+ * against the constants of proto.h before a length is used.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "frame.h"
+
+/* Flag bits we understand; others (virtio's DATA_VALID...) mean nothing here. */
+#define FRAME_OFF_KNOWN_FLAGS PKT_F_NEEDS_CSUM
+
+enum { IP_HEADER_MIN = 20, IPV6_HEADER_LEN = 40 };
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put_header(uint8_t *buf, uint8_t type, uint32_t len)
+{
+	buf[0] = type;
+	buf[1] = (uint8_t)(len >> 16);
+	buf[2] = (uint8_t)(len >> 8);
+	buf[3] = (uint8_t)len;
+}
+
+/* Can a frame of this type carry a payload of plen bytes at all? */
+static bool header_valid(uint8_t type, uint32_t plen)
+{
+	switch (type) {
+	case FRAME_HELLO:
+		return plen == FRAME_HELLO_LEN;
+	case FRAME_PACKET:
+		return plen >= IP_HEADER_MIN && plen <= FRAME_IP_MAX;
+	case FRAME_PACKET_OFF:
+		return plen >= FRAME_OFFLOAD_LEN + IP_HEADER_MIN && plen <= FRAME_PAYLOAD_MAX;
+	case FRAME_KEEPALIVE:
+		return plen == 0;
+	case FRAME_CLOSE:
+		return plen <= FRAME_CLOSE_REASON_MAX;
+	default:
+		return false;
+	}
+}
+
+static bool gso_type_valid(uint8_t gso_type)
+{
+	switch (gso_type) {
+	case PKT_GSO_NONE:
+	case PKT_GSO_TCPV4:
+	case PKT_GSO_UDP:
+	case PKT_GSO_TCPV6:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Offload fields must point inside the packet they describe. */
+static bool offload_valid(const struct pkt_offload *off, uint32_t pkt_len)
+{
+	if (!gso_type_valid(off->gso_type))
+		return false;
+	if (off->hdr_len > pkt_len)
+		return false;
+	if ((off->flags & PKT_F_NEEDS_CSUM) &&
+	    (uint32_t)off->csum_start + off->csum_offset + 2 > pkt_len)
+		return false;
+	return true;
+}
+
+static void offload_decode(const uint8_t *p, struct pkt_offload *off)
+{
+	off->flags = p[0] & FRAME_OFF_KNOWN_FLAGS;
+	off->gso_type = p[1];
+	off->hdr_len = get16(p + 2);
+	off->gso_size = get16(p + 4);
+	off->csum_start = get16(p + 6);
+	off->csum_offset = get16(p + 8);
+}
+
+static void offload_encode(uint8_t *p, const struct pkt_offload *off)
+{
+	p[0] = off->flags & FRAME_OFF_KNOWN_FLAGS;
+	p[1] = off->gso_type;
+	put16(p + 2, off->hdr_len);
+	put16(p + 4, off->gso_size);
+	put16(p + 6, off->csum_start);
+	put16(p + 8, off->csum_offset);
+	put16(p + 10, 0);
+}
+
+static int parse_packet(struct frame *out, const uint8_t *ip, uint32_t len)
+{
+	unsigned version = ip[0] >> 4;
+
+	if (version != 4 && version != 6)
+		return -EPROTO;
+	if (version == 6 && len < IPV6_HEADER_LEN)
+		return -EPROTO;
+	/* The frame borrows the caller's buffer; receivers own it mutable. */
+	out->pkt.data = (uint8_t *)ip;
+	out->pkt.len = len;
+	return 0;
+}
+
+static int parse_payload(struct frame *out)
+{
+	const uint8_t *p = out->payload;
+
+	switch (out->type) {
+	case FRAME_HELLO:
+		out->hello_version = p[0];
+		out->hello_flags = p[1];
+		return 0;
+	case FRAME_PACKET:
+		return parse_packet(out, p, out->len);
+	case FRAME_PACKET_OFF:
+		offload_decode(p, &out->pkt.off);
+		if (!offload_valid(&out->pkt.off, out->len - FRAME_OFFLOAD_LEN))
+			return -EPROTO;
+		return parse_packet(out, p + FRAME_OFFLOAD_LEN, out->len - FRAME_OFFLOAD_LEN);
+	default:
+		return 0;
+	}
+}
+
+int frame_parse(const uint8_t *buf, size_t len, struct frame *out)
+{
+	uint32_t plen;
+
+	if (len < FRAME_HEADER_LEN)
+		return 0;
+	plen = (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+	if (!header_valid(buf[0], plen))
+		return -EPROTO;
+	if (len - FRAME_HEADER_LEN < plen)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	out->type = buf[0];
+	out->payload = buf + FRAME_HEADER_LEN;
+	out->len = plen;
+	if (parse_payload(out) < 0)
+		return -EPROTO;
+	return (int)(FRAME_HEADER_LEN + plen);
+}
+
+size_t frame_packet_size(const struct pkt *p)
+{
+	return FRAME_HEADER_LEN + (pkt_is_plain(p) ? 0 : FRAME_OFFLOAD_LEN) + (size_t)p->len;
+}
+
+size_t frame_put_packet(uint8_t *buf, size_t cap, const struct pkt *p)
+{
+	size_t size = frame_packet_size(p);
+	uint8_t *ip = buf + FRAME_HEADER_LEN;
+
+	if (p->len > FRAME_IP_MAX || size > cap)
+		return 0;
+	if (pkt_is_plain(p)) {
+		put_header(buf, FRAME_PACKET, p->len);
+	} else {
+		put_header(buf, FRAME_PACKET_OFF, FRAME_OFFLOAD_LEN + p->len);
+		offload_encode(ip, &p->off);
+		ip += FRAME_OFFLOAD_LEN;
+	}
+	memcpy(ip, p->data, p->len);
+	return size;
+}
+
+size_t frame_put_hello(uint8_t *buf, size_t cap, uint8_t version, uint8_t flags)
+{
+	if (cap < FRAME_HEADER_LEN + FRAME_HELLO_LEN)
+		return 0;
+	put_header(buf, FRAME_HELLO, FRAME_HELLO_LEN);
+	buf[4] = version;
+	buf[5] = flags;
+	buf[6] = 0;
+	buf[7] = 0;
+	return FRAME_HEADER_LEN + FRAME_HELLO_LEN;
+}
+
+size_t frame_put_keepalive(uint8_t *buf, size_t cap)
+{
+	if (cap < FRAME_HEADER_LEN)
+		return 0;
+	put_header(buf, FRAME_KEEPALIVE, 0);
+	return FRAME_HEADER_LEN;
+}
+
+/* Cuts a reason at FRAME_CLOSE_REASON_MAX bytes without splitting a UTF-8 sequence. */
+static size_t close_reason_len(const char *reason)
+{
+	size_t len = reason ? strnlen(reason, FRAME_CLOSE_REASON_MAX + 1) : 0;
+
+	if (len <= FRAME_CLOSE_REASON_MAX)
+		return len;
+	len = FRAME_CLOSE_REASON_MAX;
+	while (len > 0 && ((uint8_t)reason[len] & 0xc0) == 0x80)
+		len--;
+	return len;
+}
+
+size_t frame_put_close(uint8_t *buf, size_t cap, const char *reason)
+{
+	size_t len = close_reason_len(reason);
+
+	if (cap < FRAME_HEADER_LEN + len)
+		return 0;
+	put_header(buf, FRAME_CLOSE, (uint32_t)len);
+	if (len)
+		memcpy(buf + FRAME_HEADER_LEN, reason, len);
+	return FRAME_HEADER_LEN + len;
+}

@@ -1,0 +1,815 @@
+// SPDX-License-Identifier: MIT
+/* One TLS connection of the tunnel: its state machine, buffers and timers. */
+
+/*
+ * A session owns a socket, its TLS connection, a send and a receive
+ * buffer and two timers. Both roles use it; what differs (whom to accept,
+ * what to do when a session ends) is behind tunnel->role.
+ *
+ * Send: frames are appended back to back to tx and handed to SSL_write
+ * when a batch is done (or when TUNNEL_TX_FLUSH_BYTES wait), so that
+ * OpenSSL fills whole 16 KiB records with several packets. A write that
+ * would block keeps its bytes and waits for EPOLLOUT.
+ *
+ * Receive: SSL_read fills rx; whole frames are parsed in place and their
+ * packets delivered in batches that point into rx (no copy); a trailing
+ * partial frame moves to the front. Reads stop after a budget so other
+ * fds get a turn; OpenSSL may then hold bytes the socket no longer
+ * signals, so the resume timer picks them up.
+ *
+ * Timers: before ESTABLISHED the timer is the handshake deadline; then it
+ * ticks every keepalive/2 to send a keepalive after keepalive_ms without
+ * sending and to declare the peer dead after TUNNEL_DEAD_FACTOR periods
+ * of silence; in CLOSING it bounds the linger.
+ *
+ * Ending: session_end() tells the role at once (routing forgets the
+ * session), then the session may linger in CLOSING so that the peer can
+ * read our CLOSE frame before the socket closes. Memory is only freed by
+ * the reaper, from a timer of its own: a callback deep in a read loop may
+ * end a session, and everything up the stack checks its state, never a
+ * dangling pointer.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "session.h"
+
+enum {
+	/* Bytes read per readiness callback before other fds get a turn. */
+	SESSION_RX_BUDGET = TUNNEL_RX_BUF_BYTES,
+	/* Parse once less than this is free: many records per parse, room for the next. */
+	SESSION_RX_PARSE_ROOM = 64 * 1024,
+	/* How long an ended session waits for the peer to read our CLOSE frame. */
+	SESSION_LINGER_MS = 1000,
+	/* Reads that discard what a closing peer still sends, per callback. */
+	SESSION_LINGER_READS = 16,
+};
+
+static uint64_t session_now(const struct session *s)
+{
+	return evloop_now_ms(s->tunnel->loop);
+}
+
+static bool session_open(const struct session *s)
+{
+	return s->state == SESSION_HELLO || s->state == SESSION_ESTABLISHED;
+}
+
+size_t session_tx_pending(const struct session *s)
+{
+	return s->tx_tail - s->tx_head;
+}
+
+void session_trace(struct tunnel *t, const char *stage, const char *peer, const struct pkt *p)
+{
+	if (t->trace && t->cb.trace)
+		t->cb.trace(t->cb_ctx, stage, peer, p);
+}
+
+static void session_update_events(struct session *s)
+{
+	uint32_t events;
+
+	switch (s->state) {
+	case SESSION_CONNECTING:
+		events = EPOLLOUT;
+		break;
+	case SESSION_HANDSHAKE:
+		events = s->read_want == TLS_WANT_POLLOUT ? EPOLLOUT : EPOLLIN;
+		break;
+	case SESSION_HELLO:
+	case SESSION_ESTABLISHED:
+	case SESSION_CLOSING:
+		events = EPOLLIN;
+		if (s->read_want == TLS_WANT_POLLOUT || s->write_want == TLS_WANT_POLLOUT)
+			events |= EPOLLOUT;
+		break;
+	default:
+		return;
+	}
+	/* MOD on a registered fd only fails without memory; the next event retries. */
+	evloop_io_set(s->tunnel->loop, &s->io, events);
+}
+
+/* ---- life and death ---- */
+
+static void reaper_arm(struct tunnel *t)
+{
+	if (!t->reaper.armed)
+		evloop_timer_start(t->loop, &t->reaper, 0);
+}
+
+static void session_unlink(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		t->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	t->session_count--;
+}
+
+/* Closes the socket and hands the memory to the reaper. */
+static void session_finalize(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (s->state == SESSION_CLOSED)
+		return;
+	evloop_io_stop(t->loop, &s->io);
+	evloop_timer_stop(t->loop, &s->timer);
+	evloop_timer_stop(t->loop, &s->resume);
+	close(s->fd);
+	s->fd = -1;
+	s->state = SESSION_CLOSED;
+	t->records_done.written += s->records.written;
+	t->records_done.read += s->records.read;
+	s->records.written = s->records.read = 0;
+	session_unlink(s);
+	s->next = t->graveyard;
+	t->graveyard = s;
+	reaper_arm(t);
+}
+
+static void session_destroy(struct session *s)
+{
+	tls_conn_free(s->tls);
+	free(s->tx);
+	free(s->rx);
+	free(s);
+}
+
+void session_reap(struct tunnel *t, bool all)
+{
+	while (all && t->sessions) {
+		struct session *s = t->sessions;
+
+		session_end(s, SESSION_END_LOCAL, true, "%s shutting down",
+			    t->role_kind == TUNNEL_SERVER ? "server" : "client");
+		session_finalize(s);
+	}
+	while (t->graveyard) {
+		struct session *s = t->graveyard;
+
+		t->graveyard = s->next;
+		session_destroy(s);
+	}
+}
+
+static void session_on_io(struct evloop *loop, struct ev_io *io, uint32_t events);
+static void session_on_timer(struct evloop *loop, struct ev_timer *timer);
+static void session_on_resume(struct evloop *loop, struct ev_timer *timer);
+
+static int session_start_tls(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+	const char *name = t->role_kind == TUNNEL_CLIENT ? t->server_name : NULL;
+
+	s->tls = tls_conn_new(t->tls, s->fd, name, &s->records);
+	return s->tls ? 0 : -ENOMEM;
+}
+
+static struct session *session_alloc(struct tunnel *t, int fd, enum session_state state)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->tunnel = t;
+	s->fd = fd;
+	s->state = state;
+	s->tx = malloc(TUNNEL_TX_BUF_BYTES);
+	s->rx = malloc(TUNNEL_RX_BUF_BYTES);
+	if (!s->tx || !s->rx || (state == SESSION_HANDSHAKE && session_start_tls(s) < 0)) {
+		session_destroy(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct session *session_new(struct tunnel *t, int fd, const struct sockaddr *remote,
+			    enum session_state state)
+{
+	struct session *s = session_alloc(t, fd, state);
+	int ret;
+
+	if (!s) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	tunnel_format_sockaddr(remote, s->remote, sizeof(s->remote));
+	ev_io_init(&s->io, fd, session_on_io, s);
+	ev_timer_init(&s->timer, session_on_timer, s);
+	ev_timer_init(&s->resume, session_on_resume, s);
+	ret = evloop_io_start(t->loop, &s->io, state == SESSION_CONNECTING ? EPOLLOUT : EPOLLIN);
+	if (ret < 0) {
+		close(fd);
+		session_destroy(s);
+		errno = -ret;
+		return NULL;
+	}
+	s->started_ms = s->last_rx_ms = s->last_tx_ms = evloop_now_ms(t->loop);
+	evloop_timer_start(t->loop, &s->timer, t->handshake_ms);
+	s->next = t->sessions;
+	if (s->next)
+		s->next->prev = s;
+	t->sessions = s;
+	t->session_count++;
+	return s;
+}
+
+/* ---- sending ---- */
+
+static bool session_room(struct session *s, size_t need)
+{
+	/* Bytes before keep are sent; with --trace, whole frames not yet reported stay. */
+	size_t keep = s->tunnel->trace ? s->tx_traced : s->tx_head;
+
+	if (TUNNEL_TX_BUF_BYTES - s->tx_tail >= need)
+		return true;
+	if (TUNNEL_TX_BUF_BYTES - (s->tx_tail - keep) < need)
+		return false;
+	/* SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows this under a pending write. */
+	memmove(s->tx, s->tx + keep, s->tx_tail - keep);
+	s->tx_tail -= keep;
+	s->tx_head -= keep;
+	s->tx_traced -= keep < s->tx_traced ? keep : s->tx_traced;
+	return true;
+}
+
+static void session_note_high_water(struct session *s)
+{
+	if (session_tx_pending(s) > SESSION_TX_HIGH_WATER)
+		s->above_high_water = true;
+}
+
+/* Reports "sent" for each frame SSL_write has taken whole. */
+static void session_trace_sent(struct session *s)
+{
+	struct frame f;
+	int n;
+
+	while (s->tx_traced < s->tx_head) {
+		n = frame_parse(s->tx + s->tx_traced, s->tx_head - s->tx_traced, &f);
+		if (n <= 0)
+			break;
+		s->tx_traced += (size_t)n;
+		if (f.type == FRAME_PACKET || f.type == FRAME_PACKET_OFF)
+			session_trace(s->tunnel, "sent", s->name, &f.pkt);
+	}
+}
+
+/* 1: all written, 0: would block (write_want set), -1: TLS error. */
+static int session_write_some(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+	ssize_t n = 0;
+
+	if (s->write_want)
+		return 0;
+	while (s->tx_head < s->tx_tail) {
+		n = tls_write(s->tls, s->tx + s->tx_head, s->tx_tail - s->tx_head);
+		if (n <= 0)
+			break;
+		s->tx_head += (size_t)n;
+		t->stats.tls_writes++;
+		s->last_tx_ms = session_now(s);
+	}
+	if (t->trace)
+		session_trace_sent(s);
+	if (s->tx_head == s->tx_tail) {
+		s->tx_head = s->tx_tail = s->tx_traced = 0;
+		return 1;
+	}
+	if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
+		s->write_want = (int)n;
+		return 0;
+	}
+	return -1;
+}
+
+void session_flush(struct session *s)
+{
+	int ret;
+
+	if (!session_open(s))
+		return;
+	ret = session_write_some(s);
+	if (ret < 0) {
+		session_end(s, s->state == SESSION_ESTABLISHED ? SESSION_END_ERROR : SESSION_END_HANDSHAKE,
+			    false, "%s", tls_conn_error(s->tls));
+		return;
+	}
+	session_update_events(s);
+	if (s->above_high_water && session_tx_pending(s) < SESSION_TX_LOW_WATER) {
+		s->above_high_water = false;
+		if (s->tunnel->role->drained)
+			s->tunnel->role->drained(s);
+	}
+}
+
+long session_frame_packet(uint8_t *buf, size_t cap, const struct pkt *p)
+{
+	struct frame f;
+	size_t n;
+
+	if (p->len > FRAME_IP_MAX)
+		return -EINVAL;
+	n = frame_put_packet(buf, cap, p);
+	if (!n)
+		return 0;
+	/* The one parser vets our output too: a peer would cut us off for less. */
+	if (frame_parse(buf, n, &f) != (int)n)
+		return -EINVAL;
+	return (long)n;
+}
+
+/* Room for need bytes, flushing once if the buffer is full. */
+static bool session_make_room(struct session *s, size_t need)
+{
+	if (session_room(s, need))
+		return true;
+	session_flush(s);
+	return session_open(s) && session_room(s, need);
+}
+
+void session_send_packet(struct session *s, const struct pkt *p)
+{
+	struct tunnel *t = s->tunnel;
+	long n;
+
+	if (!pkt_is_plain(p) && !s->peer_offload) {
+		/*
+		 * The peer's frontend cannot inject GSO or partial-checksum
+		 * packets. Segmenting them in software here is a later issue;
+		 * until then such a packet is lost, and counted.
+		 */
+		t->stats.drop_offload++;
+		return;
+	}
+	if (p->len > FRAME_IP_MAX) {
+		t->stats.drop_malformed++;
+		return;
+	}
+	if (!session_make_room(s, frame_packet_size(p))) {
+		t->stats.drop_tx_full++;
+		return;
+	}
+	n = session_frame_packet(s->tx + s->tx_tail, TUNNEL_TX_BUF_BYTES - s->tx_tail, p);
+	if (n <= 0) {
+		t->stats.drop_malformed++;
+		return;
+	}
+	s->tx_tail += (size_t)n;
+	t->stats.tx_packets++;
+	t->stats.tx_bytes += p->len;
+	session_trace(t, "framed", s->name, p);
+	session_note_high_water(s);
+	if (session_tx_pending(s) >= TUNNEL_TX_FLUSH_BYTES)
+		session_flush(s);
+}
+
+bool session_append(struct session *s, const uint8_t *frame, size_t len)
+{
+	if (!session_open(s) || !session_make_room(s, len))
+		return false;
+	memcpy(s->tx + s->tx_tail, frame, len);
+	s->tx_tail += len;
+	session_note_high_water(s);
+	return true;
+}
+
+/* ---- ending ---- */
+
+/* Drops what the peer still sends, raw: our TLS read side is done. */
+static int session_linger_drain(struct session *s)
+{
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < SESSION_LINGER_READS; i++) {
+		n = recv(s->fd, s->rx, TUNNEL_RX_BUF_BYTES, 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return 0;
+		return -1; /* the peer is gone: nothing left to linger for */
+	}
+	return 0;
+}
+
+/* CLOSING: flush what is left (our CLOSE frame), close_notify, wait for the peer's FIN. */
+static void session_linger(struct session *s)
+{
+	int ret;
+
+	if (session_linger_drain(s) < 0) {
+		session_finalize(s);
+		return;
+	}
+	if (s->tls) {
+		s->write_want = 0; /* called on readiness: try again */
+		ret = session_write_some(s);
+		if (ret < 0) {
+			session_finalize(s);
+			return;
+		}
+		if (ret == 0) {
+			session_update_events(s);
+			return;
+		}
+		tls_close(s->tls);
+		shutdown(s->fd, SHUT_WR);
+		tls_conn_free(s->tls);
+		s->tls = NULL;
+		s->write_want = s->read_want = 0;
+	}
+	session_update_events(s);
+}
+
+static void session_tell_peer(struct session *s, const char *reason)
+{
+	size_t need = FRAME_HEADER_LEN + FRAME_CLOSE_REASON_MAX;
+
+	if (session_room(s, need))
+		s->tx_tail += frame_put_close(s->tx + s->tx_tail, need, reason);
+}
+
+void session_end(struct session *s, enum session_end why, bool tell_peer, const char *fmt, ...)
+{
+	struct tunnel *t = s->tunnel;
+	bool tls_up = session_open(s);
+	char reason[256];
+	va_list ap;
+
+	if (s->ending || s->state >= SESSION_CLOSING)
+		return;
+	s->ending = true;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	t->role->ended(s, why, reason); /* s->state still says how far it got */
+	s->state = SESSION_CLOSING;
+	s->rx_batch.count = 0;
+	evloop_timer_stop(t->loop, &s->resume);
+	if (!tls_up) {
+		session_finalize(s);
+		return;
+	}
+	if (tell_peer)
+		session_tell_peer(s, reason);
+	if (!tell_peer || why == SESSION_END_LOCAL) {
+		/* Best effort, without waiting: one write attempt, close_notify. */
+		session_write_some(s);
+		tls_close(s->tls);
+		session_finalize(s);
+		return;
+	}
+	evloop_timer_start(t->loop, &s->timer, SESSION_LINGER_MS);
+	session_linger(s);
+}
+
+/* ---- receiving ---- */
+
+static void session_deliver(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (!s->rx_batch.count)
+		return;
+	if (t->cb.deliver)
+		t->cb.deliver(t->cb_ctx, &s->rx_batch);
+	s->rx_batch.count = 0;
+}
+
+static void session_receive_packet(struct session *s, const struct pkt *p)
+{
+	struct tunnel *t = s->tunnel;
+	struct ip_addr src, dst;
+
+	if (!pkt_is_plain(p) && !t->accept_offload) {
+		/* We never offered HELLO_F_OFFLOAD; the packet is lost, the session need not be. */
+		t->stats.drop_offload++;
+		return;
+	}
+	if (pkt_addrs(p->data, p->len, &src, &dst) < 0) {
+		t->stats.drop_malformed++;
+		return;
+	}
+	if (!t->role->source_ok(s, &src)) {
+		t->stats.drop_spoofed_source++;
+		return;
+	}
+	s->rx_batch.pkts[s->rx_batch.count++] = *p;
+	t->stats.rx_packets++;
+	t->stats.rx_bytes += p->len;
+	session_trace(t, "received", s->name, p);
+	if (s->rx_batch.count == PKT_BATCH_MAX)
+		session_deliver(s);
+}
+
+static void session_send_hello(struct session *s)
+{
+	uint8_t flags = s->tunnel->accept_offload ? HELLO_F_OFFLOAD : 0;
+	uint8_t hello[FRAME_HEADER_LEN + FRAME_HELLO_LEN];
+	size_t n = frame_put_hello(hello, sizeof(hello), PROTO_VERSION, flags);
+
+	session_append(s, hello, n);
+}
+
+static void session_on_hello(struct session *s, const struct frame *f)
+{
+	struct tunnel *t = s->tunnel;
+	uint64_t tick = t->keepalive_ms / 2 ? t->keepalive_ms / 2 : 1;
+
+	if (f->hello_version != PROTO_VERSION) {
+		session_end(s, SESSION_END_HANDSHAKE, true, "unsupported protocol version %u",
+			    f->hello_version);
+		return;
+	}
+	s->peer_offload = f->hello_flags & HELLO_F_OFFLOAD;
+	if (t->role_kind == TUNNEL_SERVER)
+		session_send_hello(s);
+	s->state = SESSION_ESTABLISHED;
+	evloop_timer_start(t->loop, &s->timer, tick);
+	t->role->established(s);
+	session_flush(s);
+}
+
+/* Makes a peer's CLOSE reason safe to log: printable, no line breaks. */
+static void close_reason(const struct frame *f, char *out, size_t out_len)
+{
+	size_t i, n = f->len < out_len - 1 ? f->len : out_len - 1;
+
+	for (i = 0; i < n; i++) {
+		uint8_t c = f->payload[i];
+
+		out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	out[n] = '\0';
+}
+
+static void session_on_frame(struct session *s, const struct frame *f)
+{
+	enum session_end why = s->state == SESSION_ESTABLISHED ? SESSION_END_ERROR : SESSION_END_HANDSHAKE;
+	char reason[FRAME_CLOSE_REASON_MAX + 1];
+
+	if (f->type == FRAME_CLOSE) {
+		close_reason(f, reason, sizeof(reason));
+		session_deliver(s);
+		session_end(s, SESSION_END_PEER, false, "closed by peer: %s", reason[0] ? reason : "no reason");
+		return;
+	}
+	if (s->state == SESSION_HELLO) {
+		if (f->type == FRAME_HELLO)
+			session_on_hello(s, f);
+		else
+			session_end(s, why, true, "protocol error: frame type %u before HELLO", f->type);
+		return;
+	}
+	switch (f->type) {
+	case FRAME_HELLO:
+		session_end(s, why, true, "protocol error: second HELLO");
+		break;
+	case FRAME_KEEPALIVE:
+		break;
+	default:
+		session_receive_packet(s, &f->pkt);
+		break;
+	}
+}
+
+static void session_parse(struct session *s)
+{
+	struct frame f;
+	size_t off = 0;
+	int n;
+
+	while (session_open(s)) {
+		n = frame_parse(s->rx + off, s->rx_len - off, &f);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			uint8_t type = s->rx[off];
+			uint32_t len = (uint32_t)s->rx[off + 1] << 16 | s->rx[off + 2] << 8 | s->rx[off + 3];
+
+			session_deliver(s);
+			session_end(s, s->state == SESSION_ESTABLISHED ? SESSION_END_ERROR : SESSION_END_HANDSHAKE,
+				    true, "malformed frame (type %u, length %u)", type, len);
+			return;
+		}
+		off += (size_t)n;
+		session_on_frame(s, &f);
+	}
+	session_deliver(s);
+	if (!session_open(s))
+		return;
+	memmove(s->rx, s->rx + off, s->rx_len - off);
+	s->rx_len -= off;
+}
+
+static void session_read_failed(struct session *s, ssize_t n)
+{
+	bool established = s->state == SESSION_ESTABLISHED;
+
+	session_parse(s);
+	if (!session_open(s))
+		return;
+	if (n == 0)
+		session_end(s, SESSION_END_PEER, false, "closed the connection");
+	else
+		session_end(s, established ? SESSION_END_ERROR : SESSION_END_HANDSHAKE, false, "%s",
+			    tls_conn_error(s->tls));
+}
+
+static void session_read(struct session *s)
+{
+	size_t budget = SESSION_RX_BUDGET;
+	ssize_t n;
+
+	while (session_open(s)) {
+		if (budget == 0) {
+			if (tls_pending(s->tls))
+				evloop_timer_start(s->tunnel->loop, &s->resume, 0);
+			break;
+		}
+		n = tls_read(s->tls, s->rx + s->rx_len, TUNNEL_RX_BUF_BYTES - s->rx_len);
+		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
+			s->read_want = n == TLS_WANT_POLLOUT ? TLS_WANT_POLLOUT : 0;
+			break;
+		}
+		if (n <= 0) {
+			session_read_failed(s, n);
+			return;
+		}
+		s->rx_len += (size_t)n;
+		budget -= (size_t)n < budget ? (size_t)n : budget;
+		s->last_rx_ms = session_now(s);
+		if (TUNNEL_RX_BUF_BYTES - s->rx_len < SESSION_RX_PARSE_ROOM)
+			session_parse(s);
+	}
+	session_parse(s);
+}
+
+/* ---- events ---- */
+
+static void session_on_tls_up(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	s->read_want = 0;
+	s->state = SESSION_HELLO;
+	if (t->role->tls_ready && t->role->tls_ready(s) < 0)
+		return;
+	if (!session_open(s))
+		return;
+	if (t->role_kind == TUNNEL_CLIENT)
+		session_send_hello(s);
+	session_flush(s);
+	/* The peer's first frames may already sit inside OpenSSL. */
+	session_read(s);
+	if (session_open(s))
+		session_update_events(s);
+}
+
+static void session_handshake(struct session *s)
+{
+	int ret = tls_handshake(s->tls);
+
+	if (ret == TLS_WANT_POLLIN || ret == TLS_WANT_POLLOUT) {
+		s->read_want = ret;
+		session_update_events(s);
+		return;
+	}
+	if (ret < 0) {
+		session_end(s, SESSION_END_HANDSHAKE, false, "%s", tls_conn_error(s->tls));
+		return;
+	}
+	session_on_tls_up(s);
+}
+
+static void session_connected(struct session *s)
+{
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		session_end(s, SESSION_END_CONNECT, false, "%s", strerror(err));
+		return;
+	}
+	if (session_start_tls(s) < 0) {
+		session_end(s, SESSION_END_CONNECT, false, "out of memory for TLS");
+		return;
+	}
+	s->state = SESSION_HANDSHAKE;
+	session_handshake(s);
+}
+
+static void session_open_io(struct session *s, uint32_t events)
+{
+	bool in = events & (EPOLLIN | EPOLLERR | EPOLLHUP);
+	bool out = events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+
+	if ((out && s->write_want == TLS_WANT_POLLOUT) || (in && s->write_want == TLS_WANT_POLLIN)) {
+		s->write_want = 0;
+		session_flush(s);
+	}
+	if (session_open(s) && (in || (out && s->read_want == TLS_WANT_POLLOUT))) {
+		s->read_want = 0;
+		session_read(s);
+	}
+	if (session_open(s))
+		session_update_events(s);
+}
+
+static void session_on_io(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct session *s = io->arg;
+
+	(void)loop;
+	switch (s->state) {
+	case SESSION_CONNECTING:
+		session_connected(s);
+		break;
+	case SESSION_HANDSHAKE:
+		session_handshake(s);
+		break;
+	case SESSION_HELLO:
+	case SESSION_ESTABLISHED:
+		session_open_io(s, events);
+		break;
+	case SESSION_CLOSING:
+		session_linger(s);
+		break;
+	case SESSION_CLOSED:
+		break;
+	}
+}
+
+static void session_tick(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+	uint64_t now = session_now(s), silence = (uint64_t)TUNNEL_DEAD_FACTOR * t->keepalive_ms;
+	uint8_t keepalive[FRAME_HEADER_LEN];
+
+	if (now - s->last_rx_ms >= silence) {
+		session_end(s, SESSION_END_DEAD, false, "no traffic for %g s", (double)silence / 1000);
+		return;
+	}
+	if (now - s->last_tx_ms >= t->keepalive_ms && !session_tx_pending(s)) {
+		session_append(s, keepalive, frame_put_keepalive(keepalive, sizeof(keepalive)));
+		session_flush(s);
+		if (!session_open(s))
+			return;
+	}
+	evloop_timer_start(t->loop, &s->timer, t->keepalive_ms / 2 ? t->keepalive_ms / 2 : 1);
+}
+
+static void session_on_timer(struct evloop *loop, struct ev_timer *timer)
+{
+	struct session *s = timer->arg;
+
+	(void)loop;
+	switch (s->state) {
+	case SESSION_CONNECTING:
+		session_end(s, SESSION_END_CONNECT, false, "connect timeout");
+		break;
+	case SESSION_HANDSHAKE:
+	case SESSION_HELLO:
+		session_end(s, SESSION_END_HANDSHAKE, true, "handshake timeout");
+		break;
+	case SESSION_ESTABLISHED:
+		session_tick(s);
+		break;
+	case SESSION_CLOSING:
+		session_finalize(s);
+		break;
+	case SESSION_CLOSED:
+		break;
+	}
+}
+
+static void session_on_resume(struct evloop *loop, struct ev_timer *timer)
+{
+	struct session *s = timer->arg;
+
+	(void)loop;
+	if (!session_open(s))
+		return;
+	session_read(s);
+	if (session_open(s))
+		session_update_events(s);
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/* One TLS connection of the tunnel: its state machine, buffers and timers. */
+#ifndef TUNLAB_SESSION_H
+#define TUNLAB_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/evloop.h"
+#include "frame.h"
+#include "tunnel_int.h"
+
+/*
+ *   CONNECTING --> HANDSHAKE --> HELLO --> ESTABLISHED
+ *   (client)        (TLS)     (identity     (packets,
+ *                              checked,      keepalives)
+ *                              HELLOs)
+ *        any state --end--> CLOSING (lingers to let a CLOSE frame
+ *                           arrive) --> CLOSED (waits for the reaper)
+ */
+enum {
+	/* Above this a client's frontend should pause capture (tunnel_send_blocked). */
+	SESSION_TX_HIGH_WATER = TUNNEL_TX_BUF_BYTES / 4 * 3,
+	/* ...and resumes below this (cb->writable). */
+	SESSION_TX_LOW_WATER = TUNNEL_TX_BUF_BYTES / 2,
+};
+
+enum session_state {
+	SESSION_CONNECTING,
+	SESSION_HANDSHAKE,
+	SESSION_HELLO,
+	SESSION_ESTABLISHED,
+	SESSION_CLOSING,
+	SESSION_CLOSED,
+};
+
+struct session {
+	struct tunnel *tunnel;
+	struct session *prev, *next; /* tunnel->sessions, then the graveyard */
+	enum session_state state;
+	int fd;
+	struct ev_io io;
+	struct ev_timer timer;  /* handshake deadline, keepalive tick, linger */
+	struct ev_timer resume; /* read budget spent while OpenSSL holds bytes */
+	struct tls_conn *tls;
+	struct tls_record_counters records;
+
+	char remote[64];                /* "10.1.0.2:40312" */
+	char name[PEER_NAME_MAX + 1];   /* server: the peer's certificate name */
+	void *role_data;                /* server: its struct server_peer */
+	bool peer_offload;              /* the peer's HELLO had HELLO_F_OFFLOAD */
+
+	uint64_t started_ms, last_rx_ms, last_tx_ms;
+	int read_want, write_want;      /* TLS_WANT_* of the last blocked call, or 0 */
+	bool above_high_water;          /* drained() is owed once below half */
+	bool flush_queued;              /* in the server's to-flush list of a batch */
+	bool ending;                    /* session_end() is running: no reentry */
+
+	/* Frames waiting for SSL_write: [tx_head, tx_tail) of tx. */
+	uint8_t *tx;
+	size_t tx_head, tx_tail;
+	size_t tx_traced; /* frames before this were reported "sent" */
+
+	/* Bytes from SSL_read: whole frames are parsed in place, a tail kept. */
+	uint8_t *rx;
+	size_t rx_len;
+	struct pkt_batch rx_batch;
+};
+
+/*
+ * Takes fd (connected, or connecting when state is SESSION_CONNECTING)
+ * and links the session into t->sessions. Closes fd and returns NULL with
+ * errno on failure.
+ */
+struct session *session_new(struct tunnel *t, int fd, const struct sockaddr *remote,
+			    enum session_state state);
+/* Ends s: tells the role, optionally sends CLOSE with reason to the peer. */
+__attribute__((format(printf, 4, 5)))
+void session_end(struct session *s, enum session_end why, bool tell_peer, const char *fmt, ...);
+/* Frees the sessions of the graveyard, and with all, every session (tunnel_free). */
+void session_reap(struct tunnel *t, bool all);
+
+/*
+ * Frames p into the send buffer of an established session, flushing first
+ * when the buffer is full. Counts drops itself.
+ */
+void session_send_packet(struct session *s, const struct pkt *p);
+/*
+ * Appends a frame already on the wire format (a client's queue). Returns
+ * false when the buffer has no room even after a flush.
+ */
+bool session_append(struct session *s, const uint8_t *frame, size_t len);
+/* Hands the send buffer to SSL_write until it is empty or would block. */
+void session_flush(struct session *s);
+size_t session_tx_pending(const struct session *s);
+
+/*
+ * Writes p as a frame into buf and checks the result with frame_parse(),
+ * so that nothing leaves that a peer would reject. Returns the size, 0 when
+ * cap is too small, or -EINVAL for a packet no peer would accept.
+ */
+long session_frame_packet(uint8_t *buf, size_t cap, const struct pkt *p);
+
+/* The per-packet trace hook, a no-op unless --trace. */
+void session_trace(struct tunnel *t, const char *stage, const char *peer, const struct pkt *p);
+
+#endif

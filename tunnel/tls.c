@@ -1,0 +1,534 @@
+// SPDX-License-Identifier: MIT
+/* TLS 1.3 over a non-blocking socket, wrapped the way OpenBSD's libtls does. */
+
+/*
+ * Everything OpenSSL stays in this file. Policy: TLS 1.3 only, both sides
+ * present a certificate chaining to --ca, the server requires one, the
+ * client checks the server's name; no session tickets (a server would
+ * otherwise write them after the handshake, when the caller does not
+ * expect a write).
+ *
+ * A small socket BIO of our own replaces OpenSSL's: it sends with
+ * MSG_NOSIGNAL, so a peer that resets never raises SIGPIPE in a program
+ * that forgot to ignore it, and it keeps the errno of the failing call,
+ * which OpenSSL might otherwise clobber before we read it.
+ *
+ * Read-ahead with a large read buffer lets one recv() fetch several
+ * records; the cost is that decrypted or raw bytes can wait inside
+ * OpenSSL while the socket is not readable, hence tls_pending().
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+/* Several 16 KiB records per recv(); the default buffer holds one. */
+enum { TLS_READ_BUFFER_BYTES = 128 * 1024 };
+
+struct tls_ctx {
+	SSL_CTX *ssl_ctx;
+	BIO_METHOD *bio_method;
+	bool server;
+};
+
+struct tls_conn {
+	SSL *ssl;
+	int fd;
+	int sys_errno;   /* of the last failed send/recv */
+	bool eof;        /* recv returned 0 */
+	bool fatal;      /* no more SSL_* calls but free, not even shutdown */
+	bool shut;       /* close_notify sent */
+	char error[256];
+};
+
+/* ---- the socket BIO ---- */
+
+static int bio_sock_write(BIO *bio, const char *buf, int len)
+{
+	struct tls_conn *conn = BIO_get_data(bio);
+	ssize_t n;
+
+	BIO_clear_retry_flags(bio);
+	n = send(conn->fd, buf, (size_t)len, MSG_NOSIGNAL);
+	if (n < 0) {
+		conn->sys_errno = errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			BIO_set_retry_write(bio);
+	}
+	return (int)n;
+}
+
+static int bio_sock_read(BIO *bio, char *buf, int len)
+{
+	struct tls_conn *conn = BIO_get_data(bio);
+	ssize_t n;
+
+	BIO_clear_retry_flags(bio);
+	n = recv(conn->fd, buf, (size_t)len, 0);
+	if (n < 0) {
+		conn->sys_errno = errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			BIO_set_retry_read(bio);
+	} else if (n == 0) {
+		conn->eof = true;
+	}
+	return (int)n;
+}
+
+static int bio_sock_puts(BIO *bio, const char *str)
+{
+	return bio_sock_write(bio, str, (int)strlen(str));
+}
+
+static long bio_sock_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+	struct tls_conn *conn = BIO_get_data(bio);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_EOF:
+		return conn && conn->eof;
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *bio_sock_method_new(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tunlab socket");
+
+	if (!m)
+		return NULL;
+	if (!BIO_meth_set_write(m, bio_sock_write) || !BIO_meth_set_read(m, bio_sock_read) ||
+	    !BIO_meth_set_puts(m, bio_sock_puts) || !BIO_meth_set_ctrl(m, bio_sock_ctrl)) {
+		BIO_meth_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* ---- errors ---- */
+
+static const char *ssl_reason(unsigned long e, char *buf, size_t len)
+{
+	const char *reason = ERR_reason_error_string(e);
+
+	if (reason)
+		return reason;
+	ERR_error_string_n(e, buf, len);
+	return buf;
+}
+
+/* The first queued OpenSSL error in words, or fallback if the queue is empty. */
+static void ssl_error_text(char *out, size_t out_len, const char *fallback)
+{
+	char buf[128];
+	unsigned long e = ERR_peek_error();
+
+	if (!e)
+		snprintf(out, out_len, "%s", fallback);
+	else
+		snprintf(out, out_len, "%s", ssl_reason(e, buf, sizeof(buf)));
+}
+
+static void conn_set_ssl_error(struct tls_conn *conn)
+{
+	unsigned long e = ERR_peek_error();
+	char buf[128];
+	long verify;
+
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		snprintf(conn->error, sizeof(conn->error), "peer closed without close_notify");
+		return;
+	}
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+		verify = SSL_get_verify_result(conn->ssl);
+		snprintf(conn->error, sizeof(conn->error), "certificate verify failed: %s",
+			 X509_verify_cert_error_string(verify));
+		return;
+	}
+	if (!e) {
+		snprintf(conn->error, sizeof(conn->error), "TLS failure without a reason");
+		return;
+	}
+	snprintf(conn->error, sizeof(conn->error), "%s", ssl_reason(e, buf, sizeof(buf)));
+}
+
+static void conn_set_sys_error(struct tls_conn *conn, int ret)
+{
+	if (ret == 0 || conn->eof || conn->sys_errno == 0)
+		snprintf(conn->error, sizeof(conn->error), "peer closed without close_notify");
+	else
+		snprintf(conn->error, sizeof(conn->error), "%s", strerror(conn->sys_errno));
+}
+
+/* The one place SSL_get_error() is interpreted. */
+static int conn_result(struct tls_conn *conn, int ret)
+{
+	switch (SSL_get_error(conn->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return TLS_WANT_POLLIN;
+	case SSL_ERROR_WANT_WRITE:
+		return TLS_WANT_POLLOUT;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		conn->fatal = true;
+		if (ERR_peek_error())
+			conn_set_ssl_error(conn);
+		else
+			conn_set_sys_error(conn, ret);
+		return -1;
+	case SSL_ERROR_SSL:
+		conn->fatal = true;
+		conn_set_ssl_error(conn);
+		return -1;
+	default:
+		conn->fatal = true;
+		snprintf(conn->error, sizeof(conn->error), "unexpected TLS state");
+		return -1;
+	}
+}
+
+/* ---- configuration ---- */
+
+static int file_usable(const char *flag, const char *path, char *err, size_t err_len)
+{
+	int saved;
+
+	if (!path || !*path) {
+		snprintf(err, err_len, "%s is required", flag);
+		return -EINVAL;
+	}
+	if (access(path, R_OK) == 0)
+		return 0;
+	saved = errno;
+	if (saved == ENOENT)
+		snprintf(err, err_len, "%s %s: no such file", flag, path);
+	else
+		snprintf(err, err_len, "%s %s: %s", flag, path, strerror(saved));
+	return -saved;
+}
+
+/* Never prompt for a passphrase on the terminal: encrypted keys are refused. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+static EVP_PKEY *load_key(const char *path)
+{
+	BIO *bio = BIO_new_file(path, "r");
+	EVP_PKEY *key;
+
+	if (!bio)
+		return NULL;
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	return key;
+}
+
+static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file,
+			 char *err, size_t err_len)
+{
+	char reason[128];
+	EVP_PKEY *key;
+	int ret = -EINVAL;
+
+	if (file_usable("--cert", cert_file, err, err_len) < 0 ||
+	    file_usable("--key", key_file, err, err_len) < 0)
+		return -EINVAL;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		ssl_error_text(reason, sizeof(reason), "unreadable");
+		snprintf(err, err_len, "--cert %s: not a PEM certificate (%s)", cert_file, reason);
+		return -EINVAL;
+	}
+	key = load_key(key_file);
+	if (!key) {
+		ssl_error_text(reason, sizeof(reason), "unreadable");
+		snprintf(err, err_len, "--key %s: not an unencrypted PEM private key (%s)",
+			 key_file, reason);
+		return -EINVAL;
+	}
+	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1)
+		snprintf(err, err_len, "--key does not match --cert");
+	else if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+		snprintf(err, err_len, "--key does not match --cert");
+	else
+		ret = 0;
+	EVP_PKEY_free(key);
+	return ret;
+}
+
+static int load_ca(SSL_CTX *ctx, bool server, const char *ca_file, char *err, size_t err_len)
+{
+	STACK_OF(X509_NAME) *names;
+	char reason[128];
+
+	if (file_usable("--ca", ca_file, err, err_len) < 0)
+		return -EINVAL;
+	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		ssl_error_text(reason, sizeof(reason), "unreadable");
+		snprintf(err, err_len, "--ca %s: no PEM certificate in it (%s)", ca_file, reason);
+		return -EINVAL;
+	}
+	if (!server)
+		return 0;
+	/* Tells clients which CA we accept; they pick their certificate by it. */
+	names = SSL_load_client_CA_file(ca_file);
+	if (names)
+		SSL_CTX_set_client_CA_list(ctx, names);
+	return 0;
+}
+
+static void msg_callback(int write_p, int version, int content_type, const void *buf,
+			 size_t len, SSL *ssl, void *arg)
+{
+	struct tls_record_counters *counters = arg;
+
+	(void)version;
+	(void)buf;
+	(void)len;
+	(void)ssl;
+	if (content_type != SSL3_RT_HEADER || !counters)
+		return;
+	if (write_p)
+		counters->written++;
+	else
+		counters->read++;
+}
+
+static int ctx_policy(SSL_CTX *ctx, bool server)
+{
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
+		return -EINVAL;
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, TLS_READ_BUFFER_BYTES);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_msg_callback(ctx, msg_callback);
+	if (server) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
+			return -EINVAL;
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	return 0;
+}
+
+struct tls_ctx *tls_ctx_new(bool server, const char *cert_file, const char *key_file,
+			    const char *ca_file, char *err, size_t err_len)
+{
+	struct tls_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	ctx->server = server;
+	ERR_clear_error();
+	ctx->ssl_ctx = SSL_CTX_new(TLS_method());
+	ctx->bio_method = bio_sock_method_new();
+	if (!ctx->ssl_ctx || !ctx->bio_method || ctx_policy(ctx->ssl_ctx, server) < 0) {
+		snprintf(err, err_len, "cannot set up TLS 1.3 in OpenSSL");
+		goto err_free;
+	}
+	if (load_identity(ctx->ssl_ctx, cert_file, key_file, err, err_len) < 0 ||
+	    load_ca(ctx->ssl_ctx, server, ca_file, err, err_len) < 0)
+		goto err_free;
+	ERR_clear_error();
+	return ctx;
+
+err_free:
+	ERR_clear_error();
+	tls_ctx_free(ctx);
+	errno = EINVAL;
+	return NULL;
+}
+
+void tls_ctx_free(struct tls_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	SSL_CTX_free(ctx->ssl_ctx);
+	BIO_meth_free(ctx->bio_method);
+	free(ctx);
+}
+
+/* ---- connections ---- */
+
+static bool is_ip_literal(const char *name)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+static int conn_expect_server(SSL *ssl, const char *server_name)
+{
+	if (is_ip_literal(server_name))
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name) == 1 ? 0 : -EINVAL;
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_set1_host(ssl, server_name) != 1 || SSL_set_tlsext_host_name(ssl, server_name) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, const char *server_name,
+			      struct tls_record_counters *counters)
+{
+	struct tls_conn *conn = calloc(1, sizeof(*conn));
+	BIO *bio;
+
+	if (!conn)
+		return NULL;
+	conn->fd = fd;
+	ERR_clear_error();
+	conn->ssl = SSL_new(ctx->ssl_ctx);
+	if (!conn->ssl)
+		goto err_free;
+	bio = BIO_new(ctx->bio_method);
+	if (!bio)
+		goto err_free;
+	BIO_set_data(bio, conn);
+	BIO_set_init(bio, 1);
+	SSL_set_bio(conn->ssl, bio, bio);
+	SSL_set_msg_callback_arg(conn->ssl, counters);
+	if (ctx->server)
+		SSL_set_accept_state(conn->ssl);
+	else if (!server_name || conn_expect_server(conn->ssl, server_name) < 0)
+		goto err_free;
+	else
+		SSL_set_connect_state(conn->ssl);
+	return conn;
+
+err_free:
+	ERR_clear_error();
+	tls_conn_free(conn);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void tls_conn_free(struct tls_conn *conn)
+{
+	if (!conn)
+		return;
+	SSL_free(conn->ssl);
+	free(conn);
+}
+
+int tls_handshake(struct tls_conn *conn)
+{
+	int ret;
+
+	if (conn->fatal)
+		return -1;
+	ERR_clear_error();
+	ret = SSL_do_handshake(conn->ssl);
+	if (ret == 1)
+		return 0;
+	ret = conn_result(conn, ret);
+	if (ret == 0) {
+		/* close_notify in the middle of a handshake is no clean end */
+		conn->fatal = true;
+		snprintf(conn->error, sizeof(conn->error), "peer closed during the handshake");
+		return -1;
+	}
+	return ret;
+}
+
+ssize_t tls_read(struct tls_conn *conn, void *buf, size_t len)
+{
+	int ret;
+
+	if (conn->fatal)
+		return -1;
+	if (len > INT32_MAX)
+		len = INT32_MAX;
+	ERR_clear_error();
+	ret = SSL_read(conn->ssl, buf, (int)len);
+	if (ret > 0)
+		return ret;
+	return conn_result(conn, ret);
+}
+
+ssize_t tls_write(struct tls_conn *conn, const void *buf, size_t len)
+{
+	int ret;
+
+	if (conn->fatal)
+		return -1;
+	if (len > INT32_MAX)
+		len = INT32_MAX;
+	ERR_clear_error();
+	ret = SSL_write(conn->ssl, buf, (int)len);
+	if (ret > 0)
+		return ret;
+	ret = conn_result(conn, ret);
+	if (ret == 0) {
+		conn->fatal = true;
+		snprintf(conn->error, sizeof(conn->error), "peer closed the connection");
+		return -1;
+	}
+	return ret;
+}
+
+bool tls_pending(struct tls_conn *conn)
+{
+	return !conn->fatal && SSL_has_pending(conn->ssl);
+}
+
+void tls_close(struct tls_conn *conn)
+{
+	if (!conn || conn->fatal || conn->shut || !SSL_is_init_finished(conn->ssl))
+		return;
+	conn->shut = true;
+	ERR_clear_error();
+	SSL_shutdown(conn->ssl);
+	ERR_clear_error();
+}
+
+int tls_peer_cn(struct tls_conn *conn, char *out, size_t out_len)
+{
+	X509 *cert = SSL_get1_peer_certificate(conn->ssl);
+	X509_NAME *subject;
+	int len, ret = -EINVAL;
+
+	if (!cert)
+		return -ENOENT;
+	subject = X509_get_subject_name(cert);
+	/* Without a buffer it reports the full length: a long name is refused, not cut. */
+	len = X509_NAME_get_text_by_NID(subject, NID_commonName, NULL, 0);
+	if (len < 0)
+		ret = -ENOENT;
+	else if (len > 0 && (size_t)len < out_len && out_len <= INT32_MAX &&
+		 X509_NAME_get_text_by_NID(subject, NID_commonName, out, (int)out_len) == len &&
+		 strlen(out) == (size_t)len)
+		ret = 0; /* and no embedded NUL */
+	X509_free(cert);
+	return ret;
+}
+
+const char *tls_conn_error(const struct tls_conn *conn)
+{
+	return conn->error[0] ? conn->error : "no error";
+}

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/* The tunnel's entry points: configuration, the role's ops, stats, teardown. */
+
+/*
+ * tunnel_new() checks and copies the configuration, builds the TLS
+ * context (so that a wrong --cert fails at start, not at the first
+ * connection) and starts the role: a server listens, a client connects.
+ * Everything after that happens in the caller's event loop.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+void tunnel_log(struct tunnel *t, enum tunnel_log_level level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!t->cb.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	t->cb.log(t->cb_ctx, level, msg);
+}
+
+void tunnel_format_sockaddr(const struct sockaddr *sa, char *out, size_t out_len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, out_len, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, out_len, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, out_len, "(address family %u)", sa->sa_family);
+	}
+}
+
+/* Splits "host:port" / "[v6]:port" into its parts; 0 or -EINVAL. */
+static int split_endpoint(const char *text, char *host, size_t host_len, unsigned long *port)
+{
+	const char *host_start = text, *host_end, *port_text;
+	char *end;
+
+	if (text[0] == '[') {
+		host_start = text + 1;
+		host_end = strchr(host_start, ']');
+		if (!host_end || host_end[1] != ':')
+			return -EINVAL;
+		port_text = host_end + 2;
+	} else {
+		host_end = strrchr(text, ':');
+		/* A bare IPv6 address has colons of its own: it needs brackets. */
+		if (!host_end || memchr(text, ':', (size_t)(host_end - text)))
+			return -EINVAL;
+		port_text = host_end + 1;
+	}
+	if (host_end == host_start || (size_t)(host_end - host_start) >= host_len)
+		return -EINVAL;
+	memcpy(host, host_start, (size_t)(host_end - host_start));
+	host[host_end - host_start] = '\0';
+	if (port_text[0] < '0' || port_text[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	*port = strtoul(port_text, &end, 10);
+	if (errno || *end || *port == 0 || *port > 65535)
+		return -EINVAL;
+	return 0;
+}
+
+int tunnel_parse_endpoint(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+			  char *host, size_t host_len, char *err, size_t err_len)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res;
+	char port_text[8];
+	unsigned long port;
+	int ret;
+
+	if (!text || split_endpoint(text, host, host_len, &port) < 0) {
+		snprintf(err, err_len, "'%s': expected host:port or [v6]:port", text ? text : "");
+		return -EINVAL;
+	}
+	snprintf(port_text, sizeof(port_text), "%lu", port);
+	ret = getaddrinfo(host, port_text, &hints, &res);
+	if (ret) {
+		snprintf(err, err_len, "'%s': %s", text, gai_strerror(ret));
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void tunnel_on_reaper(struct evloop *loop, struct ev_timer *timer)
+{
+	(void)loop;
+	session_reap(timer->arg, false);
+}
+
+static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, char *err,
+			    size_t err_len)
+{
+	const char *flag = cfg->role == TUNNEL_SERVER ? "--listen" : "--connect";
+	char host[256], msg[300];
+	int ret;
+
+	t->role_kind = cfg->role;
+	t->role = cfg->role == TUNNEL_SERVER ? &tunnel_server_ops : &tunnel_client_ops;
+	t->accept_offload = cfg->accept_offload;
+	t->trace = cfg->trace;
+	t->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : TUNNEL_KEEPALIVE_MS_DEFAULT;
+	t->handshake_ms = cfg->handshake_ms ? cfg->handshake_ms : TUNNEL_HANDSHAKE_MS_DEFAULT;
+	t->queue_bytes = cfg->queue_bytes ? cfg->queue_bytes : TUNNEL_QUEUE_DEFAULT_BYTES;
+	t->peers = cfg->peers;
+	ret = tunnel_parse_endpoint(cfg->endpoint, &t->addr, &t->addr_len, host, sizeof(host), msg,
+				    sizeof(msg));
+	if (ret < 0) {
+		snprintf(err, err_len, "%s %s", flag, msg);
+		return ret;
+	}
+	snprintf(t->endpoint, sizeof(t->endpoint), "%s", cfg->endpoint);
+	if (cfg->server_name && strlen(cfg->server_name) >= sizeof(t->server_name)) {
+		snprintf(err, err_len, "--server-name: longer than %zu characters", sizeof(t->server_name) - 1);
+		return -EINVAL;
+	}
+	snprintf(t->server_name, sizeof(t->server_name), "%s", cfg->server_name ? cfg->server_name : host);
+	return 0;
+}
+
+struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
+			  const struct tunnel_callbacks *cb, void *ctx,
+			  char *err, size_t err_len)
+{
+	struct tunnel *t = calloc(1, sizeof(*t));
+	int ret;
+
+	if (!t) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	t->loop = loop;
+	if (cb)
+		t->cb = *cb;
+	t->cb_ctx = ctx;
+	ev_timer_init(&t->reaper, tunnel_on_reaper, t);
+	if (tunnel_configure(t, cfg, err, err_len) < 0)
+		goto err_free;
+	t->tls = tls_ctx_new(cfg->role == TUNNEL_SERVER, cfg->cert_file, cfg->key_file, cfg->ca_file,
+			     err, err_len);
+	if (!t->tls)
+		goto err_free;
+	ret = cfg->role == TUNNEL_SERVER ? tunnel_server_init(t, err, err_len)
+					 : tunnel_client_init(t, err, err_len);
+	if (ret < 0)
+		goto err_tls;
+	return t;
+
+err_tls:
+	tls_ctx_free(t->tls);
+err_free:
+	free(t);
+	errno = EINVAL;
+	return NULL;
+}
+
+void tunnel_send(struct tunnel *t, const struct pkt_batch *batch)
+{
+	t->role->send(t, batch);
+}
+
+bool tunnel_send_blocked(const struct tunnel *t)
+{
+	return t->role->send_blocked(t);
+}
+
+void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out)
+{
+	const struct session *s;
+
+	out->tls_records_written = t->records_done.written;
+	out->tls_records_read = t->records_done.read;
+	for (s = t->sessions; s; s = s->next) {
+		out->tls_records_written += s->records.written;
+		out->tls_records_read += s->records.read;
+	}
+}
+
+void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out)
+{
+	*out = t->stats;
+	tunnel_sum_records(t, out);
+	t->role->stats(t, out);
+}
+
+void tunnel_free(struct tunnel *t)
+{
+	if (!t)
+		return;
+	session_reap(t, true);
+	t->role->free(t);
+	evloop_timer_stop(t->loop, &t->reaper);
+	tls_ctx_free(t->tls);
+	free(t);
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* What the parts of the tunnel (sessions, server, client) share; not for frontends. */
+#ifndef TUNLAB_TUNNEL_INT_H
+#define TUNLAB_TUNNEL_INT_H
+
+#include <stdarg.h>
+#include <sys/socket.h>
+
+#include "tls.h"
+#include "tunnel.h"
+
+struct session;
+struct server;
+struct client;
+
+/* Why a session ended: the role decides what to count and how loudly to log. */
+enum session_end {
+	SESSION_END_CONNECT,   /* client: TCP connect failed */
+	SESSION_END_HANDSHAKE, /* TLS, identity, HELLO or timeout before established */
+	SESSION_END_ERROR,     /* TLS or protocol error once established */
+	SESSION_END_DEAD,      /* silent for TUNNEL_DEAD_FACTOR keepalive periods */
+	SESSION_END_PEER,      /* the peer closed: CLOSE frame or close_notify */
+	SESSION_END_REPLACED,  /* server: the same peer connected again */
+	SESSION_END_LOCAL,     /* tunnel_free */
+};
+
+/*
+ * The role-specific half of a session's life, called by session.c. A hook
+ * may end the session it is given; session.c checks the state afterwards.
+ */
+struct tunnel_role_ops {
+	/* TLS is up: check the peer's identity. 0, or -1 after ending s. */
+	int (*tls_ready)(struct session *s);
+	/* HELLOs were exchanged: s may carry packets now. */
+	void (*established)(struct session *s);
+	/* May a packet from s carry this source address? */
+	bool (*source_ok)(const struct session *s, const struct ip_addr *src);
+	/* s ended (before it lingers and is freed): unlink it, count, log. */
+	void (*ended)(struct session *s, enum session_end why, const char *reason);
+	/* The send buffer of s fell below half after being above high water. */
+	void (*drained)(struct session *s);
+	void (*send)(struct tunnel *t, const struct pkt_batch *batch);
+	bool (*send_blocked)(const struct tunnel *t);
+	void (*stats)(const struct tunnel *t, struct tunnel_stats *out);
+	void (*free)(struct tunnel *t);
+};
+
+struct tunnel {
+	const struct tunnel_role_ops *role;
+	struct evloop *loop;
+	struct tunnel_callbacks cb;
+	void *cb_ctx;
+	struct tls_ctx *tls;
+
+	/* from the config, defaults applied */
+	enum tunnel_role role_kind;
+	bool accept_offload, trace;
+	unsigned keepalive_ms, handshake_ms;
+	size_t queue_bytes;
+	const struct peer_table *peers;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char endpoint[280];        /* as given, for logs */
+	char server_name[256];     /* client: what the server certificate must name */
+
+	struct tunnel_stats stats;
+	/* records of sessions already freed; live ones keep their own */
+	struct tls_record_counters records_done;
+
+	struct session *sessions;  /* every session with an fd, lingering ones too */
+	size_t session_count;
+	struct session *graveyard; /* ended, freed by the reaper outside any callback */
+	struct ev_timer reaper;
+
+	struct server *server;
+	struct client *client;
+};
+
+extern const struct tunnel_role_ops tunnel_server_ops;
+extern const struct tunnel_role_ops tunnel_client_ops;
+
+int tunnel_server_init(struct tunnel *t, char *err, size_t err_len);
+int tunnel_client_init(struct tunnel *t, char *err, size_t err_len);
+
+__attribute__((format(printf, 3, 4)))
+void tunnel_log(struct tunnel *t, enum tunnel_log_level level, const char *fmt, ...);
+
+/* "10.1.0.2:40312", "[fd00::2]:40312" */
+void tunnel_format_sockaddr(const struct sockaddr *sa, char *out, size_t out_len);
+
+/* Parses "host:port" or "[v6]:port"; the host may be a name (resolved now, blocking). */
+int tunnel_parse_endpoint(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+			  char *host, size_t host_len, char *err, size_t err_len);
+
+/* TLS records of live sessions plus those of freed ones. */
+void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out);
+
+#endif
