@@ -212,6 +212,10 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		.ifname = o->ifname,
 		.offload = o->offload,
 		.verbose = o->verbose,
+		.selectors = o->selectors,
+		.selector_count = o->selector_count,
+		.queues = o->queues,
+		.fail_open = o->fail_open,
 	};
 	char err[512];
 	int ret = ops->open(&d->fe, &cfg, err, sizeof(err));

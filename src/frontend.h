@@ -14,6 +14,7 @@
 
 #include "../common/pkt.h"
 #include "../common/prefix.h"
+#include "../common/selector.h"
 
 enum frontend_role { FRONTEND_CLIENT, FRONTEND_SERVER };
 
@@ -29,6 +30,11 @@ struct frontend_config {
 	const char *ifname; /* --dev, or NULL for tunlab<pid> */
 	bool offload;       /* try GSO/checksum offload where the kernel offers it */
 	bool verbose;       /* print every command that changes the system */
+	/* --select: only matching traffic to the routes is captured (OR of all). */
+	const struct selector *selectors;
+	size_t selector_count;
+	unsigned queues;    /* --queues: netfilter queues to spread over (default 1) */
+	bool fail_open;     /* --fail-open: let packets pass when we cannot take them */
 };
 
 struct frontend_stats {

@@ -20,6 +20,7 @@ enum flag_kind {
 	FLAG_STRING,   /* const char * into argv */
 	FLAG_ADDRESS,  /* --address: prefix with host bits kept */
 	FLAG_ROUTE,    /* --route: appended to opts->routes */
+	FLAG_SELECT,   /* --select: appended to opts->selectors */
 	FLAG_UINT,     /* unsigned within [min, max] */
 	FLAG_SECONDS,  /* seconds, decimals allowed, stored as ms */
 	FLAG_BYTES,    /* size_t with optional K/M suffix */
@@ -56,10 +57,16 @@ static const struct flag flags[] = {
 	  "FILE", "CA certificate that signs every peer" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
 	  "FILE", "peers file: 'CN prefix[,prefix...]' per line" },
-	{ "--address", FLAG_ADDRESS, OPT(address), DAEMONS, DAEMONS, 0, 0,
-	  "INNER/PLEN", "this end's inner address and prefix length" },
+	{ "--address", FLAG_ADDRESS, OPT(address), DAEMONS, 0, 0, 0,
+	  "INNER/PLEN", "this end's inner address: the source local traffic to the tunnel carries" },
 	{ "--route", FLAG_ROUTE, 0, CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
 	  "PREFIX", "remote prefix to send through the tunnel (repeatable)" },
+	{ "--select", FLAG_SELECT, 0, DAEMONS, 0, 0, 0,
+	  "SEL", "tunnel only matching traffic, e.g. proto=tcp,dport=80,src=P (repeatable: any)" },
+	{ "--queues", FLAG_UINT, OPT(queues), DAEMONS, 0, 1, 16,
+	  "N", "nfqueue: netfilter queues to balance over (default 1)" },
+	{ "--fail-open", FLAG_SET, OPT(fail_open), DAEMONS, 0, 0, 0,
+	  NULL, "nfqueue: let packets pass in clear when the queue is full or gone" },
 	{ "--stats", FLAG_STRING, OPT(stats_file), DAEMONS, 0, 0, 0,
 	  "FILE", "append JSON stats lines every interval and at exit" },
 	{ "--stats-interval", FLAG_UINT, OPT(stats_interval_ms), DAEMONS, 0, 10, 3600000,
@@ -183,6 +190,23 @@ static int append_route(struct options *o, const char *text)
 	return prefix_parse(text, &o->routes[o->route_count++]);
 }
 
+static int append_selector(struct options *o, const char *text, char *err, size_t err_len)
+{
+	struct selector *grown;
+	char why[160];
+
+	grown = realloc(o->selectors, (o->selector_count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	o->selectors = grown;
+	if (selector_parse(text, &o->selectors[o->selector_count], why, sizeof(why)) < 0) {
+		snprintf(err, err_len, "--select: '%s': %s", text, why);
+		return -EINVAL;
+	}
+	o->selector_count++;
+	return 0;
+}
+
 static int parse_number_flag(const struct flag *f, const char *value, struct options *o,
 			     char *err, size_t err_len)
 {
@@ -236,6 +260,8 @@ static int store_value(const struct flag *f, const char *value, struct options *
 		if (append_route(o, value) < 0)
 			return fail(err, err_len, f->name, "is not a prefix", value);
 		return 0;
+	case FLAG_SELECT:
+		return append_selector(o, value, err, err_len);
 	case FLAG_SET:
 	case FLAG_CLEAR:
 		*(bool *)field = f->kind == FLAG_SET;
@@ -294,6 +320,7 @@ static void set_defaults(struct options *o)
 		.stats_interval_ms = 1000,
 		.mtu = 1500,
 		.offload = true,
+		.queues = 1,
 	};
 }
 
@@ -373,6 +400,9 @@ void options_free(struct options *opts)
 	free(opts->routes);
 	opts->routes = NULL;
 	opts->route_count = 0;
+	free(opts->selectors);
+	opts->selectors = NULL;
+	opts->selector_count = 0;
 }
 
 static void usage_command(FILE *out, enum command c)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "../common/prefix.h"
+#include "../common/selector.h"
 
 enum command {
 	CMD_NONE,
@@ -36,6 +37,10 @@ struct options {
 	unsigned keepalive_ms, handshake_ms;
 	size_t queue_bytes;
 	bool trace, verbose, offload;
+	struct selector *selectors; /* heap; options_free releases it */
+	size_t selector_count;
+	unsigned queues;
+	bool fail_open;
 };
 
 enum { EXIT_USAGE = 2 };

@@ -164,6 +164,12 @@ static int tunb_open(struct frontend **out, const struct frontend_config *cfg, c
 	struct tunb *t;
 	int ret = -ENOMEM;
 
+	if (cfg->selector_count) {
+		/* A route takes everything toward a prefix; selectors need a netfilter frontend. */
+		snprintf(err, err_len, "--select: the tun frontend cannot select within a route "
+			 "(use --frontend nfqueue)");
+		return -EINVAL;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto out;
