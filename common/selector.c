@@ -55,15 +55,17 @@ static int parse_ports(char *text, struct port_range *out)
 {
 	char *dash = strchr(text, '-');
 	uint32_t lo, hi;
+	int ret;
 
 	if (dash)
 		*dash = '\0';
-	if (parse_u32(text, 65535, &lo) < 0)
-		return -EINVAL;
+	ret = parse_u32(text, 65535, &lo);
 	hi = lo;
-	if (dash && parse_u32(dash + 1, 65535, &hi) < 0)
-		return -EINVAL;
-	if (lo > hi)
+	if (ret == 0 && dash)
+		ret = parse_u32(dash + 1, 65535, &hi);
+	if (dash)
+		*dash = '-'; /* the caller quotes the whole value in its error */
+	if (ret < 0 || lo > hi)
 		return -EINVAL;
 	*out = (struct port_range){ (uint16_t)lo, (uint16_t)hi };
 	return 0;

@@ -379,10 +379,10 @@ static void test_missing_required(void **state)
 {
 	(void)state;
 	static const char *const server_required[] = {
-		"--frontend", "--listen", "--cert", "--key", "--ca", "--peers", "--address",
+		"--frontend", "--listen", "--cert", "--key", "--ca", "--peers",
 	};
 	static const char *const client_required[] = {
-		"--frontend", "--connect", "--cert", "--key", "--ca", "--address", "--route",
+		"--frontend", "--connect", "--cert", "--key", "--ca", "--route",
 	};
 
 	for (size_t i = 0; i < sizeof(server_required) / sizeof(server_required[0]); i++)
