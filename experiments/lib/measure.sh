@@ -1,0 +1,357 @@
+# SPDX-License-Identifier: MIT
+# measure.sh: measurement helpers for bench and the experiments (sourced, never run).
+# shellcheck shell=bash
+#
+# Progress lines, iperf3 runs, tunlab --stats deltas, tidy CSV rows, run
+# metadata, medians.
+#
+# Sourced after netns.sh (tl_bg, tl_wait_listen, n_cli, ...) and systems.sh.
+# One measurement = fresh topology, one system started, one iperf3 test,
+# everything torn down: no state (routes, conntrack, sockets) leaks from one
+# system or repetition into the next, and repetitions of different systems
+# are interleaved so slow drift of the machine hits all systems alike.
+
+MEAS_ROOT=${MEAS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+MEAS_TAG=${MEAS_TAG:-measure}
+MEAS_T0=${MEAS_T0:-$SECONDS}
+MEAS_DST=10.102.0.2
+MEAS_PORT=5201
+MEAS_CSV_HEADER="system,parameter,metric,value,unit,repetition"
+
+meas_die() {
+	echo "[$MEAS_TAG] error: $*" >&2
+	exit 1
+}
+
+meas_elapsed() {
+	echo $((SECONDS - MEAS_T0))
+}
+
+# "[throughput] tun rep 2/5 (elapsed 34 s)"
+meas_progress() {
+	printf '[%s] %s (elapsed %d s)\n' "$MEAS_TAG" "$*" "$(meas_elapsed)"
+}
+
+meas_need_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null ||
+			meas_die "$tool not found: run 'make deps' (experiments/lib/deps.sh)"
+	done
+}
+
+# First value of KEY anywhere in the JSON document or line on stdin, so a
+# stats line may nest its counters ({"tunnel":{"tx_bytes":..}}) or not.
+meas_json_num() {
+	jq -r --arg k "$1" 'first(.. | objects | select(has($k)) | .[$k]) // empty'
+}
+
+# Last complete line of a file (a stats writer may be mid-line).
+meas_last_line() {
+	[[ -s $1 ]] || return 0
+	grep -a '}[[:space:]]*$' "$1" | tail -n 1
+}
+
+meas_line_count() {
+	if [[ -e $1 ]]; then
+		wc -l <"$1"
+	else
+		echo 0
+	fi
+}
+
+# median min max count of the numbers on stdin, one a line.
+meas_stats() {
+	sort -g | awk '
+		{ v[n++] = $1 }
+		END {
+			if (n == 0) { print "nan nan nan 0"; exit }
+			m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
+			printf "%.6g %.6g %.6g %d\n", m, v[0], v[n - 1], n
+		}'
+}
+
+# Values of METRIC for SYSTEM in a tidy CSV, one a line.
+meas_csv_values() {
+	local csv=$1 system=$2 metric=$3
+	awk -F, -v s="$system" -v m="$metric" \
+		'NR > 1 && $1 == s && $3 == m && $4 != "" { print $4 }' "$csv"
+}
+
+meas_csv_row() {
+	local csv=$1
+	shift
+	local IFS=,
+	echo "$*" >>"$csv"
+}
+
+# Runs one iperf3 TCP test cli -> dst and leaves its -J output in OUT.
+# The server is started per test (-1: serves one test and exits), so a
+# crashed test leaves nothing listening for the next one. The client runs
+# in the background and is waited for by polling, so that an INT or TERM
+# runs the cleanup trap at once instead of after the test.
+meas_iperf_tcp() {
+	local out=$1 seconds=$2 streams=${3:-1} pid rc=0 err
+	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" \
+		iperf3 -s -1 -B "$MEAS_DST" -p "$MEAS_PORT" >/dev/null
+	tl_wait_listen "$NS_DST" tcp "$MEAS_PORT" 5 ||
+		meas_die "iperf3 server in dst is not listening on $MEAS_PORT"
+	rm -f -- "$out" # iperf3 appends to its --logfile
+	pid=$(tl_bg "$NS_CLI" "$TL_TMP/iperf3-client.log" iperf3 -c "$MEAS_DST" -p "$MEAS_PORT" \
+		-t "$seconds" -P "$streams" -J --logfile "$out" --connect-timeout 5000)
+	tl_wait_exit "$pid" $((seconds + 30)) || rc=$?
+	if ((rc != 0)) && tl_pid_alive "$pid"; then
+		tl_stop "$pid" TERM 2 || true
+	fi
+	err=$(jq -r '.error // empty' "$out" 2>/dev/null) || err="no JSON output"
+	if ((rc != 0)) || [[ -n $err ]] || ! jq -e '.end.sum_received.bytes > 0' "$out" >/dev/null 2>&1; then
+		echo "[$MEAS_TAG] iperf3 failed (exit $rc): ${err:-no bytes received}" >&2
+		cat "$TL_TMP/iperf3-client.log" >&2 || true
+		return 1
+	fi
+}
+
+# Waits for the stats file to hold a complete line (the daemon writes one
+# per --stats-interval), up to 5 s.
+meas_stats_wait_first() {
+	local file=$1 i
+	for ((i = 0; i < 50; i++)); do
+		[[ -n $(meas_last_line "$file") ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Waits until the stats file grew past COUNT lines, so the line we read
+# was written after the traffic ended. Up to 5 s.
+meas_stats_wait_newer() {
+	local file=$1 count=$2 i
+	for ((i = 0; i < 50; i++)); do
+		(($(meas_line_count "$file") > count)) && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+declare -A MEAS_BEFORE=() MEAS_AFTER=()
+
+# Samples every SYS_STATS file before the traffic starts. The daemons write
+# a line per interval, so the sample may be up to one interval old: harmless,
+# since nothing moved in between.
+meas_stats_before() {
+	local word role file
+	MEAS_BEFORE=() MEAS_AFTER=()
+	for word in $SYS_STATS; do
+		role=${word%%=*} file=${word#*=}
+		meas_stats_wait_first "$file" ||
+			meas_die "tunlab $role wrote no stats line to $file"
+		MEAS_BEFORE[$role]=$(meas_last_line "$file")
+	done
+}
+
+# Samples them again from a line written after the traffic ended, so that
+# the sample holds all of it.
+meas_stats_after() {
+	local word role file
+	for word in $SYS_STATS; do
+		role=${word%%=*} file=${word#*=}
+		meas_stats_wait_newer "$file" "$(meas_line_count "$file")" ||
+			echo "[$MEAS_TAG] warning: no new stats line from tunlab $role" >&2
+		MEAS_AFTER[$role]=$(meas_last_line "$file")
+	done
+}
+
+# Difference of KEY between the two samples of ROLE ("" if absent).
+meas_stats_delta() {
+	local role=$1 key=$2 a b
+	a=$(meas_json_num "$key" <<<"${MEAS_BEFORE[$role]}")
+	b=$(meas_json_num "$key" <<<"${MEAS_AFTER[$role]}")
+	[[ -n $a && -n $b ]] || return 0
+	awk -v a="$a" -v b="$b" 'BEGIN { d = b - a; print (d == int(d) ? sprintf("%.0f", d) : sprintf("%.6f", d)) }'
+}
+
+# CPU seconds (user + system) the daemon in ROLE spent per 1e9 payload bytes.
+meas_cpu_per_gb() {
+	local role=$1 bytes=$2 u s
+	u=$(meas_stats_delta "$role" cpu_user_s)
+	s=$(meas_stats_delta "$role" cpu_sys_s)
+	[[ -n $u && -n $s && $bytes -gt 0 ]] || return 0
+	awk -v u="$u" -v s="$s" -v b="$bytes" 'BEGIN { printf "%.4f\n", (u + s) / (b / 1e9) }'
+}
+
+# One measurement of system ID (start function FN) at repetition REP:
+# topology up, system up, iperf3, stats, everything down. Raw iperf3 JSON
+# and the stats lines go to RAWDIR, tidy rows to CSV.
+meas_tcp_bulk_one() {
+	local id=$1 fn=$2 rep=$3 seconds=$4 rawdir=$5 csv=$6
+	local streams=1 param="streams=1" work="$TL_TMP/$id-rep$rep"
+	local json="$rawdir/$id-tcp-streams1-rep$rep.json"
+	local bytes gbps retr cpu role word
+
+	mkdir -p "$work"
+	tl_topology_up >"$work/topology.log" 2>&1 ||
+		{ cat "$work/topology.log" >&2; meas_die "topology did not come up"; }
+	"$fn" "$work" >"$work/start.log" 2>&1 ||
+		{ cat "$work/start.log" >&2; meas_die "system $id did not start"; }
+	meas_stats_before
+	if ! meas_iperf_tcp "$json" "$seconds" "$streams"; then
+		tail -n 20 "$work"/*.log >&2 || true
+		meas_die "$id rep $rep: no measurement"
+	fi
+	meas_stats_after
+	tl_kill_started >/dev/null 2>&1 || true
+	tl_topology_down >/dev/null 2>&1 || true
+
+	bytes=$(jq -r '.end.sum_received.bytes' "$json")
+	gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$json")
+	retr=$(jq -r '.end.sum_sent.retransmits // empty' "$json")
+	meas_csv_row "$csv" "$id" "$param" throughput "$gbps" Gbit/s "$rep"
+	meas_csv_row "$csv" "$id" "$param" bytes_received "$bytes" B "$rep"
+	[[ -z $retr ]] || meas_csv_row "$csv" "$id" "$param" retransmits "$retr" count "$rep"
+	for word in $SYS_STATS; do
+		role=${word%%=*}
+		cp "${word#*=}" "$rawdir/$id-tcp-streams1-rep$rep.$role.stats.jsonl"
+		cpu=$(meas_cpu_per_gb "$role" "$bytes")
+		[[ -z $cpu ]] || meas_csv_row "$csv" "$id" "$param" "cpu_$role" "$cpu" s/GB "$rep"
+	done
+	meas_check_tunnelled "$id" "$bytes"
+	MEAS_LAST_GBPS=$gbps
+}
+
+# A tunnel system must have framed at least the payload iperf3 moved;
+# less means the traffic went some other way and the figure is not the
+# tunnel's.
+meas_check_tunnelled() {
+	local id=$1 bytes=$2 tx
+	[[ $SYS_STATS == *client=* ]] || return 0
+	tx=$(meas_stats_delta client tx_bytes)
+	[[ -n $tx ]] || { echo "[$MEAS_TAG] warning: $id: no tx_bytes in client stats" >&2; return 0; }
+	awk -v t="$tx" -v b="$bytes" 'BEGIN { exit !(t >= b) }' ||
+		meas_die "$id: tunlab client framed $tx bytes but iperf3 moved $bytes: traffic bypassed the tunnel"
+}
+
+# Runs REPS rounds of every selected system (rows from sys_select on
+# stdin-free SELECTED), interleaved: rep 1 of each, then rep 2, ...
+meas_tcp_bulk_matrix() {
+	local selected=$1 reps=$2 seconds=$3 rawdir=$4 csv=$5
+	local -a rows
+	local rep k=0 n row id fn others
+	mapfile -t rows <<<"$selected"
+	meas_warn_competitors
+	n=$((reps * ${#rows[@]}))
+	[[ -s $csv ]] || echo "$MEAS_CSV_HEADER" >"$csv"
+	for ((rep = 1; rep <= reps; rep++)); do
+		for row in "${rows[@]}"; do
+			read -r id fn _ <<<"$row"
+			k=$((k + 1))
+			others=$(meas_competitors | wc -l)
+			meas_progress "$id rep $rep/$reps, test $k/$n, ${seconds} s$( ((others == 0)) ||
+				echo ", warning: $others other iperf3/tunlab processes running")"
+			meas_tcp_bulk_one "$id" "$fn" "$rep" "$seconds" "$rawdir" "$csv"
+			meas_progress "$id rep $rep/$reps: $(printf '%.2f' "$MEAS_LAST_GBPS") Gbit/s"
+		done
+	done
+}
+
+# iperf3 and tunlab processes that are not ours (another run on the same
+# 2 cores skews every figure), one "PID command" a line.
+meas_competitors() {
+	local pid
+	while read -r pid; do
+		[[ -n $pid ]] || continue
+		tl_pid_ours "$pid" || ps -o pid=,args= -p "$pid" || true
+	done < <(pgrep -x 'iperf3|tunlab' || true)
+}
+
+# Says so when something else is measuring on this machine right now.
+meas_warn_competitors() {
+	local others
+	others=$(meas_competitors)
+	[[ -z $others ]] && return 0
+	echo "[$MEAS_TAG] warning: other iperf3/tunlab processes are running; figures will be low and noisy:" >&2
+	cut -c1-110 <<<"$others" | sed 's/^/    /' >&2
+}
+
+meas_tool_version() {
+	local out
+	out=$("$@" 2>&1 | head -n 1) || true
+	echo "${out:-unknown}"
+}
+
+# Writes the run's metadata as "key: value" lines; extra "key: value"
+# arguments (parameters, repetitions, systems) follow the standard ones.
+meas_write_meta() {
+	local file=$1 commit cpu line
+	shift
+	commit=$(git -C "$MEAS_ROOT" describe --always --dirty 2>/dev/null) ||
+		commit="none (no commit yet)"
+	cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	{
+		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		echo "commit: $commit"
+		echo "kernel: $(uname -r)"
+		echo "cpu: ${cpu:-unknown}"
+		echo "cores: $(nproc)"
+		echo "iperf3: $(meas_tool_version iperf3 --version)"
+		echo "openssl: $(meas_tool_version openssl version)"
+		echo "gnuplot: $(meas_tool_version gnuplot --version)"
+		echo "jq: $(meas_tool_version jq --version)"
+		echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "other iperf3/tunlab processes at start: $(meas_competitors | wc -l)"
+		if [[ -n ${TUNLAB:-} && -x ${TUNLAB:-} ]]; then
+			echo "tunlab: $(meas_tool_version "$TUNLAB" --version)"
+		fi
+		for line in "$@"; do
+			echo "$line"
+		done
+	} >"$file"
+}
+
+# Metadata lines naming each selected system: "system.tun: tunlab tun".
+meas_meta_systems() {
+	local selected=$1 id label
+	while read -r id _ _ label; do
+		[[ -z $id ]] || echo "system.$id: $label"
+	done <<<"$selected"
+}
+
+# Checks that VALUE is an integer from MIN to MAX, for flag FLAG.
+meas_check_int() {
+	local flag=$1 value=$2 min=$3 max=$4
+	if [[ ! $value =~ ^[0-9]+$ ]] || ((value < min || value > max)); then
+		meas_die "$flag: '$value' is not a whole number from $min to $max"
+	fi
+}
+
+# Median of METRIC for SYSTEM in CSV, or "" when there is none.
+meas_median() {
+	local m
+	m=$(meas_csv_values "$1" "$2" "$3" | meas_stats)
+	[[ $m == nan* ]] || echo "${m%% *}"
+}
+
+# The human summary of a TCP bulk run: one line per system, then each
+# system's ratio to the first row (the reference, plain veth by default).
+meas_print_summary() {
+	local csv=$1 selected=$2 id ref="" ref_med=""
+	local med lo hi n cpu_c cpu_s line ratios=""
+	echo
+	echo "TCP bulk throughput cli -> dst, 1 stream (median, min-max over repetitions):"
+	while read -r id _; do
+		[[ -n $id ]] || continue
+		read -r med lo hi n < <(meas_csv_values "$csv" "$id" throughput | meas_stats)
+		line=$(printf '  %-8s %8.3f Gbit/s  (n=%d, min %.3f, max %.3f)' "$id" "$med" "$n" "$lo" "$hi")
+		cpu_c=$(meas_median "$csv" "$id" cpu_client)
+		cpu_s=$(meas_median "$csv" "$id" cpu_server)
+		[[ -z $cpu_c ]] || line+=$(printf '  tunlab CPU: client %.2f s/GB' "$cpu_c")
+		[[ -z $cpu_s ]] || line+=$(printf ', server %.2f s/GB' "$cpu_s")
+		echo "$line"
+		if [[ -z $ref ]]; then
+			ref=$id ref_med=$med
+		else
+			ratios+=$(printf '  ratio %s/%s = %.3f' "$id" "$ref" \
+				"$(awk -v a="$med" -v b="$ref_med" 'BEGIN { print (b > 0 ? a / b : 0) }')")$'\n'
+		fi
+	done <<<"$selected"
+	printf '%s' "$ratios"
+}
