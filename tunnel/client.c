@@ -107,6 +107,15 @@ static void client_queue_packet(struct tunnel *t, const struct pkt *p)
 	session_trace(t, "framed", t->server_name, p);
 }
 
+/* An offload packet queued for a server that turned out not to take it. */
+static void client_flush_segmented(struct tunnel *t, struct session *s, const struct pkt *p)
+{
+	/* It counted as one packet when queued; its segments count as they are framed. */
+	t->stats.tx_packets--;
+	t->stats.tx_bytes -= p->len;
+	session_send_segmented(s, p);
+}
+
 /* Moves the queue into the new session's send buffer, after the HELLOs. */
 static void client_flush_queue(struct tunnel *t, struct session *s)
 {
@@ -120,7 +129,7 @@ static void client_flush_queue(struct tunnel *t, struct session *s)
 		if (n <= 0)
 			break; /* cannot happen: every frame was checked when queued */
 		if (f.type == FRAME_PACKET_OFF && !s->peer_offload)
-			t->stats.drop_offload++; /* no software segmentation yet, see session.c */
+			client_flush_segmented(t, s, &f.pkt);
 		else if (!session_append(s, c->queue + off, (size_t)n))
 			t->stats.drop_tx_full++;
 		off += (size_t)n;

@@ -9,7 +9,10 @@
  * Send: frames are appended back to back to tx and handed to SSL_write
  * when a batch is done (or when TUNNEL_TX_FLUSH_BYTES wait), so that
  * OpenSSL fills whole 16 KiB records with several packets. A write that
- * would block keeps its bytes and waits for EPOLLOUT.
+ * would block keeps its bytes and waits for EPOLLOUT. A peer whose HELLO
+ * lacks HELLO_F_OFFLOAD gets GSO and partial-checksum packets segmented
+ * and completed here (common/gso.h), one segment at a time through a
+ * scratch buffer allocated with the HELLO, not per packet.
  *
  * Receive: SSL_read fills rx; whole frames are parsed in place and their
  * packets delivered in batches that point into rx (no copy); a trailing
@@ -38,6 +41,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/gso.h"
 #include "session.h"
 
 enum {
@@ -144,6 +148,7 @@ static void session_finalize(struct session *s)
 static void session_destroy(struct session *s)
 {
 	tls_conn_free(s->tls);
+	free(s->scratch);
 	free(s->tx);
 	free(s->rx);
 	free(s);
@@ -344,20 +349,12 @@ static bool session_make_room(struct session *s, size_t need)
 	return session_open(s) && session_room(s, need);
 }
 
-void session_send_packet(struct session *s, const struct pkt *p)
+/* Frames one packet as it is; p is plain or the peer takes offload packets. */
+static void session_send_frame(struct session *s, const struct pkt *p)
 {
 	struct tunnel *t = s->tunnel;
 	long n;
 
-	if (!pkt_is_plain(p) && !s->peer_offload) {
-		/*
-		 * The peer's frontend cannot inject GSO or partial-checksum
-		 * packets. Segmenting them in software here is a later issue;
-		 * until then such a packet is lost, and counted.
-		 */
-		t->stats.drop_offload++;
-		return;
-	}
 	if (p->len > FRAME_IP_MAX) {
 		t->stats.drop_malformed++;
 		return;
@@ -378,6 +375,40 @@ void session_send_packet(struct session *s, const struct pkt *p)
 	session_note_high_water(s);
 	if (session_tx_pending(s) >= TUNNEL_TX_FLUSH_BYTES)
 		session_flush(s);
+}
+
+static int session_emit_segment(void *ctx, const struct pkt *seg)
+{
+	struct session *s = ctx;
+
+	/* A flush between two segments may have ended the session. */
+	if (!session_open(s))
+		return -EPIPE;
+	s->tunnel->stats.tx_segmented++;
+	session_send_frame(s, seg);
+	return 0;
+}
+
+void session_send_segmented(struct session *s, const struct pkt *p)
+{
+	int ret;
+
+	if (!s->scratch) {
+		s->tunnel->stats.drop_offload++; /* no memory for it at the HELLO */
+		return;
+	}
+	ret = pkt_segment(p, s->scratch, PKT_SEGMENT_SCRATCH, session_emit_segment, s);
+	/* UDP GSO or a malformed packet; -EPIPE lost the rest with the session. */
+	if (ret < 0 && ret != -EPIPE)
+		s->tunnel->stats.drop_offload++;
+}
+
+void session_send_packet(struct session *s, const struct pkt *p)
+{
+	if (!pkt_is_plain(p) && !s->peer_offload)
+		session_send_segmented(s, p);
+	else
+		session_send_frame(s, p);
 }
 
 bool session_append(struct session *s, const uint8_t *frame, size_t len)
@@ -539,6 +570,9 @@ static void session_on_hello(struct session *s, const struct frame *f)
 		return;
 	}
 	s->peer_offload = f->hello_flags & HELLO_F_OFFLOAD;
+	/* Failure only costs offload packets (counted), not the session. */
+	if (!s->peer_offload && !s->scratch)
+		s->scratch = malloc(PKT_SEGMENT_SCRATCH);
 	if (t->role_kind == TUNNEL_SERVER)
 		session_send_hello(s);
 	s->state = SESSION_ESTABLISHED;

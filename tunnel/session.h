@@ -61,6 +61,8 @@ struct session {
 	uint8_t *tx;
 	size_t tx_head, tx_tail;
 	size_t tx_traced; /* frames before this were reported "sent" */
+	/* PKT_SEGMENT_SCRATCH bytes, only for a peer that cannot take offload packets. */
+	uint8_t *scratch;
 
 	/* Bytes from SSL_read: whole frames are parsed in place, a tail kept. */
 	uint8_t *rx;
@@ -86,6 +88,12 @@ void session_reap(struct tunnel *t, bool all);
  * when the buffer is full. Counts drops itself.
  */
 void session_send_packet(struct session *s, const struct pkt *p);
+/*
+ * Frames the plain packets that software segmentation and checksum
+ * completion make of p, for a peer without HELLO_F_OFFLOAD. Counts them
+ * in tx_segmented, and p in drop_offload when it cannot be made plain.
+ */
+void session_send_segmented(struct session *s, const struct pkt *p);
 /*
  * Appends a frame already on the wire format (a client's queue). Returns
  * false when the buffer has no room even after a flush.

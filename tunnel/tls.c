@@ -315,10 +315,19 @@ static void msg_callback(int write_p, int version, int content_type, const void 
 		counters->read++;
 }
 
+#define TLS_CIPHERSUITES \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
 static int ctx_policy(SSL_CTX *ctx, bool server)
 {
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
+		return -EINVAL;
+	/*
+	 * AES-128-GCM first: with AES-NI it is the cheapest AEAD per byte, and
+	 * a bulk tunnel spends most of its CPU there; the others stay allowed.
+	 */
+	if (SSL_CTX_set_ciphersuites(ctx, TLS_CIPHERSUITES) != 1)
 		return -EINVAL;
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_read_ahead(ctx, 1);
