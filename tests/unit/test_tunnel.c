@@ -1,0 +1,1543 @@
+// SPDX-License-Identifier: MIT
+/* Functional tests of the common tunnel: a server and clients over 127.0.0.1, driven by one event loop. */
+
+/*
+ * Everything runs in one thread: the server, the tunnel clients and a
+ * hand-driven TLS client (to send what a tunnel never would) all register
+ * with the same evloop, and every wait runs that loop until a condition
+ * holds or a deadline passes. The group setup makes two PKIs with
+ * experiments/mkpki (ours and an unrelated CA for the foreign-CA case) in
+ * a temporary directory that the group teardown removes.
+ *
+ * Each test gets a fresh loop, server and clients from its fixture, so a
+ * failure names one behaviour and leaves nothing behind for the next.
+ * TUNLAB_TEST_VERBOSE=1 prints every log line of the tunnels to stderr.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#include "../../common/evloop.h"
+#include "../../tunnel/frame.h"
+#include "../../tunnel/tls.h"
+#include "../../tunnel/tunnel.h"
+
+extern char **environ;
+
+/* Short protocol timers, so that dead-peer detection and timeouts happen within a test. */
+enum {
+	TEST_KEEPALIVE_MS = 300,
+	TEST_HANDSHAKE_MS = 1000,
+	/* How long the hand-driven client reads before it gives up on a CLOSE frame. */
+	RAW_READ_MS = 3000,
+	RAW_OUT_MAX = 256,
+	LOG_MAX = 32768,
+};
+
+static const char peers_text[] =
+	"# test peers\n"
+	"cli   10.8.0.2/32, 192.168.60.0/24\n"
+	"cli2  10.8.0.3/32   # the hand-driven client\n"
+	"\n"
+	"other 10.8.0.4/32\n";
+
+/* ---- the PKI and the port, made once for the group ---- */
+
+static struct {
+	char root[256];         /* temporary directory holding both PKIs */
+	char dir[300];          /* ca, server, cli, cli2, stranger */
+	char foreign[300];      /* an unrelated CA with a client named cli */
+	unsigned port;
+	char endpoint[64];
+	unsigned slow;          /* multiplies every wait: valgrind is 20-50 times slower */
+	unsigned timers;        /* multiplies the protocol timers, for the same reason */
+	bool verbose;
+} g;
+
+static unsigned scaled(unsigned ms)
+{
+	return ms * g.slow;
+}
+
+static unsigned keepalive_ms(void)
+{
+	return TEST_KEEPALIVE_MS * g.timers;
+}
+
+static unsigned handshake_ms(void)
+{
+	return TEST_HANDSHAKE_MS * g.timers;
+}
+
+static const char *pki_file(char *buf, size_t len, const char *dir, const char *name, const char *ext)
+{
+	snprintf(buf, len, "%s/%s.%s", dir, name, ext);
+	return buf;
+}
+
+/* experiments/mkpki from the working directory (tests/run's is the repository) or above the binary. */
+static int find_mkpki(char out[PATH_MAX])
+{
+	const char *env = getenv("TUNLAB_MKPKI");
+	char exe[PATH_MAX - 32], *slash; /* room for the suffix in out */
+	ssize_t n;
+
+	if (env && access(env, X_OK) == 0)
+		return snprintf(out, PATH_MAX, "%s", env) < PATH_MAX ? 0 : -ENAMETOOLONG;
+	if (access("experiments/mkpki", X_OK) == 0)
+		return snprintf(out, PATH_MAX, "experiments/mkpki") < PATH_MAX ? 0 : -ENAMETOOLONG;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	exe[n] = '\0';
+	for (int up = 0; up < 5 && (slash = strrchr(exe, '/')); up++) {
+		*slash = '\0';
+		snprintf(out, PATH_MAX, "%s/experiments/mkpki", exe);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+/* Runs mkpki DIR NAMES... with its "made ..." lines out of the TAP stream. */
+static int run_mkpki(const char *dir, const char *const *names)
+{
+	char mkpki[PATH_MAX];
+	const char *argv[8] = { mkpki, dir };
+	posix_spawn_file_actions_t fa;
+	int i, status, ret;
+	pid_t pid;
+
+	if (find_mkpki(mkpki) < 0) {
+		fprintf(stderr, "# experiments/mkpki not found (run from the repository or set TUNLAB_MKPKI)\n");
+		return -1;
+	}
+	for (i = 0; i < 5 && names[i]; i++)
+		argv[2 + i] = names[i];
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	ret = posix_spawn(&pid, mkpki, &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (ret != 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "# %s %s failed\n", mkpki, dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether nothing holds TCP port on the loopback address of family (no ::1 counts as free). */
+static bool port_free(int family, unsigned port)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+				     .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), ret;
+
+	if (fd < 0)
+		return family == AF_INET6; /* no IPv6 at all: that test skips */
+	if (family == AF_INET)
+		ret = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+	else
+		ret = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6));
+	close(fd);
+	return ret == 0 || (family == AF_INET6 && errno == EADDRNOTAVAIL);
+}
+
+static bool ipv6_loopback(void)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * Below the ephemeral range (32768 up by default), so a client that
+ * connects while no server listens can never be handed this port as its
+ * own and connect to itself; parallel runs have different pids.
+ */
+static unsigned pick_port(void)
+{
+	unsigned base = 10000 + ((unsigned)getpid() * 37u) % 20000;
+
+	for (unsigned i = 0; i < 200; i++) {
+		unsigned port = 10000 + (base - 10000 + i * 101) % 20000;
+
+		if (port_free(AF_INET, port) && port_free(AF_INET6, port))
+			return port;
+	}
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (g.root[0] && nftw(g.root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		fprintf(stderr, "# could not remove %s\n", g.root);
+	g.root[0] = '\0';
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	static const char *const ours[] = { "cli", "cli2", "stranger", NULL };
+	static const char *const theirs[] = { "cli", NULL };
+	const char *tmp = getenv("TMPDIR");
+
+	(void)state;
+	g.slow = RUNNING_ON_VALGRIND ? 10 : 1;
+	/* The first handshake under valgrind (OpenSSL setting itself up) takes over a second. */
+	g.timers = RUNNING_ON_VALGRIND ? 3 : 1;
+	g.verbose = getenv("TUNLAB_TEST_VERBOSE") && *getenv("TUNLAB_TEST_VERBOSE") == '1';
+	if (!tmp || !*tmp || strlen(tmp) > 200)
+		tmp = "/tmp";
+	snprintf(g.root, sizeof(g.root), "%s/tunlab-test_tunnel.XXXXXX", tmp);
+	if (!mkdtemp(g.root)) {
+		g.root[0] = '\0';
+		return -1;
+	}
+	snprintf(g.dir, sizeof(g.dir), "%s/pki", g.root);
+	snprintf(g.foreign, sizeof(g.foreign), "%s/foreign", g.root);
+	g.port = pick_port();
+	snprintf(g.endpoint, sizeof(g.endpoint), "127.0.0.1:%u", g.port);
+	if (!g.port || run_mkpki(g.dir, ours) < 0 || run_mkpki(g.foreign, theirs) < 0) {
+		group_teardown(state);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- IP packets ---- */
+
+static uint16_t ip_checksum(const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* An IPv4 packet of len bytes whose first payload word is seq (to see which one arrived). */
+static void build_ipv4(uint8_t *buf, size_t len, const char *src, const char *dst, uint8_t proto,
+		       uint32_t seq)
+{
+	uint16_t csum;
+
+	memset(buf, 0, 20);
+	buf[0] = 0x45;
+	buf[2] = (uint8_t)(len >> 8);
+	buf[3] = (uint8_t)len;
+	buf[8] = 64;
+	buf[9] = proto;
+	inet_pton(AF_INET, src, buf + 12);
+	inet_pton(AF_INET, dst, buf + 16);
+	csum = ip_checksum(buf, 20);
+	buf[10] = (uint8_t)(csum >> 8);
+	buf[11] = (uint8_t)csum;
+	for (size_t i = 20; i < len; i++)
+		buf[i] = (uint8_t)(seq + i);
+	if (len >= 24)
+		memcpy(buf + 20, &seq, 4);
+}
+
+/* The offload block a TUN device hands over with a TCPv4 GSO packet. */
+static const struct pkt_offload tcp4_gso = {
+	.flags = PKT_F_NEEDS_CSUM, .gso_type = PKT_GSO_TCPV4, .hdr_len = 40,
+	.gso_size = 700, .csum_start = 20, .csum_offset = 16,
+};
+
+enum {
+	GSO_PAYLOAD = 1460, /* cut at gso_size 700: segments of 700, 700 and 60 bytes */
+	GSO_SEGMENTS = 3,
+	GSO_PKT_LEN = 40 + GSO_PAYLOAD,
+};
+
+/* A well-formed TCPv4 GSO packet: IP header, 20-byte TCP header (ACK PSH), payload. */
+static void build_tcp4_gso(uint8_t *buf, const char *src, const char *dst)
+{
+	build_ipv4(buf, GSO_PKT_LEN, src, dst, 6, 7);
+	memset(buf + 20, 0, 20);
+	buf[22] = 0x1f;  /* destination port 8080 */
+	buf[23] = 0x90;
+	buf[27] = 1;     /* sequence number 1 */
+	buf[32] = 5 << 4; /* data offset: no options */
+	buf[33] = 0x18;  /* ACK PSH */
+	buf[34] = 0xff;  /* window */
+}
+
+/* ---- one tunnel end with recording callbacks ---- */
+
+struct side {
+	const char *label;
+	struct tunnel *t;
+	uint64_t delivered, delivered_bytes;
+	uint32_t last_seq;
+	uint8_t last_src[4];
+	struct pkt_offload last_off;
+	unsigned traced[3]; /* framed, sent, received */
+	char log[LOG_MAX];
+	size_t log_len;
+};
+
+static void side_deliver(void *ctx, const struct pkt_batch *batch)
+{
+	struct side *sd = ctx;
+
+	for (unsigned i = 0; i < batch->count; i++) {
+		const struct pkt *p = &batch->pkts[i];
+
+		sd->delivered++;
+		sd->delivered_bytes += p->len;
+		if (p->len >= 24)
+			memcpy(&sd->last_seq, p->data + 20, 4);
+		memcpy(sd->last_src, p->data + 12, 4);
+		sd->last_off = p->off;
+	}
+}
+
+static void side_log(void *ctx, enum tunnel_log_level level, const char *msg)
+{
+	static const char *const names[] = { "ERR", "WARN", "INFO", "DEBUG" };
+	struct side *sd = ctx;
+	int n;
+
+	if (g.verbose)
+		fprintf(stderr, "#   [%s %s] %s\n", sd->label, names[level], msg);
+	/* "#" keeps the log a TAP comment when a failure message prints it. */
+	n = snprintf(sd->log + sd->log_len, sizeof(sd->log) - sd->log_len, "#   %s %s\n", names[level], msg);
+	if (n > 0 && sd->log_len + (size_t)n < sizeof(sd->log))
+		sd->log_len += (size_t)n;
+}
+
+static void side_trace(void *ctx, const char *stage, const char *peer, const struct pkt *pkt)
+{
+	static const char *const stages[] = { "framed", "sent", "received" };
+	struct side *sd = ctx;
+
+	(void)peer;
+	(void)pkt;
+	for (unsigned i = 0; i < 3; i++)
+		if (!strcmp(stage, stages[i]))
+			sd->traced[i]++;
+}
+
+static const struct tunnel_callbacks side_cb = {
+	.deliver = side_deliver,
+	.log = side_log,
+	.trace = side_trace,
+};
+
+static bool logged(const struct side *sd, const char *what)
+{
+	return strstr(sd->log, what) != NULL;
+}
+
+static void log_clear(struct side *sd)
+{
+	sd->log_len = 0;
+	sd->log[0] = '\0';
+}
+
+static struct tunnel_stats stats_of(const struct side *sd)
+{
+	struct tunnel_stats st;
+
+	tunnel_stats(sd->t, &st);
+	return st;
+}
+
+/* A configuration and the paths it points at; never copied, the pointers are into it. */
+struct conf {
+	struct tunnel_config cfg;
+	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+};
+
+static void conf_server(struct conf *c, const struct peer_table *peers)
+{
+	c->cfg = (struct tunnel_config){
+		.role = TUNNEL_SERVER,
+		.endpoint = g.endpoint,
+		.cert_file = pki_file(c->cert, sizeof(c->cert), g.dir, "server", "crt"),
+		.key_file = pki_file(c->key, sizeof(c->key), g.dir, "server", "key"),
+		.ca_file = pki_file(c->ca, sizeof(c->ca), g.dir, "ca", "crt"),
+		.peers = peers,
+		.keepalive_ms = keepalive_ms(),
+		.handshake_ms = handshake_ms(),
+	};
+}
+
+/* A client with certificate NAME from cert_dir, trusting our CA. */
+static void conf_client(struct conf *c, const char *cert_dir, const char *name)
+{
+	c->cfg = (struct tunnel_config){
+		.role = TUNNEL_CLIENT,
+		.endpoint = g.endpoint,
+		.cert_file = pki_file(c->cert, sizeof(c->cert), cert_dir, name, "crt"),
+		.key_file = pki_file(c->key, sizeof(c->key), cert_dir, name, "key"),
+		.ca_file = pki_file(c->ca, sizeof(c->ca), g.dir, "ca", "crt"),
+		.keepalive_ms = keepalive_ms(),
+	};
+}
+
+static void side_open(struct side *sd, const char *label, const struct tunnel_config *cfg,
+		      struct evloop *loop)
+{
+	char err[256] = "";
+
+	memset(sd, 0, sizeof(*sd));
+	sd->label = label;
+	sd->t = tunnel_new(cfg, loop, &side_cb, sd, err, sizeof(err));
+	if (!sd->t)
+		fail_msg("%s: tunnel_new: %s", label, err);
+}
+
+static void side_close(struct side *sd)
+{
+	tunnel_free(sd->t);
+	sd->t = NULL;
+}
+
+/* ---- running the loop until something holds ---- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct waiter {
+	bool (*cond)(const void *arg);
+	const void *arg;
+	uint64_t deadline;
+	bool met;
+	struct ev_timer timer;
+};
+
+static void waiter_tick(struct evloop *loop, struct ev_timer *timer)
+{
+	struct waiter *w = timer->arg;
+
+	if (w->cond && w->cond(w->arg)) {
+		w->met = true;
+		evloop_stop(loop);
+	} else if (mono_ms() >= w->deadline) {
+		evloop_stop(loop);
+	} else {
+		evloop_timer_start(loop, timer, 2);
+	}
+}
+
+/* Runs loop until cond(arg) or ms (scaled) pass; cond NULL runs exactly ms, unscaled. */
+static bool run_until(struct evloop *loop, bool (*cond)(const void *), const void *arg, unsigned ms)
+{
+	struct waiter w = { .cond = cond, .arg = arg, .deadline = mono_ms() + (cond ? scaled(ms) : ms) };
+
+	if (cond && cond(arg))
+		return true;
+	ev_timer_init(&w.timer, waiter_tick, &w);
+	evloop_timer_start(loop, &w.timer, 1);
+	evloop_run(loop);
+	evloop_timer_stop(loop, &w.timer);
+	return w.met;
+}
+
+static void run_for(struct evloop *loop, unsigned ms)
+{
+	run_until(loop, NULL, NULL, ms);
+}
+
+static bool is_connected(const void *arg)
+{
+	return stats_of(arg).connected;
+}
+
+static bool is_disconnected(const void *arg)
+{
+	return !stats_of(arg).connected;
+}
+
+struct count_wait {
+	const uint64_t *counter;
+	uint64_t target;
+};
+
+static bool count_reached(const void *arg)
+{
+	const struct count_wait *cw = arg;
+
+	return *cw->counter >= cw->target;
+}
+
+struct log_wait {
+	const struct side *sd;
+	const char *what;
+};
+
+static bool log_has(const void *arg)
+{
+	const struct log_wait *lw = arg;
+
+	return logged(lw->sd, lw->what);
+}
+
+static void expect_connected(struct evloop *loop, const struct side *sd, unsigned ms)
+{
+	if (!run_until(loop, is_connected, sd, ms))
+		fail_msg("%s: not connected within %u ms; its log:\n%s", sd->label, scaled(ms), sd->log);
+}
+
+static void expect_disconnected(struct evloop *loop, const struct side *sd, unsigned ms)
+{
+	if (!run_until(loop, is_disconnected, sd, ms))
+		fail_msg("%s: still connected after %u ms; its log:\n%s", sd->label, scaled(ms), sd->log);
+}
+
+/* Waits until sd has delivered target packets in all, then checks it got no more. */
+static void expect_delivered(struct evloop *loop, const struct side *sd, uint64_t target, unsigned ms)
+{
+	struct count_wait cw = { &sd->delivered, target };
+
+	if (!run_until(loop, count_reached, &cw, ms))
+		fail_msg("%s: delivered %lu packets within %u ms, expected %lu; its log:\n%s", sd->label,
+			 (unsigned long)sd->delivered, scaled(ms), (unsigned long)target, sd->log);
+	assert_int_equal(sd->delivered, target);
+}
+
+static void expect_log(struct evloop *loop, const struct side *sd, const char *what, unsigned ms)
+{
+	struct log_wait lw = { sd, what };
+
+	if (!run_until(loop, log_has, &lw, ms))
+		fail_msg("%s: no log line with \"%s\" within %u ms; its log:\n%s", sd->label, what,
+			 scaled(ms), sd->log);
+}
+
+static void send_packets(struct side *sd, unsigned n, size_t len, const char *src, const char *dst)
+{
+	static uint8_t bufs[PKT_BATCH_MAX][1500];
+	struct pkt_batch batch = { .count = n };
+
+	assert_true(n <= PKT_BATCH_MAX && len <= sizeof(bufs[0]));
+	for (unsigned i = 0; i < n; i++) {
+		build_ipv4(bufs[i], len, src, dst, 17, 1000 + i);
+		batch.pkts[i] = (struct pkt){ .data = bufs[i], .len = (uint32_t)len };
+	}
+	tunnel_send(sd->t, &batch);
+}
+
+static void send_tcp_gso(struct side *sd, const char *src, const char *dst)
+{
+	static uint8_t buf[GSO_PKT_LEN];
+	struct pkt_batch batch = { .count = 1 };
+
+	build_tcp4_gso(buf, src, dst);
+	batch.pkts[0] = (struct pkt){ .data = buf, .len = sizeof(buf), .off = tcp4_gso };
+	tunnel_send(sd->t, &batch);
+}
+
+/* UDP GSO (UFO): nothing in the tunnel can segment it. */
+static void send_udp_gso(struct side *sd, const char *src, const char *dst)
+{
+	static uint8_t buf[1500];
+	struct pkt_batch batch = { .count = 1 };
+
+	build_ipv4(buf, sizeof(buf), src, dst, 17, 7);
+	batch.pkts[0] = (struct pkt){ .data = buf, .len = sizeof(buf),
+				      .off = { .gso_type = PKT_GSO_UDP, .hdr_len = 28, .gso_size = 700 } };
+	tunnel_send(sd->t, &batch);
+}
+
+/* ---- a hand-driven TLS client in the same loop ---- */
+
+enum raw_mode {
+	RAW_READ_CLOSE, /* after sending, read until the server closes; keep its CLOSE reason */
+	RAW_SILENT,     /* after sending, never read; stay until raw_close() or the deadline */
+	RAW_ABRUPT,     /* read the server's HELLO, then close the socket without close_notify */
+	RAW_RESET,      /* like RAW_ABRUPT, but reset the connection (SO_LINGER 0) */
+};
+
+enum raw_state { RAW_IDLE, RAW_CONNECTING, RAW_HANDSHAKE, RAW_WRITING, RAW_AFTER, RAW_DONE };
+
+struct raw_client {
+	enum raw_mode mode;
+	const char *name;       /* certificate: cli2 unless set */
+	uint8_t out[RAW_OUT_MAX];
+	size_t out_len, out_off;
+	int rcvbuf;             /* SO_RCVBUF before connecting; 0 keeps the default */
+	unsigned stay_ms;       /* RAW_SILENT: the deadline */
+
+	struct evloop *loop;
+	enum raw_state state;
+	int fd;
+	struct tls_ctx *ctx;
+	struct tls_conn *conn;
+	struct tls_record_counters records;
+	struct ev_io io;
+	struct ev_timer deadline;
+	uint8_t in[FRAME_HEADER_LEN + FRAME_PAYLOAD_MAX]; /* any one frame fits */
+	size_t in_len;
+	bool got_hello;
+	char close_reason[FRAME_CLOSE_REASON_MAX + 1];
+	char error[256];
+};
+
+static void raw_reset(struct raw_client *rc)
+{
+	memset(rc, 0, sizeof(*rc));
+	rc->fd = -1;
+}
+
+/* Consumes the whole frames read so far, keeping a CLOSE reason; a partial one stays. */
+static void raw_parse(struct raw_client *rc)
+{
+	struct frame f;
+	size_t off = 0;
+	int used;
+
+	while ((used = frame_parse(rc->in + off, rc->in_len - off, &f)) > 0) {
+		if (f.type == FRAME_CLOSE)
+			snprintf(rc->close_reason, sizeof(rc->close_reason), "%.*s", (int)f.len,
+				 (const char *)f.payload);
+		if (f.type == FRAME_HELLO)
+			rc->got_hello = true;
+		off += (size_t)used;
+	}
+	if (used < 0)
+		snprintf(rc->error, sizeof(rc->error), "the server sent a malformed frame");
+	memmove(rc->in, rc->in + off, rc->in_len - off);
+	rc->in_len -= off;
+}
+
+/* Ends the client: no close_notify, as from a program that died. Safe to call twice. */
+static void raw_close(struct raw_client *rc)
+{
+	struct linger lin = { .l_onoff = 1, .l_linger = 0 };
+
+	if (rc->state == RAW_DONE)
+		return;
+	if (rc->loop) { /* NULL: never started */
+		evloop_io_stop(rc->loop, &rc->io);
+		evloop_timer_stop(rc->loop, &rc->deadline);
+	}
+	tls_conn_free(rc->conn);
+	rc->conn = NULL;
+	tls_ctx_free(rc->ctx);
+	rc->ctx = NULL;
+	if (rc->fd >= 0 && rc->mode == RAW_RESET)
+		setsockopt(rc->fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+	if (rc->fd >= 0)
+		close(rc->fd);
+	rc->fd = -1;
+	rc->state = RAW_DONE;
+}
+
+static void raw_fail(struct raw_client *rc, const char *what, const char *why)
+{
+	snprintf(rc->error, sizeof(rc->error), "%s: %s", what, why);
+	raw_close(rc);
+}
+
+static void raw_want(struct raw_client *rc, long want)
+{
+	evloop_io_set(rc->loop, &rc->io, want == TLS_WANT_POLLOUT ? EPOLLOUT : EPOLLIN);
+}
+
+/* 1: handshake done, 0: waiting, -1: failed. */
+static int raw_handshake(struct raw_client *rc)
+{
+	int ret = tls_handshake(rc->conn);
+
+	if (ret == TLS_WANT_POLLIN || ret == TLS_WANT_POLLOUT) {
+		raw_want(rc, ret);
+		return 0;
+	}
+	if (ret < 0) {
+		raw_fail(rc, "handshake", tls_conn_error(rc->conn));
+		return -1;
+	}
+	rc->state = RAW_WRITING;
+	return 1;
+}
+
+static int raw_write(struct raw_client *rc)
+{
+	while (rc->out_off < rc->out_len) {
+		ssize_t n = tls_write(rc->conn, rc->out + rc->out_off, rc->out_len - rc->out_off);
+
+		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
+			raw_want(rc, n);
+			return 0;
+		}
+		if (n < 0) {
+			raw_fail(rc, "write", tls_conn_error(rc->conn));
+			return -1;
+		}
+		rc->out_off += (size_t)n;
+	}
+	rc->state = RAW_AFTER;
+	if (rc->mode == RAW_SILENT)
+		evloop_io_stop(rc->loop, &rc->io); /* the server's writes pile up in our socket */
+	else
+		evloop_io_set(rc->loop, &rc->io, EPOLLIN);
+	return 1;
+}
+
+static void raw_read(struct raw_client *rc)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = tls_read(rc->conn, rc->in + rc->in_len, sizeof(rc->in) - rc->in_len);
+		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
+			raw_want(rc, n);
+			break;
+		}
+		if (n <= 0) {
+			raw_fail(rc, "read", n == 0 ? "close_notify" : tls_conn_error(rc->conn));
+			return;
+		}
+		rc->in_len += (size_t)n;
+		raw_parse(rc);
+		if (rc->error[0]) {
+			raw_close(rc);
+			return;
+		}
+	}
+	/* The server answered our HELLO: it is up and has nothing more to say. */
+	if ((rc->mode == RAW_ABRUPT || rc->mode == RAW_RESET) && rc->got_hello)
+		raw_close(rc);
+}
+
+static void raw_connected(struct raw_client *rc)
+{
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	getsockopt(rc->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (err) {
+		raw_fail(rc, "connect", strerror(err));
+		return;
+	}
+	rc->conn = tls_conn_new(rc->ctx, rc->fd, "127.0.0.1", &rc->records);
+	if (!rc->conn) {
+		raw_fail(rc, "tls_conn_new", strerror(errno));
+		return;
+	}
+	rc->state = RAW_HANDSHAKE;
+}
+
+static void raw_on_io(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct raw_client *rc = io->arg;
+
+	(void)loop;
+	(void)events;
+	if (rc->state == RAW_CONNECTING)
+		raw_connected(rc);
+	if (rc->state == RAW_HANDSHAKE && raw_handshake(rc) <= 0)
+		return;
+	if (rc->state == RAW_WRITING && raw_write(rc) <= 0)
+		return;
+	if (rc->state == RAW_AFTER && rc->mode != RAW_SILENT)
+		raw_read(rc);
+}
+
+static void raw_on_deadline(struct evloop *loop, struct ev_timer *timer)
+{
+	struct raw_client *rc = timer->arg;
+
+	(void)loop;
+	if (rc->mode != RAW_SILENT)
+		snprintf(rc->error, sizeof(rc->error), "deadline in state %d", (int)rc->state);
+	raw_close(rc);
+}
+
+/* Connects to the server from rc's settings; the loop does the rest. */
+static void raw_start(struct evloop *loop, struct raw_client *rc)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)g.port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const char *name = rc->name ? rc->name : "cli2";
+	char err[256] = "", cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+
+	rc->loop = loop;
+	rc->ctx = tls_ctx_new(false, pki_file(cert, sizeof(cert), g.dir, name, "crt"),
+			      pki_file(key, sizeof(key), g.dir, name, "key"),
+			      pki_file(ca, sizeof(ca), g.dir, "ca", "crt"), err, sizeof(err));
+	if (!rc->ctx)
+		fail_msg("raw client: %s", err);
+	rc->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(rc->fd >= 0);
+	rc->state = RAW_CONNECTING;
+	if (rc->rcvbuf)
+		setsockopt(rc->fd, SOL_SOCKET, SO_RCVBUF, &rc->rcvbuf, sizeof(rc->rcvbuf));
+	if (connect(rc->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS)
+		fail_msg("raw client: connect: %s", strerror(errno));
+	ev_io_init(&rc->io, rc->fd, raw_on_io, rc);
+	assert_int_equal(evloop_io_start(loop, &rc->io, EPOLLOUT), 0);
+	ev_timer_init(&rc->deadline, raw_on_deadline, rc);
+	evloop_timer_start(loop, &rc->deadline, rc->mode == RAW_SILENT ? rc->stay_ms : scaled(RAW_READ_MS));
+}
+
+static bool raw_done(const void *arg)
+{
+	return ((const struct raw_client *)arg)->state == RAW_DONE;
+}
+
+static void raw_finish(struct evloop *loop, struct raw_client *rc)
+{
+	if (!run_until(loop, raw_done, rc, RAW_READ_MS + 2000))
+		fail_msg("raw client did not finish (state %d)", (int)rc->state);
+}
+
+static void raw_put_hello(struct raw_client *rc, uint8_t version)
+{
+	rc->out_len += frame_put_hello(rc->out + rc->out_len, RAW_OUT_MAX - rc->out_len, version, 0);
+}
+
+static void raw_put(struct raw_client *rc, const void *bytes, size_t len)
+{
+	assert_true(rc->out_len + len <= RAW_OUT_MAX);
+	memcpy(rc->out + rc->out_len, bytes, len);
+	rc->out_len += len;
+}
+
+/* Sends what rc holds, reads until the server closes, expects CLOSE with reason. */
+static void raw_expect_close(struct evloop *loop, struct raw_client *rc, const char *reason)
+{
+	rc->mode = RAW_READ_CLOSE;
+	raw_start(loop, rc);
+	raw_finish(loop, rc);
+	if (strcmp(rc->close_reason, reason) != 0)
+		fail_msg("raw client: CLOSE \"%s\" expected, got \"%s\" (%s)", reason, rc->close_reason,
+			 rc->error);
+}
+
+/* ---- the fixture: one loop, a server, clients ---- */
+
+struct fixture {
+	struct evloop *loop;
+	struct peer_table peers;
+	struct side srv, cli, other;
+	struct raw_client raw;
+	int plain_fd;
+};
+
+static int fx_setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	char err[128];
+
+	if (!fx)
+		return -1;
+	fx->loop = evloop_new();
+	raw_reset(&fx->raw);
+	fx->plain_fd = -1;
+	if (!fx->loop || peers_parse(peers_text, strlen(peers_text), &fx->peers, err, sizeof(err)) < 0) {
+		fprintf(stderr, "# fixture: %s\n", fx->loop ? err : "evloop_new failed");
+		evloop_free(fx->loop);
+		free(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	raw_close(&fx->raw);
+	if (fx->plain_fd >= 0)
+		close(fx->plain_fd);
+	side_close(&fx->other);
+	side_close(&fx->cli);
+	side_close(&fx->srv);
+	evloop_free(fx->loop);
+	peers_free(&fx->peers);
+	free(fx);
+	return 0;
+}
+
+static void fx_start_server(struct fixture *fx, bool offload)
+{
+	struct conf c;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.accept_offload = offload;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+}
+
+static void fx_start_client(struct fixture *fx, bool offload)
+{
+	struct conf c;
+
+	conf_client(&c, g.dir, "cli");
+	c.cfg.trace = true;
+	c.cfg.accept_offload = offload;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+}
+
+static void fx_start_pair(struct fixture *fx, bool offload)
+{
+	fx_start_server(fx, offload);
+	fx_start_client(fx, offload);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_log(fx->loop, &fx->srv, "client 'cli' from 127.0.0.1:", 1000);
+}
+
+/* ---- the tests ---- */
+
+static void expect_load_error(struct fixture *fx, const struct tunnel_config *cfg, const char *want,
+			      bool exact)
+{
+	char err[256] = "";
+	struct tunnel *t = tunnel_new(cfg, fx->loop, NULL, NULL, err, sizeof(err));
+
+	if (t) {
+		tunnel_free(t);
+		fail_msg("tunnel_new succeeded, expected \"%s\"", want);
+	}
+	if (exact ? strcmp(err, want) != 0 : !strstr(err, want))
+		fail_msg("error \"%s\", expected %s \"%s\"", err, exact ? "exactly" : "a mention of", want);
+}
+
+static void test_load_errors(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.cert_file = "/x/y";
+	expect_load_error(fx, &c.cfg, "--cert /x/y: no such file", true);
+	conf_server(&c, &fx->peers);
+	c.cfg.key_file = pki_file(c.key, sizeof(c.key), g.dir, "cli", "key");
+	expect_load_error(fx, &c.cfg, "--key does not match --cert", true);
+	conf_server(&c, &fx->peers);
+	c.cfg.ca_file = pki_file(c.ca, sizeof(c.ca), g.dir, "cli", "key");
+	expect_load_error(fx, &c.cfg, "--ca ", false);
+	conf_server(&c, &fx->peers);
+	c.cfg.endpoint = "127.0.0.1";
+	expect_load_error(fx, &c.cfg, "--listen '127.0.0.1': expected", false);
+	c.cfg.endpoint = "::1:80";
+	expect_load_error(fx, &c.cfg, "expected host:port", false);
+	conf_server(&c, NULL);
+	expect_load_error(fx, &c.cfg, "the server needs a peers table (--peers)", true);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.endpoint = "127.0.0.1:0";
+	expect_load_error(fx, &c.cfg, "--connect '127.0.0.1:0': expected", false);
+}
+
+/* The client starts first: it queues, retries, and delivers the queue once connected. */
+static void test_queue_before_connect(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+	char refused[128];
+
+	fx_start_client(fx, false);
+	send_packets(&fx->cli, 5, 100, "10.8.0.2", "10.9.0.1");
+	st = stats_of(&fx->cli);
+	assert_false(st.connected);
+	assert_int_equal(st.queue_packets, 5);
+	assert_int_equal(st.queue_bytes, 5 * (FRAME_HEADER_LEN + 100));
+	snprintf(refused, sizeof(refused), "connection to %s failed: Connection refused; retrying in 100 ms",
+		 g.endpoint);
+	expect_log(fx->loop, &fx->cli, refused, 1000);
+
+	fx_start_server(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_delivered(fx->loop, &fx->srv, 5, 2000);
+	assert_int_equal(fx->srv.last_seq, 1004);
+	assert_true(logged(&fx->srv, "client 'cli' from 127.0.0.1:"));
+	assert_true(logged(&fx->srv, "connected"));
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.queue_packets, 0);
+	assert_int_equal(st.tx_packets, 5);
+	assert_int_equal(st.handshake_failures, 0); /* a refused TCP connect is no handshake */
+	assert_int_equal(st.reconnects, 0);
+	assert_int_equal(fx->cli.traced[0], 5);
+	assert_int_equal(fx->cli.traced[1], 5);
+}
+
+/* A queue of queue_bytes: what does not fit is dropped and counted. */
+static void test_queue_limit(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+	struct conf c;
+
+	conf_client(&c, g.dir, "cli");
+	c.cfg.queue_bytes = 10 * (FRAME_HEADER_LEN + 100) - 1;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	send_packets(&fx->cli, 12, 100, "10.8.0.2", "10.9.0.1");
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.queue_packets, 9);
+	assert_int_equal(st.drop_queue_full, 3);
+
+	fx_start_server(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_delivered(fx->loop, &fx->srv, 9, 2000);
+	assert_int_equal(fx->srv.last_seq, 1008);
+}
+
+static void test_packets_both_ways(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats before, st;
+
+	fx_start_pair(fx, false);
+	before = stats_of(&fx->cli);
+	send_packets(&fx->cli, 10, 1400, "10.8.0.2", "10.9.0.1");
+	/* 10 frames of 1404 bytes are one TLS record: the point of coalescing. */
+	assert_int_equal(stats_of(&fx->cli).tls_records_written - before.tls_records_written, 1);
+	expect_delivered(fx->loop, &fx->srv, 10, 2000);
+	assert_int_equal(fx->srv.last_seq, 1009);
+	assert_int_equal(fx->srv.delivered_bytes, 14000);
+
+	send_packets(&fx->srv, 4, 500, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 4, 2000);
+	assert_int_equal(fx->cli.last_seq, 1003);
+
+	assert_int_equal(fx->cli.traced[0], 10);
+	assert_int_equal(fx->cli.traced[1], 10);
+	assert_int_equal(fx->cli.traced[2], 4);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.tx_packets, 10);
+	assert_int_equal(st.tx_bytes, 14000);
+	assert_int_equal(st.rx_packets, 4);
+	assert_int_equal(st.rx_bytes, 2000);
+	assert_true(st.tls_records_read > 0 && st.tls_writes > 0);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.rx_packets, 10);
+	assert_int_equal(st.tx_packets, 4);
+	assert_int_equal(st.sessions_active, 1);
+	assert_int_equal(st.sessions_total, 1);
+}
+
+/* The server drops a client's packet whose source is outside that client's prefixes. */
+static void test_spoofed_source(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t second[4];
+
+	fx_start_pair(fx, false);
+	send_packets(&fx->cli, 3, 100, "10.8.0.99", "10.9.0.1");
+	send_packets(&fx->cli, 3, 100, "10.8.0.3", "10.9.0.1"); /* cli2's address */
+	send_packets(&fx->cli, 1, 100, "192.168.60.7", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	inet_pton(AF_INET, "192.168.60.7", second);
+	assert_memory_equal(fx->srv.last_src, second, 4);
+	assert_int_equal(stats_of(&fx->srv).drop_spoofed_source, 6);
+	assert_int_equal(stats_of(&fx->srv).rx_packets, 1);
+}
+
+/* No peer holds the destination, the peer is down, or it is no IP packet. */
+static void test_server_drops(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_pair(fx, false);
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.4");
+	send_packets(&fx->srv, 2, 100, "10.9.0.1", "10.77.0.1");
+	send_packets(&fx->srv, 1, 10, "10.9.0.1", "10.8.0.2");
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.drop_peer_down, 1);
+	assert_int_equal(st.drop_no_peer, 2);
+	assert_int_equal(st.drop_malformed, 1);
+	assert_int_equal(st.tx_packets, 0);
+	/* Nothing of that reaches cli: the next packet is the first it sees. */
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	assert_int_equal(fx->cli.last_seq, 1000);
+}
+
+static void expect_plain_segments(const struct side *sd)
+{
+	static const struct pkt_offload none;
+
+	assert_int_equal(sd->delivered_bytes, GSO_SEGMENTS * 40 + GSO_PAYLOAD);
+	assert_memory_equal(&sd->last_off, &none, sizeof(none));
+}
+
+/*
+ * Offload packets go only to a peer whose HELLO offered to take them; a
+ * peer that did not gets plain segments, or nothing (UDP GSO).
+ */
+static void test_offload_to_plain_peer(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_pair(fx, false);
+	send_tcp_gso(&fx->cli, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, GSO_SEGMENTS, 2000);
+	expect_plain_segments(&fx->srv);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.tx_segmented, GSO_SEGMENTS);
+	assert_int_equal(st.tx_packets, GSO_SEGMENTS);
+	assert_int_equal(st.drop_offload, 0);
+	assert_int_equal(stats_of(&fx->srv).drop_offload, 0); /* no offload frame reached it */
+
+	send_udp_gso(&fx->srv, "10.9.0.1", "10.8.0.2");
+	assert_int_equal(stats_of(&fx->srv).drop_offload, 1);
+	assert_int_equal(stats_of(&fx->srv).tx_packets, 0);
+	/* The session goes on: a plain packet after it is the first delivered. */
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	assert_int_equal(fx->cli.last_off.gso_type, PKT_GSO_NONE);
+}
+
+/* Queued before the HELLOs said the server cannot take it: segmented on the way out. */
+static void test_offload_queued_for_plain_peer(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_client(fx, false);
+	send_tcp_gso(&fx->cli, "10.8.0.2", "10.9.0.1");
+	assert_int_equal(stats_of(&fx->cli).queue_packets, 1);
+	fx_start_server(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_delivered(fx->loop, &fx->srv, GSO_SEGMENTS, 2000);
+	expect_plain_segments(&fx->srv);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.tx_segmented, GSO_SEGMENTS);
+	assert_int_equal(st.tx_packets, GSO_SEGMENTS);
+	assert_int_equal(st.tx_bytes, GSO_SEGMENTS * 40 + GSO_PAYLOAD);
+	assert_int_equal(st.drop_offload, 0);
+}
+
+static void expect_offload_block(const struct side *sd)
+{
+	assert_int_equal(sd->last_off.flags, tcp4_gso.flags);
+	assert_int_equal(sd->last_off.gso_type, tcp4_gso.gso_type);
+	assert_int_equal(sd->last_off.hdr_len, tcp4_gso.hdr_len);
+	assert_int_equal(sd->last_off.gso_size, tcp4_gso.gso_size);
+	assert_int_equal(sd->last_off.csum_start, tcp4_gso.csum_start);
+	assert_int_equal(sd->last_off.csum_offset, tcp4_gso.csum_offset);
+}
+
+static void test_offload_accepted(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_pair(fx, true);
+	assert_true(logged(&fx->srv, "connected (takes offload packets)"));
+	assert_true(logged(&fx->cli, "server takes offload packets"));
+	send_tcp_gso(&fx->cli, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	expect_offload_block(&fx->srv);
+	assert_int_equal(fx->srv.delivered_bytes, GSO_PKT_LEN);
+	send_tcp_gso(&fx->srv, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	expect_offload_block(&fx->cli);
+	assert_int_equal(stats_of(&fx->cli).drop_offload, 0);
+	assert_int_equal(stats_of(&fx->srv).drop_offload, 0);
+	assert_int_equal(stats_of(&fx->cli).tx_segmented, 0);
+	assert_int_equal(stats_of(&fx->srv).tx_segmented, 0);
+}
+
+/* A peer that sends offload frames unasked loses those packets, not its session. */
+static void test_offload_unasked(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	uint8_t ip[100], frame[FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN + sizeof(ip)];
+	struct pkt p = { .data = ip, .len = sizeof(ip), .off = tcp4_gso };
+	size_t n;
+
+	fx_start_server(fx, false);
+	p.off.gso_size = 20;
+	build_ipv4(ip, sizeof(ip), "10.8.0.3", "10.9.0.1", 6, 1);
+	raw_put_hello(rc, PROTO_VERSION);
+	n = frame_put_packet(frame, sizeof(frame), &p);
+	assert_int_equal(n, sizeof(frame));
+	raw_put(rc, frame, n);
+	p.off = (struct pkt_offload){ 0 };
+	build_ipv4(ip, sizeof(ip), "10.8.0.3", "10.9.0.1", 17, 2);
+	raw_put(rc, frame, frame_put_packet(frame, sizeof(frame), &p));
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	assert_int_equal(fx->srv.last_seq, 2);
+	assert_int_equal(stats_of(&fx->srv).drop_offload, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	raw_close(rc);
+}
+
+/* Idle for more than the dead-peer time: keepalives alone keep both ends up. */
+static void test_idle_keepalive(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats before, st;
+
+	fx_start_pair(fx, false);
+	before = stats_of(&fx->cli);
+	run_for(fx->loop, TUNNEL_DEAD_FACTOR * keepalive_ms() + 300);
+	st = stats_of(&fx->cli);
+	assert_true(st.connected);
+	assert_int_equal(st.sessions_dead, 0);
+	assert_int_equal(st.reconnects, 0);
+	assert_true(st.tls_records_read - before.tls_records_read >= 2); /* the server's keepalives */
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.sessions_dead, 0);
+	assert_int_equal(st.sessions_active, 1);
+	assert_int_equal(st.sessions_total, 1);
+}
+
+/* A malformed frame cuts off that client only. */
+static void test_malformed_frame(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+
+	fx_start_pair(fx, false);
+	raw_put_hello(rc, PROTO_VERSION);
+	raw_put(rc, "\x09\x00\x00\x00", 4);
+	raw_expect_close(fx->loop, rc, "malformed frame (type 9, length 0)");
+	expect_log(fx->loop, &fx->srv, "malformed frame (type 9, length 0), cut off", 1000);
+	assert_true(logged(&fx->srv, "client 'cli2' from 127.0.0.1:"));
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+}
+
+static void test_wrong_version(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+
+	fx_start_server(fx, false);
+	raw_put_hello(rc, PROTO_VERSION + 1);
+	raw_expect_close(fx->loop, rc, "unsupported protocol version 2");
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
+	assert_true(logged(&fx->srv, "refused: unsupported protocol version 2"));
+	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
+}
+
+static void test_frame_before_hello(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+
+	fx_start_server(fx, false);
+	raw_put(rc, "\x04\x00\x00\x00", 4); /* a keepalive */
+	raw_expect_close(fx->loop, rc, "protocol error: frame type 4 before HELLO");
+	expect_log(fx->loop, &fx->srv, "refused: protocol error: frame type 4 before HELLO", 1000);
+	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
+}
+
+/* A certificate from our CA whose name is not in the peers file. */
+static void test_unknown_name(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct conf c;
+
+	fx_start_server(fx, false);
+	rc->name = "stranger";
+	raw_expect_close(fx->loop, rc, "unknown peer 'stranger'");
+	expect_log(fx->loop, &fx->srv, "refused: unknown peer 'stranger'", 1000);
+	assert_true(logged(&fx->srv, "connection from 127.0.0.1:"));
+	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
+
+	conf_client(&c, g.dir, "stranger");
+	side_open(&fx->other, "stranger", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->other, "failed: closed by peer: unknown peer 'stranger'; retrying", 2000);
+	assert_false(stats_of(&fx->other).connected);
+	assert_true(stats_of(&fx->other).handshake_failures >= 1);
+}
+
+/* Certificates of another CA, either way round. */
+static void test_foreign_ca(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_pair(fx, false);
+	conf_client(&c, g.foreign, "cli");
+	side_open(&fx->other, "foreign", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->srv,
+		   "refused: certificate verify failed: unable to get local issuer certificate", 2000);
+	expect_log(fx->loop, &fx->other, "failed: tlsv1 alert unknown ca; retrying", 1000);
+	assert_false(stats_of(&fx->other).connected);
+	assert_true(stats_of(&fx->srv).handshake_failures >= 1);
+	side_close(&fx->other);
+	/* The name matched a peer, but nothing of it took over cli's session. */
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 1);
+
+	/* A client that trusts only the other CA refuses our server. */
+	conf_client(&c, g.foreign, "cli");
+	pki_file(c.ca, sizeof(c.ca), g.foreign, "ca", "crt");
+	side_open(&fx->other, "distrustful", &c.cfg, fx->loop);
+	/* The reason depends on whether the server sends our CA along (OpenSSL's auto-chain). */
+	expect_log(fx->loop, &fx->other, "failed: certificate verify failed: ", 2000);
+	assert_false(stats_of(&fx->other).connected);
+	expect_log(fx->loop, &fx->srv, "refused: tlsv1 alert unknown ca", 1000);
+}
+
+static void test_wrong_server_name(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_server(fx, false);
+	conf_client(&c, g.dir, "cli2");
+	c.cfg.server_name = "wrong.example";
+	side_open(&fx->other, "wrongname", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->other, "failed: certificate verify failed: hostname mismatch; retrying", 2000);
+	assert_false(stats_of(&fx->other).connected);
+	expect_log(fx->loop, &fx->srv, "refused: sslv3 alert bad certificate", 1000);
+	assert_true(stats_of(&fx->srv).handshake_failures >= 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
+}
+
+/* TCP without TLS: the handshake deadline cuts it, not earlier. */
+static void test_handshake_timeout(void **state)
+{
+	struct fixture *fx = *state;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)g.port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct pollfd pfd = { .events = POLLIN };
+	uint64_t start;
+	char byte;
+
+	fx_start_server(fx, false);
+	fx->plain_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(fx->plain_fd >= 0);
+	start = mono_ms();
+	assert_true(connect(fx->plain_fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 || errno == EINPROGRESS);
+	expect_log(fx->loop, &fx->srv, "refused: handshake timeout", handshake_ms() + 1500);
+	assert_true(mono_ms() - start >= handshake_ms() - 50);
+	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
+	/* And the server closed the socket. */
+	pfd.fd = fx->plain_fd;
+	assert_int_equal(poll(&pfd, 1, (int)scaled(1000)), 1);
+	assert_int_equal(recv(fx->plain_fd, &byte, 1, 0), 0);
+}
+
+/*
+ * Fills the server's send buffer for a client that does not read, until it
+ * drops. Big packets: on loopback the kernel's send buffer grows to
+ * tcp_wmem's maximum (4 MiB) first, and that must fill well within the
+ * dead-peer time even under valgrind.
+ */
+static void fill_send_buffer(struct fixture *fx)
+{
+	static uint8_t big[60000];
+	struct pkt_batch batch = { .count = PKT_BATCH_MAX };
+	int i;
+
+	build_ipv4(big, sizeof(big), "10.9.0.1", "10.8.0.3", 17, 1);
+	for (i = 0; i < PKT_BATCH_MAX; i++)
+		batch.pkts[i] = (struct pkt){ .data = big, .len = sizeof(big) };
+	for (i = 0; i < 20 && !stats_of(&fx->srv).drop_tx_full; i++) {
+		tunnel_send(fx->srv.t, &batch);
+		run_for(fx->loop, 1); /* keepalives go on meanwhile */
+	}
+	if (!stats_of(&fx->srv).drop_tx_full)
+		fail_msg("no drop_tx_full after %d batches of 64 x 60000 bytes; server log:\n%s", i,
+			 fx->srv.log);
+	assert_int_equal(stats_of(&fx->srv).drop_peer_down, 0); /* filled before it was declared dead */
+}
+
+/* A client that stops reading costs its own packets only, then is declared dead. */
+static void test_slow_client_dead_peer(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	char dead[128];
+
+	fx_start_pair(fx, false);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_SILENT;
+	rc->rcvbuf = 4096; /* a small window, so the server's own buffer fills quickly */
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	fill_send_buffer(fx);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 500);
+
+	snprintf(dead, sizeof(dead), "client 'cli2' dead: no traffic for %g s",
+		 TUNNEL_DEAD_FACTOR * keepalive_ms() / 1000.0);
+	expect_log(fx->loop, &fx->srv, dead, 2000);
+	raw_close(rc);
+	assert_int_equal(stats_of(&fx->srv).sessions_dead, 1);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.3");
+	assert_int_equal(stats_of(&fx->srv).drop_peer_down, 1);
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->cli).sessions_dead, 0);
+}
+
+/* An established client that goes away without close_notify (FIN, then RST). */
+static void test_abrupt_close(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+
+	fx_start_server(fx, false);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_ABRUPT;
+	raw_start(fx->loop, rc);
+	raw_finish(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
+	expect_log(fx->loop, &fx->srv, ": peer closed without close_notify, cut off", 1000);
+
+	log_clear(&fx->srv);
+	raw_reset(rc);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_RESET;
+	raw_start(fx->loop, rc);
+	raw_finish(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, ": Connection reset by peer, cut off", 1000);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 0);
+	assert_int_equal(stats_of(&fx->srv).handshake_failures, 0);
+}
+
+/* The same peer connecting again replaces its older connection. */
+static void test_replacement(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_pair(fx, false);
+	conf_client(&c, g.dir, "cli");
+	side_open(&fx->other, "cli-b", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->srv, "replaces its connection from 127.0.0.1:", 2000);
+	/* Routing follows the newer connection at once. */
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->other, 1, 2000);
+	assert_int_equal(fx->cli.delivered, 0);
+	side_close(&fx->other);
+	expect_log(fx->loop, &fx->cli, "lost: closed by peer: replaced by a new connection", 2000);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_true(stats_of(&fx->cli).reconnects >= 1);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+}
+
+/* The server goes away and comes back: the client queues meanwhile and reconnects. */
+static void test_reconnect_after_restart(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_pair(fx, false);
+	side_close(&fx->srv);
+	expect_disconnected(fx->loop, &fx->cli, 2000);
+	assert_true(logged(&fx->cli, "lost: closed by peer: server shutting down; reconnecting in 100 ms"));
+	send_packets(&fx->cli, 3, 200, "10.8.0.2", "10.9.0.1");
+	assert_int_equal(stats_of(&fx->cli).queue_packets, 3);
+
+	fx_start_server(fx, false);
+	expect_connected(fx->loop, &fx->cli, 5000);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.reconnects, 1);
+	assert_int_equal(st.sessions_total, 2);
+	send_packets(&fx->cli, 3, 200, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 6, 2000);
+}
+
+static void test_ipv6_endpoint(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf sc, cc;
+	char ep[64];
+
+	if (!ipv6_loopback())
+		skip();
+	snprintf(ep, sizeof(ep), "[::1]:%u", g.port);
+	conf_server(&sc, &fx->peers);
+	conf_client(&cc, g.dir, "cli");
+	sc.cfg.endpoint = cc.cfg.endpoint = ep;
+	cc.cfg.server_name = "127.0.0.1"; /* the certificate names only that */
+	side_open(&fx->srv, "srv6", &sc.cfg, fx->loop);
+	side_open(&fx->cli, "cli6", &cc.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_log(fx->loop, &fx->srv, "client 'cli' from [::1]:", 1000);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+}
+
+#define TUNNEL_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TUNNEL_TEST(test_load_errors),
+		TUNNEL_TEST(test_queue_before_connect),
+		TUNNEL_TEST(test_queue_limit),
+		TUNNEL_TEST(test_packets_both_ways),
+		TUNNEL_TEST(test_spoofed_source),
+		TUNNEL_TEST(test_server_drops),
+		TUNNEL_TEST(test_offload_to_plain_peer),
+		TUNNEL_TEST(test_offload_queued_for_plain_peer),
+		TUNNEL_TEST(test_offload_accepted),
+		TUNNEL_TEST(test_offload_unasked),
+		TUNNEL_TEST(test_idle_keepalive),
+		TUNNEL_TEST(test_malformed_frame),
+		TUNNEL_TEST(test_wrong_version),
+		TUNNEL_TEST(test_frame_before_hello),
+		TUNNEL_TEST(test_unknown_name),
+		TUNNEL_TEST(test_foreign_ca),
+		TUNNEL_TEST(test_wrong_server_name),
+		TUNNEL_TEST(test_handshake_timeout),
+		TUNNEL_TEST(test_slow_client_dead_peer),
+		TUNNEL_TEST(test_abrupt_close),
+		TUNNEL_TEST(test_replacement),
+		TUNNEL_TEST(test_reconnect_after_restart),
+		TUNNEL_TEST(test_ipv6_endpoint),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
