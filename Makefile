@@ -16,6 +16,8 @@ CFLAGS += -std=c17 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE
 CFLAGS += -DTUNLAB_VERSION='"$(VERSION)"'
 CFLAGS += $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 LDLIBS += $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+CFLAGS += $(shell $(PKG_CONFIG) --cflags libnetfilter_queue libmnl)
+LDLIBS += $(shell $(PKG_CONFIG) --libs libnetfilter_queue libmnl)
 
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -30,7 +32,7 @@ endif
 
 COMMON_SRC := $(wildcard common/*.c)
 TUNNEL_SRC := $(wildcard tunnel/*.c)
-FRONTEND_SRC := $(wildcard tunbackend/*.c)
+FRONTEND_SRC := $(wildcard tunbackend/*.c) $(wildcard nfqueue/*.c)
 CLI_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_SRC := $(COMMON_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -41,10 +43,13 @@ CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 TUNLAB := $(BUILD)/tunlab
+# Benchmarks that link the tunnel alone, without any frontend.
+TOOL_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
+TOOLS := $(BUILD)/tools/tunnel_loopback
 
 .PHONY: all deps check check-unit check-integration check-sanitize fuzz \
 	bench experiments plots install clean
-all: $(TUNLAB) $(UNIT_BIN)
+all: $(TUNLAB) $(UNIT_BIN) $(TOOLS)
 
 $(TUNLAB): $(LIB_OBJ) $(BUILD)/src/main.o
 	@echo "  LD      $@"
@@ -59,6 +64,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(CMOCKA_CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+$(BUILD)/tools/%: experiments/tools/%.c $(TOOL_OBJ)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
 # apt-installs what is missing; does nothing (and needs no network) when all is there.
 deps:

@@ -421,3 +421,29 @@ int sysexec_ip_batch(const char *lines, bool force, bool verbose, char *err, siz
 	free(io);
 	return ret;
 }
+
+int sysexec_pipe(const char *const argv[], const char *input, char *out, size_t out_len,
+		 bool verbose, char *err, size_t err_len)
+{
+	char cmd[SYSEXEC_CMDLINE_MAX];
+	struct child_io *io = calloc(1, sizeof(*io));
+	int ret;
+
+	join_argv(argv, cmd, sizeof(cmd));
+	if (out && out_len)
+		out[0] = '\0';
+	if (!io) {
+		snprintf(err, err_len, "%s: %s", cmd, strerror(ENOMEM));
+		return -1;
+	}
+	if (verbose)
+		fprintf(stderr, "[#] %s <<'EOF'\n%s%sEOF\n", cmd, input,
+			input[0] && input[strlen(input) - 1] != '\n' ? "\n" : "");
+	io->in = input;
+	io->in_len = strlen(input);
+	io->out = out;
+	io->out_cap = out ? out_len : 0;
+	ret = run(argv, io, cmd, err, err_len);
+	free(io);
+	return ret;
+}

@@ -26,4 +26,14 @@ int sysexec_ip_batch(const char *lines, bool force, bool verbose, char *err, siz
 /* Like sysexec but captures up to out_len-1 bytes of stdout into out. */
 int sysexec_capture(const char *const argv[], char *out, size_t out_len, char *err, size_t err_len);
 
+/*
+ * Feeds input (NUL-terminated) to argv's stdin, for tools that read a whole
+ * ruleset at once (iptables-restore --noflush, nft -f -), and captures up
+ * to out_len-1 bytes of its stdout into out (out NULL: discarded). With
+ * verbose, first prints the command with its input as a here-document,
+ * which a student can paste into a shell. Same return convention as sysexec.
+ */
+int sysexec_pipe(const char *const argv[], const char *input, char *out, size_t out_len,
+		 bool verbose, char *err, size_t err_len);
+
 #endif

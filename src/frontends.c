@@ -3,11 +3,13 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "../nfqueue/nfqueue.h"
 #include "../tunbackend/tunbackend.h"
 #include "frontend.h"
 
 const struct frontend_ops *const frontend_registry[] = {
 	&tun_frontend,
+	&nfqueue_frontend,
 	NULL,
 };
 
@@ -15,7 +17,6 @@ const struct frontend_ops *const frontend_registry[] = {
 static const struct {
 	const char *name, *issue;
 } planned[] = {
-	{ "nfqueue", "issue #3" },
 	{ "pcap", "issue #4" },
 	{ "proxy", "issue #5" },
 };

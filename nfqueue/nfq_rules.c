@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: MIT
+/* The capture rules: tunlab's own raw-table chains sending selected packets to NFQUEUE. */
+
+/*
+ * iptables-nft first: `iptables-restore --noflush` applies a family's whole
+ * ruleset atomically in one process (and a thousand prefixes cost one
+ * fork). Chains TUNLAB-<pid>-OUT (hooked from raw OUTPUT: locally
+ * originated) and TUNLAB-<pid>-PRE (raw PREROUTING: forwarded, and the
+ * server's return traffic) are inserted first in raw, which runs before
+ * conntrack: a stolen packet leaves no conntrack state behind. The jump
+ * rules' comment "tunlab:pid=<pid> addr=<inner>" names the owner and the
+ * inner address, so that `tunlab cleanup` can find, from the rules alone,
+ * everything a dead instance created.
+ *
+ * nft second, only when iptables fails and a one-rule probe shows that its
+ * NFQUEUE target is what is missing: a table inet tunlab_<pid> with the
+ * same two chains at priority raw. On this project's kernels nft's native
+ * queue statement is refused (no nft_queue), so the fallback is for others.
+ */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/sysexec.h"
+#include "nfq.h"
+
+static const int fam_af[NFQ_FAM_COUNT] = { AF_INET, AF_INET6 };
+static const char *const restore_tool[NFQ_FAM_COUNT] = { "iptables-restore", "ip6tables-restore" };
+
+struct rule_ctx {
+	const struct nfq_rules_params *params;
+	const struct frontend_config *cfg;
+	long pid;
+	int af;
+	const char *chain;  /* the iptables chain being written */
+	bool out_chain;     /* hooked from OUTPUT (else PREROUTING) */
+};
+
+typedef void (*rule_fn)(FILE *f, const struct rule_ctx *c, const char *dst,
+			const struct selector *sel);
+
+void nfq_owner_comment(const struct frontend_config *cfg, long pid, char *out, size_t out_len)
+{
+	char addr[PREFIX_STR_MAX];
+
+	if (!cfg->has_address) {
+		snprintf(out, out_len, NFQ_COMMENT_PREFIX "%ld", pid);
+		return;
+	}
+	addr_format(&cfg->address.addr, addr, sizeof(addr));
+	snprintf(out, out_len, NFQ_COMMENT_PREFIX "%ld addr=%s", pid, addr);
+}
+
+bool nfq_parse_owner_comment(const char *text, long *pid, bool *has_addr, struct ip_addr *addr)
+{
+	const char *at = strstr(text, NFQ_COMMENT_PREFIX);
+	char word[PREFIX_STR_MAX];
+	char *end;
+
+	if (!at)
+		return false;
+	*pid = strtol(at + strlen(NFQ_COMMENT_PREFIX), &end, 10);
+	if (end == at + strlen(NFQ_COMMENT_PREFIX) || *pid <= 0)
+		return false;
+	*has_addr = false;
+	if (strncmp(end, " addr=", 6) != 0)
+		return true;
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(end + 6, "\" \n"), end + 6);
+	*has_addr = addr_parse(word, addr) == 0;
+	return true;
+}
+
+/* ---- matches ---- */
+
+static bool has_family(const struct frontend_config *cfg, int af)
+{
+	for (size_t i = 0; i < cfg->route_count; i++)
+		if (cfg->routes[i].addr.family == af)
+			return true;
+	return false;
+}
+
+/* Whether sel can match packets of family af in this chain at all. */
+static bool selector_applies(const struct selector *sel, int af, bool out_chain)
+{
+	if (!sel)
+		return true;
+	if (sel->has_uid && !out_chain)
+		return false; /* a forwarded packet has no local owner */
+	if (sel->has_src && sel->src.addr.family != af)
+		return false;
+	if (sel->has_proto && sel->proto == IPPROTO_ICMP && af != AF_INET)
+		return false;
+	return !(sel->has_proto && sel->proto == IPPROTO_ICMPV6 && af != AF_INET6);
+}
+
+static void ipt_proto(FILE *f, uint8_t proto)
+{
+	/* Names, so that --dport/--sport find their match module. */
+	switch (proto) {
+	case IPPROTO_TCP: fputs(" -p tcp", f); break;
+	case IPPROTO_UDP: fputs(" -p udp", f); break;
+	case IPPROTO_ICMP: fputs(" -p icmp", f); break;
+	case IPPROTO_ICMPV6: fputs(" -p ipv6-icmp", f); break;
+	default: fprintf(f, " -p %u", proto); break;
+	}
+}
+
+static void port_range(FILE *f, const char *opt, const struct port_range *r, char sep)
+{
+	if (r->lo == r->hi)
+		fprintf(f, " %s %u", opt, r->lo);
+	else
+		fprintf(f, " %s %u%c%u", opt, r->lo, sep, r->hi);
+}
+
+static void ipt_matches(FILE *f, const struct selector *sel)
+{
+	char text[PREFIX_STR_MAX];
+
+	if (!sel)
+		return;
+	if (sel->has_src) {
+		prefix_format(&sel->src, text, sizeof(text));
+		fprintf(f, " -s %s", text);
+	}
+	if (sel->has_proto)
+		ipt_proto(f, sel->proto);
+	if (sel->has_sport)
+		port_range(f, "--sport", &sel->sport, ':');
+	if (sel->has_dport)
+		port_range(f, "--dport", &sel->dport, ':');
+	if (sel->has_mark)
+		fprintf(f, " -m mark --mark 0x%x", sel->mark);
+	if (sel->has_uid)
+		fprintf(f, " -m owner --uid-owner %u", sel->uid);
+}
+
+static void nft_matches(FILE *f, const struct selector *sel, int af)
+{
+	char text[PREFIX_STR_MAX];
+
+	if (!sel)
+		return;
+	if (sel->has_src) {
+		prefix_format(&sel->src, text, sizeof(text));
+		fprintf(f, " %s saddr %s", af == AF_INET ? "ip" : "ip6", text);
+	}
+	if (sel->has_proto)
+		fprintf(f, " meta l4proto %u", sel->proto);
+	if (sel->has_sport)
+		port_range(f, "th sport", &sel->sport, '-');
+	if (sel->has_dport)
+		port_range(f, "th dport", &sel->dport, '-');
+	if (sel->has_mark)
+		fprintf(f, " meta mark 0x%x", sel->mark);
+	if (sel->has_uid)
+		fprintf(f, " meta skuid %u", sel->uid);
+}
+
+static void ipt_target(FILE *f, const struct rule_ctx *c)
+{
+	unsigned first = c->params->queue_first, n = c->params->queue_count;
+
+	if (n > 1)
+		fprintf(f, " -j NFQUEUE --queue-balance %u:%u", first, first + n - 1);
+	else
+		fprintf(f, " -j NFQUEUE --queue-num %u", first);
+	/* Without a listener: pass in clear (fail-open) or drop (the default). */
+	fputs(c->cfg->fail_open ? " --queue-bypass\n" : "\n", f);
+}
+
+static void nft_target(FILE *f, const struct rule_ctx *c)
+{
+	unsigned first = c->params->queue_first, n = c->params->queue_count;
+
+	if (n > 1)
+		fprintf(f, " queue num %u-%u", first, first + n - 1);
+	else
+		fprintf(f, " queue num %u", first);
+	fputs(c->cfg->fail_open ? " bypass\n" : "\n", f);
+}
+
+/* The inner address inside a remote prefix must stay local, not be stolen. */
+static bool prefixes_cover_inner(const struct frontend_config *cfg, int af)
+{
+	if (!cfg->has_address || cfg->address.addr.family != af)
+		return false;
+	for (size_t i = 0; i < cfg->route_count; i++)
+		if (prefix_contains(&cfg->routes[i], &cfg->address.addr))
+			return true;
+	return false;
+}
+
+/* ---- iptables ---- */
+
+/* One rule per remote prefix of c->af and per selector that can match there. */
+static void for_each_rule(FILE *f, const struct rule_ctx *c, rule_fn emit)
+{
+	const struct frontend_config *cfg = c->cfg;
+	size_t selectors = cfg->selector_count ? cfg->selector_count : 1;
+	char dst[PREFIX_STR_MAX];
+
+	for (size_t i = 0; i < cfg->route_count; i++) {
+		if (cfg->routes[i].addr.family != c->af)
+			continue;
+		prefix_format(&cfg->routes[i], dst, sizeof(dst));
+		for (size_t s = 0; s < selectors; s++) {
+			const struct selector *sel = cfg->selector_count ? &cfg->selectors[s] : NULL;
+			if (selector_applies(sel, c->af, c->out_chain))
+				emit(f, c, dst, sel);
+		}
+	}
+}
+
+static void ipt_rule(FILE *f, const struct rule_ctx *c, const char *dst,
+		     const struct selector *sel)
+{
+	fprintf(f, "-A %s -d %s", c->chain, dst);
+	ipt_matches(f, sel);
+	ipt_target(f, c);
+}
+
+static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *chain,
+			    bool out_chain)
+{
+	struct rule_ctx c = *base;
+	char text[PREFIX_STR_MAX];
+
+	c.chain = chain;
+	c.out_chain = out_chain;
+	/* Ours, back from the tunnel: never into it again (a server relays on purpose). */
+	if (c.cfg->role == FRONTEND_CLIENT)
+		fprintf(f, "-A %s -m mark --mark 0x%x -j RETURN\n", chain, NFQ_MARK);
+	if (prefixes_cover_inner(c.cfg, c.af)) {
+		addr_format(&c.cfg->address.addr, text, sizeof(text));
+		fprintf(f, "-A %s -d %s -j RETURN\n", chain, text);
+	}
+	for_each_rule(f, &c, ipt_rule);
+}
+
+static char *ipt_install_text(const struct rule_ctx *c)
+{
+	char out[32], pre[32], comment[NFQ_COMMENT_MAX], *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	snprintf(out, sizeof(out), NFQ_CHAIN_PREFIX "%ld-OUT", c->pid);
+	snprintf(pre, sizeof(pre), NFQ_CHAIN_PREFIX "%ld-PRE", c->pid);
+	nfq_owner_comment(c->cfg, c->pid, comment, sizeof(comment));
+	fprintf(f, "*raw\n:%s - [0:0]\n:%s - [0:0]\n", out, pre);
+	ipt_chain_rules(f, c, out, true);
+	ipt_chain_rules(f, c, pre, false);
+	/* First in raw: nothing before us may accept the packet. */
+	fprintf(f, "-I OUTPUT 1 -m comment --comment \"%s\" -j %s\n", comment, out);
+	fprintf(f, "-I PREROUTING 1 -m comment --comment \"%s\" -j %s\n", comment, pre);
+	fputs("COMMIT\n", f);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static char *ipt_remove_text(const struct nfq_rules *r)
+{
+	const char *comment = r->comment;
+	long pid = r->pid;
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "*raw\n"
+		"-D OUTPUT -m comment --comment \"%s\" -j " NFQ_CHAIN_PREFIX "%ld-OUT\n"
+		"-D PREROUTING -m comment --comment \"%s\" -j " NFQ_CHAIN_PREFIX "%ld-PRE\n"
+		"-F " NFQ_CHAIN_PREFIX "%ld-OUT\n-F " NFQ_CHAIN_PREFIX "%ld-PRE\n"
+		"-X " NFQ_CHAIN_PREFIX "%ld-OUT\n-X " NFQ_CHAIN_PREFIX "%ld-PRE\nCOMMIT\n",
+		comment, pid, comment, pid, pid, pid, pid, pid);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+int nfq_restore(int fam, const char *text, bool verbose, char *err, size_t err_len)
+{
+	const char *argv[] = { restore_tool[fam], "-w", "5", "--noflush", NULL };
+
+	if (!text) {
+		snprintf(err, err_len, "%s: %s", restore_tool[fam], strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	return sysexec_pipe(argv, text, NULL, 0, verbose, err, err_len) < 0 ? -EIO : 0;
+}
+
+static void ipt_remove_family(const struct nfq_rules *r, int fam, bool verbose);
+
+static int ipt_install(struct nfq_rules *r, const struct nfq_rules_params *p, char *err,
+		       size_t err_len)
+{
+	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++) {
+		struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = r->pid, .af = fam_af[fam] };
+		char *text;
+		int ret;
+
+		if (!has_family(p->cfg, fam_af[fam]))
+			continue;
+		text = ipt_install_text(&c);
+		ret = nfq_restore(fam, text, p->cfg->verbose, err, err_len);
+		free(text);
+		if (ret < 0) {
+			for (int done = 0; done < fam; done++)
+				if (r->families[done])
+					ipt_remove_family(r, done, p->cfg->verbose);
+			r->families[NFQ_FAM_V4] = r->families[NFQ_FAM_V6] = false;
+			return ret;
+		}
+		r->families[fam] = true;
+	}
+	return 0;
+}
+
+/* A one-rule chain with an NFQUEUE target, added and removed: does the target exist? */
+static bool ipt_nfqueue_works(long pid, int fam, unsigned queue, bool verbose)
+{
+	char text[256], err[256];
+	bool ok;
+
+	snprintf(text, sizeof(text), "*raw\n:" NFQ_CHAIN_PREFIX "%ld-PROBE - [0:0]\n"
+		 "-A " NFQ_CHAIN_PREFIX "%ld-PROBE -j NFQUEUE --queue-num %u\nCOMMIT\n",
+		 pid, pid, queue);
+	ok = nfq_restore(fam, text, verbose, err, sizeof(err)) == 0;
+	if (ok) {
+		snprintf(text, sizeof(text), "*raw\n-F " NFQ_CHAIN_PREFIX "%ld-PROBE\n"
+			 "-X " NFQ_CHAIN_PREFIX "%ld-PROBE\nCOMMIT\n", pid, pid);
+		nfq_restore(fam, text, verbose, err, sizeof(err));
+	}
+	return ok;
+}
+
+/* ---- nft ---- */
+
+static void nft_rule(FILE *f, const struct rule_ctx *c, const char *dst,
+		     const struct selector *sel)
+{
+	fprintf(f, "\t\t%s daddr %s", c->af == AF_INET ? "ip" : "ip6", dst);
+	nft_matches(f, sel, c->af);
+	nft_target(f, c);
+}
+
+/* One inet chain holds both families. */
+static void nft_chain(FILE *f, const struct rule_ctx *base, const char *name, const char *hook)
+{
+	struct rule_ctx c = *base;
+	char text[PREFIX_STR_MAX];
+
+	c.out_chain = strcmp(hook, "output") == 0;
+	fprintf(f, "\tchain %s {\n\t\ttype filter hook %s priority raw; policy accept;\n", name, hook);
+	if (c.cfg->role == FRONTEND_CLIENT)
+		fprintf(f, "\t\tmeta mark 0x%x return\n", NFQ_MARK);
+	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++) {
+		c.af = fam_af[fam];
+		if (prefixes_cover_inner(c.cfg, c.af)) {
+			addr_format(&c.cfg->address.addr, text, sizeof(text));
+			fprintf(f, "\t\t%s daddr %s return\n", fam == NFQ_FAM_V4 ? "ip" : "ip6", text);
+		}
+		for_each_rule(f, &c, nft_rule);
+	}
+	fputs("\t}\n", f);
+}
+
+static char *nft_install_text(const struct rule_ctx *c)
+{
+	char comment[NFQ_COMMENT_MAX], *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	nfq_owner_comment(c->cfg, c->pid, comment, sizeof(comment));
+	fprintf(f, "table inet " NFQ_NFT_TABLE_PREFIX "%ld {\n\tcomment \"%s\"\n", c->pid, comment);
+	nft_chain(f, c, "out", "output");
+	nft_chain(f, c, "pre", "prerouting");
+	fputs("}\n", f);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static int nft_install(struct nfq_rules *r, const struct nfq_rules_params *p, char *err,
+		       size_t err_len)
+{
+	static const char *const argv[] = { "nft", "-f", "-", NULL };
+	struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = r->pid };
+	char *text = nft_install_text(&c);
+	int ret;
+
+	if (!text) {
+		snprintf(err, err_len, "nft: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	ret = sysexec_pipe(argv, text, NULL, 0, p->cfg->verbose, err, err_len) < 0 ? -EIO : 0;
+	free(text);
+	return ret;
+}
+
+static void nft_remove(long pid, bool verbose)
+{
+	char table[48], err[256];
+	const char *argv[] = { "nft", "delete", "table", "inet", table, NULL };
+
+	snprintf(table, sizeof(table), NFQ_NFT_TABLE_PREFIX "%ld", pid);
+	sysexec(argv, verbose, err, sizeof(err));
+}
+
+char *nfq_rules_text(const struct nfq_rules_params *p, long pid, enum nfq_backend backend,
+		     int af)
+{
+	struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = pid, .af = af };
+
+	return backend == NFQ_BACKEND_NFT ? nft_install_text(&c) : ipt_install_text(&c);
+}
+
+/* ---- install and remove ---- */
+
+int nfq_rules_install(struct nfq_rules *r, const struct nfq_rules_params *p, char *err,
+		      size_t err_len)
+{
+	char ipt_err[512], nft_err[512];
+	int probe_fam = has_family(p->cfg, AF_INET) ? NFQ_FAM_V4 : NFQ_FAM_V6;
+
+	*r = (struct nfq_rules){ .pid = (long)getpid() };
+	nfq_owner_comment(p->cfg, r->pid, r->comment, sizeof(r->comment));
+	if (!has_family(p->cfg, AF_INET) && !has_family(p->cfg, AF_INET6))
+		return 0; /* nothing to capture */
+	if (ipt_install(r, p, ipt_err, sizeof(ipt_err)) == 0) {
+		r->backend = NFQ_BACKEND_IPTABLES;
+		return 0;
+	}
+	if (ipt_nfqueue_works(r->pid, probe_fam, p->queue_first, p->cfg->verbose)) {
+		snprintf(err, err_len, "%s", ipt_err); /* the target is there: a rule is wrong */
+		return -EIO;
+	}
+	if (nft_install(r, p, nft_err, sizeof(nft_err)) == 0) {
+		r->backend = NFQ_BACKEND_NFT;
+		return 0;
+	}
+	snprintf(err, err_len, "neither iptables' NFQUEUE target nor nft's queue statement is "
+		 "available (kernel lacks xt_NFQUEUE and nft_queue): %.200s; %.200s",
+		 ipt_err, nft_err);
+	return -EOPNOTSUPP;
+}
+
+/* If the exact removal fails (someone changed our chains), remove by owner instead. */
+static void ipt_remove_family(const struct nfq_rules *r, int fam, bool verbose)
+{
+	char err[512];
+	char *text = ipt_remove_text(r);
+	struct nfq_dead_list found = { 0 };
+	struct nfq_owner_filter mine = { .pid = r->pid };
+
+	if (nfq_restore(fam, text, verbose, err, sizeof(err)) < 0 &&
+	    nfq_rules_scan(&found, &mine, err, sizeof(err)) >= 0)
+		nfq_rules_remove_scanned(&found, verbose, err, sizeof(err));
+	nfq_dead_list_free(&found);
+	free(text);
+}
+
+void nfq_rules_remove(struct nfq_rules *r, bool verbose)
+{
+	switch (r->backend) {
+	case NFQ_BACKEND_IPTABLES:
+		for (int fam = 0; fam < NFQ_FAM_COUNT; fam++)
+			if (r->families[fam])
+				ipt_remove_family(r, fam, verbose);
+		break;
+	case NFQ_BACKEND_NFT:
+		nft_remove(r->pid, verbose);
+		break;
+	case NFQ_BACKEND_NONE:
+		break;
+	}
+	r->backend = NFQ_BACKEND_NONE;
+}

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: MIT
+/* Finding the rules of nfqueue instances that no longer run, and what they record. */
+
+/*
+ * A dead instance's rules are the record of everything it created: chain
+ * names and jump-rule comments carry its pid, the comment its inner
+ * address, the NFQUEUE rules its remote prefixes. That is enough to find
+ * its routes (proto 77, to those prefixes, with that source) and its lo
+ * address, and it is kept in the kernel, per network namespace, where a
+ * state file in /run would be shared by every namespace. Instances remove
+ * their routes before their rules, so the record outlives what it records.
+ *
+ * A pid is trusted only in its own pid namespace (`ip netns exec` shares
+ * it, a container would not), as in the TUN backend.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/sysexec.h"
+#include "nfq.h"
+
+/* iptables-save of a busy raw table and an nft table listing fit; beyond, we see less. */
+enum { NFQ_DUMP_MAX = 1 << 20 };
+
+static const char *const save_tool[NFQ_FAM_COUNT] = { "iptables-save", "ip6tables-save" };
+
+bool nfq_pid_gone(long pid)
+{
+	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static bool selected(const struct nfq_owner_filter *f, long pid)
+{
+	return f->pid ? pid == f->pid : nfq_pid_gone(pid);
+}
+
+/* Whether name is an executable in PATH: a host without nft has no nft tables. */
+static bool tool_present(const char *name)
+{
+	const char *path = getenv("PATH");
+	char dir[512], file[600];
+
+	if (!path)
+		path = "/usr/sbin:/usr/bin:/sbin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		snprintf(dir, sizeof(dir), "%.*s", (int)n, path);
+		snprintf(file, sizeof(file), "%s/%s", dir[0] ? dir : ".", name);
+		if (access(file, X_OK) == 0)
+			return true;
+		path += n + (path[n] == ':');
+	}
+	return false;
+}
+
+/* ---- the list ---- */
+
+static struct nfq_dead *dead_get(struct nfq_dead_list *l, long pid)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (l->items[i].pid == pid)
+			return &l->items[i];
+	if (l->count == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 4;
+		void *grown = realloc(l->items, cap * sizeof(*l->items));
+		if (!grown)
+			return NULL;
+		l->items = grown;
+		l->cap = cap;
+	}
+	l->items[l->count] = (struct nfq_dead){ .pid = pid };
+	return &l->items[l->count++];
+}
+
+static int dead_add_prefix(struct nfq_dead *d, const struct ip_prefix *p)
+{
+	for (size_t i = 0; i < d->prefix_count; i++)
+		if (d->prefixes[i].len == p->len && !memcmp(&d->prefixes[i].addr, &p->addr, sizeof(p->addr)))
+			return 0;
+	if (d->prefix_count == d->prefix_cap) {
+		size_t cap = d->prefix_cap ? 2 * d->prefix_cap : 4;
+		void *grown = realloc(d->prefixes, cap * sizeof(*d->prefixes));
+		if (!grown)
+			return -ENOMEM;
+		d->prefixes = grown;
+		d->prefix_cap = cap;
+	}
+	d->prefixes[d->prefix_count++] = *p;
+	return 0;
+}
+
+void nfq_dead_list_free(struct nfq_dead_list *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->items[i].prefixes);
+	free(l->items);
+	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++)
+		free(l->restore[fam]);
+	free(l->nft);
+	*l = (struct nfq_dead_list){ 0 };
+}
+
+/* The word after key in line (" -d ", " daddr "), parsed as a prefix. */
+static bool prefix_after(const char *line, const char *key, struct ip_prefix *out)
+{
+	const char *at = strstr(line, key);
+	char word[PREFIX_STR_MAX];
+
+	if (!at)
+		return false;
+	at += strlen(key);
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(at, " \n"), at);
+	return prefix_parse(word, out) == 0;
+}
+
+/* "TUNLAB-123-OUT" -> 123; 0 for any other chain. */
+static long chain_owner(const char *name)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(name, NFQ_CHAIN_PREFIX, strlen(NFQ_CHAIN_PREFIX)) != 0)
+		return 0;
+	pid = strtol(name + strlen(NFQ_CHAIN_PREFIX), &end, 10);
+	return *end == '-' ? pid : 0;
+}
+
+/* ---- iptables ---- */
+
+struct ipt_scan {
+	struct nfq_dead_list *dead;
+	const struct nfq_owner_filter *filter;
+	FILE *jumps, *flushes, *deletes;
+	size_t objects;
+};
+
+/* ":TUNLAB-123-OUT - [0:0]" */
+static int scan_chain_decl(struct ipt_scan *s, const char *line)
+{
+	char name[64];
+	long pid;
+
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
+	pid = chain_owner(name);
+	if (!pid || !selected(s->filter, pid))
+		return 0;
+	if (!dead_get(s->dead, pid))
+		return -ENOMEM;
+	fprintf(s->flushes, "-F %s\n", name);
+	fprintf(s->deletes, "-X %s\n", name);
+	s->objects++;
+	return 0;
+}
+
+/* "-A OUTPUT -m comment --comment "tunlab:pid=1 addr=..." -j TUNLAB-1-OUT" or a chain rule */
+static int scan_rule(struct ipt_scan *s, const char *line)
+{
+	char chain[64];
+	struct nfq_dead *d;
+	struct ip_prefix dst;
+	struct ip_addr addr;
+	bool has_addr;
+	long pid;
+
+	if (strstr(line, " -j " NFQ_CHAIN_PREFIX) &&
+	    nfq_parse_owner_comment(line, &pid, &has_addr, &addr)) {
+		if (!selected(s->filter, pid))
+			return 0;
+		d = dead_get(s->dead, pid);
+		if (!d)
+			return -ENOMEM;
+		if (has_addr) {
+			d->has_addr = true;
+			d->addr = addr;
+		}
+		fprintf(s->jumps, "-D %s\n", line + 3);
+		s->objects++;
+		return 0;
+	}
+	snprintf(chain, sizeof(chain), "%.*s", (int)strcspn(line + 3, " "), line + 3);
+	pid = chain_owner(chain);
+	if (!pid || !selected(s->filter, pid) || !strstr(line, " -j NFQUEUE") ||
+	    !prefix_after(line, " -d ", &dst))
+		return 0;
+	d = dead_get(s->dead, pid);
+	return d ? dead_add_prefix(d, &dst) : -ENOMEM;
+}
+
+static int scan_lines(struct ipt_scan *s, char *dump)
+{
+	char *save = NULL;
+	int ret = 0;
+
+	for (char *line = strtok_r(dump, "\n", &save); line && ret >= 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == ':')
+			ret = scan_chain_decl(s, line);
+		else if (strncmp(line, "-A ", 3) == 0)
+			ret = scan_rule(s, line);
+	}
+	return ret;
+}
+
+/* The restore input: jumps first, then flush every chain, then delete them. */
+static char *join_restore(char *const parts[3])
+{
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "*raw\n%s%s%sCOMMIT\n", parts[0] ? parts[0] : "", parts[1] ? parts[1] : "",
+		parts[2] ? parts[2] : "");
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static int scan_family(struct nfq_dead_list *dead, const struct nfq_owner_filter *filter,
+		       int fam, char *dump, char *err, size_t err_len)
+{
+	const char *argv[] = { save_tool[fam], "-t", "raw", NULL };
+	struct ipt_scan s = { .dead = dead, .filter = filter };
+	char *parts[3] = { NULL, NULL, NULL };
+	size_t lens[3];
+	int ret = -ENOMEM;
+
+	if (!tool_present(save_tool[fam]))
+		return 0;
+	if (sysexec_capture(argv, dump, NFQ_DUMP_MAX, err, err_len) < 0)
+		return -EIO;
+	s.jumps = open_memstream(&parts[0], &lens[0]);
+	s.flushes = open_memstream(&parts[1], &lens[1]);
+	s.deletes = open_memstream(&parts[2], &lens[2]);
+	if (s.jumps && s.flushes && s.deletes)
+		ret = scan_lines(&s, dump);
+	if (s.jumps && fclose(s.jumps) != 0)
+		ret = -ENOMEM;
+	if (s.flushes && fclose(s.flushes) != 0)
+		ret = -ENOMEM;
+	if (s.deletes && fclose(s.deletes) != 0)
+		ret = -ENOMEM;
+	if (ret >= 0 && s.objects) {
+		dead->restore[fam] = join_restore(parts);
+		dead->rule_objects += s.objects;
+		if (!dead->restore[fam])
+			ret = -ENOMEM;
+	}
+	for (int i = 0; i < 3; i++)
+		free(parts[i]);
+	return ret;
+}
+
+/* ---- nft ---- */
+
+/* Reads the record of table tunlab_<pid>: its comment and queued destinations. */
+static int scan_nft_table(struct nfq_dead *d, char *dump, char *err, size_t err_len)
+{
+	char table[48], *save = NULL;
+	const char *argv[] = { "nft", "list", "table", "inet", table, NULL };
+	struct ip_prefix dst;
+	int ret = 0;
+
+	snprintf(table, sizeof(table), NFQ_NFT_TABLE_PREFIX "%ld", d->pid);
+	if (sysexec_capture(argv, dump, NFQ_DUMP_MAX, err, err_len) < 0)
+		return -EIO;
+	for (char *line = strtok_r(dump, "\n", &save); line && ret >= 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		long pid;
+		if (strstr(line, "comment \"" NFQ_COMMENT_PREFIX) &&
+		    nfq_parse_owner_comment(line, &pid, &d->has_addr, &d->addr))
+			continue;
+		if (strstr(line, " queue") && (prefix_after(line, "ip daddr ", &dst) ||
+					       prefix_after(line, "ip6 daddr ", &dst)))
+			ret = dead_add_prefix(d, &dst);
+	}
+	return ret;
+}
+
+static int scan_nft(struct nfq_dead_list *dead, const struct nfq_owner_filter *filter,
+		    char *dump, char *err, size_t err_len)
+{
+	static const char *const argv[] = { "nft", "list", "tables", NULL };
+	const char *key = "table inet " NFQ_NFT_TABLE_PREFIX;
+	long pids[256];
+	size_t n = 0, len;
+	FILE *f;
+	int ret = 0;
+
+	if (!tool_present("nft"))
+		return 0;
+	if (sysexec_capture(argv, dump, NFQ_DUMP_MAX, err, err_len) < 0)
+		return 0; /* nft without nf_tables support: it holds nothing of ours */
+	for (const char *at = strstr(dump, key); at && n < 256; at = strstr(at + 1, key)) {
+		char *end;
+		long pid = strtol(at + strlen(key), &end, 10);
+		if (pid > 0 && (*end == '\n' || *end == '\0') && selected(filter, pid))
+			pids[n++] = pid;
+	}
+	if (!n)
+		return 0;
+	f = open_memstream(&dead->nft, &len);
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && ret >= 0; i++) {
+		struct nfq_dead *d = dead_get(dead, pids[i]);
+		ret = d ? scan_nft_table(d, dump, err, err_len) : -ENOMEM;
+		fprintf(f, "delete table inet " NFQ_NFT_TABLE_PREFIX "%ld\n", pids[i]);
+		dead->rule_objects++;
+	}
+	if (fclose(f) != 0 && ret >= 0)
+		ret = -ENOMEM;
+	return ret;
+}
+
+int nfq_rules_scan(struct nfq_dead_list *dead, const struct nfq_owner_filter *filter,
+		   char *err, size_t err_len)
+{
+	char *dump = malloc(NFQ_DUMP_MAX);
+	int ret = -ENOMEM;
+
+	*dead = (struct nfq_dead_list){ 0 };
+	if (!dump)
+		goto out;
+	ret = scan_family(dead, filter, NFQ_FAM_V4, dump, err, err_len);
+	if (ret >= 0)
+		ret = scan_family(dead, filter, NFQ_FAM_V6, dump, err, err_len);
+	if (ret >= 0)
+		ret = scan_nft(dead, filter, dump, err, err_len);
+	free(dump);
+out:
+	if (ret == -ENOMEM)
+		snprintf(err, err_len, "nfqueue cleanup: %s", strerror(ENOMEM));
+	return ret;
+}
+
+int nfq_rules_remove_scanned(const struct nfq_dead_list *dead, bool verbose, char *err,
+			     size_t err_len)
+{
+	static const char *const nft_argv[] = { "nft", "-f", "-", NULL };
+	int ret = 0;
+
+	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++)
+		if (dead->restore[fam] && nfq_restore(fam, dead->restore[fam], verbose, err, err_len) < 0)
+			ret = -EIO;
+	if (dead->nft && sysexec_pipe(nft_argv, dead->nft, NULL, 0, verbose, err, err_len) < 0)
+		ret = -EIO;
+	return ret < 0 ? ret : (int)dead->rule_objects;
+}

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+/* The NFQUEUE frontend: steal selected packets at a netfilter hook, inject with raw sockets. */
+
+/*
+ * Capture. tunlab adds its own chains to the raw table, TUNLAB-<pid>-OUT
+ * (jumped to from OUTPUT: locally originated packets) and TUNLAB-<pid>-PRE
+ * (from PREROUTING: forwarded packets, for a gateway, and the server's
+ * return traffic from the hosts behind it). The jump rules carry the
+ * comment "tunlab:pid=<pid>" (plus " addr=<inner address>"). Raw runs
+ * before conntrack, so stolen packets create no conntrack state. In the
+ * chains, one rule per remote prefix (client: --route; server: every
+ * peer's prefixes) and per --select selector (none: everything):
+ *
+ *   -d PREFIX [-s SRC] [-p PROTO] [--sport A[:B]] [--dport A[:B]]
+ *      [-m mark --mark M] [-m owner --uid-owner U]       (uid: OUT only)
+ *      -j NFQUEUE --queue-num Q | --queue-balance Q:Q+N-1  [--queue-bypass]
+ *
+ * IPv6 prefixes go to ip6tables. Each family's ruleset is applied at once
+ * with iptables-restore --noflush (iptables-nft is what works here). Only
+ * if that fails, and a one-rule probe shows the NFQUEUE target missing, is
+ * the same ruleset tried as an nft table (inet tunlab_<pid>, priority raw)
+ * with nft's queue statement; if neither works, open fails with "neither
+ * iptables' NFQUEUE target nor nft's queue statement is available (kernel
+ * lacks xt_NFQUEUE and nft_queue)".
+ *
+ * Queue. libnetfilter_queue over libmnl: NFQNL_COPY_PACKET of whole
+ * packets; NFQA_CFG_F_GSO (unless --no-offload) so that GSO packets arrive
+ * whole instead of being segmented in the kernel for nothing, their partial
+ * checksums described as PKT_F_NEEDS_CSUM and TCP GSO as TCPV4/TCPV6 with
+ * gso_size = MTU - IP header - TCP header (the tunnel segments in software
+ * for peers that cannot take offload). 8 MiB receive buffers; ENOBUFS is
+ * counted in capture_drops and never fatal. Reads are one recvmmsg of up
+ * to PKT_BATCH_MAX packets into buffers allocated once; every packet gets
+ * NF_DROP ("steal": we hold the copy), so one NFQNL_MSG_VERDICT_BATCH per
+ * read settles them all. --queues N binds N queues, one socket each, held
+ * by an epoll fd that is what fd() returns.
+ *
+ * Fail-closed is the default: a full queue drops (the kernel's default),
+ * and so does a rule whose queue has no listener: when tunlab dies, by
+ * kill -9 too, its rules stay and traffic to the remote prefixes is
+ * dropped, never sent in clear. --fail-open sets NFQA_CFG_F_FAIL_OPEN and
+ * --queue-bypass: packets then pass in clear on their normal path.
+ *
+ * Inject. A raw socket per family (IPPROTO_RAW: the header is ours, as the
+ * original sender built it), one sendmmsg per family per batch, each
+ * packet sent to its own destination. Raw sockets cannot take GSO, so
+ * FRONTEND_CAP_OFFLOAD stays off. Injected packets carry SO_MARK 0x7475;
+ * on a client the OUT and PRE chains return such packets first, so nothing
+ * from the tunnel is stolen back into it. A server has no such rule: a
+ * packet one client sends to another is stolen again and relayed.
+ *
+ * Routing (nfq_route.c). The rules steal at the hook, so traffic they do
+ * not select keeps its normal path; tunlab never routes a remote prefix
+ * elsewhere. With --address the address goes on lo as a /32 or /128
+ * (IPv4 labelled lo:tl<pid>) and each remote prefix gets a copy of its
+ * current path with "src <inner address> proto 77": local traffic to the
+ * remote prefixes carries the inner address. A prefix with no route at
+ * all is routed "dev lo" so that its packets reach OUTPUT (the server does
+ * this for its clients' prefixes: their forwarded return traffic is stolen
+ * in raw PREROUTING, before any routing). Without --address, dst sees the
+ * source address the stack picked (the underlay's), which the server drops
+ * as a spoofed source unless the peer's prefixes include it.
+ *
+ * Cleanup. close deletes the routes and the lo address, then the rules,
+ * then closes the sockets. `tunlab cleanup`, and every nfqueue open first,
+ * removes what instances that no longer run left in this network
+ * namespace: their chains and jump rules (or nft table), found by pid,
+ * and the routes and lo address their rules record (nfq_scan.c).
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nfq.h"
+#include "nfqueue.h"
+
+enum { NFQ_MTU_DEFAULT = 1500 };
+
+struct nfqf {
+	struct frontend fe;
+	struct nfq_queues queues;
+	struct nfq_inject inject;
+	struct nfq_rules rules;
+	struct nfq_routes routes;
+	bool verbose;
+};
+
+static struct nfqf *to_nfqf(const struct frontend *fe)
+{
+	return (struct nfqf *)fe;
+}
+
+/*
+ * What dead instances left in this namespace: removed by `tunlab cleanup`,
+ * and before a new instance takes over (it would collide with their lo
+ * address and routes). With only_if_rules, a namespace where no dead
+ * instance left rules costs no route or address dump.
+ */
+static int remove_dead(bool verbose, bool only_if_rules, char *err, size_t err_len)
+{
+	struct nfq_owner_filter dead_pids = { .pid = 0 };
+	struct nfq_dead_list dead;
+	int routes = 0, rules;
+	int ret = nfq_rules_scan(&dead, &dead_pids, err, err_len);
+
+	if (ret < 0)
+		goto out;
+	if (!only_if_rules || dead.count)
+		routes = nfq_routes_remove_dead(&dead, verbose, err, err_len);
+	/* The rules go last: they are the record of the rest. */
+	rules = routes < 0 ? 0 : nfq_rules_remove_scanned(&dead, verbose, err, err_len);
+	ret = routes < 0 ? routes : rules < 0 ? rules : routes + rules;
+out:
+	nfq_dead_list_free(&dead);
+	return ret;
+}
+
+static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
+		     size_t err_len)
+{
+	struct nfq_queue_params qp = {
+		.count = cfg->queues ? cfg->queues : 1,
+		.gso = cfg->offload,
+		.fail_open = cfg->fail_open,
+		.mtu = cfg->mtu ? cfg->mtu : NFQ_MTU_DEFAULT,
+	};
+	struct nfq_rules_params rp = { .cfg = cfg, .queue_count = qp.count };
+	char ignored[256];
+	struct nfqf *n = calloc(1, sizeof(*n));
+	int ret = -ENOMEM;
+
+	if (!n) {
+		snprintf(err, err_len, "nfqueue: %s", strerror(ENOMEM));
+		goto out;
+	}
+	n->fe.ops = &nfqueue_frontend;
+	n->verbose = cfg->verbose;
+	remove_dead(cfg->verbose, true, ignored, sizeof(ignored));
+	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
+	if (ret < 0)
+		goto err_free;
+	ret = nfq_inject_open(&n->inject, err, err_len);
+	if (ret < 0)
+		goto err_queues;
+	rp.queue_first = n->queues.first;
+	ret = nfq_rules_install(&n->rules, &rp, err, err_len);
+	if (ret < 0)
+		goto err_inject;
+	ret = nfq_routes_setup(&n->routes, cfg, err, err_len);
+	if (ret < 0)
+		goto err_rules;
+	*out = &n->fe;
+	return 0;
+
+err_rules:
+	nfq_rules_remove(&n->rules, cfg->verbose);
+err_inject:
+	nfq_inject_close(&n->inject);
+err_queues:
+	nfq_queues_close(&n->queues);
+err_free:
+	free(n);
+out:
+	return ret;
+}
+
+static int nfqf_fd(const struct frontend *fe)
+{
+	return nfq_queues_fd(&to_nfqf(fe)->queues);
+}
+
+static int nfqf_read_batch(struct frontend *fe, struct pkt_batch *batch)
+{
+	return nfq_queues_read(&to_nfqf(fe)->queues, batch, &fe->stats, fe->error,
+			       sizeof(fe->error));
+}
+
+static int nfqf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
+{
+	return nfq_inject_batch(&to_nfqf(fe)->inject, batch, &fe->stats, fe->error,
+				sizeof(fe->error));
+}
+
+static void nfqf_close(struct frontend *fe)
+{
+	struct nfqf *n = to_nfqf(fe);
+
+	if (!n)
+		return;
+	/* Routes first, rules last: until the end, nothing selected leaves in clear. */
+	nfq_routes_teardown(&n->routes, n->verbose);
+	nfq_rules_remove(&n->rules, n->verbose);
+	nfq_inject_close(&n->inject);
+	nfq_queues_close(&n->queues);
+	free(n);
+}
+
+static int nfqf_cleanup(bool verbose, char *err, size_t err_len)
+{
+	return remove_dead(verbose, false, err, err_len);
+}
+
+const struct frontend_ops nfqueue_frontend = {
+	.name = "nfqueue",
+	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject with raw sockets",
+	.open = nfqf_open,
+	.fd = nfqf_fd,
+	.read_batch = nfqf_read_batch,
+	.write_batch = nfqf_write_batch,
+	.close = nfqf_close,
+	.cleanup = nfqf_cleanup,
+};
