@@ -15,6 +15,7 @@ TL_DEB_PACKAGES=(
 	libmnl-dev libcmocka-dev clang libclang-rt-14-dev bats iperf3 iproute2
 	iptables nftables jq tcpdump socat gnuplot-nox valgrind procps openssl git
 	iputils-ping coreutils
+	openvpn wireguard-go wireguard-tools stunnel4
 )
 
 deps_missing() {

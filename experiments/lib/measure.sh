@@ -89,15 +89,18 @@ meas_csv_row() {
 # The server is started per test (-1: serves one test and exits), so a
 # crashed test leaves nothing listening for the next one. The client runs
 # in the background and is waited for by polling, so that an INT or TERM
-# runs the cleanup trap at once instead of after the test.
+# runs the cleanup trap at once instead of after the test. The client
+# connects to SYS_TARGET when the system set one (a relay in cli), else to
+# the server in dst.
 meas_iperf_tcp() {
 	local out=$1 seconds=$2 streams=${3:-1} pid rc=0 err
+	local target=${SYS_TARGET:-$MEAS_DST:$MEAS_PORT}
 	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" \
 		iperf3 -s -1 -B "$MEAS_DST" -p "$MEAS_PORT" >/dev/null
 	tl_wait_listen "$NS_DST" tcp "$MEAS_PORT" 5 ||
 		meas_die "iperf3 server in dst is not listening on $MEAS_PORT"
 	rm -f -- "$out" # iperf3 appends to its --logfile
-	pid=$(tl_bg "$NS_CLI" "$TL_TMP/iperf3-client.log" iperf3 -c "$MEAS_DST" -p "$MEAS_PORT" \
+	pid=$(tl_bg "$NS_CLI" "$TL_TMP/iperf3-client.log" iperf3 -c "${target%:*}" -p "${target##*:}" \
 		-t "$seconds" -P "$streams" -J --logfile "$out" --connect-timeout 5000)
 	tl_wait_exit "$pid" $((seconds + 30)) || rc=$?
 	if ((rc != 0)) && tl_pid_alive "$pid"; then
@@ -134,6 +137,43 @@ meas_stats_wait_newer() {
 }
 
 declare -A MEAS_BEFORE=() MEAS_AFTER=()
+MEAS_DEV_BEFORE="" MEAS_DEV_AFTER=""
+MEAS_CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# CPU time of a process (all its threads) from /proc, as a stats-like JSON
+# line, so that the references' CPU per GB is computed like tunlab's.
+meas_proc_cpu() {
+	local stat
+	local -a f
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	read -ra f <<<"${stat##*) }"
+	awk -v u="${f[11]}" -v s="${f[12]}" -v hz="$MEAS_CLK_TCK" \
+		'BEGIN { printf "{\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f}\n", u / hz, s / hz }'
+}
+
+# Bytes sent by SYS_TUN_DEV in cli ("" when there is none).
+meas_dev_tx_bytes() {
+	[[ -n $SYS_TUN_DEV ]] || return 0
+	ip -n "$NS_CLI" -s -j link show dev "$SYS_TUN_DEV" 2>/dev/null | jq -r '.[0].stats64.tx.bytes // empty'
+}
+
+# Samples the processes in SYS_PIDS and the device SYS_TUN_DEV into
+# MEAS_BEFORE/MEAS_DEV_BEFORE (when BEFORE) or the AFTER ones.
+meas_sample_procs() {
+	local when=$1 word
+	for word in $SYS_PIDS; do
+		if [[ $when == before ]]; then
+			MEAS_BEFORE[${word%%=*}]=$(meas_proc_cpu "${word#*=}")
+		else
+			MEAS_AFTER[${word%%=*}]=$(meas_proc_cpu "${word#*=}")
+		fi
+	done
+	if [[ $when == before ]]; then
+		MEAS_DEV_BEFORE=$(meas_dev_tx_bytes)
+	else
+		MEAS_DEV_AFTER=$(meas_dev_tx_bytes)
+	fi
+}
 
 # Samples every SYS_STATS file before the traffic starts. The daemons write
 # a line per interval, so the sample may be up to one interval old: harmless,
@@ -141,6 +181,7 @@ declare -A MEAS_BEFORE=() MEAS_AFTER=()
 meas_stats_before() {
 	local word role file
 	MEAS_BEFORE=() MEAS_AFTER=()
+	meas_sample_procs before
 	for word in $SYS_STATS; do
 		role=${word%%=*} file=${word#*=}
 		meas_stats_wait_first "$file" ||
@@ -153,6 +194,7 @@ meas_stats_before() {
 # the sample holds all of it.
 meas_stats_after() {
 	local word role file
+	meas_sample_procs after
 	for word in $SYS_STATS; do
 		role=${word%%=*} file=${word#*=}
 		meas_stats_wait_newer "$file" "$(meas_line_count "$file")" ||
@@ -164,8 +206,8 @@ meas_stats_after() {
 # Difference of KEY between the two samples of ROLE ("" if absent).
 meas_stats_delta() {
 	local role=$1 key=$2 a b
-	a=$(meas_json_num "$key" <<<"${MEAS_BEFORE[$role]}")
-	b=$(meas_json_num "$key" <<<"${MEAS_AFTER[$role]}")
+	a=$(meas_json_num "$key" <<<"${MEAS_BEFORE[$role]:-}")
+	b=$(meas_json_num "$key" <<<"${MEAS_AFTER[$role]:-}")
 	[[ -n $a && -n $b ]] || return 0
 	awk -v a="$a" -v b="$b" 'BEGIN { d = b - a; print (d == int(d) ? sprintf("%.0f", d) : sprintf("%.6f", d)) }'
 }
@@ -189,6 +231,7 @@ meas_tcp_bulk_one() {
 	local bytes gbps retr cpu role word
 
 	mkdir -p "$work"
+	sys_reset
 	tl_topology_up >"$work/topology.log" 2>&1 ||
 		{ cat "$work/topology.log" >&2; meas_die "topology did not come up"; }
 	"$fn" "$work" >"$work/start.log" 2>&1 ||
@@ -199,7 +242,7 @@ meas_tcp_bulk_one() {
 		meas_die "$id rep $rep: no measurement"
 	fi
 	meas_stats_after
-	tl_kill_started >/dev/null 2>&1 || true
+	sys_stop "$fn" >/dev/null 2>&1 || true
 	tl_topology_down >/dev/null 2>&1 || true
 
 	bytes=$(jq -r '.end.sum_received.bytes' "$json")
@@ -209,8 +252,9 @@ meas_tcp_bulk_one() {
 	meas_csv_row "$csv" "$id" "$param" bytes_received "$bytes" B "$rep"
 	[[ -z $retr ]] || meas_csv_row "$csv" "$id" "$param" retransmits "$retr" count "$rep"
 	for word in $SYS_STATS; do
-		role=${word%%=*}
-		cp "${word#*=}" "$rawdir/$id-tcp-streams1-rep$rep.$role.stats.jsonl"
+		cp "${word#*=}" "$rawdir/$id-tcp-streams1-rep$rep.${word%%=*}.stats.jsonl"
+	done
+	for role in client server; do
 		cpu=$(meas_cpu_per_gb "$role" "$bytes")
 		[[ -z $cpu ]] || meas_csv_row "$csv" "$id" "$param" "cpu_$role" "$cpu" s/GB "$rep"
 	done
@@ -218,11 +262,18 @@ meas_tcp_bulk_one() {
 	MEAS_LAST_GBPS=$gbps
 }
 
-# A tunnel system must have framed at least the payload iperf3 moved;
-# less means the traffic went some other way and the figure is not the
-# tunnel's.
+# A tunnel system must have framed at least the payload iperf3 moved (by
+# tunlab's client stats, or the tx bytes of the tunnel device in cli); less
+# means the traffic went some other way and the figure is not the tunnel's.
 meas_check_tunnelled() {
 	local id=$1 bytes=$2 tx
+	if [[ -n $SYS_TUN_DEV ]]; then
+		[[ -n $MEAS_DEV_BEFORE && -n $MEAS_DEV_AFTER ]] ||
+			meas_die "$id: could not read the tx bytes of $SYS_TUN_DEV in cli"
+		tx=$((MEAS_DEV_AFTER - MEAS_DEV_BEFORE))
+		((tx >= bytes)) ||
+			meas_die "$id: $SYS_TUN_DEV sent $tx bytes but iperf3 moved $bytes: traffic bypassed the tunnel"
+	fi
 	[[ $SYS_STATS == *client=* ]] || return 0
 	tx=$(meas_stats_delta client tx_bytes)
 	[[ -n $tx ]] || { echo "[$MEAS_TAG] warning: $id: no tx_bytes in client stats" >&2; return 0; }
@@ -246,21 +297,21 @@ meas_tcp_bulk_matrix() {
 			k=$((k + 1))
 			others=$(meas_competitors | wc -l)
 			meas_progress "$id rep $rep/$reps, test $k/$n, ${seconds} s$( ((others == 0)) ||
-				echo ", warning: $others other iperf3/tunlab processes running")"
+				echo ", warning: $others other iperf3/tunlab/VPN processes running")"
 			meas_tcp_bulk_one "$id" "$fn" "$rep" "$seconds" "$rawdir" "$csv"
 			meas_progress "$id rep $rep/$reps: $(printf '%.2f' "$MEAS_LAST_GBPS") Gbit/s"
 		done
 	done
 }
 
-# iperf3 and tunlab processes that are not ours (another run on the same
-# 2 cores skews every figure), one "PID command" a line.
+# iperf3, tunlab and reference tunnel processes that are not ours (another
+# run on the same 2 cores skews every figure), one "PID command" a line.
 meas_competitors() {
-	local pid
+	local pid name
 	while read -r pid; do
 		[[ -n $pid ]] || continue
 		tl_pid_ours "$pid" || ps -o pid=,args= -p "$pid" || true
-	done < <(pgrep -x 'iperf3|tunlab' || true)
+	done < <(for name in iperf3 tunlab openvpn wireguard-go stunnel4; do pgrep -x "$name" || true; done)
 }
 
 # Says so when something else is measuring on this machine right now.
@@ -268,7 +319,7 @@ meas_warn_competitors() {
 	local others
 	others=$(meas_competitors)
 	[[ -z $others ]] && return 0
-	echo "[$MEAS_TAG] warning: other iperf3/tunlab processes are running; figures will be low and noisy:" >&2
+	echo "[$MEAS_TAG] warning: other iperf3/tunlab/VPN processes are running; figures will be low and noisy:" >&2
 	cut -c1-110 <<<"$others" | sed 's/^/    /' >&2
 }
 
@@ -296,8 +347,9 @@ meas_write_meta() {
 		echo "openssl: $(meas_tool_version openssl version)"
 		echo "gnuplot: $(meas_tool_version gnuplot --version)"
 		echo "jq: $(meas_tool_version jq --version)"
+		meas_meta_reference_tools
 		echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-		echo "other iperf3/tunlab processes at start: $(meas_competitors | wc -l)"
+		echo "other iperf3/tunlab/VPN processes at start: $(meas_competitors | wc -l)"
 		if [[ -n ${TUNLAB:-} && -x ${TUNLAB:-} ]]; then
 			echo "tunlab: $(meas_tool_version "$TUNLAB" --version)"
 		fi
@@ -305,6 +357,17 @@ meas_write_meta() {
 			echo "$line"
 		done
 	} >"$file"
+}
+
+# Versions of the reference systems' tools that are installed.
+meas_meta_reference_tools() {
+	command -v openvpn >/dev/null && echo "openvpn: $(meas_tool_version openvpn --version)"
+	command -v wireguard-go >/dev/null && echo "wireguard-go: $(meas_tool_version wireguard-go --version)"
+	command -v wg >/dev/null && echo "wireguard-tools: $(meas_tool_version wg --version)"
+	# stunnel prints a config note before its version line.
+	command -v stunnel4 >/dev/null &&
+		echo "stunnel: $(stunnel4 -version 2>&1 | grep -m 1 '^stunnel ' || echo unknown)"
+	return 0
 }
 
 # Metadata lines naming each selected system: "system.tun: tunlab tun".
@@ -340,10 +403,10 @@ meas_print_summary() {
 	while read -r id _; do
 		[[ -n $id ]] || continue
 		read -r med lo hi n < <(meas_csv_values "$csv" "$id" throughput | meas_stats)
-		line=$(printf '  %-8s %8.3f Gbit/s  (n=%d, min %.3f, max %.3f)' "$id" "$med" "$n" "$lo" "$hi")
+		line=$(printf '  %-12s %8.3f Gbit/s  (n=%d, min %.3f, max %.3f)' "$id" "$med" "$n" "$lo" "$hi")
 		cpu_c=$(meas_median "$csv" "$id" cpu_client)
 		cpu_s=$(meas_median "$csv" "$id" cpu_server)
-		[[ -z $cpu_c ]] || line+=$(printf '  tunlab CPU: client %.2f s/GB' "$cpu_c")
+		[[ -z $cpu_c ]] || line+=$(printf '  CPU: client %.2f s/GB' "$cpu_c")
 		[[ -z $cpu_s ]] || line+=$(printf ', server %.2f s/GB' "$cpu_s")
 		echo "$line"
 		if [[ -z $ref ]]; then

@@ -5,29 +5,55 @@
 # A system is whatever carries cli's traffic to dst. Its start function runs
 # in a topology that tl_topology_up has just built, with nothing else
 # running (argument: a scratch directory of its own); it returns 0 once
-# traffic from cli to 10.102.0.2 goes through the
-# system, and lists in SYS_STATS the tunlab --stats files it wants sampled
-# ("role=FILE" words, e.g. "client=/tmp/x server=/tmp/y"). The harness stops
-# the system by tl_kill_started and tl_topology_down, so a start function
-# needs no stop function. Adding the nfqueue, pcap, proxy or OpenVPN rows is
-# one line in the table and one start function below it.
+# traffic from cli to 10.102.0.2 goes through the system, and says how to
+# measure it in these variables (sys_reset empties them first):
+#   SYS_STATS    tunlab --stats files to sample, "role=FILE" words
+#                (e.g. "client=/tmp/x server=/tmp/y")
+#   SYS_PIDS     processes whose CPU time is sampled from /proc, "role=PID"
+#                words, for systems without --stats (the references)
+#   SYS_TUN_DEV  the device in cli that carries the tunnel: its tx bytes
+#                must cover what iperf3 moved, or the figure is not the
+#                tunnel's
+#   SYS_TARGET   "ADDR:PORT" the iperf3 client in cli connects to, when it is
+#                not dst itself (a relay listening in cli)
+# The harness stops a system with sys_stop (the row's stop function, if it
+# has one, after every process we started is gone) and tl_topology_down.
 #
-# The "needs" column names what a row requires ("tunlab": an executable
-# $TUNLAB); sys_check_needs says what is missing. Sourced after netns.sh.
+# The "needs" column is a comma list of what a row requires: "tunlab" (an
+# executable $TUNLAB) or commands from Debian packages; sys_available
+# drops the rows whose requirements are missing, saying why. Every tunnel
+# row blocks cleartext forwarding in srv (tl_block_cleartext) before it
+# starts, so an answer from dst proves the tunnel carried it. Sourced after
+# netns.sh.
 
 # shellcheck disable=SC2034 # read by measure.sh
 TL_SYSTEMS=(
-	# id    start function   needs        label (rest of line)
-	"plain  sys_plain_start  -            plain veth (srv forwards, no tunnel)"
-	"tun    sys_tun_start    tunlab       tunlab tun"
+	# id          start function          needs            label (rest of line)
+	"plain        sys_plain_start         -                plain veth (srv forwards, no tunnel)"
+	"tun          sys_tun_start           tunlab           tunlab tun"
+	"nfqueue      sys_nfqueue_start       tunlab           tunlab nfqueue"
+	"openvpn-udp  sys_openvpn_udp_start   openvpn          OpenVPN 2.6 UDP"
+	"openvpn-tcp  sys_openvpn_tcp_start   openvpn          OpenVPN 2.6 TCP"
+	"wireguard-go sys_wggo_start          wireguard-go,wg  wireguard-go"
+	"tls-relay    sys_tls_relay_start     stunnel4,socat   TLS relay (stunnel)"
 )
 
-SYS_STATS=""
+# The Debian package behind each command a row may need (deps.sh installs them).
+declare -A SYS_CMD_PACKAGE=(
+	[openvpn]=openvpn [wireguard-go]=wireguard-go [wg]=wireguard-tools
+	[stunnel4]=stunnel4 [socat]=socat
+)
+
+SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET=""
+
+sys_reset() {
+	SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET=""
+}
 
 # The reference path: cli's default route already points at srv, which
 # forwards to dst. Nothing to start.
 sys_plain_start() {
-	SYS_STATS=""
+	sys_reset
 }
 
 # Starts the tunlab server and client with one frontend (netns.sh gives
@@ -46,6 +72,324 @@ sys_tunlab_start() {
 
 sys_tun_start() {
 	sys_tunlab_start tun
+}
+
+sys_nfqueue_start() {
+	sys_tunlab_start nfqueue
+}
+
+# ---- OpenVPN 2.6 -------------------------------------------------------------
+# The data channel in userspace: --disable-dco, since this kernel has no
+# ovpn-dco module and 2.6 would otherwise look for it first. AES-128-GCM,
+# the AEAD tunlab's TLS 1.3 tunnel picks first, keyed by a TLS 1.3 control
+# channel with the test PKI's certificates. The client-config-dir pins cli
+# to 10.8.0.2 (fd08::2); the server pushes the route to the inner network.
+# srv's tun device owns 10.8.0.0/24, so dst's replies (default via srv) go
+# back into the tunnel.
+
+SYS_OVPN_PORT=1194
+SYS_OVPN_DEV=ovpn0
+
+sys_openvpn_udp_start() {
+	sys_openvpn_start "$1" udp
+}
+
+sys_openvpn_tcp_start() {
+	sys_openvpn_start "$1" tcp
+}
+
+# sys_openvpn_start WORKDIR udp|tcp
+sys_openvpn_start() {
+	local work=$1 proto=$2 srv_pid cli_pid
+	sys_need openvpn || return 1
+	tl_pki || return 1
+	sys_openvpn_conf "$work" "$proto" || return 1
+	tl_block_cleartext || return 1
+	tl_bg "$NS_SRV" "$work/openvpn-server.log" openvpn --config "$work/server.conf" >/dev/null || return 1
+	srv_pid=$TL_LAST_PID
+	sys_wait_log "$srv_pid" "$work/openvpn-server.log" "Initialization Sequence Completed" \
+		"OpenVPN server in srv to come up" || return 1
+	tl_bg "$NS_CLI" "$work/openvpn-client.log" openvpn --config "$work/client.conf" >/dev/null || return 1
+	cli_pid=$TL_LAST_PID
+	sys_wait_log "$cli_pid" "$work/openvpn-client.log" "Data Channel: cipher" \
+		"OpenVPN client in cli to connect" || return 1
+	grep -q "Data Channel: cipher 'AES-128-GCM'" "$work/openvpn-client.log" ||
+		{ tl_log_tail "$work/openvpn-client.log"; tl_fail "expected the AES-128-GCM data channel"; return 1; }
+	sys_wait_tunnel "$work/openvpn-client.log" "$work/openvpn-server.log" || return 1
+	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV
+}
+
+# Writes WORKDIR/server.conf, client.conf and ccd/cli.
+sys_openvpn_conf() {
+	local work=$1 proto=$2 srv_proto=udp cli_proto=udp
+	[[ $proto == tcp ]] && srv_proto=tcp-server cli_proto=tcp-client
+	mkdir -p "$work/ccd" || return 1
+	cat >"$work/ccd/cli" <<-EOF
+		ifconfig-push $TL_TUN_CLI4 255.255.255.0
+		ifconfig-ipv6-push $TL_TUN_CLI6/$TL_TUN_PLEN6 $TL_TUN_SRV6
+	EOF
+	sys_openvpn_common "$cli_proto" >"$work/client.conf" || return 1
+	cat >>"$work/client.conf" <<-EOF
+		client
+		remote $TL_SRV_UL4 $SYS_OVPN_PORT
+		nobind
+		connect-retry 1 1
+		cert $TL_PKI/cli.crt
+		key $TL_PKI/cli.key
+		remote-cert-tls server
+		verify-x509-name server name
+	EOF
+	sys_openvpn_common "$srv_proto" >"$work/server.conf" || return 1
+	cat >>"$work/server.conf" <<-EOF
+		local $TL_SRV_UL4
+		port $SYS_OVPN_PORT
+		topology subnet
+		server ${TL_TUN_NET4%/*} 255.255.255.0
+		server-ipv6 $TL_TUN_NET6
+		client-config-dir $work/ccd
+		ccd-exclusive
+		push "route ${TL_IN_NET4%/*} 255.255.255.0"
+		push "route-ipv6 $TL_IN_NET6"
+		cert $TL_PKI/server.crt
+		key $TL_PKI/server.key
+		dh none
+		remote-cert-tls client
+	EOF
+}
+
+# The lines both ends share, for transport PROTO.
+sys_openvpn_common() {
+	cat <<-EOF
+		# OpenVPN 2.6 config written by experiments/lib/systems.sh
+		dev $SYS_OVPN_DEV
+		dev-type tun
+		proto $1
+		disable-dco
+		data-ciphers AES-128-GCM
+		tls-version-min 1.3
+		ca $TL_PKI/ca.crt
+		verb 3
+	EOF
+}
+
+# ---- wireguard-go ----------------------------------------------------------------
+# There is no kernel WireGuard here, which is why the userspace daemon is
+# the reference. It runs in the foreground (-f), so its PID is one tl_bg
+# recorded. Its control socket lives in /var/run/wireguard/IF.sock, a
+# directory every namespace shares: the interface names carry TL_ID and the
+# end, so two runs, or cli and srv, never meet there. (Its banner says the
+# kernel has WireGuard: it judges by the kernel version alone.) MTU and
+# everything else stay at wireguard-go's defaults, as a user would have them.
+
+SYS_WG_PORT=51820
+SYS_WG_SOCKS=()
+
+sys_wggo_start() {
+	local work=$1 id=${TL_ID:0:10} cli_if srv_if srv_pid cli_pid
+	sys_need wireguard-go wg || return 1
+	cli_if=wgc-$id srv_if=wgs-$id
+	(umask 077 && wg genkey >"$work/wg-cli.key" && wg genkey >"$work/wg-srv.key") || return 1
+	wg pubkey <"$work/wg-cli.key" >"$work/wg-cli.pub" || return 1
+	wg pubkey <"$work/wg-srv.key" >"$work/wg-srv.pub" || return 1
+	tl_block_cleartext || return 1
+	SYS_WG_SOCKS=("/var/run/wireguard/$srv_if.sock" "/var/run/wireguard/$cli_if.sock")
+	sys_wggo_daemon "$NS_SRV" "$srv_if" "$work/wireguard-go-server.log" || return 1
+	srv_pid=$TL_LAST_PID
+	sys_wggo_daemon "$NS_CLI" "$cli_if" "$work/wireguard-go-client.log" || return 1
+	cli_pid=$TL_LAST_PID
+	tl_cmd ip netns exec "$NS_SRV" wg set "$srv_if" private-key "$work/wg-srv.key" \
+		listen-port "$SYS_WG_PORT" \
+		peer "$(cat "$work/wg-cli.pub")" allowed-ips "$TL_TUN_CLI4/32,$TL_TUN_CLI6/128" || return 1
+	tl_cmd ip netns exec "$NS_CLI" wg set "$cli_if" private-key "$work/wg-cli.key" \
+		peer "$(cat "$work/wg-srv.pub")" endpoint "$TL_SRV_UL4:$SYS_WG_PORT" \
+		allowed-ips "$TL_TUN_NET4,$TL_IN_NET4,$TL_TUN_NET6,$TL_IN_NET6" || return 1
+	sys_ifup "$NS_SRV" "$srv_if" "$TL_TUN_SRV4" "$TL_TUN_SRV6" || return 1
+	sys_ifup "$NS_CLI" "$cli_if" "$TL_TUN_CLI4" "$TL_TUN_CLI6" || return 1
+	tl_cmd ip -n "$NS_CLI" route add "$TL_IN_NET4" dev "$cli_if" || return 1
+	tl_cmd ip -n "$NS_CLI" -6 route add "$TL_IN_NET6" dev "$cli_if" || return 1
+	sys_wait_tunnel "$work/wireguard-go-client.log" "$work/wireguard-go-server.log" || return 1
+	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$cli_if
+}
+
+# sys_wggo_daemon NS IF LOG: starts wireguard-go for IF in NS (PID in
+# TL_LAST_PID) and waits until its control socket answers.
+sys_wggo_daemon() {
+	local ns=$1 dev=$2 log=$3
+	tl_bg "$ns" "$log" wireguard-go -f "$dev" >/dev/null || return 1
+	tl_wait_until "$TL_TIMEOUT" sys_wggo_ready "$TL_LAST_PID" "$ns" "$dev" || {
+		tl_log_tail "$log"
+		tl_fail "expected wireguard-go (pid $TL_LAST_PID) to answer on /var/run/wireguard/$dev.sock within ${TL_TIMEOUT}s"
+	}
+}
+
+sys_wggo_ready() {
+	tl_pid_alive "$1" || return 255
+	ip netns exec "$2" wg show "$3" >/dev/null 2>&1
+}
+
+# A wireguard-go that had to be SIGKILLed leaves its socket behind, outside
+# the namespaces; the daemons are gone by now.
+sys_wggo_stop() {
+	((${#SYS_WG_SOCKS[@]})) && rm -f -- "${SYS_WG_SOCKS[@]}"
+	SYS_WG_SOCKS=()
+}
+
+# sys_ifup NS IF ADDR4 ADDR6: the tunnel's inner addresses, and the link up.
+sys_ifup() {
+	local ns=$1 dev=$2
+	tl_cmd ip -n "$ns" addr add "$3/$TL_TUN_PLEN4" dev "$dev" || return 1
+	tl_cmd ip -n "$ns" -6 addr add "$4/$TL_TUN_PLEN6" dev "$dev" nodad || return 1
+	tl_cmd ip -n "$ns" link set "$dev" up
+}
+
+# ---- TLS byte-stream relay -------------------------------------------------------
+# The proxy approach's ceiling: stunnel in cli accepts TCP on a local port and
+# carries the byte stream over TLS 1.3 (AES-128-GCM, mutual certificates) to
+# stunnel in srv, which opens its own connection to dst's iperf3 port. The
+# iperf3 client connects to the local port (SYS_TARGET); iperf3's control
+# and data connections all go to that one port, so one relay serves them.
+
+SYS_RELAY_PORT=4443             # stunnel server, on srv's underlay address
+SYS_RELAY_LOCAL=127.0.0.1:5301  # stunnel client in cli: iperf3 connects here
+
+sys_tls_relay_start() {
+	local work=$1 srv_pid cli_pid
+	sys_need stunnel4 socat || return 1
+	tl_pki || return 1
+	sys_stunnel_conf "$work" || return 1
+	tl_block_cleartext || return 1
+	tl_bg "$NS_SRV" "$work/stunnel-server.log" stunnel4 "$work/stunnel-server.conf" >/dev/null || return 1
+	srv_pid=$TL_LAST_PID
+	sys_wait_listen "$srv_pid" "$NS_SRV" "$SYS_RELAY_PORT" "$work/stunnel-server.log" || return 1
+	tl_bg "$NS_CLI" "$work/stunnel-client.log" stunnel4 "$work/stunnel-client.conf" >/dev/null || return 1
+	cli_pid=$TL_LAST_PID
+	sys_wait_listen "$cli_pid" "$NS_CLI" "${SYS_RELAY_LOCAL##*:}" "$work/stunnel-client.log" || return 1
+	sys_relay_probe "$work" || return 1
+	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TARGET=$SYS_RELAY_LOCAL
+}
+
+# Writes WORKDIR/stunnel-server.conf and stunnel-client.conf. The server
+# relays to dst's iperf3 port (measure.sh's MEAS_PORT).
+sys_stunnel_conf() {
+	local work=$1
+	{
+		sys_stunnel_common
+		cat <<-EOF
+			accept = $TL_SRV_UL4:$SYS_RELAY_PORT
+			connect = $TL_DST_IN4:${MEAS_PORT:-5201}
+			cert = $TL_PKI/server.crt
+			key = $TL_PKI/server.key
+			requireCert = yes
+		EOF
+	} >"$work/stunnel-server.conf" || return 1
+	{
+		sys_stunnel_common
+		cat <<-EOF
+			client = yes
+			accept = $SYS_RELAY_LOCAL
+			connect = $TL_SRV_UL4:$SYS_RELAY_PORT
+			cert = $TL_PKI/cli.crt
+			key = $TL_PKI/cli.key
+			sni = server
+			checkHost = server
+		EOF
+	} >"$work/stunnel-client.conf"
+}
+
+# Foreground (a PID we started), no pid file, no syslog; one service.
+sys_stunnel_common() {
+	cat <<-EOF
+		; stunnel config written by experiments/lib/systems.sh
+		foreground = yes
+		syslog = no
+		pid =
+		debug = 6
+		[relay]
+		CAfile = $TL_PKI/ca.crt
+		verifyChain = yes
+		sslVersionMin = TLSv1.3
+		ciphersuites = TLS_AES_128_GCM_SHA256
+	EOF
+}
+
+# Sends a line from cli through the relay to a one-shot listener on dst's
+# iperf3 port: proves the relay carries bytes end to end before the test.
+sys_relay_probe() {
+	local work=$1 port=${MEAS_PORT:-5201} pid line="tunlab relay probe $TL_ID"
+	tl_bg "$NS_DST" "$work/relay-probe-dst.log" socat -u \
+		"TCP4-LISTEN:$port,bind=$TL_DST_IN4,reuseaddr" "CREATE:$work/relay-probe.out" >/dev/null || return 1
+	pid=$TL_LAST_PID
+	tl_wait_listen "$NS_DST" tcp "$port" 5 || return 1
+	echo "$line" | tl_cmd ip netns exec "$NS_CLI" timeout 5 socat -u - "TCP4:$SYS_RELAY_LOCAL" || true
+	tl_wait_exit "$pid" 5 || tl_stop "$pid" TERM 2 || true
+	if [[ $(cat "$work/relay-probe.out" 2>/dev/null) != "$line" ]]; then
+		tl_log_tail "$work/stunnel-client.log"
+		tl_log_tail "$work/stunnel-server.log"
+		tl_fail "expected the probe line sent to $SYS_RELAY_LOCAL in cli to arrive at dst port $port through the relay"
+		return 1
+	fi
+	grep -q 'TLSv1.3 ciphersuite: TLS_AES_128_GCM_SHA256' "$work/stunnel-client.log" ||
+		{ tl_log_tail "$work/stunnel-client.log"; tl_fail "expected the relay to use TLS 1.3 with AES-128-GCM"; }
+}
+
+# ---- shared by the references ------------------------------------------------------
+
+# sys_need CMD...: fails, saying which package to install, unless every CMD is there.
+sys_need() {
+	local missing
+	missing=$(sys_unmet "$(IFS=,; echo "$*")")
+	[[ -z $missing ]] || { tl_fail "$missing"; return 1; }
+}
+
+# sys_wait_log PID FILE TEXT WHAT: polls until FILE holds TEXT; fails at once
+# when PID died.
+sys_wait_log() {
+	local pid=$1 file=$2 text=$3 what=$4
+	tl_wait_until "$TL_TIMEOUT" sys_log_has "$pid" "$file" "$text" && return 0
+	tl_log_tail "$file"
+	tl_fail "expected $what (pid $pid logs '$text') within ${TL_TIMEOUT}s"
+}
+
+sys_log_has() {
+	grep -qF -- "$3" "$2" 2>/dev/null && return 0
+	tl_pid_alive "$1" || return 255
+	return 1
+}
+
+# sys_wait_listen PID NS PORT LOG: PID listens on TCP PORT in NS.
+sys_wait_listen() {
+	local pid=$1 ns=$2 port=$3 log=$4
+	tl_wait_until "$TL_TIMEOUT" sys_pid_listening "$pid" "$ns" "$port" && return 0
+	tl_log_tail "$log"
+	tl_fail "expected pid $pid to listen on tcp port $port in $ns within ${TL_TIMEOUT}s"
+}
+
+sys_pid_listening() {
+	tl_pid_alive "$1" || return 255
+	tl_listening "$2" tcp "$3"
+}
+
+# sys_wait_tunnel LOG...: a ping cli -> dst answers. srv blocks cleartext
+# forwarding, so the answer proves the tunnel carried it both ways.
+sys_wait_tunnel() {
+	local log
+	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 && return 0
+	for log in "$@"; do
+		tl_log_tail "$log"
+	done
+	tl_fail "expected a ping from cli to $TL_DST_IN4 answered through the tunnel within ${TL_TIMEOUT}s"
+}
+
+# sys_stop START_FN: ends the system that START_FN started: every process we
+# started, then the row's stop function (START_FN with _start -> _stop), if
+# it has one, for what lives outside the namespaces.
+sys_stop() {
+	local stop=${1%_start}_stop
+	tl_kill_started
+	if declare -F "$stop" >/dev/null; then
+		"$stop"
+	fi
+	return 0
 }
 
 # Prints "id start_fn needs label" for each row, selected by a comma list of
@@ -82,19 +426,55 @@ sys_ids() {
 	done
 }
 
-# Fails with a message when a selected row's requirement is missing.
-sys_check_needs() {
-	local selected=$1 id needs
-	while read -r id _ needs _; do
-		case $needs in
-		- | "") ;;
+# sys_unmet NEEDS: prints what is missing for a row's needs (a comma list:
+# "tunlab", or commands); prints nothing when everything is there.
+sys_unmet() {
+	local need
+	local -a needs missing=()
+	[[ $1 == - || -z $1 ]] && return 0
+	IFS=, read -r -a needs <<<"$1"
+	for need in "${needs[@]}"; do
+		case $need in
 		tunlab)
-			[[ -x ${TUNLAB:-} ]] || {
-				echo "system '$id' needs the tunlab binary: '${TUNLAB:-}' is not executable (--tunlab PATH; make)" >&2
-				return 1
-			}
+			[[ -x ${TUNLAB:-} ]] ||
+				missing+=("the tunlab binary: '${TUNLAB:-}' is not executable (--tunlab PATH; make)")
 			;;
-		*) echo "system '$id': unknown requirement '$needs'" >&2; return 1 ;;
+		*)
+			command -v "$need" >/dev/null ||
+				missing+=("$need, from Debian package ${SYS_CMD_PACKAGE[$need]:-$need} (experiments/lib/deps.sh installs it)")
+			;;
 		esac
-	done <<<"$selected"
+	done
+	((${#missing[@]} == 0)) && return 0
+	local joined
+	joined=$(printf '%s; ' "${missing[@]}")
+	echo "needs ${joined%; }"
+}
+
+# sys_available SELECTED: prints the selected rows whose needs are met; says
+# on stderr "SKIP id: reason" for each of the others.
+sys_available() {
+	local id fn needs label why
+	while read -r id fn needs label; do
+		[[ -n $id ]] || continue
+		why=$(sys_unmet "$needs")
+		if [[ -z $why ]]; then
+			printf '%s %s %s %s\n' "$id" "$fn" "$needs" "$label"
+		else
+			echo "SKIP $id: $why" >&2
+		fi
+	done <<<"$1"
+	return 0
+}
+
+# sys_skipped SELECTED: "skipped.ID: reason" metadata lines for the rows
+# sys_available leaves out.
+sys_skipped() {
+	local id needs why
+	while read -r id _ needs _; do
+		[[ -n $id ]] || continue
+		why=$(sys_unmet "$needs")
+		[[ -z $why ]] || echo "skipped.$id: $why"
+	done <<<"$1"
+	return 0
 }
