@@ -6,6 +6,10 @@
  * buffer fills stops reading the frontend (the kernel queue then pushes back
  * on the inner TCP) until the tunnel says it is writable again.
  *
+ * A stream frontend (the proxy) carries byte streams instead: it gets
+ * the tunnel's stream calls through a struct stream_port at attach, and
+ * every stream message the tunnel receives through its stream_event op.
+ *
  * Lifecycle: signals blocked and read from a signalfd; frontend opened
  * (kernel objects created) before the tunnel so a bad route fails fast;
  * torn down in reverse on every exit path, so nothing borrowed stays.
@@ -37,6 +41,7 @@ struct daemon {
 	size_t route_count;
 	struct ev_io capture_io, signal_io;
 	struct ev_timer stats_timer;
+	struct stream_port stream_port;
 	int signal_fd;
 	FILE *stats_out;
 	struct stats_context stats_ctx;
@@ -125,8 +130,17 @@ static void on_tunnel_trace(void *ctx, const char *stage, const char *peer, cons
 	trace_packet(stage, peer, pkt);
 }
 
+static void on_stream(void *ctx, const struct stream_msg *msg)
+{
+	struct daemon *d = ctx;
+
+	if (d->fe->ops->stream_event)
+		d->fe->ops->stream_event(d->fe, msg);
+}
+
 static const struct tunnel_callbacks tunnel_callbacks = {
 	.deliver = on_deliver,
+	.stream = on_stream,
 	.writable = on_writable,
 	.log = on_tunnel_log,
 	.trace = on_tunnel_trace,
@@ -139,7 +153,8 @@ static void write_stats(struct daemon *d, const char *event)
 	if (!d->stats_out)
 		return;
 	tunnel_stats(d->tunnel, &ts);
-	if (stats_write(d->stats_out, &d->stats_ctx, event, &ts, &d->fe->stats) < 0)
+	if (stats_write(d->stats_out, &d->stats_ctx, event, &ts, &d->fe->stats,
+			d->fe->ops->attach ? &d->fe->stream_stats : NULL) < 0)
 		log_msg(TUNNEL_LOG_WARN, "--stats %s: %s", d->opts->stats_file, strerror(errno));
 }
 
@@ -216,6 +231,7 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		.selector_count = o->selector_count,
 		.queues = o->queues,
 		.fail_open = o->fail_open,
+		.inject = o->inject,
 	};
 	char err[512];
 	int ret = ops->open(&d->fe, &cfg, err, sizeof(err));
@@ -226,6 +242,35 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 	}
 	ev_io_init(&d->capture_io, ops->fd(d->fe), on_capture, d);
 	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
+}
+
+static int port_send(void *ctx, struct stream_msg *msg)
+{
+	return tunnel_stream_send(ctx, msg);
+}
+
+static bool port_blocked(void *ctx, const struct stream_link *link)
+{
+	return tunnel_stream_blocked(ctx, link);
+}
+
+static void port_flush(void *ctx)
+{
+	tunnel_stream_flush(ctx);
+}
+
+/* A stream frontend talks to the tunnel through these, never through tunnel.h. */
+static void attach_streams(struct daemon *d)
+{
+	if (!d->fe->ops->attach)
+		return;
+	d->stream_port = (struct stream_port){
+		.ctx = d->tunnel,
+		.send = port_send,
+		.blocked = port_blocked,
+		.flush = port_flush,
+	};
+	d->fe->ops->attach(d->fe, &d->stream_port);
 }
 
 static int open_tunnel(struct daemon *d)
@@ -240,6 +285,7 @@ static int open_tunnel(struct daemon *d)
 		.ca_file = o->ca_file,
 		.peers = &d->peers,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
+		.streams = d->fe->ops->attach != NULL,
 		.keepalive_ms = o->keepalive_ms,
 		.handshake_ms = o->handshake_ms,
 		.queue_bytes = o->queue_bytes,
@@ -252,6 +298,7 @@ static int open_tunnel(struct daemon *d)
 		log_msg(TUNNEL_LOG_ERR, "%s", err);
 		return -EINVAL;
 	}
+	attach_streams(d);
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "../common/pkt.h"
 #include "../common/prefix.h"
 #include "../common/selector.h"
+#include "../common/stream.h"
 
 enum frontend_role { FRONTEND_CLIENT, FRONTEND_SERVER };
 
@@ -35,6 +36,7 @@ struct frontend_config {
 	size_t selector_count;
 	unsigned queues;    /* --queues: netfilter queues to spread over (default 1) */
 	bool fail_open;     /* --fail-open: let packets pass when we cannot take them */
+	const char *inject; /* --inject: how to deliver packets, e.g. "raw" or "pcap"; NULL: default */
 };
 
 struct frontend_stats {
@@ -42,6 +44,26 @@ struct frontend_stats {
 	uint64_t injected_packets, injected_bytes;
 	uint64_t inject_errors;  /* the kernel refused a packet we wrote */
 	uint64_t capture_drops;  /* dropped before we saw it, where the kernel says */
+};
+
+/*
+ * A stream frontend's counters (the proxy), written as fe_<field> by
+ * --stats only for frontends that have .attach. "out" is from local
+ * sockets into the tunnel, "in" from the tunnel to local sockets.
+ */
+struct frontend_stream_stats {
+	uint64_t streams_open, streams_total;
+	uint64_t stream_bytes_out, stream_bytes_in;
+	uint64_t streams_refused;     /* the destination refused, or no tunnel to open on */
+	uint64_t streams_unreachable; /* no route to the destination, or connect timed out */
+	uint64_t streams_reset;       /* reset by an application or the far end */
+	uint64_t streams_idle_closed; /* closed by an idle timeout */
+	uint64_t streams_limited;     /* refused or reset by a per-client limit */
+	uint64_t udp_flows_open, udp_flows_total;
+	uint64_t dgrams_out, dgrams_in;
+	uint64_t dgrams_dropped;      /* no flow, no memory, or the tunnel was full */
+	uint64_t dropped_uncarried;   /* packets to the routes neither TCP nor UDP (dropped) */
+	uint64_t dropped_packets;     /* IP packets from the tunnel: nothing to inject them with */
 };
 
 enum frontend_caps {
@@ -54,6 +76,7 @@ struct frontend {
 	const struct frontend_ops *ops;
 	unsigned caps; /* enum frontend_caps, decided at open time */
 	struct frontend_stats stats;
+	struct frontend_stream_stats stream_stats; /* stream frontends only */
 	char error[256];
 };
 
@@ -89,6 +112,17 @@ struct frontend_ops {
 	 * a negative errno.
 	 */
 	int (*cleanup)(bool verbose, char *err, size_t err_len);
+	/*
+	 * Stream frontends only (the proxy), NULL for packet frontends. Such a
+	 * frontend carries byte streams, not packets: its fd() is an epoll fd
+	 * holding all its sockets, read_batch services them and always
+	 * returns 0 packets, and write_batch counts packets as dropped.
+	 * src/daemon.c calls attach once the tunnel exists, handing over the
+	 * tunnel's stream port (common/stream.h), and stream_event for every
+	 * stream message the tunnel delivers. Neither side sees the other.
+	 */
+	void (*attach)(struct frontend *fe, const struct stream_port *port);
+	void (*stream_event)(struct frontend *fe, const struct stream_msg *msg);
 };
 
 /* NULL-terminated, in the order --help lists them. */

@@ -4,12 +4,14 @@
 #include <string.h>
 
 #include "../nfqueue/nfqueue.h"
+#include "../proxy/proxy.h"
 #include "../tunbackend/tunbackend.h"
 #include "frontend.h"
 
 const struct frontend_ops *const frontend_registry[] = {
 	&tun_frontend,
 	&nfqueue_frontend,
+	&proxy_frontend,
 	NULL,
 };
 
@@ -18,7 +20,6 @@ static const struct {
 	const char *name, *issue;
 } planned[] = {
 	{ "pcap", "issue #4" },
-	{ "proxy", "issue #5" },
 };
 
 const struct frontend_ops *frontend_find(const char *name)

@@ -41,6 +41,7 @@ struct options {
 	size_t selector_count;
 	unsigned queues;
 	bool fail_open;
+	const char *inject;
 };
 
 enum { EXIT_USAGE = 2 };

@@ -30,6 +30,14 @@ static const struct counter frontend_counters[] = {
 	FS(injected_bytes), FS(inject_errors), FS(capture_drops),
 };
 
+#define SS(field) { "fe_" #field, offsetof(struct frontend_stream_stats, field) }
+static const struct counter stream_counters[] = {
+	SS(streams_open), SS(streams_total), SS(stream_bytes_out), SS(stream_bytes_in),
+	SS(streams_refused), SS(streams_unreachable), SS(streams_reset), SS(streams_idle_closed),
+	SS(streams_limited), SS(udp_flows_open), SS(udp_flows_total), SS(dgrams_out),
+	SS(dgrams_in), SS(dgrams_dropped), SS(dropped_uncarried), SS(dropped_packets),
+};
+
 static double seconds(struct timeval tv)
 {
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -43,7 +51,8 @@ static void write_counters(FILE *out, const void *base, const struct counter *c,
 }
 
 int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
-		const struct tunnel_stats *ts, const struct frontend_stats *fs)
+		const struct tunnel_stats *ts, const struct frontend_stats *fs,
+		const struct frontend_stream_stats *ss)
 {
 	struct timespec now;
 	struct rusage ru;
@@ -59,6 +68,9 @@ int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
 	write_counters(out, ts, tunnel_counters, sizeof(tunnel_counters) / sizeof(tunnel_counters[0]));
 	write_counters(out, fs, frontend_counters,
 		       sizeof(frontend_counters) / sizeof(frontend_counters[0]));
+	if (ss)
+		write_counters(out, ss, stream_counters,
+			       sizeof(stream_counters) / sizeof(stream_counters[0]));
 	fprintf(out, ",\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f}\n",
 		seconds(ru.ru_utime), seconds(ru.ru_stime));
 	if (fflush(out) != 0)

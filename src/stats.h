@@ -13,8 +13,12 @@ struct stats_context {
 	double started; /* CLOCK_REALTIME seconds */
 };
 
-/* event: "interval" or "exit". Returns 0 or -errno if the write failed. */
+/*
+ * event: "interval" or "exit". ss: a stream frontend's counters, or NULL.
+ * Returns 0 or -errno if the write failed.
+ */
 int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
-		const struct tunnel_stats *ts, const struct frontend_stats *fs);
+		const struct tunnel_stats *ts, const struct frontend_stats *fs,
+		const struct frontend_stream_stats *ss);
 
 #endif
