@@ -29,8 +29,7 @@
 #include "../common/sysexec.h"
 #include "nfq.h"
 
-static const int fam_af[NFQ_FAM_COUNT] = { AF_INET, AF_INET6 };
-static const char *const restore_tool[NFQ_FAM_COUNT] = { "iptables-restore", "ip6tables-restore" };
+static const int fam_af[TAGRULES_FAM_COUNT] = { AF_INET, AF_INET6 };
 
 struct rule_ctx {
 	const struct nfq_rules_params *params;
@@ -44,35 +43,9 @@ struct rule_ctx {
 typedef void (*rule_fn)(FILE *f, const struct rule_ctx *c, const char *dst,
 			const struct selector *sel);
 
-void nfq_owner_comment(const struct frontend_config *cfg, long pid, char *out, size_t out_len)
+static void owner_comment(const struct frontend_config *cfg, long pid, char *out, size_t out_len)
 {
-	char addr[PREFIX_STR_MAX];
-
-	if (!cfg->has_address) {
-		snprintf(out, out_len, NFQ_COMMENT_PREFIX "%ld", pid);
-		return;
-	}
-	addr_format(&cfg->address.addr, addr, sizeof(addr));
-	snprintf(out, out_len, NFQ_COMMENT_PREFIX "%ld addr=%s", pid, addr);
-}
-
-bool nfq_parse_owner_comment(const char *text, long *pid, bool *has_addr, struct ip_addr *addr)
-{
-	const char *at = strstr(text, NFQ_COMMENT_PREFIX);
-	char word[PREFIX_STR_MAX];
-	char *end;
-
-	if (!at)
-		return false;
-	*pid = strtol(at + strlen(NFQ_COMMENT_PREFIX), &end, 10);
-	if (end == at + strlen(NFQ_COMMENT_PREFIX) || *pid <= 0)
-		return false;
-	*has_addr = false;
-	if (strncmp(end, " addr=", 6) != 0)
-		return true;
-	snprintf(word, sizeof(word), "%.*s", (int)strcspn(end + 6, "\" \n"), end + 6);
-	*has_addr = addr_parse(word, addr) == 0;
-	return true;
+	tagrules_owner_comment(cfg->has_address ? &cfg->address.addr : NULL, pid, out, out_len);
 }
 
 /* ---- matches ---- */
@@ -246,15 +219,15 @@ static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *ch
 
 static char *ipt_install_text(const struct rule_ctx *c)
 {
-	char out[32], pre[32], comment[NFQ_COMMENT_MAX], *text = NULL;
+	char out[32], pre[32], comment[TAGRULES_COMMENT_MAX], *text = NULL;
 	size_t len;
 	FILE *f = open_memstream(&text, &len);
 
 	if (!f)
 		return NULL;
-	snprintf(out, sizeof(out), NFQ_CHAIN_PREFIX "%ld-OUT", c->pid);
-	snprintf(pre, sizeof(pre), NFQ_CHAIN_PREFIX "%ld-PRE", c->pid);
-	nfq_owner_comment(c->cfg, c->pid, comment, sizeof(comment));
+	snprintf(out, sizeof(out), TAGRULES_CHAIN_PREFIX "%ld-OUT", c->pid);
+	snprintf(pre, sizeof(pre), TAGRULES_CHAIN_PREFIX "%ld-PRE", c->pid);
+	owner_comment(c->cfg, c->pid, comment, sizeof(comment));
 	fprintf(f, "*raw\n:%s - [0:0]\n:%s - [0:0]\n", out, pre);
 	ipt_chain_rules(f, c, out, true);
 	ipt_chain_rules(f, c, pre, false);
@@ -280,10 +253,10 @@ static char *ipt_remove_text(const struct nfq_rules *r)
 	if (!f)
 		return NULL;
 	fprintf(f, "*raw\n"
-		"-D OUTPUT -m comment --comment \"%s\" -j " NFQ_CHAIN_PREFIX "%ld-OUT\n"
-		"-D PREROUTING -m comment --comment \"%s\" -j " NFQ_CHAIN_PREFIX "%ld-PRE\n"
-		"-F " NFQ_CHAIN_PREFIX "%ld-OUT\n-F " NFQ_CHAIN_PREFIX "%ld-PRE\n"
-		"-X " NFQ_CHAIN_PREFIX "%ld-OUT\n-X " NFQ_CHAIN_PREFIX "%ld-PRE\nCOMMIT\n",
+		"-D OUTPUT -m comment --comment \"%s\" -j " TAGRULES_CHAIN_PREFIX "%ld-OUT\n"
+		"-D PREROUTING -m comment --comment \"%s\" -j " TAGRULES_CHAIN_PREFIX "%ld-PRE\n"
+		"-F " TAGRULES_CHAIN_PREFIX "%ld-OUT\n-F " TAGRULES_CHAIN_PREFIX "%ld-PRE\n"
+		"-X " TAGRULES_CHAIN_PREFIX "%ld-OUT\n-X " TAGRULES_CHAIN_PREFIX "%ld-PRE\nCOMMIT\n",
 		comment, pid, comment, pid, pid, pid, pid, pid);
 	if (fclose(f) != 0) {
 		free(text);
@@ -292,23 +265,12 @@ static char *ipt_remove_text(const struct nfq_rules *r)
 	return text;
 }
 
-int nfq_restore(int fam, const char *text, bool verbose, char *err, size_t err_len)
-{
-	const char *argv[] = { restore_tool[fam], "-w", "5", "--noflush", NULL };
-
-	if (!text) {
-		snprintf(err, err_len, "%s: %s", restore_tool[fam], strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	return sysexec_pipe(argv, text, NULL, 0, verbose, err, err_len) < 0 ? -EIO : 0;
-}
-
 static void ipt_remove_family(const struct nfq_rules *r, int fam, bool verbose);
 
 static int ipt_install(struct nfq_rules *r, const struct nfq_rules_params *p, char *err,
 		       size_t err_len)
 {
-	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++) {
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
 		struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = r->pid, .af = fam_af[fam] };
 		char *text;
 		int ret;
@@ -316,13 +278,13 @@ static int ipt_install(struct nfq_rules *r, const struct nfq_rules_params *p, ch
 		if (!has_family(p->cfg, fam_af[fam]))
 			continue;
 		text = ipt_install_text(&c);
-		ret = nfq_restore(fam, text, p->cfg->verbose, err, err_len);
+		ret = tagrules_restore(fam, text, p->cfg->verbose, err, err_len);
 		free(text);
 		if (ret < 0) {
 			for (int done = 0; done < fam; done++)
 				if (r->families[done])
 					ipt_remove_family(r, done, p->cfg->verbose);
-			r->families[NFQ_FAM_V4] = r->families[NFQ_FAM_V6] = false;
+			r->families[TAGRULES_FAM_V4] = r->families[TAGRULES_FAM_V6] = false;
 			return ret;
 		}
 		r->families[fam] = true;
@@ -336,14 +298,14 @@ static bool ipt_nfqueue_works(long pid, int fam, unsigned queue, bool verbose)
 	char text[256], err[256];
 	bool ok;
 
-	snprintf(text, sizeof(text), "*raw\n:" NFQ_CHAIN_PREFIX "%ld-PROBE - [0:0]\n"
-		 "-A " NFQ_CHAIN_PREFIX "%ld-PROBE -j NFQUEUE --queue-num %u\nCOMMIT\n",
+	snprintf(text, sizeof(text), "*raw\n:" TAGRULES_CHAIN_PREFIX "%ld-PROBE - [0:0]\n"
+		 "-A " TAGRULES_CHAIN_PREFIX "%ld-PROBE -j NFQUEUE --queue-num %u\nCOMMIT\n",
 		 pid, pid, queue);
-	ok = nfq_restore(fam, text, verbose, err, sizeof(err)) == 0;
+	ok = tagrules_restore(fam, text, verbose, err, sizeof(err)) == 0;
 	if (ok) {
-		snprintf(text, sizeof(text), "*raw\n-F " NFQ_CHAIN_PREFIX "%ld-PROBE\n"
-			 "-X " NFQ_CHAIN_PREFIX "%ld-PROBE\nCOMMIT\n", pid, pid);
-		nfq_restore(fam, text, verbose, err, sizeof(err));
+		snprintf(text, sizeof(text), "*raw\n-F " TAGRULES_CHAIN_PREFIX "%ld-PROBE\n"
+			 "-X " TAGRULES_CHAIN_PREFIX "%ld-PROBE\nCOMMIT\n", pid, pid);
+		tagrules_restore(fam, text, verbose, err, sizeof(err));
 	}
 	return ok;
 }
@@ -368,11 +330,11 @@ static void nft_chain(FILE *f, const struct rule_ctx *base, const char *name, co
 	fprintf(f, "\tchain %s {\n\t\ttype filter hook %s priority raw; policy accept;\n", name, hook);
 	if (c.cfg->role == FRONTEND_CLIENT)
 		fprintf(f, "\t\tmeta mark 0x%x return\n", NFQ_MARK);
-	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++) {
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
 		c.af = fam_af[fam];
 		if (prefixes_cover_inner(c.cfg, c.af)) {
 			addr_format(&c.cfg->address.addr, text, sizeof(text));
-			fprintf(f, "\t\t%s daddr %s return\n", fam == NFQ_FAM_V4 ? "ip" : "ip6", text);
+			fprintf(f, "\t\t%s daddr %s return\n", fam == TAGRULES_FAM_V4 ? "ip" : "ip6", text);
 		}
 		for_each_rule(f, &c, nft_rule);
 	}
@@ -381,14 +343,14 @@ static void nft_chain(FILE *f, const struct rule_ctx *base, const char *name, co
 
 static char *nft_install_text(const struct rule_ctx *c)
 {
-	char comment[NFQ_COMMENT_MAX], *text = NULL;
+	char comment[TAGRULES_COMMENT_MAX], *text = NULL;
 	size_t len;
 	FILE *f = open_memstream(&text, &len);
 
 	if (!f)
 		return NULL;
-	nfq_owner_comment(c->cfg, c->pid, comment, sizeof(comment));
-	fprintf(f, "table inet " NFQ_NFT_TABLE_PREFIX "%ld {\n\tcomment \"%s\"\n", c->pid, comment);
+	owner_comment(c->cfg, c->pid, comment, sizeof(comment));
+	fprintf(f, "table inet " TAGRULES_NFT_TABLE_PREFIX "%ld {\n\tcomment \"%s\"\n", c->pid, comment);
 	nft_chain(f, c, "out", "output");
 	nft_chain(f, c, "pre", "prerouting");
 	fputs("}\n", f);
@@ -421,7 +383,7 @@ static void nft_remove(long pid, bool verbose)
 	char table[48], err[256];
 	const char *argv[] = { "nft", "delete", "table", "inet", table, NULL };
 
-	snprintf(table, sizeof(table), NFQ_NFT_TABLE_PREFIX "%ld", pid);
+	snprintf(table, sizeof(table), TAGRULES_NFT_TABLE_PREFIX "%ld", pid);
 	sysexec(argv, verbose, err, sizeof(err));
 }
 
@@ -439,10 +401,10 @@ int nfq_rules_install(struct nfq_rules *r, const struct nfq_rules_params *p, cha
 		      size_t err_len)
 {
 	char ipt_err[512], nft_err[512];
-	int probe_fam = has_family(p->cfg, AF_INET) ? NFQ_FAM_V4 : NFQ_FAM_V6;
+	int probe_fam = has_family(p->cfg, AF_INET) ? TAGRULES_FAM_V4 : TAGRULES_FAM_V6;
 
 	*r = (struct nfq_rules){ .pid = (long)getpid() };
-	nfq_owner_comment(p->cfg, r->pid, r->comment, sizeof(r->comment));
+	owner_comment(p->cfg, r->pid, r->comment, sizeof(r->comment));
 	if (!has_family(p->cfg, AF_INET) && !has_family(p->cfg, AF_INET6))
 		return 0; /* nothing to capture */
 	if (ipt_install(r, p, ipt_err, sizeof(ipt_err)) == 0) {
@@ -468,13 +430,12 @@ static void ipt_remove_family(const struct nfq_rules *r, int fam, bool verbose)
 {
 	char err[512];
 	char *text = ipt_remove_text(r);
-	struct nfq_dead_list found = { 0 };
-	struct nfq_owner_filter mine = { .pid = r->pid };
+	struct leftovers found = { 0 };
 
-	if (nfq_restore(fam, text, verbose, err, sizeof(err)) < 0 &&
-	    nfq_rules_scan(&found, &mine, err, sizeof(err)) >= 0)
-		nfq_rules_remove_scanned(&found, verbose, err, sizeof(err));
-	nfq_dead_list_free(&found);
+	if (tagrules_restore(fam, text, verbose, err, sizeof(err)) < 0 &&
+	    leftovers_scan(&found, r->pid, err, sizeof(err)) >= 0)
+		leftovers_remove_rules(&found, verbose, err, sizeof(err));
+	leftovers_free(&found);
 	free(text);
 }
 
@@ -482,7 +443,7 @@ void nfq_rules_remove(struct nfq_rules *r, bool verbose)
 {
 	switch (r->backend) {
 	case NFQ_BACKEND_IPTABLES:
-		for (int fam = 0; fam < NFQ_FAM_COUNT; fam++)
+		for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++)
 			if (r->families[fam])
 				ipt_remove_family(r, fam, verbose);
 		break;

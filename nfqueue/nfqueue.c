@@ -41,31 +41,33 @@
  * dropped, never sent in clear. --fail-open sets NFQA_CFG_F_FAIL_OPEN and
  * --queue-bypass: packets then pass in clear on their normal path.
  *
- * Inject. A raw socket per family (IPPROTO_RAW: the header is ours, as the
- * original sender built it), one sendmmsg per family per batch, each
- * packet sent to its own destination. Raw sockets cannot take GSO, so
- * FRONTEND_CAP_OFFLOAD stays off. Injected packets carry SO_MARK 0x7475;
- * on a client the OUT and PRE chains return such packets first, so nothing
- * from the tunnel is stolen back into it. A server has no such rule: a
- * packet one client sends to another is stolen again and relayed.
+ * Inject (common/rawinject.c). A raw socket per family (IPPROTO_RAW: the
+ * header is ours, as the original sender built it), one sendmmsg per
+ * family per batch, each packet sent to its own destination. Raw sockets
+ * cannot take GSO, so FRONTEND_CAP_OFFLOAD stays off. Injected packets
+ * carry SO_MARK 0x7475; on a client the OUT and PRE chains return such
+ * packets first, so nothing from the tunnel is stolen back into it. A
+ * server has no such rule: a packet one client sends to another is stolen
+ * again and relayed.
  *
- * Routing (nfq_route.c). The rules steal at the hook, so traffic they do
- * not select keeps its normal path; tunlab never routes a remote prefix
- * elsewhere. With --address the address goes on lo as a /32 or /128
- * (IPv4 labelled lo:tl<pid>) and each remote prefix gets a copy of its
- * current path with "src <inner address> proto 77": local traffic to the
- * remote prefixes carries the inner address. A prefix with no route at
- * all is routed "dev lo" so that its packets reach OUTPUT (the server does
- * this for its clients' prefixes: their forwarded return traffic is stolen
- * in raw PREROUTING, before any routing). Without --address, dst sees the
- * source address the stack picked (the underlay's), which the server drops
- * as a spoofed source unless the peer's prefixes include it.
+ * Routing (common/loroutes.c, KEEP_PATH). The rules steal at the hook, so
+ * traffic they do not select keeps its normal path; tunlab never routes a
+ * remote prefix elsewhere. With --address the address goes on lo as a /32
+ * or /128 (IPv4 labelled lo:tl<pid>) and each remote prefix gets a copy
+ * of its current path with "src <inner address> proto 77": local traffic
+ * to the remote prefixes carries the inner address. A prefix with no
+ * route at all is routed "dev lo" so that its packets reach OUTPUT (the
+ * server does this for its clients' prefixes: their forwarded return
+ * traffic is stolen in raw PREROUTING, before any routing). Without
+ * --address, dst sees the source address the stack picked (the
+ * underlay's), which the server drops as a spoofed source unless the
+ * peer's prefixes include it.
  *
  * Cleanup. close deletes the routes and the lo address, then the rules,
  * then closes the sockets. `tunlab cleanup`, and every nfqueue open first,
  * removes what instances that no longer run left in this network
  * namespace: their chains and jump rules (or nft table), found by pid,
- * and the routes and lo address their rules record (nfq_scan.c).
+ * and the routes and lo address their rules record (common/leftovers.c).
  */
 
 #include <errno.h>
@@ -81,9 +83,9 @@ enum { NFQ_MTU_DEFAULT = 1500 };
 struct nfqf {
 	struct frontend fe;
 	struct nfq_queues queues;
-	struct nfq_inject inject;
+	struct rawinject inject;
 	struct nfq_rules rules;
-	struct nfq_routes routes;
+	struct loroutes routes;
 	bool verbose;
 };
 
@@ -92,28 +94,22 @@ static struct nfqf *to_nfqf(const struct frontend *fe)
 	return (struct nfqf *)fe;
 }
 
-/*
- * What dead instances left in this namespace: removed by `tunlab cleanup`,
- * and before a new instance takes over (it would collide with their lo
- * address and routes). With only_if_rules, a namespace where no dead
- * instance left rules costs no route or address dump.
- */
-static int remove_dead(bool verbose, bool only_if_rules, char *err, size_t err_len)
+/* The inner address on lo, each prefix's path copied with it as source. */
+static int setup_routes(struct loroutes *r, const struct frontend_config *cfg, char *err,
+			size_t err_len)
 {
-	struct nfq_owner_filter dead_pids = { .pid = 0 };
-	struct nfq_dead_list dead;
-	int routes = 0, rules;
-	int ret = nfq_rules_scan(&dead, &dead_pids, err, err_len);
+	struct loroutes_params p = {
+		.routes = cfg->routes,
+		.route_count = cfg->route_count,
+		.has_address = cfg->has_address,
+		.address = cfg->address,
+		.mode = LOROUTES_KEEP_PATH,
+		.verbose = cfg->verbose,
+	};
+	int ret = loroutes_setup(r, &p, err, err_len);
 
-	if (ret < 0)
-		goto out;
-	if (!only_if_rules || dead.count)
-		routes = nfq_routes_remove_dead(&dead, verbose, err, err_len);
-	/* The rules go last: they are the record of the rest. */
-	rules = routes < 0 ? 0 : nfq_rules_remove_scanned(&dead, verbose, err, err_len);
-	ret = routes < 0 ? routes : rules < 0 ? rules : routes + rules;
-out:
-	nfq_dead_list_free(&dead);
+	if (ret < 0 && ret != -EIO)
+		snprintf(err, err_len, "nfqueue routes: %s", strerror(-ret));
 	return ret;
 }
 
@@ -137,18 +133,19 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	}
 	n->fe.ops = &nfqueue_frontend;
 	n->verbose = cfg->verbose;
-	remove_dead(cfg->verbose, true, ignored, sizeof(ignored));
+	/* A dead instance's lo address and routes would collide with ours. */
+	leftovers_cleanup(cfg->verbose, true, ignored, sizeof(ignored));
 	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
 	if (ret < 0)
 		goto err_free;
-	ret = nfq_inject_open(&n->inject, err, err_len);
+	ret = rawinject_open(&n->inject, err, err_len);
 	if (ret < 0)
 		goto err_queues;
 	rp.queue_first = n->queues.first;
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);
 	if (ret < 0)
 		goto err_inject;
-	ret = nfq_routes_setup(&n->routes, cfg, err, err_len);
+	ret = setup_routes(&n->routes, cfg, err, err_len);
 	if (ret < 0)
 		goto err_rules;
 	*out = &n->fe;
@@ -157,7 +154,7 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 err_rules:
 	nfq_rules_remove(&n->rules, cfg->verbose);
 err_inject:
-	nfq_inject_close(&n->inject);
+	rawinject_close(&n->inject);
 err_queues:
 	nfq_queues_close(&n->queues);
 err_free:
@@ -179,8 +176,13 @@ static int nfqf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 
 static int nfqf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
-	return nfq_inject_batch(&to_nfqf(fe)->inject, batch, &fe->stats, fe->error,
-				sizeof(fe->error));
+	struct rawinject_counts c = { 0 };
+	int ret = rawinject_batch(&to_nfqf(fe)->inject, batch, &c, fe->error, sizeof(fe->error));
+
+	fe->stats.injected_packets += c.packets;
+	fe->stats.injected_bytes += c.bytes;
+	fe->stats.inject_errors += c.refused;
+	return ret;
 }
 
 static void nfqf_close(struct frontend *fe)
@@ -190,16 +192,16 @@ static void nfqf_close(struct frontend *fe)
 	if (!n)
 		return;
 	/* Routes first, rules last: until the end, nothing selected leaves in clear. */
-	nfq_routes_teardown(&n->routes, n->verbose);
+	loroutes_teardown(&n->routes, n->verbose);
 	nfq_rules_remove(&n->rules, n->verbose);
-	nfq_inject_close(&n->inject);
+	rawinject_close(&n->inject);
 	nfq_queues_close(&n->queues);
 	free(n);
 }
 
 static int nfqf_cleanup(bool verbose, char *err, size_t err_len)
 {
-	return remove_dead(verbose, false, err, err_len);
+	return leftovers_cleanup(verbose, false, err, err_len);
 }
 
 const struct frontend_ops nfqueue_frontend = {

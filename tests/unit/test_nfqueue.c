@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of the nfqueue frontend's pure parts: offload metadata, rule text, owner comments. */
+/* Unit tests of the nfqueue frontend's pure parts: offload metadata, rule text, owner comments (common/tagrules). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -287,25 +287,27 @@ static void test_owner_comment(void **state)
 {
 	(void)state;
 	struct rules_fixture f;
-	char text[NFQ_COMMENT_MAX];
+	char text[TAGRULES_COMMENT_MAX];
 	struct ip_addr addr;
 	bool has_addr;
 	long pid;
 
 	fixture(&f, FRONTEND_CLIENT);
-	nfq_owner_comment(&f.cfg, 4194304, text, sizeof(text));
+	tagrules_owner_comment(&f.cfg.address.addr, 4194304, text, sizeof(text));
 	assert_string_equal(text, "tunlab:pid=4194304 addr=10.8.0.2");
-	assert_true(nfq_parse_owner_comment("-A OUTPUT -m comment --comment \"tunlab:pid=4194304 "
-					    "addr=10.8.0.2\" -j TUNLAB-4194304-OUT",
-					    &pid, &has_addr, &addr));
+	assert_true(tagrules_parse_owner_comment("-A OUTPUT -m comment --comment "
+						 "\"tunlab:pid=4194304 addr=10.8.0.2\" "
+						 "-j TUNLAB-4194304-OUT",
+						 &pid, &has_addr, &addr));
 	assert_int_equal(pid, 4194304);
 	assert_true(has_addr);
 	assert_memory_equal(&addr, &f.cfg.address.addr, sizeof(addr));
-	assert_true(nfq_parse_owner_comment("--comment tunlab:pid=9 -j X", &pid, &has_addr, &addr));
+	assert_true(tagrules_parse_owner_comment("--comment tunlab:pid=9 -j X", &pid, &has_addr,
+						 &addr));
 	assert_int_equal(pid, 9);
 	assert_false(has_addr);
-	assert_false(nfq_parse_owner_comment("--comment tunlab:pid=x", &pid, &has_addr, &addr));
-	assert_false(nfq_parse_owner_comment("--comment other", &pid, &has_addr, &addr));
+	assert_false(tagrules_parse_owner_comment("--comment tunlab:pid=x", &pid, &has_addr, &addr));
+	assert_false(tagrules_parse_owner_comment("--comment other", &pid, &has_addr, &addr));
 }
 
 int main(void)

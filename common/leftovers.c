@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Finding the rules of nfqueue instances that no longer run, and what they record. */
+/* Finding the rules of tunlab instances that no longer run, and what they record. */
 
 /*
  * A dead instance's rules are the record of everything it created: chain
  * names and jump-rule comments carry its pid, the comment its inner
- * address, the NFQUEUE rules its remote prefixes. That is enough to find
+ * address, the capture rules its remote prefixes. That is enough to find
  * its routes (proto 77, to those prefixes, with that source) and its lo
  * address, and it is kept in the kernel, per network namespace, where a
  * state file in /run would be shared by every namespace. Instances remove
@@ -15,29 +15,24 @@
  */
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/sysexec.h"
-#include "nfq.h"
+#include "leftovers.h"
+#include "loroutes.h"
+#include "sysexec.h"
 
 /* iptables-save of a busy raw table and an nft table listing fit; beyond, we see less. */
-enum { NFQ_DUMP_MAX = 1 << 20 };
+enum { LEFTOVERS_DUMP_MAX = 1 << 20, LEFTOVERS_NFT_TABLES_MAX = 256 };
 
-static const char *const save_tool[NFQ_FAM_COUNT] = { "iptables-save", "ip6tables-save" };
+static const char *const save_tool[TAGRULES_FAM_COUNT] = { "iptables-save", "ip6tables-save" };
 
-bool nfq_pid_gone(long pid)
+/* pid 0 selects every pid that no longer runs. */
+static bool selected(long want, long pid)
 {
-	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-}
-
-static bool selected(const struct nfq_owner_filter *f, long pid)
-{
-	return f->pid ? pid == f->pid : nfq_pid_gone(pid);
+	return want ? pid == want : tagrules_pid_gone(pid);
 }
 
 /* Whether name is an executable in PATH: a host without nft has no nft tables. */
@@ -61,7 +56,7 @@ static bool tool_present(const char *name)
 
 /* ---- the list ---- */
 
-static struct nfq_dead *dead_get(struct nfq_dead_list *l, long pid)
+static struct leftover *leftover_get(struct leftovers *l, long pid)
 {
 	for (size_t i = 0; i < l->count; i++)
 		if (l->items[i].pid == pid)
@@ -74,14 +69,15 @@ static struct nfq_dead *dead_get(struct nfq_dead_list *l, long pid)
 		l->items = grown;
 		l->cap = cap;
 	}
-	l->items[l->count] = (struct nfq_dead){ .pid = pid };
+	l->items[l->count] = (struct leftover){ .pid = pid };
 	return &l->items[l->count++];
 }
 
-static int dead_add_prefix(struct nfq_dead *d, const struct ip_prefix *p)
+static int leftover_add_prefix(struct leftover *d, const struct ip_prefix *p)
 {
 	for (size_t i = 0; i < d->prefix_count; i++)
-		if (d->prefixes[i].len == p->len && !memcmp(&d->prefixes[i].addr, &p->addr, sizeof(p->addr)))
+		if (d->prefixes[i].len == p->len &&
+		    !memcmp(&d->prefixes[i].addr, &p->addr, sizeof(p->addr)))
 			return 0;
 	if (d->prefix_count == d->prefix_cap) {
 		size_t cap = d->prefix_cap ? 2 * d->prefix_cap : 4;
@@ -95,15 +91,15 @@ static int dead_add_prefix(struct nfq_dead *d, const struct ip_prefix *p)
 	return 0;
 }
 
-void nfq_dead_list_free(struct nfq_dead_list *l)
+void leftovers_free(struct leftovers *l)
 {
 	for (size_t i = 0; i < l->count; i++)
 		free(l->items[i].prefixes);
 	free(l->items);
-	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++)
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++)
 		free(l->restore[fam]);
 	free(l->nft);
-	*l = (struct nfq_dead_list){ 0 };
+	*l = (struct leftovers){ 0 };
 }
 
 /* The word after key in line (" -d ", " daddr "), parsed as a prefix. */
@@ -125,17 +121,23 @@ static long chain_owner(const char *name)
 	char *end;
 	long pid;
 
-	if (strncmp(name, NFQ_CHAIN_PREFIX, strlen(NFQ_CHAIN_PREFIX)) != 0)
+	if (strncmp(name, TAGRULES_CHAIN_PREFIX, strlen(TAGRULES_CHAIN_PREFIX)) != 0)
 		return 0;
-	pid = strtol(name + strlen(NFQ_CHAIN_PREFIX), &end, 10);
+	pid = strtol(name + strlen(TAGRULES_CHAIN_PREFIX), &end, 10);
 	return *end == '-' ? pid : 0;
+}
+
+/* A rule that captures: steals to a queue (nfqueue) or drops what pcap reads (pcap). */
+static bool is_capture_rule(const char *line)
+{
+	return strstr(line, " -j NFQUEUE") || strstr(line, " -j DROP");
 }
 
 /* ---- iptables ---- */
 
 struct ipt_scan {
-	struct nfq_dead_list *dead;
-	const struct nfq_owner_filter *filter;
+	struct leftovers *l;
+	long want;
 	FILE *jumps, *flushes, *deletes;
 	size_t objects;
 };
@@ -148,9 +150,9 @@ static int scan_chain_decl(struct ipt_scan *s, const char *line)
 
 	snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
 	pid = chain_owner(name);
-	if (!pid || !selected(s->filter, pid))
+	if (!pid || !selected(s->want, pid))
 		return 0;
-	if (!dead_get(s->dead, pid))
+	if (!leftover_get(s->l, pid))
 		return -ENOMEM;
 	fprintf(s->flushes, "-F %s\n", name);
 	fprintf(s->deletes, "-X %s\n", name);
@@ -158,21 +160,21 @@ static int scan_chain_decl(struct ipt_scan *s, const char *line)
 	return 0;
 }
 
-/* "-A OUTPUT -m comment --comment "tunlab:pid=1 addr=..." -j TUNLAB-1-OUT" or a chain rule */
+/* "-A PREROUTING -m comment --comment "tunlab:pid=1 addr=..." -j TUNLAB-1-PRE" or a chain rule */
 static int scan_rule(struct ipt_scan *s, const char *line)
 {
 	char chain[64];
-	struct nfq_dead *d;
+	struct leftover *d;
 	struct ip_prefix dst;
 	struct ip_addr addr;
 	bool has_addr;
 	long pid;
 
-	if (strstr(line, " -j " NFQ_CHAIN_PREFIX) &&
-	    nfq_parse_owner_comment(line, &pid, &has_addr, &addr)) {
-		if (!selected(s->filter, pid))
+	if (strstr(line, " -j " TAGRULES_CHAIN_PREFIX) &&
+	    tagrules_parse_owner_comment(line, &pid, &has_addr, &addr)) {
+		if (!selected(s->want, pid))
 			return 0;
-		d = dead_get(s->dead, pid);
+		d = leftover_get(s->l, pid);
 		if (!d)
 			return -ENOMEM;
 		if (has_addr) {
@@ -185,11 +187,11 @@ static int scan_rule(struct ipt_scan *s, const char *line)
 	}
 	snprintf(chain, sizeof(chain), "%.*s", (int)strcspn(line + 3, " "), line + 3);
 	pid = chain_owner(chain);
-	if (!pid || !selected(s->filter, pid) || !strstr(line, " -j NFQUEUE") ||
+	if (!pid || !selected(s->want, pid) || !is_capture_rule(line) ||
 	    !prefix_after(line, " -d ", &dst))
 		return 0;
-	d = dead_get(s->dead, pid);
-	return d ? dead_add_prefix(d, &dst) : -ENOMEM;
+	d = leftover_get(s->l, pid);
+	return d ? leftover_add_prefix(d, &dst) : -ENOMEM;
 }
 
 static int scan_lines(struct ipt_scan *s, char *dump)
@@ -225,18 +227,18 @@ static char *join_restore(char *const parts[3])
 	return text;
 }
 
-static int scan_family(struct nfq_dead_list *dead, const struct nfq_owner_filter *filter,
-		       int fam, char *dump, char *err, size_t err_len)
+static int scan_family(struct leftovers *l, long want, int fam, char *dump, char *err,
+		       size_t err_len)
 {
 	const char *argv[] = { save_tool[fam], "-t", "raw", NULL };
-	struct ipt_scan s = { .dead = dead, .filter = filter };
+	struct ipt_scan s = { .l = l, .want = want };
 	char *parts[3] = { NULL, NULL, NULL };
 	size_t lens[3];
 	int ret = -ENOMEM;
 
 	if (!tool_present(save_tool[fam]))
 		return 0;
-	if (sysexec_capture(argv, dump, NFQ_DUMP_MAX, err, err_len) < 0)
+	if (sysexec_capture(argv, dump, LEFTOVERS_DUMP_MAX, err, err_len) < 0)
 		return -EIO;
 	s.jumps = open_memstream(&parts[0], &lens[0]);
 	s.flushes = open_memstream(&parts[1], &lens[1]);
@@ -250,9 +252,9 @@ static int scan_family(struct nfq_dead_list *dead, const struct nfq_owner_filter
 	if (s.deletes && fclose(s.deletes) != 0)
 		ret = -ENOMEM;
 	if (ret >= 0 && s.objects) {
-		dead->restore[fam] = join_restore(parts);
-		dead->rule_objects += s.objects;
-		if (!dead->restore[fam])
+		l->restore[fam] = join_restore(parts);
+		l->rule_objects += s.objects;
+		if (!l->restore[fam])
 			ret = -ENOMEM;
 	}
 	for (int i = 0; i < 3; i++)
@@ -263,96 +265,113 @@ static int scan_family(struct nfq_dead_list *dead, const struct nfq_owner_filter
 /* ---- nft ---- */
 
 /* Reads the record of table tunlab_<pid>: its comment and queued destinations. */
-static int scan_nft_table(struct nfq_dead *d, char *dump, char *err, size_t err_len)
+static int scan_nft_table(struct leftover *d, char *dump, char *err, size_t err_len)
 {
 	char table[48], *save = NULL;
 	const char *argv[] = { "nft", "list", "table", "inet", table, NULL };
 	struct ip_prefix dst;
 	int ret = 0;
 
-	snprintf(table, sizeof(table), NFQ_NFT_TABLE_PREFIX "%ld", d->pid);
-	if (sysexec_capture(argv, dump, NFQ_DUMP_MAX, err, err_len) < 0)
+	snprintf(table, sizeof(table), TAGRULES_NFT_TABLE_PREFIX "%ld", d->pid);
+	if (sysexec_capture(argv, dump, LEFTOVERS_DUMP_MAX, err, err_len) < 0)
 		return -EIO;
 	for (char *line = strtok_r(dump, "\n", &save); line && ret >= 0;
 	     line = strtok_r(NULL, "\n", &save)) {
 		long pid;
-		if (strstr(line, "comment \"" NFQ_COMMENT_PREFIX) &&
-		    nfq_parse_owner_comment(line, &pid, &d->has_addr, &d->addr))
+		if (strstr(line, "comment \"" TAGRULES_COMMENT_PREFIX) &&
+		    tagrules_parse_owner_comment(line, &pid, &d->has_addr, &d->addr))
 			continue;
 		if (strstr(line, " queue") && (prefix_after(line, "ip daddr ", &dst) ||
 					       prefix_after(line, "ip6 daddr ", &dst)))
-			ret = dead_add_prefix(d, &dst);
+			ret = leftover_add_prefix(d, &dst);
 	}
 	return ret;
 }
 
-static int scan_nft(struct nfq_dead_list *dead, const struct nfq_owner_filter *filter,
-		    char *dump, char *err, size_t err_len)
+static int scan_nft(struct leftovers *l, long want, char *dump, char *err, size_t err_len)
 {
 	static const char *const argv[] = { "nft", "list", "tables", NULL };
-	const char *key = "table inet " NFQ_NFT_TABLE_PREFIX;
-	long pids[256];
+	const char *key = "table inet " TAGRULES_NFT_TABLE_PREFIX;
+	long pids[LEFTOVERS_NFT_TABLES_MAX];
 	size_t n = 0, len;
 	FILE *f;
 	int ret = 0;
 
 	if (!tool_present("nft"))
 		return 0;
-	if (sysexec_capture(argv, dump, NFQ_DUMP_MAX, err, err_len) < 0)
+	if (sysexec_capture(argv, dump, LEFTOVERS_DUMP_MAX, err, err_len) < 0)
 		return 0; /* nft without nf_tables support: it holds nothing of ours */
-	for (const char *at = strstr(dump, key); at && n < 256; at = strstr(at + 1, key)) {
+	for (const char *at = strstr(dump, key); at && n < LEFTOVERS_NFT_TABLES_MAX;
+	     at = strstr(at + 1, key)) {
 		char *end;
 		long pid = strtol(at + strlen(key), &end, 10);
-		if (pid > 0 && (*end == '\n' || *end == '\0') && selected(filter, pid))
+		if (pid > 0 && (*end == '\n' || *end == '\0') && selected(want, pid))
 			pids[n++] = pid;
 	}
 	if (!n)
 		return 0;
-	f = open_memstream(&dead->nft, &len);
+	f = open_memstream(&l->nft, &len);
 	if (!f)
 		return -ENOMEM;
 	for (size_t i = 0; i < n && ret >= 0; i++) {
-		struct nfq_dead *d = dead_get(dead, pids[i]);
+		struct leftover *d = leftover_get(l, pids[i]);
 		ret = d ? scan_nft_table(d, dump, err, err_len) : -ENOMEM;
-		fprintf(f, "delete table inet " NFQ_NFT_TABLE_PREFIX "%ld\n", pids[i]);
-		dead->rule_objects++;
+		fprintf(f, "delete table inet " TAGRULES_NFT_TABLE_PREFIX "%ld\n", pids[i]);
+		l->rule_objects++;
 	}
 	if (fclose(f) != 0 && ret >= 0)
 		ret = -ENOMEM;
 	return ret;
 }
 
-int nfq_rules_scan(struct nfq_dead_list *dead, const struct nfq_owner_filter *filter,
-		   char *err, size_t err_len)
+int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len)
 {
-	char *dump = malloc(NFQ_DUMP_MAX);
+	char *dump = malloc(LEFTOVERS_DUMP_MAX);
 	int ret = -ENOMEM;
 
-	*dead = (struct nfq_dead_list){ 0 };
+	*l = (struct leftovers){ 0 };
 	if (!dump)
 		goto out;
-	ret = scan_family(dead, filter, NFQ_FAM_V4, dump, err, err_len);
+	ret = scan_family(l, pid, TAGRULES_FAM_V4, dump, err, err_len);
 	if (ret >= 0)
-		ret = scan_family(dead, filter, NFQ_FAM_V6, dump, err, err_len);
+		ret = scan_family(l, pid, TAGRULES_FAM_V6, dump, err, err_len);
 	if (ret >= 0)
-		ret = scan_nft(dead, filter, dump, err, err_len);
+		ret = scan_nft(l, pid, dump, err, err_len);
 	free(dump);
 out:
 	if (ret == -ENOMEM)
-		snprintf(err, err_len, "nfqueue cleanup: %s", strerror(ENOMEM));
+		snprintf(err, err_len, "cleanup: %s", strerror(ENOMEM));
 	return ret;
 }
 
-int nfq_rules_remove_scanned(const struct nfq_dead_list *dead, bool verbose, char *err,
-			     size_t err_len)
+int leftovers_remove_rules(const struct leftovers *l, bool verbose, char *err, size_t err_len)
 {
 	static const char *const nft_argv[] = { "nft", "-f", "-", NULL };
 	int ret = 0;
 
-	for (int fam = 0; fam < NFQ_FAM_COUNT; fam++)
-		if (dead->restore[fam] && nfq_restore(fam, dead->restore[fam], verbose, err, err_len) < 0)
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++)
+		if (l->restore[fam] &&
+		    tagrules_restore(fam, l->restore[fam], verbose, err, err_len) < 0)
 			ret = -EIO;
-	if (dead->nft && sysexec_pipe(nft_argv, dead->nft, NULL, 0, verbose, err, err_len) < 0)
+	if (l->nft && sysexec_pipe(nft_argv, l->nft, NULL, 0, verbose, err, err_len) < 0)
 		ret = -EIO;
-	return ret < 0 ? ret : (int)dead->rule_objects;
+	return ret < 0 ? ret : (int)l->rule_objects;
+}
+
+int leftovers_cleanup(bool verbose, bool only_if_rules, char *err, size_t err_len)
+{
+	struct leftovers dead;
+	int routes = 0, rules;
+	int ret = leftovers_scan(&dead, 0, err, err_len);
+
+	if (ret < 0)
+		goto out;
+	if (!only_if_rules || dead.count)
+		routes = loroutes_remove_dead(&dead, verbose, err, err_len);
+	/* The rules go last: they are the record of the rest. */
+	rules = routes < 0 ? 0 : leftovers_remove_rules(&dead, verbose, err, err_len);
+	ret = routes < 0 ? routes : rules < 0 ? rules : routes + rules;
+out:
+	leftovers_free(&dead);
+	return ret;
 }

@@ -8,37 +8,37 @@
  * source address, TTL and DSCP included, and is routed by its destination.
  * The kernel only fills in the IPv4 header checksum (and an ID of 0).
  *
- * Every injected packet carries SO_MARK NFQ_MARK, which the client's OUT
- * chain returns on first, so that a packet from the tunnel is never stolen
- * back into it. A raw socket cannot take GSO or partial checksums, so the
- * frontend never announces FRONTEND_CAP_OFFLOAD and the tunnel hands over
- * plain packets only.
+ * Every injected packet carries SO_MARK RAWINJECT_MARK, so that a
+ * frontend's rules can let tunlab's own packets pass (the nfqueue client
+ * returns them before stealing). A raw socket cannot take GSO or partial
+ * checksums, so a frontend that injects here never announces
+ * FRONTEND_CAP_OFFLOAD and the tunnel hands over plain packets only.
  *
  * Sends never block: a full socket buffer or qdisc drops the packet, and
- * the drop is counted in inject_errors like any other refusal.
+ * the drop is counted as refused like any other refusal.
  */
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "nfq.h"
+#include "rawinject.h"
 
 #ifndef IPV6_HDRINCL
 #define IPV6_HDRINCL 36 /* linux/in6.h; glibc's netinet/in.h lacks it */
 #endif
 
 enum {
-	NFQ_SNDBUF = 4 << 20, /* a batch of 64 packets of 64 KiB */
+	RAWINJECT_SNDBUF = 4 << 20, /* a batch of 64 packets of 64 KiB */
 };
 
 static int raw_socket(int family, int *out)
 {
-	int one = 1, mark = NFQ_MARK, size = NFQ_SNDBUF;
+	int one = 1, mark = RAWINJECT_MARK, size = RAWINJECT_SNDBUF;
 	int fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 
 	if (fd < 0)
@@ -57,11 +57,11 @@ fail:
 	return one;
 }
 
-int nfq_inject_open(struct nfq_inject *in, char *err, size_t err_len)
+int rawinject_open(struct rawinject *in, char *err, size_t err_len)
 {
 	int ret;
 
-	*in = (struct nfq_inject){ .fd4 = -1, .fd6 = -1 };
+	*in = (struct rawinject){ .fd4 = -1, .fd6 = -1 };
 	in->msgs = calloc(PKT_BATCH_MAX, sizeof(*in->msgs));
 	in->iov = calloc(PKT_BATCH_MAX, sizeof(*in->iov));
 	in->to = calloc(PKT_BATCH_MAX, sizeof(*in->to));
@@ -78,11 +78,11 @@ int nfq_inject_open(struct nfq_inject *in, char *err, size_t err_len)
 	return 0;
 fail:
 	snprintf(err, err_len, "raw socket for injection: %s", strerror(-ret));
-	nfq_inject_close(in);
+	rawinject_close(in);
 	return ret;
 }
 
-void nfq_inject_close(struct nfq_inject *in)
+void rawinject_close(struct rawinject *in)
 {
 	if (in->fd4 >= 0)
 		close(in->fd4);
@@ -128,7 +128,7 @@ static bool packet_dest(const struct pkt *p, int family, struct sockaddr_storage
 }
 
 /* Sends msgs[0..n) on fd; each packet the kernel refuses is skipped and counted. */
-static int send_all(int fd, struct mmsghdr *msgs, unsigned n, struct frontend_stats *st)
+static int send_all(int fd, struct mmsghdr *msgs, unsigned n, struct rawinject_counts *c)
 {
 	unsigned off = 0;
 
@@ -140,13 +140,13 @@ static int send_all(int fd, struct mmsghdr *msgs, unsigned n, struct frontend_st
 		if (sent < 0 && send_error_fatal(errno))
 			return -errno;
 		if (sent < 0) {
-			st->inject_errors++; /* msgs[off] refused: EPERM, EMSGSIZE, EAGAIN... */
+			c->refused++; /* msgs[off] refused: EPERM, EMSGSIZE, EAGAIN... */
 			off++;
 			continue;
 		}
 		for (unsigned i = off; i < off + (unsigned)sent; i++) {
-			st->injected_packets++;
-			st->injected_bytes += msgs[i].msg_hdr.msg_iov->iov_len;
+			c->packets++;
+			c->bytes += msgs[i].msg_hdr.msg_iov->iov_len;
 		}
 		off += (unsigned)sent;
 	}
@@ -154,8 +154,8 @@ static int send_all(int fd, struct mmsghdr *msgs, unsigned n, struct frontend_st
 }
 
 /* Gathers the batch's packets of one family into msgs and sends them. */
-static int inject_family(struct nfq_inject *in, const struct pkt_batch *batch, int family,
-			 struct frontend_stats *st)
+static int inject_family(struct rawinject *in, const struct pkt_batch *batch, int family,
+			 struct rawinject_counts *c)
 {
 	int fd = family == AF_INET ? in->fd4 : in->fd6;
 	unsigned n = 0;
@@ -167,7 +167,7 @@ static int inject_family(struct nfq_inject *in, const struct pkt_batch *batch, i
 		if ((p->len ? p->data[0] >> 4 : 0) != (family == AF_INET ? 4 : 6))
 			continue;
 		if (fd < 0 || !packet_dest(p, family, &in->to[n], &len)) {
-			st->inject_errors++; /* not plain, malformed, or no IPv6 here */
+			c->refused++; /* not plain, malformed, or no IPv6 here */
 			continue;
 		}
 		in->iov[n] = (struct iovec){ .iov_base = p->data, .iov_len = p->len };
@@ -179,7 +179,7 @@ static int inject_family(struct nfq_inject *in, const struct pkt_batch *batch, i
 		} };
 		n++;
 	}
-	return n ? send_all(fd, in->msgs, n, st) : 0;
+	return n ? send_all(fd, in->msgs, n, c) : 0;
 }
 
 static bool is_ip(const struct pkt *p)
@@ -187,17 +187,17 @@ static bool is_ip(const struct pkt *p)
 	return p->len && ((p->data[0] >> 4) == 4 || (p->data[0] >> 4) == 6);
 }
 
-int nfq_inject_batch(struct nfq_inject *in, const struct pkt_batch *batch,
-		     struct frontend_stats *st, char *err, size_t err_len)
+int rawinject_batch(struct rawinject *in, const struct pkt_batch *batch,
+		    struct rawinject_counts *counts, char *err, size_t err_len)
 {
 	int ret;
 
 	for (unsigned i = 0; i < batch->count; i++)
 		if (!is_ip(&batch->pkts[i]))
-			st->inject_errors++;
-	ret = inject_family(in, batch, AF_INET, st);
+			counts->refused++;
+	ret = inject_family(in, batch, AF_INET, counts);
 	if (ret == 0)
-		ret = inject_family(in, batch, AF_INET6, st);
+		ret = inject_family(in, batch, AF_INET6, counts);
 	if (ret < 0)
 		snprintf(err, err_len, "raw socket send: %s", strerror(-ret));
 	return ret;

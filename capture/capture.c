@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+/* The loopback + libpcap frontend: the first background text's design, built as well as it can be. */
+
+/*
+ * Capture. Every remote prefix (client: --route; server: every peer's
+ * prefixes) is routed to lo with "src <inner address>" and "mtu <inner
+ * MTU>", proto 77 (common/loroutes.c, TO_LO; IPv6 prefixes as "local"
+ * routes, since Linux turns an IPv6 route via lo into a reject route).
+ * The stack builds the packet as for any other route and sends it out
+ * through lo, which loops it straight back in. libpcap reads it there on
+ * its way in (cap_pcap.c), and a raw-table rule "-i lo -d PREFIX -j DROP"
+ * in a chain TUNLAB-<pid>-PCAP (cap_text.c) stops it before conntrack
+ * and routing: without it the kernel would deliver it locally (a route
+ * via lo makes the destination local: the stack answers pings for dst,
+ * resets TCP for it) or, for the server's forwarded return traffic, send
+ * it round lo until its TTL runs out, each lap captured again.
+ *
+ * The server's return traffic from the hosts behind it to its clients'
+ * prefixes takes the same way for IPv4: forwarded to the route via lo, it
+ * loops back in and is read and dropped like the client's own. For IPv6
+ * that cannot work (a reject route answers "no route", a local route
+ * delivers a forwarded packet without passing lo), so a second handle on
+ * "any" reads it where it arrives and the DROP rule matches every
+ * interface: the limitation of "loopback is closed on the local machine".
+ *
+ * Large segments. lo has a 64 KiB MTU and does TSO and checksum offload,
+ * so local TCP hands lo one packet of up to 64 KiB per burst, whatever
+ * the route's MTU, with its checksum partial (the field holds the
+ * pseudo-header sum): that is what libpcap reads. Such packets are
+ * described, not finished here: PKT_F_NEEDS_CSUM when the field holds the
+ * pseudo-header sum, TCP GSO with gso_size from the inner MTU when longer
+ * than it (common/offload.c); the tunnel carries them whole and the
+ * sending side segments and checksums in software for a peer that cannot
+ * inject them (both of our injection methods), so one 64 KiB packet
+ * crosses the frontend boundary and TLS sees one large write.
+ *
+ * Inject. A raw socket by default (common/rawinject.c, one sendmmsg per
+ * family per batch), or with --inject pcap, pcap_inject on the lo handle
+ * (cap_inject.c, one send per packet). Neither takes offload packets.
+ *
+ * Fail-closed. When tunlab dies, by kill -9 too, routes and rules stay:
+ * traffic to the prefixes keeps looping into lo and being dropped, never
+ * sent in clear. `tunlab cleanup` (and every open first) removes what
+ * dead instances left (common/leftovers.c); after that, traffic follows
+ * whatever route is left, in clear.
+ *
+ * What the approach cannot do: --select (a route takes everything to a
+ * prefix; nfqueue selects), --fail-open (nothing to fall back to), apply
+ * backpressure (a full ring drops, counted from pcap_stats in
+ * capture_drops), or keep local traffic inside a prefix local, other
+ * than to the inner address.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/leftovers.h"
+#include "../common/loroutes.h"
+#include "../common/rawinject.h"
+#include "../common/tagrules.h"
+#include "cap.h"
+#include "capture.h"
+
+enum { CAP_MTU_DEFAULT = 1500 };
+
+struct capf {
+	struct frontend fe;
+	struct cap_reader reader;
+	bool inject_pcap;
+	struct rawinject raw;
+	struct cap_inject pinject;
+	struct cap_plan plans[CAP_HANDLES_MAX];
+	unsigned plan_count;
+	bool rules[TAGRULES_FAM_COUNT]; /* the families whose rules we installed */
+	long pid;
+	char comment[TAGRULES_COMMENT_MAX];
+	struct loroutes routes;
+	bool verbose;
+};
+
+static struct capf *to_capf(const struct frontend *fe)
+{
+	return (struct capf *)fe;
+}
+
+/* What a route to lo cannot do, said before anything is created. */
+static int check_config(const struct frontend_config *cfg, bool *inject_pcap, char *err,
+			size_t err_len)
+{
+	if (cfg->selector_count) {
+		snprintf(err, err_len, "--select: a route to lo takes all traffic to a prefix; "
+			 "selectors need a netfilter frontend (--frontend nfqueue)");
+		return -EINVAL;
+	}
+	if (cfg->fail_open) {
+		snprintf(err, err_len, "--fail-open: traffic routed to lo has no other way out; "
+			 "without tunlab it is dropped");
+		return -EINVAL;
+	}
+	*inject_pcap = cfg->inject && strcmp(cfg->inject, "pcap") == 0;
+	if (cfg->inject && !*inject_pcap && strcmp(cfg->inject, "raw") != 0) {
+		snprintf(err, err_len, "--inject '%s': not an injection method; pcap injects "
+			 "with raw (a raw socket, the default) or pcap (pcap_inject on lo)",
+			 cfg->inject);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- rules ---- */
+
+/* If the exact removal fails (someone changed our chain), remove by owner instead. */
+static void remove_rules(struct capf *c)
+{
+	char err[512];
+
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
+		char *text;
+		struct leftovers mine = { 0 };
+
+		if (!c->rules[fam])
+			continue;
+		text = cap_rules_remove_text(c->comment, c->pid);
+		if (tagrules_restore(fam, text, c->verbose, err, sizeof(err)) < 0 &&
+		    leftovers_scan(&mine, c->pid, err, sizeof(err)) >= 0)
+			leftovers_remove_rules(&mine, c->verbose, err, sizeof(err));
+		leftovers_free(&mine);
+		free(text);
+		c->rules[fam] = false;
+	}
+}
+
+static int install_rules(struct capf *c, const struct frontend_config *cfg, char *err,
+			 size_t err_len)
+{
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
+		bool enomem;
+		char *text = cap_rules_text(cfg, c->plans, c->plan_count, c->pid,
+					    tagrules_fam_af(fam), &enomem);
+		int ret;
+
+		if (!text && !enomem)
+			continue; /* no prefix of this family */
+		ret = tagrules_restore(fam, text, cfg->verbose, err, err_len);
+		free(text);
+		if (ret < 0) {
+			remove_rules(c);
+			return ret;
+		}
+		c->rules[fam] = true;
+	}
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+static int setup_routes(struct capf *c, const struct frontend_config *cfg, char *err,
+			size_t err_len)
+{
+	struct loroutes_params p = {
+		.routes = cfg->routes,
+		.route_count = cfg->route_count,
+		.has_address = cfg->has_address,
+		.address = cfg->address,
+		.mode = LOROUTES_TO_LO,
+		.mtu = cfg->mtu,
+		.verbose = cfg->verbose,
+	};
+	int ret = loroutes_setup(&c->routes, &p, err, err_len);
+
+	if (ret < 0 && ret != -EIO)
+		snprintf(err, err_len, "pcap routes: %s", strerror(-ret));
+	return ret;
+}
+
+static int open_inject(struct capf *c, char *err, size_t err_len)
+{
+	if (c->inject_pcap)
+		return cap_inject_open(&c->pinject, cap_reader_lo(&c->reader), err, err_len);
+	return rawinject_open(&c->raw, err, err_len);
+}
+
+static void close_inject(struct capf *c)
+{
+	if (c->inject_pcap)
+		cap_inject_close(&c->pinject);
+	else
+		rawinject_close(&c->raw);
+}
+
+static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap)
+{
+	struct capf *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->fe.ops = &pcap_frontend;
+	c->verbose = cfg->verbose;
+	c->inject_pcap = inject_pcap;
+	c->raw = (struct rawinject){ .fd4 = -1, .fd6 = -1 };
+	c->pid = (long)getpid();
+	tagrules_owner_comment(cfg->has_address ? &cfg->address.addr : NULL, c->pid, c->comment,
+			       sizeof(c->comment));
+	c->plan_count = cap_plan_for(cfg, c->plans);
+	return c;
+}
+
+/*
+ * The handles first, so that the first packet a route sends is read; the
+ * DROP rules before the routes, so that no packet reaches the local stack.
+ */
+static int capf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
+		     size_t err_len)
+{
+	struct frontend_config local = *cfg;
+	char ignored[256];
+	bool inject_pcap = false;
+	struct capf *c = NULL;
+	int ret = check_config(cfg, &inject_pcap, err, err_len);
+
+	if (ret < 0)
+		goto out;
+	if (!local.mtu)
+		local.mtu = CAP_MTU_DEFAULT;
+	ret = -ENOMEM;
+	c = capf_new(&local, inject_pcap);
+	if (!c) {
+		snprintf(err, err_len, "pcap: %s", strerror(ENOMEM));
+		goto out;
+	}
+	/* A dead instance's lo address and routes would collide with ours. */
+	leftovers_cleanup(cfg->verbose, true, ignored, sizeof(ignored));
+	ret = cap_reader_open(&c->reader, &local, c->plans, c->plan_count, err, err_len);
+	if (ret < 0)
+		goto err_free;
+	ret = open_inject(c, err, err_len);
+	if (ret < 0)
+		goto err_reader;
+	ret = install_rules(c, &local, err, err_len);
+	if (ret < 0)
+		goto err_inject;
+	ret = setup_routes(c, &local, err, err_len);
+	if (ret < 0)
+		goto err_rules;
+	*out = &c->fe;
+	return 0;
+
+err_rules:
+	remove_rules(c);
+err_inject:
+	close_inject(c);
+err_reader:
+	cap_reader_close(&c->reader);
+err_free:
+	free(c);
+out:
+	return ret;
+}
+
+static int capf_fd(const struct frontend *fe)
+{
+	return cap_reader_fd(&to_capf(fe)->reader);
+}
+
+static int capf_read_batch(struct frontend *fe, struct pkt_batch *batch)
+{
+	return cap_reader_read(&to_capf(fe)->reader, batch, &fe->stats, fe->error,
+			       sizeof(fe->error));
+}
+
+static int capf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
+{
+	struct capf *c = to_capf(fe);
+	struct rawinject_counts n = { 0 };
+	int ret;
+
+	if (c->inject_pcap)
+		return cap_inject_batch(&c->pinject, batch, &fe->stats, fe->error,
+					sizeof(fe->error));
+	ret = rawinject_batch(&c->raw, batch, &n, fe->error, sizeof(fe->error));
+	fe->stats.injected_packets += n.packets;
+	fe->stats.injected_bytes += n.bytes;
+	fe->stats.inject_errors += n.refused;
+	return ret;
+}
+
+static void capf_close(struct frontend *fe)
+{
+	struct capf *c = to_capf(fe);
+
+	if (!c)
+		return;
+	/* Routes first, rules last: the rules are the record of the routes until the end. */
+	loroutes_teardown(&c->routes, c->verbose);
+	remove_rules(c);
+	close_inject(c);
+	cap_reader_close(&c->reader);
+	free(c);
+}
+
+static int capf_cleanup(bool verbose, char *err, size_t err_len)
+{
+	return leftovers_cleanup(verbose, false, err, err_len);
+}
+
+const struct frontend_ops pcap_frontend = {
+	.name = "pcap",
+	.summary = "route remote prefixes to lo and read them back with libpcap; "
+		   "inject with a raw socket or pcap_inject",
+	.open = capf_open,
+	.fd = capf_fd,
+	.read_batch = capf_read_batch,
+	.write_batch = capf_write_batch,
+	.close = capf_close,
+	.cleanup = capf_cleanup,
+};

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* What tunlab instances that no longer run left in this network namespace, found from their rules. */
+#ifndef TUNLAB_LEFTOVERS_H
+#define TUNLAB_LEFTOVERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "prefix.h"
+#include "tagrules.h"
+
+/* What one instance left, as its rules record it. */
+struct leftover {
+	long pid;
+	bool has_addr;
+	struct ip_addr addr;        /* its inner address, from the jump rules' comment */
+	struct ip_prefix *prefixes; /* the destinations its chains captured */
+	size_t prefix_count, prefix_cap;
+};
+
+struct leftovers {
+	struct leftover *items;
+	size_t count, cap;
+	char *restore[TAGRULES_FAM_COUNT]; /* ip(6)tables-restore --noflush input removing them */
+	char *nft;                         /* nft -f input deleting their tables */
+	size_t rule_objects;               /* chains, jump rules and nft tables in the above */
+};
+
+/*
+ * Collects the raw-table chains TUNLAB-<pid>-*, their jump rules and nft
+ * tables tunlab_<pid> of pid, or (pid 0) of every pid that no longer
+ * runs, and what they record: the inner address from the comment, the
+ * prefixes from the capture rules (-d PREFIX -j NFQUEUE or -j DROP).
+ */
+int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len);
+/* Removes the collected rules; returns the number of objects removed. */
+int leftovers_remove_rules(const struct leftovers *l, bool verbose, char *err, size_t err_len);
+void leftovers_free(struct leftovers *l);
+
+/*
+ * The whole of `tunlab cleanup` for the packet frontends that route to lo
+ * or steal with rules (nfqueue, pcap): dead instances' routes and lo
+ * addresses (common/loroutes.h), then their rules, which are the record
+ * of the rest. With only_if_rules, a namespace where no dead instance
+ * left rules costs no route or address dump (what open does first).
+ * Returns the number of objects removed or a negative errno.
+ */
+int leftovers_cleanup(bool verbose, bool only_if_rules, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: MIT
+/* The inner address on lo and the routes that make local traffic carry it (and, for pcap, go to lo). */
+
+/*
+ * A locally originated packet reaches the OUTPUT hook only once a route
+ * exists for it, and it gets its source address from that route. With
+ * --address the address goes on lo as a host address (/32, /128, label
+ * "lo:tl<pid>" for IPv4) and each remote prefix gets a route with "src
+ * <inner address> proto 77". Which route depends on the frontend:
+ *
+ * KEEP_PATH (nfqueue: its rules steal at the hook, so traffic they do not
+ * select keeps its normal path): a copy of each prefix's current path
+ * (`ip route get` of its first address), same next hop and device, with
+ * the source added. IPv4 copies are prepended (they win over an identical
+ * route, and a delete naming proto 77 removes only them); IPv6 copies
+ * take metric 1. A prefix with no route at all gets "dev lo" so that its
+ * packets reach OUTPUT (the server's clients' prefixes; Linux turns such
+ * an IPv6 route into a reject route: ICMPv6 and UDP still pass OUTPUT
+ * first, a TCP connect() fails with ENETUNREACH before it). Without
+ * --address no copy is made.
+ *
+ * TO_LO (pcap: the first background text's design): every prefix goes to
+ * lo. An IPv4 route via lo is local to the kernel (RTCF_LOCAL): packets
+ * loop through lo and come back in as if addressed to us, where a raw
+ * PREROUTING rule drops them after libpcap has read them. The same IPv6
+ * route would be a reject route, so IPv6 prefixes get "local" routes in
+ * table local instead (AnyIP): the packets take the same loop. Both carry
+ * "mtu <inner MTU>", so that local TCP sizes its segments and the stack
+ * fragments as it would for a TUN device of that MTU, not for lo's 64 KiB.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loroutes.h"
+#include "sysexec.h"
+
+enum { LOROUTES_DUMP_MAX = 1 << 20, LOROUTES_WORD_MAX = 64 };
+
+/* One answer of `ip -o route get`: "10.9.0.0 via 10.1.0.1 dev eth0 src ... \ cache". */
+struct path {
+	struct ip_addr dst;
+	bool unicast;
+	char via[LOROUTES_WORD_MAX + 8]; /* "10.1.0.1" or "inet6 fe80::1" */
+	char dev[LOROUTES_WORD_MAX];
+};
+
+static const char *const route_types[] = { "local", "broadcast", "unreachable", "prohibit",
+					   "blackhole", "multicast", "anycast", "throw", "nat",
+					   NULL };
+
+/* The word after key in line, into out; false if absent. */
+static bool word_after(const char *line, const char *key, char *out, size_t out_len)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = strstr(line, key); p; p = strstr(p + 1, key)) {
+		if ((p != line && p[-1] != ' ') || p[klen] != ' ')
+			continue;
+		p += klen + 1;
+		snprintf(out, out_len, "%.*s", (int)strcspn(p, " \\\n"), p);
+		return out[0] != '\0';
+	}
+	return false;
+}
+
+static bool is_route_type(const char *word, size_t len)
+{
+	for (size_t i = 0; route_types[i]; i++)
+		if (strlen(route_types[i]) == len && strncmp(word, route_types[i], len) == 0)
+			return true;
+	return false;
+}
+
+static bool parse_path(const char *line, struct path *out)
+{
+	char word[LOROUTES_WORD_MAX];
+	size_t n = strcspn(line, " ");
+
+	*out = (struct path){ .unicast = !is_route_type(line, n) };
+	if (!out->unicast)
+		line += n + (line[n] == ' ');
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(line, " /"), line);
+	if (addr_parse(word, &out->dst) < 0)
+		return false;
+	if (word_after(line, "via", out->via, sizeof(out->via)) &&
+	    (!strcmp(out->via, "inet") || !strcmp(out->via, "inet6"))) {
+		char gw[LOROUTES_WORD_MAX];
+		if (word_after(line, out->via, gw, sizeof(gw)))
+			snprintf(out->via + strlen(out->via), sizeof(out->via) - strlen(out->via),
+				 " %s", gw);
+	}
+	out->unicast = out->unicast && word_after(line, "dev", out->dev, sizeof(out->dev));
+	return true;
+}
+
+/* Every prefix's current path, one `ip -batch` for all; paths[i].dev "" if none. */
+static int lookup_paths(const struct loroutes_params *p, struct path *paths)
+{
+	static const char *const argv[] = { "ip", "-o", "-force", "-batch", "-", NULL };
+	char *input = NULL, *out = malloc(LOROUTES_DUMP_MAX), *save = NULL, text[PREFIX_STR_MAX];
+	char ignored[256];
+	size_t len;
+	FILE *f = open_memstream(&input, &len);
+	struct path path;
+
+	if (!f || !out) {
+		if (f)
+			fclose(f);
+		free(input);
+		free(out);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < p->route_count; i++) {
+		addr_format(&p->routes[i].addr, text, sizeof(text));
+		fprintf(f, "route get %s\n", text);
+	}
+	if (fclose(f) != 0) {
+		free(input);
+		free(out);
+		return -ENOMEM;
+	}
+	/* A prefix without a route makes ip complain and exit 1: it just has no answer. */
+	sysexec_pipe(argv, input, out, LOROUTES_DUMP_MAX, false, ignored, sizeof(ignored));
+	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!parse_path(line, &path))
+			continue;
+		for (size_t i = 0; i < p->route_count; i++)
+			if (!memcmp(&p->routes[i].addr, &path.dst, sizeof(path.dst)))
+				paths[i] = path;
+	}
+	free(input);
+	free(out);
+	return 0;
+}
+
+/* ---- setup ---- */
+
+static bool same_family_address(const struct loroutes_params *p, const struct ip_prefix *prefix)
+{
+	return p->has_address && p->address.addr.family == prefix->addr.family;
+}
+
+static void source_text(const struct loroutes_params *p, const struct ip_prefix *prefix,
+			char *out, size_t out_len)
+{
+	char addr[PREFIX_STR_MAX];
+
+	out[0] = '\0';
+	if (!same_family_address(p, prefix))
+		return;
+	addr_format(&p->address.addr, addr, sizeof(addr));
+	snprintf(out, out_len, " src %s", addr);
+}
+
+static void keep_path_lines(FILE *setup, FILE *teardown, const struct loroutes_params *p,
+			    const struct ip_prefix *prefix, const struct path *path)
+{
+	bool v6 = prefix->addr.family == AF_INET6, copy = path->unicast && path->dev[0];
+	char dst[PREFIX_STR_MAX], src[PREFIX_STR_MAX + 8], via[LOROUTES_WORD_MAX + 16] = "";
+	char tail[32];
+
+	/* A route that exists and would get no source adds nothing. */
+	if (copy && !same_family_address(p, prefix))
+		return;
+	prefix_format(prefix, dst, sizeof(dst));
+	source_text(p, prefix, src, sizeof(src));
+	if (copy && path->via[0])
+		snprintf(via, sizeof(via), " via %s", path->via);
+	snprintf(tail, sizeof(tail), " proto %d%s", LOROUTES_PROTO, v6 ? " metric 1" : "");
+	_Static_assert(LOROUTES_V6_METRIC == 1, "the line above spells the metric");
+	fprintf(setup, "route %s %s%s dev %s%s%s\n", v6 ? "add" : "prepend", dst, via,
+		copy ? path->dev : "lo", src, tail);
+	fprintf(teardown, "route del %s%s dev %s%s\n", dst, via, copy ? path->dev : "lo", tail);
+}
+
+static void to_lo_lines(FILE *setup, FILE *teardown, const struct loroutes_params *p,
+			const struct ip_prefix *prefix)
+{
+	bool v6 = prefix->addr.family == AF_INET6;
+	/* "local" (AnyIP): the IPv6 route via lo that the kernel does not turn into a reject. */
+	const char *type = v6 ? "local " : "", *table = v6 ? " table local" : "";
+	char dst[PREFIX_STR_MAX], src[PREFIX_STR_MAX + 8], mtu[24] = "";
+
+	prefix_format(prefix, dst, sizeof(dst));
+	source_text(p, prefix, src, sizeof(src));
+	if (p->mtu)
+		snprintf(mtu, sizeof(mtu), " mtu %u", p->mtu);
+	fprintf(setup, "route %s %s%s dev lo%s%s proto %d%s\n", v6 ? "add" : "prepend", type, dst,
+		table, src, LOROUTES_PROTO, mtu);
+	fprintf(teardown, "route del %s%s dev lo%s proto %d\n", type, dst, table, LOROUTES_PROTO);
+}
+
+static void address_text(const struct loroutes_params *p, char *out, size_t out_len)
+{
+	char addr[PREFIX_STR_MAX];
+
+	addr_format(&p->address.addr, addr, sizeof(addr));
+	snprintf(out, out_len, "%s/%d", addr, p->address.addr.family == AF_INET ? 32 : 128);
+}
+
+static int close_streams(FILE *s, FILE *t, int ret)
+{
+	if (s && fclose(s) != 0)
+		ret = -ENOMEM;
+	if (t && fclose(t) != 0)
+		ret = -ENOMEM;
+	return ret;
+}
+
+/* Setup adds the routes; teardown deletes them, then the address if it is ours. */
+static int build_lines(const struct loroutes_params *p, const struct path *paths,
+		       bool addr_owned, char **setup, char **teardown)
+{
+	char text[PREFIX_STR_MAX + 8];
+	size_t slen, tlen;
+	FILE *s = open_memstream(setup, &slen), *t = open_memstream(teardown, &tlen);
+	int ret = -ENOMEM;
+
+	if (!s || !t)
+		goto out;
+	for (size_t i = 0; i < p->route_count; i++) {
+		if (p->mode == LOROUTES_TO_LO)
+			to_lo_lines(s, t, p, &p->routes[i]);
+		else
+			keep_path_lines(s, t, p, &p->routes[i], &paths[i]);
+	}
+	/* Routes go before the address their src names. */
+	if (addr_owned) {
+		address_text(p, text, sizeof(text));
+		fprintf(t, "addr del %s dev lo\n", text);
+	}
+	ret = 0;
+out:
+	ret = close_streams(s, t, ret);
+	if (ret < 0) {
+		free(*setup);
+		free(*teardown);
+		*setup = *teardown = NULL;
+	}
+	return ret;
+}
+
+static int address_line(const struct loroutes_params *p, const char *verb, bool force,
+			char *err, size_t err_len)
+{
+	char line[160], text[PREFIX_STR_MAX + 8];
+	bool add = !strcmp(verb, "add");
+
+	address_text(p, text, sizeof(text));
+	if (add && p->address.addr.family == AF_INET)
+		snprintf(line, sizeof(line),
+			 "addr add %s dev lo label " LOROUTES_LO_LABEL_PREFIX "%ld\n", text,
+			 (long)getpid());
+	else
+		snprintf(line, sizeof(line), "addr %s %s dev lo\n", verb, text);
+	return sysexec_ip_batch(line, force, p->verbose, err, err_len);
+}
+
+static int plan(const struct loroutes_params *p, bool lookup, bool addr_owned, char **setup,
+		char **teardown)
+{
+	struct path *paths = calloc(p->route_count ? p->route_count : 1, sizeof(*paths));
+	int ret = -ENOMEM;
+
+	*setup = *teardown = NULL;
+	if (!paths)
+		return ret;
+	ret = lookup && p->mode == LOROUTES_KEEP_PATH ? lookup_paths(p, paths) : 0;
+	if (ret == 0)
+		ret = build_lines(p, paths, addr_owned, setup, teardown);
+	free(paths);
+	return ret;
+}
+
+int loroutes_text(const struct loroutes_params *p, char **setup, char **teardown)
+{
+	return plan(p, false, p->has_address, setup, teardown);
+}
+
+int loroutes_setup(struct loroutes *r, const struct loroutes_params *p, char *err,
+		   size_t err_len)
+{
+	char *setup = NULL, ignored[256];
+	int ret;
+
+	*r = (struct loroutes){ 0 };
+	if (p->has_address) {
+		r->addr_owned = address_line(p, "add", false, err, err_len) == 0;
+		/* An address that is there already is not ours to delete. */
+		if (!r->addr_owned && !strstr(err, "File exists"))
+			return -EIO;
+	}
+	ret = plan(p, true, r->addr_owned, &setup, &r->teardown);
+	if (ret < 0) {
+		if (r->addr_owned)
+			address_line(p, "del", true, ignored, sizeof(ignored));
+		snprintf(err, err_len, "routes: %s", strerror(-ret));
+		return ret;
+	}
+	if (setup[0] && sysexec_ip_batch(setup, false, p->verbose, err, err_len) < 0) {
+		/* -force: whatever part of the batch went in comes out. */
+		loroutes_teardown(r, p->verbose);
+		ret = -EIO;
+	}
+	free(setup);
+	return ret;
+}
+
+void loroutes_teardown(struct loroutes *r, bool verbose)
+{
+	char err[256];
+
+	if (r->teardown && r->teardown[0])
+		sysexec_ip_batch(r->teardown, true, verbose, err, sizeof(err));
+	free(r->teardown);
+	r->teardown = NULL;
+}
+
+/* ---- what dead instances left ---- */
+
+static bool owns_route(const struct leftover *d, bool has_src, const struct ip_addr *src,
+		       const struct ip_prefix *dst)
+{
+	bool owner = has_src ? d->has_addr && !memcmp(src, &d->addr, sizeof(*src))
+			     : !d->has_addr || d->addr.family != dst->addr.family;
+
+	for (size_t k = 0; owner && k < d->prefix_count; k++)
+		if (d->prefixes[k].len == dst->len &&
+		    !memcmp(&d->prefixes[k].addr, &dst->addr, sizeof(dst->addr)))
+			return true;
+	return false;
+}
+
+/* "[local] 10.9.0.0/24 via 10.1.0.1 dev eth0 src 10.8.0.2" of a dead instance: its delete line. */
+static void dead_route(FILE *f, const struct leftovers *dead, const char *line, size_t *count)
+{
+	char word[LOROUTES_WORD_MAX], via[LOROUTES_WORD_MAX], dev[LOROUTES_WORD_MAX];
+	char type[16] = "", metric[16], table[32];
+	struct ip_prefix dst;
+	struct ip_addr src;
+	bool has_src = word_after(line, "src", word, sizeof(word)) && addr_parse(word, &src) == 0;
+	size_t n = strcspn(line, " ");
+
+	if (is_route_type(line, n)) {
+		snprintf(type, sizeof(type), "%.*s ", (int)n, line);
+		line += n + 1;
+	}
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(line, " "), line);
+	if (prefix_parse(word, &dst) < 0 || !word_after(line, "dev", dev, sizeof(dev)))
+		return;
+	for (size_t i = 0; i < dead->count; i++) {
+		if (!owns_route(&dead->items[i], has_src, &src, &dst))
+			continue;
+		fprintf(f, "route del %s%s", type, word);
+		if (word_after(line, "via", via, sizeof(via)))
+			fprintf(f, " via %s", via);
+		fprintf(f, " dev %s proto %d", dev, LOROUTES_PROTO);
+		if (word_after(line, "metric", metric, sizeof(metric)))
+			fprintf(f, " metric %s", metric);
+		if (word_after(line, "table", table, sizeof(table)))
+			fprintf(f, " table %s", table);
+		fputc('\n', f);
+		(*count)++;
+		return;
+	}
+}
+
+static int dead_routes(FILE *f, const struct leftovers *dead, char *buf, size_t *count,
+		       char *err, size_t err_len)
+{
+	static const char *const argv4[] = { "ip", "-o", "-4", "route", "show", "table", "all",
+					     "proto", "77", NULL };
+	static const char *const argv6[] = { "ip", "-o", "-6", "route", "show", "table", "all",
+					     "proto", "77", NULL };
+	const char *const *argvs[2] = { argv4, argv6 };
+	_Static_assert(LOROUTES_PROTO == 77, "argv above spells the protocol");
+
+	for (int fam = 0; fam < 2; fam++) {
+		char *save = NULL;
+		if (sysexec_capture(argvs[fam], buf, LOROUTES_DUMP_MAX, err, err_len) < 0)
+			return -EIO;
+		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			dead_route(f, dead, line, count);
+	}
+	return 0;
+}
+
+/* An IPv4 address labelled lo:tl<pid> of a dead pid, or a dead instance's IPv6 address. */
+static void dead_address(FILE *f, const struct leftovers *dead, const char *line, size_t *count)
+{
+	char word[LOROUTES_WORD_MAX], *end;
+	const char *label = strstr(line, " " LOROUTES_LO_LABEL_PREFIX);
+	struct ip_prefix p;
+	bool v6 = word_after(line, "inet6", word, sizeof(word));
+
+	if (!v6 && !word_after(line, "inet", word, sizeof(word)))
+		return;
+	if (prefix_parse_host(word, &p) < 0)
+		return;
+	if (!v6 && label) {
+		long pid = strtol(label + 1 + strlen(LOROUTES_LO_LABEL_PREFIX), &end, 10);
+		if (!tagrules_pid_gone(pid))
+			return;
+	} else {
+		bool found = false;
+		for (size_t i = 0; !found && i < dead->count; i++)
+			found = dead->items[i].has_addr &&
+				!memcmp(&dead->items[i].addr, &p.addr, sizeof(p.addr));
+		/* An IPv4 address we added always carries the label. */
+		if (!found || !v6)
+			return;
+	}
+	fprintf(f, "addr del %s dev lo\n", word);
+	(*count)++;
+}
+
+static int dead_addresses(FILE *f, const struct leftovers *dead, char *buf, size_t *count,
+			  char *err, size_t err_len)
+{
+	static const char *const argv[] = { "ip", "-o", "addr", "show", "dev", "lo", NULL };
+	char *save = NULL;
+
+	if (sysexec_capture(argv, buf, LOROUTES_DUMP_MAX, err, err_len) < 0)
+		return -EIO;
+	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		dead_address(f, dead, line, count);
+	return 0;
+}
+
+int loroutes_remove_dead(const struct leftovers *dead, bool verbose, char *err, size_t err_len)
+{
+	char *buf = malloc(LOROUTES_DUMP_MAX), *lines = NULL;
+	size_t len, count = 0;
+	FILE *f = open_memstream(&lines, &len);
+	int ret = -ENOMEM;
+
+	if (!buf || !f)
+		goto out;
+	ret = dead_routes(f, dead, buf, &count, err, err_len);
+	if (ret >= 0)
+		ret = dead_addresses(f, dead, buf, &count, err, err_len);
+out:
+	if (f && fclose(f) != 0 && ret >= 0)
+		ret = -ENOMEM;
+	/* -force: one object already gone must not keep the others. */
+	if (ret >= 0 && count)
+		sysexec_ip_batch(lines, true, verbose, err, err_len);
+	if (ret == -ENOMEM)
+		snprintf(err, err_len, "cleanup: %s", strerror(ENOMEM));
+	free(lines);
+	free(buf);
+	return ret < 0 ? ret : (int)count;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/* The inner address on lo and the tagged routes that send remote prefixes where a frontend intercepts them. */
+#ifndef TUNLAB_LOROUTES_H
+#define TUNLAB_LOROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "leftovers.h"
+#include "prefix.h"
+
+enum {
+	/* Same protocol as the TUN backend's routes: `ip route show proto 77`. */
+	LOROUTES_PROTO = 77,
+	/* IPv6 path copies win over the kernel's (256) and user defaults (1024). */
+	LOROUTES_V6_METRIC = 1,
+};
+
+/* IPv4 label of our address on lo: 15 characters hold "lo:tl" and any pid. */
+#define LOROUTES_LO_LABEL_PREFIX "lo:tl"
+
+enum loroutes_mode {
+	/*
+	 * nfqueue: each prefix keeps its current path (a copy of it with
+	 * "src <inner>" added); a prefix with no route at all goes to lo.
+	 */
+	LOROUTES_KEEP_PATH,
+	/*
+	 * pcap: every prefix goes to lo, IPv4 as a unicast route, IPv6 as a
+	 * "local" route in table local (Linux turns an IPv6 unicast route via
+	 * lo into a reject route), with mtu set to the inner MTU.
+	 */
+	LOROUTES_TO_LO,
+};
+
+struct loroutes_params {
+	const struct ip_prefix *routes;
+	size_t route_count;
+	bool has_address;
+	struct ip_prefix address; /* host bits kept; goes on lo as /32 or /128 */
+	enum loroutes_mode mode;
+	unsigned mtu;             /* LOROUTES_TO_LO: the routes' mtu; 0: lo's */
+	bool verbose;
+};
+
+struct loroutes {
+	char *teardown;  /* ip -batch lines undoing what setup added */
+	bool addr_owned; /* we added the address (it was not there) */
+};
+
+/* Adds the address and the routes; on failure nothing of ours is left. */
+int loroutes_setup(struct loroutes *r, const struct loroutes_params *p, char *err,
+		   size_t err_len);
+/* Routes first, then the address if we added it. */
+void loroutes_teardown(struct loroutes *r, bool verbose);
+
+/*
+ * The `ip -batch` lines setup would run and teardown would undo
+ * (malloc'd; -ENOMEM), without running anything: for the unit tests.
+ * KEEP_PATH looks up no current paths here, so every prefix gets "dev lo".
+ */
+int loroutes_text(const struct loroutes_params *p, char **setup, char **teardown);
+
+/* Removes dead instances' routes and lo addresses; returns how many. */
+int loroutes_remove_dead(const struct leftovers *dead, bool verbose, char *err,
+			 size_t err_len);
+
+#endif

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+/* Tagged iptables rules: owner comments and iptables-restore. */
+
+/*
+ * iptables-restore --noflush is how every ruleset goes in: a family's
+ * chains and jump rules appear together or not at all, and a thousand
+ * prefixes cost one fork, not a thousand. iptables-nft is what works on
+ * this project's machines; -w waits for a concurrent user of the lock.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "sysexec.h"
+#include "tagrules.h"
+
+static const char *const restore_tool[TAGRULES_FAM_COUNT] = { "iptables-restore",
+							       "ip6tables-restore" };
+
+int tagrules_fam_af(int fam)
+{
+	return fam == TAGRULES_FAM_V4 ? AF_INET : AF_INET6;
+}
+
+void tagrules_owner_comment(const struct ip_addr *inner, long pid, char *out, size_t out_len)
+{
+	char addr[PREFIX_STR_MAX];
+
+	if (!inner) {
+		snprintf(out, out_len, TAGRULES_COMMENT_PREFIX "%ld", pid);
+		return;
+	}
+	addr_format(inner, addr, sizeof(addr));
+	snprintf(out, out_len, TAGRULES_COMMENT_PREFIX "%ld addr=%s", pid, addr);
+}
+
+bool tagrules_parse_owner_comment(const char *text, long *pid, bool *has_addr,
+				  struct ip_addr *addr)
+{
+	const char *at = strstr(text, TAGRULES_COMMENT_PREFIX);
+	const char *num;
+	char word[PREFIX_STR_MAX];
+	char *end;
+
+	if (!at)
+		return false;
+	num = at + strlen(TAGRULES_COMMENT_PREFIX);
+	*pid = strtol(num, &end, 10);
+	if (end == num || *pid <= 0)
+		return false;
+	*has_addr = false;
+	if (strncmp(end, " addr=", 6) != 0)
+		return true;
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(end + 6, "\" \n"), end + 6);
+	*has_addr = addr_parse(word, addr) == 0;
+	return true;
+}
+
+int tagrules_restore(int fam, const char *text, bool verbose, char *err, size_t err_len)
+{
+	const char *argv[] = { restore_tool[fam], "-w", "5", "--noflush", NULL };
+
+	if (!text) {
+		snprintf(err, err_len, "%s: %s", restore_tool[fam], strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	return sysexec_pipe(argv, text, NULL, 0, verbose, err, err_len) < 0 ? -EIO : 0;
+}
+
+bool tagrules_pid_gone(long pid)
+{
+	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Tagged iptables rules: how tunlab names what it adds to netfilter, and applies it in one go. */
+#ifndef TUNLAB_TAGRULES_H
+#define TUNLAB_TAGRULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "prefix.h"
+
+/*
+ * Every packet frontend's rules live in chains TUNLAB-<pid>-<role> of the
+ * raw table, hooked by jump rules commented "tunlab:pid=<pid>" (plus
+ * " addr=<inner address>"): the pid names the owner, so that `tunlab
+ * cleanup` can tell a dead instance's rules from a live one's, and the
+ * comment is the record of its lo address (common/leftovers.h).
+ */
+#define TAGRULES_CHAIN_PREFIX "TUNLAB-"
+#define TAGRULES_COMMENT_PREFIX "tunlab:pid="
+/* nft fallback of the nfqueue frontend: table inet tunlab_<pid>. */
+#define TAGRULES_NFT_TABLE_PREFIX "tunlab_"
+
+/* Index of the per-family tools (iptables, ip6tables). */
+enum tagrules_fam { TAGRULES_FAM_V4, TAGRULES_FAM_V6, TAGRULES_FAM_COUNT };
+
+enum { TAGRULES_COMMENT_MAX = 96 }; /* "tunlab:pid=N addr=<IPv6>" */
+
+/* AF_INET or AF_INET6 of fam. */
+int tagrules_fam_af(int fam);
+
+/* The owner comment: "tunlab:pid=123" or, with inner, "tunlab:pid=123 addr=10.8.0.2". */
+void tagrules_owner_comment(const struct ip_addr *inner, long pid, char *out, size_t out_len);
+/* Parses that comment (from the "tunlab:pid=" on); false if it is not one. */
+bool tagrules_parse_owner_comment(const char *text, long *pid, bool *has_addr,
+				  struct ip_addr *addr);
+
+/*
+ * Feeds text to ip(6)tables-restore --noflush (fam: TAGRULES_FAM_V4 or
+ * _V6): a whole ruleset applied atomically by one process. text NULL
+ * (an allocation that failed) is -ENOMEM; a failing tool is -EIO.
+ */
+int tagrules_restore(int fam, const char *text, bool verbose, char *err, size_t err_len);
+
+/* The pid no longer runs (in this pid namespace, the only one whose pids we trust). */
+bool tagrules_pid_gone(long pid);
+
+#endif

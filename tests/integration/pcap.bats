@@ -1,0 +1,170 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# pcap.bats: what only the loopback + libpcap frontend does: fail-closed after kill -9, --inject pcap, 64 KiB segments, IPv6.
+#
+# The shared suite (FRONTEND=pcap bats tests/integration/tunnel.bats)
+# covers ping, TCP, UDP, iperf3, wrong CA, spoofed source, restart and
+# cleanup. As there, srv refuses to forward cleartext between underlay and
+# inner network, so whatever reaches dst from cli went through the tunnel.
+#
+#   TUNLAB=build/tunlab bats tests/integration/pcap.bats
+
+load helpers
+
+FRONTEND=pcap
+
+setup_file() {
+	tl_suite_setup
+}
+
+setup() {
+	tl_require_tunlab
+	tl_require_tools ping jq socat tcpdump
+	tl_test_setup
+	tl_block_cleartext
+}
+
+teardown() {
+	tl_test_teardown
+}
+
+note() {
+	echo "# $*" >&3
+}
+
+# start_capture NAME FILTER: tcpdump on srv's underlay end, bounded by time
+# and count, PID in TL_LAST_CAPTURE; returns once it listens.
+start_capture() {
+	local log=$TL_TMP/$1.log
+	tl_bg "$NS_SRV" "$log" timeout 6 tcpdump -n -l -i "$TL_UL_IF" -c 5 "$2" >/dev/null
+	TL_LAST_CAPTURE=$TL_LAST_PID
+	tl_wait_until 5 grep -q 'listening on' "$log" || tl_fail "expected tcpdump to start in srv"
+}
+
+# packets_seen NAME: the packet lines tcpdump printed.
+packets_seen() {
+	grep -E '^[0-9]{2}:[0-9]{2}:' "$TL_TMP/$1.log" || true
+}
+
+# ICMP, UDP and a TCP connect from cli to dst; all are expected to fail.
+send_probes() {
+	n_cli ping -n -q -c 3 -i 0.2 -W 1 "$TL_DST_IN4" >/dev/null 2>&1 || true
+	echo probe | n_cli timeout 3 socat -u - "UDP4-SENDTO:$TL_DST_IN4:5002" 2>/dev/null || true
+	n_cli timeout 3 socat -u /dev/null "TCP4:$TL_DST_IN4:5003,connect-timeout=1" 2>/dev/null || true
+}
+
+start_tunnel() {
+	tl_start_tunlab_server pcap "$@"
+	tl_start_tunlab_client pcap "$@"
+	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 ||
+		tl_fail "expected a ping cli->dst through the tunnel within ${TL_TIMEOUT}s"
+}
+
+# send_blob NS_FROM NS_TO ADDR PORT BYTES: BYTES of random data over TCP
+# (IPv6 when ADDR is one, in brackets), compared at the far end.
+send_blob() {
+	local from=$1 to=$2 addr=$3 port=$4 bytes=$5 listen=TCP4-LISTEN
+	[[ $addr != \[* ]] || listen=TCP6-LISTEN
+	head -c "$bytes" /dev/urandom >"$TL_TMP/blob-$port"
+	tl_bg "$to" "$TL_TMP/sink-$port.log" \
+		socat -T 20 -u "$listen:$port,reuseaddr" "CREATE:$TL_TMP/blob-$port.out" >/dev/null
+	local sink=$TL_LAST_PID
+	tl_wait_listen "$to" tcp "$port"
+	tl_assert "$bytes bytes sent through the tunnel to $addr:$port" \
+		ip netns exec "$from" timeout 30 socat -u "OPEN:$TL_TMP/blob-$port" "TCP:$addr:$port"
+	tl_wait_exit "$sink" 20 || tl_fail "expected the receiving socat to finish within 20 s"
+	tl_assert "the $bytes bytes received identical to what was sent" \
+		cmp -s "$TL_TMP/blob-$port" "$TL_TMP/blob-$port.out"
+}
+
+@test "kill -9 (fail-closed): nothing to dst leaves in clear; tunlab cleanup removes routes and rules" {
+	start_tunnel
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true
+	TL_CLI_PID=""
+	run tl_leftovers "$NS_CLI"
+	tl_expect_contains "the dead client's DROP rule, still in place" "$output" "iptables: "
+	tl_expect_contains "the dead client's route to lo, still in place" "$output" "route: $TL_IN_NET4 dev lo"
+
+	start_capture leak "host $TL_DST_IN4"
+	send_probes
+	tl_wait_exit "$TL_LAST_CAPTURE" 10 || true
+	[[ -z $(packets_seen leak) ]] ||
+		tl_fail "expected nothing to dst on the underlay while the dead client's route and rule stay, saw: $(packets_seen leak)"
+
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	[[ $output =~ removed\ ([0-9]+)\ leftover ]] || tl_fail "expected a removal count, got: $output"
+	tl_expect_ge "objects removed (1 route, 1 address, 1 chain, 1 jump rule)" "${BASH_REMATCH[1]}" 4
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+	run n_cli ip -o addr show dev lo
+	[[ $output != *"$TL_TUN_CLI4"* ]] || tl_fail "expected the inner address gone from lo: $output"
+
+	# The control: without route and rule the same probes leave in clear
+	# (by the default route), so the capture above would have seen a leak.
+	start_capture control "host $TL_DST_IN4"
+	send_probes
+	tl_wait_exit "$TL_LAST_CAPTURE" 10 || true
+	[[ -n $(packets_seen control) ]] ||
+		tl_fail "expected the control capture to see the probes in clear once route and rule are gone"
+}
+
+@test "--inject pcap at both ends: ping and TCP go through, injected by pcap_inject" {
+	start_tunnel --inject pcap
+	tl_assert "5 pings through the tunnel" n_cli ping -n -q -c 5 -i 0.2 -W 2 "$TL_DST_IN4"
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_injected_packets 5
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_injected_packets 700
+	tl_assert "no injection refused at the client" tl_json_test "$TL_CLI_STATS" '.fe_inject_errors == 0'
+	tl_assert "no injection refused at the server" tl_json_test "$TL_SRV_STATS" '.fe_inject_errors == 0'
+}
+
+@test "--inject with an unknown method fails at once, naming it" {
+	local rc=0
+	TL_WAIT=none tl_start_tunlab_client pcap --inject carrier-pigeon
+	tl_wait_exit "$TL_CLI_PID" 10 || rc=$?
+	! tl_pid_alive "$TL_CLI_PID" || tl_fail "expected tunlab to exit at once on --inject carrier-pigeon"
+	((rc != 0)) || tl_fail "expected a non-zero exit status on --inject carrier-pigeon"
+	TL_CLI_PID=""
+	run cat "$TL_CLI_LOG"
+	tl_expect_contains "the client's error" "$output" "--inject 'carrier-pigeon'"
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected nothing created before the error, found: $output"
+}
+
+@test "64 KiB segments from lo: 8 MiB each way arrive intact, captured whole and segmented for the peer" {
+	start_tunnel
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 8388608
+	sleep 0.5
+	local side packets bytes
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		packets=$(tl_json_get "$side" fe_captured_packets)
+		bytes=$(tl_json_get "$side" fe_captured_bytes)
+		tl_expect_gt "bytes per captured packet in $(basename "$side") (GSO packets above the 1500 MTU)" \
+			"$((bytes / packets))" 1500
+		tl_expect_gt "packets segmented in software for the peer" "$(tl_json_get "$side" tx_segmented)" 0
+		note "$(basename "$side" -stats.jsonl): $packets packets captured, $((bytes / packets)) bytes each on average"
+	done
+	tl_assert "no packet the tunnel could not segment" tl_json_test "$TL_CLI_STATS" '.drop_offload == 0'
+	tl_assert "no packet the tunnel could not segment" tl_json_test "$TL_SRV_STATS" '.drop_offload == 0'
+}
+
+@test "IPv6: the client's local route to lo and the server's capture on \"any\" carry ping and TCP" {
+	# The client's only inner address is IPv6: IPv4 would leave with a spoofed source.
+	tl_start_tunlab_server pcap
+	TL_CLIENT_ADDR="$TL_TUN_CLI6/$TL_TUN_PLEN6" tl_start_tunlab_client pcap --route "$TL_IN_NET6"
+	run n_cli ip -6 route show table local proto 77
+	tl_expect_contains "cli's IPv6 route to lo" "$output" "local $TL_IN_NET6 dev lo"
+	tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
+		tl_fail "expected ping -6 cli->dst through the tunnel"
+	send_blob "$NS_CLI" "$NS_DST" "[$TL_DST_IN6]" 5005 1048576
+	tl_bg "$NS_DST" "$TL_TMP/echo6.log" \
+		socat -T 10 TCP6-LISTEN:5006,reuseaddr SYSTEM:'echo peer=$SOCAT_PEERADDR' >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5006
+	run n_cli timeout 10 socat -T 5 - "TCP6:[$TL_DST_IN6]:5006" </dev/null
+	# socat writes the address in full: fd08:0000:...:0002 is $TL_TUN_CLI6.
+	[[ $output =~ peer=\[fd08:(0000:){6}0002\] ]] ||
+		tl_fail "expected dst to see the client's inner source $TL_TUN_CLI6, got: $output"
+}
