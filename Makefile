@@ -18,6 +18,8 @@ CFLAGS += $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 LDLIBS += $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CFLAGS += $(shell $(PKG_CONFIG) --cflags libnetfilter_queue libmnl)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnetfilter_queue libmnl)
+CFLAGS += $(shell $(PKG_CONFIG) --cflags libpcap 2>/dev/null)
+LDLIBS += $(shell $(PKG_CONFIG) --libs libpcap 2>/dev/null || echo -lpcap)
 
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -32,7 +34,8 @@ endif
 
 COMMON_SRC := $(wildcard common/*.c)
 TUNNEL_SRC := $(wildcard tunnel/*.c)
-FRONTEND_SRC := $(wildcard tunbackend/*.c) $(wildcard nfqueue/*.c)
+FRONTEND_SRC := $(wildcard tunbackend/*.c) $(wildcard nfqueue/*.c) $(wildcard proxy/*.c) \
+	$(wildcard capture/*.c)
 CLI_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_SRC := $(COMMON_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -45,10 +48,10 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 TUNLAB := $(BUILD)/tunlab
 # Benchmarks that link the tunnel alone, without any frontend.
 TOOL_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
-TOOLS := $(BUILD)/tools/tunnel_loopback
+TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr
 
 .PHONY: all deps check check-unit check-integration check-sanitize fuzz \
-	bench experiments plots install clean
+	bench experiments plots paper paper-deps install clean
 all: $(TUNLAB) $(UNIT_BIN) $(TOOLS)
 
 $(TUNLAB): $(LIB_OBJ) $(BUILD)/src/main.o
@@ -97,6 +100,14 @@ experiments: deps all
 
 plots:
 	$(Q)./experiments/lib/plots.sh
+
+# The paper from whatever results/ holds (paper/build); TeX is installed
+# here only, not for the tests or experiments.
+paper-deps:
+	$(Q)./experiments/lib/deps.sh --paper
+
+paper: paper-deps
+	$(Q)./paper/build
 
 install: $(TUNLAB)
 	install -d $(DESTDIR)$(BINDIR)

@@ -15,7 +15,9 @@
  * against the constants of proto.h before a length is used.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "frame.h"
 
@@ -33,6 +35,17 @@ static void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
 }
 
 static void put_header(uint8_t *buf, uint8_t type, uint32_t len)
@@ -57,6 +70,18 @@ static bool header_valid(uint8_t type, uint32_t plen)
 		return plen == 0;
 	case FRAME_CLOSE:
 		return plen <= FRAME_CLOSE_REASON_MAX;
+	case FRAME_STREAM_OPEN:
+		return plen == FRAME_STREAM_OPEN_V4_LEN || plen == FRAME_STREAM_OPEN_V6_LEN;
+	case FRAME_STREAM_DATA:
+		return plen > FRAME_STREAM_ID_LEN && plen <= FRAME_STREAM_ID_LEN + FRAME_STREAM_DATA_MAX;
+	case FRAME_STREAM_FIN:
+		return plen == FRAME_STREAM_ID_LEN;
+	case FRAME_STREAM_RESET:
+		return plen == FRAME_STREAM_RESET_LEN;
+	case FRAME_STREAM_CREDIT:
+		return plen == FRAME_STREAM_CREDIT_LEN;
+	case FRAME_DGRAM:
+		return plen >= FRAME_DGRAM_V4_HEADER && plen <= FRAME_DGRAM_V6_HEADER + FRAME_DGRAM_MAX;
 	default:
 		return false;
 	}
@@ -123,6 +148,73 @@ static int parse_packet(struct frame *out, const uint8_t *ip, uint32_t len)
 	return 0;
 }
 
+/*
+ * OPEN and DGRAM share a layout after the id: a byte of their own (proto,
+ * reserved), family u8 (4 or 6) at offset 5, port u16 at 6, the address
+ * at 8. Returns the address length, or -EPROTO.
+ */
+static int parse_endpoint(struct frame *out, const uint8_t *p)
+{
+	unsigned alen = p[5] == 4 ? 4 : p[5] == 6 ? 16 : 0;
+
+	if (!alen || out->len < 8 + alen)
+		return -EPROTO;
+	out->stream_addr.family = alen == 4 ? AF_INET : AF_INET6;
+	memcpy(out->stream_addr.bytes, p + 8, alen);
+	out->stream_port = get16(p + 6);
+	return out->stream_port ? (int)alen : -EPROTO;
+}
+
+/* OPEN: id, proto, family, port, address; the length must be the family's. */
+static int parse_stream_open(struct frame *out, const uint8_t *p)
+{
+	int alen = parse_endpoint(out, p);
+
+	out->stream_proto = p[4];
+	if (alen < 0 || out->len != 8u + (unsigned)alen)
+		return -EPROTO;
+	return out->stream_proto == IPPROTO_TCP || out->stream_proto == IPPROTO_UDP ? 0 : -EPROTO;
+}
+
+/* DGRAM: flow, reserved (0), family, port, address, payload. */
+static int parse_dgram(struct frame *out, const uint8_t *p)
+{
+	int alen = parse_endpoint(out, p);
+
+	if (alen < 0 || p[4] != 0)
+		return -EPROTO;
+	out->stream_data = p + 8 + alen;
+	out->stream_len = out->len - 8 - (uint32_t)alen;
+	return out->stream_len <= FRAME_DGRAM_MAX ? 0 : -EPROTO;
+}
+
+static int parse_stream(struct frame *out)
+{
+	const uint8_t *p = out->payload;
+
+	out->stream_id = get32(p);
+	if (out->stream_id == 0)
+		return -EPROTO;
+	switch (out->type) {
+	case FRAME_STREAM_OPEN:
+		return parse_stream_open(out, p);
+	case FRAME_STREAM_DATA:
+		out->stream_data = p + FRAME_STREAM_ID_LEN;
+		out->stream_len = out->len - FRAME_STREAM_ID_LEN;
+		return 0;
+	case FRAME_STREAM_RESET:
+		out->stream_reason = p[4];
+		return p[4] >= 1 && p[4] <= STREAM_RESET_REASON_MAX ? 0 : -EPROTO;
+	case FRAME_STREAM_CREDIT:
+		out->stream_credit = get32(p + 4);
+		return out->stream_credit >= 1 && out->stream_credit <= STREAM_WINDOW ? 0 : -EPROTO;
+	case FRAME_DGRAM:
+		return parse_dgram(out, p);
+	default:
+		return 0; /* FIN: the id is all */
+	}
+}
+
 static int parse_payload(struct frame *out)
 {
 	const uint8_t *p = out->payload;
@@ -139,6 +231,13 @@ static int parse_payload(struct frame *out)
 		if (!offload_valid(&out->pkt.off, out->len - FRAME_OFFLOAD_LEN))
 			return -EPROTO;
 		return parse_packet(out, p + FRAME_OFFLOAD_LEN, out->len - FRAME_OFFLOAD_LEN);
+	case FRAME_STREAM_OPEN:
+	case FRAME_STREAM_DATA:
+	case FRAME_STREAM_FIN:
+	case FRAME_STREAM_RESET:
+	case FRAME_STREAM_CREDIT:
+	case FRAME_DGRAM:
+		return parse_stream(out);
 	default:
 		return 0;
 	}
@@ -230,4 +329,96 @@ size_t frame_put_close(uint8_t *buf, size_t cap, const char *reason)
 	if (len)
 		memcpy(buf + FRAME_HEADER_LEN, reason, len);
 	return FRAME_HEADER_LEN + len;
+}
+
+/* ---- stream frames ---- */
+
+static unsigned addr_len(const struct ip_addr *a)
+{
+	return a->family == AF_INET ? 4 : a->family == AF_INET6 ? 16 : 0;
+}
+
+/* After the id of OPEN and DGRAM: byte 4 (proto or reserved), family, port, address. */
+static void put_endpoint(uint8_t *payload, uint8_t byte4, const struct ip_addr *a, uint16_t port)
+{
+	unsigned alen = addr_len(a);
+
+	payload[4] = byte4;
+	payload[5] = alen == 4 ? 4 : 6;
+	put16(payload + 6, port);
+	memcpy(payload + 8, a->bytes, alen);
+}
+
+size_t frame_put_stream_open(uint8_t *buf, size_t cap, uint32_t id, uint8_t proto,
+			     const struct ip_addr *addr, uint16_t port)
+{
+	unsigned alen = addr_len(addr);
+	size_t plen = 8 + alen;
+
+	if (!alen || !id || !port || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) ||
+	    cap < FRAME_HEADER_LEN + plen)
+		return 0;
+	put_header(buf, FRAME_STREAM_OPEN, (uint32_t)plen);
+	put32(buf + 4, id);
+	put_endpoint(buf + 4, proto, addr, port);
+	return FRAME_HEADER_LEN + plen;
+}
+
+size_t frame_put_stream_data(uint8_t *buf, size_t cap, uint32_t id, const void *data, size_t len)
+{
+	size_t size = FRAME_HEADER_LEN + FRAME_STREAM_ID_LEN + len;
+
+	if (!id || len == 0 || len > FRAME_STREAM_DATA_MAX || cap < size)
+		return 0;
+	put_header(buf, FRAME_STREAM_DATA, (uint32_t)(FRAME_STREAM_ID_LEN + len));
+	put32(buf + 4, id);
+	memcpy(buf + 8, data, len);
+	return size;
+}
+
+size_t frame_put_stream_fin(uint8_t *buf, size_t cap, uint32_t id)
+{
+	if (!id || cap < FRAME_HEADER_LEN + FRAME_STREAM_ID_LEN)
+		return 0;
+	put_header(buf, FRAME_STREAM_FIN, FRAME_STREAM_ID_LEN);
+	put32(buf + 4, id);
+	return FRAME_HEADER_LEN + FRAME_STREAM_ID_LEN;
+}
+
+size_t frame_put_stream_reset(uint8_t *buf, size_t cap, uint32_t id, uint8_t reason)
+{
+	if (!id || reason < 1 || reason > STREAM_RESET_REASON_MAX ||
+	    cap < FRAME_HEADER_LEN + FRAME_STREAM_RESET_LEN)
+		return 0;
+	put_header(buf, FRAME_STREAM_RESET, FRAME_STREAM_RESET_LEN);
+	put32(buf + 4, id);
+	buf[8] = reason;
+	return FRAME_HEADER_LEN + FRAME_STREAM_RESET_LEN;
+}
+
+size_t frame_put_stream_credit(uint8_t *buf, size_t cap, uint32_t id, uint32_t credit)
+{
+	if (!id || credit < 1 || credit > STREAM_WINDOW ||
+	    cap < FRAME_HEADER_LEN + FRAME_STREAM_CREDIT_LEN)
+		return 0;
+	put_header(buf, FRAME_STREAM_CREDIT, FRAME_STREAM_CREDIT_LEN);
+	put32(buf + 4, id);
+	put32(buf + 8, credit);
+	return FRAME_HEADER_LEN + FRAME_STREAM_CREDIT_LEN;
+}
+
+size_t frame_put_dgram(uint8_t *buf, size_t cap, uint32_t flow, const struct ip_addr *addr,
+		       uint16_t port, const void *data, size_t len)
+{
+	unsigned alen = addr_len(addr);
+	size_t plen = 8 + alen + len;
+
+	if (!alen || !flow || !port || len > FRAME_DGRAM_MAX || cap < FRAME_HEADER_LEN + plen)
+		return 0;
+	put_header(buf, FRAME_DGRAM, (uint32_t)plen);
+	put32(buf + 4, flow);
+	put_endpoint(buf + 4, 0, addr, port);
+	if (len)
+		memcpy(buf + 12 + alen, data, len);
+	return FRAME_HEADER_LEN + plen;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../common/pkt.h"
+#include "../common/prefix.h"
 #include "proto.h"
 
 struct frame {
@@ -17,6 +18,15 @@ struct frame {
 	uint8_t hello_version, hello_flags;
 	/* Filled for FRAME_PACKET / FRAME_PACKET_OFF: the IP packet itself */
 	struct pkt pkt;
+	/* Filled for the stream frames and FRAME_DGRAM (id: the flow) */
+	uint32_t stream_id;
+	uint8_t stream_proto;          /* OPEN */
+	uint8_t stream_reason;         /* RESET */
+	uint32_t stream_credit;        /* CREDIT */
+	struct ip_addr stream_addr;    /* OPEN, DGRAM */
+	uint16_t stream_port;          /* OPEN, DGRAM */
+	const uint8_t *stream_data;    /* DATA, DGRAM: points into the parsed buffer */
+	uint32_t stream_len;
 };
 
 /*
@@ -25,8 +35,12 @@ struct frame {
  * for a malformed one: unknown type, length above FRAME_PAYLOAD_MAX or
  * wrong for the type (HELLO not FRAME_HELLO_LEN, KEEPALIVE not empty,
  * CLOSE above FRAME_CLOSE_REASON_MAX, a packet shorter than an IP header,
- * offload fields pointing outside the packet). Packet contents beyond that
- * (addresses) are checked by the caller with pkt_addrs().
+ * offload fields pointing outside the packet; for stream frames: id 0,
+ * a family other than 4 or 6 or a length that does not match it, port 0,
+ * proto other than TCP or UDP, DATA empty or above FRAME_STREAM_DATA_MAX,
+ * a reset reason outside enum stream_reset_reason, credit 0 or above
+ * STREAM_WINDOW, a DGRAM reserved byte not 0). Packet contents beyond
+ * that (addresses) are checked by the caller with pkt_addrs().
  */
 int frame_parse(const uint8_t *buf, size_t len, struct frame *out);
 
@@ -40,5 +54,18 @@ size_t frame_put_packet(uint8_t *buf, size_t cap, const struct pkt *p);
 size_t frame_put_hello(uint8_t *buf, size_t cap, uint8_t version, uint8_t flags);
 size_t frame_put_keepalive(uint8_t *buf, size_t cap);
 size_t frame_put_close(uint8_t *buf, size_t cap, const char *reason);
+
+/*
+ * Stream frames (proto.h). Each returns the bytes written, or 0 when cap
+ * is too small or an argument is outside what frame_parse accepts.
+ */
+size_t frame_put_stream_open(uint8_t *buf, size_t cap, uint32_t id, uint8_t proto,
+			     const struct ip_addr *addr, uint16_t port);
+size_t frame_put_stream_data(uint8_t *buf, size_t cap, uint32_t id, const void *data, size_t len);
+size_t frame_put_stream_fin(uint8_t *buf, size_t cap, uint32_t id);
+size_t frame_put_stream_reset(uint8_t *buf, size_t cap, uint32_t id, uint8_t reason);
+size_t frame_put_stream_credit(uint8_t *buf, size_t cap, uint32_t id, uint32_t credit);
+size_t frame_put_dgram(uint8_t *buf, size_t cap, uint32_t flow, const struct ip_addr *addr,
+		       uint16_t port, const void *data, size_t len);
 
 #endif

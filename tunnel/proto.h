@@ -18,6 +18,24 @@
  * FRAME_PACKET_OFF's payload starts with the offload block of struct
  * pkt_offload, big endian: flags u8, gso_type u8, hdr_len u16, gso_size u16,
  * csum_start u16, csum_offset u16, reserved u16 (0); the IP packet follows.
+ *
+ * Stream frames (only between peers whose HELLOs both carry
+ * HELLO_F_STREAMS) carry byte streams and datagrams for the proxy frontend
+ * instead of packets. Every field is big endian; an id is never 0. Only
+ * the client opens streams and flows, so ids never collide.
+ *
+ *   STREAM_OPEN    id u32, proto u8 (6 TCP, 17 UDP), family u8 (4 or 6),
+ *                  port u16 (not 0), address (4 or 16 bytes): connect there
+ *   STREAM_DATA    id u32, 1..FRAME_STREAM_DATA_MAX bytes of the stream
+ *   STREAM_FIN     id u32: the sender will send no more (shutdown SHUT_WR)
+ *   STREAM_RESET   id u32, reason u8 (enum stream_reset_reason): the stream
+ *                  is gone both ways, the receiver aborts it (RST)
+ *   STREAM_CREDIT  id u32, bytes u32 (1..STREAM_WINDOW): the receiver's
+ *                  application consumed that many more bytes; the sender
+ *                  may have STREAM_WINDOW + all credit - all sent in flight
+ *   DGRAM          flow u32, reserved u8 (0), family u8, port u16, address,
+ *                  0..FRAME_DGRAM_MAX payload bytes. Client to server: the
+ *                  datagram's destination; server to client: its source.
  */
 enum frame_type {
 	FRAME_HELLO      = 1, /* first frame each way: version, flags */
@@ -25,6 +43,22 @@ enum frame_type {
 	FRAME_PACKET_OFF = 3, /* struct pkt_offload (12 bytes) + one IP packet */
 	FRAME_KEEPALIVE  = 4, /* empty; sent when nothing else was for a while */
 	FRAME_CLOSE      = 5, /* UTF-8 reason, then close_notify */
+	FRAME_STREAM_OPEN   = 6,  /* client: open a stream to an address */
+	FRAME_STREAM_DATA   = 7,  /* bytes of a stream, within the peer's window */
+	FRAME_STREAM_FIN    = 8,  /* half-close: no more data from the sender */
+	FRAME_STREAM_RESET  = 9,  /* abort, with a reason */
+	FRAME_STREAM_CREDIT = 10, /* flow control: widen the sender's window */
+	FRAME_DGRAM         = 11, /* one UDP datagram of a flow */
+};
+
+/* Why a stream was reset: what the application at the other end learns. */
+enum stream_reset_reason {
+	STREAM_RESET_REFUSED     = 1, /* the destination refused the connection */
+	STREAM_RESET_UNREACHABLE = 2, /* no route, host or network unreachable */
+	STREAM_RESET_RESET       = 3, /* an end reset or aborted the connection */
+	STREAM_RESET_TIMEOUT     = 4, /* connect or idle timeout */
+	STREAM_RESET_LIMIT       = 5, /* a per-client limit (streams, memory, window) */
+	STREAM_RESET_REASON_MAX  = STREAM_RESET_LIMIT,
 };
 
 enum {
@@ -37,11 +71,42 @@ enum {
 	FRAME_PAYLOAD_MAX = FRAME_OFFLOAD_LEN + FRAME_IP_MAX,
 	FRAME_HELLO_LEN = 4,  /* version u8, flags u8, reserved u16 = 0 */
 	FRAME_CLOSE_REASON_MAX = 200,
+	FRAME_STREAM_ID_LEN = 4,
+	/* id + one TLS record's worth: a full DATA frame fills a record exactly. */
+	FRAME_STREAM_DATA_MAX = 16384 - FRAME_HEADER_LEN - FRAME_STREAM_ID_LEN,
+	/* id, proto, family, port, then 4 or 16 address bytes */
+	FRAME_STREAM_OPEN_V4_LEN = 8 + 4,
+	FRAME_STREAM_OPEN_V6_LEN = 8 + 16,
+	FRAME_STREAM_RESET_LEN = 5,
+	FRAME_STREAM_CREDIT_LEN = 8,
+	/* The largest UDP payload IPv4 allows (65535 - 20 - 8); IPv6 gets no more. */
+	FRAME_DGRAM_MAX = 65507,
+	FRAME_DGRAM_V4_HEADER = 8 + 4,
+	FRAME_DGRAM_V6_HEADER = 8 + 16,
 };
 
 enum hello_flags {
 	/* The sender's frontend injects offload packets: send FRAME_PACKET_OFF. */
 	HELLO_F_OFFLOAD = 1u << 0,
+	/*
+	 * The sender's frontend carries streams (the proxy): stream frames may
+	 * be sent to it. A packet-only peer never gets one; if it does anyway,
+	 * it answers STREAM_OPEN with STREAM_RESET (refused).
+	 */
+	HELLO_F_STREAMS = 1u << 1,
+};
+
+enum {
+	/*
+	 * Per-stream flow control, HTTP/2 style: each side may have this many
+	 * bytes unacknowledged per stream from the start, and the receiver
+	 * widens the window with STREAM_CREDIT as its application consumes.
+	 * 256 KiB covers a gigabit at 2 ms RTT, and bounds what one stream
+	 * whose reader stalls can make the other end buffer.
+	 */
+	STREAM_WINDOW = 256 * 1024,
+	/* A receiver credits once this much was consumed: few CREDIT frames, no stall. */
+	STREAM_CREDIT_THRESHOLD = STREAM_WINDOW / 4,
 };
 
 enum {

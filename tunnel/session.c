@@ -321,6 +321,8 @@ void session_flush(struct session *s)
 		s->above_high_water = false;
 		if (s->tunnel->role->drained)
 			s->tunnel->role->drained(s);
+		if (s->streams && session_open(s))
+			tunnel_stream_link_event(s, STREAM_MSG_LINK_WRITABLE);
 	}
 }
 
@@ -411,6 +413,19 @@ void session_send_packet(struct session *s, const struct pkt *p)
 		session_send_frame(s, p);
 }
 
+uint8_t *session_reserve(struct session *s, size_t need)
+{
+	if (!session_open(s) || !session_make_room(s, need))
+		return NULL;
+	return s->tx + s->tx_tail;
+}
+
+void session_commit(struct session *s, size_t n)
+{
+	s->tx_tail += n;
+	session_note_high_water(s);
+}
+
 bool session_append(struct session *s, const uint8_t *frame, size_t len)
 {
 	if (!session_open(s) || !session_make_room(s, len))
@@ -490,6 +505,8 @@ void session_end(struct session *s, enum session_end why, bool tell_peer, const 
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	if (s->streams && s->state == SESSION_ESTABLISHED)
+		tunnel_stream_link_event(s, STREAM_MSG_LINK_DOWN);
 	t->role->ended(s, why, reason); /* s->state still says how far it got */
 	s->state = SESSION_CLOSING;
 	s->rx_batch.count = 0;
@@ -552,7 +569,8 @@ static void session_receive_packet(struct session *s, const struct pkt *p)
 
 static void session_send_hello(struct session *s)
 {
-	uint8_t flags = s->tunnel->accept_offload ? HELLO_F_OFFLOAD : 0;
+	uint8_t flags = (s->tunnel->accept_offload ? HELLO_F_OFFLOAD : 0) |
+			(s->tunnel->streams ? HELLO_F_STREAMS : 0);
 	uint8_t hello[FRAME_HEADER_LEN + FRAME_HELLO_LEN];
 	size_t n = frame_put_hello(hello, sizeof(hello), PROTO_VERSION, flags);
 
@@ -570,6 +588,7 @@ static void session_on_hello(struct session *s, const struct frame *f)
 		return;
 	}
 	s->peer_offload = f->hello_flags & HELLO_F_OFFLOAD;
+	s->streams = t->streams && (f->hello_flags & HELLO_F_STREAMS);
 	/* Failure only costs offload packets (counted), not the session. */
 	if (!s->peer_offload && !s->scratch)
 		s->scratch = malloc(PKT_SEGMENT_SCRATCH);
@@ -578,6 +597,8 @@ static void session_on_hello(struct session *s, const struct frame *f)
 	s->state = SESSION_ESTABLISHED;
 	evloop_timer_start(t->loop, &s->timer, tick);
 	t->role->established(s);
+	if (s->streams && s->state == SESSION_ESTABLISHED)
+		tunnel_stream_link_event(s, STREAM_MSG_LINK_UP);
 	session_flush(s);
 }
 
@@ -618,8 +639,13 @@ static void session_on_frame(struct session *s, const struct frame *f)
 		break;
 	case FRAME_KEEPALIVE:
 		break;
-	default:
+	case FRAME_PACKET:
+	case FRAME_PACKET_OFF:
 		session_receive_packet(s, &f->pkt);
+		break;
+	default:
+		session_deliver(s); /* packets before it stay in order */
+		tunnel_stream_receive(s, f);
 		break;
 	}
 }
@@ -694,6 +720,9 @@ static void session_read(struct session *s)
 			session_parse(s);
 	}
 	session_parse(s);
+	/* What the stream frontend answered (credits, data) leaves with this wakeup. */
+	if (s->streams && session_tx_pending(s))
+		session_flush(s);
 }
 
 /* ---- events ---- */

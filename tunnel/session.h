@@ -50,6 +50,7 @@ struct session {
 	char name[PEER_NAME_MAX + 1];   /* server: the peer's certificate name */
 	void *role_data;                /* server: its struct server_peer */
 	bool peer_offload;              /* the peer's HELLO had HELLO_F_OFFLOAD */
+	bool streams;                   /* both HELLOs had HELLO_F_STREAMS */
 
 	uint64_t started_ms, last_rx_ms, last_tx_ms;
 	int read_want, write_want;      /* TLS_WANT_* of the last blocked call, or 0 */
@@ -99,6 +100,13 @@ void session_send_segmented(struct session *s, const struct pkt *p);
  * false when the buffer has no room even after a flush.
  */
 bool session_append(struct session *s, const uint8_t *frame, size_t len);
+/*
+ * Room for need more bytes at the end of the send buffer (flushing once if
+ * full): where to write them, or NULL. session_commit() then adds the n
+ * bytes written there, as session_append() would have.
+ */
+uint8_t *session_reserve(struct session *s, size_t need);
+void session_commit(struct session *s, size_t n);
 /* Hands the send buffer to SSL_write until it is empty or would block. */
 void session_flush(struct session *s);
 size_t session_tx_pending(const struct session *s);
@@ -109,6 +117,10 @@ size_t session_tx_pending(const struct session *s);
  * cap is too small, or -EINVAL for a packet no peer would accept.
  */
 long session_frame_packet(uint8_t *buf, size_t cap, const struct pkt *p);
+
+/* stream.c: a stream frame received on s, and the link events of s. */
+void tunnel_stream_receive(struct session *s, const struct frame *f);
+void tunnel_stream_link_event(struct session *s, enum stream_msg_type type);
 
 /* The per-packet trace hook, a no-op unless --trace. */
 void session_trace(struct tunnel *t, const char *stage, const char *peer, const struct pkt *p);

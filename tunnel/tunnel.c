@@ -122,6 +122,7 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 	t->role_kind = cfg->role;
 	t->role = cfg->role == TUNNEL_SERVER ? &tunnel_server_ops : &tunnel_client_ops;
 	t->accept_offload = cfg->accept_offload;
+	t->streams = cfg->streams;
 	t->trace = cfg->trace;
 	t->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : TUNNEL_KEEPALIVE_MS_DEFAULT;
 	t->handshake_ms = cfg->handshake_ms ? cfg->handshake_ms : TUNNEL_HANDSHAKE_MS_DEFAULT;

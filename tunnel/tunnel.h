@@ -15,6 +15,7 @@
 #include "../common/evloop.h"
 #include "../common/pkt.h"
 #include "../common/prefix.h"
+#include "../common/stream.h"
 
 /* ---- peers file: "name prefix[,prefix...]", '#' comments ---- */
 
@@ -55,6 +56,7 @@ struct tunnel_config {
 	const char *cert_file, *key_file, *ca_file;
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
 	bool accept_offload;     /* our frontend injects offload packets */
+	bool streams;            /* our frontend carries streams (HELLO_F_STREAMS) */
 	unsigned keepalive_ms;   /* 0: TUNNEL_KEEPALIVE_MS_DEFAULT */
 	unsigned handshake_ms;   /* 0: TUNNEL_HANDSHAKE_MS_DEFAULT */
 	size_t queue_bytes;      /* client; 0: TUNNEL_QUEUE_DEFAULT_BYTES */
@@ -69,6 +71,12 @@ struct tunnel_callbacks {
 	void (*log)(void *ctx, enum tunnel_log_level level, const char *msg);
 	/* stage: "framed", "sent", "received"; peer: the session's name or NULL. */
 	void (*trace)(void *ctx, const char *stage, const char *peer, const struct pkt *pkt);
+	/*
+	 * With cfg.streams: a stream frame received (msg->link names the
+	 * session), or a link event (LINK_UP, LINK_DOWN, LINK_WRITABLE). msg->data
+	 * points into the receive buffer, valid during the call only.
+	 */
+	void (*stream)(void *ctx, const struct stream_msg *msg);
 };
 
 struct tunnel_stats {
@@ -107,6 +115,20 @@ void tunnel_send(struct tunnel *t, const struct pkt_batch *batch);
 /* Client: true while the send buffer is above its high-water mark. */
 bool tunnel_send_blocked(const struct tunnel *t);
 void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out);
+
+/*
+ * Streams (common/stream.h): frames msg onto its link; a client's OPEN
+ * with msg->link NULL goes to the established session and sets msg->link.
+ * Returns 0 or the negative errno of struct stream_port's send. Nothing
+ * is dropped silently: a stream that cannot be sent is the caller's to
+ * reset. Frames wait in the send buffer until tunnel_stream_flush() or a
+ * full record's worth.
+ */
+int tunnel_stream_send(struct tunnel *t, struct stream_msg *msg);
+/* True while link's send buffer is above its high-water mark. */
+bool tunnel_stream_blocked(const struct tunnel *t, const struct stream_link *link);
+/* Hands every link's pending frames to TLS. */
+void tunnel_stream_flush(struct tunnel *t);
 /* Sends close_notify to every peer (best effort) and frees everything. */
 void tunnel_free(struct tunnel *t);
 

@@ -55,6 +55,7 @@ struct tunnel {
 	/* from the config, defaults applied */
 	enum tunnel_role role_kind;
 	bool accept_offload, trace;
+	bool streams;              /* our frontend carries streams: HELLO_F_STREAMS */
 	unsigned keepalive_ms, handshake_ms;
 	size_t queue_bytes;
 	const struct peer_table *peers;

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,7 +320,7 @@ static void test_malformed_header(void **state)
 	(void)state;
 	/* Unknown types. */
 	assert_int_equal(parse_header_only(0, 0, 0), -EPROTO);
-	assert_int_equal(parse_header_only(6, 0, 0), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_DGRAM + 1, 0, 0), -EPROTO);
 	assert_int_equal(parse_header_only(0xff, 4, 4), -EPROTO);
 	/* Too long: refused from the header alone, without waiting for the payload. */
 	assert_int_equal(parse_header_only(FRAME_PACKET_OFF, FRAME_PAYLOAD_MAX + 1, 0), -EPROTO);
@@ -488,6 +489,231 @@ static void test_put_small_cap(void **state)
 	assert_int_equal(frame_put_close(buf, 7, "bye"), 7);
 }
 
+
+/* ---- stream frames ---- */
+
+static struct ip_addr addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	struct ip_addr ip = { .family = AF_INET, .bytes = { a, b, c, d } };
+
+	return ip;
+}
+
+static struct ip_addr addr6_example(void)
+{
+	struct ip_addr ip = { .family = AF_INET6, .bytes = { 0xfd, 0x02, [15] = 0x02 } };
+
+	return ip;
+}
+
+static void test_stream_open(void **state)
+{
+	(void)state;
+	uint8_t buf[64];
+	const struct ip_addr v4 = addr4(10, 102, 0, 2), v6 = addr6_example();
+	const uint8_t want4[] = { FRAME_STREAM_OPEN, 0, 0, 12, 0x01, 0x02, 0x03, 0x04,
+				  IPPROTO_TCP, 4, 0x1f, 0x90, 10, 102, 0, 2 };
+	struct frame f;
+
+	assert_int_equal(frame_put_stream_open(buf, sizeof(buf), 0x01020304, IPPROTO_TCP, &v4, 8080), 16);
+	assert_memory_equal(buf, want4, sizeof(want4));
+	assert_int_equal(parse(buf, sizeof(buf), &f), 16);
+	assert_int_equal(f.type, FRAME_STREAM_OPEN);
+	assert_int_equal(f.stream_id, 0x01020304);
+	assert_int_equal(f.stream_proto, IPPROTO_TCP);
+	assert_int_equal(f.stream_port, 8080);
+	assert_int_equal(f.stream_addr.family, AF_INET);
+	assert_memory_equal(f.stream_addr.bytes, v4.bytes, 4);
+	assert_all_cuts_partial(buf, 16);
+
+	assert_int_equal(frame_put_stream_open(buf, sizeof(buf), 7, IPPROTO_UDP, &v6, 53), 28);
+	assert_int_equal(parse(buf, 28, &f), 28);
+	assert_int_equal(f.stream_proto, IPPROTO_UDP);
+	assert_int_equal(f.stream_addr.family, AF_INET6);
+	assert_memory_equal(f.stream_addr.bytes, v6.bytes, 16);
+	assert_int_equal(f.stream_port, 53);
+	assert_all_cuts_partial(buf, 28);
+
+	/* What frame_parse would refuse, frame_put_* refuses to write. */
+	assert_int_equal(frame_put_stream_open(buf, sizeof(buf), 0, IPPROTO_TCP, &v4, 80), 0);
+	assert_int_equal(frame_put_stream_open(buf, sizeof(buf), 1, IPPROTO_TCP, &v4, 0), 0);
+	assert_int_equal(frame_put_stream_open(buf, sizeof(buf), 1, IPPROTO_ICMP, &v4, 80), 0);
+	assert_int_equal(frame_put_stream_open(buf, 15, 1, IPPROTO_TCP, &v4, 80), 0);
+}
+
+static void test_stream_data_fin_reset_credit(void **state)
+{
+	(void)state;
+	static uint8_t buf[FRAME_HEADER_LEN + FRAME_STREAM_ID_LEN + FRAME_STREAM_DATA_MAX + 8];
+	static uint8_t data[FRAME_STREAM_DATA_MAX + 1];
+	struct frame f;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13);
+	assert_int_equal(frame_put_stream_data(buf, sizeof(buf), 9, data, 1), 9);
+	assert_int_equal(parse(buf, sizeof(buf), &f), 9);
+	assert_int_equal(f.type, FRAME_STREAM_DATA);
+	assert_int_equal(f.stream_id, 9);
+	assert_int_equal(f.stream_len, 1);
+	assert_ptr_equal(f.stream_data, buf + 8);
+	n = frame_put_stream_data(buf, sizeof(buf), 9, data, FRAME_STREAM_DATA_MAX);
+	/* A full DATA frame is exactly one TLS record of plaintext. */
+	assert_int_equal(n, 16384);
+	assert_int_equal(parse(buf, n, &f), 16384);
+	assert_int_equal(f.stream_len, FRAME_STREAM_DATA_MAX);
+	assert_memory_equal(f.stream_data, data, FRAME_STREAM_DATA_MAX);
+	assert_all_cuts_partial(buf, n);
+	assert_int_equal(frame_put_stream_data(buf, sizeof(buf), 9, data, FRAME_STREAM_DATA_MAX + 1), 0);
+	assert_int_equal(frame_put_stream_data(buf, sizeof(buf), 9, data, 0), 0);
+
+	assert_int_equal(frame_put_stream_fin(buf, sizeof(buf), 0xffffffff), 8);
+	assert_int_equal(parse(buf, 8, &f), 8);
+	assert_int_equal(f.type, FRAME_STREAM_FIN);
+	assert_int_equal(f.stream_id, 0xffffffff);
+
+	for (uint8_t r = 1; r <= STREAM_RESET_REASON_MAX; r++) {
+		assert_int_equal(frame_put_stream_reset(buf, sizeof(buf), 3, r), 9);
+		assert_int_equal(parse(buf, 9, &f), 9);
+		assert_int_equal(f.type, FRAME_STREAM_RESET);
+		assert_int_equal(f.stream_reason, r);
+	}
+	assert_int_equal(frame_put_stream_reset(buf, sizeof(buf), 3, 0), 0);
+	assert_int_equal(frame_put_stream_reset(buf, sizeof(buf), 3, STREAM_RESET_REASON_MAX + 1), 0);
+
+	assert_int_equal(frame_put_stream_credit(buf, sizeof(buf), 5, STREAM_WINDOW), 12);
+	assert_int_equal(parse(buf, 12, &f), 12);
+	assert_int_equal(f.type, FRAME_STREAM_CREDIT);
+	assert_int_equal(f.stream_credit, STREAM_WINDOW);
+	assert_all_cuts_partial(buf, 12);
+	assert_int_equal(frame_put_stream_credit(buf, sizeof(buf), 5, 0), 0);
+	assert_int_equal(frame_put_stream_credit(buf, sizeof(buf), 5, STREAM_WINDOW + 1), 0);
+}
+
+static void test_dgram(void **state)
+{
+	(void)state;
+	static uint8_t buf[FRAME_HEADER_LEN + FRAME_DGRAM_V6_HEADER + FRAME_DGRAM_MAX];
+	static uint8_t payload[FRAME_DGRAM_MAX + 1];
+	const struct ip_addr v4 = addr4(10, 102, 0, 2), v6 = addr6_example();
+	struct frame f;
+	size_t n;
+
+	memset(payload, 0x5a, sizeof(payload));
+	n = frame_put_dgram(buf, sizeof(buf), 11, &v4, 53, payload, 0);
+	assert_int_equal(n, 4 + 12);
+	assert_int_equal(parse(buf, n, &f), (int)n);
+	assert_int_equal(f.type, FRAME_DGRAM);
+	assert_int_equal(f.stream_id, 11);
+	assert_int_equal(f.stream_len, 0);
+	assert_int_equal(f.stream_port, 53);
+	assert_memory_equal(f.stream_addr.bytes, v4.bytes, 4);
+
+	n = frame_put_dgram(buf, sizeof(buf), 12, &v6, 5353, payload, FRAME_DGRAM_MAX);
+	assert_int_equal(n, 4 + 24 + FRAME_DGRAM_MAX);
+	assert_int_equal(parse(buf, n, &f), (int)n);
+	assert_int_equal(f.stream_addr.family, AF_INET6);
+	assert_int_equal(f.stream_len, FRAME_DGRAM_MAX);
+	assert_ptr_equal(f.stream_data, buf + 4 + 24);
+	assert_all_cuts_partial(buf, 4 + 24 + 40);
+	assert_int_equal(frame_put_dgram(buf, sizeof(buf), 12, &v6, 5353, payload, FRAME_DGRAM_MAX + 1), 0);
+	assert_int_equal(frame_put_dgram(buf, sizeof(buf), 0, &v6, 5353, payload, 1), 0);
+	assert_int_equal(frame_put_dgram(buf, sizeof(buf), 1, &v6, 0, payload, 1), 0);
+}
+
+static void test_hello_streams(void **state)
+{
+	(void)state;
+	uint8_t buf[8];
+	struct frame f;
+
+	assert_int_equal(frame_put_hello(buf, sizeof(buf), PROTO_VERSION, HELLO_F_STREAMS | HELLO_F_OFFLOAD), 8);
+	assert_int_equal(parse(buf, 8, &f), 8);
+	assert_int_equal(f.hello_flags, HELLO_F_STREAMS | HELLO_F_OFFLOAD);
+}
+
+/* A raw stream frame: header, then the given payload bytes. */
+static int parse_raw(uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	uint8_t *buf = malloc(FRAME_HEADER_LEN + len + 1);
+	struct frame f;
+	int ret;
+
+	assert_non_null(buf);
+	put_header(buf, type, len);
+	if (len)
+		memcpy(buf + FRAME_HEADER_LEN, payload, len);
+	ret = parse(buf, FRAME_HEADER_LEN + len, &f);
+	free(buf);
+	return ret;
+}
+
+static void test_stream_malformed(void **state)
+{
+	(void)state;
+	static uint8_t big[FRAME_DGRAM_V6_HEADER + FRAME_DGRAM_MAX + 2];
+	uint8_t open4[] = { 0, 0, 0, 1, IPPROTO_TCP, 4, 0, 80, 10, 0, 0, 1 };
+	uint8_t p[32];
+
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, open4, sizeof(open4)), 16);
+	/* id 0, unknown family, family and length disagreeing, port 0, protocol. */
+	memcpy(p, open4, sizeof(open4));
+	p[3] = 0;
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, p, 12), -EPROTO);
+	memcpy(p, open4, sizeof(open4));
+	p[5] = 5;
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, p, 12), -EPROTO);
+	p[5] = 6;
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, p, 12), -EPROTO);
+	memset(p + 12, 0, 12);
+	p[5] = 4;
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, p, 24), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, p, 13), -EPROTO);
+	memcpy(p, open4, sizeof(open4));
+	p[6] = p[7] = 0;
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, p, 12), -EPROTO);
+	memcpy(p, open4, sizeof(open4));
+	p[4] = IPPROTO_ICMP;
+	assert_int_equal(parse_raw(FRAME_STREAM_OPEN, p, 12), -EPROTO);
+
+	/* DATA: empty, too long (refused from the header alone), id 0. */
+	memcpy(p, open4, 4);
+	assert_int_equal(parse_raw(FRAME_STREAM_DATA, p, 4), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_STREAM_DATA, FRAME_STREAM_ID_LEN + FRAME_STREAM_DATA_MAX + 1, 0), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_DATA, (const uint8_t[]){ 0, 0, 0, 0, 'x' }, 5), -EPROTO);
+	/* FIN, RESET, CREDIT: exact lengths and values. */
+	assert_int_equal(parse_raw(FRAME_STREAM_FIN, p, 4), 8);
+	assert_int_equal(parse_raw(FRAME_STREAM_FIN, p, 5), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_FIN, (const uint8_t[]){ 0, 0, 0, 0 }, 4), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 0 }, 5), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 6 }, 5), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 1, 0 }, 6), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 0, 0, 0 }, 8), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 4, 0, 1 }, 8), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 4, 0, 0 }, 8), 12);
+	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 4, 0 }, 7), -EPROTO);
+
+	/* DGRAM: reserved byte, v6 family with a v4-sized header, payload above the maximum. */
+	uint8_t dgram[] = { 0, 0, 0, 2, 0, 4, 0, 53, 10, 0, 0, 1, 'q' };
+	assert_int_equal(parse_raw(FRAME_DGRAM, dgram, sizeof(dgram)), 4 + (int)sizeof(dgram));
+	dgram[4] = 1;
+	assert_int_equal(parse_raw(FRAME_DGRAM, dgram, sizeof(dgram)), -EPROTO);
+	dgram[4] = 0;
+	dgram[5] = 6;
+	assert_int_equal(parse_raw(FRAME_DGRAM, dgram, sizeof(dgram)), -EPROTO);
+	dgram[5] = 4;
+	dgram[7] = 0;
+	assert_int_equal(parse_raw(FRAME_DGRAM, dgram, sizeof(dgram)), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_DGRAM, dgram, 11), -EPROTO);
+	memset(big, 0, sizeof(big));
+	memcpy(big, (const uint8_t[]){ 0, 0, 0, 2, 0, 4, 0, 53, 10, 0, 0, 1 }, 12);
+	assert_int_equal(parse_raw(FRAME_DGRAM, big, 12 + FRAME_DGRAM_MAX), 4 + 12 + FRAME_DGRAM_MAX);
+	assert_int_equal(parse_raw(FRAME_DGRAM, big, 12 + FRAME_DGRAM_MAX + 1), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_DGRAM, FRAME_DGRAM_V6_HEADER + FRAME_DGRAM_MAX + 1, 0), -EPROTO);
+	/* Past the last type. */
+	assert_int_equal(parse_header_only(FRAME_DGRAM + 1, 8, 8), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +729,11 @@ int main(void)
 		cmocka_unit_test(test_malformed_packet_v6_short),
 		cmocka_unit_test(test_malformed_offload),
 		cmocka_unit_test(test_put_small_cap),
+		cmocka_unit_test(test_stream_open),
+		cmocka_unit_test(test_stream_data_fin_reset_credit),
+		cmocka_unit_test(test_dgram),
+		cmocka_unit_test(test_hello_streams),
+		cmocka_unit_test(test_stream_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: MIT
+/* The proxy frontend: TCP connections and UDP flows to the remote prefixes carried as streams. */
+
+/*
+ * The fourth approach of DESIGN.md, as sshuttle does it: intercept at the
+ * socket layer, not the packet layer, and carry byte streams. It is fast
+ * for TCP (no per-packet work, no inner TCP over the tunnel's TCP) and
+ * blind to everything that is not TCP or UDP; the far end opens its own
+ * connections, so the source address is lost.
+ *
+ * Client. iptables nat OUTPUT REDIRECTs TCP toward the routes (and the
+ * --select selectors) to a listener on 127.0.0.1 / ::1 (px_client.c);
+ * each accepted connection's SO_ORIGINAL_DST becomes a STREAM_OPEN. UDP
+ * (IPv4) is marked in mangle OUTPUT, rerouted to lo by a fwmark rule, and
+ * TPROXYed in mangle PREROUTING to a transparent socket that learns the
+ * original destination per datagram (px_udp.c). Everything else toward
+ * the routes (ICMP, other protocols, and UDP over IPv6) is dropped by a
+ * filter rule whose counter is the dropped_uncarried stat: what the proxy
+ * cannot carry must not leak in clear (px_rules.c).
+ *
+ * Server (the exit). A STREAM_OPEN becomes a non-blocking connect from
+ * the server's own address to the original destination (px_exit.c); a
+ * refusal or an unreachable destination goes back as STREAM_RESET with
+ * its reason, and the client application gets an RST. DGRAMs of a flow
+ * leave from one connected UDP socket per flow.
+ *
+ * Relay (px_conn.c, both ends alike): per-stream windows (STREAM_WINDOW,
+ * credits as the socket consumes) bound what each stream may make the
+ * other end buffer; a link whose tunnel send buffer passes high water
+ * stops every socket read on that link until LINK_WRITABLE.
+ *
+ * Events: every socket and a timerfd (timeouts, counters) sit in one
+ * epoll fd, which is fd(); read_batch serves up to PX_EVENTS_PER_CALL of
+ * them and returns 0 packets. LINK_DOWN may arrive inside a send of ours
+ * (a flush that fails ends the session), so it only marks the link; an
+ * eventfd makes the next read_batch tear its streams down, before the
+ * tunnel frees the session.
+ */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy.h"
+#include "px.h"
+
+static struct proxy *to_proxy(const struct frontend *fe)
+{
+	return (struct proxy *)fe;
+}
+
+uint64_t px_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int px_watch_add(struct proxy *px, int fd, struct px_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	return epoll_ctl(px->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int px_watch_mod(struct proxy *px, int fd, struct px_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	return epoll_ctl(px->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void px_watch_del(struct proxy *px, int fd)
+{
+	epoll_ctl(px->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void px_close_rst(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+void px_sockaddr_from(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
+		      uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a->bytes, 4);
+		*len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		memcpy(&in6->sin6_addr, a->bytes, 16);
+		*len = sizeof(*in6);
+	}
+}
+
+void px_addr_of(const struct sockaddr_storage *ss, struct ip_addr *a, uint16_t *port)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = (uint8_t)ss->ss_family;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		memcpy(a->bytes, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+	} else {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+		memcpy(a->bytes, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+/* ---- links ---- */
+
+struct px_link *px_link_get(struct proxy *px, struct stream_link *link, bool create)
+{
+	struct px_link *l;
+
+	for (l = px->links; l; l = l->next)
+		if (l->link == link && !l->down)
+			return l;
+	if (!create || !link)
+		return NULL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->link = link;
+	l->next = px->links;
+	px->links = l;
+	return l;
+}
+
+int px_send(struct proxy *px, struct px_link *l, struct stream_msg *msg)
+{
+	if (!px->port || (l && l->down))
+		return -ENOTCONN;
+	msg->link = l ? l->link : NULL;
+	return px->port->send(px->port->ctx, msg);
+}
+
+uint32_t px_next_id(struct proxy *px)
+{
+	if (++px->next_id == 0)
+		px->next_id = 1; /* 0 is no id; 4 billion streams later, old ones are long gone */
+	return px->next_id;
+}
+
+void px_bury(struct proxy *px, struct px_watch *w)
+{
+	w->dead = true;
+	w->gnext = px->graveyard;
+	px->graveyard = w;
+}
+
+void px_graveyard_empty(struct proxy *px)
+{
+	while (px->graveyard) {
+		struct px_watch *w = px->graveyard;
+
+		px->graveyard = w->gnext;
+		if (w->kind == PX_W_CONN)
+			free(((struct px_conn *)w)->buf);
+		free(w); /* the watch is the first member of conns and flows */
+	}
+}
+
+static void link_teardown(struct px_link *l)
+{
+	while (l->conns)
+		px_conn_abort(l->conns);
+	while (l->flows)
+		px_flow_free(l->flows);
+}
+
+/* Links marked down by the tunnel: their streams die now, outside the tunnel's calls. */
+static void reap_links(struct proxy *px)
+{
+	struct px_link **at = &px->links, *l;
+	uint64_t count;
+
+	if (read(px->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		return;
+	while ((l = *at)) {
+		if (!l->down) {
+			at = &l->next;
+			continue;
+		}
+		link_teardown(l);
+		*at = l->next;
+		free(l);
+	}
+}
+
+static void link_writable(struct px_link *l)
+{
+	l->blocked = false;
+	for (struct px_conn *c = l->conns; c; c = c->next)
+		px_conn_update(c);
+}
+
+static void link_down(struct proxy *px, struct stream_link *link)
+{
+	uint64_t one = 1;
+
+	for (struct px_link *l = px->links; l; l = l->next)
+		if (l->link == link)
+			l->down = true;
+	if (write(px->wake_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow at one per session end. */
+	}
+}
+
+/* ---- the tunnel's side ---- */
+
+static void on_conn_msg(struct proxy *px, struct px_link *l, const struct stream_msg *msg)
+{
+	struct px_conn *c = l ? px_conn_find(px, l, msg->id) : NULL;
+
+	/* A stream we already closed: its last frames cross our RESET or FIN. */
+	if (c)
+		px_conn_on_msg(c, msg);
+}
+
+static void proxy_stream_event(struct frontend *fe, const struct stream_msg *msg)
+{
+	struct proxy *px = to_proxy(fe);
+	struct px_link *l;
+
+	switch (msg->type) {
+	case STREAM_MSG_LINK_UP:
+		px_link_get(px, msg->link, true); /* no memory: made again at first use */
+		return;
+	case STREAM_MSG_LINK_DOWN:
+		link_down(px, msg->link);
+		return;
+	case STREAM_MSG_LINK_WRITABLE:
+		l = px_link_get(px, msg->link, false);
+		if (l)
+			link_writable(l);
+		return;
+	case STREAM_MSG_OPEN:
+		if (px->server)
+			px_exit_open(px, msg);
+		return;
+	case STREAM_MSG_DGRAM:
+		px_udp_on_dgram(px, px_link_get(px, msg->link, px->server), msg);
+		return;
+	default:
+		on_conn_msg(px, px_link_get(px, msg->link, false), msg);
+		return;
+	}
+}
+
+static void proxy_attach(struct frontend *fe, const struct stream_port *port)
+{
+	struct proxy *px = to_proxy(fe);
+
+	px->port_copy = *port;
+	px->port = &px->port_copy;
+}
+
+/* ---- housekeeping ---- */
+
+static void tick(struct proxy *px)
+{
+	uint64_t now = px_now_ms(), expirations, dropped;
+
+	if (read(px->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		return;
+	for (struct px_link *l = px->links; l; l = l->next) {
+		struct px_conn *c = l->conns, *cnext;
+		struct px_flow *f = l->flows, *fnext;
+
+		for (; c; c = cnext) {
+			cnext = c->next; /* a timeout frees c */
+			px_conn_tick(c, now);
+		}
+		for (; f; f = fnext) {
+			fnext = f->next;
+			px_flow_tick(f, now);
+		}
+	}
+	if (!px->server)
+		px_client_resume(px);
+	if (!px->server && ++px->ticks % PX_COUNTER_TICKS == 0 &&
+	    px_rules_uncarried(&px->rules, &dropped) == 0)
+		px->fe.stream_stats.dropped_uncarried = dropped;
+}
+
+static void dispatch(struct proxy *px, struct px_watch *w, uint32_t events)
+{
+	if (w->dead)
+		return;
+	switch (w->kind) {
+	case PX_W_LISTEN:
+		px_client_accept((struct px_listener *)w);
+		break;
+	case PX_W_CONN:
+		px_conn_io((struct px_conn *)w, events);
+		break;
+	case PX_W_UDP_LISTEN:
+		px_udp_client_read(px);
+		break;
+	case PX_W_FLOW:
+		px_udp_flow_read((struct px_flow *)w);
+		break;
+	case PX_W_TIMER:
+		tick(px);
+		break;
+	case PX_W_WAKE:
+		reap_links(px);
+		break;
+	}
+}
+
+static int proxy_read_batch(struct frontend *fe, struct pkt_batch *batch)
+{
+	struct proxy *px = to_proxy(fe);
+	struct epoll_event evs[PX_EVENTS_PER_CALL];
+	int n = epoll_wait(px->epfd, evs, PX_EVENTS_PER_CALL, 0);
+
+	batch->count = 0;
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++)
+		dispatch(px, evs[i].data.ptr, evs[i].events);
+	px_graveyard_empty(px);
+	if (px->port)
+		px->port->flush(px->port->ctx);
+	return 0;
+}
+
+/* The proxy injects no packets: a packet frontend's peer sent some anyway. */
+static int proxy_write_batch(struct frontend *fe, const struct pkt_batch *batch)
+{
+	fe->stream_stats.dropped_packets += batch->count;
+	return 0;
+}
+
+static int proxy_fd(const struct frontend *fe)
+{
+	return to_proxy(fe)->epfd;
+}
+
+/* ---- open and close ---- */
+
+static int open_events(struct proxy *px, char *err, size_t err_len)
+{
+	struct itimerspec period = {
+		.it_interval = { .tv_sec = PX_TICK_MS / 1000 },
+		.it_value = { .tv_sec = PX_TICK_MS / 1000 },
+	};
+	int ret;
+
+	px->epfd = epoll_create1(EPOLL_CLOEXEC);
+	px->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	px->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (px->epfd < 0 || px->timer_fd < 0 || px->wake_fd < 0)
+		goto err;
+	if (timerfd_settime(px->timer_fd, 0, &period, NULL) < 0)
+		goto err;
+	px->timer_w.kind = PX_W_TIMER;
+	px->wake_w.kind = PX_W_WAKE;
+	ret = px_watch_add(px, px->timer_fd, &px->timer_w, EPOLLIN);
+	if (ret == 0)
+		ret = px_watch_add(px, px->wake_fd, &px->wake_w, EPOLLIN);
+	if (ret == 0)
+		return 0;
+	errno = -ret;
+err:
+	ret = -errno;
+	snprintf(err, err_len, "proxy: event fds: %s", strerror(errno));
+	return ret;
+}
+
+static void close_events(struct proxy *px)
+{
+	if (px->wake_fd >= 0)
+		close(px->wake_fd);
+	if (px->timer_fd >= 0)
+		close(px->timer_fd);
+	if (px->epfd >= 0)
+		close(px->epfd);
+}
+
+static int open_client(struct proxy *px, const struct frontend_config *cfg, char *err,
+		       size_t err_len)
+{
+	struct px_rules_params rp = { .cfg = cfg };
+	int ret = px_client_listen(px, cfg, err, err_len);
+
+	if (ret < 0)
+		return ret;
+	ret = px_udp_listen(px, err, err_len);
+	if (ret < 0)
+		goto err_tcp;
+	for (int fam = 0; fam < 2; fam++)
+		rp.tcp_port[fam] = px->tcp[fam].port;
+	rp.udp_port = px->udp.port;
+	ret = px_rules_install(&px->rules, &rp, err, err_len);
+	if (ret < 0)
+		goto err_udp;
+	return 0;
+
+err_udp:
+	px_udp_close(px);
+err_tcp:
+	px_client_close(px);
+	return ret;
+}
+
+static void proxy_free(struct proxy *px)
+{
+	close_events(px);
+	free(px->iobuf);
+	free(px);
+}
+
+static int proxy_open(struct frontend **out, const struct frontend_config *cfg, char *err,
+		      size_t err_len)
+{
+	struct proxy *px = calloc(1, sizeof(*px));
+	char ignored[256];
+	int ret = -ENOMEM;
+
+	if (!px) {
+		snprintf(err, err_len, "proxy: %s", strerror(ENOMEM));
+		return ret;
+	}
+	px->fe.ops = &proxy_frontend;
+	px->server = cfg->role == FRONTEND_SERVER;
+	px->verbose = cfg->verbose;
+	px->epfd = px->timer_fd = px->wake_fd = px->udp.fd = -1;
+	px->tcp[0].fd = px->tcp[1].fd = -1;
+	px->iobuf = malloc(PX_IOBUF_BYTES);
+	if (!px->iobuf) {
+		snprintf(err, err_len, "proxy: %s", strerror(ENOMEM));
+		goto err_free;
+	}
+	ret = open_events(px, err, err_len);
+	if (ret < 0)
+		goto err_free;
+	if (!px->server) {
+		px_rules_cleanup(cfg->verbose, ignored, sizeof(ignored));
+		ret = open_client(px, cfg, err, err_len);
+		if (ret < 0)
+			goto err_free;
+	}
+	*out = &px->fe;
+	return 0;
+
+err_free:
+	proxy_free(px);
+	return ret;
+}
+
+static void proxy_close(struct frontend *fe)
+{
+	struct proxy *px = to_proxy(fe);
+
+	if (!px)
+		return;
+	/* Rules first: from here on, nothing new is intercepted. */
+	if (!px->server)
+		px_rules_remove(&px->rules);
+	px->port = NULL; /* the tunnel is gone by now */
+	while (px->links) {
+		struct px_link *l = px->links;
+
+		px->links = l->next;
+		link_teardown(l);
+		free(l);
+	}
+	px_graveyard_empty(px);
+	px_udp_close(px);
+	px_client_close(px);
+	proxy_free(px);
+}
+
+static int proxy_cleanup(bool verbose, char *err, size_t err_len)
+{
+	return px_rules_cleanup(verbose, err, err_len);
+}
+
+const struct frontend_ops proxy_frontend = {
+	.name = "proxy",
+	.summary = "intercept TCP (REDIRECT) and UDP (TPROXY) at the socket layer, carry byte streams",
+	.open = proxy_open,
+	.fd = proxy_fd,
+	.read_batch = proxy_read_batch,
+	.write_batch = proxy_write_batch,
+	.close = proxy_close,
+	.cleanup = proxy_cleanup,
+	.attach = proxy_attach,
+	.stream_event = proxy_stream_event,
+};

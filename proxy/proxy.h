@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* The application-layer proxy: TCP connections and UDP flows carried as streams, not packets. */
+#ifndef TUNLAB_PROXY_H
+#define TUNLAB_PROXY_H
+
+#include "../src/frontend.h"
+
+extern const struct frontend_ops proxy_frontend;
+
+#endif

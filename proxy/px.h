@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* The parts of the proxy frontend (internal to proxy/): relay, client, exit, UDP, rules. */
+#ifndef TUNLAB_PX_H
+#define TUNLAB_PX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../src/frontend.h"
+#include "../tunnel/proto.h"
+
+enum {
+	/* Streams one client may have open at the exit: a busy browser times ten. */
+	PX_STREAMS_PER_CLIENT = 4096,
+	/*
+	 * Bytes from the tunnel waiting for slow sockets, per client. Each
+	 * stream is already bounded by STREAM_WINDOW; this bounds the sum, so
+	 * that many stalled readers cost a client its streams, not the exit
+	 * its memory.
+	 */
+	PX_BUFFERED_PER_CLIENT = 64 * 1024 * 1024,
+	/* UDP flows one client may have: DNS bursts and a few media flows. */
+	PX_FLOWS_PER_CLIENT = 1024,
+	/* A destination that neither answers nor refuses: TCP's SYN retries take 2 min. */
+	PX_CONNECT_TIMEOUT_MS = 10 * 1000,
+	/* Idle established streams: conntrack keeps 5 days; an hour frees forgotten ones. */
+	PX_TCP_IDLE_MS = 3600 * 1000,
+	/* Half-closed streams waiting for the other half: conntrack's CLOSE_WAIT scale. */
+	PX_HALF_CLOSED_IDLE_MS = 120 * 1000,
+	/* UDP flow association: conntrack's unreplied UDP timeout, enough for DNS retries. */
+	PX_UDP_IDLE_MS = 30 * 1000,
+	/* Housekeeping period: timeouts are coarse by nature; one wakeup a second. */
+	PX_TICK_MS = 1000,
+	/* How often the client reads the iptables counter of uncarried packets (a fork). */
+	PX_COUNTER_TICKS = 2,
+	/* Events handled per read_batch call, and reads per socket per event: fairness. */
+	PX_EVENTS_PER_CALL = 64,
+	PX_READS_PER_EVENT = 4,
+	/* DATA frames one socket read fills: 4 x 16 KiB per syscall, within iobuf. */
+	PX_READ_FRAMES = 4,
+	/* Conn hash buckets: a power of two, about the streams of one busy client. */
+	PX_HASH_BUCKETS = 4096,
+	/* fwmark and routing table of the UDP TPROXY path ("tv"), next to nfqueue's 0x7475. */
+	PX_MARK = 0x7476,
+	PX_TABLE = 0x7476,
+	/* Preference of the fwmark rule: before main (32766), after local (0). */
+	PX_RULE_PREF = 7476,
+	PX_RT_PROTO = 77, /* like every tunlab route: `ip route show proto 77` */
+};
+
+enum {
+	/* A UDP datagram or PX_READ_FRAMES DATA payloads, whichever is larger. */
+	PX_IOBUF_BYTES = FRAME_DGRAM_MAX > PX_READ_FRAMES * FRAME_STREAM_DATA_MAX
+				 ? FRAME_DGRAM_MAX : PX_READ_FRAMES * FRAME_STREAM_DATA_MAX,
+};
+
+/* What an epoll event's data.ptr points at: every watched object starts with one. */
+enum px_watch_kind { PX_W_LISTEN, PX_W_CONN, PX_W_UDP_LISTEN, PX_W_FLOW, PX_W_TIMER, PX_W_WAKE };
+
+struct px_watch {
+	enum px_watch_kind kind;
+	/*
+	 * Freed conns and flows wait in the graveyard until the event batch is
+	 * done: a later event of the same batch may still point at them.
+	 */
+	bool dead;
+	struct px_watch *gnext;
+};
+
+struct px_conn;
+struct px_flow;
+
+/* One tunnel session carrying streams (the client's, or one client at the exit). */
+struct px_link {
+	struct stream_link *link;
+	bool down;       /* LINK_DOWN seen; torn down outside the tunnel's call */
+	bool blocked;    /* the tunnel's send buffer is above high water */
+	struct px_conn *conns;
+	size_t conn_count;
+	size_t buffered; /* bytes of all its conns' buffers */
+	struct px_flow *flows;
+	size_t flow_count;
+	struct px_link *next;
+};
+
+/* One TCP connection relayed as a stream (the application's at the client, ours at the exit). */
+struct px_conn {
+	struct px_watch w;
+	struct proxy *px;
+	struct px_link *link;
+	uint32_t id;
+	int fd;
+	uint32_t events;      /* registered with epoll now */
+	bool connecting;      /* exit: non-blocking connect in progress */
+	bool eof_sent;        /* the socket said EOF, FIN went out */
+	bool fin_received;    /* the peer's FIN: shut our write side once buf is written */
+	bool shut_wr;
+	bool detached;        /* out of epoll: hung up, waiting for a window to read the rest */
+	uint32_t window;      /* bytes we may still send on this stream */
+	uint32_t rwindow;     /* bytes the peer may still send us */
+	uint32_t consumed;    /* written to the socket, not yet credited */
+	uint8_t *buf;         /* STREAM_WINDOW ring, allocated on first need */
+	size_t head, len;
+	uint64_t started_ms, last_ms;
+	struct px_conn *hnext;       /* hash chain */
+	struct px_conn *prev, *next; /* link->conns */
+};
+
+/* A UDP flow: (application address, destination) at the client, one socket at the exit. */
+struct px_flow {
+	struct px_watch w;
+	struct proxy *px;
+	struct px_link *link;
+	uint32_t id;
+	int fd;
+	struct sockaddr_storage app, dst; /* client: the application's and its destination */
+	uint64_t last_ms;
+	struct px_flow *prev, *next; /* link->flows */
+};
+
+struct px_listener {
+	struct px_watch w;
+	struct proxy *px;
+	int fd;
+	bool paused;          /* out of fds: accepting again at the next tick */
+	int family;
+	uint16_t port;
+};
+
+struct px_rules {
+	long pid;
+	bool installed[2];     /* per family: v4, v6 */
+	bool udp;              /* mangle chains, ip rule and route of the UDP path */
+	bool verbose;
+	char err[256];
+};
+
+struct proxy {
+	struct frontend fe;
+	bool server;
+	bool verbose;
+	int epfd;
+	struct px_watch timer_w, wake_w;
+	int timer_fd, wake_fd;
+	const struct stream_port *port;
+	struct stream_port port_copy;
+	struct px_link *links;
+	struct px_watch *graveyard;
+	struct px_conn *table[PX_HASH_BUCKETS];
+	uint32_t next_id;      /* client: the next stream or flow id */
+	unsigned ticks;
+	struct px_listener tcp[2];  /* client: REDIRECT targets, v4 and v6 */
+	struct px_listener udp;     /* client: the TPROXY socket (IPv4) */
+	struct px_rules rules;
+	uint8_t *iobuf;        /* PX_IOBUF_BYTES: one read's worth */
+};
+
+
+/* ---- proxy.c ---- */
+uint64_t px_now_ms(void);
+int px_watch_add(struct proxy *px, int fd, struct px_watch *w, uint32_t events);
+int px_watch_mod(struct proxy *px, int fd, struct px_watch *w, uint32_t events);
+void px_watch_del(struct proxy *px, int fd);
+struct px_link *px_link_get(struct proxy *px, struct stream_link *link, bool create);
+/* Sends through the tunnel, unless the link is down: 0 or -errno. */
+int px_send(struct proxy *px, struct px_link *l, struct stream_msg *msg);
+uint32_t px_next_id(struct proxy *px);
+/* w's socket is closed and unregistered already; its memory goes after the batch. */
+void px_bury(struct proxy *px, struct px_watch *w);
+void px_graveyard_empty(struct proxy *px);
+/* RST instead of FIN: what an application sees when the far end refused or reset. */
+void px_close_rst(int fd);
+void px_sockaddr_from(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
+		      uint16_t port);
+void px_addr_of(const struct sockaddr_storage *ss, struct ip_addr *a, uint16_t *port);
+
+/* ---- px_conn.c: the relay, both roles ---- */
+struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, int fd,
+			    bool connecting);
+struct px_conn *px_conn_find(struct proxy *px, struct px_link *l, uint32_t id);
+void px_conn_io(struct px_conn *c, uint32_t events);
+void px_conn_on_msg(struct px_conn *c, const struct stream_msg *msg);
+void px_conn_update(struct px_conn *c);
+/* Tells the peer (RESET with reason), counts, and aborts the socket with RST. */
+void px_conn_reset(struct px_conn *c, uint8_t reason);
+/* Frees without telling the peer: it reset, or the link is gone. */
+void px_conn_abort(struct px_conn *c);
+void px_conn_tick(struct px_conn *c, uint64_t now);
+void px_count_reset_reason(struct proxy *px, uint8_t reason);
+uint8_t px_reason_of_errno(int err);
+
+/* ---- px_client.c: REDIRECT listeners, accepting, opening streams ---- */
+int px_client_listen(struct proxy *px, const struct frontend_config *cfg, char *err,
+		     size_t err_len);
+void px_client_accept(struct px_listener *ln);
+void px_client_close(struct proxy *px);
+/* A listener paused for lack of fds listens again. */
+void px_client_resume(struct proxy *px);
+
+/* ---- px_exit.c: the server's side of a stream ---- */
+void px_exit_open(struct proxy *px, const struct stream_msg *msg);
+
+/* ---- px_udp.c: TPROXY at the client, a socket per flow at the exit ---- */
+int px_udp_listen(struct proxy *px, char *err, size_t err_len);
+void px_udp_close(struct proxy *px);
+void px_udp_client_read(struct proxy *px);
+void px_udp_flow_read(struct px_flow *f);
+void px_udp_on_dgram(struct proxy *px, struct px_link *l, const struct stream_msg *msg);
+void px_flow_free(struct px_flow *f);
+void px_flow_tick(struct px_flow *f, uint64_t now);
+
+/* ---- px_rules.c: iptables REDIRECT/TPROXY, the fwmark rule, cleanup ---- */
+struct px_rules_params {
+	const struct frontend_config *cfg;
+	uint16_t tcp_port[2]; /* per family, 0: none */
+	uint16_t udp_port;    /* IPv4 TPROXY port, 0: no UDP */
+};
+
+int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *err,
+		     size_t err_len);
+/* The iptables-restore input for family af (AF_INET, AF_INET6); malloc'd, NULL on ENOMEM. */
+char *px_rules_text(const struct px_rules_params *p, long pid, int af);
+void px_rules_remove(struct px_rules *r);
+/* Packets to the routes that were neither TCP nor UDP, and so dropped. */
+int px_rules_uncarried(const struct px_rules *r, uint64_t *out);
+int px_rules_cleanup(bool verbose, char *err, size_t err_len);
+
+#endif

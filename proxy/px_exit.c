@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+/* The exit: a STREAM_OPEN becomes the server's own connection to the original destination. */
+
+/*
+ * The connection leaves from whatever address the server's routing picks
+ * toward the destination (10.102.0.1 in the test topology): the host
+ * behind the exit sees the server, never the client's address. That is
+ * the proxy's transparency loss, and the tests assert it.
+ *
+ * The connect is non-blocking; until it completes, the client's first
+ * bytes (and even its FIN) wait in the conn's ring, within the stream's
+ * window. A refusal or unreachable destination becomes STREAM_RESET with
+ * the reason (px_conn.c), PX_CONNECT_TIMEOUT_MS without an answer a
+ * TIMEOUT reset. Limits per client: PX_STREAMS_PER_CLIENT streams, and
+ * PX_BUFFERED_PER_CLIENT bytes buffered over all of them.
+ */
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "px.h"
+
+static void refuse(struct proxy *px, struct px_link *l, uint32_t id, uint8_t reason)
+{
+	struct stream_msg msg = { .type = STREAM_MSG_RESET, .id = id, .reason = reason };
+
+	px_send(px, l, &msg);
+	px_count_reset_reason(px, reason);
+}
+
+/* A non-blocking connect: the fd (connecting or connected), or -errno. */
+static int connect_to(const struct stream_msg *msg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	px_sockaddr_from(&ss, &len, &msg->addr, msg->port);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+void px_exit_open(struct proxy *px, const struct stream_msg *msg)
+{
+	struct px_link *l = px_link_get(px, msg->link, true);
+	int fd;
+
+	if (!l) {
+		struct px_link gone = { .link = msg->link };
+
+		refuse(px, &gone, msg->id, STREAM_RESET_LIMIT); /* no memory for the client */
+		return;
+	}
+	if (msg->proto != IPPROTO_TCP) {
+		refuse(px, l, msg->id, STREAM_RESET_REFUSED); /* UDP travels as DGRAM frames */
+		return;
+	}
+	if (l->conn_count >= PX_STREAMS_PER_CLIENT || px_conn_find(px, l, msg->id)) {
+		refuse(px, l, msg->id, STREAM_RESET_LIMIT);
+		return;
+	}
+	fd = connect_to(msg);
+	if (fd < 0) {
+		refuse(px, l, msg->id, px_reason_of_errno(-fd));
+		return;
+	}
+	/* Completion, or an immediate refusal, shows as EPOLLOUT. */
+	if (!px_conn_new(px, l, msg->id, fd, true)) {
+		close(fd);
+		refuse(px, l, msg->id, STREAM_RESET_LIMIT);
+	}
+}

@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+/* The proxy's kernel state: REDIRECT, TPROXY and drop rules, the fwmark rule, and their cleanup. */
+
+/*
+ * Per family, one iptables-restore --noflush (atomic, one fork) adds
+ * tunlab's own chains, each jumped to first from a builtin chain by a rule
+ * commented "tunlab:pid=<pid> proxy":
+ *
+ *   nat    TUNLAB-<pid>-PX      (OUTPUT)      -d ROUTE -p tcp [sel] -j REDIRECT --to-ports P
+ *   filter TUNLAB-<pid>-PXDROP  (OUTPUT)      tcp and carried udp RETURN;
+ *                                             -d ROUTE [sel] -j DROP  (counted: uncarried)
+ *   mangle TUNLAB-<pid>-PXMARK  (OUTPUT)      -d ROUTE -p udp [sel] -j MARK PX_MARK     (IPv4)
+ *   mangle TUNLAB-<pid>-PXTP    (PREROUTING)  -i lo -p udp -m mark PX_MARK -j TPROXY U  (IPv4)
+ *
+ * plus, for UDP, "ip rule fwmark PX_MARK lookup PX_TABLE" and "local
+ * default dev lo table PX_TABLE", both proto 77. nat sees only a
+ * connection's first packet, so REDIRECT costs nothing per packet after.
+ * The jump rules and chain names carry the pid: `tunlab cleanup` (and
+ * every client open) removes those of pids that no longer run, and the
+ * fwmark rule and table once no running proxy has a TPROXY chain left.
+ * One proxy client per namespace can carry UDP: the mark and table are
+ * fixed numbers.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/sysexec.h"
+#include "../common/tagrules.h"
+#include "px.h"
+
+/* The packet frontends' tags (common/tagrules.h), in nat, filter and mangle instead of raw. */
+#define PX_CHAIN_PREFIX TAGRULES_CHAIN_PREFIX
+#define PX_COMMENT_PREFIX TAGRULES_COMMENT_PREFIX
+#define PX_COMMENT_SUFFIX " proxy"
+
+/* iptables-save of every table: a busy host's fits; beyond, cleanup sees less. */
+enum { PX_DUMP_MAX = 1 << 20 };
+
+static const int fam_af[2] = { AF_INET, AF_INET6 };
+static const char *const save_tool[2] = { "iptables-save", "ip6tables-save" };
+static const char *const ipt_tool[2] = { "iptables", "ip6tables" };
+
+/* ---- selectors as iptables matches (as nfqueue's rules write them) ---- */
+
+static void port_range(FILE *f, const char *opt, const struct port_range *r)
+{
+	if (r->lo == r->hi)
+		fprintf(f, " %s %u", opt, r->lo);
+	else
+		fprintf(f, " %s %u:%u", opt, r->lo, r->hi);
+}
+
+/* The matches of sel besides its protocol, which the caller writes. */
+static void sel_matches(FILE *f, const struct selector *sel)
+{
+	char text[PREFIX_STR_MAX];
+
+	if (!sel)
+		return;
+	if (sel->has_src) {
+		prefix_format(&sel->src, text, sizeof(text));
+		fprintf(f, " -s %s", text);
+	}
+	if (sel->has_sport)
+		port_range(f, "--sport", &sel->sport);
+	if (sel->has_dport)
+		port_range(f, "--dport", &sel->dport);
+	if (sel->has_mark)
+		fprintf(f, " -m mark --mark 0x%x", sel->mark);
+	if (sel->has_uid)
+		fprintf(f, " -m owner --uid-owner %u", sel->uid);
+}
+
+static bool sel_family_ok(const struct selector *sel, int af)
+{
+	return !sel || !sel->has_src || sel->src.addr.family == af;
+}
+
+/* Which selectors each chain's rules are written for: a predicate per chain. */
+struct rule_filter {
+	uint8_t proto;     /* REDIRECT: TCP, MARK: UDP; 0: the drop chain */
+	bool udp_carried;  /* drop chain: UDP goes through TPROXY, so it is not dropped */
+};
+
+static bool sel_applies(const struct selector *sel, int af, const struct rule_filter *rf)
+{
+	if (!sel_family_ok(sel, af))
+		return false;
+	if (rf->proto)
+		return !sel || !sel->has_proto || sel->proto == rf->proto;
+	/* Dropped: what is selected and cannot be carried. */
+	if (!sel || !sel->has_proto)
+		return true;
+	if (sel->proto == IPPROTO_TCP)
+		return false;
+	return sel->proto != IPPROTO_UDP || !rf->udp_carried;
+}
+
+typedef void (*rule_fn)(FILE *f, const char *chain, const char *dst, const struct selector *sel,
+			const struct px_rules_params *p);
+
+/* One rule per route of family af and per selector rf lets through. */
+static void for_each_rule(FILE *f, const struct px_rules_params *p, int af,
+			  const struct rule_filter *rf, const char *chain, rule_fn emit)
+{
+	const struct frontend_config *cfg = p->cfg;
+	size_t selectors = cfg->selector_count ? cfg->selector_count : 1;
+	char dst[PREFIX_STR_MAX];
+
+	for (size_t i = 0; i < cfg->route_count; i++) {
+		if (cfg->routes[i].addr.family != af)
+			continue;
+		prefix_format(&cfg->routes[i], dst, sizeof(dst));
+		for (size_t s = 0; s < selectors; s++) {
+			const struct selector *sel = cfg->selector_count ? &cfg->selectors[s] : NULL;
+
+			if (sel_applies(sel, af, rf))
+				emit(f, chain, dst, sel, p);
+		}
+	}
+}
+
+static void redirect_rule(FILE *f, const char *chain, const char *dst, const struct selector *sel,
+			  const struct px_rules_params *p)
+{
+	int fam = strchr(dst, ':') ? 1 : 0;
+
+	fprintf(f, "-A %s -d %s -p tcp", chain, dst);
+	sel_matches(f, sel);
+	fprintf(f, " -j REDIRECT --to-ports %u\n", p->tcp_port[fam]);
+}
+
+static void mark_rule(FILE *f, const char *chain, const char *dst, const struct selector *sel,
+		      const struct px_rules_params *p)
+{
+	(void)p;
+	fprintf(f, "-A %s -d %s -p udp", chain, dst);
+	sel_matches(f, sel);
+	fprintf(f, " -j MARK --set-xmark 0x%x/0xffffffff\n", PX_MARK);
+}
+
+static void drop_rule(FILE *f, const char *chain, const char *dst, const struct selector *sel,
+		      const struct px_rules_params *p)
+{
+	(void)p;
+	fprintf(f, "-A %s -d %s", chain, dst);
+	if (sel && sel->has_proto)
+		fprintf(f, " -p %u", sel->proto);
+	sel_matches(f, sel);
+	fputs(" -j DROP\n", f);
+}
+
+/* ---- install ---- */
+
+static void jump(FILE *f, long pid, const char *builtin, const char *chain)
+{
+	fprintf(f, "-I %s 1 -m comment --comment \"" PX_COMMENT_PREFIX "%ld" PX_COMMENT_SUFFIX
+		"\" -j %s\n", builtin, pid, chain);
+}
+
+static void table_text(FILE *f, const struct px_rules_params *p, long pid, int af, bool udp)
+{
+	const struct rule_filter tcp = { .proto = IPPROTO_TCP }, udp_sel = { .proto = IPPROTO_UDP };
+	const struct rule_filter uncarried = { .udp_carried = udp };
+	char px[40], drop[40], mark[40], tp[40];
+
+	snprintf(px, sizeof(px), PX_CHAIN_PREFIX "%ld-PX", pid);
+	snprintf(drop, sizeof(drop), PX_CHAIN_PREFIX "%ld-PXDROP", pid);
+	snprintf(mark, sizeof(mark), PX_CHAIN_PREFIX "%ld-PXMARK", pid);
+	snprintf(tp, sizeof(tp), PX_CHAIN_PREFIX "%ld-PXTP", pid);
+	fprintf(f, "*nat\n:%s - [0:0]\n", px);
+	for_each_rule(f, p, af, &tcp, px, redirect_rule);
+	jump(f, pid, "OUTPUT", px);
+	fprintf(f, "COMMIT\n*filter\n:%s - [0:0]\n-A %s -p tcp -j RETURN\n", drop, drop);
+	if (udp)
+		fprintf(f, "-A %s -p udp -j RETURN\n", drop);
+	for_each_rule(f, p, af, &uncarried, drop, drop_rule);
+	jump(f, pid, "OUTPUT", drop);
+	fputs("COMMIT\n", f);
+	if (!udp)
+		return;
+	fprintf(f, "*mangle\n:%s - [0:0]\n:%s - [0:0]\n", mark, tp);
+	for_each_rule(f, p, af, &udp_sel, mark, mark_rule);
+	fprintf(f, "-A %s -i lo -p udp -m mark --mark 0x%x -j TPROXY --on-port %u "
+		"--on-ip 127.0.0.1 --tproxy-mark 0x%x/0xffffffff\n", tp, PX_MARK, p->udp_port, PX_MARK);
+	jump(f, pid, "OUTPUT", mark);
+	jump(f, pid, "PREROUTING", tp);
+	fputs("COMMIT\n", f);
+}
+
+char *px_rules_text(const struct px_rules_params *p, long pid, int af)
+{
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	table_text(f, p, pid, af, af == AF_INET && p->udp_port);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static int restore(int fam, const char *text, bool verbose, char *err, size_t err_len)
+{
+	return tagrules_restore(fam, text, verbose, err, err_len);
+}
+
+static const char *udp_route_lines(bool add)
+{
+	if (add)
+		return "rule add fwmark 0x7476/0xffffffff lookup 29814 pref 7476 proto 77\n"
+		       "route add local 0.0.0.0/0 dev lo table 29814 proto 77\n";
+	return "rule del fwmark 0x7476/0xffffffff lookup 29814 pref 7476\n"
+	       "route del local 0.0.0.0/0 dev lo table 29814\n";
+}
+
+_Static_assert(PX_MARK == 0x7476 && PX_TABLE == 29814 && PX_RULE_PREF == 7476 &&
+	       PX_RT_PROTO == 77, "udp_route_lines spells these numbers out");
+
+static bool has_family(const struct frontend_config *cfg, int af)
+{
+	for (size_t i = 0; i < cfg->route_count; i++)
+		if (cfg->routes[i].addr.family == af)
+			return true;
+	return false;
+}
+
+int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *err,
+		     size_t err_len)
+{
+	int ret = 0;
+
+	*r = (struct px_rules){ .pid = (long)getpid(), .verbose = p->cfg->verbose };
+	if (p->udp_port) {
+		if (sysexec_ip_batch(udp_route_lines(true), false, r->verbose, err, err_len) < 0) {
+			sysexec_ip_batch(udp_route_lines(false), true, r->verbose, r->err, sizeof(r->err));
+			return -EIO;
+		}
+		r->udp = true;
+	}
+	for (int fam = 0; fam < 2 && ret == 0; fam++) {
+		char *text;
+
+		if (!has_family(p->cfg, fam_af[fam]))
+			continue;
+		text = px_rules_text(p, r->pid, fam_af[fam]);
+		ret = restore(fam, text, r->verbose, err, err_len);
+		free(text);
+		if (ret == 0)
+			r->installed[fam] = true;
+	}
+	if (ret < 0)
+		px_rules_remove(r);
+	return ret;
+}
+
+/* ---- remove ---- */
+
+static void chain_removal(FILE *f, long pid, const char *table, const char *const *jumps)
+{
+	fprintf(f, "*%s\n", table);
+	for (const char *const *j = jumps; *j; j += 2)
+		fprintf(f, "-D %s -m comment --comment \"" PX_COMMENT_PREFIX "%ld" PX_COMMENT_SUFFIX
+			"\" -j " PX_CHAIN_PREFIX "%ld-%s\n", j[0], pid, pid, j[1]);
+	for (const char *const *j = jumps; *j; j += 2)
+		fprintf(f, "-F " PX_CHAIN_PREFIX "%ld-%s\n-X " PX_CHAIN_PREFIX "%ld-%s\n", pid, j[1],
+			pid, j[1]);
+	fputs("COMMIT\n", f);
+}
+
+static char *removal_text(long pid, bool udp)
+{
+	static const char *const nat[] = { "OUTPUT", "PX", NULL };
+	static const char *const filter[] = { "OUTPUT", "PXDROP", NULL };
+	static const char *const mangle[] = { "OUTPUT", "PXMARK", "PREROUTING", "PXTP", NULL };
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	chain_removal(f, pid, "nat", nat);
+	chain_removal(f, pid, "filter", filter);
+	if (udp)
+		chain_removal(f, pid, "mangle", mangle);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+void px_rules_remove(struct px_rules *r)
+{
+	for (int fam = 0; fam < 2; fam++) {
+		char *text;
+
+		if (!r->installed[fam])
+			continue;
+		text = removal_text(r->pid, fam == 0 && r->udp);
+		restore(fam, text, r->verbose, r->err, sizeof(r->err));
+		free(text);
+		r->installed[fam] = false;
+	}
+	if (r->udp)
+		sysexec_ip_batch(udp_route_lines(false), true, r->verbose, r->err, sizeof(r->err));
+	r->udp = false;
+}
+
+/* ---- the uncarried-packet counter ---- */
+
+static uint64_t sum_drops(char *listing)
+{
+	uint64_t sum = 0, pkts;
+	char *save = NULL, target[32];
+
+	for (char *line = strtok_r(listing, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (sscanf(line, " %" SCNu64 " %*u %31s", &pkts, target) == 2 &&
+		    strcmp(target, "DROP") == 0)
+			sum += pkts;
+	return sum;
+}
+
+int px_rules_uncarried(const struct px_rules *r, uint64_t *out)
+{
+	char chain[40], listing[8192], err[256];
+
+	*out = 0;
+	snprintf(chain, sizeof(chain), PX_CHAIN_PREFIX "%ld-PXDROP", r->pid);
+	for (int fam = 0; fam < 2; fam++) {
+		const char *argv[] = { ipt_tool[fam], "-w", "1", "-t", "filter", "-nvxL", chain, NULL };
+
+		if (!r->installed[fam])
+			continue;
+		if (sysexec_capture(argv, listing, sizeof(listing), err, sizeof(err)) < 0)
+			return -EIO;
+		*out += sum_drops(listing);
+	}
+	return 0;
+}
+
+/* ---- cleanup of instances that no longer run ---- */
+
+static bool pid_gone(long pid)
+{
+	return tagrules_pid_gone(pid);
+}
+
+/* "TUNLAB-123-PXTP" -> 123 and the suffix after "-"; 0 for any other name. */
+static long px_chain_owner(const char *name, const char **suffix)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(name, PX_CHAIN_PREFIX, strlen(PX_CHAIN_PREFIX)) != 0)
+		return 0;
+	pid = strtol(name + strlen(PX_CHAIN_PREFIX), &end, 10);
+	if (pid <= 0 || strncmp(end, "-PX", 3) != 0)
+		return 0;
+	*suffix = end + 1;
+	return pid;
+}
+
+struct px_scan {
+	FILE *out;          /* restore input removing dead chains */
+	char table[16];     /* the table being read */
+	bool table_open;    /* "*table" written to out */
+	size_t objects;
+	bool live_tproxy, dead_tproxy;
+};
+
+static void scan_open_table(struct px_scan *s)
+{
+	if (!s->table_open)
+		fprintf(s->out, "*%s\n", s->table);
+	s->table_open = true;
+}
+
+/* Chain declarations first (flush and delete), then the jumps to them. */
+static void scan_line(struct px_scan *s, const char *line, bool jumps)
+{
+	const char *suffix, *at;
+	char name[64];
+	long pid;
+
+	if (!jumps && line[0] == ':') {
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
+		pid = px_chain_owner(name, &suffix);
+		if (!pid)
+			return;
+		if (strcmp(suffix, "PXTP") == 0)
+			*(pid_gone(pid) ? &s->dead_tproxy : &s->live_tproxy) = true;
+		if (!pid_gone(pid))
+			return;
+		scan_open_table(s);
+		fprintf(s->out, "-F %s\n-X %s\n", name, name);
+		s->objects++;
+		return;
+	}
+	at = strstr(line, "-j " PX_CHAIN_PREFIX);
+	if (!jumps || strncmp(line, "-A ", 3) != 0 || !at ||
+	    !strstr(line, PX_COMMENT_SUFFIX "\"") || !strstr(line, PX_COMMENT_PREFIX))
+		return;
+	pid = px_chain_owner(at + 3, &suffix);
+	if (!pid || !pid_gone(pid))
+		return;
+	scan_open_table(s);
+	fprintf(s->out, "-D %s\n", line + 3);
+	s->objects++;
+}
+
+/* Two passes per table: jumps must go before the chains they jump to. */
+static void scan_dump(struct px_scan *s, char *dump)
+{
+	char *save = NULL, *copy = strdup(dump);
+	char *table_start = NULL;
+
+	if (!copy)
+		return;
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '*') {
+			snprintf(s->table, sizeof(s->table), "%s", line + 1);
+			s->table_open = false;
+			table_start = line;
+			continue;
+		}
+		if (strcmp(line, "COMMIT") != 0 || !table_start)
+			continue;
+		/* The table's lines lie between table_start and here, NUL-separated. */
+		for (int pass = 1; pass >= 0; pass--)
+			for (char *l = table_start + strlen(table_start) + 1; l < line; l += strlen(l) + 1)
+				scan_line(s, l, pass == 1);
+		if (s->table_open)
+			fputs("COMMIT\n", s->out);
+		table_start = NULL;
+	}
+	free(copy);
+}
+
+static int cleanup_family(int fam, struct px_scan *s, char *dump, bool verbose, char *err,
+			  size_t err_len)
+{
+	const char *argv[] = { save_tool[fam], NULL };
+	char *text = NULL;
+	size_t len, before = s->objects;
+	int ret = 0;
+
+	if (sysexec_capture(argv, dump, PX_DUMP_MAX, err, err_len) < 0)
+		return fam == 0 ? -EIO : 0; /* a host without ip6tables has nothing there */
+	s->out = open_memstream(&text, &len);
+	if (!s->out)
+		return -ENOMEM;
+	scan_dump(s, dump);
+	if (fclose(s->out) != 0)
+		ret = -ENOMEM;
+	if (ret == 0 && s->objects > before)
+		ret = restore(fam, text, verbose, err, err_len);
+	free(text);
+	return ret;
+}
+
+int px_rules_cleanup(bool verbose, char *err, size_t err_len)
+{
+	struct px_scan s = { 0 };
+	char *dump = malloc(PX_DUMP_MAX);
+	int ret = 0;
+
+	if (!dump) {
+		snprintf(err, err_len, "proxy cleanup: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (int fam = 0; fam < 2 && ret == 0; fam++)
+		ret = cleanup_family(fam, &s, dump, verbose, err, err_len);
+	free(dump);
+	if (ret < 0)
+		return ret;
+	if (s.dead_tproxy && !s.live_tproxy) {
+		char ignored[256];
+
+		sysexec_ip_batch(udp_route_lines(false), true, verbose, ignored, sizeof(ignored));
+		s.objects += 2;
+	}
+	return (int)s.objects;
+}

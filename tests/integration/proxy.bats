@@ -1,0 +1,177 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# proxy.bats: the proxy frontend end to end: real applications, half-close, many connections, refusals, flow control, and its transparency loss.
+#
+# srv refuses to forward cleartext between underlay and inner network
+# (tl_block_cleartext), so whatever dst answers went through the tunnel.
+# The shared tests (tunnel.bats) run for the proxy too, with
+# FRONTEND=proxy; these are the ones only a proxy needs.
+#
+#   TUNLAB=build/tunlab bats tests/integration/proxy.bats
+
+load helpers
+
+setup_file() {
+	tl_suite_setup
+}
+
+setup() {
+	tl_require_tunlab
+	tl_require_tools socat jq curl python3
+	tl_test_setup
+	tl_block_cleartext
+}
+
+teardown() {
+	tl_test_teardown
+}
+
+start_proxy() {
+	tl_start_tunlab_server proxy
+	tl_start_tunlab_client proxy
+}
+
+# An HTTP server in dst serving $TL_TMP/www on port 8080; its log names each client.
+start_http() {
+	mkdir -p "$TL_TMP/www"
+	head -c 300000 /dev/urandom >"$TL_TMP/www/blob"
+	tl_bg "$NS_DST" "$TL_TMP/http.log" python3 -m http.server 8080 --bind "$TL_DST_IN4" \
+		--directory "$TL_TMP/www" >/dev/null
+	tl_wait_listen "$NS_DST" tcp 8080
+}
+
+note() {
+	echo "# $*" >&3
+}
+
+@test "curl fetches a file from a real HTTP server in dst through the proxy" {
+	start_proxy
+	start_http
+	run n_cli timeout 20 curl -sS --max-time 15 -o "$TL_TMP/blob.got" -w '%{http_code}' \
+		"http://$TL_DST_IN4:8080/blob"
+	[[ $status == 0 && $output == 200 ]] || tl_fail "expected HTTP 200 through the proxy, got status $status: $output"
+	tl_assert "the 300 kB file to arrive intact" cmp -s "$TL_TMP/www/blob" "$TL_TMP/blob.got"
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_streams_total 1
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_stream_bytes_in 300000
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_stream_bytes_out 300000
+	tl_assert "the streams to be closed again on both ends" \
+		tl_wait_until 5 tl_json_test "$TL_SRV_STATS" '.fe_streams_open == 0'
+}
+
+@test "half-close: shutdown(SHUT_WR) reaches dst and the reply still arrives" {
+	start_proxy
+	# wc answers only once it has read EOF: the answer proves the FIN crossed.
+	tl_bg "$NS_DST" "$TL_TMP/wc.log" socat -T 10 TCP4-LISTEN:5010,reuseaddr \
+		SYSTEM:'wc -c; echo after-eof' >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5010
+	# socat shuts its write side at stdin's EOF and keeps reading for -t seconds.
+	run n_cli timeout 15 socat -t 5 -T 10 - "TCP4:$TL_DST_IN4:5010" < <(printf 'twelve bytes')
+	[[ $status == 0 ]] || tl_fail "expected the exchange to succeed: $output"
+	tl_expect_contains "the reply after the half-close" "$output" "12"
+	tl_expect_contains "the reply after the half-close" "$output" "after-eof"
+}
+
+@test "200 concurrent connections all get their own answer" {
+	start_proxy
+	# Each answer waits a second, so that all 200 streams are open at once.
+	tl_bg "$NS_DST" "$TL_TMP/many.log" socat -t 5 TCP4-LISTEN:5011,reuseaddr,fork,backlog=512 \
+		SYSTEM:'read line; sleep 1; echo "got $line"' >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5011
+	local i
+	local -a clients=()
+	for i in $(seq 1 200); do
+		(
+			out=$(ip netns exec "$NS_CLI" timeout 30 socat -t 20 -T 25 - "TCP4:$TL_DST_IN4:5011" <<<"conn-$i" 2>&1)
+			[[ $out == "got conn-$i" ]] && echo ok || echo "conn-$i: $out"
+		) >"$TL_TMP/many.$i" &
+		clients+=($!)
+	done
+	# Only these: a bare wait would wait for the daemons too.
+	wait "${clients[@]}"
+	local good
+	good=$(cat "$TL_TMP"/many.* | grep -c '^ok$' || true)
+	((good == 200)) || tl_fail "expected 200 right answers, got $good; first failures: $(grep -vh '^ok$' "$TL_TMP"/many.* | head -3)"
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_streams_total 200
+}
+
+@test "a closed port at dst: the application gets a reset at once, not a hang" {
+	start_proxy
+	local t0 elapsed
+	t0=$(tl_now_ms)
+	run n_cli timeout 20 curl -sS --max-time 15 "http://$TL_DST_IN4:5999/"
+	elapsed=$(($(tl_now_ms) - t0))
+	# The listener completed the handshake before dst was asked, so the refusal comes back as
+	# an RST: a reset once connected (56), or a failed connect (7) if it beats curl's check.
+	[[ $status == 56 || $status == 7 ]] || tl_fail "expected curl to fail with a reset or refusal, got status $status: $output"
+	[[ $status == 7 || $output == *reset* ]] || tl_fail "expected 'reset' in curl's error, got: $output"
+	((elapsed < 5000)) || tl_fail "expected the failure within 5 s, took $elapsed ms"
+	note "curl says: $output ($elapsed ms)"
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_streams_refused 1
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_streams_refused 1
+}
+
+@test "transparency loss: dst sees the server's address, ping gets no answer and is counted" {
+	tl_require_tools ping
+	start_proxy
+	start_http
+	run n_cli timeout 20 curl -sS --max-time 15 -o /dev/null -w '%{http_code}' "http://$TL_DST_IN4:8080/"
+	[[ $output == 200 ]] || tl_fail "expected HTTP 200, got $status: $output"
+	run cat "$TL_TMP/http.log"
+	tl_expect_contains "the HTTP server's log at dst" "$output" "$TL_SRV_IN4 - -"
+	[[ $output != *"$TL_TUN_CLI4"* && $output != *"$TL_CLI_UL4"* ]] ||
+		tl_fail "expected dst never to see the client's address, its log: $output"
+	tl_assert_not "a ping through the proxy to get an answer" tl_ping_dst 2
+	# The counter is an iptables rule's, read every 2 s.
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_dropped_uncarried 2
+}
+
+@test "flow control: a reader that stops neither stalls other streams nor grows memory" {
+	start_proxy
+	tl_bg "$NS_DST" "$TL_TMP/flood.log" socat -T 30 TCP4-LISTEN:5020,reuseaddr \
+		SYSTEM:'head -c 200000000 /dev/zero' >/dev/null
+	tl_bg "$NS_DST" "$TL_TMP/echo.log" socat -T 10 TCP4-LISTEN:5021,reuseaddr,fork EXEC:cat >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5020
+	tl_wait_listen "$NS_DST" tcp 5021
+	# A reader that reads nothing for 20 s: socat's stdout is a pipe nobody drains.
+	tl_bg "$NS_CLI" "$TL_TMP/stalled.log" sh -c \
+		"socat -T 30 -u TCP4:$TL_DST_IN4:5020 - | sleep 20" >/dev/null
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_stream_bytes_out 200000
+	local rss0 rss1
+	rss0=$(awk '/VmRSS/ {print $2}' "/proc/$TL_SRV_PID/status")
+	sleep 2
+	run n_cli timeout 5 socat -T 3 - "TCP4:$TL_DST_IN4:5021" <<<"still flowing"
+	[[ $output == "still flowing" ]] || tl_fail "expected a second stream to work beside the stalled one, got: $output"
+	rss1=$(awk '/VmRSS/ {print $2}' "/proc/$TL_SRV_PID/status")
+	local moved
+	moved=$(tl_json_get "$TL_SRV_STATS" fe_stream_bytes_out)
+	# One stalled stream may hold its window and the socket buffers, not the 200 MB.
+	((moved < 20000000)) || tl_fail "expected the stalled stream to stop near its window, $moved bytes moved"
+	((rss1 - rss0 < 16384)) || tl_fail "expected the server's RSS to stay flat, grew by $((rss1 - rss0)) kB"
+	note "stalled stream: $moved bytes moved; server RSS ${rss1} kB"
+}
+
+@test "a server whose frontend carries packets refuses streams cleanly" {
+	[[ -c /dev/net/tun ]] || skip "no /dev/net/tun for the packet server"
+	tl_start_tunlab_server tun
+	tl_start_tunlab_client proxy
+	start_http
+	run n_cli timeout 10 curl -sS --max-time 5 "http://$TL_DST_IN4:8080/"
+	[[ $status == 56 || $status == 7 ]] || tl_fail "expected a reset from a server without streams, got $status: $output"
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_streams_refused 1
+	tl_assert "the session to stay up" tl_json_test "$TL_CLI_STATS" '.connected == true'
+}
+
+@test "after kill -9, tunlab cleanup removes the client's chains, fwmark rule and table" {
+	start_proxy
+	run tl_leftovers "$NS_CLI"
+	tl_expect_contains "cli's state while the proxy runs" "$output" "iptables: "
+	tl_expect_contains "cli's state while the proxy runs" "$output" "rule: "
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true
+	TL_CLI_PID=""
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	tl_expect_contains "cleanup's report" "$output" "removed"
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected nothing of the dead proxy left in cli, found: $output"
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of the proxy frontend's rule text: REDIRECT, TPROXY and drop rules per family and selector. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../../proxy/px.h"
+
+static void assert_has(const char *text, const char *line)
+{
+	if (!strstr(text, line))
+		fail_msg("expected the line\n  %s\nin\n%s", line, text);
+}
+
+static void assert_lacks(const char *text, const char *what)
+{
+	if (strstr(text, what))
+		fail_msg("did not expect '%s' in\n%s", what, text);
+}
+
+static struct ip_prefix prefix(const char *text)
+{
+	struct ip_prefix p;
+
+	assert_int_equal(prefix_parse(text, &p), 0);
+	return p;
+}
+
+/* No selectors: all TCP redirected, UDP marked and TPROXYed, the rest dropped. */
+static void test_rules_v4_all(void **state)
+{
+	(void)state;
+	struct ip_prefix routes[] = { prefix("10.102.0.0/24"), prefix("fd02::/64") };
+	struct frontend_config cfg = { .role = FRONTEND_CLIENT, .routes = routes, .route_count = 2 };
+	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 4001 }, .udp_port = 5000 };
+	char *text = px_rules_text(&p, 42, AF_INET);
+
+	assert_non_null(text);
+	assert_has(text, "*nat\n:TUNLAB-42-PX - [0:0]\n");
+	assert_has(text, "-A TUNLAB-42-PX -d 10.102.0.0/24 -p tcp -j REDIRECT --to-ports 4000\n");
+	assert_has(text, "-I OUTPUT 1 -m comment --comment \"tunlab:pid=42 proxy\" -j TUNLAB-42-PX\n");
+	assert_has(text, "-A TUNLAB-42-PXDROP -p tcp -j RETURN\n-A TUNLAB-42-PXDROP -p udp -j RETURN\n"
+			 "-A TUNLAB-42-PXDROP -d 10.102.0.0/24 -j DROP\n");
+	assert_has(text, "-A TUNLAB-42-PXMARK -d 10.102.0.0/24 -p udp -j MARK --set-xmark 0x7476/0xffffffff\n");
+	assert_has(text, "-A TUNLAB-42-PXTP -i lo -p udp -m mark --mark 0x7476 -j TPROXY --on-port 5000 "
+			 "--on-ip 127.0.0.1 --tproxy-mark 0x7476/0xffffffff\n");
+	assert_has(text, "-I PREROUTING 1 -m comment --comment \"tunlab:pid=42 proxy\" -j TUNLAB-42-PXTP\n");
+	assert_lacks(text, "fd02::");
+	free(text);
+
+	/* IPv6: TCP only; UDP is not carried, so the drop rule takes it too. */
+	text = px_rules_text(&p, 42, AF_INET6);
+	assert_non_null(text);
+	assert_has(text, "-A TUNLAB-42-PX -d fd02::/64 -p tcp -j REDIRECT --to-ports 4001\n");
+	assert_has(text, "-A TUNLAB-42-PXDROP -p tcp -j RETURN\n-A TUNLAB-42-PXDROP -d fd02::/64 -j DROP\n");
+	assert_lacks(text, "-p udp -j RETURN");
+	assert_lacks(text, "*mangle");
+	free(text);
+}
+
+/* Selectors narrow each chain to what they select; unselected traffic is left alone. */
+static void test_rules_selectors(void **state)
+{
+	(void)state;
+	struct ip_prefix routes[] = { prefix("10.102.0.0/24") };
+	struct selector sels[3] = { 0 };
+	char err[128];
+
+	assert_int_equal(selector_parse("proto=tcp,dport=80-81", &sels[0], err, sizeof(err)), 0);
+	assert_int_equal(selector_parse("proto=icmp,uid=1000", &sels[1], err, sizeof(err)), 0);
+	assert_int_equal(selector_parse("proto=udp,dport=53", &sels[2], err, sizeof(err)), 0);
+
+	struct frontend_config cfg = {
+		.role = FRONTEND_CLIENT, .routes = routes, .route_count = 1,
+		.selectors = sels, .selector_count = 3,
+	};
+	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 0 }, .udp_port = 5000 };
+	char *text = px_rules_text(&p, 7, AF_INET);
+
+	assert_non_null(text);
+	assert_has(text, "-A TUNLAB-7-PX -d 10.102.0.0/24 -p tcp --dport 80:81 -j REDIRECT --to-ports 4000\n");
+	assert_has(text, "-A TUNLAB-7-PXDROP -d 10.102.0.0/24 -p 1 -m owner --uid-owner 1000 -j DROP\n");
+	assert_has(text, "-A TUNLAB-7-PXMARK -d 10.102.0.0/24 -p udp --dport 53 -j MARK");
+	/* Exactly one rule per chain: each selector lands in its own chain only. */
+	assert_lacks(text, "-p tcp --dport 80:81 -j DROP");
+	assert_lacks(text, "--dport 53 -j DROP");
+	assert_lacks(text, "-p tcp -j MARK");
+	free(text);
+
+	/* Without UDP (no TPROXY socket), a UDP selector's traffic is dropped, not leaked. */
+	p.udp_port = 0;
+	text = px_rules_text(&p, 7, AF_INET);
+	assert_non_null(text);
+	assert_has(text, "-A TUNLAB-7-PXDROP -d 10.102.0.0/24 -p 17 --dport 53 -j DROP\n");
+	assert_lacks(text, "*mangle");
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rules_v4_all),
+		cmocka_unit_test(test_rules_selectors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
