@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # deps.sh: apt-installs the Debian packages tunlab builds, tests and experiments need; a no-op when all are present.
 #
-# Usage: experiments/lib/deps.sh [--check]
+# Usage: experiments/lib/deps.sh [--check] [--paper]
 #   --check          only list what is missing (exit 1 if anything is)
+#   --paper          the paper's TeX toolchain instead (`make paper`, CI), which
+#                    the tests and experiments do not need
 #   TL_APT_UPDATE=1  run `apt-get update` once before installing (CI sets it);
 #                    otherwise apt-get update runs only if the install fails.
 # With everything installed it touches neither apt nor the network.
@@ -14,13 +16,20 @@ TL_DEB_PACKAGES=(
 	build-essential pkg-config libssl-dev libpcap-dev libnetfilter-queue-dev
 	libmnl-dev libcmocka-dev clang libclang-rt-14-dev bats iperf3 iproute2
 	iptables nftables jq tcpdump socat gnuplot-nox valgrind procps openssl git
-	iputils-ping coreutils
-	openvpn wireguard-go wireguard-tools stunnel4
+	iputils-ping coreutils curl python3
+	openvpn wireguard-go wireguard-tools stunnel4 conntrack python3
 )
 
+# pdflatex with booktabs, longtable, graphicx, hyperref, Times; pdftoppm and
+# pdfinfo to look at the pages. No texlive-latex-extra: nothing needs it.
+TL_DEB_PAPER_PACKAGES=(
+	texlive-latex-base texlive-latex-recommended texlive-fonts-recommended poppler-utils
+)
+
+# deps_missing PACKAGE...: prints those not installed.
 deps_missing() {
 	local pkg status
-	for pkg in "${TL_DEB_PACKAGES[@]}"; do
+	for pkg in "$@"; do
 		status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
 		[[ $status == installed ]] || printf '%s\n' "$pkg"
 	done
@@ -49,10 +58,18 @@ deps_install() {
 }
 
 main() {
-	local -a missing
-	mapfile -t missing < <(deps_missing)
+	local check=0 arg
+	local -a missing wanted=("${TL_DEB_PACKAGES[@]}")
+	for arg in "$@"; do
+		case $arg in
+		--check) check=1 ;;
+		--paper) wanted=("${TL_DEB_PAPER_PACKAGES[@]}") ;;
+		*) echo "deps.sh: unknown argument '$arg'" >&2; return 2 ;;
+		esac
+	done
+	mapfile -t missing < <(deps_missing "${wanted[@]}")
 	((${#missing[@]} == 0)) && return 0
-	if [[ ${1:-} == --check ]]; then
+	if ((check)); then
 		echo "missing: ${missing[*]}"
 		return 1
 	fi

@@ -32,6 +32,22 @@ meas_progress() {
 	printf '[%s] %s (elapsed %d s)\n' "$MEAS_TAG" "$*" "$(meas_elapsed)"
 }
 
+# meas_eta_text DONE TOTAL ELAPSED GUESS: "about 3 min left" after DONE of
+# TOTAL tests took ELAPSED seconds; GUESS seconds a test before any is done.
+meas_eta_text() {
+	local done=$1 total=$2 elapsed=$3 guess=$4 left
+	if ((done > 0)); then
+		left=$(((total - done) * elapsed / done))
+	else
+		left=$((total * guess))
+	fi
+	if ((left >= 90)); then
+		echo "about $(((left + 30) / 60)) min left"
+	else
+		echo "about $left s left"
+	fi
+}
+
 meas_need_tools() {
 	local tool
 	for tool in "$@"; do
@@ -71,11 +87,11 @@ meas_stats() {
 		}'
 }
 
-# Values of METRIC for SYSTEM in a tidy CSV, one a line.
+# Values of METRIC for SYSTEM (and PARAMETER, if given) in a tidy CSV, one a line.
 meas_csv_values() {
-	local csv=$1 system=$2 metric=$3
-	awk -F, -v s="$system" -v m="$metric" \
-		'NR > 1 && $1 == s && $3 == m && $4 != "" { print $4 }' "$csv"
+	local csv=$1 system=$2 metric=$3 param=${4:-}
+	awk -F, -v s="$system" -v m="$metric" -v p="$param" \
+		'NR > 1 && $1 == s && $3 == m && $4 != "" && (p == "" || $2 == p) { print $4 }' "$csv"
 }
 
 meas_csv_row() {
@@ -85,15 +101,17 @@ meas_csv_row() {
 	echo "$*" >>"$csv"
 }
 
-# Runs one iperf3 TCP test cli -> dst and leaves its -J output in OUT.
-# The server is started per test (-1: serves one test and exits), so a
-# crashed test leaves nothing listening for the next one. The client runs
-# in the background and is waited for by polling, so that an INT or TERM
-# runs the cleanup trap at once instead of after the test. The client
-# connects to SYS_TARGET when the system set one (a relay in cli), else to
-# the server in dst.
-meas_iperf_tcp() {
-	local out=$1 seconds=$2 streams=${3:-1} pid rc=0 err
+# meas_iperf_run OUT SECONDS [iperf3 client flags...]: one iperf3 test
+# cli -> dst of SECONDS, its -J output left in OUT; fails, saying why, when
+# iperf3 does. The server is started per test (-1: serves one test and
+# exits), so a crashed test leaves nothing listening for the next one. The
+# client runs in the background and is waited for by polling, so that an
+# INT or TERM runs the cleanup trap at once instead of after the test. The
+# client connects to SYS_TARGET when the system set one (a relay in cli),
+# else to the server in dst.
+meas_iperf_run() {
+	local out=$1 seconds=$2 pid rc=0 err
+	shift 2
 	local target=${SYS_TARGET:-$MEAS_DST:$MEAS_PORT}
 	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" \
 		iperf3 -s -1 -B "$MEAS_DST" -p "$MEAS_PORT" >/dev/null
@@ -101,17 +119,25 @@ meas_iperf_tcp() {
 		meas_die "iperf3 server in dst is not listening on $MEAS_PORT"
 	rm -f -- "$out" # iperf3 appends to its --logfile
 	pid=$(tl_bg "$NS_CLI" "$TL_TMP/iperf3-client.log" iperf3 -c "${target%:*}" -p "${target##*:}" \
-		-t "$seconds" -P "$streams" -J --logfile "$out" --connect-timeout 5000)
+		-t "$seconds" -J --logfile "$out" --connect-timeout 5000 "$@")
 	tl_wait_exit "$pid" $((seconds + 30)) || rc=$?
 	if ((rc != 0)) && tl_pid_alive "$pid"; then
 		tl_stop "$pid" TERM 2 || true
 	fi
 	err=$(jq -r '.error // empty' "$out" 2>/dev/null) || err="no JSON output"
-	if ((rc != 0)) || [[ -n $err ]] || ! jq -e '.end.sum_received.bytes > 0' "$out" >/dev/null 2>&1; then
-		echo "[$MEAS_TAG] iperf3 failed (exit $rc): ${err:-no bytes received}" >&2
+	if ((rc != 0)) || [[ -n $err ]]; then
+		echo "[$MEAS_TAG] iperf3 failed (exit $rc): ${err:-no error message}" >&2
 		cat "$TL_TMP/iperf3-client.log" >&2 || true
 		return 1
 	fi
+}
+
+# meas_iperf_tcp OUT SECONDS [STREAMS]: a TCP test that must move bytes.
+meas_iperf_tcp() {
+	meas_iperf_run "$1" "$2" -P "${3:-1}" || return 1
+	jq -e '.end.sum_received.bytes > 0' "$1" >/dev/null 2>&1 && return 0
+	echo "[$MEAS_TAG] iperf3 received no bytes" >&2
+	return 1
 }
 
 # Waits for the stats file to hold a complete line (the daemon writes one
@@ -221,38 +247,47 @@ meas_cpu_per_gb() {
 	awk -v u="$u" -v s="$s" -v b="$bytes" 'BEGIN { printf "%.4f\n", (u + s) / (b / 1e9) }'
 }
 
-# One measurement of system ID (start function FN) at repetition REP:
-# topology up, system up, iperf3, stats, everything down. Raw iperf3 JSON
-# and the stats lines go to RAWDIR, tidy rows to CSV.
-meas_tcp_bulk_one() {
-	local id=$1 fn=$2 rep=$3 seconds=$4 rawdir=$5 csv=$6
-	local streams=1 param="streams=1" work="$TL_TMP/$id-rep$rep"
-	local json="$rawdir/$id-tcp-streams1-rep$rep.json"
-	local bytes gbps retr cpu role word
-
+# meas_system_up ID FN WORK: a fresh topology with system ID (start function
+# FN) running in it; its logs go to WORK. Dies when either fails.
+meas_system_up() {
+	local id=$1 fn=$2 work=$3
 	mkdir -p "$work"
 	sys_reset
 	tl_topology_up >"$work/topology.log" 2>&1 ||
 		{ cat "$work/topology.log" >&2; meas_die "topology did not come up"; }
 	"$fn" "$work" >"$work/start.log" 2>&1 ||
 		{ cat "$work/start.log" >&2; meas_die "system $id did not start"; }
+}
+
+# meas_system_down FN: every process we started stopped, the topology gone.
+meas_system_down() {
+	sys_stop "$1" >/dev/null 2>&1 || true
+	tl_topology_down >/dev/null 2>&1 || true
+}
+
+# meas_tcp_bulk_case ID REP SECONDS STREAMS RAWDIR CSV: one iperf3 TCP test
+# with STREAMS parallel streams on the running system, tidy rows for
+# parameter "streams=N" (throughput, bytes, retransmits, CPU seconds per GB
+# at each tunnel end). Raw iperf3 JSON and the stats lines go to RAWDIR.
+meas_tcp_bulk_case() {
+	local id=$1 rep=$2 seconds=$3 streams=$4 rawdir=$5 csv=$6
+	local param="streams=$streams" base="$rawdir/$id-tcp-streams$streams-rep$rep"
+	local bytes gbps retr cpu role word
+
 	meas_stats_before
-	if ! meas_iperf_tcp "$json" "$seconds" "$streams"; then
-		tail -n 20 "$work"/*.log >&2 || true
-		meas_die "$id rep $rep: no measurement"
+	if ! meas_iperf_tcp "$base.json" "$seconds" "$streams"; then
+		tail -n 20 "$TL_TMP"/*.log >&2 || true
+		meas_die "$id rep $rep streams $streams: no measurement"
 	fi
 	meas_stats_after
-	sys_stop "$fn" >/dev/null 2>&1 || true
-	tl_topology_down >/dev/null 2>&1 || true
-
-	bytes=$(jq -r '.end.sum_received.bytes' "$json")
-	gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$json")
-	retr=$(jq -r '.end.sum_sent.retransmits // empty' "$json")
+	bytes=$(jq -r '.end.sum_received.bytes' "$base.json")
+	gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9' "$base.json")
+	retr=$(jq -r '.end.sum_sent.retransmits // empty' "$base.json")
 	meas_csv_row "$csv" "$id" "$param" throughput "$gbps" Gbit/s "$rep"
 	meas_csv_row "$csv" "$id" "$param" bytes_received "$bytes" B "$rep"
 	[[ -z $retr ]] || meas_csv_row "$csv" "$id" "$param" retransmits "$retr" count "$rep"
 	for word in $SYS_STATS; do
-		cp "${word#*=}" "$rawdir/$id-tcp-streams1-rep$rep.${word%%=*}.stats.jsonl"
+		cp "${word#*=}" "$base.${word%%=*}.stats.jsonl"
 	done
 	for role in client server; do
 		cpu=$(meas_cpu_per_gb "$role" "$bytes")
@@ -260,6 +295,15 @@ meas_tcp_bulk_one() {
 	done
 	meas_check_tunnelled "$id" "$bytes"
 	MEAS_LAST_GBPS=$gbps
+}
+
+# One measurement of system ID (start function FN) at repetition REP:
+# topology up, system up, iperf3 with 1 stream, stats, everything down.
+meas_tcp_bulk_one() {
+	local id=$1 fn=$2 rep=$3 seconds=$4 rawdir=$5 csv=$6
+	meas_system_up "$id" "$fn" "$TL_TMP/$id-rep$rep"
+	meas_tcp_bulk_case "$id" "$rep" "$seconds" 1 "$rawdir" "$csv"
+	meas_system_down "$fn"
 }
 
 # A tunnel system must have framed at least the payload iperf3 moved (by
@@ -275,8 +319,9 @@ meas_check_tunnelled() {
 			meas_die "$id: $SYS_TUN_DEV sent $tx bytes but iperf3 moved $bytes: traffic bypassed the tunnel"
 	fi
 	[[ $SYS_STATS == *client=* ]] || return 0
-	tx=$(meas_stats_delta client tx_bytes)
-	[[ -n $tx ]] || { echo "[$MEAS_TAG] warning: $id: no tx_bytes in client stats" >&2; return 0; }
+	# The proxy frames byte streams, not packets: its row names its own counter.
+	tx=$(meas_stats_delta client "${SYS_TX_KEY:-tx_bytes}")
+	[[ -n $tx ]] || { echo "[$MEAS_TAG] warning: $id: no ${SYS_TX_KEY:-tx_bytes} in client stats" >&2; return 0; }
 	awk -v t="$tx" -v b="$bytes" 'BEGIN { exit !(t >= b) }' ||
 		meas_die "$id: tunlab client framed $tx bytes but iperf3 moved $bytes: traffic bypassed the tunnel"
 }
@@ -386,26 +431,28 @@ meas_check_int() {
 	fi
 }
 
-# Median of METRIC for SYSTEM in CSV, or "" when there is none.
+# meas_median CSV SYSTEM METRIC [PARAMETER]: the median, or "" when there is none.
 meas_median() {
 	local m
-	m=$(meas_csv_values "$1" "$2" "$3" | meas_stats)
+	m=$(meas_csv_values "$1" "$2" "$3" "${4:-}" | meas_stats)
 	[[ $m == nan* ]] || echo "${m%% *}"
 }
 
-# The human summary of a TCP bulk run: one line per system, then each
+# meas_print_summary CSV SELECTED [PARAMETER]: the human summary of a TCP
+# bulk run (default parameter streams=1): one line per system, then each
 # system's ratio to the first row (the reference, plain veth by default).
 meas_print_summary() {
-	local csv=$1 selected=$2 id ref="" ref_med=""
+	local csv=$1 selected=$2 param=${3:-streams=1} id ref="" ref_med=""
 	local med lo hi n cpu_c cpu_s line ratios=""
 	echo
-	echo "TCP bulk throughput cli -> dst, 1 stream (median, min-max over repetitions):"
+	echo "TCP bulk throughput cli -> dst, ${param/=/ } (median, min-max over repetitions):"
 	while read -r id _; do
 		[[ -n $id ]] || continue
-		read -r med lo hi n < <(meas_csv_values "$csv" "$id" throughput | meas_stats)
+		read -r med lo hi n < <(meas_csv_values "$csv" "$id" throughput "$param" | meas_stats)
 		line=$(printf '  %-12s %8.3f Gbit/s  (n=%d, min %.3f, max %.3f)' "$id" "$med" "$n" "$lo" "$hi")
-		cpu_c=$(meas_median "$csv" "$id" cpu_client)
-		cpu_s=$(meas_median "$csv" "$id" cpu_server)
+		[[ $n != 0 ]] || continue
+		cpu_c=$(meas_median "$csv" "$id" cpu_client "$param")
+		cpu_s=$(meas_median "$csv" "$id" cpu_server "$param")
 		[[ -z $cpu_c ]] || line+=$(printf '  CPU: client %.2f s/GB' "$cpu_c")
 		[[ -z $cpu_s ]] || line+=$(printf ', server %.2f s/GB' "$cpu_s")
 		echo "$line"
@@ -417,4 +464,122 @@ meas_print_summary() {
 		fi
 	done <<<"$selected"
 	printf '%s' "$ratios"
+}
+
+# ---- latency: ping samples and TCP request/response --------------------------
+
+# meas_ping_rows CSV ID REP PARAM COUNT RAW [ping flags...]: COUNT echoes
+# cli -> dst 10 ms apart, the output kept in RAW; one row per answered
+# echo (metric rtt, ms) and one with the loss (rtt_loss, %). Sets
+# MEAS_PING_MEDIAN (ms, "" when nothing came back).
+meas_ping_rows() {
+	local csv=$1 id=$2 rep=$3 param=$4 count=$5 raw=$6
+	shift 6
+	ip netns exec "$NS_CLI" ping -n -i 0.01 -c "$count" -W 1 -w $((count / 100 + 3)) "$@" \
+		"$MEAS_DST" >"$raw" 2>&1 || true
+	meas_ping_samples <"$raw" | awk -v s="$id" -v p="$param" -v r="$rep" \
+		'{ printf "%s,%s,rtt,%s,ms,%s\n", s, p, $1, r }' >>"$csv"
+	meas_csv_row "$csv" "$id" "$param" rtt_loss "$(meas_ping_loss <"$raw")" % "$rep"
+	# shellcheck disable=SC2034 # read by the experiments
+	MEAS_PING_MEDIAN=$(meas_ping_samples <"$raw" | meas_stats | awk '$4 > 0 { print $1 }')
+}
+
+# The RTT of each answered echo in ping's output, ms, one a line.
+meas_ping_samples() {
+	sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p'
+}
+
+# The loss percentage from ping's summary line (100 when there is none).
+meas_ping_loss() {
+	awk '/packets transmitted/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^loss/ || $(i + 1) == "packet") {
+			v = $i; sub(/%/, "", v); print v; found = 1; exit } }
+		END { if (!found) print 100 }'
+}
+
+meas_tcp_rr_bin() {
+	local bin=${MEAS_TCP_RR:-}
+	[[ -n $bin ]] || bin=$(dirname "${TUNLAB:-$MEAS_ROOT/build/tunlab}")/tools/tcp_rr
+	[[ -x $bin ]] || bin=$MEAS_ROOT/build/tools/tcp_rr
+	[[ -x $bin ]] || meas_die "no tcp_rr at $bin: run make (it builds build/tools/tcp_rr)"
+	echo "$bin"
+}
+
+# meas_tcp_rr_rows CSV ID REP SECONDS SIZE RAW: tcp_rr for SECONDS with
+# SIZE-byte requests and responses, cli -> a tcp_rr server on dst's iperf3
+# port (or SYS_TARGET); its output line kept in RAW. Rows (parameter
+# size=N): rr_rate (transactions/s), rr_p50_us, rr_p90_us, rr_p99_us.
+# Sets MEAS_RR_RATE.
+meas_tcp_rr_rows() {
+	local csv=$1 id=$2 rep=$3 seconds=$4 size=$5 raw=$6 bin pid key val
+	local target=${SYS_TARGET:-$MEAS_DST:$MEAS_PORT}
+	bin=$(meas_tcp_rr_bin)
+	pid=$(tl_bg "$NS_DST" "$TL_TMP/tcp_rr-server.log" "$bin" server \
+		--listen "$MEAS_DST:$MEAS_PORT" --once --timeout 10)
+	tl_wait_listen "$NS_DST" tcp "$MEAS_PORT" 5 || meas_die "tcp_rr server in dst is not listening"
+	ip netns exec "$NS_CLI" timeout $((seconds + 20)) "$bin" client --connect "$target" \
+		--seconds "$seconds" --size "$size" --timeout 5 >"$raw" 2>&1 ||
+		{ cat "$raw" "$TL_TMP/tcp_rr-server.log" >&2; meas_die "$id: tcp_rr failed"; }
+	tl_wait_exit "$pid" 5 >/dev/null 2>&1 || tl_stop "$pid" TERM 2 || true
+	for key in rate p50_us p90_us p99_us; do
+		val=$(tr ' ' '\n' <"$raw" | sed -n "s/^$key=//p")
+		[[ -n $val ]] || meas_die "$id: no $key in tcp_rr's output: $(cat "$raw")"
+		if [[ $key == rate ]]; then
+			meas_csv_row "$csv" "$id" "size=$size" rr_rate "$val" 1/s "$rep"
+			# shellcheck disable=SC2034 # read by the experiments
+			MEAS_RR_RATE=$val
+		else
+			meas_csv_row "$csv" "$id" "size=$size" "rr_$key" "$val" us "$rep"
+		fi
+	done
+}
+
+# ---- setup time ---------------------------------------------------------------
+
+MEAS_SETUP_BOUND=${MEAS_SETUP_BOUND:-10} # seconds an echo may take to come back
+
+# meas_start_timed ID FN WORK TARGET RAW: starts system ID (start function
+# FN) while a pinger in cli sends an echo to TARGET every 10 ms (its -D
+# output kept in RAW). srv blocks cleartext forwarding first, so no echo is
+# answered before the system carries it. Sets MEAS_SETUP_MS: from the call
+# of the start function (nothing of the system running yet) to the first
+# answered echo, 10 ms resolution. Returns 2 when no echo came back within
+# MEAS_SETUP_BOUND seconds although the system started (it carries no
+# ICMP); dies when the system does not start.
+meas_start_timed() {
+	local id=$1 fn=$2 work=$3 target=$4 raw=$5 pid t0 first
+	mkdir -p "$work"
+	tl_block_cleartext || meas_die "could not block cleartext forwarding in srv"
+	# stdbuf: ping's stdio would hold its lines until it exits.
+	pid=$(tl_bg "$NS_CLI" "$raw" stdbuf -oL ping -n -D -i 0.01 -W 1 -w "$MEAS_SETUP_BOUND" \
+		-c $((MEAS_SETUP_BOUND * 100)) "$target")
+	tl_wait_until 5 grep -q '^PING' "$raw" || meas_die "the pinger in cli did not start"
+	t0=$EPOCHREALTIME
+	"$fn" "$work" >"$work/start.log" 2>&1 ||
+		{ cat "$work/start.log" >&2; meas_die "system $id did not start"; }
+	[[ -z $SYS_TARGET ]] || return 2 # a TCP relay: no echo will ever come
+	tl_wait_until "$MEAS_SETUP_BOUND" meas_echo_answered "$pid" "$raw" || true
+	tl_stop "$pid" INT 2 >/dev/null 2>&1 || true
+	first=$(sed -n 's/^\[\([0-9.]*\)\] .*bytes from.*/\1/p' "$raw" | head -n 1)
+	[[ -n $first ]] || return 2
+	# shellcheck disable=SC2034 # read by the experiments
+	MEAS_SETUP_MS=$(awk -v a="${t0/,/.}" -v b="$first" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
+}
+
+meas_echo_answered() {
+	grep -q 'bytes from' "$2" && return 0
+	tl_pid_alive "$1" || return 255
+	return 1
+}
+
+# meas_kernel_objects NS: "routes rules links" in NS: routes of every table
+# (IPv4 and IPv6), policy rules plus netfilter rules (nft's view, which
+# includes iptables-nft's), and network devices.
+meas_kernel_objects() {
+	local ns=$1 routes rules nf links
+	routes=$(( $(ip -n "$ns" -4 route show table all | wc -l) + $(ip -n "$ns" -6 route show table all | wc -l) ))
+	rules=$(( $(ip -n "$ns" -4 rule show | wc -l) + $(ip -n "$ns" -6 rule show | wc -l) ))
+	nf=$(ip netns exec "$ns" nft -a list ruleset 2>/dev/null |
+		grep -E '# handle [0-9]+$' | grep -cvE '^[[:space:]]*(table|chain|set|map|flowtable) ' || true)
+	links=$(ip -n "$ns" -o link show | wc -l)
+	echo "$routes $((rules + nf)) $links"
 }

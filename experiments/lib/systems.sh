@@ -16,6 +16,13 @@
 #                tunnel's
 #   SYS_TARGET   "ADDR:PORT" the iperf3 client in cli connects to, when it is
 #                not dst itself (a relay listening in cli)
+#   SYS_ROUTES_DONE  1 when the row routed SYS_EXTRA_ROUTES into the tunnel
+#   SYS_TX_KEY   the client stats key counting what went into the tunnel,
+#                when it is not tx_bytes (the proxy's fe_stream_bytes_out)
+# One input: SYS_EXTRA_ROUTES, an array of IPv4 prefixes cli must send
+# through the tunnel besides the inner network (the prefix-scaling
+# experiment). A row that can carry them does so and sets SYS_ROUTES_DONE;
+# sys_reset does not touch the array, the caller owns it.
 # The harness stops a system with sys_stop (the row's stop function, if it
 # has one, after every process we started is gone) and tl_topology_down.
 #
@@ -32,6 +39,9 @@ TL_SYSTEMS=(
 	"plain        sys_plain_start         -                plain veth (srv forwards, no tunnel)"
 	"tun          sys_tun_start           tunlab           tunlab tun"
 	"nfqueue      sys_nfqueue_start       tunlab           tunlab nfqueue"
+	"proxy        sys_proxy_start         tunlab           tunlab proxy"
+	"pcap         sys_pcap_start          tunlab           tunlab pcap (raw socket inject)"
+	"pcap-inject  sys_pcap_inject_start   tunlab           tunlab pcap (pcap_inject)"
 	"openvpn-udp  sys_openvpn_udp_start   openvpn          OpenVPN 2.6 UDP"
 	"openvpn-tcp  sys_openvpn_tcp_start   openvpn          OpenVPN 2.6 TCP"
 	"wireguard-go sys_wggo_start          wireguard-go,wg  wireguard-go"
@@ -44,10 +54,19 @@ declare -A SYS_CMD_PACKAGE=(
 	[stunnel4]=stunnel4 [socat]=socat
 )
 
-SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET=""
+SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
+SYS_EXTRA_ROUTES=()
 
 sys_reset() {
-	SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET=""
+	SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
+}
+
+# "--route P" for each extra prefix: what a tunlab client needs for them.
+sys_extra_route_flags() {
+	local prefix
+	for prefix in ${SYS_EXTRA_ROUTES[@]+"${SYS_EXTRA_ROUTES[@]}"}; do
+		printf -- '--route\n%s\n' "$prefix"
+	done
 }
 
 # The reference path: cli's default route already points at srv, which
@@ -60,14 +79,20 @@ sys_plain_start() {
 # them --stats files, a line every TL_STATS_INTERVAL ms, and the client
 # --route 10.102.0.0/24), and proves the tunnel is the only way through by
 # blocking cleartext cli<->dst forwarding in srv first. The stats files are
-# emptied so that a sample never comes from an earlier run.
+# emptied so that a sample never comes from an earlier run. Extra arguments
+# go to the client, after a --route for each SYS_EXTRA_ROUTES prefix; a
+# row's SYS_SERVER_ARGS array (local to it) goes to the server.
 sys_tunlab_start() {
 	local frontend=$1
+	shift
 	rm -f -- "$TL_SRV_STATS" "$TL_CLI_STATS"
 	SYS_STATS="client=$TL_CLI_STATS server=$TL_SRV_STATS"
+	local -a routes
+	mapfile -t routes < <(sys_extra_route_flags)
 	tl_block_cleartext || return 1
-	tl_start_tunlab_server "$frontend" || return 1
-	tl_start_tunlab_client "$frontend"
+	tl_start_tunlab_server "$frontend" ${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} || return 1
+	tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" || return 1
+	SYS_ROUTES_DONE=1
 }
 
 sys_tun_start() {
@@ -76,6 +101,23 @@ sys_tun_start() {
 
 sys_nfqueue_start() {
 	sys_tunlab_start nfqueue
+}
+
+# The first background text's design: routes to lo, libpcap reads them back.
+sys_pcap_start() {
+	sys_tunlab_start pcap
+}
+
+# The same, both ends delivering with pcap_inject on lo: one send() per packet.
+sys_pcap_inject_start() {
+	local -a SYS_SERVER_ARGS=(--inject pcap)
+	sys_tunlab_start pcap --inject pcap
+}
+
+# Byte streams, not packets: its ceiling is the tls-relay row, in the same run.
+sys_proxy_start() {
+	sys_tunlab_start proxy || return 1
+	SYS_TX_KEY=fe_stream_bytes_out
 }
 
 # ---- OpenVPN 2.6 -------------------------------------------------------------
@@ -116,7 +158,7 @@ sys_openvpn_start() {
 	grep -q "Data Channel: cipher 'AES-128-GCM'" "$work/openvpn-client.log" ||
 		{ tl_log_tail "$work/openvpn-client.log"; tl_fail "expected the AES-128-GCM data channel"; return 1; }
 	sys_wait_tunnel "$work/openvpn-client.log" "$work/openvpn-server.log" || return 1
-	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV
+	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV SYS_ROUTES_DONE=1
 }
 
 # Writes WORKDIR/server.conf, client.conf and ccd/cli.
@@ -150,11 +192,28 @@ sys_openvpn_conf() {
 		ccd-exclusive
 		push "route ${TL_IN_NET4%/*} 255.255.255.0"
 		push "route-ipv6 $TL_IN_NET6"
+		$(sys_openvpn_push_extra)
 		cert $TL_PKI/server.crt
 		key $TL_PKI/server.key
 		dh none
 		remote-cert-tls client
 	EOF
+}
+
+# A pushed route per SYS_EXTRA_ROUTES prefix (2.6 splits a long push reply
+# into several messages itself).
+sys_openvpn_push_extra() {
+	local prefix
+	for prefix in ${SYS_EXTRA_ROUTES[@]+"${SYS_EXTRA_ROUTES[@]}"}; do
+		printf 'push "route %s %s"\n' "${prefix%/*}" "$(sys_netmask "${prefix#*/}")"
+	done
+}
+
+# Dotted netmask of a prefix length.
+sys_netmask() {
+	local plen=$1 mask
+	mask=$(((0xffffffff << (32 - plen)) & 0xffffffff))
+	echo "$((mask >> 24 & 255)).$((mask >> 16 & 255)).$((mask >> 8 & 255)).$((mask & 255))"
 }
 
 # The lines both ends share, for transport PROTO.
@@ -207,8 +266,22 @@ sys_wggo_start() {
 	sys_ifup "$NS_CLI" "$cli_if" "$TL_TUN_CLI4" "$TL_TUN_CLI6" || return 1
 	tl_cmd ip -n "$NS_CLI" route add "$TL_IN_NET4" dev "$cli_if" || return 1
 	tl_cmd ip -n "$NS_CLI" -6 route add "$TL_IN_NET6" dev "$cli_if" || return 1
+	sys_wggo_extra_routes "$cli_if" "$work/wg-srv.pub" || return 1
 	sys_wait_tunnel "$work/wireguard-go-client.log" "$work/wireguard-go-server.log" || return 1
-	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$cli_if
+	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$cli_if SYS_ROUTES_DONE=1
+}
+
+# sys_wggo_extra_routes IF PUBKEY_FILE: SYS_EXTRA_ROUTES as wg-quick would
+# set them up: added to the server peer's allowed IPs, one route each to IF.
+sys_wggo_extra_routes() {
+	local dev=$1 pub=$2 prefix allowed
+	((${#SYS_EXTRA_ROUTES[@]})) || return 0
+	allowed=$(IFS=,; echo "${SYS_EXTRA_ROUTES[*]}")
+	tl_cmd ip netns exec "$NS_CLI" wg set "$dev" peer "$(cat "$pub")" \
+		allowed-ips "$TL_TUN_NET4,$TL_IN_NET4,$TL_TUN_NET6,$TL_IN_NET6,$allowed" || return 1
+	for prefix in "${SYS_EXTRA_ROUTES[@]}"; do
+		tl_cmd ip -n "$NS_CLI" route add "$prefix" dev "$dev" || return 1
+	done
 }
 
 # sys_wggo_daemon NS IF LOG: starts wireguard-go for IF in NS (PID in

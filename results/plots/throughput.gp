@@ -1,41 +1,41 @@
 # SPDX-License-Identifier: MIT
-# TCP bulk throughput cli -> dst per system: median bar, min-max whiskers.
-# data: throughput.summary.dat
+# TCP bulk throughput cli -> dst per system, 1 and 4 streams: median bars, min-max whiskers.
+# data: plots/throughput.dat
 #
-# Rendered by experiments/lib/plots.sh from results/ (the working
-# directory), which sets termspec and outfile; the data file is made by the
-# same script from throughput.csv: system "label" median min max repetitions.
-if (!exists("termspec")) termspec = "pngcairo size 900,560 font 'Sans,11'"
+# plots/throughput.dat comes from throughput.csv (plots.sh): id "name"
+# then median min max n for streams=1, the same for streams=4.
 if (!exists("outfile")) outfile = "plots/throughput.png"
-datafile = "throughput.summary.dat"
+load "plots/common.gpi"
+data = "plots/throughput.dat"
 
-set terminal @termspec
-set output outfile
-
-stats datafile using 4 nooutput name "LO"
-stats datafile using 5 nooutput name "HI"
-stats datafile using 6 nooutput name "REPS"
-
-# One slow system next to veth speed would flatten every other bar.
-if (LO_min > 0 && HI_max / LO_min > 10) {
+stats data using 4 nooutput name "LO1"
+stats data using 5 nooutput name "HI1"
+stats data using 9 nooutput name "HI4"
+stats data using 6 nooutput name "REPS"
+hi = HI1_max > HI4_max ? HI1_max : HI4_max
+if (LO1_min > 0 && hi / LO1_min > 10) {
 	set logscale y
-	set yrange [LO_min / 2 : HI_max * 4]
-	scale_note = " (log scale)"
+	set yrange [LO1_min / 1.5 : hi * 2]
+	set ytics (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200)
+	set grid ytics mytics
+	y_note = " (log scale)"
 } else {
-	set yrange [0 : HI_max * 1.18]
-	scale_note = ""
+	set yrange [0 : hi * 1.2]
 }
 
-set title sprintf("TCP bulk throughput cli -> dst, 1 stream (iperf3), median of n=%d runs, whiskers: min-max", REPS_max)
-set ylabel "throughput (Gbit/s)".scale_note
-set xlabel "system"
-set xrange [-0.6 : LO_records - 0.4]
-set grid ytics
-set style fill solid 0.55 border -1
-set boxwidth 0.55
-unset key
-set xtics scale 0
+set title sprintf("TCP bulk throughput cli → dst (iperf3), median of %d runs, whiskers min–max", REPS_max)
+set ylabel "Gbit/s".y_note
+set xrange [-0.6 : LO1_records - 0.4]
+set boxwidth 0.36
+set key outside top center horizontal maxcols 2
 
-plot datafile using 0:3:xtic(2) with boxes lc rgb "#4477aa", \
-     ''       using 0:3:4:5 with yerrorbars lc rgb "#222222" lw 1.5 pt 7 ps 0.5, \
-     ''       using 0:5:(sprintf("%.2f", $3)) with labels offset 0,0.9
+plot data using ($0 - 0.19):3:(0.36):(bar_dark(strcol(2))):xtic(ticname(strcol(1))) with boxes lc rgb variable notitle, \
+     ''   using ($0 + 0.19):7:(0.36):(bar_light(strcol(2))) with boxes lc rgb variable notitle, \
+     ''   using ($0 - 0.19):3:4:5 with yerrorbars lc rgb "#000000" pt -1 notitle, \
+     ''   using ($0 + 0.19):7:8:9 with yerrorbars lc rgb "#000000" pt -1 notitle, \
+     ''   using ($0 - 0.19):5:(sprintf("%.2g", $3)) with labels offset 0,0.7 font ",8" notitle, \
+     ''   using ($0 + 0.19):9:(sprintf("%.2g", $7)) with labels offset 0,0.7 font ",8" notitle, \
+     NaN with boxes lc rgb hex(tunlab_dark) title "tunlab, 1 stream", \
+     NaN with boxes lc rgb hex(tunlab_light) title "tunlab, 4 streams", \
+     NaN with boxes lc rgb hex(ref_dark) title "reference, 1 stream", \
+     NaN with boxes lc rgb hex(ref_light) title "reference, 4 streams"

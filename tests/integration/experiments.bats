@@ -1,0 +1,131 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# experiments.bats: each performance experiment in --quick mode on plain and tun: tidy CSV, metadata, raw output, plots.
+#
+# About a minute in all. The numbers are not judged (other tests may run
+# beside these on the same cores); their form is: the CSV header, six
+# fields a row, every value a number >= 0, the experiment's main metric
+# > 0 for each system it applies to, no failed test in the metadata, no
+# namespace left behind.
+#
+#   TUNLAB=build/tunlab bats tests/integration/experiments.bats
+
+load helpers
+
+setup_file() {
+	export EXP_RESULTS="$BATS_FILE_TMPDIR/results"
+	mkdir -p "$EXP_RESULTS/plots"
+	cp "$TL_REPO"/results/plots/*.gp "$TL_REPO"/results/plots/*.gpi "$EXP_RESULTS/plots/"
+}
+
+setup() {
+	# The harness measures; the sanitizer build's daemons would only make
+	# the same checks slower.
+	[[ $TUNLAB != */san/* ]] || skip "measurement harness: runs on the normal build only"
+	tl_require_tunlab
+	tl_require_net
+	tl_require_frontend
+	tl_require_tools iperf3 jq ping stdbuf
+	# The experiments name their namespaces PREFIX-cli-PID...: a prefix of
+	# this test's own tells its leftovers from other runs' namespaces.
+	export TL_NS_PREFIX="tlexp$$-$BATS_TEST_NUMBER"
+}
+
+teardown() {
+	local left
+	left=$(ip netns list | awk -v p="$TL_NS_PREFIX-" 'index($1, p) == 1 { print $1 }')
+	[[ -z $left ]] || tl_fail "expected the experiment to delete its namespaces, left: $left"
+}
+
+# run_experiment NAME [flags...]: --quick on plain and tun into EXP_RESULTS.
+run_experiment() {
+	local name=$1
+	shift
+	run timeout 150 "$TL_REPO/experiments/$name" --tunlab "$TUNLAB" --quick \
+		--systems plain,tun --results "$EXP_RESULTS" "$@"
+	echo "$output" | tail -n 25
+	((status == 0)) || tl_fail "expected experiments/$name --quick to exit 0, got $status"
+}
+
+# check_data NAME METRIC SYSTEM...: the files and their form; METRIC > 0 for each SYSTEM.
+check_data() {
+	local name=$1 metric=$2 csv meta system bad
+	shift 2
+	csv=$EXP_RESULTS/$name.csv meta=$EXP_RESULTS/$name.meta
+	[[ -s $csv ]] || tl_fail "expected $csv"
+	[[ $(head -n 1 "$csv") == "system,parameter,metric,value,unit,repetition" ]] ||
+		tl_fail "expected the tidy header in $csv, got: $(head -n 1 "$csv")"
+	bad=$(awk -F, 'NR > 1 && (NF != 6 || $4 !~ /^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/ || $6 !~ /^[0-9]+$/)' "$csv" | head -n 3)
+	[[ -z $bad ]] || tl_fail "expected 6 fields and a number >= 0 in every row of $csv, got: $bad"
+	for system in "$@"; do
+		awk -F, -v s="$system" -v m="$metric" '$1 == s && $3 == m && $4 > 0 { found = 1 } END { exit !found }' "$csv" ||
+			tl_fail "expected a $metric > 0 for $system in $csv"
+	done
+	grep -q '^repetitions: 1$' "$meta" || tl_fail "expected 'repetitions: 1' in $meta"
+	grep -q '^commit: ' "$meta" || tl_fail "expected the commit in $meta"
+	! grep -q '^failed\.' "$meta" || tl_fail "expected no failed test, $meta says: $(grep '^failed\.' "$meta")"
+	[[ -n $(ls -A "$EXP_RESULTS/raw/$name" 2>/dev/null) ]] || tl_fail "expected raw output in raw/$name/"
+}
+
+@test "experiments: throughput --quick: 1 and 4 streams, CPU per GB for tun" {
+	run_experiment throughput
+	check_data throughput throughput plain tun
+	grep -q '^tun,streams=4,throughput,' "$EXP_RESULTS/throughput.csv" || tl_fail "expected a streams=4 row for tun"
+	check_data throughput cpu_client tun
+	check_data throughput cpu_server tun
+}
+
+@test "experiments: pktrate --quick: a rate found at < 1% loss" {
+	run_experiment pktrate
+	check_data pktrate max_pps plain tun
+	check_data pktrate delivered_pps plain tun
+}
+
+@test "experiments: rtt --quick: ping samples and tcp_rr transactions" {
+	run_experiment rtt
+	check_data rtt rtt plain tun
+	check_data rtt rr_rate plain tun
+	check_data rtt rr_p99_us plain tun
+}
+
+@test "experiments: rrul --quick: RTT idle and under load" {
+	run_experiment rrul
+	check_data rrul rtt plain tun
+	grep -q '^tun,load,rtt,' "$EXP_RESULTS/rrul.csv" || tl_fail "expected RTT samples under load for tun"
+}
+
+@test "experiments: setup --quick: start to first echo (plain does not apply)" {
+	run_experiment setup
+	check_data setup setup_ms tun
+	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/setup.meta" || tl_fail "expected plain marked not applicable"
+}
+
+@test "experiments: flows --quick: throughput against parallel flows" {
+	run_experiment flows
+	check_data flows throughput plain tun
+	grep -q '^tun,streams=64,throughput,' "$EXP_RESULTS/flows.csv" || tl_fail "expected a 64-flow row for tun"
+}
+
+@test "experiments: prefixes --quick: setup time and kernel objects with 100 prefixes" {
+	run_experiment prefixes
+	check_data prefixes setup_ms tun
+	local routes
+	routes=$(awk -F, '$1 == "tun" && $2 == "prefixes=100" && $3 == "routes" { print $4 }' "$EXP_RESULTS/prefixes.csv")
+	tl_expect_ge "routes tun added in cli for 100 prefixes" "$routes" 100
+}
+
+@test "experiments: plots.sh renders a PNG per experiment from the data above" {
+	command -v gnuplot >/dev/null || skip "gnuplot not installed"
+	run "$TL_REPO/experiments/lib/plots.sh" --results "$EXP_RESULTS"
+	echo "$output"
+	((status == 0)) || tl_fail "expected plots.sh to exit 0, got $status"
+	local pair n=0
+	# plot:experiment; run alone (bats --filter), only what has data is drawn
+	for pair in throughput:throughput cpu:throughput pktrate:pktrate rtt_cdf:rtt rr:rtt rrul:rrul \
+		setup:setup flows:flows prefixes:prefixes; do
+		[[ -s $EXP_RESULTS/${pair#*:}.csv ]] || continue
+		[[ -s $EXP_RESULTS/plots/${pair%:*}.png ]] || tl_fail "expected plots/${pair%:*}.png"
+		n=$((n + 1))
+	done
+	((n > 0)) || skip "no experiment data: the tests above did not run"
+}
