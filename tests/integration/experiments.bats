@@ -19,6 +19,9 @@ setup_file() {
 }
 
 setup() {
+	# Set first: teardown runs after a skip too, and must only look for
+	# this test's namespaces, never another run's.
+	export TL_NS_PREFIX="tlexp$$-$BATS_TEST_NUMBER"
 	# The harness measures; the sanitizer build's daemons would only make
 	# the same checks slower.
 	[[ $TUNLAB != */san/* ]] || skip "measurement harness: runs on the normal build only"
@@ -26,9 +29,8 @@ setup() {
 	tl_require_net
 	tl_require_frontend
 	tl_require_tools iperf3 jq ping stdbuf
-	# The experiments name their namespaces PREFIX-cli-PID...: a prefix of
-	# this test's own tells its leftovers from other runs' namespaces.
-	export TL_NS_PREFIX="tlexp$$-$BATS_TEST_NUMBER"
+	# The experiments name their namespaces PREFIX-cli-PID...: the prefix
+	# set above tells this test's leftovers from other runs' namespaces.
 }
 
 teardown() {
