@@ -680,12 +680,12 @@ gen_datasets() {
 				if (e in reps) printf "Repetitions: %s. ", tex(reps[e])
 				if (e in date) printf "Run: %s. ", tex(date[e])
 				if (e in params) printf "Parameters: %s.", tex(params[e])
-				print "\n\\begin{footnotesize}"
-				print "\\begin{longtable}{@{}L{0.22}L{0.16}L{0.16}rrrl@{}}"
+				print "\n\\begin{scriptsize}"
+				print "\\begin{longtable}{@{}L{0.19}L{0.14}L{0.14}rrrl@{}}"
 				print "\\toprule System & Parameter & Metric & Median & Min--max & $n$ & Unit \\\\ \\midrule \\endhead"
 				print "\\bottomrule \\endfoot"
 				printf "%s", rows[e]
-				print "\\end{longtable}\n\\end{footnotesize}"
+				print "\\end{longtable}\n\\end{scriptsize}"
 			}
 		}' "$meta" "$summary"
 }
