@@ -30,6 +30,7 @@ enum stream_msg_type {
 	STREAM_MSG_RESET,         /* id, reason (enum stream_reset_reason) */
 	STREAM_MSG_CREDIT,        /* id, credit */
 	STREAM_MSG_DGRAM,         /* id = flow, addr/port, data/len */
+	STREAM_MSG_CONNECTED,     /* id: server to client, the destination accepted */
 	/* From the tunnel only: */
 	STREAM_MSG_LINK_UP,       /* a session carrying streams is established */
 	STREAM_MSG_LINK_DOWN,     /* the session ended: every stream of link is dead */

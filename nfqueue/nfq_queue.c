@@ -27,7 +27,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>
@@ -39,9 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include "../common/nfqsock.h"
 #include "../common/offload.h"
 #include "nfq.h"
 
@@ -52,96 +51,22 @@ enum {
 	NFQ_RCVBUF = 8 << 20,         /* about 5000 MTU packets in flight */
 	NFQ_QUEUE_MAXLEN = 4096,      /* packets waiting for a verdict (default 1024) */
 	NFQ_BIND_TRIES = 64,
-	NFQ_CTL_BUF = 8192,           /* config messages and their acks */
-	NFQ_ACK_TIMEOUT_S = 2,
 	NFQ_RECV_RETRIES = 4,         /* EINTR / ENOBUFS before we give up this round */
 };
 
 /* ---- binding ---- */
 
-/* Sends a config message and waits for its ack: 0 or -errno from the kernel. */
-static int send_config(struct mnl_socket *nl, struct nlmsghdr *nlh, uint32_t seq)
-{
-	char buf[NFQ_CTL_BUF];
-	unsigned portid = mnl_socket_get_portid(nl);
-
-	nlh->nlmsg_flags |= NLM_F_ACK;
-	nlh->nlmsg_seq = seq;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	for (int i = 0; i < 4; i++) {
-		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		int ret;
-
-		if (n < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		ret = mnl_cb_run(buf, (size_t)n, seq, portid, NULL, NULL);
-		if (ret == MNL_CB_ERROR)
-			return -errno;
-		if (ret == MNL_CB_STOP)
-			return 0;
-	}
-	return -ETIMEDOUT;
-}
-
-static void set_buffers(int fd)
-{
-	int size = NFQ_RCVBUF;
-	struct timeval ack_wait = { .tv_sec = NFQ_ACK_TIMEOUT_S };
-
-	/* FORCE passes net.core.rmem_max (root); otherwise take what we get. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &ack_wait, sizeof(ack_wait));
-}
-
-static int configure_queue(struct mnl_socket *nl, uint16_t num, const struct nfq_queue_params *p)
-{
-	char buf[NFQ_CTL_BUF];
-	uint32_t flags = (p->gso ? NFQA_CFG_F_GSO : 0) | (p->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
-	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, num);
-	int ret;
-
-	/* Since Linux 3.8 a bind takes every family; AF_INET is only the example's habit. */
-	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
-	ret = send_config(nl, nlh, 1);
-	if (ret < 0)
-		return ret;
-	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, num);
-	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
-	nfq_nlmsg_cfg_put_qmaxlen(nlh, NFQ_QUEUE_MAXLEN);
-	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
-	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
-	/* A failure here is not "taken": report it as a config error. */
-	ret = send_config(nl, nlh, 2);
-	return ret == -EPERM || ret == -EBUSY ? -EINVAL : ret;
-}
-
 static int open_queue(struct mnl_socket **out, uint16_t num, const struct nfq_queue_params *p)
 {
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	int ret;
+	const struct nfqsock_config c = {
+		.copy_range = NFQ_COPY_RANGE,
+		.maxlen = NFQ_QUEUE_MAXLEN,
+		.flags = (p->gso ? NFQA_CFG_F_GSO : 0) | (p->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0),
+		.flags_mask = NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN,
+		.rcvbuf = NFQ_RCVBUF,
+	};
 
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		ret = -errno;
-		goto err_close;
-	}
-	set_buffers(mnl_socket_get_fd(nl));
-	ret = configure_queue(nl, num, p);
-	if (ret < 0)
-		goto err_close;
-	if (fcntl(mnl_socket_get_fd(nl), F_SETFL, O_NONBLOCK) < 0) {
-		ret = -errno;
-		goto err_close;
-	}
-	*out = nl;
-	return 0;
-
-err_close:
-	mnl_socket_close(nl); /* unbinds whatever it had bound */
-	return ret;
+	return nfqsock_open(out, num, &c);
 }
 
 static void close_sockets(struct nfq_queues *q)

@@ -18,10 +18,14 @@
  * filter rule whose counter is the dropped_uncarried stat: what the proxy
  * cannot carry must not leak in clear (px_rules.c).
  *
+ * A SYN toward the routes waits in a netfilter queue until the exit has
+ * connected, so that a refusal reaches the application as ECONNREFUSED
+ * (px_syn.c).
+ *
  * Server (the exit). A STREAM_OPEN becomes a non-blocking connect from
  * the server's own address to the original destination (px_exit.c); a
  * refusal or an unreachable destination goes back as STREAM_RESET with
- * its reason, and the client application gets an RST. DGRAMs of a flow
+ * its reason, success as STREAM_CONNECTED. DGRAMs of a flow
  * leave from one connected UDP socket per flow.
  *
  * Relay (px_conn.c, both ends alike): per-stream windows (STREAM_WINDOW,
@@ -299,8 +303,10 @@ static void tick(struct proxy *px)
 			px_flow_tick(f, now);
 		}
 	}
-	if (!px->server)
+	if (!px->server) {
+		px_syn_tick(px, now);
 		px_client_resume(px);
+	}
 	if (!px->server && ++px->ticks % PX_COUNTER_TICKS == 0 &&
 	    px_rules_uncarried(&px->rules, &dropped) == 0)
 		px->fe.stream_stats.dropped_uncarried = dropped;
@@ -328,6 +334,9 @@ static void dispatch(struct proxy *px, struct px_watch *w, uint32_t events)
 		break;
 	case PX_W_WAKE:
 		reap_links(px);
+		break;
+	case PX_W_SYN:
+		px_syn_read(px);
 		break;
 	}
 }
@@ -402,6 +411,31 @@ static void close_events(struct proxy *px)
 		close(px->epfd);
 }
 
+/*
+ * The rules, with the SYN hold if the kernel lets us queue: without it
+ * the proxy still works, and fe.error says what the applications lose.
+ */
+static int install_rules(struct proxy *px, struct px_rules_params *rp, char *err, size_t err_len)
+{
+	char why[192];
+	int ret;
+
+	rp->syn_hold = px_syn_open(&px->syn, px, why, sizeof(why)) == 0;
+	rp->syn_queue = px->syn.queue;
+	ret = px_rules_install(&px->rules, rp, err, err_len);
+	if (ret < 0 && rp->syn_hold) {
+		snprintf(why, sizeof(why), "SYN hold rules: %s", err);
+		px_syn_close(&px->syn);
+		rp->syn_hold = false;
+		ret = px_rules_install(&px->rules, rp, err, err_len);
+	}
+	if (ret == 0 && !rp->syn_hold)
+		snprintf(px->fe.error, sizeof(px->fe.error),
+			 "%.180s; a refused connection reaches applications as a reset after connect",
+			 why);
+	return ret;
+}
+
 static int open_client(struct proxy *px, const struct frontend_config *cfg, char *err,
 		       size_t err_len)
 {
@@ -416,12 +450,13 @@ static int open_client(struct proxy *px, const struct frontend_config *cfg, char
 	for (int fam = 0; fam < 2; fam++)
 		rp.tcp_port[fam] = px->tcp[fam].port;
 	rp.udp_port = px->udp.port;
-	ret = px_rules_install(&px->rules, &rp, err, err_len);
+	ret = install_rules(px, &rp, err, err_len);
 	if (ret < 0)
 		goto err_udp;
 	return 0;
 
 err_udp:
+	px_syn_close(&px->syn);
 	px_udp_close(px);
 err_tcp:
 	px_client_close(px);
@@ -479,7 +514,12 @@ static void proxy_close(struct frontend *fe)
 
 	if (!px)
 		return;
-	/* Rules first: from here on, nothing new is intercepted. */
+	/*
+	 * Held SYNs are answered while the REJECT rules still stand; then the
+	 * rules go: from here on, nothing new is intercepted.
+	 */
+	while (px->syn.pending)
+		px_syn_forget(px->syn.pending, STREAM_RESET_REFUSED);
 	if (!px->server)
 		px_rules_remove(&px->rules);
 	px->port = NULL; /* the tunnel is gone by now */
@@ -491,6 +531,7 @@ static void proxy_close(struct frontend *fe)
 		free(l);
 	}
 	px_graveyard_empty(px);
+	px_syn_close(&px->syn);
 	px_udp_close(px);
 	px_client_close(px);
 	proxy_free(px);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct mnl_socket;
+
 #include "../src/frontend.h"
 #include "../tunnel/proto.h"
 
@@ -48,6 +50,29 @@ enum {
 	/* Preference of the fwmark rule: before main (32766), after local (0). */
 	PX_RULE_PREF = 7476,
 	PX_RT_PROTO = 77, /* like every tunlab route: `ip route show proto 77` */
+	/*
+	 * The SYN hold (px_syn.c). A held SYN is answered by the verdict with
+	 * one of these marks; filter OUTPUT REJECTs them with a TCP reset or
+	 * ICMP host unreachable, and nat skips them (mask 0xfffffffe: both).
+	 */
+	PX_MARK_REFUSE = 0x7478,
+	PX_MARK_UNREACH = 0x7479,
+	/* First netfilter queue tried for SYNs; the next ones if it is taken. */
+	PX_SYN_QUEUE = 0x7476,
+	PX_SYN_QUEUE_TRIES = 16,
+	/* IPv6 + TCP with all options: all a SYN's verdict needs. */
+	PX_SYN_COPY = 128,
+	/*
+	 * How long a SYN may wait for the exit's answer: the exit gives up at
+	 * PX_CONNECT_TIMEOUT_MS, so this only fires when the answer is lost.
+	 */
+	PX_SYN_WAIT_MS = PX_CONNECT_TIMEOUT_MS + 2 * PX_TICK_MS,
+	/*
+	 * From the SYN's release to its accept(): one loopback round trip,
+	 * or a few SYN retries if the listener's backlog overflowed.
+	 */
+	PX_ACCEPT_WAIT_MS = 30 * 1000,
+	PX_SYNS_PER_EVENT = 64,
 };
 
 enum {
@@ -57,7 +82,9 @@ enum {
 };
 
 /* What an epoll event's data.ptr points at: every watched object starts with one. */
-enum px_watch_kind { PX_W_LISTEN, PX_W_CONN, PX_W_UDP_LISTEN, PX_W_FLOW, PX_W_TIMER, PX_W_WAKE };
+enum px_watch_kind {
+	PX_W_LISTEN, PX_W_CONN, PX_W_UDP_LISTEN, PX_W_FLOW, PX_W_TIMER, PX_W_WAKE, PX_W_SYN,
+};
 
 struct px_watch {
 	enum px_watch_kind kind;
@@ -104,6 +131,16 @@ struct px_conn {
 	uint8_t *buf;         /* STREAM_WINDOW ring, allocated on first need */
 	size_t head, len;
 	uint64_t started_ms, last_ms;
+	/*
+	 * Client, SYN hold: the conn exists from the application's SYN on,
+	 * with fd -1, until its connection is accepted (px_syn.c).
+	 */
+	bool pending;          /* on px->syn.pending, not accepted yet */
+	bool held;             /* the SYN waits in the queue for our verdict */
+	uint32_t syn_packet;   /* its netfilter packet id */
+	struct ip_addr app_addr, dst_addr;
+	uint16_t app_port, dst_port;
+	struct px_conn *pprev, *pnext; /* px->syn.pending */
 	struct px_conn *hnext;       /* hash chain */
 	struct px_conn *prev, *next; /* link->conns */
 };
@@ -129,10 +166,21 @@ struct px_listener {
 	uint16_t port;
 };
 
+/* Client: the SYN hold's netfilter queue and the conns it waits for. */
+struct px_syn {
+	struct px_watch w;
+	struct mnl_socket *nl;
+	bool on;
+	uint16_t queue;
+	struct px_conn *pending;
+	uint8_t *buf;          /* one netlink read */
+};
+
 struct px_rules {
 	long pid;
 	bool installed[2];     /* per family: v4, v6 */
 	bool udp;              /* mangle chains, ip rule and route of the UDP path */
+	bool syn;              /* the SYN hold's mangle chain and REJECT rules */
 	bool verbose;
 	char err[256];
 };
@@ -154,6 +202,7 @@ struct proxy {
 	struct px_listener tcp[2];  /* client: REDIRECT targets, v4 and v6 */
 	struct px_listener udp;     /* client: the TPROXY socket (IPv4) */
 	struct px_rules rules;
+	struct px_syn syn;
 	uint8_t *iobuf;        /* PX_IOBUF_BYTES: one read's worth */
 };
 
@@ -195,9 +244,32 @@ uint8_t px_reason_of_errno(int err);
 int px_client_listen(struct proxy *px, const struct frontend_config *cfg, char *err,
 		     size_t err_len);
 void px_client_accept(struct px_listener *ln);
+/*
+ * STREAM_OPEN to dst:port for the application's connection fd (-1: its
+ * SYN is held, the conn pending). The conn, or NULL with the reason the
+ * application should see (counted; fd is the caller's to close).
+ */
+struct px_conn *px_client_open(struct proxy *px, int fd, const struct ip_addr *dst, uint16_t port,
+			       uint8_t *reason);
 void px_client_close(struct proxy *px);
 /* A listener paused for lack of fds listens again. */
 void px_client_resume(struct proxy *px);
+
+/* Client: a pending conn (fd -1) gets its accepted socket: the relay starts. */
+int px_conn_attach(struct px_conn *c, int fd);
+
+/* ---- px_syn.c: the client's SYN hold, for a refusal the application sees as one ---- */
+int px_syn_open(struct px_syn *syn, struct proxy *px, char *err, size_t err_len);
+void px_syn_close(struct px_syn *syn);
+void px_syn_read(struct proxy *px);
+/* The exit connected: the held SYN passes to the REDIRECT listener. */
+void px_syn_connected(struct px_conn *c);
+/* Frees a pending conn; a held SYN is rejected as reason says (RST or ICMP). */
+void px_syn_forget(struct px_conn *c, uint8_t reason);
+/* The pending conn of an accepted connection, or NULL. */
+struct px_conn *px_syn_match(struct proxy *px, const struct ip_addr *app, uint16_t app_port,
+			     const struct ip_addr *dst, uint16_t dst_port);
+void px_syn_tick(struct proxy *px, uint64_t now);
 
 /* ---- px_exit.c: the server's side of a stream ---- */
 void px_exit_open(struct proxy *px, const struct stream_msg *msg);
@@ -216,6 +288,8 @@ struct px_rules_params {
 	const struct frontend_config *cfg;
 	uint16_t tcp_port[2]; /* per family, 0: none */
 	uint16_t udp_port;    /* IPv4 TPROXY port, 0: no UDP */
+	bool syn_hold;        /* SYNs to the netfilter queue syn_queue */
+	uint16_t syn_queue;
 };
 
 int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *err,

@@ -125,49 +125,76 @@ static size_t client_streams(const struct proxy *px)
 	return n;
 }
 
-/* OPEN through the tunnel; on success the connection is a stream. */
-static void open_stream(struct proxy *px, int fd, const struct ip_addr *dst, uint16_t port)
+struct px_conn *px_client_open(struct proxy *px, int fd, const struct ip_addr *dst, uint16_t port,
+			       uint8_t *reason)
 {
 	struct stream_msg msg = {
 		.type = STREAM_MSG_OPEN, .id = px_next_id(px), .proto = IPPROTO_TCP,
 		.addr = *dst, .port = port,
 	};
 	struct px_link *l;
-	int one = 1;
+	struct px_conn *c;
 
+	*reason = STREAM_RESET_LIMIT;
+	if (client_streams(px) >= PX_STREAMS_PER_CLIENT) {
+		px->fe.stream_stats.streams_limited++;
+		return NULL;
+	}
 	if (px_send(px, NULL, &msg) < 0) {
 		/* No tunnel (reconnecting) or a server without streams: refused. */
+		*reason = STREAM_RESET_REFUSED;
 		px->fe.stream_stats.streams_refused++;
-		px_close_rst(fd);
-		return;
+		return NULL;
 	}
 	l = px_link_get(px, msg.link, true);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (!l || !px_conn_new(px, l, msg.id, fd, false)) {
+	c = l ? px_conn_new(px, l, msg.id, fd, fd < 0) : NULL;
+	if (!c) {
 		struct stream_msg reset = { .type = STREAM_MSG_RESET, .id = msg.id,
 					    .reason = STREAM_RESET_LIMIT };
 
 		px_send(px, l, &reset);
 		px->fe.stream_stats.streams_limited++;
-		px_close_rst(fd);
 	}
+	return c;
+}
+
+/* Where the connection came from: the application's address and port. */
+static int peer_of(int fd, struct ip_addr *addr, uint16_t *port)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	px_addr_of(&ss, addr, port);
+	return 0;
 }
 
 static void accept_one(struct proxy *px, struct px_listener *ln, int fd)
 {
-	struct ip_addr dst;
-	uint16_t port;
+	struct ip_addr dst, app;
+	uint16_t port, app_port;
+	struct px_conn *c;
+	uint8_t reason;
+	int one = 1;
 
 	if (original_dst(fd, ln->family, &dst, &port) < 0) {
 		close(fd); /* connected to the listener itself, not redirected */
 		return;
 	}
-	if (client_streams(px) >= PX_STREAMS_PER_CLIENT) {
-		px->fe.stream_stats.streams_limited++;
-		px_close_rst(fd);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Its SYN was held until the exit connected: the stream is open already. */
+	c = px->syn.pending && peer_of(fd, &app, &app_port) == 0
+		    ? px_syn_match(px, &app, app_port, &dst, port) : NULL;
+	if (c) {
+		if (c->held || px_conn_attach(c, fd) < 0) {
+			px_close_rst(fd);
+			px_conn_reset(c, STREAM_RESET_RESET);
+		}
 		return;
 	}
-	open_stream(px, fd, &dst, port);
+	if (!px_client_open(px, fd, &dst, port, &reason))
+		px_close_rst(fd);
 }
 
 void px_client_accept(struct px_listener *ln)

@@ -91,7 +91,7 @@ struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, in
 	c->window = c->rwindow = STREAM_WINDOW;
 	c->started_ms = c->last_ms = px_now_ms();
 	c->events = connecting ? EPOLLOUT : EPOLLIN;
-	if (px_watch_add(px, fd, &c->w, c->events) < 0) {
+	if (fd >= 0 && px_watch_add(px, fd, &c->w, c->events) < 0) {
 		free(c);
 		return NULL;
 	}
@@ -106,11 +106,12 @@ static void conn_free(struct px_conn *c, bool rst)
 	struct proxy *px = c->px;
 
 	conn_unlink(c);
-	if (!c->detached)
+	px_syn_forget(c, STREAM_RESET_RESET); /* a held SYN is refused */
+	if (c->fd >= 0 && !c->detached)
 		px_watch_del(px, c->fd);
-	if (rst)
+	if (c->fd >= 0 && rst)
 		px_close_rst(c->fd);
-	else
+	else if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	px->fe.stream_stats.streams_open--;
@@ -173,6 +174,8 @@ void px_conn_update(struct px_conn *c)
 {
 	uint32_t events = 0;
 
+	if (c->fd < 0)
+		return; /* pending: no socket yet */
 	if (c->connecting)
 		events = EPOLLOUT;
 	else if (c->len)
@@ -318,7 +321,12 @@ void px_conn_on_msg(struct px_conn *c, const struct stream_msg *msg)
 		break;
 	case STREAM_MSG_RESET:
 		px_count_reset_reason(c->px, msg->reason);
+		px_syn_forget(c, msg->reason); /* the application learns why */
 		px_conn_abort(c);
+		break;
+	case STREAM_MSG_CONNECTED:
+		if (c->pending)
+			px_syn_connected(c);
 		break;
 	case STREAM_MSG_CREDIT:
 		/* window = STREAM_WINDOW + credited - sent never exceeds STREAM_WINDOW. */
@@ -404,6 +412,7 @@ static void conn_read(struct px_conn *c)
 
 static void conn_connected(struct px_conn *c)
 {
+	struct stream_msg connected = { .type = STREAM_MSG_CONNECTED, .id = c->id };
 	int err = 0;
 	socklen_t len = sizeof(err);
 
@@ -415,6 +424,7 @@ static void conn_connected(struct px_conn *c)
 	}
 	c->connecting = false;
 	c->last_ms = px_now_ms();
+	px_send(c->px, c->link, &connected); /* the client lets its application's SYN pass */
 	/* What the client sent before we were connected, and maybe its FIN. */
 	if (conn_drain(c) < 0) {
 		px_conn_reset(c, STREAM_RESET_RESET);
@@ -456,9 +466,32 @@ void px_conn_io(struct px_conn *c, uint32_t events)
 		conn_read(c);
 }
 
+int px_conn_attach(struct px_conn *c, int fd)
+{
+	int ret = px_watch_add(c->px, fd, &c->w, EPOLLIN);
+
+	if (ret < 0)
+		return ret;
+	px_syn_forget(c, 0);
+	c->fd = fd;
+	c->events = EPOLLIN;
+	c->connecting = false;
+	c->last_ms = px_now_ms();
+	/* What the exit's far end sent before the accept (a banner), and maybe its FIN. */
+	if (conn_drain(c) < 0) {
+		px_conn_reset(c, STREAM_RESET_RESET);
+		return 0;
+	}
+	conn_after_write(c);
+	return 0;
+}
+
 void px_conn_tick(struct px_conn *c, uint64_t now)
 {
 	uint64_t idle = c->eof_sent || c->fin_received ? PX_HALF_CLOSED_IDLE_MS : PX_TCP_IDLE_MS;
+
+	if (c->pending)
+		return; /* px_syn_tick's */
 
 	if (c->connecting && now - c->started_ms >= PX_CONNECT_TIMEOUT_MS) {
 		px_conn_reset(c, STREAM_RESET_TIMEOUT);

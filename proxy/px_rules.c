@@ -6,9 +6,12 @@
  * tunlab's own chains, each jumped to first from a builtin chain by a rule
  * commented "tunlab:pid=<pid> proxy":
  *
- *   nat    TUNLAB-<pid>-PX      (OUTPUT)      -d ROUTE -p tcp [sel] -j REDIRECT --to-ports P
- *   filter TUNLAB-<pid>-PXDROP  (OUTPUT)      tcp and carried udp RETURN;
+ *   nat    TUNLAB-<pid>-PX      (OUTPUT)      SYN-hold marks RETURN;
+ *                                             -d ROUTE -p tcp [sel] -j REDIRECT --to-ports P
+ *   filter TUNLAB-<pid>-PXDROP  (OUTPUT)      SYN-hold marks REJECT (reset, ICMP);
+ *                                             tcp and carried udp RETURN;
  *                                             -d ROUTE [sel] -j DROP  (counted: uncarried)
+ *   mangle TUNLAB-<pid>-PXSYN   (OUTPUT)      -d ROUTE -p tcp --syn [sel] -j NFQUEUE Q
  *   mangle TUNLAB-<pid>-PXMARK  (OUTPUT)      -d ROUTE -p udp [sel] -j MARK PX_MARK     (IPv4)
  *   mangle TUNLAB-<pid>-PXTP    (PREROUTING)  -i lo -p udp -m mark PX_MARK -j TPROXY U  (IPv4)
  *
@@ -137,6 +140,18 @@ static void redirect_rule(FILE *f, const char *chain, const char *dst, const str
 	fprintf(f, " -j REDIRECT --to-ports %u\n", p->tcp_port[fam]);
 }
 
+static void syn_rule(FILE *f, const char *chain, const char *dst, const struct selector *sel,
+		     const struct px_rules_params *p)
+{
+	fprintf(f, "-A %s -d %s -p tcp --syn", chain, dst);
+	sel_matches(f, sel);
+	/*
+	 * Bypass: if we die, SYNs go on to the orphaned REDIRECT and are
+	 * refused at once, rather than waiting in a queue nobody reads.
+	 */
+	fprintf(f, " -j NFQUEUE --queue-num %u --queue-bypass\n", p->syn_queue);
+}
+
 static void mark_rule(FILE *f, const char *chain, const char *dst, const struct selector *sel,
 		      const struct px_rules_params *p)
 {
@@ -165,34 +180,68 @@ static void jump(FILE *f, long pid, const char *builtin, const char *chain)
 		"\" -j %s\n", builtin, pid, chain);
 }
 
-static void table_text(FILE *f, const struct px_rules_params *p, long pid, int af, bool udp)
+/* A SYN the exit refused (or could not reach) is rejected here, as the far end would have. */
+static void reject_rules(FILE *f, const char *drop, int af)
+{
+	fprintf(f, "-A %s -p tcp -m mark --mark 0x%x -j REJECT --reject-with tcp-reset\n", drop,
+		PX_MARK_REFUSE);
+	fprintf(f, "-A %s -p tcp -m mark --mark 0x%x -j REJECT --reject-with %s\n", drop,
+		PX_MARK_UNREACH, af == AF_INET ? "icmp-host-unreachable" : "icmp6-addr-unreachable");
+}
+
+static void mangle_text(FILE *f, const struct px_rules_params *p, long pid, int af, bool udp)
 {
 	const struct rule_filter tcp = { .proto = IPPROTO_TCP }, udp_sel = { .proto = IPPROTO_UDP };
+	char syn[40], mark[40], tp[40];
+
+	snprintf(syn, sizeof(syn), PX_CHAIN_PREFIX "%ld-PXSYN", pid);
+	snprintf(mark, sizeof(mark), PX_CHAIN_PREFIX "%ld-PXMARK", pid);
+	snprintf(tp, sizeof(tp), PX_CHAIN_PREFIX "%ld-PXTP", pid);
+	fputs("*mangle\n", f);
+	if (p->syn_hold) {
+		fprintf(f, ":%s - [0:0]\n", syn);
+		for_each_rule(f, p, af, &tcp, syn, syn_rule);
+		jump(f, pid, "OUTPUT", syn);
+	}
+	if (udp) {
+		fprintf(f, ":%s - [0:0]\n:%s - [0:0]\n", mark, tp);
+		for_each_rule(f, p, af, &udp_sel, mark, mark_rule);
+		fprintf(f, "-A %s -i lo -p udp -m mark --mark 0x%x -j TPROXY --on-port %u "
+			"--on-ip 127.0.0.1 --tproxy-mark 0x%x/0xffffffff\n", tp, PX_MARK, p->udp_port,
+			PX_MARK);
+		jump(f, pid, "OUTPUT", mark);
+		jump(f, pid, "PREROUTING", tp);
+	}
+	fputs("COMMIT\n", f);
+}
+
+_Static_assert((PX_MARK_REFUSE & ~1u) == (PX_MARK_UNREACH & ~1u),
+	       "nat lets both SYN-hold marks pass with one mask");
+
+static void table_text(FILE *f, const struct px_rules_params *p, long pid, int af, bool udp)
+{
+	const struct rule_filter tcp = { .proto = IPPROTO_TCP };
 	const struct rule_filter uncarried = { .udp_carried = udp };
-	char px[40], drop[40], mark[40], tp[40];
+	char px[40], drop[40];
 
 	snprintf(px, sizeof(px), PX_CHAIN_PREFIX "%ld-PX", pid);
 	snprintf(drop, sizeof(drop), PX_CHAIN_PREFIX "%ld-PXDROP", pid);
-	snprintf(mark, sizeof(mark), PX_CHAIN_PREFIX "%ld-PXMARK", pid);
-	snprintf(tp, sizeof(tp), PX_CHAIN_PREFIX "%ld-PXTP", pid);
 	fprintf(f, "*nat\n:%s - [0:0]\n", px);
+	if (p->syn_hold)
+		fprintf(f, "-A %s -m mark --mark 0x%x/0xfffffffe -j RETURN\n", px, PX_MARK_REFUSE);
 	for_each_rule(f, p, af, &tcp, px, redirect_rule);
 	jump(f, pid, "OUTPUT", px);
-	fprintf(f, "COMMIT\n*filter\n:%s - [0:0]\n-A %s -p tcp -j RETURN\n", drop, drop);
+	fprintf(f, "COMMIT\n*filter\n:%s - [0:0]\n", drop);
+	if (p->syn_hold)
+		reject_rules(f, drop, af);
+	fprintf(f, "-A %s -p tcp -j RETURN\n", drop);
 	if (udp)
 		fprintf(f, "-A %s -p udp -j RETURN\n", drop);
 	for_each_rule(f, p, af, &uncarried, drop, drop_rule);
 	jump(f, pid, "OUTPUT", drop);
 	fputs("COMMIT\n", f);
-	if (!udp)
-		return;
-	fprintf(f, "*mangle\n:%s - [0:0]\n:%s - [0:0]\n", mark, tp);
-	for_each_rule(f, p, af, &udp_sel, mark, mark_rule);
-	fprintf(f, "-A %s -i lo -p udp -m mark --mark 0x%x -j TPROXY --on-port %u "
-		"--on-ip 127.0.0.1 --tproxy-mark 0x%x/0xffffffff\n", tp, PX_MARK, p->udp_port, PX_MARK);
-	jump(f, pid, "OUTPUT", mark);
-	jump(f, pid, "PREROUTING", tp);
-	fputs("COMMIT\n", f);
+	if (udp || p->syn_hold)
+		mangle_text(f, p, pid, af, udp);
 }
 
 char *px_rules_text(const struct px_rules_params *p, long pid, int af)
@@ -241,7 +290,8 @@ int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *
 {
 	int ret = 0;
 
-	*r = (struct px_rules){ .pid = (long)getpid(), .verbose = p->cfg->verbose };
+	*r = (struct px_rules){ .pid = (long)getpid(), .verbose = p->cfg->verbose,
+				.syn = p->syn_hold };
 	if (p->udp_port) {
 		if (sysexec_ip_batch(udp_route_lines(true), false, r->verbose, err, err_len) < 0) {
 			sysexec_ip_batch(udp_route_lines(false), true, r->verbose, r->err, sizeof(r->err));
@@ -279,11 +329,13 @@ static void chain_removal(FILE *f, long pid, const char *table, const char *cons
 	fputs("COMMIT\n", f);
 }
 
-static char *removal_text(long pid, bool udp)
+static char *removal_text(long pid, bool udp, bool syn)
 {
 	static const char *const nat[] = { "OUTPUT", "PX", NULL };
 	static const char *const filter[] = { "OUTPUT", "PXDROP", NULL };
-	static const char *const mangle[] = { "OUTPUT", "PXMARK", "PREROUTING", "PXTP", NULL };
+	static const char *const mangle_all[] = { "OUTPUT", "PXSYN", "OUTPUT", "PXMARK",
+						  "PREROUTING", "PXTP", NULL };
+	const char *const *mangle = syn ? mangle_all : mangle_all + 2;
 	char *text = NULL;
 	size_t len;
 	FILE *f = open_memstream(&text, &len);
@@ -294,6 +346,8 @@ static char *removal_text(long pid, bool udp)
 	chain_removal(f, pid, "filter", filter);
 	if (udp)
 		chain_removal(f, pid, "mangle", mangle);
+	else if (syn)
+		chain_removal(f, pid, "mangle", (const char *const[]){ "OUTPUT", "PXSYN", NULL });
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;
@@ -308,7 +362,7 @@ void px_rules_remove(struct px_rules *r)
 
 		if (!r->installed[fam])
 			continue;
-		text = removal_text(r->pid, fam == 0 && r->udp);
+		text = removal_text(r->pid, fam == 0 && r->udp, r->syn);
 		restore(fam, text, r->verbose, r->err, sizeof(r->err));
 		free(text);
 		r->installed[fam] = false;

@@ -240,6 +240,11 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", ops->name, err);
 		return ret;
 	}
+	/* Opened with less than it wanted (a kernel feature missing): say what is lost. */
+	if (d->fe->error[0]) {
+		log_msg(TUNNEL_LOG_WARN, "frontend %s: %s", ops->name, d->fe->error);
+		d->fe->error[0] = '\0';
+	}
 	ev_io_init(&d->capture_io, ops->fd(d->fe), on_capture, d);
 	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
 }

@@ -75,6 +75,7 @@ static bool header_valid(uint8_t type, uint32_t plen)
 	case FRAME_STREAM_DATA:
 		return plen > FRAME_STREAM_ID_LEN && plen <= FRAME_STREAM_ID_LEN + FRAME_STREAM_DATA_MAX;
 	case FRAME_STREAM_FIN:
+	case FRAME_STREAM_CONNECTED:
 		return plen == FRAME_STREAM_ID_LEN;
 	case FRAME_STREAM_RESET:
 		return plen == FRAME_STREAM_RESET_LEN;
@@ -211,7 +212,7 @@ static int parse_stream(struct frame *out)
 	case FRAME_DGRAM:
 		return parse_dgram(out, p);
 	default:
-		return 0; /* FIN: the id is all */
+		return 0; /* FIN, CONNECTED: the id is all */
 	}
 }
 
@@ -237,6 +238,7 @@ static int parse_payload(struct frame *out)
 	case FRAME_STREAM_RESET:
 	case FRAME_STREAM_CREDIT:
 	case FRAME_DGRAM:
+	case FRAME_STREAM_CONNECTED:
 		return parse_stream(out);
 	default:
 		return 0;
@@ -376,13 +378,23 @@ size_t frame_put_stream_data(uint8_t *buf, size_t cap, uint32_t id, const void *
 	return size;
 }
 
-size_t frame_put_stream_fin(uint8_t *buf, size_t cap, uint32_t id)
+static size_t put_stream_id_only(uint8_t *buf, size_t cap, uint8_t type, uint32_t id)
 {
 	if (!id || cap < FRAME_HEADER_LEN + FRAME_STREAM_ID_LEN)
 		return 0;
-	put_header(buf, FRAME_STREAM_FIN, FRAME_STREAM_ID_LEN);
+	put_header(buf, type, FRAME_STREAM_ID_LEN);
 	put32(buf + 4, id);
 	return FRAME_HEADER_LEN + FRAME_STREAM_ID_LEN;
+}
+
+size_t frame_put_stream_fin(uint8_t *buf, size_t cap, uint32_t id)
+{
+	return put_stream_id_only(buf, cap, FRAME_STREAM_FIN, id);
+}
+
+size_t frame_put_stream_connected(uint8_t *buf, size_t cap, uint32_t id)
+{
+	return put_stream_id_only(buf, cap, FRAME_STREAM_CONNECTED, id);
 }
 
 size_t frame_put_stream_reset(uint8_t *buf, size_t cap, uint32_t id, uint8_t reason)

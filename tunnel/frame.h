@@ -63,6 +63,7 @@ size_t frame_put_stream_open(uint8_t *buf, size_t cap, uint32_t id, uint8_t prot
 			     const struct ip_addr *addr, uint16_t port);
 size_t frame_put_stream_data(uint8_t *buf, size_t cap, uint32_t id, const void *data, size_t len);
 size_t frame_put_stream_fin(uint8_t *buf, size_t cap, uint32_t id);
+size_t frame_put_stream_connected(uint8_t *buf, size_t cap, uint32_t id);
 size_t frame_put_stream_reset(uint8_t *buf, size_t cap, uint32_t id, uint8_t reason);
 size_t frame_put_stream_credit(uint8_t *buf, size_t cap, uint32_t id, uint32_t credit);
 size_t frame_put_dgram(uint8_t *buf, size_t cap, uint32_t flow, const struct ip_addr *addr,

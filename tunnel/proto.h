@@ -28,6 +28,9 @@
  *                  port u16 (not 0), address (4 or 16 bytes): connect there
  *   STREAM_DATA    id u32, 1..FRAME_STREAM_DATA_MAX bytes of the stream
  *   STREAM_FIN     id u32: the sender will send no more (shutdown SHUT_WR)
+ *   STREAM_CONNECTED id u32: server only, the destination accepted the
+ *                  connection; a client holding the application's SYN
+ *                  lets it through now (a refusal is STREAM_RESET)
  *   STREAM_RESET   id u32, reason u8 (enum stream_reset_reason): the stream
  *                  is gone both ways, the receiver aborts it (RST)
  *   STREAM_CREDIT  id u32, bytes u32 (1..STREAM_WINDOW): the receiver's
@@ -49,6 +52,8 @@ enum frame_type {
 	FRAME_STREAM_RESET  = 9,  /* abort, with a reason */
 	FRAME_STREAM_CREDIT = 10, /* flow control: widen the sender's window */
 	FRAME_DGRAM         = 11, /* one UDP datagram of a flow */
+	FRAME_STREAM_CONNECTED = 12, /* exit: the connection of a STREAM_OPEN is established */
+	FRAME_STREAM_LAST   = FRAME_STREAM_CONNECTED,
 };
 
 /* Why a stream was reset: what the application at the other end learns. */

@@ -62,6 +62,8 @@ static size_t stream_put(uint8_t *buf, size_t cap, const struct stream_msg *m)
 		return frame_put_stream_credit(buf, cap, m->id, m->credit);
 	case STREAM_MSG_DGRAM:
 		return frame_put_dgram(buf, cap, m->id, &m->addr, m->port, m->data, m->len);
+	case STREAM_MSG_CONNECTED:
+		return frame_put_stream_connected(buf, cap, m->id);
 	default:
 		return 0;
 	}
@@ -73,7 +75,7 @@ static int stream_check(const struct stream_msg *msg)
 		return -EMSGSIZE;
 	if (msg->type == STREAM_MSG_DGRAM && msg->len > FRAME_DGRAM_MAX)
 		return -EMSGSIZE;
-	return msg->type > STREAM_MSG_DGRAM ? -EINVAL : 0;
+	return msg->type > STREAM_MSG_CONNECTED ? -EINVAL : 0;
 }
 
 int tunnel_stream_send(struct tunnel *t, struct stream_msg *msg)
@@ -160,6 +162,7 @@ static const enum stream_msg_type msg_of_frame[] = {
 	[FRAME_STREAM_RESET] = STREAM_MSG_RESET,
 	[FRAME_STREAM_CREDIT] = STREAM_MSG_CREDIT,
 	[FRAME_DGRAM] = STREAM_MSG_DGRAM,
+	[FRAME_STREAM_CONNECTED] = STREAM_MSG_CONNECTED,
 };
 
 void tunnel_stream_receive(struct session *s, const struct frame *f)
@@ -176,7 +179,7 @@ void tunnel_stream_receive(struct session *s, const struct frame *f)
 		.len = f->stream_len,
 	};
 
-	if (f->type < FRAME_STREAM_OPEN || f->type > FRAME_DGRAM)
+	if (f->type < FRAME_STREAM_OPEN || f->type > FRAME_STREAM_LAST)
 		return; /* frame_parse knows no other type */
 	if (!s->streams) {
 		stream_refuse(s, f);

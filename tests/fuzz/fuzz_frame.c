@@ -51,6 +51,9 @@ static void check_stream(const uint8_t *frame_start, int used, const struct fram
 	case FRAME_STREAM_FIN:
 		n = frame_put_stream_fin(again, sizeof(again), f->stream_id);
 		break;
+	case FRAME_STREAM_CONNECTED:
+		n = frame_put_stream_connected(again, sizeof(again), f->stream_id);
+		break;
 	case FRAME_STREAM_RESET:
 		n = frame_put_stream_reset(again, sizeof(again), f->stream_id, f->stream_reason);
 		break;

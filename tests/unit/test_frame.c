@@ -320,7 +320,7 @@ static void test_malformed_header(void **state)
 	(void)state;
 	/* Unknown types. */
 	assert_int_equal(parse_header_only(0, 0, 0), -EPROTO);
-	assert_int_equal(parse_header_only(FRAME_DGRAM + 1, 0, 0), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_STREAM_LAST + 1, 0, 0), -EPROTO);
 	assert_int_equal(parse_header_only(0xff, 4, 4), -EPROTO);
 	/* Too long: refused from the header alone, without waiting for the payload. */
 	assert_int_equal(parse_header_only(FRAME_PACKET_OFF, FRAME_PAYLOAD_MAX + 1, 0), -EPROTO);
@@ -685,6 +685,9 @@ static void test_stream_malformed(void **state)
 	assert_int_equal(parse_raw(FRAME_STREAM_FIN, p, 4), 8);
 	assert_int_equal(parse_raw(FRAME_STREAM_FIN, p, 5), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_FIN, (const uint8_t[]){ 0, 0, 0, 0 }, 4), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_CONNECTED, p, 4), 8);
+	assert_int_equal(parse_raw(FRAME_STREAM_CONNECTED, p, 3), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_CONNECTED, (const uint8_t[]){ 0, 0, 0, 0 }, 4), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 0 }, 5), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 6 }, 5), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 1, 0 }, 6), -EPROTO);

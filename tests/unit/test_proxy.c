@@ -103,11 +103,64 @@ static void test_rules_selectors(void **state)
 	free(text);
 }
 
+/* The SYN hold: SYNs queued, refusals rejected before they could reach REDIRECT or the wire. */
+static void test_rules_syn_hold(void **state)
+{
+	(void)state;
+	struct ip_prefix routes[] = { prefix("10.102.0.0/24"), prefix("fd02::/64") };
+	struct selector sel = { 0 };
+	char err[128];
+
+	assert_int_equal(selector_parse("proto=tcp,dport=80", &sel, err, sizeof(err)), 0);
+
+	struct frontend_config cfg = { .role = FRONTEND_CLIENT, .routes = routes, .route_count = 2 };
+	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 4001 }, .syn_hold = true,
+				     .syn_queue = 29815 };
+	char *text = px_rules_text(&p, 9, AF_INET);
+
+	assert_non_null(text);
+	assert_has(text, ":TUNLAB-9-PX - [0:0]\n-A TUNLAB-9-PX -m mark --mark 0x7478/0xfffffffe -j RETURN\n"
+			 "-A TUNLAB-9-PX -d 10.102.0.0/24 -p tcp -j REDIRECT");
+	assert_has(text, ":TUNLAB-9-PXDROP - [0:0]\n"
+			 "-A TUNLAB-9-PXDROP -p tcp -m mark --mark 0x7478 -j REJECT --reject-with tcp-reset\n"
+			 "-A TUNLAB-9-PXDROP -p tcp -m mark --mark 0x7479 -j REJECT --reject-with icmp-host-unreachable\n"
+			 "-A TUNLAB-9-PXDROP -p tcp -j RETURN\n");
+	assert_has(text, "*mangle\n:TUNLAB-9-PXSYN - [0:0]\n"
+			 "-A TUNLAB-9-PXSYN -d 10.102.0.0/24 -p tcp --syn -j NFQUEUE --queue-num 29815 --queue-bypass\n"
+			 "-I OUTPUT 1 -m comment --comment \"tunlab:pid=9 proxy\" -j TUNLAB-9-PXSYN\n");
+	assert_lacks(text, "PXTP"); /* no UDP port: no TPROXY */
+	free(text);
+
+	text = px_rules_text(&p, 9, AF_INET6);
+	assert_non_null(text);
+	assert_has(text, "-j REJECT --reject-with icmp6-addr-unreachable\n");
+	assert_has(text, "-A TUNLAB-9-PXSYN -d fd02::/64 -p tcp --syn -j NFQUEUE --queue-num 29815 --queue-bypass\n");
+	free(text);
+
+	/* Selectors narrow the SYN rule as they narrow REDIRECT. */
+	cfg.selectors = &sel;
+	cfg.selector_count = 1;
+	text = px_rules_text(&p, 9, AF_INET);
+	assert_non_null(text);
+	assert_has(text, "-A TUNLAB-9-PXSYN -d 10.102.0.0/24 -p tcp --syn --dport 80 -j NFQUEUE");
+	free(text);
+
+	/* Without the hold, none of it. */
+	p.syn_hold = false;
+	text = px_rules_text(&p, 9, AF_INET);
+	assert_non_null(text);
+	assert_lacks(text, "PXSYN");
+	assert_lacks(text, "REJECT");
+	assert_lacks(text, "0xfffffffe");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules_v4_all),
 		cmocka_unit_test(test_rules_selectors),
+		cmocka_unit_test(test_rules_syn_hold),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
