@@ -12,12 +12,12 @@
  * delivers a forwarded packet without passing lo), so a second handle on
  * "any" takes it on whatever interface it arrives.
  *
- * Filters. IP or IPv6, "dst net" per prefix, and "not dst host INNER" when a prefix
- * covers our own inner address, whose traffic is local. On lo the kernel
- * runs it behind "inbound" (cap_pcap.c): lo shows every packet twice,
- * going out and coming in, and without a test of the packet type in the
- * kernel both copies would be copied into the ring, one of them only to
- * be thrown away by libpcap in userspace.
+ * Filters. IP or IPv6, "dst net" per prefix, and "not dst host INNER" for
+ * each of our own inner addresses that a prefix covers: its traffic is
+ * local. On lo the kernel runs it behind "inbound" (cap_pcap.c): lo shows
+ * every packet twice, going out and coming in, and without a test of the
+ * packet type in the kernel both copies would be copied into the ring, one
+ * of them only to be thrown away by libpcap in userspace.
  *
  * Rules. One chain TUNLAB-<pid>-PCAP in raw PREROUTING, per family:
  * "-i lo -d PREFIX -j DROP" stops what looped back (or, on "any", what
@@ -68,11 +68,11 @@ static bool takes(const struct cap_plan *plan, int af)
 /* The inner address of family af, when one of the prefixes covers it. */
 static const struct ip_addr *covered_inner(const struct frontend_config *cfg, int af)
 {
-	if (!cfg->has_address || cfg->address.addr.family != af)
-		return NULL;
-	for (size_t i = 0; i < cfg->route_count; i++)
-		if (prefix_contains(&cfg->routes[i], &cfg->address.addr))
-			return &cfg->address.addr;
+	const struct ip_prefix *inner = frontend_address(cfg, af);
+
+	for (size_t i = 0; inner && i < cfg->route_count; i++)
+		if (prefix_contains(&cfg->routes[i], &inner->addr))
+			return &inner->addr;
 	return NULL;
 }
 
@@ -88,8 +88,7 @@ static char *close_text(FILE *f, char **text)
 
 char *cap_filter_text(const struct frontend_config *cfg, const struct cap_plan *plan)
 {
-	const struct ip_addr *inner = cfg->has_address ? covered_inner(cfg, cfg->address.addr.family)
-						       : NULL;
+	static const int families[] = { AF_INET, AF_INET6 };
 	char text[PREFIX_STR_MAX], *out = NULL;
 	size_t len, n = 0;
 	FILE *f = open_memstream(&out, &len);
@@ -107,7 +106,11 @@ char *cap_filter_text(const struct frontend_config *cfg, const struct cap_plan *
 		fprintf(f, "%sdst net %s", n++ ? " or " : "", text);
 	}
 	fputs(n ? ")" : CAP_FILTER_NOTHING ")", f);
-	if (n && inner && takes(plan, inner->family)) {
+	for (size_t i = 0; n && i < sizeof(families) / sizeof(families[0]); i++) {
+		const struct ip_addr *inner = covered_inner(cfg, families[i]);
+
+		if (!inner || !takes(plan, families[i]))
+			continue;
 		addr_format(inner, text, sizeof(text));
 		fprintf(f, " and not dst host %s", text);
 	}
@@ -140,8 +143,7 @@ char *cap_rules_text(const struct frontend_config *cfg, const struct cap_plan *p
 	if (!f)
 		return NULL;
 	snprintf(chain, sizeof(chain), TAGRULES_CHAIN_PREFIX "%ld-" CAP_CHAIN_SUFFIX, pid);
-	tagrules_owner_comment(cfg->has_address ? &cfg->address.addr : NULL, pid, comment,
-			       sizeof(comment));
+	tagrules_owner_comment(cfg->addresses, cfg->address_count, pid, comment, sizeof(comment));
 	fprintf(f, "*raw\n:%s - [0:0]\n", chain);
 	if (inner) {
 		addr_format(inner, text, sizeof(text));

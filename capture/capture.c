@@ -163,8 +163,8 @@ static int setup_routes(struct capf *c, const struct frontend_config *cfg, char 
 	struct loroutes_params p = {
 		.routes = cfg->routes,
 		.route_count = cfg->route_count,
-		.has_address = cfg->has_address,
-		.address = cfg->address,
+		.addresses = cfg->addresses,
+		.address_count = cfg->address_count,
 		.mode = LOROUTES_TO_LO,
 		.mtu = cfg->mtu,
 		.verbose = cfg->verbose,
@@ -202,7 +202,7 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 	c->inject_pcap = inject_pcap;
 	c->raw = (struct rawinject){ .fd4 = -1, .fd6 = -1 };
 	c->pid = (long)getpid();
-	tagrules_owner_comment(cfg->has_address ? &cfg->address.addr : NULL, c->pid, c->comment,
+	tagrules_owner_comment(cfg->addresses, cfg->address_count, c->pid, c->comment,
 			       sizeof(c->comment));
 	c->plan_count = cap_plan_for(cfg, c->plans);
 	return c;

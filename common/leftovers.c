@@ -4,9 +4,9 @@
 /*
  * A dead instance's rules are the record of everything it created: chain
  * names and jump-rule comments carry its pid, the comment its inner
- * address, the capture rules its remote prefixes. That is enough to find
- * its routes (proto 77, to those prefixes, with that source) and its lo
- * address, and it is kept in the kernel, per network namespace, where a
+ * addresses, the capture rules its remote prefixes. That is enough to find
+ * its routes (proto 77, to those prefixes, with such a source) and its lo
+ * addresses, and it is kept in the kernel, per network namespace, where a
  * state file in /run would be shared by every namespace. Instances remove
  * their routes before their rules, so the record outlives what it records.
  *
@@ -91,6 +91,19 @@ static int leftover_add_prefix(struct leftover *d, const struct ip_prefix *p)
 	return 0;
 }
 
+/* The addresses of one comment; every family's rules carry the same ones. */
+static void leftover_add_addrs(struct leftover *d, const struct ip_addr *addrs, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		bool known = false;
+
+		for (size_t k = 0; k < d->addr_count && !known; k++)
+			known = !memcmp(&d->addrs[k], &addrs[i], sizeof(addrs[i]));
+		if (!known && d->addr_count < TAGRULES_ADDR_MAX)
+			d->addrs[d->addr_count++] = addrs[i];
+	}
+}
+
 void leftovers_free(struct leftovers *l)
 {
 	for (size_t i = 0; i < l->count; i++)
@@ -166,21 +179,18 @@ static int scan_rule(struct ipt_scan *s, const char *line)
 	char chain[64];
 	struct leftover *d;
 	struct ip_prefix dst;
-	struct ip_addr addr;
-	bool has_addr;
+	struct ip_addr addrs[TAGRULES_ADDR_MAX];
+	size_t addr_count;
 	long pid;
 
 	if (strstr(line, " -j " TAGRULES_CHAIN_PREFIX) &&
-	    tagrules_parse_owner_comment(line, &pid, &has_addr, &addr)) {
+	    tagrules_parse_owner_comment(line, &pid, addrs, &addr_count)) {
 		if (!selected(s->want, pid))
 			return 0;
 		d = leftover_get(s->l, pid);
 		if (!d)
 			return -ENOMEM;
-		if (has_addr) {
-			d->has_addr = true;
-			d->addr = addr;
-		}
+		leftover_add_addrs(d, addrs, addr_count);
 		fprintf(s->jumps, "-D %s\n", line + 3);
 		s->objects++;
 		return 0;
@@ -277,10 +287,15 @@ static int scan_nft_table(struct leftover *d, char *dump, char *err, size_t err_
 		return -EIO;
 	for (char *line = strtok_r(dump, "\n", &save); line && ret >= 0;
 	     line = strtok_r(NULL, "\n", &save)) {
+		struct ip_addr addrs[TAGRULES_ADDR_MAX];
+		size_t addr_count;
 		long pid;
+
 		if (strstr(line, "comment \"" TAGRULES_COMMENT_PREFIX) &&
-		    tagrules_parse_owner_comment(line, &pid, &d->has_addr, &d->addr))
+		    tagrules_parse_owner_comment(line, &pid, addrs, &addr_count)) {
+			leftover_add_addrs(d, addrs, addr_count);
 			continue;
+		}
 		if (strstr(line, " queue") && (prefix_after(line, "ip daddr ", &dst) ||
 					       prefix_after(line, "ip6 daddr ", &dst)))
 			ret = leftover_add_prefix(d, &dst);

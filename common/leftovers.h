@@ -12,8 +12,9 @@
 /* What one instance left, as its rules record it. */
 struct leftover {
 	long pid;
-	bool has_addr;
-	struct ip_addr addr;        /* its inner address, from the jump rules' comment */
+	/* its inner addresses (one per family), from the jump rules' comment */
+	struct ip_addr addrs[TAGRULES_ADDR_MAX];
+	size_t addr_count;
 	struct ip_prefix *prefixes; /* the destinations its chains captured */
 	size_t prefix_count, prefix_cap;
 };
@@ -29,7 +30,7 @@ struct leftovers {
 /*
  * Collects the raw-table chains TUNLAB-<pid>-*, their jump rules and nft
  * tables tunlab_<pid> of pid, or (pid 0) of every pid that no longer
- * runs, and what they record: the inner address from the comment, the
+ * runs, and what they record: the inner addresses from the comment, the
  * prefixes from the capture rules (-d PREFIX -j NFQUEUE or -j DROP).
  */
 int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len);

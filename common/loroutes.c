@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-/* The inner address on lo and the routes that make local traffic carry it (and, for pcap, go to lo). */
+/* The inner addresses on lo and the routes that make local traffic carry them (and, for pcap, go to lo). */
 
 /*
  * A locally originated packet reaches the OUTPUT hook only once a route
- * exists for it, and it gets its source address from that route. With
- * --address the address goes on lo as a host address (/32, /128, label
- * "lo:tl<pid>" for IPv4) and each remote prefix gets a route with "src
- * <inner address> proto 77". Which route depends on the frontend:
+ * exists for it, and it gets its source address from that route. Each
+ * --address (one per family) goes on lo as a host address (/32, /128,
+ * label "lo:tl<pid>" for IPv4) and each remote prefix gets a route with
+ * "src <inner address of its family> proto 77". Which route depends on
+ * the frontend:
  *
  * KEEP_PATH (nfqueue: its rules steal at the hook, so traffic they do not
  * select keeps its normal path): a copy of each prefix's current path
@@ -16,8 +17,8 @@
  * take metric 1. A prefix with no route at all gets "dev lo" so that its
  * packets reach OUTPUT (the server's clients' prefixes; Linux turns such
  * an IPv6 route into a reject route: ICMPv6 and UDP still pass OUTPUT
- * first, a TCP connect() fails with ENETUNREACH before it). Without
- * --address no copy is made.
+ * first, a TCP connect() fails with ENETUNREACH before it). A prefix of
+ * a family without an --address gets no copy.
  *
  * TO_LO (pcap: the first background text's design): every prefix goes to
  * lo. An IPv4 route via lo is local to the kernel (RTCF_LOCAL): packets
@@ -140,20 +141,25 @@ static int lookup_paths(const struct loroutes_params *p, struct path *paths)
 
 /* ---- setup ---- */
 
-static bool same_family_address(const struct loroutes_params *p, const struct ip_prefix *prefix)
+/* The inner address of family af, or NULL. */
+static const struct ip_addr *family_address(const struct loroutes_params *p, int af)
 {
-	return p->has_address && p->address.addr.family == prefix->addr.family;
+	for (size_t i = 0; i < p->address_count; i++)
+		if (p->addresses[i].addr.family == af)
+			return &p->addresses[i].addr;
+	return NULL;
 }
 
 static void source_text(const struct loroutes_params *p, const struct ip_prefix *prefix,
 			char *out, size_t out_len)
 {
+	const struct ip_addr *inner = family_address(p, prefix->addr.family);
 	char addr[PREFIX_STR_MAX];
 
 	out[0] = '\0';
-	if (!same_family_address(p, prefix))
+	if (!inner)
 		return;
-	addr_format(&p->address.addr, addr, sizeof(addr));
+	addr_format(inner, addr, sizeof(addr));
 	snprintf(out, out_len, " src %s", addr);
 }
 
@@ -165,7 +171,7 @@ static void keep_path_lines(FILE *setup, FILE *teardown, const struct loroutes_p
 	char tail[32];
 
 	/* A route that exists and would get no source adds nothing. */
-	if (copy && !same_family_address(p, prefix))
+	if (copy && !family_address(p, prefix->addr.family))
 		return;
 	prefix_format(prefix, dst, sizeof(dst));
 	source_text(p, prefix, src, sizeof(src));
@@ -195,12 +201,13 @@ static void to_lo_lines(FILE *setup, FILE *teardown, const struct loroutes_param
 	fprintf(teardown, "route del %s%s dev lo%s proto %d\n", type, dst, table, LOROUTES_PROTO);
 }
 
-static void address_text(const struct loroutes_params *p, char *out, size_t out_len)
+/* "10.8.0.2/32", "fd08::2/128": the address as it goes on lo. */
+static void address_text(const struct ip_prefix *address, char *out, size_t out_len)
 {
 	char addr[PREFIX_STR_MAX];
 
-	addr_format(&p->address.addr, addr, sizeof(addr));
-	snprintf(out, out_len, "%s/%d", addr, p->address.addr.family == AF_INET ? 32 : 128);
+	addr_format(&address->addr, addr, sizeof(addr));
+	snprintf(out, out_len, "%s/%d", addr, address->addr.family == AF_INET ? 32 : 128);
 }
 
 static int close_streams(FILE *s, FILE *t, int ret)
@@ -212,9 +219,9 @@ static int close_streams(FILE *s, FILE *t, int ret)
 	return ret;
 }
 
-/* Setup adds the routes; teardown deletes them, then the address if it is ours. */
+/* Setup adds the routes; teardown deletes them, then the addresses that are ours. */
 static int build_lines(const struct loroutes_params *p, const struct path *paths,
-		       bool addr_owned, char **setup, char **teardown)
+		       const bool *addr_owned, char **setup, char **teardown)
 {
 	char text[PREFIX_STR_MAX + 8];
 	size_t slen, tlen;
@@ -229,9 +236,11 @@ static int build_lines(const struct loroutes_params *p, const struct path *paths
 		else
 			keep_path_lines(s, t, p, &p->routes[i], &paths[i]);
 	}
-	/* Routes go before the address their src names. */
-	if (addr_owned) {
-		address_text(p, text, sizeof(text));
+	/* Routes go before the addresses their src names. */
+	for (size_t i = 0; i < p->address_count; i++) {
+		if (!addr_owned[i])
+			continue;
+		address_text(&p->addresses[i], text, sizeof(text));
 		fprintf(t, "addr del %s dev lo\n", text);
 	}
 	ret = 0;
@@ -245,24 +254,26 @@ out:
 	return ret;
 }
 
-static int address_line(const struct loroutes_params *p, const char *verb, bool force,
-			char *err, size_t err_len)
+static int address_line(const struct loroutes_params *p, const struct ip_prefix *address,
+			const char *verb, bool force, char *err, size_t err_len)
 {
 	char line[160], text[PREFIX_STR_MAX + 8];
 	bool add = !strcmp(verb, "add");
 
-	address_text(p, text, sizeof(text));
-	if (add && p->address.addr.family == AF_INET)
+	address_text(address, text, sizeof(text));
+	if (add && address->addr.family == AF_INET)
 		snprintf(line, sizeof(line),
 			 "addr add %s dev lo label " LOROUTES_LO_LABEL_PREFIX "%ld\n", text,
 			 (long)getpid());
+	else if (add) /* usable at once: a tentative address is no route's "src" */
+		snprintf(line, sizeof(line), "addr add %s dev lo nodad\n", text);
 	else
 		snprintf(line, sizeof(line), "addr %s %s dev lo\n", verb, text);
 	return sysexec_ip_batch(line, force, p->verbose, err, err_len);
 }
 
-static int plan(const struct loroutes_params *p, bool lookup, bool addr_owned, char **setup,
-		char **teardown)
+static int plan(const struct loroutes_params *p, bool lookup, const bool *addr_owned,
+		char **setup, char **teardown)
 {
 	struct path *paths = calloc(p->route_count ? p->route_count : 1, sizeof(*paths));
 	int ret = -ENOMEM;
@@ -279,26 +290,59 @@ static int plan(const struct loroutes_params *p, bool lookup, bool addr_owned, c
 
 int loroutes_text(const struct loroutes_params *p, char **setup, char **teardown)
 {
-	return plan(p, false, p->has_address, setup, teardown);
+	bool owned[LOROUTES_ADDRESS_MAX];
+
+	*setup = *teardown = NULL;
+	if (p->address_count > LOROUTES_ADDRESS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < p->address_count; i++)
+		owned[i] = true;
+	return plan(p, false, owned, setup, teardown);
+}
+
+/* Deletes the addresses setup added (when a later step fails). */
+static void remove_owned_addresses(struct loroutes *r, const struct loroutes_params *p)
+{
+	char ignored[256];
+
+	for (size_t i = 0; i < p->address_count; i++)
+		if (r->addr_owned[i])
+			address_line(p, &p->addresses[i], "del", true, ignored, sizeof(ignored));
+}
+
+/* Each address on lo; one that is there already is not ours to delete. */
+static int add_addresses(struct loroutes *r, const struct loroutes_params *p, char *err,
+			 size_t err_len)
+{
+	for (size_t i = 0; i < p->address_count; i++) {
+		int ret = address_line(p, &p->addresses[i], "add", false, err, err_len);
+
+		r->addr_owned[i] = ret == 0;
+		if (ret < 0 && !strstr(err, "File exists")) {
+			remove_owned_addresses(r, p);
+			return -EIO;
+		}
+	}
+	return 0;
 }
 
 int loroutes_setup(struct loroutes *r, const struct loroutes_params *p, char *err,
 		   size_t err_len)
 {
-	char *setup = NULL, ignored[256];
+	char *setup = NULL;
 	int ret;
 
 	*r = (struct loroutes){ 0 };
-	if (p->has_address) {
-		r->addr_owned = address_line(p, "add", false, err, err_len) == 0;
-		/* An address that is there already is not ours to delete. */
-		if (!r->addr_owned && !strstr(err, "File exists"))
-			return -EIO;
+	if (p->address_count > LOROUTES_ADDRESS_MAX) {
+		snprintf(err, err_len, "routes: more than %d inner addresses", LOROUTES_ADDRESS_MAX);
+		return -EINVAL;
 	}
+	ret = add_addresses(r, p, err, err_len);
+	if (ret < 0)
+		return ret;
 	ret = plan(p, true, r->addr_owned, &setup, &r->teardown);
 	if (ret < 0) {
-		if (r->addr_owned)
-			address_line(p, "del", true, ignored, sizeof(ignored));
+		remove_owned_addresses(r, p);
 		snprintf(err, err_len, "routes: %s", strerror(-ret));
 		return ret;
 	}
@@ -323,11 +367,21 @@ void loroutes_teardown(struct loroutes *r, bool verbose)
 
 /* ---- what dead instances left ---- */
 
+/* d had address a (one of its inner addresses), or one of a's family when a->family only is set. */
+static bool had_address(const struct leftover *d, const struct ip_addr *a, bool family_only)
+{
+	for (size_t i = 0; i < d->addr_count; i++)
+		if (family_only ? d->addrs[i].family == a->family
+				: !memcmp(&d->addrs[i], a, sizeof(*a)))
+			return true;
+	return false;
+}
+
+/* A route without src is d's only when d had no inner address of its family. */
 static bool owns_route(const struct leftover *d, bool has_src, const struct ip_addr *src,
 		       const struct ip_prefix *dst)
 {
-	bool owner = has_src ? d->has_addr && !memcmp(src, &d->addr, sizeof(*src))
-			     : !d->has_addr || d->addr.family != dst->addr.family;
+	bool owner = has_src ? had_address(d, src, false) : !had_address(d, &dst->addr, true);
 
 	for (size_t k = 0; owner && k < d->prefix_count; k++)
 		if (d->prefixes[k].len == dst->len &&
@@ -409,8 +463,7 @@ static void dead_address(FILE *f, const struct leftovers *dead, const char *line
 	} else {
 		bool found = false;
 		for (size_t i = 0; !found && i < dead->count; i++)
-			found = dead->items[i].has_addr &&
-				!memcmp(&dead->items[i].addr, &p.addr, sizeof(p.addr));
+			found = had_address(&dead->items[i], &p.addr, false);
 		/* An IPv4 address we added always carries the label. */
 		if (!found || !v6)
 			return;

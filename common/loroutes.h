@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The inner address on lo and the tagged routes that send remote prefixes where a frontend intercepts them. */
+/* The inner addresses on lo and the tagged routes that send remote prefixes where a frontend intercepts them. */
 #ifndef TUNLAB_LOROUTES_H
 #define TUNLAB_LOROUTES_H
 
@@ -33,25 +33,34 @@ enum loroutes_mode {
 	LOROUTES_TO_LO,
 };
 
+/* At most one inner address per family (IPv4, IPv6), as --address allows. */
+enum { LOROUTES_ADDRESS_MAX = 2 };
+
 struct loroutes_params {
 	const struct ip_prefix *routes;
 	size_t route_count;
-	bool has_address;
-	struct ip_prefix address; /* host bits kept; goes on lo as /32 or /128 */
+	/*
+	 * The inner addresses, host bits kept, at most one per family (more
+	 * is -EINVAL): each goes on lo as /32 or /128 and is the src of the
+	 * routes of its family.
+	 */
+	const struct ip_prefix *addresses;
+	size_t address_count;
 	enum loroutes_mode mode;
 	unsigned mtu;             /* LOROUTES_TO_LO: the routes' mtu; 0: lo's */
 	bool verbose;
 };
 
 struct loroutes {
-	char *teardown;  /* ip -batch lines undoing what setup added */
-	bool addr_owned; /* we added the address (it was not there) */
+	char *teardown; /* ip -batch lines undoing what setup added */
+	/* addresses[i] was not there and we added it */
+	bool addr_owned[LOROUTES_ADDRESS_MAX];
 };
 
-/* Adds the address and the routes; on failure nothing of ours is left. */
+/* Adds the addresses and the routes; on failure nothing of ours is left. */
 int loroutes_setup(struct loroutes *r, const struct loroutes_params *p, char *err,
 		   size_t err_len);
-/* Routes first, then the address if we added it. */
+/* Routes first, then the addresses we added. */
 void loroutes_teardown(struct loroutes *r, bool verbose);
 
 /*

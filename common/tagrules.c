@@ -26,20 +26,22 @@ int tagrules_fam_af(int fam)
 	return fam == TAGRULES_FAM_V4 ? AF_INET : AF_INET6;
 }
 
-void tagrules_owner_comment(const struct ip_addr *inner, long pid, char *out, size_t out_len)
+void tagrules_owner_comment(const struct ip_prefix *inner, size_t inner_count, long pid,
+			    char *out, size_t out_len)
 {
 	char addr[PREFIX_STR_MAX];
+	int n = snprintf(out, out_len, TAGRULES_COMMENT_PREFIX "%ld", pid);
 
-	if (!inner) {
-		snprintf(out, out_len, TAGRULES_COMMENT_PREFIX "%ld", pid);
-		return;
+	for (size_t i = 0; i < inner_count && i < TAGRULES_ADDR_MAX; i++) {
+		if (n < 0 || (size_t)n >= out_len)
+			return;
+		addr_format(&inner[i].addr, addr, sizeof(addr));
+		n += snprintf(out + n, out_len - (size_t)n, " addr=%s", addr);
 	}
-	addr_format(inner, addr, sizeof(addr));
-	snprintf(out, out_len, TAGRULES_COMMENT_PREFIX "%ld addr=%s", pid, addr);
 }
 
-bool tagrules_parse_owner_comment(const char *text, long *pid, bool *has_addr,
-				  struct ip_addr *addr)
+bool tagrules_parse_owner_comment(const char *text, long *pid,
+				  struct ip_addr addrs[TAGRULES_ADDR_MAX], size_t *addr_count)
 {
 	const char *at = strstr(text, TAGRULES_COMMENT_PREFIX);
 	const char *num;
@@ -52,11 +54,15 @@ bool tagrules_parse_owner_comment(const char *text, long *pid, bool *has_addr,
 	*pid = strtol(num, &end, 10);
 	if (end == num || *pid <= 0)
 		return false;
-	*has_addr = false;
-	if (strncmp(end, " addr=", 6) != 0)
-		return true;
-	snprintf(word, sizeof(word), "%.*s", (int)strcspn(end + 6, "\" \n"), end + 6);
-	*has_addr = addr_parse(word, addr) == 0;
+	*addr_count = 0;
+	for (const char *p = end; strncmp(p, " addr=", 6) == 0;) {
+		size_t len = strcspn(p + 6, "\" \n");
+
+		snprintf(word, sizeof(word), "%.*s", (int)len, p + 6);
+		if (*addr_count < TAGRULES_ADDR_MAX && addr_parse(word, &addrs[*addr_count]) == 0)
+			(*addr_count)++;
+		p += 6 + len;
+	}
 	return true;
 }
 

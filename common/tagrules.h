@@ -11,9 +11,10 @@
 /*
  * Every packet frontend's rules live in chains TUNLAB-<pid>-<role> of the
  * raw table, hooked by jump rules commented "tunlab:pid=<pid>" (plus
- * " addr=<inner address>"): the pid names the owner, so that `tunlab
- * cleanup` can tell a dead instance's rules from a live one's, and the
- * comment is the record of its lo address (common/leftovers.h).
+ * " addr=<inner address>" per inner address, IPv4 and IPv6 alike, in both
+ * families' rules): the pid names the owner, so that `tunlab cleanup` can
+ * tell a dead instance's rules from a live one's, and the comment is the
+ * record of its lo addresses (common/leftovers.h).
  */
 #define TAGRULES_CHAIN_PREFIX "TUNLAB-"
 #define TAGRULES_COMMENT_PREFIX "tunlab:pid="
@@ -23,16 +24,27 @@
 /* Index of the per-family tools (iptables, ip6tables). */
 enum tagrules_fam { TAGRULES_FAM_V4, TAGRULES_FAM_V6, TAGRULES_FAM_COUNT };
 
-enum { TAGRULES_COMMENT_MAX = 96 }; /* "tunlab:pid=N addr=<IPv6>" */
+enum {
+	TAGRULES_ADDR_MAX = 2,      /* inner addresses: one per family */
+	TAGRULES_COMMENT_MAX = 112, /* "tunlab:pid=N addr=<IPv4> addr=<IPv6>" */
+};
 
 /* AF_INET or AF_INET6 of fam. */
 int tagrules_fam_af(int fam);
 
-/* The owner comment: "tunlab:pid=123" or, with inner, "tunlab:pid=123 addr=10.8.0.2". */
-void tagrules_owner_comment(const struct ip_addr *inner, long pid, char *out, size_t out_len);
-/* Parses that comment (from the "tunlab:pid=" on); false if it is not one. */
-bool tagrules_parse_owner_comment(const char *text, long *pid, bool *has_addr,
-				  struct ip_addr *addr);
+/*
+ * The owner comment: "tunlab:pid=123", with inner addresses
+ * "tunlab:pid=123 addr=10.8.0.2 addr=fd08::2" (the first TAGRULES_ADDR_MAX
+ * of inner_count).
+ */
+void tagrules_owner_comment(const struct ip_prefix *inner, size_t inner_count, long pid,
+			    char *out, size_t out_len);
+/*
+ * Parses that comment (from the "tunlab:pid=" on) into pid and up to
+ * TAGRULES_ADDR_MAX addresses; false if it is not one.
+ */
+bool tagrules_parse_owner_comment(const char *text, long *pid,
+				  struct ip_addr addrs[TAGRULES_ADDR_MAX], size_t *addr_count);
 
 /*
  * Feeds text to ip(6)tables-restore --noflush (fam: TAGRULES_FAM_V4 or

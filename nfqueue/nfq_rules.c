@@ -8,8 +8,8 @@
  * originated) and TUNLAB-<pid>-PRE (raw PREROUTING: forwarded, and the
  * server's return traffic) are inserted first in raw, which runs before
  * conntrack: a stolen packet leaves no conntrack state behind. The jump
- * rules' comment "tunlab:pid=<pid> addr=<inner>" names the owner and the
- * inner address, so that `tunlab cleanup` can find, from the rules alone,
+ * rules' comment "tunlab:pid=<pid> addr=<inner>..." names the owner and the
+ * inner addresses, so that `tunlab cleanup` can find, from the rules alone,
  * everything a dead instance created.
  *
  * nft second, only when iptables fails and a one-rule probe shows that its
@@ -45,7 +45,7 @@ typedef void (*rule_fn)(FILE *f, const struct rule_ctx *c, const char *dst,
 
 static void owner_comment(const struct frontend_config *cfg, long pid, char *out, size_t out_len)
 {
-	tagrules_owner_comment(cfg->has_address ? &cfg->address.addr : NULL, pid, out, out_len);
+	tagrules_owner_comment(cfg->addresses, cfg->address_count, pid, out, out_len);
 }
 
 /* ---- matches ---- */
@@ -159,15 +159,15 @@ static void nft_target(FILE *f, const struct rule_ctx *c)
 	fputs(c->cfg->fail_open ? " bypass\n" : "\n", f);
 }
 
-/* The inner address inside a remote prefix must stay local, not be stolen. */
-static bool prefixes_cover_inner(const struct frontend_config *cfg, int af)
+/* The inner address of family af if a remote prefix covers it: it stays local, never stolen. */
+static const struct ip_addr *covered_inner(const struct frontend_config *cfg, int af)
 {
-	if (!cfg->has_address || cfg->address.addr.family != af)
-		return false;
-	for (size_t i = 0; i < cfg->route_count; i++)
-		if (prefix_contains(&cfg->routes[i], &cfg->address.addr))
-			return true;
-	return false;
+	const struct ip_prefix *inner = frontend_address(cfg, af);
+
+	for (size_t i = 0; inner && i < cfg->route_count; i++)
+		if (prefix_contains(&cfg->routes[i], &inner->addr))
+			return &inner->addr;
+	return NULL;
 }
 
 /* ---- iptables ---- */
@@ -203,6 +203,7 @@ static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *ch
 			    bool out_chain)
 {
 	struct rule_ctx c = *base;
+	const struct ip_addr *inner = covered_inner(base->cfg, base->af);
 	char text[PREFIX_STR_MAX];
 
 	c.chain = chain;
@@ -210,8 +211,8 @@ static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *ch
 	/* Ours, back from the tunnel: never into it again (a server relays on purpose). */
 	if (c.cfg->role == FRONTEND_CLIENT)
 		fprintf(f, "-A %s -m mark --mark 0x%x -j RETURN\n", chain, NFQ_MARK);
-	if (prefixes_cover_inner(c.cfg, c.af)) {
-		addr_format(&c.cfg->address.addr, text, sizeof(text));
+	if (inner) {
+		addr_format(inner, text, sizeof(text));
 		fprintf(f, "-A %s -d %s -j RETURN\n", chain, text);
 	}
 	for_each_rule(f, &c, ipt_rule);
@@ -331,9 +332,11 @@ static void nft_chain(FILE *f, const struct rule_ctx *base, const char *name, co
 	if (c.cfg->role == FRONTEND_CLIENT)
 		fprintf(f, "\t\tmeta mark 0x%x return\n", NFQ_MARK);
 	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
+		const struct ip_addr *inner = covered_inner(c.cfg, fam_af[fam]);
+
 		c.af = fam_af[fam];
-		if (prefixes_cover_inner(c.cfg, c.af)) {
-			addr_format(&c.cfg->address.addr, text, sizeof(text));
+		if (inner) {
+			addr_format(inner, text, sizeof(text));
 			fprintf(f, "\t\t%s daddr %s return\n", fam == TAGRULES_FAM_V4 ? "ip" : "ip6", text);
 		}
 		for_each_rule(f, &c, nft_rule);

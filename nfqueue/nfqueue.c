@@ -94,15 +94,15 @@ static struct nfqf *to_nfqf(const struct frontend *fe)
 	return (struct nfqf *)fe;
 }
 
-/* The inner address on lo, each prefix's path copied with it as source. */
+/* The inner addresses on lo, each prefix's path copied with its family's as source. */
 static int setup_routes(struct loroutes *r, const struct frontend_config *cfg, char *err,
 			size_t err_len)
 {
 	struct loroutes_params p = {
 		.routes = cfg->routes,
 		.route_count = cfg->route_count,
-		.has_address = cfg->has_address,
-		.address = cfg->address,
+		.addresses = cfg->addresses,
+		.address_count = cfg->address_count,
 		.mode = LOROUTES_KEEP_PATH,
 		.verbose = cfg->verbose,
 	};

@@ -219,8 +219,7 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 	bool server = o->command == CMD_SERVER;
 	struct frontend_config cfg = {
 		.role = server ? FRONTEND_SERVER : FRONTEND_CLIENT,
-		.has_address = o->has_address,
-		.address = o->address,
+		.address_count = o->address_count,
 		.routes = server ? d->routes : o->routes,
 		.route_count = server ? d->route_count : o->route_count,
 		.mtu = o->mtu,
@@ -234,7 +233,12 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		.inject = o->inject,
 	};
 	char err[512];
-	int ret = ops->open(&d->fe, &cfg, err, sizeof(err));
+	int ret;
+
+	_Static_assert((int)FRONTEND_ADDRESS_MAX == (int)OPTIONS_ADDRESS_MAX,
+		       "one --address per family");
+	memcpy(cfg.addresses, o->addresses, o->address_count * sizeof(*cfg.addresses));
+	ret = ops->open(&d->fe, &cfg, err, sizeof(err));
 
 	if (ret < 0) {
 		log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", ops->name, err);

@@ -19,11 +19,19 @@
 
 enum frontend_role { FRONTEND_CLIENT, FRONTEND_SERVER };
 
+/* --address gives at most one inner address per family: IPv4 and IPv6. */
+enum { FRONTEND_ADDRESS_MAX = 2 };
+
 /* What `tunlab client|server` hands every frontend: the same flags for all. */
 struct frontend_config {
 	enum frontend_role role;
-	bool has_address;
-	struct ip_prefix address; /* --address, host bits kept (10.8.0.2/24) */
+	/*
+	 * --address: this end's inner addresses, host bits kept (10.8.0.2/24,
+	 * fd08::2/64), at most one per family, in the order given (0, 1 or
+	 * 2 of them). frontend_address() finds the one of a family.
+	 */
+	struct ip_prefix addresses[FRONTEND_ADDRESS_MAX];
+	size_t address_count;
 	/* Client: its --route prefixes. Server: every peer's prefixes. */
 	const struct ip_prefix *routes;
 	size_t route_count;
@@ -38,6 +46,15 @@ struct frontend_config {
 	bool fail_open;     /* --fail-open: let packets pass when we cannot take them */
 	const char *inject; /* --inject: how to deliver packets, e.g. "raw" or "pcap"; NULL: default */
 };
+
+/* cfg's inner address of family af (AF_INET, AF_INET6), or NULL. */
+static inline const struct ip_prefix *frontend_address(const struct frontend_config *cfg, int af)
+{
+	for (size_t i = 0; i < cfg->address_count; i++)
+		if (cfg->addresses[i].addr.family == af)
+			return &cfg->addresses[i];
+	return NULL;
+}
 
 struct frontend_stats {
 	uint64_t captured_packets, captured_bytes;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "options.h"
 
@@ -18,7 +19,7 @@
 
 enum flag_kind {
 	FLAG_STRING,   /* const char * into argv */
-	FLAG_ADDRESS,  /* --address: prefix with host bits kept */
+	FLAG_ADDRESS,  /* --address: prefix with host bits kept, one per family */
 	FLAG_ROUTE,    /* --route: appended to opts->routes */
 	FLAG_SELECT,   /* --select: appended to opts->selectors */
 	FLAG_UINT,     /* unsigned within [min, max] */
@@ -57,8 +58,9 @@ static const struct flag flags[] = {
 	  "FILE", "CA certificate that signs every peer" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
 	  "FILE", "peers file: 'CN prefix[,prefix...]' per line" },
-	{ "--address", FLAG_ADDRESS, OPT(address), DAEMONS, 0, 0, 0,
-	  "INNER/PLEN", "this end's inner address: the source local traffic to the tunnel carries" },
+	{ "--address", FLAG_ADDRESS, 0, DAEMONS, 0, 0, 0,
+	  "INNER/PLEN", "this end's inner address, the source of local traffic to the tunnel "
+	  "(repeatable: one IPv4, one IPv6)" },
 	{ "--route", FLAG_ROUTE, 0, CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
 	  "PREFIX", "remote prefix to send through the tunnel (repeatable)" },
 	{ "--select", FLAG_SELECT, 0, DAEMONS, 0, 0, 0,
@@ -192,6 +194,25 @@ static int append_route(struct options *o, const char *text)
 	return prefix_parse(text, &o->routes[o->route_count++]);
 }
 
+/* One --address per family: a second of the same family is a mistake, not an override. */
+static int add_address(struct options *o, const char *text, char *err, size_t err_len)
+{
+	struct ip_prefix address;
+
+	if (prefix_parse_host(text, &address) < 0)
+		return fail(err, err_len, "--address", "is not an address/prefix-length", text);
+	for (size_t i = 0; i < o->address_count; i++)
+		if (o->addresses[i].addr.family == address.addr.family)
+			return fail(err, err_len, "--address",
+				    address.addr.family == AF_INET
+					    ? "is a second IPv4 address (one per family)"
+					    : "is a second IPv6 address (one per family)",
+				    text);
+	_Static_assert(OPTIONS_ADDRESS_MAX == 2, "one address per family, two families");
+	o->addresses[o->address_count++] = address;
+	return 0;
+}
+
 static int append_selector(struct options *o, const char *text, char *err, size_t err_len)
 {
 	struct selector *grown;
@@ -254,10 +275,7 @@ static int store_value(const struct flag *f, const char *value, struct options *
 		*(const char **)field = value;
 		return 0;
 	case FLAG_ADDRESS:
-		if (prefix_parse_host(value, &o->address) < 0)
-			return fail(err, err_len, f->name, "is not an address/prefix-length", value);
-		o->has_address = true;
-		return 0;
+		return add_address(o, value, err, err_len);
 	case FLAG_ROUTE:
 		if (append_route(o, value) < 0)
 			return fail(err, err_len, f->name, "is not a prefix", value);

@@ -10,6 +10,9 @@
 #include "../common/prefix.h"
 #include "../common/selector.h"
 
+/* --address: at most one inner address per family (IPv4, IPv6). */
+enum { OPTIONS_ADDRESS_MAX = 2 };
+
 enum command {
 	CMD_NONE,
 	CMD_SERVER,
@@ -26,8 +29,9 @@ struct options {
 	const char *endpoint;    /* --listen or --connect */
 	const char *server_name;
 	const char *cert_file, *key_file, *ca_file, *peers_file;
-	bool has_address;
-	struct ip_prefix address;
+	/* --address, host bits kept, in the order given; one per family */
+	struct ip_prefix addresses[OPTIONS_ADDRESS_MAX];
+	size_t address_count;
 	struct ip_prefix *routes; /* heap; options_free releases it */
 	size_t route_count;
 	const char *stats_file;

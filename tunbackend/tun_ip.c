@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../common/sysexec.h"
@@ -26,11 +27,12 @@
 /* `ip -o link show` and the route dump of a busy host fit; beyond, we see less. */
 enum { TUNB_DUMP_MAX = 1 << 20 };
 
-/* The route the kernel adds itself for the address ("10.8.0.0/24 dev X"). */
+/* The route the kernel adds itself for an address ("10.8.0.0/24 dev X", "fd08::/64 dev X"). */
 static bool is_connected_route(const struct ip_prefix *route, const struct frontend_config *cfg)
 {
-	return cfg->has_address && route->len == cfg->address.len &&
-	       prefix_contains(route, &cfg->address.addr);
+	const struct ip_prefix *address = frontend_address(cfg, route->addr.family);
+
+	return address && route->len == address->len && prefix_contains(route, &address->addr);
 }
 
 static void add_route_lines(FILE *setup, FILE *teardown, const char *dev,
@@ -54,9 +56,16 @@ static void add_link_lines(FILE *setup, const char *dev, const struct frontend_c
 
 	fprintf(setup, "link set dev %s alias %s%ld\n", dev, TUNB_ALIAS_PREFIX, (long)getpid());
 	fprintf(setup, "link set dev %s mtu %u up\n", dev, cfg->mtu ? cfg->mtu : TUNB_MTU_DEFAULT);
-	if (cfg->has_address) {
-		prefix_format(&cfg->address, text, sizeof(text));
-		fprintf(setup, "addr add %s dev %s\n", text, dev);
+	/*
+	 * Both families on one device: it carries whatever the routes send
+	 * it. nodad: an IPv6 address is usable when open returns, not after
+	 * the kernel's DAD work has run (a TUN device has no neighbours).
+	 */
+	for (size_t i = 0; i < cfg->address_count; i++) {
+		bool v6 = cfg->addresses[i].addr.family == AF_INET6;
+
+		prefix_format(&cfg->addresses[i], text, sizeof(text));
+		fprintf(setup, "addr add %s dev %s%s\n", text, dev, v6 ? " nodad" : "");
 	}
 }
 

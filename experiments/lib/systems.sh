@@ -95,28 +95,47 @@ sys_tunlab_start() {
 	SYS_ROUTES_DONE=1
 }
 
+# IPv6 as well as IPv4, as the references have it: a second --address at
+# each end (fd08::1, fd08::2) and the inner network's IPv6 prefix routed
+# into the tunnel. The server's peers file (netns.sh) already gives cli
+# fd08::2/128 beside 10.8.0.2/32: the server routes it back to cli's
+# session and accepts it as cli's source.
+SYS_V6_SERVER_ARGS=(--address "$TL_TUN_SRV6/$TL_TUN_PLEN6")
+SYS_V6_CLIENT_ARGS=(--address "$TL_TUN_CLI6/$TL_TUN_PLEN6" --route "$TL_IN_NET6")
+
+# sys_tunlab_dual_start FRONTEND [client flags]: sys_tunlab_start with both
+# families; a row's SYS_SERVER_ARGS come before the IPv6 ones.
+sys_tunlab_dual_start() {
+	local frontend=$1
+	shift
+	local -a SYS_SERVER_ARGS=(${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} "${SYS_V6_SERVER_ARGS[@]}")
+	sys_tunlab_start "$frontend" "${SYS_V6_CLIENT_ARGS[@]}" "$@"
+}
+
 sys_tun_start() {
-	sys_tunlab_start tun
+	sys_tunlab_dual_start tun
 }
 
 sys_nfqueue_start() {
-	sys_tunlab_start nfqueue
+	sys_tunlab_dual_start nfqueue
 }
 
 # The first background text's design: routes to lo, libpcap reads them back.
 sys_pcap_start() {
-	sys_tunlab_start pcap
+	sys_tunlab_dual_start pcap
 }
 
 # The same, both ends delivering with pcap_inject on lo: one send() per packet.
 sys_pcap_inject_start() {
 	local -a SYS_SERVER_ARGS=(--inject pcap)
-	sys_tunlab_start pcap --inject pcap
+	sys_tunlab_dual_start pcap --inject pcap
 }
 
 # Byte streams, not packets: its ceiling is the tls-relay row, in the same run.
+# IPv6 TCP takes the same REDIRECT (to its listener on [::1]); the proxy
+# takes no address of its own, so --address fd08::2 changes nothing there.
 sys_proxy_start() {
-	sys_tunlab_start proxy || return 1
+	sys_tunlab_dual_start proxy || return 1
 	SYS_TX_KEY=fe_stream_bytes_out
 }
 

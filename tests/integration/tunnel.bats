@@ -142,6 +142,53 @@ note() {
 	tl_expect_contains "the UDP reply" "$output" "hello over udp"
 }
 
+# Both families at once: --address twice at each end, both inner networks
+# routed. The peers file gives cli fd08::2/128 beside 10.8.0.2/32.
+@test "IPv6 beside IPv4: --address per family, ping -6 and TCP6 cli->dst carry fd08::2; kill -9 and cleanup leave neither address" {
+	tl_start_tunlab_server "$FRONTEND" --address "$TL_TUN_SRV6/$TL_TUN_PLEN6"
+	tl_start_tunlab_client "$FRONTEND" --address "$TL_TUN_CLI6/$TL_TUN_PLEN6" --route "$TL_IN_NET6"
+	tl_wait_until "$TL_TIMEOUT" dst_answers ||
+		tl_fail "expected IPv4 cli->dst to keep working beside IPv6"
+	case $FRONTEND in
+	tun)
+		run n_cli ip -o addr show dev "$(n_cli ip -o link show | grep -o 'tunlab[0-9]*' | head -n 1)"
+		tl_expect_contains "the TUN device's IPv4 address" "$output" "$TL_TUN_CLI4/$TL_TUN_PLEN4"
+		tl_expect_contains "the TUN device's IPv6 address" "$output" "$TL_TUN_CLI6/$TL_TUN_PLEN6"
+		;;
+	nfqueue | pcap)
+		run n_cli ip -o addr show dev lo
+		tl_expect_contains "the IPv6 inner address on lo" "$output" "$TL_TUN_CLI6/128"
+		;;
+	esac
+	# srv's ip6tables refuses to forward cleartext too: an answer went through the tunnel.
+	if [[ $FRONTEND != proxy ]]; then
+		tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
+			tl_fail "expected ping -6 cli->dst answered through the tunnel"
+	fi
+	tl_bg "$NS_DST" "$TL_TMP/echo6.log" \
+		socat -T 10 TCP6-LISTEN:5007,reuseaddr SYSTEM:'echo peer=$SOCAT_PEERADDR' >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5007
+	run n_cli timeout 10 socat -T 5 - "TCP6:[$TL_DST_IN6]:5007" </dev/null
+	# socat writes the address in full: fd08:0000:...:0002 is $TL_TUN_CLI6, fd02:...:0001 srv's.
+	local want='fd08:(0000:){6}0002'
+	[[ $FRONTEND == proxy ]] && want='fd02:(0000:){6}0001'
+	[[ $output =~ peer=\[$want\] ]] ||
+		tl_fail "expected dst to see $( [[ $FRONTEND == proxy ]] && echo "the exit's $TL_SRV_IN6" || echo "the client's inner source $TL_TUN_CLI6"), got: $output"
+	tl_assert "the server to drop nothing as spoofed" tl_json_test "$TL_SRV_STATS" '.drop_spoofed_source == 0'
+
+	# What a crash leaves records both addresses: cleanup removes both from lo.
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true
+	TL_CLI_PID=""
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+	run n_cli ip -o addr show
+	[[ $output != *"$TL_TUN_CLI4/"* && $output != *"$TL_TUN_CLI6/"* ]] ||
+		tl_fail "expected neither inner address left in cli after cleanup: $output"
+}
+
 @test "iperf3 cli->dst for 2 s through the tunnel moves bits" {
 	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
 	tl_require_tools iperf3

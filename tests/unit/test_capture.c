@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <pcap/pcap.h>
 #include <stdlib.h>
@@ -33,8 +34,8 @@ static void client(struct fixture *f, const char *route4, const char *route6)
 		assert_int_equal(prefix_parse(route4, &f->routes[f->cfg.route_count++]), 0);
 	if (route6)
 		assert_int_equal(prefix_parse(route6, &f->routes[f->cfg.route_count++]), 0);
-	assert_int_equal(prefix_parse_host("10.8.0.2/24", &f->cfg.address), 0);
-	f->cfg.has_address = true;
+	assert_int_equal(prefix_parse_host("10.8.0.2/24", &f->cfg.addresses[0]), 0);
+	f->cfg.address_count = 1;
 	f->cfg.mtu = 1400;
 }
 
@@ -43,7 +44,13 @@ static void server(struct fixture *f)
 {
 	client(f, "10.8.0.2/32", "fd08::2/128");
 	f->cfg.role = FRONTEND_SERVER;
-	assert_int_equal(prefix_parse_host("10.8.0.1/24", &f->cfg.address), 0);
+	assert_int_equal(prefix_parse_host("10.8.0.1/24", &f->cfg.addresses[0]), 0);
+}
+
+/* The same end with an IPv6 inner address too (--address twice). */
+static void add_address6(struct fixture *f, const char *address)
+{
+	assert_int_equal(prefix_parse_host(address, &f->cfg.addresses[f->cfg.address_count++]), 0);
 }
 
 static char *filter_of(const struct fixture *f, unsigned handle)
@@ -123,6 +130,22 @@ static void test_filter_inner_excluded(void **state)
 	assert_string_equal(text, "(ip or ip6) and (dst net 10.8.0.0/24) and not dst host 10.8.0.2");
 	assert_compiles(text, DLT_EN10MB);
 	free(text);
+
+	/* Both families' inner addresses, each excluded where a prefix covers it. */
+	client(&f, "10.8.0.0/24", "fd08::/64");
+	add_address6(&f, "fd08::2/64");
+	text = filter_of(&f, 0);
+	assert_string_equal(text, "(ip or ip6) and (dst net 10.8.0.0/24 or dst net fd08::/64) "
+				  "and not dst host 10.8.0.2 and not dst host fd08::2");
+	assert_compiles(text, DLT_EN10MB);
+	free(text);
+
+	/* An IPv6 address no prefix covers is not mentioned. */
+	client(&f, "10.102.0.0/24", "fd02::/64");
+	add_address6(&f, "fd08::2/64");
+	text = filter_of(&f, 0);
+	assert_string_equal(text, "(ip or ip6) and (dst net 10.102.0.0/24 or dst net fd02::/64)");
+	free(text);
 }
 
 static void test_filter_server(void **state)
@@ -180,6 +203,13 @@ static void test_rules_client(void **state)
 	assert_null(strstr(text, "10.102"));
 	free(text);
 
+	/* Both inner addresses: every family's comment records both (cleanup reads either). */
+	add_address6(&f, "fd08::2/64");
+	text = rules_of(&f, AF_INET6, &enomem);
+	assert_non_null(strstr(text, "--comment \"tunlab:pid=42 addr=10.8.0.2 addr=fd08::2\" "
+				     "-j TUNLAB-42-PCAP\n"));
+	free(text);
+
 	client(&f, "10.102.0.0/24", NULL);
 	assert_null(rules_of(&f, AF_INET6, &enomem)); /* no IPv6 prefix: no ip6tables */
 	assert_false(enomem);
@@ -226,7 +256,8 @@ static void test_routes_to_lo(void **state)
 
 	client(&f, "10.102.0.0/24", "fd02::/64");
 	p = (struct loroutes_params){ .routes = f.cfg.routes, .route_count = f.cfg.route_count,
-				      .has_address = true, .address = f.cfg.address,
+				      .addresses = f.cfg.addresses,
+				      .address_count = f.cfg.address_count,
 				      .mode = LOROUTES_TO_LO, .mtu = 1400 };
 	assert_int_equal(loroutes_text(&p, &setup, &teardown), 0);
 	assert_string_equal(setup, "route prepend 10.102.0.0/24 dev lo src 10.8.0.2 proto 77 mtu 1400\n"
@@ -236,6 +267,45 @@ static void test_routes_to_lo(void **state)
 				      "addr del 10.8.0.2/32 dev lo\n");
 	free(setup);
 	free(teardown);
+
+	/* With an IPv6 address too, each family's routes take their own source. */
+	add_address6(&f, "fd08::2/64");
+	p.address_count = f.cfg.address_count;
+	assert_int_equal(loroutes_text(&p, &setup, &teardown), 0);
+	assert_string_equal(setup, "route prepend 10.102.0.0/24 dev lo src 10.8.0.2 proto 77 mtu 1400\n"
+				   "route add local fd02::/64 dev lo table local src fd08::2 proto 77 "
+				   "mtu 1400\n");
+	assert_string_equal(teardown, "route del 10.102.0.0/24 dev lo proto 77\n"
+				      "route del local fd02::/64 dev lo table local proto 77\n"
+				      "addr del 10.8.0.2/32 dev lo\n"
+				      "addr del fd08::2/128 dev lo\n");
+	free(setup);
+	free(teardown);
+}
+
+/* nfqueue's mode: without a current path every prefix goes to lo, with its family's source. */
+static void test_routes_keep_path(void **state)
+{
+	(void)state;
+	struct fixture f;
+	struct loroutes_params p;
+	char *setup, *teardown;
+
+	client(&f, "10.102.0.0/24", "fd02::/64");
+	add_address6(&f, "fd08::2/64");
+	p = (struct loroutes_params){ .routes = f.cfg.routes, .route_count = f.cfg.route_count,
+				      .addresses = f.cfg.addresses,
+				      .address_count = f.cfg.address_count,
+				      .mode = LOROUTES_KEEP_PATH };
+	assert_int_equal(loroutes_text(&p, &setup, &teardown), 0);
+	assert_string_equal(setup, "route prepend 10.102.0.0/24 dev lo src 10.8.0.2 proto 77\n"
+				   "route add fd02::/64 dev lo src fd08::2 proto 77 metric 1\n");
+	assert_non_null(strstr(teardown, "addr del fd08::2/128 dev lo\n"));
+	free(setup);
+	free(teardown);
+
+	p.address_count = LOROUTES_ADDRESS_MAX + 1;
+	assert_int_equal(loroutes_text(&p, &setup, &teardown), -EINVAL);
 }
 
 /* ---- captured frames ---- */
@@ -386,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_rules_client),
 		cmocka_unit_test(test_rules_inner_and_server),
 		cmocka_unit_test(test_routes_to_lo),
+		cmocka_unit_test(test_routes_keep_path),
 		cmocka_unit_test(test_take_partial_gso),
 		cmocka_unit_test(test_take_plain_and_padded),
 		cmocka_unit_test(test_take_refused),

@@ -8,6 +8,7 @@
 
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -169,8 +170,8 @@ static void fixture(struct rules_fixture *f, enum frontend_role role)
 	f->cfg.role = role;
 	f->cfg.routes = f->routes;
 	f->cfg.route_count = 2;
-	assert_int_equal(prefix_parse_host("10.8.0.2/24", &f->cfg.address), 0);
-	f->cfg.has_address = true;
+	assert_int_equal(prefix_parse_host("10.8.0.2/24", &f->cfg.addresses[0]), 0);
+	f->cfg.address_count = 1;
 	f->params = (struct nfq_rules_params){ .cfg = &f->cfg, .queue_first = 100,
 					       .queue_count = 1 };
 }
@@ -260,6 +261,22 @@ static void test_inner_address_excluded(void **state)
 	assert_non_null(text);
 	assert_non_null(strstr(text, "-A TUNLAB-42-OUT -d 10.8.0.2 -j RETURN\n"));
 	free(text);
+
+	/* The IPv6 one in ip6tables' rules, each family only its own. */
+	assert_int_equal(prefix_parse("fd08::/64", &f.routes[1]), 0);
+	assert_int_equal(prefix_parse_host("fd08::2/64", &f.cfg.addresses[1]), 0);
+	f.cfg.address_count = 2;
+	text = nfq_rules_text(&f.params, 42, NFQ_BACKEND_IPTABLES, AF_INET6);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "-A TUNLAB-42-OUT -d fd08::2 -j RETURN\n"));
+	assert_non_null(strstr(text, "-A TUNLAB-42-PRE -d fd08::2 -j RETURN\n"));
+	assert_null(strstr(text, "-d 10.8.0.2 -j RETURN"));
+	free(text);
+	text = nfq_rules_text(&f.params, 42, NFQ_BACKEND_NFT, 0);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\t\tip daddr 10.8.0.2 return\n"));
+	assert_non_null(strstr(text, "\t\tip6 daddr fd08::2 return\n"));
+	free(text);
 }
 
 static void test_nft_text(void **state)
@@ -288,26 +305,54 @@ static void test_owner_comment(void **state)
 	(void)state;
 	struct rules_fixture f;
 	char text[TAGRULES_COMMENT_MAX];
-	struct ip_addr addr;
-	bool has_addr;
+	struct ip_addr addrs[TAGRULES_ADDR_MAX];
+	size_t count;
 	long pid;
 
 	fixture(&f, FRONTEND_CLIENT);
-	tagrules_owner_comment(&f.cfg.address.addr, 4194304, text, sizeof(text));
+	tagrules_owner_comment(f.cfg.addresses, f.cfg.address_count, 4194304, text, sizeof(text));
 	assert_string_equal(text, "tunlab:pid=4194304 addr=10.8.0.2");
 	assert_true(tagrules_parse_owner_comment("-A OUTPUT -m comment --comment "
 						 "\"tunlab:pid=4194304 addr=10.8.0.2\" "
 						 "-j TUNLAB-4194304-OUT",
-						 &pid, &has_addr, &addr));
+						 &pid, addrs, &count));
 	assert_int_equal(pid, 4194304);
-	assert_true(has_addr);
-	assert_memory_equal(&addr, &f.cfg.address.addr, sizeof(addr));
-	assert_true(tagrules_parse_owner_comment("--comment tunlab:pid=9 -j X", &pid, &has_addr,
-						 &addr));
+	assert_int_equal(count, 1);
+	assert_memory_equal(&addrs[0], &f.cfg.addresses[0].addr, sizeof(addrs[0]));
+	assert_true(tagrules_parse_owner_comment("--comment tunlab:pid=9 -j X", &pid, addrs, &count));
 	assert_int_equal(pid, 9);
-	assert_false(has_addr);
-	assert_false(tagrules_parse_owner_comment("--comment tunlab:pid=x", &pid, &has_addr, &addr));
-	assert_false(tagrules_parse_owner_comment("--comment other", &pid, &has_addr, &addr));
+	assert_int_equal(count, 0);
+	assert_false(tagrules_parse_owner_comment("--comment tunlab:pid=x", &pid, addrs, &count));
+	assert_false(tagrules_parse_owner_comment("--comment other", &pid, addrs, &count));
+}
+
+/* Both families' inner addresses, the longest case, fit the comment and parse back. */
+static void test_owner_comment_two_families(void **state)
+{
+	(void)state;
+	struct ip_prefix inner[2];
+	char text[TAGRULES_COMMENT_MAX], line[TAGRULES_COMMENT_MAX + 64];
+	struct ip_addr addrs[TAGRULES_ADDR_MAX];
+	size_t count;
+	long pid;
+
+	assert_int_equal(prefix_parse_host("255.255.255.254/24", &inner[0]), 0);
+	assert_int_equal(prefix_parse_host("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.254/64",
+					   &inner[1]), 0);
+	tagrules_owner_comment(inner, 2, 4194304, text, sizeof(text));
+	assert_non_null(strstr(text, "tunlab:pid=4194304 addr=255.255.255.254 addr=ffff:"));
+	snprintf(line, sizeof(line), "-A PREROUTING -m comment --comment \"%s\" -j TUNLAB-1-PRE",
+		 text);
+	assert_true(tagrules_parse_owner_comment(line, &pid, addrs, &count));
+	assert_int_equal(pid, 4194304);
+	assert_int_equal(count, 2);
+	assert_memory_equal(&addrs[0], &inner[0].addr, sizeof(addrs[0]));
+	assert_memory_equal(&addrs[1], &inner[1].addr, sizeof(addrs[1]));
+
+	/* A third address (no such comment is written) is not stored past the array. */
+	assert_true(tagrules_parse_owner_comment("tunlab:pid=5 addr=10.8.0.2 addr=fd08::2 "
+						 "addr=10.8.0.3", &pid, addrs, &count));
+	assert_int_equal(count, TAGRULES_ADDR_MAX);
 }
 
 int main(void)
@@ -326,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_inner_address_excluded),
 		cmocka_unit_test(test_nft_text),
 		cmocka_unit_test(test_owner_comment),
+		cmocka_unit_test(test_owner_comment_two_families),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,8 +81,8 @@ static void test_server(void **state)
 	assert_string_equal(o.key_file, "srv.key");
 	assert_string_equal(o.ca_file, "ca.pem");
 	assert_string_equal(o.peers_file, "peers.conf");
-	assert_true(o.has_address);
-	assert_prefix_is(&o.address, "10.8.0.1/24");
+	assert_int_equal(o.address_count, 1);
+	assert_prefix_is(&o.addresses[0], "10.8.0.1/24");
 	assert_int_equal(o.route_count, 0);
 	assert_string_equal(o.stats_file, "stats.json");
 	assert_int_equal(o.stats_interval_ms, 250);
@@ -109,8 +109,8 @@ static void test_client(void **state)
 	assert_string_equal(o.server_name, "srv.tunlab.test");
 	assert_string_equal(o.cert_file, "cli.pem");
 	assert_null(o.peers_file);
-	assert_true(o.has_address);
-	assert_prefix_is(&o.address, "10.8.0.2/24");
+	assert_int_equal(o.address_count, 1);
+	assert_prefix_is(&o.addresses[0], "10.8.0.2/24");
 	assert_int_equal(o.route_count, 3);
 	assert_non_null(o.routes);
 	assert_prefix_is(&o.routes[0], "10.9.0.0/16");
@@ -314,6 +314,49 @@ static void test_bad_values(void **state)
 	assert_error(ARGC(interval), interval, "--stats-interval");
 }
 
+/* --address once per family: IPv4 and IPv6 in either order; a second of one family is an error. */
+static void test_address_per_family(void **state)
+{
+	(void)state;
+	const char *argv[ARGC(client_argv) + 2];
+	struct options o;
+	char err[256];
+
+	memcpy(argv, client_argv, sizeof(client_argv));
+	argv[ARGC(client_argv)] = "--address";
+	argv[ARGC(client_argv) + 1] = "fd08::2/64";
+	assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.address_count, 2);
+	assert_prefix_is(&o.addresses[0], "10.8.0.2/24");
+	assert_prefix_is(&o.addresses[1], "fd08::2/64"); /* host bits kept */
+	assert_int_equal(o.addresses[1].addr.family, AF_INET6);
+	options_free(&o);
+
+	const char *const v6_first[] = { "tunlab", "client", "--frontend", "tun", "--connect",
+					 "[fd01::1]:4443", "--cert", "c", "--key", "k", "--ca", "a",
+					 "--route", "fd02::/64", "--address", "fd08::2/64",
+					 "--address=10.8.0.2/24" };
+	assert_int_equal(parse(ARGC(v6_first), v6_first, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.address_count, 2);
+	assert_prefix_is(&o.addresses[0], "fd08::2/64");
+	assert_prefix_is(&o.addresses[1], "10.8.0.2/24");
+	options_free(&o);
+	assert_int_equal(parse(ARGC(v6_first) - 1, v6_first, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.address_count, 1); /* IPv6 only */
+	options_free(&o);
+
+	argv[ARGC(client_argv) + 1] = "10.9.0.2/24";
+	assert_error(ARGC(argv), argv, "--address");
+	assert_error(ARGC(argv), argv, "10.9.0.2/24");
+	assert_error(ARGC(argv), argv, "second IPv4");
+	const char *const two_v6[] = { "tunlab", "client", "--address", "fd08::2/64",
+				       "--address", "fd08::3/64" };
+	assert_error(ARGC(two_v6), two_v6, "--address: 'fd08::3/64' is a second IPv6 address");
+	const char *const same_twice[] = { "tunlab", "server", "--address", "10.8.0.1/24",
+					   "--address", "10.8.0.1/24" };
+	assert_error(ARGC(same_twice), same_twice, "--address");
+}
+
 /* 2^44 + 1 mebibytes wraps to 1 MiB in 64 bits: an overflow, not a size. */
 static void test_queue_overflow(void **state)
 {
@@ -428,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_flag),
 		cmocka_unit_test(test_missing_value),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_address_per_family),
 		cmocka_unit_test(test_queue_overflow),
 		cmocka_unit_test(test_limits_accepted),
 		cmocka_unit_test(test_missing_required),
