@@ -11,12 +11,12 @@
  * Client. iptables nat OUTPUT REDIRECTs TCP toward the routes (and the
  * --select selectors) to a listener on 127.0.0.1 / ::1 (px_client.c);
  * each accepted connection's SO_ORIGINAL_DST becomes a STREAM_OPEN. UDP
- * (IPv4) is marked in mangle OUTPUT, rerouted to lo by a fwmark rule, and
- * TPROXYed in mangle PREROUTING to a transparent socket that learns the
- * original destination per datagram (px_udp.c). Everything else toward
- * the routes (ICMP, other protocols, and UDP over IPv6) is dropped by a
- * filter rule whose counter is the dropped_uncarried stat: what the proxy
- * cannot carry must not leak in clear (px_rules.c).
+ * is marked in mangle OUTPUT, rerouted to lo by a fwmark rule, and
+ * TPROXYed in mangle PREROUTING to a transparent socket (127.0.0.1 / ::1)
+ * that learns the original destination per datagram (px_udp.c).
+ * Everything else toward the routes (ICMP, other protocols) is dropped by
+ * a filter rule whose counter is the dropped_uncarried stat: what the
+ * proxy cannot carry must not leak in clear (px_rules.c).
  *
  * A SYN toward the routes waits in a netfilter queue until the exit has
  * connected, so that a refusal reaches the application as ECONNREFUSED
@@ -324,7 +324,7 @@ static void dispatch(struct proxy *px, struct px_watch *w, uint32_t events)
 		px_conn_io((struct px_conn *)w, events);
 		break;
 	case PX_W_UDP_LISTEN:
-		px_udp_client_read(px);
+		px_udp_client_read((struct px_listener *)w);
 		break;
 	case PX_W_FLOW:
 		px_udp_flow_read((struct px_flow *)w);
@@ -447,9 +447,10 @@ static int open_client(struct proxy *px, const struct frontend_config *cfg, char
 	ret = px_udp_listen(px, err, err_len);
 	if (ret < 0)
 		goto err_tcp;
-	for (int fam = 0; fam < 2; fam++)
+	for (int fam = 0; fam < 2; fam++) {
 		rp.tcp_port[fam] = px->tcp[fam].port;
-	rp.udp_port = px->udp.port;
+		rp.udp_port[fam] = px->udp[fam].port;
+	}
 	ret = install_rules(px, &rp, err, err_len);
 	if (ret < 0)
 		goto err_udp;
@@ -484,7 +485,7 @@ static int proxy_open(struct frontend **out, const struct frontend_config *cfg, 
 	px->fe.ops = &proxy_frontend;
 	px->server = cfg->role == FRONTEND_SERVER;
 	px->verbose = cfg->verbose;
-	px->epfd = px->timer_fd = px->wake_fd = px->udp.fd = -1;
+	px->epfd = px->timer_fd = px->wake_fd = px->udp[0].fd = px->udp[1].fd = -1;
 	px->tcp[0].fd = px->tcp[1].fd = -1;
 	px->iobuf = malloc(PX_IOBUF_BYTES);
 	if (!px->iobuf) {

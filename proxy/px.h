@@ -179,7 +179,7 @@ struct px_syn {
 struct px_rules {
 	long pid;
 	bool installed[2];     /* per family: v4, v6 */
-	bool udp;              /* mangle chains, ip rule and route of the UDP path */
+	bool udp[2];           /* per family: ip rule and route of the UDP path */
 	bool syn;              /* the SYN hold's mangle chain and REJECT rules */
 	bool verbose;
 	char err[256];
@@ -200,7 +200,7 @@ struct proxy {
 	uint32_t next_id;      /* client: the next stream or flow id */
 	unsigned ticks;
 	struct px_listener tcp[2];  /* client: REDIRECT targets, v4 and v6 */
-	struct px_listener udp;     /* client: the TPROXY socket (IPv4) */
+	struct px_listener udp[2];  /* client: the TPROXY sockets, v4 and v6 */
 	struct px_rules rules;
 	struct px_syn syn;
 	uint8_t *iobuf;        /* PX_IOBUF_BYTES: one read's worth */
@@ -277,7 +277,7 @@ void px_exit_open(struct proxy *px, const struct stream_msg *msg);
 /* ---- px_udp.c: TPROXY at the client, a socket per flow at the exit ---- */
 int px_udp_listen(struct proxy *px, char *err, size_t err_len);
 void px_udp_close(struct proxy *px);
-void px_udp_client_read(struct proxy *px);
+void px_udp_client_read(struct px_listener *ln);
 void px_udp_flow_read(struct px_flow *f);
 void px_udp_on_dgram(struct proxy *px, struct px_link *l, const struct stream_msg *msg);
 void px_flow_free(struct px_flow *f);
@@ -287,7 +287,7 @@ void px_flow_tick(struct px_flow *f, uint64_t now);
 struct px_rules_params {
 	const struct frontend_config *cfg;
 	uint16_t tcp_port[2]; /* per family, 0: none */
-	uint16_t udp_port;    /* IPv4 TPROXY port, 0: no UDP */
+	uint16_t udp_port[2]; /* per family, the TPROXY port; 0: that family's UDP is dropped */
 	bool syn_hold;        /* SYNs to the netfilter queue syn_queue */
 	uint16_t syn_queue;
 };

@@ -12,17 +12,18 @@
  *                                             tcp and carried udp RETURN;
  *                                             -d ROUTE [sel] -j DROP  (counted: uncarried)
  *   mangle TUNLAB-<pid>-PXSYN   (OUTPUT)      -d ROUTE -p tcp --syn [sel] -j NFQUEUE Q
- *   mangle TUNLAB-<pid>-PXMARK  (OUTPUT)      -d ROUTE -p udp [sel] -j MARK PX_MARK     (IPv4)
- *   mangle TUNLAB-<pid>-PXTP    (PREROUTING)  -i lo -p udp -m mark PX_MARK -j TPROXY U  (IPv4)
+ *   mangle TUNLAB-<pid>-PXMARK  (OUTPUT)      -d ROUTE -p udp [sel] -j MARK PX_MARK
+ *   mangle TUNLAB-<pid>-PXTP    (PREROUTING)  -i lo -p udp -m mark PX_MARK
+ *                                             -j TPROXY --on-ip 127.0.0.1|::1 --on-port U
  *
- * plus, for UDP, "ip rule fwmark PX_MARK lookup PX_TABLE" and "local
- * default dev lo table PX_TABLE", both proto 77. nat sees only a
- * connection's first packet, so REDIRECT costs nothing per packet after.
+ * plus, for UDP, per family, "ip [-6] rule fwmark PX_MARK lookup PX_TABLE"
+ * and "local default dev lo table PX_TABLE", both proto 77. nat sees only
+ * a connection's first packet, so REDIRECT costs nothing per packet after.
  * The jump rules and chain names carry the pid: `tunlab cleanup` (and
- * every client open) removes those of pids that no longer run, and the
- * fwmark rule and table once no running proxy has a TPROXY chain left.
- * One proxy client per namespace can carry UDP: the mark and table are
- * fixed numbers.
+ * every client open) removes those of pids that no longer run, and a
+ * family's fwmark rule and table once no running proxy has a TPROXY chain
+ * of that family left. One proxy client per namespace can carry UDP: the
+ * mark and table are fixed numbers.
  */
 
 #include <errno.h>
@@ -189,7 +190,8 @@ static void reject_rules(FILE *f, const char *drop, int af)
 		PX_MARK_UNREACH, af == AF_INET ? "icmp-host-unreachable" : "icmp6-addr-unreachable");
 }
 
-static void mangle_text(FILE *f, const struct px_rules_params *p, long pid, int af, bool udp)
+static void mangle_text(FILE *f, const struct px_rules_params *p, long pid, int af,
+			uint16_t udp_port)
 {
 	const struct rule_filter tcp = { .proto = IPPROTO_TCP }, udp_sel = { .proto = IPPROTO_UDP };
 	char syn[40], mark[40], tp[40];
@@ -203,12 +205,12 @@ static void mangle_text(FILE *f, const struct px_rules_params *p, long pid, int 
 		for_each_rule(f, p, af, &tcp, syn, syn_rule);
 		jump(f, pid, "OUTPUT", syn);
 	}
-	if (udp) {
+	if (udp_port) {
 		fprintf(f, ":%s - [0:0]\n:%s - [0:0]\n", mark, tp);
 		for_each_rule(f, p, af, &udp_sel, mark, mark_rule);
 		fprintf(f, "-A %s -i lo -p udp -m mark --mark 0x%x -j TPROXY --on-port %u "
-			"--on-ip 127.0.0.1 --tproxy-mark 0x%x/0xffffffff\n", tp, PX_MARK, p->udp_port,
-			PX_MARK);
+			"--on-ip %s --tproxy-mark 0x%x/0xffffffff\n", tp, PX_MARK, udp_port,
+			af == AF_INET ? "127.0.0.1" : "::1", PX_MARK);
 		jump(f, pid, "OUTPUT", mark);
 		jump(f, pid, "PREROUTING", tp);
 	}
@@ -218,10 +220,11 @@ static void mangle_text(FILE *f, const struct px_rules_params *p, long pid, int 
 _Static_assert((PX_MARK_REFUSE & ~1u) == (PX_MARK_UNREACH & ~1u),
 	       "nat lets both SYN-hold marks pass with one mask");
 
-static void table_text(FILE *f, const struct px_rules_params *p, long pid, int af, bool udp)
+static void table_text(FILE *f, const struct px_rules_params *p, long pid, int af)
 {
+	uint16_t udp_port = p->udp_port[af == AF_INET6];
 	const struct rule_filter tcp = { .proto = IPPROTO_TCP };
-	const struct rule_filter uncarried = { .udp_carried = udp };
+	const struct rule_filter uncarried = { .udp_carried = udp_port != 0 };
 	char px[40], drop[40];
 
 	snprintf(px, sizeof(px), PX_CHAIN_PREFIX "%ld-PX", pid);
@@ -235,13 +238,13 @@ static void table_text(FILE *f, const struct px_rules_params *p, long pid, int a
 	if (p->syn_hold)
 		reject_rules(f, drop, af);
 	fprintf(f, "-A %s -p tcp -j RETURN\n", drop);
-	if (udp)
+	if (udp_port)
 		fprintf(f, "-A %s -p udp -j RETURN\n", drop);
 	for_each_rule(f, p, af, &uncarried, drop, drop_rule);
 	jump(f, pid, "OUTPUT", drop);
 	fputs("COMMIT\n", f);
-	if (udp || p->syn_hold)
-		mangle_text(f, p, pid, af, udp);
+	if (udp_port || p->syn_hold)
+		mangle_text(f, p, pid, af, udp_port);
 }
 
 char *px_rules_text(const struct px_rules_params *p, long pid, int af)
@@ -252,7 +255,7 @@ char *px_rules_text(const struct px_rules_params *p, long pid, int af)
 
 	if (!f)
 		return NULL;
-	table_text(f, p, pid, af, af == AF_INET && p->udp_port);
+	table_text(f, p, pid, af);
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;
@@ -265,17 +268,36 @@ static int restore(int fam, const char *text, bool verbose, char *err, size_t er
 	return tagrules_restore(fam, text, verbose, err, err_len);
 }
 
-static const char *udp_route_lines(bool add)
+/* Per family ("ip -4|-6 -batch" gives the rule its family): delete [0], add [1]. */
+static const char *udp_route_lines(int fam, bool add)
 {
-	if (add)
-		return "rule add fwmark 0x7476/0xffffffff lookup 29814 pref 7476 proto 77\n"
-		       "route add local 0.0.0.0/0 dev lo table 29814 proto 77\n";
-	return "rule del fwmark 0x7476/0xffffffff lookup 29814 pref 7476\n"
-	       "route del local 0.0.0.0/0 dev lo table 29814\n";
+	static const char *const lines[2][2] = {
+		{ "rule del fwmark 0x7476/0xffffffff lookup 29814 pref 7476\n"
+		  "route del local 0.0.0.0/0 dev lo table 29814\n",
+		  "rule add fwmark 0x7476/0xffffffff lookup 29814 pref 7476 proto 77\n"
+		  "route add local 0.0.0.0/0 dev lo table 29814 proto 77\n" },
+		{ "rule del fwmark 0x7476/0xffffffff lookup 29814 pref 7476\n"
+		  "route del local ::/0 dev lo table 29814\n",
+		  "rule add fwmark 0x7476/0xffffffff lookup 29814 pref 7476 proto 77\n"
+		  "route add local ::/0 dev lo table 29814 proto 77\n" },
+	};
+
+	return lines[fam][add];
 }
 
 _Static_assert(PX_MARK == 0x7476 && PX_TABLE == 29814 && PX_RULE_PREF == 7476 &&
 	       PX_RT_PROTO == 77, "udp_route_lines spells these numbers out");
+
+/* Adds (or, forcing past what is already gone, removes) family fam's fwmark rule and table. */
+static int udp_routes(int fam, bool add, bool verbose, char *err, size_t err_len)
+{
+	const char *family = fam ? "-6" : "-4";
+	const char *force[] = { "ip", family, "-force", "-batch", "-", NULL };
+	const char *plain[] = { "ip", family, "-batch", "-", NULL };
+
+	return sysexec_pipe(add ? plain : force, udp_route_lines(fam, add), NULL, 0, verbose, err,
+			    err_len);
+}
 
 static bool has_family(const struct frontend_config *cfg, int af)
 {
@@ -285,6 +307,27 @@ static bool has_family(const struct frontend_config *cfg, int af)
 	return false;
 }
 
+/* Family fam's fwmark rule and table (with UDP), then its chains, in one restore. */
+static int install_family(struct px_rules *r, const struct px_rules_params *p, int fam, char *err,
+			  size_t err_len)
+{
+	char *text;
+	int ret;
+
+	if (p->udp_port[fam]) {
+		/* Set first: px_rules_remove takes away what half an add left. */
+		r->udp[fam] = true;
+		if (udp_routes(fam, true, r->verbose, err, err_len) < 0)
+			return -EIO;
+	}
+	text = px_rules_text(p, r->pid, fam_af[fam]);
+	ret = restore(fam, text, r->verbose, err, err_len);
+	free(text);
+	if (ret == 0)
+		r->installed[fam] = true;
+	return ret;
+}
+
 int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *err,
 		     size_t err_len)
 {
@@ -292,24 +335,9 @@ int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *
 
 	*r = (struct px_rules){ .pid = (long)getpid(), .verbose = p->cfg->verbose,
 				.syn = p->syn_hold };
-	if (p->udp_port) {
-		if (sysexec_ip_batch(udp_route_lines(true), false, r->verbose, err, err_len) < 0) {
-			sysexec_ip_batch(udp_route_lines(false), true, r->verbose, r->err, sizeof(r->err));
-			return -EIO;
-		}
-		r->udp = true;
-	}
-	for (int fam = 0; fam < 2 && ret == 0; fam++) {
-		char *text;
-
-		if (!has_family(p->cfg, fam_af[fam]))
-			continue;
-		text = px_rules_text(p, r->pid, fam_af[fam]);
-		ret = restore(fam, text, r->verbose, err, err_len);
-		free(text);
-		if (ret == 0)
-			r->installed[fam] = true;
-	}
+	for (int fam = 0; fam < 2 && ret == 0; fam++)
+		if (has_family(p->cfg, fam_af[fam]))
+			ret = install_family(r, p, fam, err, err_len);
 	if (ret < 0)
 		px_rules_remove(r);
 	return ret;
@@ -362,14 +390,16 @@ void px_rules_remove(struct px_rules *r)
 
 		if (!r->installed[fam])
 			continue;
-		text = removal_text(r->pid, fam == 0 && r->udp, r->syn);
+		text = removal_text(r->pid, r->udp[fam], r->syn);
 		restore(fam, text, r->verbose, r->err, sizeof(r->err));
 		free(text);
 		r->installed[fam] = false;
 	}
-	if (r->udp)
-		sysexec_ip_batch(udp_route_lines(false), true, r->verbose, r->err, sizeof(r->err));
-	r->udp = false;
+	for (int fam = 0; fam < 2; fam++) {
+		if (r->udp[fam])
+			udp_routes(fam, false, r->verbose, r->err, sizeof(r->err));
+		r->udp[fam] = false;
+	}
 }
 
 /* ---- the uncarried-packet counter ---- */
@@ -431,7 +461,8 @@ struct px_scan {
 	char table[16];     /* the table being read */
 	bool table_open;    /* "*table" written to out */
 	size_t objects;
-	bool live_tproxy, dead_tproxy;
+	int fam;            /* the family whose dump is read */
+	bool live_tproxy[2], dead_tproxy[2]; /* per family: a TPROXY chain of a live/dead pid */
 };
 
 static void scan_open_table(struct px_scan *s)
@@ -454,7 +485,7 @@ static void scan_line(struct px_scan *s, const char *line, bool jumps)
 		if (!pid)
 			return;
 		if (strcmp(suffix, "PXTP") == 0)
-			*(pid_gone(pid) ? &s->dead_tproxy : &s->live_tproxy) = true;
+			(pid_gone(pid) ? s->dead_tproxy : s->live_tproxy)[s->fam] = true;
 		if (!pid_gone(pid))
 			return;
 		scan_open_table(s);
@@ -515,6 +546,7 @@ static int cleanup_family(int fam, struct px_scan *s, char *dump, bool verbose, 
 	s->out = open_memstream(&text, &len);
 	if (!s->out)
 		return -ENOMEM;
+	s->fam = fam;
 	scan_dump(s, dump);
 	if (fclose(s->out) != 0)
 		ret = -ENOMEM;
@@ -539,10 +571,12 @@ int px_rules_cleanup(bool verbose, char *err, size_t err_len)
 	free(dump);
 	if (ret < 0)
 		return ret;
-	if (s.dead_tproxy && !s.live_tproxy) {
+	for (int fam = 0; fam < 2; fam++) {
 		char ignored[256];
 
-		sysexec_ip_batch(udp_route_lines(false), true, verbose, ignored, sizeof(ignored));
+		if (!s.dead_tproxy[fam] || s.live_tproxy[fam])
+			continue;
+		udp_routes(fam, false, verbose, ignored, sizeof(ignored));
 		s.objects += 2;
 	}
 	return (int)s.objects;

@@ -12,7 +12,9 @@
  * transparent socket bound to the destination and connected to the
  * application. TPROXY prefers that socket for the flow's later datagrams,
  * and replies sent from it reach the application from the address it
- * wrote to. IPv4 only; IPv6 UDP toward the routes is dropped and counted.
+ * wrote to. IPv6 goes the same way, with its own socket on ::1 and the
+ * IPV6_ options, when a route of that family exists (ip -6 rule and
+ * route, ip6tables TPROXY --on-ip ::1).
  *
  * Exit. The first DGRAM of a flow id opens a UDP socket connected to the
  * destination; what it receives (from that address only: a connected
@@ -33,47 +35,98 @@
 
 enum { PX_DGRAMS_PER_EVENT = 32 };
 
-static bool has_v4_routes(const struct proxy *px)
+/* The socket level and options of family fam (0: IPv4, 1: IPv6). */
+static const struct udp_family {
+	int af, level, transparent, recv_orig, orig;
+	const char *name;
+} udp_fam[2] = {
+	{ AF_INET, SOL_IP, IP_TRANSPARENT, IP_RECVORIGDSTADDR, IP_ORIGDSTADDR, "127.0.0.1" },
+	{ AF_INET6, SOL_IPV6, IPV6_TRANSPARENT, IPV6_RECVORIGDSTADDR, IPV6_ORIGDSTADDR, "[::1]" },
+};
+
+static socklen_t sa_len(int af)
 {
-	return px->tcp[0].fd >= 0; /* the IPv4 listener exists exactly when IPv4 routes do */
+	return af == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+static uint16_t sa_port(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+					      : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* A socket of family fam with IP(V6)_TRANSPARENT; -errno on failure. */
+static int transparent_socket(int fam)
+{
+	const struct udp_family *uf = &udp_fam[fam];
+	int one = 1, fd = socket(uf->af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	/* V6ONLY: an IPv4-mapped peer belongs to the IPv4 socket, never here. */
+	if (setsockopt(fd, uf->level, uf->transparent, &one, sizeof(one)) < 0 ||
+	    (uf->af == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int listen_family(struct proxy *px, int fam)
+{
+	const struct udp_family *uf = &udp_fam[fam];
+	struct px_listener *ln = &px->udp[fam];
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)uf->af };
+	socklen_t len = sa_len(uf->af);
+	int one = 1, fd = transparent_socket(fam);
+
+	if (fd < 0)
+		return fd;
+	ln->fd = fd;
+	ln->w.kind = PX_W_UDP_LISTEN;
+	ln->px = px;
+	ln->family = uf->af;
+	if (uf->af == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	if (setsockopt(fd, uf->level, uf->recv_orig, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	ln->port = sa_port(&ss);
+	return px_watch_add(px, fd, &ln->w, EPOLLIN);
 }
 
 int px_udp_listen(struct proxy *px, char *err, size_t err_len)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	int one = 1, fd;
+	for (int fam = 0; fam < 2; fam++) {
+		int ret;
 
-	if (!has_v4_routes(px))
-		return 0;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto err;
-	px->udp.fd = fd;
-	px->udp.w.kind = PX_W_UDP_LISTEN;
-	px->udp.px = px;
-	px->udp.family = AF_INET;
-	if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
-		goto err;
-	px->udp.port = ntohs(sin.sin_port);
-	errno = -px_watch_add(px, fd, &px->udp.w, EPOLLIN);
-	if (errno == 0)
-		return 0;
-err:
-	snprintf(err, err_len, "proxy: transparent UDP socket: %s", strerror(errno));
-	px_udp_close(px);
-	return -errno;
+		/* A family's TCP listener exists exactly when routes of that family do. */
+		if (px->tcp[fam].fd < 0)
+			continue;
+		ret = listen_family(px, fam);
+		if (ret < 0) {
+			snprintf(err, err_len, "proxy: transparent UDP socket on %s: %s",
+				 udp_fam[fam].name, strerror(-ret));
+			px_udp_close(px);
+			return ret;
+		}
+	}
+	return 0;
 }
 
 void px_udp_close(struct proxy *px)
 {
-	if (px->udp.fd >= 0)
-		close(px->udp.fd);
-	px->udp.fd = -1;
-	px->udp.port = 0;
+	for (int fam = 0; fam < 2; fam++) {
+		if (px->udp[fam].fd >= 0)
+			close(px->udp[fam].fd);
+		px->udp[fam].fd = -1;
+		px->udp[fam].port = 0;
+	}
 }
 
 /* ---- flows ---- */
@@ -135,11 +188,21 @@ static struct px_flow *flow_by_id(struct px_link *l, uint32_t id)
 	return NULL;
 }
 
-static bool same_sin(const struct sockaddr_storage *a, const struct sockaddr_in *b)
+static bool same_ep(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+		const struct sockaddr_in *y = (const struct sockaddr_in *)b;
 
-	return x->sin_port == b->sin_port && x->sin_addr.s_addr == b->sin_addr.s_addr;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+	const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+
+	return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 }
 
 /* Sends a flow's datagram through the tunnel; counts what cannot go. */
@@ -160,16 +223,17 @@ static void flow_send(struct proxy *px, struct px_link *l, struct px_flow *f,
 /* ---- client ---- */
 
 /* A transparent socket bound to the destination, connected to the application. */
-static int flow_socket(const struct sockaddr_in *bind_to, const struct sockaddr_in *peer)
+static int flow_socket(int fam, const struct sockaddr_storage *bind_to,
+		       const struct sockaddr_storage *peer)
 {
-	int one = 1, fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	socklen_t len = sa_len(udp_fam[fam].af);
+	int one = 1, fd = transparent_socket(fam);
 
 	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)bind_to, sizeof(*bind_to)) < 0 ||
-	    connect(fd, (const struct sockaddr *)peer, sizeof(*peer)) < 0) {
+		return fd;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)bind_to, len) < 0 ||
+	    connect(fd, (const struct sockaddr *)peer, len) < 0) {
 		int ret = -errno;
 
 		close(fd);
@@ -178,18 +242,19 @@ static int flow_socket(const struct sockaddr_in *bind_to, const struct sockaddr_
 	return fd;
 }
 
-static struct px_flow *client_flow(struct proxy *px, struct px_link *l, const struct sockaddr_in *app,
-				   const struct sockaddr_in *dst)
+static struct px_flow *client_flow(struct proxy *px, struct px_link *l, int fam,
+				   const struct sockaddr_storage *app,
+				   const struct sockaddr_storage *dst)
 {
 	struct px_flow *f;
 	int fd;
 
 	for (f = l->flows; f; f = f->next)
-		if (same_sin(&f->app, app) && same_sin(&f->dst, dst))
+		if (same_ep(&f->app, app) && same_ep(&f->dst, dst))
 			return f;
 	if (l->flow_count >= PX_FLOWS_PER_CLIENT)
 		return NULL;
-	fd = flow_socket(dst, app);
+	fd = flow_socket(fam, dst, app);
 	if (fd < 0)
 		return NULL;
 	f = flow_new(px, l, px_next_id(px), fd);
@@ -197,8 +262,8 @@ static struct px_flow *client_flow(struct proxy *px, struct px_link *l, const st
 		close(fd);
 		return NULL;
 	}
-	memcpy(&f->app, app, sizeof(*app));
-	memcpy(&f->dst, dst, sizeof(*dst));
+	f->app = *app;
+	f->dst = *dst;
 	return f;
 }
 
@@ -211,9 +276,11 @@ static struct px_link *client_link(struct proxy *px)
 	return NULL;
 }
 
-static int recv_orig(int fd, uint8_t *buf, struct sockaddr_in *app, struct sockaddr_in *dst)
+static int recv_orig(int fam, int fd, uint8_t *buf, struct sockaddr_storage *app,
+		     struct sockaddr_storage *dst)
 {
-	char control[CMSG_SPACE(sizeof(struct sockaddr_in))];
+	const struct udp_family *uf = &udp_fam[fam];
+	char control[CMSG_SPACE(sizeof(struct sockaddr_in6))];
 	struct iovec iov = { buf, FRAME_DGRAM_MAX };
 	struct msghdr mh = {
 		.msg_name = app, .msg_namelen = sizeof(*app),
@@ -224,28 +291,31 @@ static int recv_orig(int fd, uint8_t *buf, struct sockaddr_in *app, struct socka
 
 	if (n < 0)
 		return -errno;
+	memset(dst, 0, sizeof(*dst));
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR) {
-			memcpy(dst, CMSG_DATA(c), sizeof(*dst));
+		if (c->cmsg_level == uf->level && c->cmsg_type == uf->orig) {
+			memcpy(dst, CMSG_DATA(c), sa_len(uf->af));
 			return (int)n;
 		}
 	}
 	return -EPROTO; /* not TPROXYed: someone sent to the socket itself */
 }
 
-void px_udp_client_read(struct proxy *px)
+void px_udp_client_read(struct px_listener *ln)
 {
-	struct sockaddr_in app, dst;
+	struct proxy *px = ln->px;
+	int fam = ln->family == AF_INET6;
+	struct sockaddr_storage app, dst;
 
 	for (int i = 0; i < PX_DGRAMS_PER_EVENT; i++) {
-		int n = recv_orig(px->udp.fd, px->iobuf, &app, &dst);
+		int n = recv_orig(fam, ln->fd, px->iobuf, &app, &dst);
 		struct px_link *l;
 		struct px_flow *f;
 
 		if (n == -EAGAIN || n == -EINTR)
 			return;
 		l = n < 0 ? NULL : client_link(px);
-		f = l ? client_flow(px, l, &app, &dst) : NULL;
+		f = l ? client_flow(px, l, fam, &app, &dst) : NULL;
 		if (!f) {
 			px->fe.stream_stats.dgrams_dropped++;
 			continue;

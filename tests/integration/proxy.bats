@@ -142,6 +142,33 @@ print(int((time.monotonic() - t0) * 1000))' "$1" "$2"
 	[[ $status == 0 && $output == "220 greetings from dst" ]] || tl_fail "expected the greeting through the proxy, got $status: $output"
 }
 
+# srv's ip6tables refuses cleartext too: the answer crossed the tunnel.
+@test "UDP over IPv6: a request and its reply through the proxy, dst sees the exit's address" {
+	tl_start_tunlab_server proxy
+	tl_start_tunlab_client proxy --route "$TL_IN_NET6"
+	tl_bg "$NS_DST" "$TL_TMP/udp6-echo.log" \
+		socat -T 10 "UDP6-RECVFROM:5030,bind=[$TL_DST_IN6],fork" SYSTEM:'echo peer=$SOCAT_PEERADDR; cat' >/dev/null
+	tl_wait_listen "$NS_DST" udp 5030
+	run n_cli timeout 15 socat -t 3 -T 5 - "UDP6-SENDTO:[$TL_DST_IN6]:5030" <<<"hello over udp6"
+	tl_expect_contains "the UDP6 reply" "$output" "hello over udp6"
+	# socat writes the address in full: fd02:...:0001 is srv's inner address, the exit's.
+	[[ $output =~ peer=\[fd02:(0000:){6}0001\] ]] ||
+		tl_fail "expected dst to see the exit's $TL_SRV_IN6, got: $output"
+	tl_wait_stat_ge "$TL_CLI_STATS" fe_udp_flows_total 1
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_dgrams_out 1
+	run tl_leftovers "$NS_CLI"
+	tl_expect_contains "cli's state while the proxy runs" "$output" "rule6: "
+	tl_expect_contains "cli's state while the proxy runs" "$output" "route6: local default dev lo table 29814"
+
+	# Without the tunnel (srv blocks cleartext), the same request gets no answer.
+	tl_stop "$TL_CLI_PID"
+	TL_CLI_PID=""
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected the proxy to remove its IPv6 rules on exit, found: $output"
+	run n_cli timeout 10 socat -t 3 -T 3 - "UDP6-SENDTO:[$TL_DST_IN6]:5030" <<<"in clear"
+	[[ $output != *"in clear"* ]] || tl_fail "expected no reply without the tunnel, got: $output"
+}
+
 @test "transparency loss: dst sees the server's address, ping gets no answer and is counted" {
 	tl_require_tools ping
 	start_proxy
@@ -193,11 +220,14 @@ print(int((time.monotonic() - t0) * 1000))' "$1" "$2"
 	tl_assert "the session to stay up" tl_json_test "$TL_CLI_STATS" '.connected == true'
 }
 
-@test "after kill -9, tunlab cleanup removes the client's chains, fwmark rule and table" {
-	start_proxy
+@test "after kill -9, tunlab cleanup removes the client's chains, fwmark rules and tables (both families)" {
+	tl_start_tunlab_server proxy
+	tl_start_tunlab_client proxy --route "$TL_IN_NET6"
 	run tl_leftovers "$NS_CLI"
 	tl_expect_contains "cli's state while the proxy runs" "$output" "iptables: "
+	tl_expect_contains "cli's state while the proxy runs" "$output" "ip6tables: "
 	tl_expect_contains "cli's state while the proxy runs" "$output" "rule: "
+	tl_expect_contains "cli's state while the proxy runs" "$output" "rule6: "
 	kill -KILL "$TL_CLI_PID"
 	tl_wait_exit "$TL_CLI_PID" 5 || true
 	TL_CLI_PID=""

@@ -33,13 +33,13 @@ static struct ip_prefix prefix(const char *text)
 	return p;
 }
 
-/* No selectors: all TCP redirected, UDP marked and TPROXYed, the rest dropped. */
+/* No selectors: all TCP redirected, UDP marked and TPROXYed, the rest dropped; per family. */
 static void test_rules_v4_all(void **state)
 {
 	(void)state;
 	struct ip_prefix routes[] = { prefix("10.102.0.0/24"), prefix("fd02::/64") };
 	struct frontend_config cfg = { .role = FRONTEND_CLIENT, .routes = routes, .route_count = 2 };
-	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 4001 }, .udp_port = 5000 };
+	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 4001 }, .udp_port = { 5000, 5001 } };
 	char *text = px_rules_text(&p, 42, AF_INET);
 
 	assert_non_null(text);
@@ -55,13 +55,32 @@ static void test_rules_v4_all(void **state)
 	assert_lacks(text, "fd02::");
 	free(text);
 
-	/* IPv6: TCP only; UDP is not carried, so the drop rule takes it too. */
+	/* IPv6 alike, with its own ports and TPROXY to ::1. */
 	text = px_rules_text(&p, 42, AF_INET6);
 	assert_non_null(text);
 	assert_has(text, "-A TUNLAB-42-PX -d fd02::/64 -p tcp -j REDIRECT --to-ports 4001\n");
+	assert_has(text, "-A TUNLAB-42-PXDROP -p tcp -j RETURN\n-A TUNLAB-42-PXDROP -p udp -j RETURN\n"
+			 "-A TUNLAB-42-PXDROP -d fd02::/64 -j DROP\n");
+	assert_has(text, "*mangle\n");
+	assert_has(text, "-A TUNLAB-42-PXMARK -d fd02::/64 -p udp -j MARK --set-xmark 0x7476/0xffffffff\n");
+	assert_has(text, "-A TUNLAB-42-PXTP -i lo -p udp -m mark --mark 0x7476 -j TPROXY --on-port 5001 "
+			 "--on-ip ::1 --tproxy-mark 0x7476/0xffffffff\n");
+	assert_has(text, "-I PREROUTING 1 -m comment --comment \"tunlab:pid=42 proxy\" -j TUNLAB-42-PXTP\n");
+	assert_lacks(text, "10.102.");
+	assert_lacks(text, "127.0.0.1");
+	free(text);
+
+	/* A family without its UDP socket: that family's UDP is dropped, the other's carried. */
+	p.udp_port[1] = 0;
+	text = px_rules_text(&p, 42, AF_INET6);
+	assert_non_null(text);
 	assert_has(text, "-A TUNLAB-42-PXDROP -p tcp -j RETURN\n-A TUNLAB-42-PXDROP -d fd02::/64 -j DROP\n");
 	assert_lacks(text, "-p udp -j RETURN");
 	assert_lacks(text, "*mangle");
+	free(text);
+	text = px_rules_text(&p, 42, AF_INET);
+	assert_non_null(text);
+	assert_has(text, "--on-port 5000 --on-ip 127.0.0.1");
 	free(text);
 }
 
@@ -81,7 +100,7 @@ static void test_rules_selectors(void **state)
 		.role = FRONTEND_CLIENT, .routes = routes, .route_count = 1,
 		.selectors = sels, .selector_count = 3,
 	};
-	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 0 }, .udp_port = 5000 };
+	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 0 }, .udp_port = { 5000, 0 } };
 	char *text = px_rules_text(&p, 7, AF_INET);
 
 	assert_non_null(text);
@@ -95,7 +114,7 @@ static void test_rules_selectors(void **state)
 	free(text);
 
 	/* Without UDP (no TPROXY socket), a UDP selector's traffic is dropped, not leaked. */
-	p.udp_port = 0;
+	p.udp_port[0] = 0;
 	text = px_rules_text(&p, 7, AF_INET);
 	assert_non_null(text);
 	assert_has(text, "-A TUNLAB-7-PXDROP -d 10.102.0.0/24 -p 17 --dport 53 -j DROP\n");
