@@ -703,9 +703,27 @@ probe_ipv6() {
 		probe_verdict no "$requests echo requests reached dst (from $src); no reply came back"
 	elif [[ $route == *" dev $TL_UL_IF "* ]] && ! ip netns exec "$NS_CLI" ip6tables-save 2>/dev/null | grep -qE -- '-j (NFQUEUE|REDIRECT|TPROXY)'; then
 		probe_verdict no "not configured: the system set up no IPv6 (cli routes $TL_DST_IN6 to the underlay in clear; srv drops it)"
+	elif probe_ipv6_tcp; then
+		probe_verdict partial "no ICMPv6 echo request reached dst, but TCP over IPv6 did, both ways ($TL_DST_IN6 port $PROBE_TCP_PORT)"
 	else
-		probe_verdict no "no ICMPv6 echo request reached dst"
+		probe_verdict no "no ICMPv6 echo request reached dst, and no TCP over IPv6 either"
 	fi
+}
+
+# A system that carries no ICMPv6 may still carry IPv6 streams (the proxy):
+# one TCP exchange cli -> [fd02::2]. Succeeds when the answer came back.
+probe_ipv6_tcp() {
+	local rx ok=1
+	probe_sock_bg "$NS_DST" rx6 tcp-listen "$TL_DST_IN6" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
+	rx=$PROBE_LAST_PID
+	probe_sock "$NS_CLI" tx6 tcp-send "$TL_DST_IN6" "$PROBE_TCP_PORT" --data "tcp6-$PROBE_SYS" \
+		--timeout "$PROBE_WAIT" >/dev/null
+	probe_wait "$PROBE_WAIT" probe_arrived "$PROBE_WORK/rx6.log" "data=tcp6-$PROBE_SYS"
+	probe_stop "$rx"
+	probe_section "sender in cli: tcp-send [$TL_DST_IN6]:$PROBE_TCP_PORT" "$PROBE_WORK/tx6.log"
+	probe_section "receiver in dst: tcp-listen [$TL_DST_IN6]:$PROBE_TCP_PORT" "$PROBE_WORK/rx6.log"
+	probe_file_has "$PROBE_WORK/rx6.log" "data=tcp6-" && probe_file_has "$PROBE_WORK/tx6.log" "reply=ok" && ok=0
+	return $ok
 }
 
 # ---- state at the exit ----------------------------------------------------------------
