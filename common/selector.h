@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "prefix.h"
 
@@ -35,5 +36,13 @@ struct selector {
 int selector_parse(const char *text, struct selector *out, char *err, size_t err_len);
 /* Back to the text form, keys in a fixed order. */
 void selector_format(const struct selector *sel, char *out, size_t out_len);
+
+/*
+ * sel as iptables(-restore) matches, each with a leading space: " -s SRC
+ * -p PROTO --sport A:B --dport A:B -m mark --mark M -m owner --uid-owner
+ * U". with_proto false leaves -p out, for a rule that names its own. NULL
+ * writes nothing.
+ */
+void selector_ipt_matches(FILE *f, const struct selector *sel, bool with_proto);
 
 #endif

@@ -72,46 +72,13 @@ static bool selector_applies(const struct selector *sel, int af, bool out_chain)
 	return !(sel->has_proto && sel->proto == IPPROTO_ICMPV6 && af != AF_INET6);
 }
 
-static void ipt_proto(FILE *f, uint8_t proto)
-{
-	/* Names, so that --dport/--sport find their match module. */
-	switch (proto) {
-	case IPPROTO_TCP: fputs(" -p tcp", f); break;
-	case IPPROTO_UDP: fputs(" -p udp", f); break;
-	case IPPROTO_ICMP: fputs(" -p icmp", f); break;
-	case IPPROTO_ICMPV6: fputs(" -p ipv6-icmp", f); break;
-	default: fprintf(f, " -p %u", proto); break;
-	}
-}
-
-static void port_range(FILE *f, const char *opt, const struct port_range *r, char sep)
+/* nft's port range, lo-hi; iptables' is common/selector's. */
+static void nft_ports(FILE *f, const char *opt, const struct port_range *r)
 {
 	if (r->lo == r->hi)
 		fprintf(f, " %s %u", opt, r->lo);
 	else
-		fprintf(f, " %s %u%c%u", opt, r->lo, sep, r->hi);
-}
-
-static void ipt_matches(FILE *f, const struct selector *sel)
-{
-	char text[PREFIX_STR_MAX];
-
-	if (!sel)
-		return;
-	if (sel->has_src) {
-		prefix_format(&sel->src, text, sizeof(text));
-		fprintf(f, " -s %s", text);
-	}
-	if (sel->has_proto)
-		ipt_proto(f, sel->proto);
-	if (sel->has_sport)
-		port_range(f, "--sport", &sel->sport, ':');
-	if (sel->has_dport)
-		port_range(f, "--dport", &sel->dport, ':');
-	if (sel->has_mark)
-		fprintf(f, " -m mark --mark 0x%x", sel->mark);
-	if (sel->has_uid)
-		fprintf(f, " -m owner --uid-owner %u", sel->uid);
+		fprintf(f, " %s %u-%u", opt, r->lo, r->hi);
 }
 
 static void nft_matches(FILE *f, const struct selector *sel, int af)
@@ -127,9 +94,9 @@ static void nft_matches(FILE *f, const struct selector *sel, int af)
 	if (sel->has_proto)
 		fprintf(f, " meta l4proto %u", sel->proto);
 	if (sel->has_sport)
-		port_range(f, "th sport", &sel->sport, '-');
+		nft_ports(f, "th sport", &sel->sport);
 	if (sel->has_dport)
-		port_range(f, "th dport", &sel->dport, '-');
+		nft_ports(f, "th dport", &sel->dport);
 	if (sel->has_mark)
 		fprintf(f, " meta mark 0x%x", sel->mark);
 	if (sel->has_uid)
@@ -195,7 +162,7 @@ static void ipt_rule(FILE *f, const struct rule_ctx *c, const char *dst,
 		     const struct selector *sel)
 {
 	fprintf(f, "-A %s -d %s", c->chain, dst);
-	ipt_matches(f, sel);
+	selector_ipt_matches(f, sel, true);
 	ipt_target(f, c);
 }
 

@@ -51,37 +51,6 @@ static const int fam_af[2] = { AF_INET, AF_INET6 };
 static const char *const save_tool[2] = { "iptables-save", "ip6tables-save" };
 static const char *const ipt_tool[2] = { "iptables", "ip6tables" };
 
-/* ---- selectors as iptables matches (as nfqueue's rules write them) ---- */
-
-static void port_range(FILE *f, const char *opt, const struct port_range *r)
-{
-	if (r->lo == r->hi)
-		fprintf(f, " %s %u", opt, r->lo);
-	else
-		fprintf(f, " %s %u:%u", opt, r->lo, r->hi);
-}
-
-/* The matches of sel besides its protocol, which the caller writes. */
-static void sel_matches(FILE *f, const struct selector *sel)
-{
-	char text[PREFIX_STR_MAX];
-
-	if (!sel)
-		return;
-	if (sel->has_src) {
-		prefix_format(&sel->src, text, sizeof(text));
-		fprintf(f, " -s %s", text);
-	}
-	if (sel->has_sport)
-		port_range(f, "--sport", &sel->sport);
-	if (sel->has_dport)
-		port_range(f, "--dport", &sel->dport);
-	if (sel->has_mark)
-		fprintf(f, " -m mark --mark 0x%x", sel->mark);
-	if (sel->has_uid)
-		fprintf(f, " -m owner --uid-owner %u", sel->uid);
-}
-
 static bool sel_family_ok(const struct selector *sel, int af)
 {
 	return !sel || !sel->has_src || sel->src.addr.family == af;
@@ -137,7 +106,7 @@ static void redirect_rule(FILE *f, const char *chain, const char *dst, const str
 	int fam = strchr(dst, ':') ? 1 : 0;
 
 	fprintf(f, "-A %s -d %s -p tcp", chain, dst);
-	sel_matches(f, sel);
+	selector_ipt_matches(f, sel, false);
 	fprintf(f, " -j REDIRECT --to-ports %u\n", p->tcp_port[fam]);
 }
 
@@ -145,7 +114,7 @@ static void syn_rule(FILE *f, const char *chain, const char *dst, const struct s
 		     const struct px_rules_params *p)
 {
 	fprintf(f, "-A %s -d %s -p tcp --syn", chain, dst);
-	sel_matches(f, sel);
+	selector_ipt_matches(f, sel, false);
 	/*
 	 * Bypass: if we die, SYNs go on to the orphaned REDIRECT and are
 	 * refused at once, rather than waiting in a queue nobody reads.
@@ -158,7 +127,7 @@ static void mark_rule(FILE *f, const char *chain, const char *dst, const struct 
 {
 	(void)p;
 	fprintf(f, "-A %s -d %s -p udp", chain, dst);
-	sel_matches(f, sel);
+	selector_ipt_matches(f, sel, false);
 	fprintf(f, " -j MARK --set-xmark 0x%x/0xffffffff\n", PX_MARK);
 }
 
@@ -169,7 +138,7 @@ static void drop_rule(FILE *f, const char *chain, const char *dst, const struct 
 	fprintf(f, "-A %s -d %s", chain, dst);
 	if (sel && sel->has_proto)
 		fprintf(f, " -p %u", sel->proto);
-	sel_matches(f, sel);
+	selector_ipt_matches(f, sel, false);
 	fputs(" -j DROP\n", f);
 }
 
