@@ -190,3 +190,61 @@ tl_wait_stat_ge() {
 	tl_wait_until "$timeout" tl_json_test "$file" ".$key >= $min" ||
 		tl_fail "expected $key >= $min in $file within ${timeout}s, last value: $(tl_json_get "$file" "$key" 2>&1)"
 }
+
+# ---- fail-closed after kill -9 (the packet frontends that leave rules behind) ----
+
+# start_capture NAME FILTER: tcpdump on srv's underlay end, bounded by time
+# and count, PID in TL_LAST_CAPTURE; returns once it listens.
+start_capture() {
+	local log=$TL_TMP/$1.log
+	tl_bg "$NS_SRV" "$log" timeout 6 tcpdump -n -l -i "$TL_UL_IF" -c 5 "$2" >/dev/null
+	TL_LAST_CAPTURE=$TL_LAST_PID
+	tl_wait_until 5 grep -q 'listening on' "$log" || tl_fail "expected tcpdump to start in srv"
+}
+
+# packets_seen NAME: the packet lines tcpdump printed.
+packets_seen() {
+	grep -E '^[0-9]{2}:[0-9]{2}:' "$TL_TMP/$1.log" || true
+}
+
+# ICMP, UDP and a TCP connect from cli to dst; all are expected to fail.
+send_probes() {
+	n_cli ping -n -q -c 3 -i 0.2 -W 1 "$TL_DST_IN4" >/dev/null 2>&1 || true
+	echo probe | n_cli timeout 3 socat -u - "UDP4-SENDTO:$TL_DST_IN4:5002" 2>/dev/null || true
+	n_cli timeout 3 socat -u /dev/null "TCP4:$TL_DST_IN4:5003,connect-timeout=1" 2>/dev/null || true
+}
+
+# assert_fail_closed_after_kill MIN_REMOVED WHAT: with a client running,
+# kill -9 it; nothing to dst may leave in clear while its objects stay;
+# tunlab cleanup removes at least MIN_REMOVED (WHAT says which) and leaves
+# nothing; then, as the control, the same probes do leave in clear, so the
+# first capture would have seen a leak.
+assert_fail_closed_after_kill() {
+	local min=$1 what=$2
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true
+	TL_CLI_PID=""
+	run tl_leftovers "$NS_CLI"
+	tl_expect_contains "the dead client's rules, still in place" "$output" "iptables: "
+
+	start_capture leak "host $TL_DST_IN4"
+	send_probes
+	tl_wait_exit "$TL_LAST_CAPTURE" 10 || true
+	[[ -z $(packets_seen leak) ]] ||
+		tl_fail "expected nothing to dst on the underlay while the dead client's objects stay, saw: $(packets_seen leak)"
+
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	[[ $output =~ removed\ ([0-9]+)\ leftover ]] || tl_fail "expected a removal count, got: $output"
+	tl_expect_ge "objects removed ($what)" "${BASH_REMATCH[1]}" "$min"
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+	run n_cli ip -o addr show dev lo
+	[[ $output != *"$TL_TUN_CLI4"* ]] || tl_fail "expected the inner address gone from lo: $output"
+
+	start_capture control "host $TL_DST_IN4"
+	send_probes
+	tl_wait_exit "$TL_LAST_CAPTURE" 10 || true
+	[[ -n $(packets_seen control) ]] ||
+		tl_fail "expected the control capture to see the probes in clear once the objects are gone"
+}
