@@ -16,8 +16,10 @@
  *
  * Receive: SSL_read fills rx; whole frames are parsed in place and their
  * packets delivered in batches that point into rx (no copy); a trailing
- * partial frame moves to the front. Reads stop after a budget so other
- * fds get a turn; OpenSSL may then hold bytes the socket no longer
+ * partial frame moves to the front. A stream session's frames are handed
+ * over record by record instead, so that credits go back without waiting
+ * for the whole budget (session_read_step). Reads stop after a budget so
+ * other fds get a turn; OpenSSL may then hold bytes the socket no longer
  * signals, so the resume timer picks them up.
  *
  * Timers: before ESTABLISHED the timer is the handshake deadline; then it
@@ -650,33 +652,49 @@ static void session_on_frame(struct session *s, const struct frame *f)
 	}
 }
 
-static void session_parse(struct session *s)
+/*
+ * Delivers the whole frames of rx from *off on and moves *off past them;
+ * a trailing partial frame stays where it is until session_rx_consume().
+ */
+static void session_parse_from(struct session *s, size_t *off)
 {
 	struct frame f;
-	size_t off = 0;
 	int n;
 
 	while (session_open(s)) {
-		n = frame_parse(s->rx + off, s->rx_len - off, &f);
+		n = frame_parse(s->rx + *off, s->rx_len - *off, &f);
 		if (n == 0)
 			break;
 		if (n < 0) {
-			uint8_t type = s->rx[off];
-			uint32_t len = (uint32_t)s->rx[off + 1] << 16 | s->rx[off + 2] << 8 | s->rx[off + 3];
+			uint8_t type = s->rx[*off];
+			uint32_t len = (uint32_t)s->rx[*off + 1] << 16 | s->rx[*off + 2] << 8 | s->rx[*off + 3];
 
 			session_deliver(s);
 			session_end(s, s->state == SESSION_ESTABLISHED ? SESSION_END_ERROR : SESSION_END_HANDSHAKE,
 				    true, "malformed frame (type %u, length %u)", type, len);
 			return;
 		}
-		off += (size_t)n;
+		*off += (size_t)n;
 		session_on_frame(s, &f);
 	}
 	session_deliver(s);
-	if (!session_open(s))
+}
+
+/* Drops the off bytes already parsed: the partial frame after them moves to the front. */
+static void session_rx_consume(struct session *s, size_t off)
+{
+	if (!session_open(s) || !off)
 		return;
 	memmove(s->rx, s->rx + off, s->rx_len - off);
 	s->rx_len -= off;
+}
+
+static void session_parse(struct session *s)
+{
+	size_t off = 0;
+
+	session_parse_from(s, &off);
+	session_rx_consume(s, off);
 }
 
 static void session_read_failed(struct session *s, ssize_t n)
@@ -693,9 +711,31 @@ static void session_read_failed(struct session *s, ssize_t n)
 			    tls_conn_error(s->tls));
 }
 
+/*
+ * After each read. A stream session hands every record's frames to the
+ * frontend as it arrives and lets what the frontend answered (credits)
+ * leave at once: parsed once per read budget, a whole stream window would
+ * wait in rx while the peer waits for the credit that reopens it, and
+ * both ends run in lock step. In place, so no copies; rx is compacted
+ * only when it runs short of room.
+ */
+static void session_read_step(struct session *s, size_t *parsed)
+{
+	if (s->streams) {
+		session_parse_from(s, parsed);
+		if (session_tx_pending(s))
+			session_flush(s);
+	}
+	if (TUNNEL_RX_BUF_BYTES - s->rx_len < SESSION_RX_PARSE_ROOM) {
+		session_parse_from(s, parsed);
+		session_rx_consume(s, *parsed);
+		*parsed = 0;
+	}
+}
+
 static void session_read(struct session *s)
 {
-	size_t budget = SESSION_RX_BUDGET;
+	size_t budget = SESSION_RX_BUDGET, parsed = 0;
 	ssize_t n;
 
 	while (session_open(s)) {
@@ -710,16 +750,17 @@ static void session_read(struct session *s)
 			break;
 		}
 		if (n <= 0) {
+			session_rx_consume(s, parsed);
 			session_read_failed(s, n);
 			return;
 		}
 		s->rx_len += (size_t)n;
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 		s->last_rx_ms = session_now(s);
-		if (TUNNEL_RX_BUF_BYTES - s->rx_len < SESSION_RX_PARSE_ROOM)
-			session_parse(s);
+		session_read_step(s, &parsed);
 	}
-	session_parse(s);
+	session_parse_from(s, &parsed);
+	session_rx_consume(s, parsed);
 	/* What the stream frontend answered (credits, data) leaves with this wakeup. */
 	if (s->streams && session_tx_pending(s))
 		session_flush(s);

@@ -692,9 +692,11 @@ static void test_stream_malformed(void **state)
 	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 6 }, 5), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 1, 0 }, 6), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 0, 0, 0 }, 8), -EPROTO);
-	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 4, 0, 1 }, 8), -EPROTO);
-	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 4, 0, 0 }, 8), 12);
-	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 4, 0 }, 7), -EPROTO);
+	/* A credit above the window (1 MiB = 0x100000) is a protocol error. */
+	_Static_assert(STREAM_WINDOW == 0x100000, "the credit bytes below spell the window");
+	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 0x10, 0, 1 }, 8), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 0x10, 0, 0 }, 8), 12);
+	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 0x10, 0 }, 7), -EPROTO);
 
 	/* DGRAM: reserved byte, v6 family with a v4-sized header, payload above the maximum. */
 	uint8_t dgram[] = { 0, 0, 0, 2, 0, 4, 0, 53, 10, 0, 0, 1, 'q' };
