@@ -38,14 +38,6 @@
 /* A filter nothing passes: len <= 0. */
 #define CAP_FILTER_NOTHING "less 0"
 
-static bool has_family(const struct frontend_config *cfg, int af)
-{
-	for (size_t i = 0; i < cfg->route_count; i++)
-		if (cfg->routes[i].addr.family == af)
-			return true;
-	return false;
-}
-
 unsigned cap_plan_for(const struct frontend_config *cfg, struct cap_plan plan[CAP_HANDLES_MAX])
 {
 	if (cfg->role == FRONTEND_CLIENT) {
@@ -54,7 +46,7 @@ unsigned cap_plan_for(const struct frontend_config *cfg, struct cap_plan plan[CA
 	}
 	/* The lo handle also sends what --inject pcap injects, prefixes or not. */
 	plan[0] = (struct cap_plan){ .device = "lo", .af = AF_INET, .drop_on_lo = true };
-	if (!has_family(cfg, AF_INET6))
+	if (!frontend_routes_family(cfg, AF_INET6))
 		return 1;
 	plan[1] = (struct cap_plan){ .device = "any", .af = AF_INET6, .drop_on_lo = false };
 	return 2;
@@ -63,17 +55,6 @@ unsigned cap_plan_for(const struct frontend_config *cfg, struct cap_plan plan[CA
 static bool takes(const struct cap_plan *plan, int af)
 {
 	return plan->af == 0 || plan->af == af;
-}
-
-/* The inner address of family af, when one of the prefixes covers it. */
-static const struct ip_addr *covered_inner(const struct frontend_config *cfg, int af)
-{
-	const struct ip_prefix *inner = frontend_address(cfg, af);
-
-	for (size_t i = 0; inner && i < cfg->route_count; i++)
-		if (prefix_contains(&cfg->routes[i], &inner->addr))
-			return &inner->addr;
-	return NULL;
 }
 
 /* Closes an open_memstream, which is when *text becomes the whole text. */
@@ -107,7 +88,7 @@ char *cap_filter_text(const struct frontend_config *cfg, const struct cap_plan *
 	}
 	fputs(n ? ")" : CAP_FILTER_NOTHING ")", f);
 	for (size_t i = 0; n && i < sizeof(families) / sizeof(families[0]); i++) {
-		const struct ip_addr *inner = covered_inner(cfg, families[i]);
+		const struct ip_addr *inner = frontend_covered_address(cfg, families[i]);
 
 		if (!inner || !takes(plan, families[i]))
 			continue;
@@ -129,14 +110,14 @@ static bool drop_on_lo(const struct cap_plan *plans, unsigned count, int af)
 char *cap_rules_text(const struct frontend_config *cfg, const struct cap_plan *plans,
 		     unsigned plan_count, long pid, int af, bool *enomem)
 {
-	const struct ip_addr *inner = covered_inner(cfg, af);
+	const struct ip_addr *inner = frontend_covered_address(cfg, af);
 	const char *in_lo = drop_on_lo(plans, plan_count, af) ? " -i lo" : "";
 	char chain[48], comment[TAGRULES_COMMENT_MAX], text[PREFIX_STR_MAX], *out = NULL;
 	size_t len;
 	FILE *f;
 
 	*enomem = false;
-	if (!has_family(cfg, af))
+	if (!frontend_routes_family(cfg, af))
 		return NULL;
 	f = open_memstream(&out, &len);
 	*enomem = !f;

@@ -50,14 +50,6 @@ static void owner_comment(const struct frontend_config *cfg, long pid, char *out
 
 /* ---- matches ---- */
 
-static bool has_family(const struct frontend_config *cfg, int af)
-{
-	for (size_t i = 0; i < cfg->route_count; i++)
-		if (cfg->routes[i].addr.family == af)
-			return true;
-	return false;
-}
-
 /* Whether sel can match packets of family af in this chain at all. */
 static bool selector_applies(const struct selector *sel, int af, bool out_chain)
 {
@@ -126,17 +118,6 @@ static void nft_target(FILE *f, const struct rule_ctx *c)
 	fputs(c->cfg->fail_open ? " bypass\n" : "\n", f);
 }
 
-/* The inner address of family af if a remote prefix covers it: it stays local, never stolen. */
-static const struct ip_addr *covered_inner(const struct frontend_config *cfg, int af)
-{
-	const struct ip_prefix *inner = frontend_address(cfg, af);
-
-	for (size_t i = 0; inner && i < cfg->route_count; i++)
-		if (prefix_contains(&cfg->routes[i], &inner->addr))
-			return &inner->addr;
-	return NULL;
-}
-
 /* ---- iptables ---- */
 
 /* One rule per remote prefix of c->af and per selector that can match there. */
@@ -170,7 +151,7 @@ static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *ch
 			    bool out_chain)
 {
 	struct rule_ctx c = *base;
-	const struct ip_addr *inner = covered_inner(base->cfg, base->af);
+	const struct ip_addr *inner = frontend_covered_address(base->cfg, base->af);
 	char text[PREFIX_STR_MAX];
 
 	c.chain = chain;
@@ -243,7 +224,7 @@ static int ipt_install(struct nfq_rules *r, const struct nfq_rules_params *p, ch
 		char *text;
 		int ret;
 
-		if (!has_family(p->cfg, fam_af[fam]))
+		if (!frontend_routes_family(p->cfg, fam_af[fam]))
 			continue;
 		text = ipt_install_text(&c);
 		ret = tagrules_restore(fam, text, p->cfg->verbose, err, err_len);
@@ -299,7 +280,7 @@ static void nft_chain(FILE *f, const struct rule_ctx *base, const char *name, co
 	if (c.cfg->role == FRONTEND_CLIENT)
 		fprintf(f, "\t\tmeta mark 0x%x return\n", NFQ_MARK);
 	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
-		const struct ip_addr *inner = covered_inner(c.cfg, fam_af[fam]);
+		const struct ip_addr *inner = frontend_covered_address(c.cfg, fam_af[fam]);
 
 		c.af = fam_af[fam];
 		if (inner) {
@@ -371,11 +352,11 @@ int nfq_rules_install(struct nfq_rules *r, const struct nfq_rules_params *p, cha
 		      size_t err_len)
 {
 	char ipt_err[512], nft_err[512];
-	int probe_fam = has_family(p->cfg, AF_INET) ? TAGRULES_FAM_V4 : TAGRULES_FAM_V6;
+	int probe_fam = frontend_routes_family(p->cfg, AF_INET) ? TAGRULES_FAM_V4 : TAGRULES_FAM_V6;
 
 	*r = (struct nfq_rules){ .pid = (long)getpid() };
 	owner_comment(p->cfg, r->pid, r->comment, sizeof(r->comment));
-	if (!has_family(p->cfg, AF_INET) && !has_family(p->cfg, AF_INET6))
+	if (!frontend_routes_family(p->cfg, AF_INET) && !frontend_routes_family(p->cfg, AF_INET6))
 		return 0; /* nothing to capture */
 	if (ipt_install(r, p, ipt_err, sizeof(ipt_err)) == 0) {
 		r->backend = NFQ_BACKEND_IPTABLES;

@@ -37,14 +37,6 @@ enum {
 	PX_ACCEPTS_PER_EVENT = 64,
 };
 
-static bool has_family(const struct frontend_config *cfg, int af)
-{
-	for (size_t i = 0; i < cfg->route_count; i++)
-		if (cfg->routes[i].addr.family == af)
-			return true;
-	return false;
-}
-
 static int listen_on(struct proxy *px, struct px_listener *ln, int af)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -80,7 +72,7 @@ int px_client_listen(struct proxy *px, const struct frontend_config *cfg, char *
 	for (int fam = 0; fam < 2; fam++) {
 		int ret;
 
-		if (!has_family(cfg, afs[fam]))
+		if (!frontend_routes_family(cfg, afs[fam]))
 			continue;
 		ret = listen_on(px, &px->tcp[fam], afs[fam]);
 		if (ret < 0) {

@@ -268,14 +268,6 @@ static int udp_routes(int fam, bool add, bool verbose, char *err, size_t err_len
 			    err_len);
 }
 
-static bool has_family(const struct frontend_config *cfg, int af)
-{
-	for (size_t i = 0; i < cfg->route_count; i++)
-		if (cfg->routes[i].addr.family == af)
-			return true;
-	return false;
-}
-
 /* Family fam's fwmark rule and table (with UDP), then its chains, in one restore. */
 static int install_family(struct px_rules *r, const struct px_rules_params *p, int fam, char *err,
 			  size_t err_len)
@@ -305,7 +297,7 @@ int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *
 	*r = (struct px_rules){ .pid = (long)getpid(), .verbose = p->cfg->verbose,
 				.syn = p->syn_hold };
 	for (int fam = 0; fam < 2 && ret == 0; fam++)
-		if (has_family(p->cfg, fam_af[fam]))
+		if (frontend_routes_family(p->cfg, fam_af[fam]))
 			ret = install_family(r, p, fam, err, err_len);
 	if (ret < 0)
 		px_rules_remove(r);

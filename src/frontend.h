@@ -56,6 +56,30 @@ static inline const struct ip_prefix *frontend_address(const struct frontend_con
 	return NULL;
 }
 
+/* Whether cfg routes any prefix of family af. */
+static inline bool frontend_routes_family(const struct frontend_config *cfg, int af)
+{
+	for (size_t i = 0; i < cfg->route_count; i++)
+		if (cfg->routes[i].addr.family == af)
+			return true;
+	return false;
+}
+
+/*
+ * cfg's inner address of family af when one of the routes covers it, or
+ * NULL: traffic to it is local and must never be taken for the tunnel.
+ */
+static inline const struct ip_addr *frontend_covered_address(const struct frontend_config *cfg,
+							     int af)
+{
+	const struct ip_prefix *inner = frontend_address(cfg, af);
+
+	for (size_t i = 0; inner && i < cfg->route_count; i++)
+		if (prefix_contains(&cfg->routes[i], &inner->addr))
+			return &inner->addr;
+	return NULL;
+}
+
 struct frontend_stats {
 	uint64_t captured_packets, captured_bytes;
 	uint64_t injected_packets, injected_bytes;
