@@ -237,25 +237,25 @@ static int restore(int fam, const char *text, bool verbose, char *err, size_t er
 	return tagrules_restore(fam, text, verbose, err, err_len);
 }
 
-/* Per family ("ip -4|-6 -batch" gives the rule its family): delete [0], add [1]. */
-static const char *udp_route_lines(int fam, bool add)
+/*
+ * Family fam's fwmark rule and local route, for "ip -4|-6 -batch" (which
+ * gives the rule its family): added with proto 77, or deleted.
+ */
+static void udp_route_lines(int fam, bool add, char *out, size_t out_len)
 {
-	static const char *const lines[2][2] = {
-		{ "rule del fwmark 0x7476/0xffffffff lookup 29814 pref 7476\n"
-		  "route del local 0.0.0.0/0 dev lo table 29814\n",
-		  "rule add fwmark 0x7476/0xffffffff lookup 29814 pref 7476 proto 77\n"
-		  "route add local 0.0.0.0/0 dev lo table 29814 proto 77\n" },
-		{ "rule del fwmark 0x7476/0xffffffff lookup 29814 pref 7476\n"
-		  "route del local ::/0 dev lo table 29814\n",
-		  "rule add fwmark 0x7476/0xffffffff lookup 29814 pref 7476 proto 77\n"
-		  "route add local ::/0 dev lo table 29814 proto 77\n" },
-	};
+	const char *any = fam ? "::/0" : "0.0.0.0/0";
 
-	return lines[fam][add];
+	if (add)
+		snprintf(out, out_len,
+			 "rule add fwmark 0x%x/0xffffffff lookup %d pref %d proto %d\n"
+			 "route add local %s dev lo table %d proto %d\n",
+			 PX_MARK, PX_TABLE, PX_RULE_PREF, PX_RT_PROTO, any, PX_TABLE, PX_RT_PROTO);
+	else
+		snprintf(out, out_len,
+			 "rule del fwmark 0x%x/0xffffffff lookup %d pref %d\n"
+			 "route del local %s dev lo table %d\n",
+			 PX_MARK, PX_TABLE, PX_RULE_PREF, any, PX_TABLE);
 }
-
-_Static_assert(PX_MARK == 0x7476 && PX_TABLE == 29814 && PX_RULE_PREF == 7476 &&
-	       PX_RT_PROTO == 77, "udp_route_lines spells these numbers out");
 
 /* Adds (or, forcing past what is already gone, removes) family fam's fwmark rule and table. */
 static int udp_routes(int fam, bool add, bool verbose, char *err, size_t err_len)
@@ -263,9 +263,10 @@ static int udp_routes(int fam, bool add, bool verbose, char *err, size_t err_len
 	const char *family = fam ? "-6" : "-4";
 	const char *force[] = { "ip", family, "-force", "-batch", "-", NULL };
 	const char *plain[] = { "ip", family, "-batch", "-", NULL };
+	char lines[256];
 
-	return sysexec_pipe(add ? plain : force, udp_route_lines(fam, add), NULL, 0, verbose, err,
-			    err_len);
+	udp_route_lines(fam, add, lines, sizeof(lines));
+	return sysexec_pipe(add ? plain : force, lines, NULL, 0, verbose, err, err_len);
 }
 
 /* Family fam's fwmark rule and table (with UDP), then its chains, in one restore. */
@@ -322,9 +323,8 @@ static char *removal_text(long pid, bool udp, bool syn)
 {
 	static const char *const nat[] = { "OUTPUT", "PX", NULL };
 	static const char *const filter[] = { "OUTPUT", "PXDROP", NULL };
-	static const char *const mangle_all[] = { "OUTPUT", "PXSYN", "OUTPUT", "PXMARK",
-						  "PREROUTING", "PXTP", NULL };
-	const char *const *mangle = syn ? mangle_all : mangle_all + 2;
+	const char *mangle[7];
+	size_t n = 0;
 	char *text = NULL;
 	size_t len;
 	FILE *f = open_memstream(&text, &len);
@@ -333,10 +333,19 @@ static char *removal_text(long pid, bool udp, bool syn)
 		return NULL;
 	chain_removal(f, pid, "nat", nat);
 	chain_removal(f, pid, "filter", filter);
-	if (udp)
+	if (syn) {
+		mangle[n++] = "OUTPUT";
+		mangle[n++] = "PXSYN";
+	}
+	if (udp) {
+		mangle[n++] = "OUTPUT";
+		mangle[n++] = "PXMARK";
+		mangle[n++] = "PREROUTING";
+		mangle[n++] = "PXTP";
+	}
+	mangle[n] = NULL;
+	if (n)
 		chain_removal(f, pid, "mangle", mangle);
-	else if (syn)
-		chain_removal(f, pid, "mangle", (const char *const[]){ "OUTPUT", "PXSYN", NULL });
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;
