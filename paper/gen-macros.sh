@@ -662,6 +662,7 @@ gen_datasets() {
 			if ($2 == "experiment") what[$1] = $3
 			if ($2 == "parameters") params[$1] = $3
 			if ($2 == "repetitions") reps[$1] = $3
+			if ($2 == "repetitions per system start") per_start[$1] = $3
 			if ($2 == "date") date[$1] = $3
 			next
 		}
@@ -677,7 +678,8 @@ gen_datasets() {
 				e = exps[i]
 				printf "\\subsection*{\\texttt{results/%s.csv}}\n", tex(e)
 				if (e in what) printf "%s. ", tex(what[e])
-				if (e in reps) printf "Repetitions: %s. ", tex(reps[e])
+				if (e in reps) printf "Repetitions: %s%s. ", tex(reps[e]),
+					(e in per_start) && per_start[e] > 1 ? " (" tex(per_start[e]) " per system start)" : ""
 				if (e in date) printf "Run: %s. ", tex(date[e])
 				if (e in params) printf "Parameters: %s.", tex(params[e])
 				print "\n\\begin{scriptsize}"

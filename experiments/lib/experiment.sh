@@ -7,8 +7,16 @@
 #   EXP_TITLE       the metadata's "experiment:" line
 #   EXP_REPS EXP_SECONDS              defaults
 #   EXP_QUICK_REPS EXP_QUICK_SECONDS  --quick (CI)
-#   EXP_TEST_BUDGET seconds one (system, repetition) test is expected to
+#   EXP_TEST_BUDGET seconds one test (one system start) is expected to
 #                   take at the defaults: the estimate before any has run
+# and may set
+#   EXP_REPS_PER_START  repetitions measured one after the other on one
+#                   system start (default 1: a fresh topology and system
+#                   for every repetition). Starting a system costs ~2.5 s,
+#                   longer than one RTT or packet-rate measurement, so
+#                   those take several repetitions per start to afford
+#                   five within the run's budget; what a start itself
+#                   costs is the setup experiment's subject.
 # and defines
 #   exp_measure ID FN REP WORK   measures the running system ID: rows via
 #                   exp_row, raw files under $EXP_RAW. When this system
@@ -20,7 +28,7 @@
 #                   row (e.g. no tunnel to set up); nothing when it does
 #   exp_one ID FN REP WORK replaces the default test (system up,
 #                   exp_measure, system down): for experiments that time
-#                   the start itself
+#                   the start itself (one repetition per start)
 #   exp_flag FLAG VALUE    takes an experiment's own two-word flag (return
 #                   0) or not (return 1); EXP_USAGE_EXTRA documents them
 # and ends with `exp_main "$@"`.
@@ -37,6 +45,7 @@ EXP_SECONDS=${EXP_SECONDS:-5}
 EXP_QUICK_REPS=${EXP_QUICK_REPS:-1}
 EXP_QUICK_SECONDS=${EXP_QUICK_SECONDS:-1}
 EXP_TEST_BUDGET=${EXP_TEST_BUDGET:-10}
+EXP_REPS_PER_START=${EXP_REPS_PER_START:-1}
 EXP_USAGE_EXTRA=${EXP_USAGE_EXTRA:-}
 EXP_QUICK=0
 declare -A EXP_SKIP=()          # id -> why later repetitions skip it
@@ -68,11 +77,22 @@ exp_cannot() {
 	exit 3
 }
 
-# The default test: fresh topology and system, the measurement, teardown.
+# The last repetition a test starting at REP measures.
+exp_last_rep() {
+	local rep=$1 last=$(($1 + EXP_REPS_PER_START - 1))
+	((last <= EXP_REPS)) || last=$EXP_REPS
+	echo "$last"
+}
+
+# The default test: fresh topology and system, the measurement of
+# repetitions REP ... (EXP_REPS_PER_START of them), teardown.
 exp_default_one() {
-	local id=$1 fn=$2 rep=$3 work=$4
+	local id=$1 fn=$2 rep=$3 work=$4 r last
+	last=$(exp_last_rep "$rep")
 	meas_system_up "$id" "$fn" "$work"
-	exp_measure "$id" "$fn" "$rep" "$work"
+	for ((r = rep; r <= last; r++)); do
+		exp_measure "$id" "$fn" "$r" "$work"
+	done
 	meas_system_down "$fn"
 }
 
@@ -119,7 +139,7 @@ exp_test() {
 		esac
 		meas_progress "warning: $id rep $rep failed (exit $rc), try $try of 2"
 		# The rows a failed try wrote are not data.
-		exp_drop_rows "$id" "$rep"
+		exp_drop_rows "$id" "$rep" "$(exp_last_rep "$rep")"
 	done
 	EXP_FAILED=$((EXP_FAILED + 1))
 	echo "failed.$id.rep$rep: exit $rc twice (see the run's output)" >>"$EXP_STAGE/$EXP_NAME.meta"
@@ -143,31 +163,41 @@ exp_traps() {
 	trap 'exp_stop_child; tl_cleanup; trap - TERM; kill -TERM $$' TERM
 }
 
+# exp_drop_rows ID FIRST LAST: repetitions FIRST ... LAST of system ID.
 exp_drop_rows() {
-	local id=$1 rep=$2
-	awk -F, -v s="$id" -v r="$rep" 'NR == 1 || !($1 == s && $6 == r)' "$EXP_CSV" >"$EXP_CSV.tmp"
+	local id=$1 first=$2 last=$3
+	awk -F, -v s="$id" -v a="$first" -v b="$last" 'NR == 1 || !($1 == s && $6 >= a && $6 <= b)' \
+		"$EXP_CSV" >"$EXP_CSV.tmp"
 	mv -- "$EXP_CSV.tmp" "$EXP_CSV"
 }
 
-# Interleaved: repetition 1 of every system, then 2, ..., so slow drift of
-# the machine hits every system alike.
+# Interleaved: the first start of every system, then the second, ..., so
+# slow drift of the machine hits every system alike.
 exp_matrix() {
 	local selected=$1 reps=$2 t0=$SECONDS rep k=0 n row id fn
 	local -a rows
 	mapfile -t rows <<<"$selected"
-	n=$((reps * ${#rows[@]}))
-	for ((rep = 1; rep <= reps; rep++)); do
+	n=$(((reps + EXP_REPS_PER_START - 1) / EXP_REPS_PER_START * ${#rows[@]}))
+	for ((rep = 1; rep <= reps; rep += EXP_REPS_PER_START)); do
 		for row in "${rows[@]}"; do
 			read -r id fn _ <<<"$row"
 			k=$((k + 1))
 			[[ -z ${EXP_SKIP[$id]:-} ]] || continue
 			# "[pktrate] tun rep 2/5, test 7/35 (elapsed 34 s, about 3 min left)"
-			printf '[%s] %s rep %d/%d, test %d/%d (elapsed %d s, %s)%s\n' "$MEAS_TAG" "$id" "$rep" \
-				"$reps" "$k" "$n" "$(meas_elapsed)" "$(meas_eta_text $((k - 1)) "$n" \
-				$((SECONDS - t0)) "$EXP_TEST_BUDGET")" "$(exp_competitors_note)"
+			printf '[%s] %s rep %s/%d, test %d/%d (elapsed %d s, %s)%s\n' "$MEAS_TAG" "$id" \
+				"$(exp_rep_span "$rep")" "$reps" "$k" "$n" "$(meas_elapsed)" \
+				"$(meas_eta_text $((k - 1)) "$n" $((SECONDS - t0)) "$EXP_TEST_BUDGET")" \
+				"$(exp_competitors_note)"
 			exp_test "$id" "$fn" "$rep"
 		done
 	done
+}
+
+# "2" or "1-5": the repetitions a test starting at REP measures.
+exp_rep_span() {
+	local last
+	last=$(exp_last_rep "$1")
+	if ((last == $1)); then echo "$1"; else echo "$1-$last"; fi
 }
 
 exp_competitors_note() {
@@ -232,6 +262,7 @@ exp_main() {
 	export TUNLAB
 	meas_check_int --reps "$EXP_REPS" 1 100
 	meas_check_int --seconds "$EXP_SECONDS" 1 600
+	declare -F exp_one >/dev/null && EXP_REPS_PER_START=1
 	((EUID == 0)) || meas_die "needs root (network namespaces)"
 	meas_need_tools ip iperf3 jq iptables ping
 	selected=$(sys_select "$EXP_SYSTEMS") || exit 2
@@ -251,12 +282,13 @@ exp_main() {
 	meas_write_meta "$EXP_STAGE/$EXP_NAME.meta" \
 		"experiment: $EXP_NAME ($EXP_TITLE)" \
 		"$(exp_parameters)" \
-		"repetitions: $EXP_REPS" "seconds: $EXP_SECONDS" "quick: $EXP_QUICK" \
+		"repetitions: $EXP_REPS" "repetitions per system start: $EXP_REPS_PER_START" \
+		"seconds: $EXP_SECONDS" "quick: $EXP_QUICK" \
 		"systems: $(awk '{ printf "%s ", $1 }' <<<"$selected")" \
 		"$(meas_meta_systems "$selected")" ${skipped:+"$skipped"} \
 		${not_applicable:+"$not_applicable"}
 	meas_warn_competitors
-	meas_progress "$(wc -l <<<"$selected") systems x $EXP_REPS reps, about $(((EXP_TEST_BUDGET * EXP_REPS * $(wc -l <<<"$selected") + 30) / 60)) min"
+	meas_progress "$(wc -l <<<"$selected") systems x $EXP_REPS reps ($EXP_REPS_PER_START per start), about $(((EXP_TEST_BUDGET * (EXP_REPS + EXP_REPS_PER_START - 1) / EXP_REPS_PER_START * $(wc -l <<<"$selected") + 30) / 60)) min"
 	exp_matrix "$selected" "$EXP_REPS"
 	((EXP_PASSED > 0)) || meas_die "no test succeeded; the stored data is left as it was"
 	exp_publish "$EXP_RESULTS"

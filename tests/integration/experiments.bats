@@ -83,6 +83,25 @@ check_data() {
 	check_data pktrate delivered_pps plain tun
 }
 
+@test "experiments: pktrate --reps 2: both repetitions on one start, the second refining the first" {
+	run timeout 150 "$TL_REPO/experiments/pktrate" --tunlab "$TUNLAB" --reps 2 --seconds 1 \
+		--steps 2 --systems tun --results "$EXP_RESULTS/twice"
+	echo "$output" | tail -n 12
+	((status == 0)) || tl_fail "expected experiments/pktrate --reps 2 to exit 0, got $status"
+	local csv=$EXP_RESULTS/twice/pktrate.csv starts first_best second_first
+	grep -q '^repetitions per system start: 5$' "$EXP_RESULTS/twice/pktrate.meta" ||
+		tl_fail "expected 'repetitions per system start: 5' in the metadata"
+	# One test (one start) measured both repetitions.
+	starts=$(grep -c '^\[pktrate\] tun rep 1-2/2, test 1/1 ' <<<"$output" || true)
+	tl_expect_eq "tests (system starts) for tun's two repetitions" "$starts" 1
+	first_best=$(awk -F, '$1 == "tun" && $3 == "max_pps" && $6 == 1 { print $4 }' "$csv")
+	second_first=$(awk -F, '$1 == "tun" && $3 == "sent_pps" && $6 == 2 { sub(/offered_pps=/, "", $2); print $2; exit }' "$csv")
+	[[ -n $first_best && $first_best -gt 0 ]] || tl_fail "expected a max_pps > 0 for repetition 1, got '$first_best'"
+	tl_expect_eq "repetition 2's first offered rate (repetition 1's result)" "$second_first" "$first_best"
+	[[ $(awk -F, '$1 == "tun" && $3 == "max_pps" && $6 == 2' "$csv" | wc -l) == 1 ]] ||
+		tl_fail "expected one max_pps row for repetition 2"
+}
+
 @test "experiments: rtt --quick: ping samples and tcp_rr transactions" {
 	run_experiment rtt
 	check_data rtt rtt plain tun

@@ -179,6 +179,11 @@ tl_expect_gt() {
 	(($2 > $3)) || tl_fail "expected $1 > $3, got $2"
 }
 
+# tl_expect_eq WHAT ACTUAL EXPECTED
+tl_expect_eq() {
+	[[ $2 == "$3" ]] || tl_fail "expected $1 to be '$3', got '$2'"
+}
+
 # tl_expect_contains WHAT HAYSTACK NEEDLE
 tl_expect_contains() {
 	[[ $2 == *"$3"* ]] || tl_fail "expected $1 to contain '$3', got: $2"
