@@ -152,6 +152,7 @@ probe_run() {
 probe_reap_since() {
 	local mark=$1 pid start
 	while read -r pid start; do
+		[[ -n $pid && -e /proc/$pid ]] || continue
 		[[ $(tl_proc_start "$pid" 2>/dev/null) == "$start" ]] || continue
 		if tl_pid_alive "$pid"; then
 			tl_stop "$pid" TERM 2 >/dev/null 2>&1 || true
