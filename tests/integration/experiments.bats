@@ -135,6 +135,25 @@ check_data() {
 	tl_expect_ge "routes tun added in cli for 100 prefixes" "$routes" 100
 }
 
+@test "experiments: profile --quick: both tunnel ends of tun profiled, named kernel paths found" {
+	local probe=$BATS_TEST_TMPDIR/perf.probe
+	command -v perf >/dev/null || skip "perf not installed (Debian: linux-perf)"
+	perf record -e cpu-clock -a -o "$probe" -- true >/dev/null 2>&1 ||
+		skip "perf record -e cpu-clock -a does not work on this kernel"
+	run_experiment profile
+	check_data profile machine_share tun
+	local role
+	for role in client server; do
+		# Both ends write and read the TLS stream: a profile that did not
+		# see that did not sample the right process.
+		awk -F, -v r="role=$role" '$1 == "tun" && $2 == r && $3 == "path:tcp_sendmsg" && $4 > 0 { f = 1 } END { exit !f }' \
+			"$EXP_RESULTS/profile.csv" || tl_fail "expected tcp_sendmsg in the $role's profile"
+		awk -F, -v r="role=$role" '$1 == "tun" && $2 == r && $3 ~ /^dso:/ && $4 > 0 { f = 1 } END { exit !f }' \
+			"$EXP_RESULTS/profile.csv" || tl_fail "expected a dso share in the $role's profile"
+	done
+	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/profile.meta" || tl_fail "expected plain marked not applicable"
+}
+
 @test "experiments: plots.sh renders a PNG per experiment from the data above" {
 	command -v gnuplot >/dev/null || skip "gnuplot not installed"
 	run "$TL_REPO/experiments/lib/plots.sh" --results "$EXP_RESULTS"
