@@ -30,7 +30,7 @@ GEN_TIDY_HEADER="system,parameter,metric,value,unit,repetition"
 
 # The datasets the paper has a place for, in its order; any other tidy CSV
 # still lands in the appendix.
-GEN_DATASETS=(transparency throughput pktrate rtt rrul setup flows prefixes)
+GEN_DATASETS=(transparency throughput pktrate rtt rrul setup flows prefixes profile)
 # Where plots can go: a dataset's section, or the CPU one (whose data is
 # part of throughput.csv); and plots whose name names no section.
 GEN_PLOT_SECTIONS=("${GEN_DATASETS[@]}" cpu)
@@ -80,6 +80,17 @@ PrefixesOneSetupMs      prefixes prefixes=1    setup_ms median
 PrefixesThousandSetupMs prefixes prefixes=1000 setup_ms median
 PrefixesOneObjects      prefixes prefixes=1    objects  median
 PrefixesThousandObjects prefixes prefixes=1000 objects  median
+ProfGbps     profile     streams=1    throughput             median
+ProfCliShare profile     role=client  machine_share          median
+ProfSrvShare profile     role=server  machine_share          median
+ProfCliCrypto profile    role=client  dso:libcrypto.so.3     median
+ProfSrvCrypto profile    role=server  dso:libcrypto.so.3     median
+ProfSrvRawSend profile   role=server  path:raw_sendmsg       median
+ProfSrvTunWrite profile  role=server  path:tun_chr_write_iter median
+ProfSrvSoftirq profile   role=server  path:net_rx_action     median
+ProfCliNetlink profile   role=client  path:netlink_recvmsg   median
+ProfCliTunRead profile   role=client  path:tun_chr_read_iter median
+ProfCliTlsSend profile   role=client  path:tcp_sendmsg       median
 "
 
 # Ratios of two named macros: \<name> = numerator / denominator.
