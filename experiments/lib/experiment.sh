@@ -24,6 +24,10 @@
 #                   and later repetitions skip it.
 #   exp_parameters  prints the "parameters: ..." metadata lines
 # and optionally
+#   EXP_DEFAULT_EXCLUDE  rows left out unless --systems names them: variants
+#                   that throughput and transparency cover, dropped from the
+#                   other experiments to keep `make experiments` within its
+#                   30 minutes (the metadata says so)
 #   exp_applies ID NEEDS   prints why the experiment does not apply to a
 #                   row (e.g. no tunnel to set up); nothing when it does
 #   exp_one ID FN REP WORK replaces the default test (system up,
@@ -46,6 +50,7 @@ EXP_QUICK_REPS=${EXP_QUICK_REPS:-1}
 EXP_QUICK_SECONDS=${EXP_QUICK_SECONDS:-1}
 EXP_TEST_BUDGET=${EXP_TEST_BUDGET:-10}
 EXP_REPS_PER_START=${EXP_REPS_PER_START:-1}
+EXP_DEFAULT_EXCLUDE=${EXP_DEFAULT_EXCLUDE:-}
 EXP_USAGE_EXTRA=${EXP_USAGE_EXTRA:-}
 EXP_QUICK=0
 declare -A EXP_SKIP=()          # id -> why later repetitions skip it
@@ -223,6 +228,21 @@ exp_filter_applies() {
 	return 0
 }
 
+# exp_default_selection SELECTED [--why]: without --systems, the rows minus
+# EXP_DEFAULT_EXCLUDE; with --why, an "excluded.ID: why" line for each of those.
+exp_default_selection() {
+	local selected=$1 mode=${2:-} id rest
+	while read -r id rest; do
+		[[ -n $id ]] || continue
+		if [[ $EXP_SYSTEMS != all || " $EXP_DEFAULT_EXCLUDE " != *" $id "* ]]; then
+			[[ -n $mode ]] || printf '%s %s\n' "$id" "$rest"
+		elif [[ -n $mode ]]; then
+			printf 'excluded.%s: not in the default run (its budget); --systems %s measures it\n' "$id" "$id"
+		fi
+	done <<<"$selected"
+	return 0
+}
+
 # Replaces the stored data of this experiment with the staged run.
 exp_publish() {
 	local results=$1
@@ -256,7 +276,7 @@ exp_parse() {
 }
 
 exp_main() {
-	local selected skipped not_applicable
+	local selected skipped not_applicable excluded
 	EXP_SYSTEMS=all EXP_RESULTS=$MEAS_ROOT/results
 	exp_parse "$@"
 	export TUNLAB
@@ -266,6 +286,8 @@ exp_main() {
 	((EUID == 0)) || meas_die "needs root (network namespaces)"
 	meas_need_tools ip iperf3 jq iptables ping
 	selected=$(sys_select "$EXP_SYSTEMS") || exit 2
+	excluded=$(exp_default_selection "$selected" --why)
+	selected=$(exp_default_selection "$selected")
 	skipped=$(sys_skipped "$selected")
 	selected=$(sys_available "$selected")
 	not_applicable=$(exp_filter_applies "$selected" --why)
@@ -286,7 +308,7 @@ exp_main() {
 		"seconds: $EXP_SECONDS" "quick: $EXP_QUICK" \
 		"systems: $(awk '{ printf "%s ", $1 }' <<<"$selected")" \
 		"$(meas_meta_systems "$selected")" ${skipped:+"$skipped"} \
-		${not_applicable:+"$not_applicable"}
+		${not_applicable:+"$not_applicable"} ${excluded:+"$excluded"}
 	meas_warn_competitors
 	meas_progress "$(wc -l <<<"$selected") systems x $EXP_REPS reps ($EXP_REPS_PER_START per start), about $(((EXP_TEST_BUDGET * (EXP_REPS + EXP_REPS_PER_START - 1) / EXP_REPS_PER_START * $(wc -l <<<"$selected") + 30) / 60)) min"
 	exp_matrix "$selected" "$EXP_REPS"

@@ -16,6 +16,7 @@ MEAS_TAG=${MEAS_TAG:-measure}
 MEAS_T0=${MEAS_T0:-$SECONDS}
 MEAS_DST=10.102.0.2
 MEAS_PORT=5201
+MEAS_PING_INTERVAL=${MEAS_PING_INTERVAL:-0.01} # seconds between echoes (root may go below 0.2)
 MEAS_CSV_HEADER="system,parameter,metric,value,unit,repetition"
 
 meas_die() {
@@ -469,13 +470,13 @@ meas_print_summary() {
 # ---- latency: ping samples and TCP request/response --------------------------
 
 # meas_ping_rows CSV ID REP PARAM COUNT RAW [ping flags...]: COUNT echoes
-# cli -> dst 10 ms apart, the output kept in RAW; one row per answered
+# cli -> dst MEAS_PING_INTERVAL seconds apart, the output kept in RAW; one row per answered
 # echo (metric rtt, ms) and one with the loss (rtt_loss, %). Sets
 # MEAS_PING_MEDIAN (ms, "" when nothing came back).
 meas_ping_rows() {
 	local csv=$1 id=$2 rep=$3 param=$4 count=$5 raw=$6
 	shift 6
-	ip netns exec "$NS_CLI" ping -n -i 0.01 -c "$count" -W 1 -w $((count / 100 + 3)) "$@" \
+	ip netns exec "$NS_CLI" ping -n -i "$MEAS_PING_INTERVAL" -c "$count" -W 1 -w $((count / 100 + 3)) "$@" \
 		"$MEAS_DST" >"$raw" 2>&1 || true
 	meas_ping_samples <"$raw" | awk -v s="$id" -v p="$param" -v r="$rep" \
 		'{ printf "%s,%s,rtt,%s,ms,%s\n", s, p, $1, r }' >>"$csv"

@@ -83,6 +83,32 @@ check_data() {
 	check_data pktrate delivered_pps plain tun
 }
 
+@test "experiments: the default selection leaves out EXP_DEFAULT_EXCLUDE, says so, and --systems brings it back" {
+	run bash -c '
+		cd "$1"
+		source experiments/lib/netns.sh
+		source experiments/lib/systems.sh
+		source experiments/lib/measure.sh
+		EXP_NAME=selection EXP_DEFAULT_EXCLUDE=pcap-inject
+		source experiments/lib/experiment.sh
+		EXP_SYSTEMS=all
+		echo "default: $(exp_default_selection "$(sys_select all)" | cut -d" " -f1 | tr "\n" " ")"
+		exp_default_selection "$(sys_select all)" --why
+		EXP_SYSTEMS=pcap,pcap-inject
+		echo "named: $(exp_default_selection "$(sys_select pcap,pcap-inject)" | cut -d" " -f1 | tr "\n" " ")"
+	' _ "$TL_REPO"
+	echo "$output"
+	((status == 0)) || tl_fail "expected the selection to work, exit $status"
+	local default named
+	default=$(grep '^default: ' <<<"$output")
+	named=$(grep '^named: ' <<<"$output")
+	tl_expect_contains "the default selection" "$default" " pcap "
+	[[ $default != *pcap-inject* ]] || tl_fail "expected pcap-inject left out by default, got: $default"
+	grep -q '^excluded.pcap-inject: not in the default run' <<<"$output" ||
+		tl_fail "expected an excluded.pcap-inject line for the metadata"
+	tl_expect_eq "the named selection" "$named" "named: pcap pcap-inject "
+}
+
 @test "experiments: pktrate --reps 2: both repetitions on one start, the second refining the first" {
 	run timeout 150 "$TL_REPO/experiments/pktrate" --tunlab "$TUNLAB" --reps 2 --seconds 1 \
 		--steps 2 --systems tun --results "$EXP_RESULTS/twice"
