@@ -9,7 +9,12 @@ PKG_CONFIG ?= pkg-config
 CC ?= cc
 BUILD ?= build
 
-VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+# The commit, "-dirty" when the code differs from it (results/ and the paper's
+# PDF are what runs rewrite: they do not count), as experiments/lib/measure.sh
+# writes it into every run's metadata.
+VERSION := $(shell h=$$(git rev-parse --short HEAD 2>/dev/null) || h=unknown; \
+	git diff --quiet HEAD -- . ':(exclude)results' ':(exclude)paper/tunlab.pdf' 2>/dev/null || \
+	h=$$h-dirty; echo $$h)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE
@@ -57,6 +62,17 @@ all: $(TUNLAB) $(UNIT_BIN) $(TOOLS)
 $(TUNLAB): $(LIB_OBJ) $(BUILD)/src/main.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Only main.o prints the version; the stamp is rewritten, and main.o rebuilt,
+# when the version changes, so that --version never names an older commit.
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+
+$(BUILD)/src/main.o: $(BUILD)/version.stamp
+
+.PHONY: FORCE
+FORCE:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
