@@ -178,6 +178,14 @@ function tex(s) {
 	gsub(/\001/, "\\textbackslash{}", s)
 	return s
 }
+# tex() for a narrow table cell: long identifiers (path:ip_route_output_flow)
+# may break after an underscore or a colon.
+function tex_cell(s) {
+	s = tex(s)
+	gsub(/\\_/, "\\_\\allowbreak{}", s)
+	gsub(/:/, ":\\allowbreak{}", s)
+	return s
+}
 # A key usable inside \csname: no active or special characters.
 function key(s) {
 	gsub(/[^A-Za-z0-9=._:\/+, -]/, ".", s)
@@ -680,7 +688,7 @@ gen_datasets() {
 		{
 			if (!(($1) in rows)) exps[ne++] = $1
 			rows[$1] = rows[$1] sprintf("%s & %s & %s & %s & %s & %d & %s \\\\\n",
-				tex(($2 in label) ? label[$2] : $2), tex($3), tex($4), fmt($5),
+				tex(($2 in label) ? label[$2] : $2), tex_cell($3), tex_cell($4), fmt($5),
 				$8 > 1 ? fmt($6) "--" fmt($7) : "", $8, tex($9))
 		}
 		END {
