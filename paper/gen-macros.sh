@@ -697,8 +697,11 @@ gen_datasets() {
 				e = exps[i]
 				printf "\\subsection*{\\texttt{results/%s.csv}}\n", tex(e)
 				if (e in what) printf "%s. ", tex(what[e])
-				if (e in reps) printf "Repetitions: %s%s. ", tex(reps[e]),
-					(e in per_start) && per_start[e] > 1 ? " (" tex(per_start[e]) " per system start)" : ""
+				if (e in reps) {
+					many = (e in per_start) && per_start[e] + 0 > 1
+					printf "Repetitions: %s%s. ", tex(reps[e]),
+						(many ? " (" tex(per_start[e]) " per system start)" : "")
+				}
 				if (e in date) printf "Run: %s. ", tex(date[e])
 				if (e in params) printf "Parameters: %s.", tex(params[e])
 				print "\n\\begin{scriptsize}"
