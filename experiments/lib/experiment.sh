@@ -84,7 +84,7 @@ exp_cannot() {
 
 # The last repetition a test starting at REP measures.
 exp_last_rep() {
-	local rep=$1 last=$(($1 + EXP_REPS_PER_START - 1))
+	local last=$(($1 + EXP_REPS_PER_START - 1))
 	((last <= EXP_REPS)) || last=$EXP_REPS
 	echo "$last"
 }
