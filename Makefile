@@ -9,12 +9,9 @@ PKG_CONFIG ?= pkg-config
 CC ?= cc
 BUILD ?= build
 
-# The commit, "-dirty" when the code differs from it (results/ and the paper's
-# PDF are what runs rewrite: they do not count), as experiments/lib/measure.sh
-# writes it into every run's metadata.
-VERSION := $(shell h=$$(git rev-parse --short HEAD 2>/dev/null) || h=unknown; \
-	git diff --quiet HEAD -- . ':(exclude)results' ':(exclude)paper/tunlab.pdf' 2>/dev/null || \
-	h=$$h-dirty; echo $$h)
+# The commit, "-dirty" when the code differs from it: the same definition as
+# the run metadata's (experiments/lib/commit.sh says which changes count).
+VERSION := $(shell ./experiments/lib/commit.sh 2>/dev/null || echo unknown)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE

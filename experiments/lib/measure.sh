@@ -375,23 +375,13 @@ meas_tool_version() {
 	echo "${out:-unknown}"
 }
 
-# The commit the code came from, "-dirty" when the code differs from it.
-# results/ and the paper's PDF are what a run rewrites: an experiment that
-# starts after another has published is still measuring that commit.
-meas_commit() {
-	local commit
-	commit=$(git -C "$MEAS_ROOT" rev-parse --short HEAD 2>/dev/null) || { echo "none (no commit yet)"; return 0; }
-	git -C "$MEAS_ROOT" diff --quiet HEAD -- . ':(exclude)results' ':(exclude)paper/tunlab.pdf' 2>/dev/null ||
-		commit+=-dirty
-	echo "$commit"
-}
-
 # Writes the run's metadata as "key: value" lines; extra "key: value"
 # arguments (parameters, repetitions, systems) follow the standard ones.
 meas_write_meta() {
 	local file=$1 commit cpu line
 	shift
-	commit=$(meas_commit)
+	commit=$("$MEAS_ROOT/experiments/lib/commit.sh")
+	[[ $commit != unknown ]] || commit="none (no commit yet)"
 	cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	{
 		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
