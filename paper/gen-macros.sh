@@ -81,16 +81,11 @@ PrefixesThousandSetupMs prefixes prefixes=1000 setup_ms median
 PrefixesOneObjects      prefixes prefixes=1    objects  median
 PrefixesThousandObjects prefixes prefixes=1000 objects  median
 ProfGbps     profile     streams=1    throughput             median
-ProfCliShare profile     role=client  machine_share          median
 ProfSrvShare profile     role=server  machine_share          median
-ProfCliCrypto profile    role=client  dso:libcrypto.so.3     median
 ProfSrvCrypto profile    role=server  dso:libcrypto.so.3     median
 ProfSrvRawSend profile   role=server  path:raw_sendmsg       median
 ProfSrvTunWrite profile  role=server  path:tun_chr_write_iter median
 ProfSrvSoftirq profile   role=server  path:net_rx_action     median
-ProfCliNetlink profile   role=client  path:netlink_recvmsg   median
-ProfCliTunRead profile   role=client  path:tun_chr_read_iter median
-ProfCliTlsSend profile   role=client  path:tcp_sendmsg       median
 "
 
 # Ratios of two named macros: \<name> = numerator / denominator.
