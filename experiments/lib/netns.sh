@@ -200,16 +200,18 @@ tl_pid_ours() {
 	return 1
 }
 
-# The file only grows (hundreds of lines over a long experiment), and most
-# of its processes are gone: those are skipped with a test that forks
-# nothing, or every teardown would cost a fork per process ever started.
+# tl_started_pids [MARK]: the processes we started that still run, those
+# recorded after line MARK of the pid file (default 0: all). The file only
+# grows (hundreds of lines over a long experiment), and most of its
+# processes are gone: those are skipped with a test that forks nothing, or
+# every teardown would cost a fork per process ever started.
 tl_started_pids() {
 	[[ -n ${TL_TMP:-} && -f $TL_TMP/pids ]] || return 0
-	local pid start
+	local mark=${1:-0} pid start
 	while read -r pid start; do
 		[[ -n $pid && -e /proc/$pid ]] || continue
 		[[ $(tl_proc_start "$pid" 2>/dev/null) == "$start" ]] && tl_pid_alive "$pid" && echo "$pid"
-	done <"$TL_TMP/pids"
+	done < <(tail -n +"$((mark + 1))" "$TL_TMP/pids")
 	return 0
 }
 
@@ -274,14 +276,14 @@ tl_stop() {
 # bounded wait. Never touches a process we did not start.
 tl_kill_started() {
 	local -a pids
-	mapfile -t pids < <(tl_started_pids)
+	mapfile -t pids < <(tl_started_pids 0)
 	((${#pids[@]})) || return 0
 	tl_cmd kill -TERM "${pids[@]}" 2>/dev/null || true
 	local pid
 	for pid in "${pids[@]}"; do
 		tl_wait_exit "$pid" "$TL_KILL_TIMEOUT" >/dev/null 2>&1 || true
 	done
-	mapfile -t pids < <(tl_started_pids)
+	mapfile -t pids < <(tl_started_pids 0)
 	if ((${#pids[@]})); then
 		tl_log "still alive after SIGTERM: ${pids[*]}; sending SIGKILL"
 		kill -KILL "${pids[@]}" 2>/dev/null || true

@@ -150,14 +150,10 @@ probe_run() {
 
 # Stops the processes recorded after line MARK of netns.sh's pid file.
 probe_reap_since() {
-	local mark=$1 pid start
-	while read -r pid start; do
-		[[ -n $pid && -e /proc/$pid ]] || continue
-		[[ $(tl_proc_start "$pid" 2>/dev/null) == "$start" ]] || continue
-		if tl_pid_alive "$pid"; then
-			tl_stop "$pid" TERM 2 >/dev/null 2>&1 || true
-		fi
-	done < <(tail -n +"$((mark + 1))" "$TL_TMP/pids")
+	local pid
+	for pid in $(tl_started_pids "$1"); do
+		tl_stop "$pid" TERM 2 >/dev/null 2>&1 || true
+	done
 	return 0
 }
 
