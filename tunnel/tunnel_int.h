@@ -58,6 +58,7 @@ struct tunnel {
 	bool streams;              /* our frontend carries streams: HELLO_F_STREAMS */
 	unsigned keepalive_ms, handshake_ms;
 	size_t queue_bytes;
+	unsigned max_handshakes, max_handshakes_per_source, max_peers;
 	const struct peer_table *peers;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
