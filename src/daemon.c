@@ -413,9 +413,7 @@ static void plan_fds(struct daemon *d, const struct frontend_ops *ops)
 			"(--max-streams %u); the exit refuses streams and flows beyond %lu",
 			limit, tunnel_need + o->max_streams, o->max_streams, left);
 	if (budget > left)
-		budget = left;
-	if (budget < DAEMON_EXIT_BUDGET_MIN)
-		budget = DAEMON_EXIT_BUDGET_MIN;
+		budget = left > DAEMON_EXIT_BUDGET_MIN ? left : DAEMON_EXIT_BUDGET_MIN;
 	if (budget > UINT32_MAX / 2)
 		budget = UINT32_MAX / 2;
 	d->exit_budget = (unsigned)budget;
