@@ -306,9 +306,15 @@ expect_client_through_flood() {
 
 @test "a handshake flood filling --max-handshakes from one source: the oldest stranger makes room for the client" {
 	tl_start_tunlab_server "$FRONTEND" --max-handshakes 256 --max-handshakes-per-source 4096
+	local vm0 vm1
+	vm0=$(awk '/VmSize/ {print $2}' "/proc/$TL_SRV_PID/status")
 	start_flood --rate 500
 	tl_wait_until "$TL_TIMEOUT" eval '(( $(srv_held) >= 256 ))' ||
 		tl_fail "expected the flood to fill 256 slots, srv holds $(srv_held)"
+	# A handshaking connection costs a socket and an SSL object, not a session's 1.25 MiB.
+	vm1=$(awk '/VmSize/ {print $2}' "/proc/$TL_SRV_PID/status")
+	note "server VmSize grew by $(((vm1 - vm0) / 1024)) MiB for 256 handshaking connections"
+	((vm1 - vm0 < 65536)) || tl_fail "expected the server's VmSize to grow < 64 MiB, grew by $((vm1 - vm0)) kB"
 	expect_client_through_flood
 	tl_wait_stat_ge "$TL_SRV_STATS" handshakes_evicted 1
 	tl_assert "srv to hold at most 256 unauthenticated connections" \
