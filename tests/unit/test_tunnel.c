@@ -1529,9 +1529,31 @@ static void fx_start_capped_server(struct fixture *fx, unsigned handshakes, unsi
 	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
 }
 
+struct seen_wait {
+	const struct side *srv;
+	uint64_t target;
+};
+
+/* Connections the server has accepted and decided about: held, refused or evicted. */
+static uint64_t connections_seen(const struct side *srv)
+{
+	struct tunnel_stats st = stats_of(srv);
+
+	/* An eviction swaps one pending connection for another: counted once. */
+	return st.handshakes_pending + st.refused_per_source + st.handshakes_evicted;
+}
+
+static bool seen_reached(const void *arg)
+{
+	const struct seen_wait *sw = arg;
+
+	return connections_seen(sw->srv) >= sw->target;
+}
+
 /* n idle TCP connections to the server from 127.0.0.<host>: a stranger who never speaks TLS. */
 static void open_idle(struct fixture *fx, unsigned n, unsigned host)
 {
+	struct seen_wait sw = { &fx->srv, connections_seen(&fx->srv) + n };
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)g.port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in from = { .sin_family = AF_INET,
@@ -1545,7 +1567,9 @@ static void open_idle(struct fixture *fx, unsigned n, unsigned host)
 		assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
 		assert_true(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS);
 	}
-	run_for(fx->loop, 50); /* the server accepts them */
+	if (!run_until(fx->loop, seen_reached, &sw, 2000))
+		fail_msg("srv: saw %lu connections, expected %lu; its log:\n%s",
+			 (unsigned long)connections_seen(&fx->srv), (unsigned long)sw.target, fx->srv.log);
 }
 
 /* How many of the idle connections the server has closed (EOF or reset). */
