@@ -119,8 +119,7 @@ static void server_on_warn_summary(struct evloop *loop, struct ev_timer *timer)
 
 /* ---- unauthenticated connections ---- */
 
-/* What one source is: an IPv4 address (v4-mapped too) or an IPv6 /64. */
-static void server_source_of(const struct sockaddr *sa, struct ip_addr *out)
+void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (sa->sa_family == AF_INET) {
@@ -219,7 +218,7 @@ static void server_accept_one(struct tunnel *t, int fd, const struct sockaddr *a
 	char remote[64];
 	int one = 1;
 
-	server_source_of(addr, &source);
+	tunnel_source_of(addr, &source);
 	tunnel_format_sockaddr(addr, remote, sizeof(remote));
 	if (!server_admit(t, &source, remote)) {
 		close(fd);

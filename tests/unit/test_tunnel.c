@@ -45,6 +45,7 @@
 #include "../../tunnel/frame.h"
 #include "../../tunnel/tls.h"
 #include "../../tunnel/tunnel.h"
+#include "../../tunnel/tunnel_int.h"
 
 extern char **environ;
 
@@ -1595,6 +1596,38 @@ static unsigned log_lines_with(const struct side *sd, const char *what)
 	return n;
 }
 
+static struct ip_addr source_of(int family, const char *text)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	struct ip_addr out;
+
+	if (family == AF_INET)
+		assert_int_equal(inet_pton(AF_INET, text, &((struct sockaddr_in *)&ss)->sin_addr), 1);
+	else
+		assert_int_equal(inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+	tunnel_source_of((struct sockaddr *)&ss, &out);
+	return out;
+}
+
+static bool same_source(int fa, const char *a, int fb, const char *b)
+{
+	struct ip_addr x = source_of(fa, a), y = source_of(fb, b);
+
+	return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+/* A source is an IPv4 address or an IPv6 /64; a v4-mapped address is its IPv4 one. */
+static void test_source_of(void **state)
+{
+	(void)state;
+	assert_true(same_source(AF_INET6, "2001:db8:1:2::1", AF_INET6, "2001:db8:1:2:ffff:1:2:3"));
+	assert_false(same_source(AF_INET6, "2001:db8:1:2::1", AF_INET6, "2001:db8:1:3::1"));
+	assert_true(same_source(AF_INET, "192.0.2.7", AF_INET6, "::ffff:192.0.2.7"));
+	assert_false(same_source(AF_INET, "192.0.2.7", AF_INET, "192.0.2.8"));
+	assert_false(same_source(AF_INET, "0.0.0.1", AF_INET6, "::1"));
+	assert_int_equal(source_of(AF_INET6, "::ffff:10.0.0.1").family, AF_INET);
+}
+
 /* One source cannot hold more than its share; a client from elsewhere gets in. */
 static void test_handshakes_per_source(void **state)
 {
@@ -1719,6 +1752,7 @@ int main(void)
 		TUNNEL_TEST(test_replacement),
 		TUNNEL_TEST(test_reconnect_after_restart),
 		TUNNEL_TEST(test_ipv6_endpoint),
+		cmocka_unit_test(test_source_of),
 		TUNNEL_TEST(test_handshakes_per_source),
 		TUNNEL_TEST(test_handshakes_evict_oldest),
 		TUNNEL_TEST(test_max_peers),
