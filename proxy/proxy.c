@@ -485,6 +485,9 @@ static int proxy_open(struct frontend **out, const struct frontend_config *cfg, 
 	px->fe.ops = &proxy_frontend;
 	px->server = cfg->role == FRONTEND_SERVER;
 	px->verbose = cfg->verbose;
+	px->max_streams = cfg->max_streams ? cfg->max_streams : PX_EXIT_BUDGET_DEFAULT;
+	px->max_streams_per_client = cfg->max_streams_per_client ? cfg->max_streams_per_client
+								 : PX_STREAMS_PER_CLIENT;
 	px->epfd = px->timer_fd = px->wake_fd = px->udp[0].fd = px->udp[1].fd = -1;
 	px->tcp[0].fd = px->tcp[1].fd = -1;
 	px->iobuf = malloc(PX_IOBUF_BYTES);

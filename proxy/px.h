@@ -16,6 +16,8 @@ struct mnl_socket;
 enum {
 	/* Streams one client may have open at the exit: a busy browser times ten. */
 	PX_STREAMS_PER_CLIENT = 4096,
+	/* The exit's budget of streams and flows when the daemon gives none (a test's). */
+	PX_EXIT_BUDGET_DEFAULT = 16384,
 	/*
 	 * Bytes from the tunnel waiting for slow sockets, per client. Each
 	 * stream is already bounded by STREAM_WINDOW; this bounds the sum, so
@@ -198,6 +200,8 @@ struct proxy {
 	struct px_watch *graveyard;
 	struct px_conn *table[PX_HASH_BUCKETS];
 	uint32_t next_id;      /* client: the next stream or flow id */
+	/* exit: sockets for streams and flows in all, and streams per client */
+	unsigned max_streams, max_streams_per_client;
 	unsigned ticks;
 	struct px_listener tcp[2];  /* client: REDIRECT targets, v4 and v6 */
 	struct px_listener udp[2];  /* client: the TPROXY sockets, v4 and v6 */
@@ -273,6 +277,8 @@ void px_syn_tick(struct proxy *px, uint64_t now);
 
 /* ---- px_exit.c: the server's side of a stream ---- */
 void px_exit_open(struct proxy *px, const struct stream_msg *msg);
+/* The exit's socket budget (streams and flows together) is spent: counted. */
+bool px_exit_over_budget(struct proxy *px);
 
 /* ---- px_udp.c: TPROXY at the client, a socket per flow at the exit ---- */
 int px_udp_listen(struct proxy *px, char *err, size_t err_len);

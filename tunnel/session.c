@@ -14,6 +14,9 @@
  * and completed here (common/gso.h), one segment at a time through a
  * scratch buffer allocated with the HELLO, not per packet.
  *
+ * Both buffers are allocated when TLS is up (session_alloc_buffers), so
+ * that a connection still handshaking costs little.
+ *
  * Receive: SSL_read fills rx; whole frames are parsed in place and their
  * packets delivered in batches that point into rx (no copy); a trailing
  * partial frame moves to the front. A stream session's frames are handed
@@ -195,13 +198,23 @@ static struct session *session_alloc(struct tunnel *t, int fd, enum session_stat
 	s->tunnel = t;
 	s->fd = fd;
 	s->state = state;
-	s->tx = malloc(TUNNEL_TX_BUF_BYTES);
-	s->rx = malloc(TUNNEL_RX_BUF_BYTES);
-	if (!s->tx || !s->rx || (state == SESSION_HANDSHAKE && session_start_tls(s) < 0)) {
+	if (state == SESSION_HANDSHAKE && session_start_tls(s) < 0) {
 		session_destroy(s);
 		return NULL;
 	}
 	return s;
+}
+
+/*
+ * The big buffers come only once TLS is up, i.e. once the peer proved a
+ * certificate of our CA: a stranger's connection costs its socket and an
+ * SSL object, not 1.25 MiB (issue 13). Nothing before TLS is up touches them.
+ */
+static int session_alloc_buffers(struct session *s)
+{
+	s->tx = malloc(TUNNEL_TX_BUF_BYTES);
+	s->rx = malloc(TUNNEL_RX_BUF_BYTES);
+	return s->tx && s->rx ? 0 : -ENOMEM;
 }
 
 struct session *session_new(struct tunnel *t, int fd, const struct sockaddr *remote,
@@ -773,6 +786,10 @@ static void session_on_tls_up(struct session *s)
 	struct tunnel *t = s->tunnel;
 
 	s->read_want = 0;
+	if (session_alloc_buffers(s) < 0) {
+		session_end(s, SESSION_END_HANDSHAKE, false, "out of memory for the session's buffers");
+		return;
+	}
 	s->state = SESSION_HELLO;
 	if (t->role->tls_ready && t->role->tls_ready(s) < 0)
 		return;

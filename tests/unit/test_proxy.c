@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of the proxy frontend's rule text: REDIRECT, TPROXY and drop rules per family and selector. */
+/* Unit tests of the proxy frontend: its rule text per family and selector, and the exit's stream budget. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "../../proxy/proxy.h"
 #include "../../proxy/px.h"
 
 static void assert_has(const char *text, const char *line)
@@ -174,12 +177,121 @@ static void test_rules_syn_hold(void **state)
 	free(text);
 }
 
+/* ---- the exit's budget: per client and in all (issue 13) ---- */
+
+/* The tunnel's side, recording the RESETs the exit sends. */
+struct fake_port {
+	unsigned resets, limit_resets;
+	uint32_t last_reset_id;
+};
+
+static int fake_send(void *ctx, struct stream_msg *msg)
+{
+	struct fake_port *fp = ctx;
+
+	if (msg->type == STREAM_MSG_RESET) {
+		fp->resets++;
+		fp->limit_resets += msg->reason == STREAM_RESET_LIMIT;
+		fp->last_reset_id = msg->id;
+	}
+	return 0;
+}
+
+static bool fake_blocked(void *ctx, const struct stream_link *link)
+{
+	(void)ctx;
+	(void)link;
+	return false;
+}
+
+static void fake_flush(void *ctx)
+{
+	(void)ctx;
+}
+
+static void exit_msg(struct frontend *fe, enum stream_msg_type type, uintptr_t link, uint32_t id,
+		     uint8_t proto, uint16_t port)
+{
+	struct stream_msg msg = { .type = type, .link = (struct stream_link *)link, .id = id,
+				  .proto = proto, .port = port };
+
+	assert_int_equal(addr_parse("127.0.0.1", &msg.addr), 0);
+	fe->ops->stream_event(fe, &msg);
+}
+
+/* A listener on 127.0.0.1 that never accepts: connects complete in its backlog. */
+static int listener(uint16_t *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/*
+ * Client A exhausts its own cap (3) and is refused with reason LIMIT;
+ * client B still opens streams until the exit's budget (5) is spent; then
+ * streams and UDP flows of anyone are refused and counted.
+ */
+static void test_exit_budget(void **state)
+{
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .max_streams = 5,
+				       .max_streams_per_client = 3 };
+	struct fake_port fp = { 0 };
+	struct stream_port port = { .ctx = &fp, .send = fake_send, .blocked = fake_blocked,
+				    .flush = fake_flush };
+	const uintptr_t a = 0x1000, b = 0x2000;
+	struct frontend *fe = NULL;
+	char err[256];
+	uint16_t dport;
+	int lfd = listener(&dport);
+
+	(void)state;
+	assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
+	fe->ops->attach(fe, &port);
+	exit_msg(fe, STREAM_MSG_LINK_UP, a, 0, 0, 0);
+	exit_msg(fe, STREAM_MSG_LINK_UP, b, 0, 0, 0);
+	for (uint32_t id = 1; id <= 4; id++)
+		exit_msg(fe, STREAM_MSG_OPEN, a, id, IPPROTO_TCP, dport);
+	assert_int_equal(fp.limit_resets, 1);
+	assert_int_equal(fp.last_reset_id, 4);
+	assert_int_equal(fe->stream_stats.exit_over_budget, 0);
+
+	exit_msg(fe, STREAM_MSG_OPEN, b, 1, IPPROTO_TCP, dport);
+	exit_msg(fe, STREAM_MSG_OPEN, b, 2, IPPROTO_TCP, dport);
+	assert_int_equal(fp.resets, 1);
+	assert_int_equal(fe->stream_stats.streams_open, 5);
+
+	exit_msg(fe, STREAM_MSG_OPEN, b, 3, IPPROTO_TCP, dport);
+	assert_int_equal(fp.limit_resets, 2);
+	assert_int_equal(fp.last_reset_id, 3);
+	assert_int_equal(fe->stream_stats.exit_over_budget, 1);
+	exit_msg(fe, STREAM_MSG_DGRAM, b, 9, IPPROTO_UDP, dport);
+	assert_int_equal(fe->stream_stats.flows_limited, 1);
+	assert_int_equal(fe->stream_stats.udp_flows_open, 0);
+	assert_int_equal(fe->stream_stats.streams_limited, 2);
+
+	/* A stream that ends gives its place back. */
+	exit_msg(fe, STREAM_MSG_RESET, b, 2, 0, 0);
+	exit_msg(fe, STREAM_MSG_OPEN, b, 4, IPPROTO_TCP, dport);
+	assert_int_equal(fp.resets, 2);
+	fe->ops->close(fe);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules_v4_all),
 		cmocka_unit_test(test_rules_selectors),
 		cmocka_unit_test(test_rules_syn_hold),
+		cmocka_unit_test(test_exit_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
