@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Offload metadata of captured packets: partial checksums and GSO, as struct pkt_offload says them. */
+/* Offload metadata: describing captured packets, and checking any block against its packet. */
 
 /*
  * Both capturing frontends hand the tunnel GSO packets whole (up to 64
@@ -7,6 +7,11 @@
  * so in NFQA_SKB_INFO, pcap because lo does TSO and a packet socket shows
  * the skb before any segmentation. The tunnel segments in software for a
  * peer that cannot inject them (common/gso.h).
+ *
+ * offload_check is the other direction: a block from anywhere (a peer's
+ * FRAME_PACKET_OFF, a TUN read) is held to the packet it describes before
+ * it reaches the kernel or the segmenter. Both directions walk the
+ * headers with the same find_l4.
  */
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Offload metadata of captured packets: which are GSO, which carry only a partial checksum. */
+/* Offload metadata: describing captured packets, and checking any block against its packet. */
 #ifndef TUNLAB_OFFLOAD_H
 #define TUNLAB_OFFLOAD_H
 
