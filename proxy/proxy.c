@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/keyhash.h"
 #include "proxy.h"
 #include "px.h"
 
@@ -467,6 +468,7 @@ err_tcp:
 static void proxy_free(struct proxy *px)
 {
 	close_events(px);
+	keyhash_free(px->conn_hash);
 	free(px->iobuf);
 	free(px);
 }
@@ -493,6 +495,12 @@ static int proxy_open(struct frontend **out, const struct frontend_config *cfg, 
 	px->iobuf = malloc(PX_IOBUF_BYTES);
 	if (!px->iobuf) {
 		snprintf(err, err_len, "proxy: %s", strerror(ENOMEM));
+		goto err_free;
+	}
+	px->conn_hash = keyhash_new();
+	if (!px->conn_hash) {
+		ret = -errno;
+		snprintf(err, err_len, "proxy: keyed hash: %s", strerror(errno));
 		goto err_free;
 	}
 	ret = open_events(px, err, err_len);

@@ -19,7 +19,7 @@ static const struct counter tunnel_counters[] = {
 	TS(tls_records_written), TS(tls_records_read), TS(tls_writes),
 	TS(drop_no_peer), TS(drop_peer_down), TS(drop_spoofed_source),
 	TS(drop_queue_full), TS(drop_tx_full), TS(drop_malformed), TS(drop_offload),
-	TS(tx_segmented),
+	TS(drop_bad_offload), TS(tx_segmented),
 	TS(sessions_active), TS(sessions_total), TS(handshake_failures),
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
 	TS(handshakes_pending), TS(refused_per_source), TS(handshakes_evicted), TS(refused_max_peers),

@@ -351,8 +351,11 @@ long session_frame_packet(uint8_t *buf, size_t cap, const struct pkt *p)
 	n = frame_put_packet(buf, cap, p);
 	if (!n)
 		return 0;
-	/* The one parser vets our output too: a peer would cut us off for less. */
-	if (frame_parse(buf, n, &f) != (int)n)
+	/*
+	 * The one parser vets our output too: a peer would cut us off for
+	 * less, or drop an offload block that lies about its packet.
+	 */
+	if (frame_parse(buf, n, &f) != (int)n || f.offload_bad)
 		return -EINVAL;
 	return (long)n;
 }
@@ -654,8 +657,15 @@ static void session_on_frame(struct session *s, const struct frame *f)
 		break;
 	case FRAME_KEEPALIVE:
 		break;
-	case FRAME_PACKET:
 	case FRAME_PACKET_OFF:
+		if (f->offload_bad) {
+			/* Never into a vnet header or the segmenter; one bad packet, not a bad peer. */
+			s->tunnel->stats.drop_bad_offload++;
+			break;
+		}
+		session_receive_packet(s, &f->pkt);
+		break;
+	case FRAME_PACKET:
 		session_receive_packet(s, &f->pkt);
 		break;
 	default:

@@ -95,6 +95,7 @@ struct tunnel_stats {
 	uint64_t drop_tx_full;           /* server: a session's send buffer full */
 	uint64_t drop_malformed;         /* not an IP packet, bad frame contents */
 	uint64_t drop_offload;           /* offload packet the peer cannot take */
+	uint64_t drop_bad_offload;       /* peer's offload block does not describe its packet */
 	uint64_t tx_segmented;           /* plain packets made in software from offload ones */
 	uint64_t sessions_active, sessions_total;
 	uint64_t handshake_failures;     /* bad cert, unknown peer, timeout, version */

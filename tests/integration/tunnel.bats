@@ -203,6 +203,13 @@ note() {
 	jq -e '.end.sum_received.bits_per_second > 0' "$json" >/dev/null ||
 		tl_fail "expected > 0 bits/s received, iperf3 says $bps"
 	note "iperf3 through tunlab ($FRONTEND): $(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$json") Mbit/s"
+	# Real GSO from the kernel: no block may be taken for a lie (issue 13), at either end.
+	sleep 0.5 # two --stats lines after the run
+	local side
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		tl_assert "no offload block refused, none of our own frames malformed ($(basename "$side"))" \
+			tl_json_test "$side" '.drop_bad_offload == 0 and .drop_malformed == 0'
+	done
 }
 
 @test "dst sees the client's inner source address on ICMP (tcpdump)" {

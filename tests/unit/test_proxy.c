@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../common/keyhash.h"
 #include "../../proxy/proxy.h"
 #include "../../proxy/px.h"
 
@@ -285,6 +286,74 @@ static void test_exit_budget(void **state)
 	close(lfd);
 }
 
+/*
+ * Hash flood: FLOOD_IDS stream ids that all share one bucket under the
+ * unkeyed mix px_conn.c used before (bits 20..31 of id * 0xC2B2AE3D,
+ * XORed with a term of the link alone, so they collide on every link).
+ * Keyed, they spread like sequential ids: the longest chain, which is
+ * what a lookup (one per FIN, DATA, CREDIT frame) may walk, stays at
+ * what FLOOD_IDS balls in PX_HASH_BUCKETS bins give (about 5; 10 has a
+ * chance near 1e-6), where the old hash made it FLOOD_IDS.
+ */
+enum { FLOOD_IDS = 2000, FLOOD_CHAIN_MAX = 10 };
+
+static unsigned unkeyed_bucket_of_id(uint32_t id)
+{
+	return (unsigned)(((uint64_t)id * 0xC2B2AE3Dull) >> 20) & (PX_HASH_BUCKETS - 1);
+}
+
+/* The first n ids from 1 on that the unkeyed hash puts in bucket 0. */
+static void colliding_ids(uint32_t *ids, size_t n)
+{
+	size_t found = 0;
+
+	for (uint32_t id = 1; found < n && id < UINT32_MAX; id++)
+		if (unkeyed_bucket_of_id(id) == 0)
+			ids[found++] = id;
+	assert_int_equal(found, n);
+}
+
+static size_t longest_chain_of(const uint32_t *ids, size_t n)
+{
+	struct proxy *px = calloc(1, sizeof(*px));
+	struct px_link *l = calloc(1, sizeof(*l));
+	size_t longest;
+
+	assert_non_null(px);
+	assert_non_null(l);
+	px->epfd = -1;
+	px->conn_hash = keyhash_new();
+	assert_non_null(px->conn_hash);
+	for (size_t i = 0; i < n; i++)
+		assert_non_null(px_conn_new(px, l, ids[i], -1, false));
+	for (size_t i = 0; i < n; i++)
+		assert_non_null(px_conn_find(px, l, ids[i]));
+	longest = px_conn_longest_chain(px);
+	while (l->conns)
+		px_conn_abort(l->conns);
+	px_graveyard_empty(px);
+	keyhash_free(px->conn_hash);
+	free(l);
+	free(px);
+	return longest;
+}
+
+static void test_conn_hash_flood(void **state)
+{
+	(void)state;
+	static uint32_t chosen[FLOOD_IDS], spread[FLOOD_IDS];
+	size_t chosen_chain, spread_chain;
+
+	colliding_ids(chosen, FLOOD_IDS);
+	for (uint32_t i = 0; i < FLOOD_IDS; i++)
+		spread[i] = i + 1;
+	chosen_chain = longest_chain_of(chosen, FLOOD_IDS);
+	spread_chain = longest_chain_of(spread, FLOOD_IDS);
+	if (chosen_chain > FLOOD_CHAIN_MAX || spread_chain > FLOOD_CHAIN_MAX)
+		fail_msg("longest chain: %zu for chosen ids, %zu for spread ids (at most %d wanted)",
+			 chosen_chain, spread_chain, FLOOD_CHAIN_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_rules_selectors),
 		cmocka_unit_test(test_rules_syn_hold),
 		cmocka_unit_test(test_exit_budget),
+		cmocka_unit_test(test_conn_hash_flood),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -55,7 +55,7 @@ enum {
 	TEST_HANDSHAKE_MS = 1000,
 	/* How long the hand-driven client reads before it gives up on a CLOSE frame. */
 	RAW_READ_MS = 3000,
-	RAW_OUT_MAX = 256,
+	RAW_OUT_MAX = 8192, /* a few GSO-sized frames */
 	LOG_MAX = 32768,
 	IDLE_MAX = 64,
 };
@@ -1197,6 +1197,7 @@ static void test_offload_unasked(void **state)
 	fx_start_server(fx, false);
 	p.off.gso_size = 20;
 	build_ipv4(ip, sizeof(ip), "10.8.0.3", "10.9.0.1", 6, 1);
+	ip[32] = 5 << 4; /* a TCP header the block describes truthfully: unasked, not lying */
 	raw_put_hello(rc, PROTO_VERSION);
 	n = frame_put_packet(frame, sizeof(frame), &p);
 	assert_int_equal(n, sizeof(frame));
@@ -1210,6 +1211,73 @@ static void test_offload_unasked(void **state)
 	expect_delivered(fx->loop, &fx->srv, 1, 2000);
 	assert_int_equal(fx->srv.last_seq, 2);
 	assert_int_equal(stats_of(&fx->srv).drop_offload, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	raw_close(rc);
+}
+
+/* The issue's packet: IPv6/UDP from cli2's side, whatever its block claims. */
+static void build_udp6(uint8_t *buf, size_t len)
+{
+	memset(buf, 0, len);
+	buf[0] = 0x60;
+	buf[4] = (uint8_t)((len - 40) >> 8);
+	buf[5] = (uint8_t)(len - 40);
+	buf[6] = 17;
+	buf[7] = 64;
+	inet_pton(AF_INET6, "fd00:8::3", buf + 8);
+	inet_pton(AF_INET6, "fd00:9::1", buf + 24);
+}
+
+static void raw_put_packet(struct raw_client *rc, const uint8_t *ip, size_t len,
+			   const struct pkt_offload *off)
+{
+	static uint8_t frame[FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN + GSO_PKT_LEN];
+	const struct pkt p = { .data = (uint8_t *)ip, .len = (uint32_t)len, .off = *off };
+	size_t n = frame_put_packet(frame, sizeof(frame), &p);
+
+	assert_int_equal(n, frame_packet_size(&p));
+	raw_put(rc, frame, n);
+}
+
+/*
+ * Issue 13: offload blocks that lie about their packet (the issue's IPv6/UDP
+ * labelled TCPv4 GSO with gso_size 0, gso_size 0 on a good packet,
+ * csum_start past the end) are dropped and counted before anything could
+ * reach a vnet header; the session, a good GSO packet and a plain one
+ * after them go through. Before, the first two were delivered and the
+ * third cut the session off.
+ */
+static void test_offload_bad(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	static uint8_t tcp[GSO_PKT_LEN], udp6[100], plain[60];
+	const struct pkt_offload issue = {
+		.flags = PKT_F_NEEDS_CSUM, .gso_type = PKT_GSO_TCPV4, .hdr_len = 48,
+		.csum_start = 40, .csum_offset = 6,
+	};
+	struct pkt_offload off;
+
+	fx_start_server(fx, true);
+	raw_put_hello(rc, PROTO_VERSION);
+	build_udp6(udp6, sizeof(udp6));
+	raw_put_packet(rc, udp6, sizeof(udp6), &issue);
+	build_tcp4_gso(tcp, "10.8.0.3", "10.9.0.1");
+	off = tcp4_gso, off.gso_size = 0;
+	raw_put_packet(rc, tcp, sizeof(tcp), &off);
+	off = tcp4_gso, off.csum_start = GSO_PKT_LEN;
+	raw_put_packet(rc, tcp, sizeof(tcp), &off);
+	raw_put_packet(rc, tcp, sizeof(tcp), &tcp4_gso);
+	build_ipv4(plain, sizeof(plain), "10.8.0.3", "10.9.0.1", 17, 2);
+	raw_put_packet(rc, plain, sizeof(plain), &(struct pkt_offload){ 0 });
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_delivered(fx->loop, &fx->srv, 2, 2000);
+	assert_int_equal(fx->srv.last_seq, 2);
+	assert_int_equal(fx->srv.delivered_bytes, GSO_PKT_LEN + sizeof(plain));
+	assert_int_equal(stats_of(&fx->srv).drop_bad_offload, 3);
+	assert_int_equal(stats_of(&fx->srv).drop_malformed, 0);
 	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
 	raw_close(rc);
 }
@@ -1739,6 +1807,7 @@ int main(void)
 		TUNNEL_TEST(test_offload_queued_for_plain_peer),
 		TUNNEL_TEST(test_offload_accepted),
 		TUNNEL_TEST(test_offload_unasked),
+		TUNNEL_TEST(test_offload_bad),
 		TUNNEL_TEST(test_idle_keepalive),
 		TUNNEL_TEST(test_malformed_frame),
 		TUNNEL_TEST(test_wrong_version),
