@@ -2,16 +2,12 @@
 /* Finding the rules of tunlab instances that no longer run, and what they record. */
 
 /*
- * A dead instance's rules are the record of everything it created: chain
- * names and jump-rule comments carry its pid, the comment its inner
- * addresses, the capture rules its remote prefixes. That is enough to find
- * its routes (proto 77, to those prefixes, with such a source) and its lo
- * addresses, and it is kept in the kernel, per network namespace, where a
- * state file in /run would be shared by every namespace. Instances remove
- * their routes before their rules, so the record outlives what it records.
- *
- * A pid is trusted only in its own pid namespace (`ip netns exec` shares
- * it, a container would not), as in the TUN backend.
+ * A dead instance's rules are how cleanup finds it in this network
+ * namespace: chain names and jump-rule comments carry its pid, the
+ * comment its inner addresses, the capture rules its remote prefixes.
+ * Whether that pid's instance is dead is common/owner.h's question (its
+ * lock), never kill(pid, 0); what it routed comes from its record there,
+ * exact to the device and table, never from resemblance.
  */
 
 #include <errno.h>
@@ -29,10 +25,10 @@ enum { LEFTOVERS_DUMP_MAX = 1 << 20, LEFTOVERS_NFT_TABLES_MAX = 256 };
 
 static const char *const save_tool[TAGRULES_FAM_COUNT] = { "iptables-save", "ip6tables-save" };
 
-/* pid 0 selects every pid that no longer runs. */
-static bool selected(long want, long pid)
+/* pid 0 selects every owner proven dead. */
+static bool selected(struct leftovers *l, long want, long pid)
 {
-	return want ? pid == want : tagrules_pid_gone(pid);
+	return want ? pid == want : owner_judge_dead(&l->judge, pid);
 }
 
 /* Whether name is an executable in PATH: a host without nft has no nft tables. */
@@ -112,6 +108,7 @@ void leftovers_free(struct leftovers *l)
 	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++)
 		free(l->restore[fam]);
 	free(l->nft);
+	owner_judge_release(&l->judge, false);
 	*l = (struct leftovers){ 0 };
 }
 
@@ -163,7 +160,7 @@ static int scan_chain_decl(struct ipt_scan *s, const char *line)
 
 	snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
 	pid = chain_owner(name);
-	if (!pid || !selected(s->want, pid))
+	if (!pid || !selected(s->l, s->want, pid))
 		return 0;
 	if (!leftover_get(s->l, pid))
 		return -ENOMEM;
@@ -185,7 +182,7 @@ static int scan_rule(struct ipt_scan *s, const char *line)
 
 	if (strstr(line, " -j " TAGRULES_CHAIN_PREFIX) &&
 	    tagrules_parse_owner_comment(line, &pid, addrs, &addr_count)) {
-		if (!selected(s->want, pid))
+		if (!selected(s->l, s->want, pid))
 			return 0;
 		d = leftover_get(s->l, pid);
 		if (!d)
@@ -197,7 +194,7 @@ static int scan_rule(struct ipt_scan *s, const char *line)
 	}
 	snprintf(chain, sizeof(chain), "%.*s", (int)strcspn(line + 3, " "), line + 3);
 	pid = chain_owner(chain);
-	if (!pid || !selected(s->want, pid) || !is_capture_rule(line) ||
+	if (!pid || !selected(s->l, s->want, pid) || !is_capture_rule(line) ||
 	    !prefix_after(line, " -d ", &dst))
 		return 0;
 	d = leftover_get(s->l, pid);
@@ -320,7 +317,7 @@ static int scan_nft(struct leftovers *l, long want, char *dump, char *err, size_
 	     at = strstr(at + 1, key)) {
 		char *end;
 		long pid = strtol(at + strlen(key), &end, 10);
-		if (pid > 0 && (*end == '\n' || *end == '\0') && selected(want, pid))
+		if (pid > 0 && (*end == '\n' || *end == '\0') && selected(l, want, pid))
 			pids[n++] = pid;
 	}
 	if (!n)
@@ -345,6 +342,7 @@ int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len)
 	int ret = -ENOMEM;
 
 	*l = (struct leftovers){ 0 };
+	owner_judge_init(&l->judge, OWNER_RUN_DIR);
 	if (!dump)
 		goto out;
 	ret = scan_family(l, pid, TAGRULES_FAM_V4, dump, err, err_len);
@@ -383,9 +381,11 @@ int leftovers_cleanup(bool verbose, bool only_if_rules, char *err, size_t err_le
 		goto out;
 	if (!only_if_rules || dead.count)
 		routes = loroutes_remove_dead(&dead, verbose, err, err_len);
-	/* The rules go last: they are the record of the rest. */
+	/* The rules go last: until then, nothing of a dead owner leaves in clear. */
 	rules = routes < 0 ? 0 : leftovers_remove_rules(&dead, verbose, err, err_len);
 	ret = routes < 0 ? routes : rules < 0 ? rules : routes + rules;
+	/* All gone: the dead owners' lock files, and their records, can go too. */
+	owner_judge_release(&dead.judge, ret >= 0);
 out:
 	leftovers_free(&dead);
 	return ret;

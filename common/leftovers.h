@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "owner.h"
 #include "prefix.h"
 #include "tagrules.h"
 
@@ -25,13 +26,15 @@ struct leftovers {
 	char *restore[TAGRULES_FAM_COUNT]; /* ip(6)tables-restore --noflush input removing them */
 	char *nft;                         /* nft -f input deleting their tables */
 	size_t rule_objects;               /* chains, jump rules and nft tables in the above */
+	struct owner_judge judge;          /* who is dead; their locks held until freed */
 };
 
 /*
  * Collects the raw-table chains TUNLAB-<pid>-*, their jump rules and nft
- * tables tunlab_<pid> of pid, or (pid 0) of every pid that no longer
- * runs, and what they record: the inner addresses from the comment, the
- * prefixes from the capture rules (-d PREFIX -j NFQUEUE or -j DROP).
+ * tables tunlab_<pid> of pid, or (pid 0) of every owner common/owner.h
+ * proves dead, and what they record: the inner addresses from the
+ * comment, the prefixes from the capture rules (-d PREFIX -j NFQUEUE or
+ * -j DROP).
  */
 int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len);
 /* Removes the collected rules; returns the number of objects removed. */
@@ -41,10 +44,10 @@ void leftovers_free(struct leftovers *l);
 /*
  * The whole of `tunlab cleanup` for the packet frontends that route to lo
  * or steal with rules (nfqueue, pcap): dead instances' routes and lo
- * addresses (common/loroutes.h), then their rules, which are the record
- * of the rest. With only_if_rules, a namespace where no dead instance
- * left rules costs no route or address dump (what open does first).
- * Returns the number of objects removed or a negative errno.
+ * addresses (common/loroutes.h, from each one's record), then their
+ * rules. With only_if_rules, a namespace where no dead instance left
+ * rules costs no address dump (what open does first). Returns the
+ * number of objects removed or a negative errno.
  */
 int leftovers_cleanup(bool verbose, bool only_if_rules, char *err, size_t err_len);
 
