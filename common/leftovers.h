@@ -7,17 +7,11 @@
 #include <stddef.h>
 
 #include "owner.h"
-#include "prefix.h"
 #include "tagrules.h"
 
-/* What one instance left, as its rules record it. */
+/* A dead instance whose rules were found here; its record says what else it left. */
 struct leftover {
 	long pid;
-	/* its inner addresses (one per family), from the jump rules' comment */
-	struct ip_addr addrs[TAGRULES_ADDR_MAX];
-	size_t addr_count;
-	struct ip_prefix *prefixes; /* the destinations its chains captured */
-	size_t prefix_count, prefix_cap;
 };
 
 struct leftovers {
@@ -32,9 +26,7 @@ struct leftovers {
 /*
  * Collects the raw-table chains TUNLAB-<pid>-*, their jump rules and nft
  * tables tunlab_<pid> of pid, or (pid 0) of every owner common/owner.h
- * proves dead, and what they record: the inner addresses from the
- * comment, the prefixes from the capture rules (-d PREFIX -j NFQUEUE or
- * -j DROP).
+ * proves dead.
  */
 int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len);
 /* Removes the collected rules; returns the number of objects removed. */

@@ -125,10 +125,11 @@ settle_stats() {
 
 @test "a dead nfqueue instance's cleanup leaves a live TUN instance's route alone (nfqueue start)" {
 	dead_nfqueue_beside_live_tun
-	# A new nfqueue client cleans up after the dead one as it opens.
+	# A new nfqueue client cleans up after the dead one as it opens. Its
+	# own inner address is another: this test is about routes, not addresses.
 	local tun_pid=$TL_CLI_PID
 	TL_CLI_LOG=$TL_TMP/client-nfqueue2.log TL_CLI_STATS=$TL_TMP/client-nfqueue2.jsonl \
-		TL_CLIENT_NAME=cli2 TL_CLIENT_ADDR=$TL_TUN_CLI2_4/$TL_TUN_PLEN4 tl_start_tunlab_client nfqueue
+		TL_CLIENT_NAME=cli2 TL_CLIENT_ADDR=10.8.0.9/$TL_TUN_PLEN4 tl_start_tunlab_client nfqueue
 	TL_CLI2_PID=$TL_CLI_PID
 	TL_CLI_PID=$tun_pid
 	assert_only_live_tun_left
