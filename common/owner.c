@@ -23,6 +23,7 @@
  * file removed under a waiter is never mistaken for a held lock.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -215,6 +216,52 @@ void owner_judge_release(struct owner_judge *j, bool forget)
 		close(j->seen[i].fd);
 	}
 	j->count = 0;
+}
+
+/* name is "<netns>-<pid>.lock" of our netns prefix; its pid in *pid. */
+static bool ours(const char *name, const char *prefix, long *pid)
+{
+	size_t n = strlen(prefix);
+	char *end;
+
+	if (strncmp(name, prefix, n) != 0)
+		return false;
+	*pid = strtol(name + n, &end, 10);
+	return *pid > 0 && strcmp(end, ".lock") == 0;
+}
+
+int owner_prune(const char *dir)
+{
+	char path[128], prefix[64];
+	struct dirent *e;
+	struct stat st;
+	int pruned = 0, ret = owner_lock_path(dir, 0, path, sizeof(path));
+	DIR *d;
+
+	if (ret < 0)
+		return ret;
+	/* ".../<netns>-0.lock" -> "<netns>-" */
+	snprintf(prefix, sizeof(prefix), "%.*s", (int)(strlen(strrchr(path, '/') + 1) - 6),
+		 strrchr(path, '/') + 1);
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		long pid;
+		int fd;
+
+		if (!ours(e->d_name, prefix, &pid))
+			continue;
+		fd = take_dead_lock(dir, pid);
+		if (fd < 0)
+			continue;
+		if (owner_lock_path(dir, pid, path, sizeof(path)) == 0 && fstat(fd, &st) == 0 &&
+		    st.st_size == 0 && still_linked(fd, path) && unlink(path) == 0)
+			pruned++;
+		close(fd);
+	}
+	closedir(d);
+	return pruned;
 }
 
 /* ---- the record ---- */

@@ -64,6 +64,15 @@ char *owner_judge_record(struct owner_judge *j, long pid);
 void owner_judge_release(struct owner_judge *j, bool forget);
 
 /*
+ * Removes this network namespace's lock files that nobody holds and that
+ * hold no record: a TUN instance killed with -9 leaves nothing else
+ * behind (its device dies with it). Call it after every cleanup ran, or
+ * a dead owner whose objects remain would lose its proof of death.
+ * Returns how many went, or -errno.
+ */
+int owner_prune(const char *dir);
+
+/*
  * Keeps from text only the lines a record may hold, "route del ... proto
  * 77" and "addr del ... dev lo", in place; returns how many it kept.
  */

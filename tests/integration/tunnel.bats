@@ -177,6 +177,9 @@ note() {
 	tl_assert "the server to drop nothing as spoofed" tl_json_test "$TL_SRV_STATS" '.drop_spoofed_source == 0'
 
 	# What a crash leaves records both addresses: cleanup removes both from lo.
+	local lock
+	lock=$(tl_owner_lock "$NS_CLI" "$TL_CLI_PID")
+	[[ -e $lock ]] || tl_fail "expected the running client's lock file $lock"
 	kill -KILL "$TL_CLI_PID"
 	tl_wait_exit "$TL_CLI_PID" 5 || true
 	TL_CLI_PID=""
@@ -184,6 +187,7 @@ note() {
 	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
 	run tl_leftovers "$NS_CLI"
 	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+	[[ ! -e $lock ]] || tl_fail "expected cleanup to remove the dead client's lock file $lock"
 	run n_cli ip -o addr show
 	[[ $output != *"$TL_TUN_CLI4/"* && $output != *"$TL_TUN_CLI6/"* ]] ||
 		tl_fail "expected neither inner address left in cli after cleanup: $output"

@@ -188,6 +188,44 @@ static void test_own_pid(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+static void touch(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Only this namespace's empty files nobody holds go: a record or a holder keeps a file. */
+static void test_prune(void **state)
+{
+	struct dir *d = *state;
+	char empty[128], recorded[128], other[128];
+	int release = -1;
+	char byte = 1;
+	pid_t held = child_instance(d->path, "", true, &release);
+
+	assert_int_equal(owner_lock_path(d->path, 4194301, empty, sizeof(empty)), 0);
+	assert_int_equal(owner_lock_path(d->path, 4194302, recorded, sizeof(recorded)), 0);
+	snprintf(other, sizeof(other), "%s/1-4194301.lock", d->path); /* another namespace's */
+	touch(empty, "");
+	touch(recorded, "route del 10.9.0.0/24 dev lo proto 77\n");
+	touch(other, "");
+
+	assert_int_equal(owner_prune(d->path), 1);
+	assert_int_equal(access(empty, F_OK), -1);
+	assert_int_equal(access(recorded, F_OK), 0);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(owner_lock_path(d->path, held, empty, sizeof(empty)), 0);
+	assert_int_equal(access(empty, F_OK), 0);
+
+	assert_int_equal(write(release, &byte, 1), 1);
+	close(release);
+	reap(held);
+	assert_int_equal(owner_prune(d->path), 1);
+}
+
 static void test_record_check(void **state)
 {
 	(void)state;
@@ -215,6 +253,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_held_lock_protects, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file_is_not_dead, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_own_pid, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_prune, dir_setup, dir_teardown),
 		cmocka_unit_test(test_record_check),
 	};
 
