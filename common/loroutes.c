@@ -422,7 +422,7 @@ static int dead_addresses(FILE *f, char *const *lines, struct owner_judge *judge
 }
 
 /* Each dead owner's record: the exact delete lines of what it routed and added. */
-static int dead_records(FILE *f, struct leftovers *dead, size_t *count)
+static void dead_records(FILE *f, struct leftovers *dead, size_t *count)
 {
 	for (size_t i = 0; i < dead->count; i++) {
 		char *text;
@@ -437,7 +437,6 @@ static int dead_records(FILE *f, struct leftovers *dead, size_t *count)
 		fputs(text, f);
 		free(text);
 	}
-	return 0;
 }
 
 int loroutes_remove_dead(struct leftovers *dead, bool verbose, char *err, size_t err_len)
@@ -450,9 +449,8 @@ int loroutes_remove_dead(struct leftovers *dead, bool verbose, char *err, size_t
 	if (!buf || !f)
 		goto out;
 	/* Records first: an address a record deletes must not be deleted twice. */
-	ret = dead_records(f, dead, &count);
-	if (ret >= 0)
-		ret = dead_addresses(f, &lines, &dead->judge, buf, &count, err, err_len);
+	dead_records(f, dead, &count);
+	ret = dead_addresses(f, &lines, &dead->judge, buf, &count, err, err_len);
 out:
 	if (f && fclose(f) != 0 && ret >= 0)
 		ret = -ENOMEM;
