@@ -20,9 +20,9 @@
  * and "local default dev lo table PX_TABLE", both proto 77. nat sees only
  * a connection's first packet, so REDIRECT costs nothing per packet after.
  * The jump rules and chain names carry the pid: `tunlab cleanup` (and
- * every client open) removes those of pids that no longer run, and a
- * family's fwmark rule and table once no running proxy has a TPROXY chain
- * of that family left. One proxy client per namespace can carry UDP: the
+ * every client open) removes those of owners that common/owner.h proves
+ * dead (their lock is free), and a family's fwmark rule and table once no
+ * live proxy has a TPROXY chain of that family left. One proxy client per namespace can carry UDP: the
  * mark and table are fixed numbers.
  */
 
