@@ -11,6 +11,7 @@
 struct mnl_socket;
 struct keyhash;
 
+#include "../common/owner.h"
 #include "../src/frontend.h"
 #include "../tunnel/proto.h"
 
@@ -181,6 +182,7 @@ struct px_syn {
 
 struct px_rules {
 	long pid;
+	struct owner_lock owner; /* vouches for our chains while they exist */
 	bool installed[2];     /* per family: v4, v6 */
 	bool udp[2];           /* per family: ip rule and route of the UDP path */
 	bool syn;              /* the SYN hold's mangle chain and REJECT rules */

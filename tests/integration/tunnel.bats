@@ -177,6 +177,9 @@ note() {
 	tl_assert "the server to drop nothing as spoofed" tl_json_test "$TL_SRV_STATS" '.drop_spoofed_source == 0'
 
 	# What a crash leaves records both addresses: cleanup removes both from lo.
+	local lock
+	lock=$(tl_owner_lock "$NS_CLI" "$TL_CLI_PID")
+	[[ -e $lock ]] || tl_fail "expected the running client's lock file $lock"
 	kill -KILL "$TL_CLI_PID"
 	tl_wait_exit "$TL_CLI_PID" 5 || true
 	TL_CLI_PID=""
@@ -184,6 +187,7 @@ note() {
 	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
 	run tl_leftovers "$NS_CLI"
 	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+	[[ ! -e $lock ]] || tl_fail "expected cleanup to remove the dead client's lock file $lock"
 	run n_cli ip -o addr show
 	[[ $output != *"$TL_TUN_CLI4/"* && $output != *"$TL_TUN_CLI6/"* ]] ||
 		tl_fail "expected neither inner address left in cli after cleanup: $output"
@@ -388,6 +392,7 @@ expect_client_through_flood() {
 	# A crashed instance's persistent device and tagged route, as a frontend
 	# that creates persistent objects would leave them after kill -9.
 	local dead_pid=4000000
+	tl_fake_dead_owner "$NS_CLI" $dead_pid
 	n_cli ip tuntap add dev tunlab$dead_pid mode tun
 	n_cli ip link set dev tunlab$dead_pid alias "tunlab:pid=$dead_pid" up
 	n_cli ip route add 10.199.0.0/24 dev tunlab$dead_pid proto 77
@@ -398,6 +403,31 @@ expect_client_through_flood() {
 	[[ $status != 0 ]] || tl_fail "expected the dead instance's device to be gone"
 	run n_cli ip route show 10.199.0.0/24
 	[[ -z $output ]] || tl_fail "expected the dead instance's route to be gone, found: $output"
+	dst_answers || tl_fail "expected the live client's tunnel to keep working after cleanup"
+}
+
+# Liveness is the owner's lock, not its pid: pid 4000001 names nobody here
+# (as an instance's pid in another pid namespace would), but its lock is held.
+@test "tunlab cleanup keeps the objects of an owner whose lock is held, whatever its pid" {
+	[[ $FRONTEND == tun ]] || skip "the owner's objects are TUN devices, whatever the frontend"
+	start_tunnel
+	local pid=4000001 lock holder
+	lock=$(tl_owner_lock "$NS_CLI" $pid)
+	TL_FAKE_LOCKS+=("$lock")
+	mkdir -p -m 0700 /run/tunlab
+	holder=$(tl_bg - "$TL_TMP/holder.log" bash -c 'exec 9>"$1" && flock 9 && echo locked && exec sleep 60' _ "$lock")
+	tl_wait_until 5 grep -q locked "$TL_TMP/holder.log" || tl_fail "expected flock to hold $lock"
+	n_cli ip tuntap add dev tunlab$pid mode tun
+	n_cli ip link set dev tunlab$pid alias "tunlab:pid=$pid" up
+	n_cli ip route add 10.198.0.0/24 dev tunlab$pid proto 77
+	run n_cli "$TUNLAB" cleanup
+	[[ $output == *"removed 0 leftover objects"* ]] || tl_fail "expected cleanup to keep a live owner's objects, got: $output"
+	run n_cli ip route show 10.198.0.0/24
+	tl_expect_contains "the live owner's route" "$output" "dev tunlab$pid"
+
+	tl_stop "$holder" TERM 5 || true
+	run n_cli "$TUNLAB" cleanup
+	[[ $output == *"removed 2 leftover objects"* ]] || tl_fail "expected cleanup to remove the owner's device and route once its lock is free, got: $output"
 	dst_answers || tl_fail "expected the live client's tunnel to keep working after cleanup"
 }
 
