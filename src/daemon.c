@@ -188,9 +188,9 @@ static void warn_uncaptured(const struct daemon *d, const struct peer_table *pee
 			if (covered)
 				continue;
 			prefix_format(p, text, sizeof(text));
-			log_msg(TUNNEL_LOG_WARN, "--peers: %s of '%s' is not routed by the frontend "
-				"(set up at start); restart to capture traffic to it", text,
-				peers->peers[i].name);
+			log_msg(TUNNEL_LOG_WARN, "--peers: %s of '%s' was not routed by the frontend at "
+				"start (a TUN device's --address subnet may cover it); restart to route it",
+				text, peers->peers[i].name);
 		}
 	}
 }
