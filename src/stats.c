@@ -22,6 +22,7 @@ static const struct counter tunnel_counters[] = {
 	TS(tx_segmented),
 	TS(sessions_active), TS(sessions_total), TS(handshake_failures),
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes),
+	TS(sessions_cut_reload),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }

@@ -414,6 +414,7 @@ static void server_rehome(struct session *s, const struct peer_table *peers,
 	const struct peer *peer = peers_find(peers, s->name);
 
 	if (!peer || !peer_unchanged(peer, slot->peer)) {
+		s->tunnel->stats.sessions_cut_reload++;
 		session_end(s, SESSION_END_POLICY, true, "%s",
 			    peer ? "its entry in the peers file changed" : "removed from the peers file");
 		s->role_data = NULL; /* the old slots are freed after the swap */

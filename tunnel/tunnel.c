@@ -232,6 +232,7 @@ int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)
 		if ((s->state != SESSION_HELLO && s->state != SESSION_ESTABLISHED) ||
 		    tls_conn_reverify(s->tls) != -EPERM)
 			continue;
+		t->stats.sessions_cut_reload++;
 		session_end(s, SESSION_END_POLICY, true, "%s", tls_conn_error(s->tls));
 	}
 	return 0;

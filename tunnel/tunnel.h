@@ -96,6 +96,7 @@ struct tunnel_stats {
 	uint64_t sessions_active, sessions_total;
 	uint64_t handshake_failures;     /* bad cert, unknown peer, timeout, version */
 	uint64_t sessions_dead;          /* cut off by dead-peer detection */
+	uint64_t sessions_cut_reload;    /* cut by SIGHUP: peer removed or changed, certificate revoked */
 	uint64_t reconnects;             /* client: connections after the first */
 	uint64_t queue_packets, queue_bytes; /* client: held now while reconnecting */
 	bool connected;                  /* client: a session is established */

@@ -377,6 +377,7 @@ hup_server() {
 	tl_assert "the server never to have seen a second session of cli" \
 		tl_json_test "$TL_SRV_STATS" '.sessions_total == 1'
 	tl_assert "the client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+	tl_assert "no session cut by the reload" tl_json_test "$TL_SRV_STATS" '.sessions_cut_reload == 0'
 	# The removed name is unknown now, the added one known.
 	tls_knock cli2
 	tls_knock cli3
@@ -393,6 +394,7 @@ hup_server() {
 		tl_fail "expected the client to log why it was cut; its log: $(tail -n 5 "$TL_CLI_LOG")"
 	tl_wait_until 5 grep -qF ": removed from the peers file, cut off" "$TL_SRV_LOG" ||
 		tl_fail "expected the server to log the cut"
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_cut_reload 1
 	tl_assert_not "no answer while cli is not a peer" dst_answers 1
 	write_peers cli cli2 cli3
 	hup_server "reloaded: 3 peers"

@@ -1616,6 +1616,7 @@ static void test_crl_reload(void **state)
 	assert_false(stats_of(&fx->cli).connected);
 	assert_true(stats_of(&fx->other).connected);
 	assert_int_equal(stats_of(&fx->other).reconnects, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
 }
 
 /* Two common names: the server refuses such a client, a client such a server. */
@@ -1680,6 +1681,7 @@ static void test_reload_peers(void **state)
 	expect_delivered(fx->loop, &fx->cli, 1, 2000);
 	assert_int_equal(stats_of(&fx->cli).reconnects, 0);
 	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
 	/* The removed peer stays out, the added one gets in. */
 	expect_log(fx->loop, &fx->srv, "refused: unknown peer 'cli2'", 3000);
 	side_close(&fx->other);
