@@ -178,6 +178,8 @@ static void warn_uncaptured(const struct daemon *d, const struct peer_table *pee
 {
 	char text[PREFIX_STR_MAX];
 
+	if (d->fe->ops->attach)
+		return; /* a stream frontend routes nothing toward the peers */
 	for (size_t i = 0; i < peers->count; i++) {
 		for (size_t j = 0; j < peers->peers[i].prefix_count; j++) {
 			const struct ip_prefix *p = &peers->peers[i].prefixes[j];
@@ -225,8 +227,11 @@ static void reload(struct daemon *d)
 
 	if (d->opts->command == CMD_SERVER)
 		reload_peers(d);
-	if (!d->opts->crl_file)
+	if (!d->opts->crl_file) {
+		if (d->opts->command != CMD_SERVER)
+			log_msg(TUNNEL_LOG_INFO, "SIGHUP: nothing to reload without --crl");
 		return;
+	}
 	if (tunnel_reload_crl(d->tunnel, err, sizeof(err)) < 0)
 		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous CRL stays in force", err);
 	else
