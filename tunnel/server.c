@@ -20,11 +20,12 @@
  * sharing a certificate cannot take the name from each other in turn.
  * When the older one has been silent longer, it is presumed dead and the
  * newcomer replaces it at once: a client that moved to another network
- * waits at most two periods, not the three of dead-peer detection. A
+ * gets in on its first try after two periods of silence, not after the
+ * three of dead-peer detection (plus its reconnect backoff either way). A
  * refusal also sends the older one a keepalive: if its host rebooted,
  * the RST ends it within a round trip, and the client's next try gets in.
  *
- * Reloading the peers file (server_reload_peers) builds a new table and
+ * Reloading the peers file (tunnel_server_reload) builds a new table and
  * new slots beside the old, moves the sessions of unchanged peers over
  * and cuts the others, then swaps: routing never sees half a table.
  */

@@ -1009,6 +1009,12 @@ static void test_load_errors(void **state)
 	expect_load_error(fx, &c.cfg, "expected host:port", false);
 	conf_server(&c, NULL);
 	expect_load_error(fx, &c.cfg, "the server needs a peers table (--peers)", true);
+	conf_server(&c, &fx->peers);
+	c.cfg.crl_file = "/x/crl.pem";
+	expect_load_error(fx, &c.cfg, "--crl /x/crl.pem: no such file", true);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.crl_file = c.ca; /* a certificate, not a CRL */
+	expect_load_error(fx, &c.cfg, ": no PEM CRL in it", false);
 	conf_client(&c, g.dir, "cli");
 	c.cfg.endpoint = "127.0.0.1:0";
 	expect_load_error(fx, &c.cfg, "--connect '127.0.0.1:0': expected", false);
