@@ -25,6 +25,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -1552,6 +1553,40 @@ static void test_duplicate_replaces_silent(void **state)
 	raw_close(rc);
 }
 
+/*
+ * The old connection's host rebooted: its socket vanished without FIN or
+ * RST (TCP_REPAIR makes close() silent). The keepalive that the refusal
+ * sends draws the RST that ends the old session at once, so the client's
+ * retry gets in long before the server's own keepalive would find out.
+ */
+static void test_duplicate_probe_finds_reboot(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct conf c;
+	int on = 1;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.keepalive_ms = scaled(10000); /* no keepalive of its own during the test */
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	/* Until every delayed ACK is out: a segment to the vanished socket draws the RST. */
+	run_for(fx->loop, 300);
+	if (setsockopt(rc->fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0)
+		skip(); /* needs CAP_NET_ADMIN */
+	raw_close(rc);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_log(fx->loop, &fx->srv, "refused: 'cli2' is already connected", 2000);
+	expect_log(fx->loop, &fx->srv, ": Connection reset by peer, cut off", 1000);
+	expect_connected(fx->loop, &fx->other, 2000);
+	assert_false(logged(&fx->srv, "replaces its connection"));
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+}
+
 /* ---- identity: revocation, two common names, reloading the peers ---- */
 
 /* A server and the client of certificate name, both checking the CRL at crl. */
@@ -1786,6 +1821,7 @@ int main(void)
 		TUNNEL_TEST(test_abrupt_close),
 		TUNNEL_TEST(test_duplicate_refused),
 		TUNNEL_TEST(test_duplicate_replaces_silent),
+		TUNNEL_TEST(test_duplicate_probe_finds_reboot),
 		TUNNEL_TEST(test_revoked_refused),
 		TUNNEL_TEST(test_crl_reload),
 		TUNNEL_TEST(test_two_common_names),
