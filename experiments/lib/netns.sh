@@ -72,7 +72,7 @@ TL_TUNLAB_PROTO=77              # routes tunlab installs carry "proto 77"
 # Every --stats line carries these flat keys (the CLI's stable contract).
 TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets rx_bytes
 	tls_records_written tls_records_read tls_writes drop_no_peer drop_peer_down
-	drop_spoofed_source drop_queue_full drop_tx_full drop_malformed drop_offload
+	drop_spoofed_source drop_queue_full drop_tx_full drop_malformed drop_offload drop_bad_offload
 	sessions_active sessions_total handshake_failures sessions_dead reconnects
 	queue_packets queue_bytes fe_captured_packets fe_captured_bytes fe_injected_packets
 	fe_injected_bytes fe_inject_errors fe_capture_drops cpu_user_s cpu_sys_s)
