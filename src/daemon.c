@@ -10,6 +10,13 @@
  * the tunnel's stream calls through a struct stream_port at attach, and
  * every stream message the tunnel receives through its stream_event op.
  *
+ * SIGHUP rereads the peers file (server) and the CRL (--crl): each is
+ * taken whole or refused whole, the old one staying in force; the tunnel
+ * cuts only the sessions the new files no longer admit. The frontend's
+ * kernel objects (routes, rules) stay as the peers file made them at
+ * start: a new peer's prefixes that they do not cover are named in a
+ * warning, and need a restart to be captured.
+ *
  * Lifecycle: signals blocked and read from a signalfd; frontend opened
  * (kernel objects created) before the tunnel so a bad route fails fast;
  * torn down in reverse on every exit path, so nothing borrowed stays.
@@ -47,7 +54,7 @@ struct daemon {
 	struct evloop *loop;
 	struct frontend *fe;
 	struct tunnel *tunnel;
-	struct peer_table peers;
+	struct peer_table *peers; /* heap: the tunnel points at it until a reload swaps it */
 	struct ip_prefix *routes;
 	size_t route_count;
 	struct ev_io capture_io, signal_io;
@@ -178,14 +185,84 @@ static void on_stats_timer(struct evloop *loop, struct ev_timer *timer)
 	evloop_timer_start(loop, timer, d->opts->stats_interval_ms);
 }
 
+/* Peers' prefixes that the routes the frontend opened with do not cover. */
+static void warn_uncaptured(const struct daemon *d, const struct peer_table *peers)
+{
+	char text[PREFIX_STR_MAX];
+
+	if (d->fe->ops->attach)
+		return; /* a stream frontend routes nothing toward the peers */
+	for (size_t i = 0; i < peers->count; i++) {
+		for (size_t j = 0; j < peers->peers[i].prefix_count; j++) {
+			const struct ip_prefix *p = &peers->peers[i].prefixes[j];
+			bool covered = false;
+
+			for (size_t k = 0; k < d->route_count && !covered; k++)
+				covered = d->routes[k].len <= p->len && prefix_contains(&d->routes[k], &p->addr);
+			if (covered)
+				continue;
+			prefix_format(p, text, sizeof(text));
+			log_msg(TUNNEL_LOG_WARN, "--peers: %s of '%s' was not routed by the frontend at "
+				"start (a TUN device's --address subnet may cover it); restart to route it",
+				text, peers->peers[i].name);
+		}
+	}
+}
+
+static void reload_peers(struct daemon *d)
+{
+	struct peer_table *fresh = calloc(1, sizeof(*fresh));
+	char err[512];
+
+	if (!fresh || peers_load(d->opts->peers_file, fresh, err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous peers file stays in force",
+			fresh ? err : "out of memory");
+		free(fresh);
+		return;
+	}
+	if (tunnel_set_peers(d->tunnel, fresh, err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous peers file stays in force", err);
+		peers_free(fresh);
+		free(fresh);
+		return;
+	}
+	peers_free(d->peers);
+	free(d->peers);
+	d->peers = fresh;
+	log_msg(TUNNEL_LOG_INFO, "SIGHUP: %s reloaded: %zu peers", d->opts->peers_file, fresh->count);
+	warn_uncaptured(d, fresh);
+}
+
+static void reload(struct daemon *d)
+{
+	char err[512];
+
+	if (d->opts->command == CMD_SERVER)
+		reload_peers(d);
+	if (!d->opts->crl_file) {
+		if (d->opts->command != CMD_SERVER)
+			log_msg(TUNNEL_LOG_INFO, "SIGHUP: nothing to reload without --crl");
+		return;
+	}
+	if (tunnel_reload_crl(d->tunnel, err, sizeof(err)) < 0)
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous CRL stays in force", err);
+	else
+		log_msg(TUNNEL_LOG_INFO, "SIGHUP: --crl %s reloaded", d->opts->crl_file);
+}
+
 static void on_signal(struct evloop *loop, struct ev_io *io, uint32_t events)
 {
 	struct daemon *d = io->arg;
 	struct signalfd_siginfo si;
 
 	(void)events;
-	if (read(d->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		log_msg(TUNNEL_LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
+	if (read(d->signal_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP) {
+		reload(d);
+		return;
+	}
+	log_msg(TUNNEL_LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
 	evloop_stop(loop);
 }
 
@@ -213,14 +290,14 @@ static int collect_peer_routes(struct daemon *d)
 {
 	size_t total = 0, k = 0;
 
-	for (size_t i = 0; i < d->peers.count; i++)
-		total += d->peers.peers[i].prefix_count;
+	for (size_t i = 0; i < d->peers->count; i++)
+		total += d->peers->peers[i].prefix_count;
 	d->routes = calloc(total ? total : 1, sizeof(*d->routes));
 	if (!d->routes)
 		return -ENOMEM;
-	for (size_t i = 0; i < d->peers.count; i++)
-		for (size_t j = 0; j < d->peers.peers[i].prefix_count; j++)
-			d->routes[k++] = d->peers.peers[i].prefixes[j];
+	for (size_t i = 0; i < d->peers->count; i++)
+		for (size_t j = 0; j < d->peers->peers[i].prefix_count; j++)
+			d->routes[k++] = d->peers->peers[i].prefixes[j];
 	d->route_count = total;
 	return 0;
 }
@@ -306,7 +383,8 @@ static int open_tunnel(struct daemon *d)
 		.cert_file = o->cert_file,
 		.key_file = o->key_file,
 		.ca_file = o->ca_file,
-		.peers = &d->peers,
+		.crl_file = o->crl_file,
+		.peers = d->peers,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
 		.streams = d->fe->ops->attach != NULL,
 		.keepalive_ms = o->keepalive_ms,
@@ -356,7 +434,10 @@ static int load_peers(struct daemon *d)
 
 	if (d->opts->command != CMD_SERVER)
 		return 0;
-	if (peers_load(d->opts->peers_file, &d->peers, err, sizeof(err)) < 0) {
+	d->peers = calloc(1, sizeof(*d->peers));
+	if (!d->peers)
+		return -ENOMEM;
+	if (peers_load(d->opts->peers_file, d->peers, err, sizeof(err)) < 0) {
 		log_msg(TUNNEL_LOG_ERR, "%s", err);
 		return -EINVAL;
 	}
@@ -458,7 +539,8 @@ static void daemon_teardown(struct daemon *d)
 	if (d->signal_fd > 0)
 		close(d->signal_fd);
 	evloop_free(d->loop);
-	peers_free(&d->peers);
+	peers_free(d->peers);
+	free(d->peers);
 	free(d->routes);
 }
 

@@ -57,8 +57,10 @@ static const struct flag flags[] = {
 	  "FILE", "its private key (PEM)" },
 	{ "--ca", FLAG_STRING, OPT(ca_file), DAEMONS, DAEMONS, 0, 0,
 	  "FILE", "CA certificate that signs every peer" },
+	{ "--crl", FLAG_STRING, OPT(crl_file), DAEMONS, 0, 0, 0,
+	  "FILE", "CRL of the CA (PEM); a revoked peer is refused; SIGHUP rereads it" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
-	  "FILE", "peers file: 'CN prefix[,prefix...]' per line" },
+	  "FILE", "peers file: 'CN prefix[,prefix...]' per line; SIGHUP rereads it" },
 	{ "--address", FLAG_ADDRESS, 0, DAEMONS, 0, 0, 0,
 	  "INNER/PLEN", "this end's inner address, the source of local traffic to the tunnel "
 	  "(repeatable: one IPv4, one IPv6)" },

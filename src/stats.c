@@ -23,7 +23,7 @@ static const struct counter tunnel_counters[] = {
 	TS(sessions_active), TS(sessions_total), TS(handshake_failures),
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
 	TS(handshakes_pending), TS(refused_per_source), TS(handshakes_evicted), TS(refused_max_peers),
-	TS(refused_accept_error), TS(log_suppressed),
+	TS(refused_accept_error), TS(log_suppressed), TS(sessions_cut_reload),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }

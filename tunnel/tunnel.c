@@ -167,7 +167,7 @@ struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
 	if (tunnel_configure(t, cfg, err, err_len) < 0)
 		goto err_free;
 	t->tls = tls_ctx_new(cfg->role == TUNNEL_SERVER, cfg->cert_file, cfg->key_file, cfg->ca_file,
-			     err, err_len);
+			     cfg->crl_file, err, err_len);
 	if (!t->tls)
 		goto err_free;
 	ret = cfg->role == TUNNEL_SERVER ? tunnel_server_init(t, err, err_len)
@@ -211,6 +211,36 @@ void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out)
 	*out = t->stats;
 	tunnel_sum_records(t, out);
 	t->role->stats(t, out);
+}
+
+int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len)
+{
+	if (t->role_kind != TUNNEL_SERVER || !peers) {
+		snprintf(err, err_len, "only a server has a peers table");
+		return -EINVAL;
+	}
+	return tunnel_server_reload(t, peers, err, err_len);
+}
+
+int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)
+{
+	struct session *s, *next;
+	int ret;
+
+	if (!tls_ctx_has_crl(t->tls))
+		return 0;
+	ret = tls_ctx_reload(t->tls, err, err_len);
+	if (ret < 0)
+		return ret;
+	for (s = t->sessions; s; s = next) {
+		next = s->next;
+		if ((s->state != SESSION_HELLO && s->state != SESSION_ESTABLISHED) ||
+		    tls_conn_reverify(s->tls) != -EPERM)
+			continue;
+		t->stats.sessions_cut_reload++;
+		session_end(s, SESSION_END_POLICY, true, "%s", tls_conn_error(s->tls));
+	}
+	return 0;
 }
 
 void tunnel_free(struct tunnel *t)

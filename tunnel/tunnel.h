@@ -54,6 +54,7 @@ struct tunnel_config {
 	const char *endpoint;    /* server: --listen, client: --connect; "host:port", "[v6]:port" */
 	const char *server_name; /* client: expected SAN; NULL means endpoint's host */
 	const char *cert_file, *key_file, *ca_file;
+	const char *crl_file;    /* PEM CRLs of the CA(s), or NULL: no revocation check */
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
 	bool accept_offload;     /* our frontend injects offload packets */
 	bool streams;            /* our frontend carries streams (HELLO_F_STREAMS) */
@@ -100,6 +101,7 @@ struct tunnel_stats {
 	uint64_t sessions_active, sessions_total;
 	uint64_t handshake_failures;     /* bad cert, unknown peer, timeout, version */
 	uint64_t sessions_dead;          /* cut off by dead-peer detection */
+	uint64_t sessions_cut_reload;    /* cut by SIGHUP: peer removed or changed, certificate revoked */
 	uint64_t reconnects;             /* client: connections after the first */
 	uint64_t queue_packets, queue_bytes; /* client: held now while reconnecting */
 	uint64_t queue_rounds;           /* client: queue flushes that waited for the send buffer */
@@ -141,6 +143,23 @@ int tunnel_stream_send(struct tunnel *t, struct stream_msg *msg);
 bool tunnel_stream_blocked(const struct tunnel *t, const struct stream_link *link);
 /* Hands every link's pending frames to TLS. */
 void tunnel_stream_flush(struct tunnel *t);
+/*
+ * Server: the peers table is replaced by peers (which must then outlive
+ * the tunnel; the previous one may be freed once this returns 0).
+ * Sessions of peers whose entry is unchanged (same name, same prefixes)
+ * go on untouched; those of removed or changed peers are cut, with the
+ * reason in their CLOSE frame and the log. On failure (-ENOMEM, err set)
+ * the previous table stays in force.
+ */
+int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len);
+/*
+ * Rereads cfg.crl_file (and cfg.ca_file) for new handshakes, then checks
+ * every open session's peer certificate against them as a handshake would
+ * and cuts those that now fail (a revoked one), with the reason. Without a
+ * crl_file it does nothing. On a bad file (-EINVAL, err set) the previous
+ * CA and CRL stay in force and no session is touched.
+ */
+int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len);
 /* Sends close_notify to every peer (best effort) and frees everything. */
 void tunnel_free(struct tunnel *t);
 

@@ -431,6 +431,116 @@ expect_client_through_flood() {
 	dst_answers || tl_fail "expected the live client's tunnel to keep working after cleanup"
 }
 
+# ---- identity: reloading the peers file and the CRL ------------------------------------
+
+# write_peers NAME...: a peers file of those names (cli, cli2, cli3), replaced as a whole.
+write_peers() {
+	local name
+	for name in "$@"; do
+		case $name in
+		cli) echo "cli  $TL_TUN_CLI4/32,$TL_TUN_CLI6/128" ;;
+		cli2) echo "cli2 $TL_TUN_CLI2_4/32,$TL_TUN_CLI2_6/128" ;;
+		cli3) echo "cli3 10.8.0.4/32" ;;
+		esac
+	done >"$TL_PEERS.new"
+	mv "$TL_PEERS.new" "$TL_PEERS"
+}
+
+# tls_knock NAME: a bare TLS handshake to the server with certificate NAME of TL_PKI (no HELLO).
+tls_knock() {
+	n_cli timeout 10 openssl s_client -connect "$TL_SRV_UL4:$TL_PORT" -servername server \
+		-cert "$TL_PKI/$1.crt" -key "$TL_PKI/$1.key" -CAfile "$TL_PKI/ca.crt" </dev/null >/dev/null 2>&1 || true
+}
+
+# hup_server WHAT: SIGHUP to the server, then wait for its log to say WHAT.
+hup_server() {
+	kill -HUP "$TL_SRV_PID"
+	tl_wait_until 5 grep -qF -- "$1" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to log '$1' after SIGHUP; its log: $(tail -n 20 "$TL_SRV_LOG")"
+}
+
+@test "SIGHUP reloads the peers file: one peer added, one removed, the unchanged one's ping goes on" {
+	skip_for_proxy "measured with a long ping; the proxy carries no ICMP"
+	tl_require_tools openssl
+	"$TL_MKPKI" "$TL_PKI" cli3 >/dev/null
+	start_tunnel
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 30 -i 0.1 -W 2 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	write_peers cli cli3
+	hup_server "SIGHUP: $TL_PEERS reloaded: 2 peers"
+	tl_wait_exit "$pinger" 15 || true
+	local received
+	received=$(grep -oE '[0-9]+ received' "$TL_TMP/ping.log" | cut -d' ' -f1)
+	tl_expect_ge "echo replies of 30 across the reload" "${received:-0}" 28
+	tl_assert "the server to run on after SIGHUP" tl_pid_alive "$TL_SRV_PID"
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_active 1
+	tl_assert "the server never to have seen a second session of cli" \
+		tl_json_test "$TL_SRV_STATS" '.sessions_total == 1'
+	tl_assert "the client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+	tl_assert "no session cut by the reload" tl_json_test "$TL_SRV_STATS" '.sessions_cut_reload == 0'
+	# The removed name is unknown now, the added one known.
+	tls_knock cli2
+	tls_knock cli3
+	tl_wait_until 5 grep -qF "unknown peer 'cli2'" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to refuse the removed peer cli2 as unknown"
+	tl_wait_until 5 grep -qF "client 'cli3' from" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to know the added peer cli3"
+	! grep -qF "unknown peer 'cli3'" "$TL_SRV_LOG" || tl_fail "expected cli3 not to be refused as unknown"
+
+	# Removing the connected peer cuts it, with the reason on both ends; putting it back lets it in.
+	write_peers cli2 cli3
+	hup_server "SIGHUP: $TL_PEERS reloaded: 2 peers"
+	tl_wait_until 5 grep -qF "removed from the peers file" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log why it was cut; its log: $(tail -n 5 "$TL_CLI_LOG")"
+	tl_wait_until 5 grep -qF ": removed from the peers file, cut off" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to log the cut"
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_cut_reload 1
+	tl_assert_not "no answer while cli is not a peer" dst_answers 1
+	write_peers cli cli2 cli3
+	hup_server "reloaded: 3 peers"
+	tl_wait_until "$TL_TIMEOUT" dst_answers 1 || tl_fail "expected cli back once it is a peer again"
+}
+
+@test "SIGHUP with a broken peers file: refused whole, logged, the old one stays in force" {
+	tl_require_tools openssl
+	start_tunnel
+	echo "cli not-a-prefix" >"$TL_PEERS"
+	hup_server "the previous peers file stays in force"
+	run grep -F "SIGHUP: $TL_PEERS:1: 'not-a-prefix' is not a prefix" "$TL_SRV_LOG"
+	[[ $status == 0 ]] || tl_fail "expected the log to name the file, line and fault; got: $(tail -n 3 "$TL_SRV_LOG")"
+	tl_assert "the server to run on" tl_pid_alive "$TL_SRV_PID"
+	tl_assert "dst to answer as before" dst_answers 1
+	tl_assert "no second session" tl_json_test "$TL_SRV_STATS" '.sessions_total == 1'
+	tl_assert "the client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+	# cli2 of the old file is still a peer.
+	tls_knock cli2
+	tl_wait_until 5 grep -qF "client 'cli2' from" "$TL_SRV_LOG" ||
+		tl_fail "expected the old peers file (with cli2) to stay in force"
+}
+
+@test "--crl: a revoked client is refused; SIGHUP with a new CRL cuts the session it revokes" {
+	TL_PKI=$TL_TMP/pki-crl
+	"$TL_MKPKI" "$TL_PKI" cli cli2 --crl >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	tl_start_tunlab_server "$FRONTEND" --crl "$TL_TMP/crl.pem"
+	tl_start_tunlab_client "$FRONTEND" --crl "$TL_TMP/crl.pem"
+	tl_wait_until "$TL_TIMEOUT" dst_answers || tl_fail "expected dst to answer with a CRL that revokes nothing"
+
+	"$TL_MKPKI" "$TL_PKI" --revoke cli >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	hup_server "SIGHUP: --crl $TL_TMP/crl.pem reloaded"
+	tl_wait_until 5 grep -qF "certificate verify failed: certificate revoked, cut off" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to cut the revoked client's session; its log: $(tail -n 5 "$TL_SRV_LOG")"
+	tl_wait_until 5 grep -qF "closed by peer: certificate verify failed: certificate revoked" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log why it was cut"
+	# Its reconnects are refused at the handshake.
+	tl_wait_until "$TL_TIMEOUT" grep -qF "refused: certificate verify failed: certificate revoked" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to refuse the revoked certificate at the handshake"
+	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 1
+	tl_assert_not "a revoked client to get no answer from dst" dst_answers 1
+	tl_assert "the server to have no active session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 0'
+}
+
 # ---- command line (no namespaces needed) ---------------------------------------------
 
 @test "cli: an unknown flag exits 2 with one line naming it" {
