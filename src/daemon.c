@@ -37,6 +37,7 @@ struct daemon {
 	struct frontend *fe;
 	struct tunnel *tunnel;
 	struct peer_table peers;
+	struct reach_policy *reach;
 	struct ip_prefix *routes;
 	size_t route_count;
 	struct ev_io capture_io, signal_io;
@@ -253,6 +254,65 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
 }
 
+/*
+ * Server: what peers may reach: --export, the peers' prefixes (owned by
+ * their struct peer, as the tunnel knows the sender), and this host's own
+ * addresses, read once the frontend has added its own.
+ */
+static int reach_server(struct daemon *d, struct reach_policy *p)
+{
+	const struct options *o = d->opts;
+	int ret = 0;
+
+	for (size_t i = 0; i < o->export_count && ret == 0; i++)
+		ret = reach_allow(p, &o->exports[i]);
+	for (size_t i = 0; i < d->peers.count && ret == 0; i++)
+		for (size_t j = 0; j < d->peers.peers[i].prefix_count && ret == 0; j++)
+			ret = reach_add_peer(p, &d->peers.peers[i].prefixes[j], &d->peers.peers[i]);
+	return ret;
+}
+
+/*
+ * Client: the sources the server may send from: the --route prefixes and
+ * the inner network of each --address (where the server's inner address
+ * lives: its ICMP errors come from there), but never an address of ours.
+ */
+static int reach_client(struct daemon *d, struct reach_policy *p)
+{
+	const struct options *o = d->opts;
+	int ret = 0;
+
+	for (size_t i = 0; i < o->route_count && ret == 0; i++)
+		ret = reach_allow(p, &o->routes[i]);
+	for (size_t i = 0; i < o->address_count && ret == 0; i++) {
+		struct ip_prefix net = prefix_network(&o->addresses[i]);
+
+		if (!prefix_is_host(&net))
+			ret = reach_allow(p, &net);
+	}
+	return ret;
+}
+
+static int open_reach(struct daemon *d)
+{
+	const struct options *o = d->opts;
+	int ret = -ENOMEM;
+
+	d->reach = reach_new(o->peer_to_peer);
+	if (!d->reach)
+		goto err;
+	ret = o->command == CMD_SERVER ? reach_server(d, d->reach) : reach_client(d, d->reach);
+	for (size_t i = 0; i < o->address_count && ret == 0; i++)
+		ret = reach_add_local(d->reach, &o->addresses[i].addr, false);
+	if (ret == 0)
+		ret = reach_add_host_addresses(d->reach);
+	if (ret == 0)
+		return 0;
+err:
+	log_msg(TUNNEL_LOG_ERR, "reach policy: %s", strerror(-ret));
+	return ret;
+}
+
 static int port_send(void *ctx, struct stream_msg *msg)
 {
 	return tunnel_stream_send(ctx, msg);
@@ -293,6 +353,7 @@ static int open_tunnel(struct daemon *d)
 		.key_file = o->key_file,
 		.ca_file = o->ca_file,
 		.peers = &d->peers,
+		.reach = d->reach,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
 		.streams = d->fe->ops->attach != NULL,
 		.keepalive_ms = o->keepalive_ms,
@@ -364,6 +425,9 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	ret = open_frontend(d, ops);
 	if (ret < 0)
 		return ret;
+	ret = open_reach(d);
+	if (ret < 0)
+		return ret;
 	ret = open_tunnel(d);
 	if (ret < 0)
 		return ret;
@@ -382,6 +446,7 @@ static void daemon_teardown(struct daemon *d)
 	if (d->signal_fd > 0)
 		close(d->signal_fd);
 	evloop_free(d->loop);
+	reach_free(d->reach);
 	peers_free(&d->peers);
 	free(d->routes);
 }

@@ -84,6 +84,7 @@ struct frontend_stats {
 	uint64_t captured_packets, captured_bytes;
 	uint64_t injected_packets, injected_bytes;
 	uint64_t inject_errors;  /* the kernel refused a packet we wrote */
+	uint64_t inject_denied;  /* a special address (common/reach.h): never handed to the kernel */
 	uint64_t capture_drops;  /* dropped before we saw it, where the kernel says */
 };
 
@@ -100,6 +101,7 @@ struct frontend_stream_stats {
 	uint64_t streams_reset;       /* reset by an application or the far end */
 	uint64_t streams_idle_closed; /* closed by an idle timeout */
 	uint64_t streams_limited;     /* refused or reset by a per-client limit */
+	uint64_t streams_prohibited;  /* the exit's policy forbids the destination */
 	uint64_t udp_flows_open, udp_flows_total;
 	uint64_t dgrams_out, dgrams_in;
 	uint64_t dgrams_dropped;      /* no flow, no memory, or the tunnel was full */

@@ -128,6 +128,7 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 	t->handshake_ms = cfg->handshake_ms ? cfg->handshake_ms : TUNNEL_HANDSHAKE_MS_DEFAULT;
 	t->queue_bytes = cfg->queue_bytes ? cfg->queue_bytes : TUNNEL_QUEUE_DEFAULT_BYTES;
 	t->peers = cfg->peers;
+	t->reach = cfg->reach;
 	ret = tunnel_parse_endpoint(cfg->endpoint, &t->addr, &t->addr_len, host, sizeof(host), msg,
 				    sizeof(msg));
 	if (ret < 0) {

@@ -1252,12 +1252,12 @@ static void test_wrong_version(void **state)
 	struct fixture *fx = *state;
 	struct raw_client *rc = &fx->raw;
 
-	_Static_assert(PROTO_VERSION + 1 == 3, "the strings below name the version");
+	_Static_assert(PROTO_VERSION + 1 == 4, "the strings below name the version");
 	fx_start_server(fx, false);
 	raw_put_hello(rc, PROTO_VERSION + 1);
-	raw_expect_close(fx->loop, rc, "unsupported protocol version 3");
+	raw_expect_close(fx->loop, rc, "unsupported protocol version 4");
 	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
-	assert_true(logged(&fx->srv, "refused: unsupported protocol version 3"));
+	assert_true(logged(&fx->srv, "refused: unsupported protocol version 4"));
 	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
 	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
 }
