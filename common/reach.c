@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,51 @@ static int add_sockaddr(struct reach_policy *p, const struct sockaddr *sa, bool 
 	return reach_add_local(p, &a, broadcast);
 }
 
+/*
+ * The kernel routes the first and last address of an IPv4 subnet shorter
+ * than /31 as broadcast (RTN_BROADCAST in the local table) whether or not
+ * the address was added with "brd": a packet to 10.102.0.255 arriving on
+ * a TUN device is delivered to this host. Both count as broadcast here.
+ */
+static int add_subnet_broadcast(struct reach_policy *p, const struct ifaddrs *ifa)
+{
+	const struct sockaddr_in *addr = (const struct sockaddr_in *)ifa->ifa_addr;
+	const struct sockaddr_in *mask = (const struct sockaddr_in *)ifa->ifa_netmask;
+	struct ip_addr edge = { .family = AF_INET };
+	uint32_t a, m;
+	int ret;
+
+	if (!mask || mask->sin_family != AF_INET)
+		return 0;
+	a = ntohl(addr->sin_addr.s_addr);
+	m = ntohl(mask->sin_addr.s_addr);
+	if ((m & 0x2) != 0) /* /31 and /32 have no broadcast */
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		uint32_t v = i ? (a | ~m) : (a & m);
+
+		edge.bytes[0] = (uint8_t)(v >> 24);
+		edge.bytes[1] = (uint8_t)(v >> 16);
+		edge.bytes[2] = (uint8_t)(v >> 8);
+		edge.bytes[3] = (uint8_t)v;
+		ret = reach_add_local(p, &edge, true);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int add_interface_address(struct reach_policy *p, const struct ifaddrs *ifa)
+{
+	int ret = add_sockaddr(p, ifa->ifa_addr, false);
+
+	if (ret < 0 || ifa->ifa_addr->sa_family != AF_INET)
+		return ret;
+	if ((ifa->ifa_flags & IFF_BROADCAST) && ifa->ifa_broadaddr)
+		ret = add_sockaddr(p, ifa->ifa_broadaddr, true);
+	return ret < 0 ? ret : add_subnet_broadcast(p, ifa);
+}
+
 int reach_add_host_addresses(struct reach_policy *p)
 {
 	struct ifaddrs *list, *ifa;
@@ -217,14 +263,9 @@ int reach_add_host_addresses(struct reach_policy *p)
 
 	if (getifaddrs(&list) < 0)
 		return -errno;
-	for (ifa = list; ifa && ret == 0; ifa = ifa->ifa_next) {
-		if (!ifa->ifa_addr)
-			continue;
-		ret = add_sockaddr(p, ifa->ifa_addr, false);
-		if (ret == 0 && ifa->ifa_addr->sa_family == AF_INET && (ifa->ifa_flags & IFF_BROADCAST) &&
-		    ifa->ifa_broadaddr)
-			ret = add_sockaddr(p, ifa->ifa_broadaddr, true);
-	}
+	for (ifa = list; ifa && ret == 0; ifa = ifa->ifa_next)
+		if (ifa->ifa_addr)
+			ret = add_interface_address(p, ifa);
 	freeifaddrs(list);
 	return ret;
 }
@@ -244,7 +285,8 @@ enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_
 		/* This host itself: only where an allowed prefix names exactly the address. */
 		if (e->allowed)
 			return REACH_OK;
-		return e->broadcast ? REACH_BROADCAST : REACH_LOCAL;
+		/* glibc reports an address without "brd" as its own broadcast: local wins. */
+		return e->local ? REACH_LOCAL : REACH_BROADCAST;
 	}
 	if (e->owner)
 		return p->peer_to_peer && e->owner != sender ? REACH_OK : REACH_PEER;
