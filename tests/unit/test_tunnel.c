@@ -1072,6 +1072,71 @@ static void test_spoofed_source(void **state)
 	assert_int_equal(stats_of(&fx->srv).rx_packets, 1);
 }
 
+static void reach_allow_text(struct reach_policy *p, const char *text)
+{
+	struct ip_prefix prefix;
+
+	assert_int_equal(prefix_parse(text, &prefix), 0);
+	assert_int_equal(reach_allow(p, &prefix), 0);
+}
+
+/*
+ * The receive path asks the reach policy about every packet: the server
+ * about destinations (exports, other peers), the client about sources
+ * (its routes and inner network, never its own address).
+ */
+static void test_reach_policy(void **state)
+{
+	struct fixture *fx = *state;
+	struct reach_policy *srv_reach = reach_new(false), *cli_reach = reach_new(false);
+	struct ip_addr me;
+	struct conf c;
+	struct tunnel_stats st;
+
+	assert_non_null(srv_reach);
+	assert_non_null(cli_reach);
+	reach_allow_text(srv_reach, "10.9.0.0/16");
+	for (size_t i = 0; i < fx->peers.count; i++)
+		for (size_t j = 0; j < fx->peers.peers[i].prefix_count; j++)
+			assert_int_equal(reach_add_peer(srv_reach, &fx->peers.peers[i].prefixes[j],
+							&fx->peers.peers[i]), 0);
+	reach_allow_text(cli_reach, "10.9.0.0/16");
+	reach_allow_text(cli_reach, "10.8.0.0/24");
+	assert_int_equal(addr_parse("10.8.0.2", &me), 0);
+	assert_int_equal(reach_add_local(cli_reach, &me, false), 0);
+
+	conf_server(&c, &fx->peers);
+	c.cfg.reach = srv_reach;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.reach = cli_reach;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_log(fx->loop, &fx->srv, "client 'cli' from 127.0.0.1:", 1000);
+
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "127.0.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.77.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.8.0.3");  /* cli2's, no --peer-to-peer */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.drop_dst[REACH_LOOPBACK], 1);
+	assert_int_equal(st.drop_dst[REACH_NOT_EXPORTED], 1);
+	assert_int_equal(st.drop_dst[REACH_PEER], 1);
+	assert_int_equal(st.rx_packets, 1);
+
+	send_packets(&fx->srv, 1, 100, "10.77.0.1", "10.8.0.2");
+	send_packets(&fx->srv, 1, 100, "10.8.0.2", "10.8.0.2");  /* the client's own address */
+	send_packets(&fx->srv, 1, 100, "10.8.0.1", "10.8.0.2");  /* the server's inner address */
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 2, 2000);
+	assert_int_equal(stats_of(&fx->cli).drop_spoofed_source, 2);
+	side_close(&fx->cli);
+	side_close(&fx->srv);
+	reach_free(cli_reach);
+	reach_free(srv_reach);
+}
+
 /* No peer holds the destination, the peer is down, or it is no IP packet. */
 static void test_server_drops(void **state)
 {
@@ -1520,6 +1585,7 @@ int main(void)
 		TUNNEL_TEST(test_queue_limit),
 		TUNNEL_TEST(test_packets_both_ways),
 		TUNNEL_TEST(test_spoofed_source),
+		TUNNEL_TEST(test_reach_policy),
 		TUNNEL_TEST(test_server_drops),
 		TUNNEL_TEST(test_offload_to_plain_peer),
 		TUNNEL_TEST(test_offload_queued_for_plain_peer),
