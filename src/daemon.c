@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../tunnel/proto.h"
 #include "../tunnel/tunnel.h"
 #include "daemon.h"
 #include "log.h"
@@ -30,6 +32,15 @@
 
 /* Batches read per wakeup: enough to fill records, few enough to stay fair. */
 enum { CAPTURE_BATCHES_PER_WAKEUP = 8 };
+
+enum {
+	/* fds besides sessions and streams: epoll, signalfd, frontend, stats, listener... */
+	DAEMON_FD_RESERVE = 64,
+	/* The soft limit we ask for when the hard one is unlimited (the kernel's nr_open default). */
+	DAEMON_FD_CEILING = 1 << 20,
+	/* The exit's budget whatever the fd limit says, so that a proxy server can work at all. */
+	DAEMON_EXIT_BUDGET_MIN = 16,
+};
 
 struct daemon {
 	const struct options *opts;
@@ -49,6 +60,7 @@ struct daemon {
 	struct pkt_batch batch;
 	bool capture_paused;
 	int exit_status;
+	unsigned exit_budget; /* server, stream frontend: streams and flows the fds allow */
 };
 
 static void trace_packet(const char *stage, const char *peer, const struct pkt *p)
@@ -232,6 +244,8 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		.queues = o->queues,
 		.fail_open = o->fail_open,
 		.inject = o->inject,
+		.max_streams = d->exit_budget,
+		.max_streams_per_client = o->max_streams_per_client,
 	};
 	char err[512];
 	int ret;
@@ -359,6 +373,9 @@ static int open_tunnel(struct daemon *d)
 		.keepalive_ms = o->keepalive_ms,
 		.handshake_ms = o->handshake_ms,
 		.queue_bytes = o->queue_bytes,
+		.max_handshakes = o->max_handshakes,
+		.max_handshakes_per_source = o->max_handshakes_per_source,
+		.max_peers = o->max_peers,
 		.trace = o->trace,
 	};
 	char err[512];
@@ -407,10 +424,69 @@ static int load_peers(struct daemon *d)
 	return collect_peer_routes(d);
 }
 
+/* The soft RLIMIT_NOFILE up to the hard one; returns the soft limit now in force. */
+static unsigned long raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > DAEMON_FD_CEILING
+				      ? DAEMON_FD_CEILING : rl.rlim_max;
+
+		if (want > rl.rlim_cur) {
+			struct rlimit raised = { .rlim_cur = want, .rlim_max = rl.rlim_max };
+
+			if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+				rl.rlim_cur = want;
+		}
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? DAEMON_FD_CEILING : (unsigned long)rl.rlim_cur;
+}
+
+/*
+ * A server's fds: every unauthenticated connection, every peer (twice: a
+ * replaced session lingers a moment beside its successor), a reserve, and
+ * with a stream frontend the exit's streams and flows, which get what is
+ * left (or --max-streams, if that fits). Says so when the limit is short.
+ */
+static void plan_fds(struct daemon *d, const struct frontend_ops *ops)
+{
+	const struct options *o = d->opts;
+	unsigned long limit = raise_fd_limit();
+	unsigned long handshakes = o->max_handshakes ? o->max_handshakes : TUNNEL_MAX_HANDSHAKES_DEFAULT;
+	unsigned long peers = o->max_peers ? o->max_peers : TUNNEL_MAX_PEERS_DEFAULT;
+	unsigned long tunnel_need = handshakes + 2 * peers + DAEMON_FD_RESERVE;
+	unsigned long left = limit > tunnel_need ? limit - tunnel_need : 0;
+	unsigned long budget;
+
+	if (o->command != CMD_SERVER)
+		return;
+	if (limit < tunnel_need)
+		log_msg(TUNNEL_LOG_WARN, "fd limit %lu is below the %lu that --max-handshakes and "
+			"--max-peers need; accept() may fail under load", limit, tunnel_need);
+	if (!ops->attach)
+		return;
+	budget = o->max_streams ? o->max_streams : left;
+	if (o->max_streams && o->max_streams > left)
+		log_msg(TUNNEL_LOG_WARN, "fd limit %lu is below the %lu that the caps need "
+			"(--max-streams %u); the exit refuses streams and flows beyond %lu",
+			limit, tunnel_need + o->max_streams, o->max_streams, left);
+	if (budget > left)
+		budget = left > DAEMON_EXIT_BUDGET_MIN ? left : DAEMON_EXIT_BUDGET_MIN;
+	if (budget > UINT32_MAX / 2)
+		budget = UINT32_MAX / 2;
+	d->exit_budget = (unsigned)budget;
+	log_msg(TUNNEL_LOG_DEBUG, "fd limit %lu: %lu for the tunnel, %u for the exit's streams and flows",
+		limit, tunnel_need, d->exit_budget);
+}
+
 static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 {
 	int ret;
 
+	plan_fds(d, ops);
 	d->loop = evloop_new();
 	if (!d->loop)
 		return -errno;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../tunnel/proto.h"
 #include "options.h"
 
 #define CMD(c) (1u << (c))
@@ -94,6 +95,18 @@ static const struct flag flags[] = {
 	  "SEC", "cut off a peer whose handshake takes longer (default 10)" },
 	{ "--queue", FLAG_BYTES, OPT(queue_bytes), CMD(CMD_CLIENT), 0, 0, 64ul << 20,
 	  "BYTES", "bytes held while reconnecting, K/M suffix (default 256K)" },
+	{ "--max-handshakes", FLAG_UINT, OPT(max_handshakes), CMD(CMD_SERVER), 0, 1,
+	  TUNNEL_MAX_HANDSHAKES_LIMIT, "N",
+	  "connections in the TLS handshake; when full, the oldest makes room (default 256)" },
+	{ "--max-handshakes-per-source", FLAG_UINT, OPT(max_handshakes_per_source), CMD(CMD_SERVER), 0,
+	  1, TUNNEL_MAX_HANDSHAKES_LIMIT, "N",
+	  "handshakes from one IPv4 address or IPv6 /64; more are refused (default 16)" },
+	{ "--max-peers", FLAG_UINT, OPT(max_peers), CMD(CMD_SERVER), 0, 1,
+	  TUNNEL_MAX_PEERS_LIMIT, "N", "authenticated connections; strangers never count here (default 1024)" },
+	{ "--max-streams", FLAG_UINT, OPT(max_streams), CMD(CMD_SERVER), 0, 1, 1u << 24,
+	  "N", "proxy exit: TCP streams and UDP flows in all (default: what the fd limit leaves)" },
+	{ "--max-streams-per-client", FLAG_UINT, OPT(max_streams_per_client), CMD(CMD_SERVER), 0, 1,
+	  1u << 24, "N", "proxy exit: TCP streams of one client (default 4096)" },
 	{ "--verbose", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
 	  NULL, "print every command that changes the system, and debug logs" },
 	{ "-v", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,

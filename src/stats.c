@@ -19,9 +19,11 @@ static const struct counter tunnel_counters[] = {
 	TS(tls_records_written), TS(tls_records_read), TS(tls_writes),
 	TS(drop_no_peer), TS(drop_peer_down), TS(drop_spoofed_source),
 	TS(drop_queue_full), TS(drop_tx_full), TS(drop_malformed), TS(drop_offload),
-	TS(tx_segmented),
+	TS(drop_bad_offload), TS(tx_segmented),
 	TS(sessions_active), TS(sessions_total), TS(handshake_failures),
-	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes),
+	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
+	TS(handshakes_pending), TS(refused_per_source), TS(handshakes_evicted), TS(refused_max_peers),
+	TS(refused_accept_error), TS(log_suppressed),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }
@@ -34,7 +36,8 @@ static const struct counter frontend_counters[] = {
 static const struct counter stream_counters[] = {
 	SS(streams_open), SS(streams_total), SS(stream_bytes_out), SS(stream_bytes_in),
 	SS(streams_refused), SS(streams_unreachable), SS(streams_reset), SS(streams_idle_closed),
-	SS(streams_limited), SS(streams_prohibited), SS(udp_flows_open), SS(udp_flows_total), SS(dgrams_out),
+	SS(streams_limited), SS(streams_prohibited), SS(exit_over_budget), SS(flows_limited),
+	SS(udp_flows_open), SS(udp_flows_total), SS(dgrams_out),
 	SS(dgrams_in), SS(dgrams_dropped), SS(dropped_uncarried), SS(dropped_packets),
 };
 

@@ -49,6 +49,10 @@ struct session {
 	char remote[64];                /* "10.1.0.2:40312" */
 	char name[PEER_NAME_MAX + 1];   /* server: the peer's certificate name */
 	void *role_data;                /* server: its struct server_peer */
+	/* Server, until TLS is up: the list of unauthenticated connections, oldest first. */
+	struct session *pending_prev, *pending_next;
+	bool pending;                   /* on that list */
+	struct ip_addr source;          /* server: the remote's address, an IPv6 one cut to /64 */
 	bool peer_offload;              /* the peer's HELLO had HELLO_F_OFFLOAD */
 	bool streams;                   /* both HELLOs had HELLO_F_STREAMS */
 

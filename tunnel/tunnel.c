@@ -127,6 +127,11 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 	t->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : TUNNEL_KEEPALIVE_MS_DEFAULT;
 	t->handshake_ms = cfg->handshake_ms ? cfg->handshake_ms : TUNNEL_HANDSHAKE_MS_DEFAULT;
 	t->queue_bytes = cfg->queue_bytes ? cfg->queue_bytes : TUNNEL_QUEUE_DEFAULT_BYTES;
+	t->max_handshakes = cfg->max_handshakes ? cfg->max_handshakes : TUNNEL_MAX_HANDSHAKES_DEFAULT;
+	t->max_handshakes_per_source = cfg->max_handshakes_per_source
+					       ? cfg->max_handshakes_per_source
+					       : TUNNEL_MAX_HANDSHAKES_PER_SOURCE_DEFAULT;
+	t->max_peers = cfg->max_peers ? cfg->max_peers : TUNNEL_MAX_PEERS_DEFAULT;
 	t->peers = cfg->peers;
 	t->reach = cfg->reach;
 	ret = tunnel_parse_endpoint(cfg->endpoint, &t->addr, &t->addr_len, host, sizeof(host), msg,

@@ -69,6 +69,10 @@ struct tunnel_config {
 	unsigned keepalive_ms;   /* 0: TUNNEL_KEEPALIVE_MS_DEFAULT */
 	unsigned handshake_ms;   /* 0: TUNNEL_HANDSHAKE_MS_DEFAULT */
 	size_t queue_bytes;      /* client; 0: TUNNEL_QUEUE_DEFAULT_BYTES */
+	/* server, 0: the TUNNEL_*_DEFAULT of proto.h */
+	unsigned max_handshakes;            /* unauthenticated connections in all */
+	unsigned max_handshakes_per_source; /* ...from one IPv4 address or IPv6 /64 */
+	unsigned max_peers;                 /* authenticated connections */
 	bool trace;              /* call cb->trace per packet per stage */
 };
 
@@ -108,12 +112,20 @@ struct tunnel_stats {
 	uint64_t drop_tx_full;           /* server: a session's send buffer full */
 	uint64_t drop_malformed;         /* not an IP packet, bad frame contents */
 	uint64_t drop_offload;           /* offload packet the peer cannot take */
+	uint64_t drop_bad_offload;       /* peer's offload block does not describe its packet */
 	uint64_t tx_segmented;           /* plain packets made in software from offload ones */
 	uint64_t sessions_active, sessions_total;
 	uint64_t handshake_failures;     /* bad cert, unknown peer, timeout, version */
 	uint64_t sessions_dead;          /* cut off by dead-peer detection */
 	uint64_t reconnects;             /* client: connections after the first */
 	uint64_t queue_packets, queue_bytes; /* client: held now while reconnecting */
+	uint64_t queue_rounds;           /* client: queue flushes that waited for the send buffer */
+	uint64_t handshakes_pending;     /* server: unauthenticated connections now */
+	uint64_t refused_per_source;     /* server: a source had max_handshakes_per_source */
+	uint64_t handshakes_evicted;     /* server: oldest unauthenticated one dropped for a newcomer */
+	uint64_t refused_max_peers;      /* server: max_peers authenticated connections already */
+	uint64_t refused_accept_error;   /* server: accept() failed for lack of fds or memory */
+	uint64_t log_suppressed;         /* server: listener warnings folded into a summary */
 	bool connected;                  /* client: a session is established */
 };
 

@@ -60,6 +60,7 @@ struct tunnel {
 	bool streams;              /* our frontend carries streams: HELLO_F_STREAMS */
 	unsigned keepalive_ms, handshake_ms;
 	size_t queue_bytes;
+	unsigned max_handshakes, max_handshakes_per_source, max_peers;
 	const struct peer_table *peers;
 	const struct reach_policy *reach;
 	struct sockaddr_storage addr;
@@ -95,6 +96,13 @@ void tunnel_format_sockaddr(const struct sockaddr *sa, char *out, size_t out_len
 /* Parses "host:port" or "[v6]:port"; the host may be a name (resolved now, blocking). */
 int tunnel_parse_endpoint(const char *text, struct sockaddr_storage *ss, socklen_t *len,
 			  char *host, size_t host_len, char *err, size_t err_len);
+
+/*
+ * What counts as one source for the server's per-source cap: an IPv4
+ * address (a v4-mapped IPv6 one too) or an IPv6 address cut to
+ * TUNNEL_SOURCE_PREFIX_V6 bits; zeroes elsewhere, so memcmp compares.
+ */
+void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out);
 
 /* TLS records of live sessions plus those of freed ones. */
 void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out);

@@ -72,7 +72,7 @@ TL_TUNLAB_PROTO=77              # routes tunlab installs carry "proto 77"
 # Every --stats line carries these flat keys (the CLI's stable contract).
 TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets rx_bytes
 	tls_records_written tls_records_read tls_writes drop_no_peer drop_peer_down
-	drop_spoofed_source drop_queue_full drop_tx_full drop_malformed drop_offload
+	drop_spoofed_source drop_queue_full drop_tx_full drop_malformed drop_offload drop_bad_offload
 	drop_dst_loopback drop_dst_unspecified drop_dst_link_local drop_dst_multicast
 	drop_dst_broadcast drop_dst_local drop_dst_peer drop_dst_not_exported
 	sessions_active sessions_total handshake_failures sessions_dead reconnects

@@ -203,6 +203,13 @@ note() {
 	jq -e '.end.sum_received.bits_per_second > 0' "$json" >/dev/null ||
 		tl_fail "expected > 0 bits/s received, iperf3 says $bps"
 	note "iperf3 through tunlab ($FRONTEND): $(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$json") Mbit/s"
+	# Real GSO from the kernel: no block may be taken for a lie (issue 13), at either end.
+	sleep 0.5 # two --stats lines after the run
+	local side
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		tl_assert "no offload block refused, none of our own frames malformed ($(basename "$side"))" \
+			tl_json_test "$side" '.drop_bad_offload == 0 and .drop_malformed == 0'
+	done
 }
 
 @test "dst sees the client's inner source address on ICMP (tcpdump)" {
@@ -256,6 +263,69 @@ note() {
 	tl_assert "the good client to still ping dst" tl_ping_dst 3
 	tl_assert "the server to still have exactly one session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 1'
 	tl_assert "the good client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+}
+
+# ---- the listener under a handshake flood (issue 13) ---------------------------------
+
+FLOOD_COUNT=1500
+
+# Connections to the tunnel port that srv holds, in any state past the SYN.
+srv_held() {
+	n_srv ss -Htn state established "( sport = :$TL_PORT )" | wc -l
+}
+
+# start_flood [hsflood flags]: a stranger in dst (another host) holds
+# FLOOD_COUNT idle connections to the server, renewing what is closed,
+# until teardown or 60 s; returns once srv holds at least 16 of them.
+start_flood() {
+	tl_require_tools python3 ss
+	tl_bg "$NS_DST" "$TL_TMP/flood.log" python3 "$BATS_TEST_DIRNAME/hsflood.py" \
+		"$TL_SRV_UL4" "$TL_PORT" "$FLOOD_COUNT" --seconds 60 "$@" >/dev/null
+	FLOOD_PID=$TL_LAST_PID
+	tl_wait_until "$TL_TIMEOUT" grep -q '^ready' "$TL_TMP/flood.log" ||
+		tl_fail "expected the flood to start in dst, its log: $(cat "$TL_TMP/flood.log")"
+	tl_wait_until "$TL_TIMEOUT" eval '(( $(srv_held) >= 16 ))' ||
+		tl_fail "expected srv to hold the flood's connections, it holds $(srv_held)"
+}
+
+# The real client starts during the flood and must be through within the
+# handshake timeout (10 s = TL_TIMEOUT), not after the stranger gives up.
+expect_client_through_flood() {
+	tl_start_tunlab_client "$FRONTEND"
+	tl_wait_until "$TL_TIMEOUT" dst_answers ||
+		tl_fail "expected dst to answer cli through the tunnel during the flood"
+	tl_pid_alive "$FLOOD_PID" || tl_fail "expected the flood still running, its log: $(cat "$TL_TMP/flood.log")"
+}
+
+@test "a handshake flood of 1500 idle connections from another host: the per-source cap keeps a client's way in" {
+	tl_start_tunlab_server "$FRONTEND"
+	start_flood
+	expect_client_through_flood
+	tl_wait_stat_ge "$TL_SRV_STATS" refused_per_source 1
+	tl_assert "srv to hold at most 16 unauthenticated connections (the per-source default)" \
+		tl_json_test "$TL_SRV_STATS" '.handshakes_pending <= 16'
+	tl_assert "the server to have one session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 1'
+	# Thousands of refusals, a few lines: TUNNEL_WARN_BURST per 10 s and a summary.
+	local lines
+	lines=$(grep -c 'refused' "$TL_SRV_LOG" || true)
+	((lines <= 20)) || tl_fail "expected at most 20 refusal lines in the server log, got $lines"
+}
+
+@test "a handshake flood filling --max-handshakes from one source: the oldest stranger makes room for the client" {
+	tl_start_tunlab_server "$FRONTEND" --max-handshakes 256 --max-handshakes-per-source 4096
+	local vm0 vm1
+	vm0=$(awk '/VmSize/ {print $2}' "/proc/$TL_SRV_PID/status")
+	start_flood --rate 500
+	tl_wait_until "$TL_TIMEOUT" eval '(( $(srv_held) >= 256 ))' ||
+		tl_fail "expected the flood to fill 256 slots, srv holds $(srv_held)"
+	# A handshaking connection costs a socket and an SSL object, not a session's 1.25 MiB.
+	vm1=$(awk '/VmSize/ {print $2}' "/proc/$TL_SRV_PID/status")
+	note "server VmSize grew by $(((vm1 - vm0) / 1024)) MiB for 256 handshaking connections"
+	((vm1 - vm0 < 65536)) || tl_fail "expected the server's VmSize to grow < 64 MiB, grew by $((vm1 - vm0)) kB"
+	expect_client_through_flood
+	tl_wait_stat_ge "$TL_SRV_STATS" handshakes_evicted 1
+	tl_assert "srv to hold at most 256 unauthenticated connections" \
+		tl_json_test "$TL_SRV_STATS" '.handshakes_pending <= 256'
 }
 
 # ---- policy ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@
 #include "../../tunnel/frame.h"
 #include "../../tunnel/tls.h"
 #include "../../tunnel/tunnel.h"
+#include "../../tunnel/tunnel_int.h"
 
 extern char **environ;
 
@@ -54,8 +55,9 @@ enum {
 	TEST_HANDSHAKE_MS = 1000,
 	/* How long the hand-driven client reads before it gives up on a CLOSE frame. */
 	RAW_READ_MS = 3000,
-	RAW_OUT_MAX = 256,
+	RAW_OUT_MAX = 8192, /* a few GSO-sized frames */
 	LOG_MAX = 32768,
+	IDLE_MAX = 64,
 };
 
 static const char peers_text[] =
@@ -861,6 +863,8 @@ struct fixture {
 	struct side srv, cli, other;
 	struct raw_client raw;
 	int plain_fd;
+	int idle_fds[IDLE_MAX]; /* a stranger's connections that never start TLS */
+	unsigned idle_count;
 };
 
 static int fx_setup(void **state)
@@ -890,6 +894,8 @@ static int fx_teardown(void **state)
 	raw_close(&fx->raw);
 	if (fx->plain_fd >= 0)
 		close(fx->plain_fd);
+	for (unsigned i = 0; i < fx->idle_count; i++)
+		close(fx->idle_fds[i]);
 	side_close(&fx->other);
 	side_close(&fx->cli);
 	side_close(&fx->srv);
@@ -1256,6 +1262,7 @@ static void test_offload_unasked(void **state)
 	fx_start_server(fx, false);
 	p.off.gso_size = 20;
 	build_ipv4(ip, sizeof(ip), "10.8.0.3", "10.9.0.1", 6, 1);
+	ip[32] = 5 << 4; /* a TCP header the block describes truthfully: unasked, not lying */
 	raw_put_hello(rc, PROTO_VERSION);
 	n = frame_put_packet(frame, sizeof(frame), &p);
 	assert_int_equal(n, sizeof(frame));
@@ -1269,6 +1276,73 @@ static void test_offload_unasked(void **state)
 	expect_delivered(fx->loop, &fx->srv, 1, 2000);
 	assert_int_equal(fx->srv.last_seq, 2);
 	assert_int_equal(stats_of(&fx->srv).drop_offload, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	raw_close(rc);
+}
+
+/* The issue's packet: IPv6/UDP from cli2's side, whatever its block claims. */
+static void build_udp6(uint8_t *buf, size_t len)
+{
+	memset(buf, 0, len);
+	buf[0] = 0x60;
+	buf[4] = (uint8_t)((len - 40) >> 8);
+	buf[5] = (uint8_t)(len - 40);
+	buf[6] = 17;
+	buf[7] = 64;
+	inet_pton(AF_INET6, "fd00:8::3", buf + 8);
+	inet_pton(AF_INET6, "fd00:9::1", buf + 24);
+}
+
+static void raw_put_packet(struct raw_client *rc, const uint8_t *ip, size_t len,
+			   const struct pkt_offload *off)
+{
+	static uint8_t frame[FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN + GSO_PKT_LEN];
+	const struct pkt p = { .data = (uint8_t *)ip, .len = (uint32_t)len, .off = *off };
+	size_t n = frame_put_packet(frame, sizeof(frame), &p);
+
+	assert_int_equal(n, frame_packet_size(&p));
+	raw_put(rc, frame, n);
+}
+
+/*
+ * Issue 13: offload blocks that lie about their packet (the issue's IPv6/UDP
+ * labelled TCPv4 GSO with gso_size 0, gso_size 0 on a good packet,
+ * csum_start past the end) are dropped and counted before anything could
+ * reach a vnet header; the session, a good GSO packet and a plain one
+ * after them go through. Before, the first two were delivered and the
+ * third cut the session off.
+ */
+static void test_offload_bad(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	static uint8_t tcp[GSO_PKT_LEN], udp6[100], plain[60];
+	const struct pkt_offload issue = {
+		.flags = PKT_F_NEEDS_CSUM, .gso_type = PKT_GSO_TCPV4, .hdr_len = 48,
+		.csum_start = 40, .csum_offset = 6,
+	};
+	struct pkt_offload off;
+
+	fx_start_server(fx, true);
+	raw_put_hello(rc, PROTO_VERSION);
+	build_udp6(udp6, sizeof(udp6));
+	raw_put_packet(rc, udp6, sizeof(udp6), &issue);
+	build_tcp4_gso(tcp, "10.8.0.3", "10.9.0.1");
+	off = tcp4_gso, off.gso_size = 0;
+	raw_put_packet(rc, tcp, sizeof(tcp), &off);
+	off = tcp4_gso, off.csum_start = GSO_PKT_LEN;
+	raw_put_packet(rc, tcp, sizeof(tcp), &off);
+	raw_put_packet(rc, tcp, sizeof(tcp), &tcp4_gso);
+	build_ipv4(plain, sizeof(plain), "10.8.0.3", "10.9.0.1", 17, 2);
+	raw_put_packet(rc, plain, sizeof(plain), &(struct pkt_offload){ 0 });
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_delivered(fx->loop, &fx->srv, 2, 2000);
+	assert_int_equal(fx->srv.last_seq, 2);
+	assert_int_equal(fx->srv.delivered_bytes, GSO_PKT_LEN + sizeof(plain));
+	assert_int_equal(stats_of(&fx->srv).drop_bad_offload, 3);
+	assert_int_equal(stats_of(&fx->srv).drop_malformed, 0);
 	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
 	raw_close(rc);
 }
@@ -1575,6 +1649,214 @@ static void test_ipv6_endpoint(void **state)
 	expect_delivered(fx->loop, &fx->srv, 1, 2000);
 }
 
+/* ---- the listener's caps (issue 13) ---- */
+
+static void fx_start_capped_server(struct fixture *fx, unsigned handshakes, unsigned per_source,
+				   unsigned peers)
+{
+	struct conf c;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.max_handshakes = handshakes;
+	c.cfg.max_handshakes_per_source = per_source;
+	c.cfg.max_peers = peers;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+}
+
+struct seen_wait {
+	const struct side *srv;
+	uint64_t target;
+};
+
+/* Connections the server has accepted and decided about: held, refused or evicted. */
+static uint64_t connections_seen(const struct side *srv)
+{
+	struct tunnel_stats st = stats_of(srv);
+
+	/* An eviction swaps one pending connection for another: counted once. */
+	return st.handshakes_pending + st.refused_per_source + st.handshakes_evicted;
+}
+
+static bool seen_reached(const void *arg)
+{
+	const struct seen_wait *sw = arg;
+
+	return connections_seen(sw->srv) >= sw->target;
+}
+
+/* n idle TCP connections to the server from 127.0.0.<host>: a stranger who never speaks TLS. */
+static void open_idle(struct fixture *fx, unsigned n, unsigned host)
+{
+	struct seen_wait sw = { &fx->srv, connections_seen(&fx->srv) + n };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)g.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in from = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK - 1 + host) };
+
+	for (unsigned i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		assert_true(fd >= 0 && fx->idle_count < IDLE_MAX);
+		fx->idle_fds[fx->idle_count++] = fd;
+		assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+		assert_true(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS);
+	}
+	if (!run_until(fx->loop, seen_reached, &sw, 2000))
+		fail_msg("srv: saw %lu connections, expected %lu; its log:\n%s",
+			 (unsigned long)connections_seen(&fx->srv), (unsigned long)sw.target, fx->srv.log);
+}
+
+/* How many of the idle connections the server has closed (EOF or reset). */
+static unsigned idle_closed(const struct fixture *fx)
+{
+	unsigned closed = 0;
+	char byte;
+
+	for (unsigned i = 0; i < fx->idle_count; i++) {
+		ssize_t n = recv(fx->idle_fds[i], &byte, 1, MSG_PEEK);
+
+		closed += n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+	}
+	return closed;
+}
+
+static unsigned log_lines_with(const struct side *sd, const char *what)
+{
+	unsigned n = 0;
+
+	for (const char *at = strstr(sd->log, what); at; at = strstr(at + 1, what))
+		n++;
+	return n;
+}
+
+static struct ip_addr source_of(int family, const char *text)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	struct ip_addr out;
+
+	if (family == AF_INET)
+		assert_int_equal(inet_pton(AF_INET, text, &((struct sockaddr_in *)&ss)->sin_addr), 1);
+	else
+		assert_int_equal(inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+	tunnel_source_of((struct sockaddr *)&ss, &out);
+	return out;
+}
+
+static bool same_source(int fa, const char *a, int fb, const char *b)
+{
+	struct ip_addr x = source_of(fa, a), y = source_of(fb, b);
+
+	return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+/* A source is an IPv4 address or an IPv6 /64; a v4-mapped address is its IPv4 one. */
+static void test_source_of(void **state)
+{
+	(void)state;
+	assert_true(same_source(AF_INET6, "2001:db8:1:2::1", AF_INET6, "2001:db8:1:2:ffff:1:2:3"));
+	assert_false(same_source(AF_INET6, "2001:db8:1:2::1", AF_INET6, "2001:db8:1:3::1"));
+	assert_true(same_source(AF_INET, "192.0.2.7", AF_INET6, "::ffff:192.0.2.7"));
+	assert_false(same_source(AF_INET, "192.0.2.7", AF_INET, "192.0.2.8"));
+	assert_false(same_source(AF_INET, "0.0.0.1", AF_INET6, "::1"));
+	assert_int_equal(source_of(AF_INET6, "::ffff:10.0.0.1").family, AF_INET);
+}
+
+/* One source cannot hold more than its share; a client from elsewhere gets in. */
+static void test_handshakes_per_source(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_capped_server(fx, 8, 3, 0);
+	open_idle(fx, 20, 2);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.handshakes_pending, 3);
+	assert_int_equal(st.refused_per_source, 17);
+	assert_int_equal(idle_closed(fx), 17);
+	/* 17 refusals, TUNNEL_WARN_BURST lines: the rest waits for one summary. */
+	assert_int_equal(log_lines_with(&fx->srv, "handshakes from its source already"), TUNNEL_WARN_BURST);
+	assert_int_equal(st.log_suppressed, 17 - TUNNEL_WARN_BURST);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 3);
+}
+
+/* Many sources fill the table: the oldest stranger goes, the client gets in. */
+static void test_handshakes_evict_oldest(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_capped_server(fx, 6, 2, 0);
+	for (unsigned host = 2; host < 5; host++)
+		open_idle(fx, 2, host);
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 6);
+	assert_int_equal(idle_closed(fx), 0);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.handshakes_evicted, 1);
+	assert_int_equal(st.refused_per_source, 0);
+	/* The oldest was 127.0.0.2's first connection. */
+	assert_int_equal(idle_closed(fx), 1);
+	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK), 0);
+	assert_int_equal(st.handshakes_pending, 5);
+}
+
+/* Peers are capped apart from strangers; a connected peer coming back still replaces itself. */
+static void test_max_peers(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_capped_server(fx, 0, 0, 1);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	conf_client(&c, g.dir, "cli2");
+	side_open(&fx->other, "cli2", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->other, "1 peers connected already", 3000);
+	assert_true(stats_of(&fx->srv).refused_max_peers >= 1);
+	side_close(&fx->other);
+	conf_client(&c, g.dir, "cli");
+	side_open(&fx->other, "cli-b", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 3000);
+	expect_log(fx->loop, &fx->srv, "replaces its connection from 127.0.0.1:", 1000);
+}
+
+/*
+ * A queue many times the session's send buffer is delivered whole, in
+ * rounds. Large enough to exceed what loopback TCP takes at once (tcp_wmem
+ * and tcp_rmem maxima, 4 and 6 MiB by default) while the server, in the
+ * same thread, does not read: only then does the send buffer fill.
+ */
+static void test_queue_larger_than_send_buffer(void **state)
+{
+	struct fixture *fx = *state;
+	enum { LEN = 1400, QUEUE = 24 * TUNNEL_TX_BUF_BYTES,
+	       BATCHES = (QUEUE - TUNNEL_TX_BUF_BYTES) / ((LEN + FRAME_HEADER_LEN) * PKT_BATCH_MAX) };
+	struct tunnel_stats st;
+	struct conf c;
+
+	conf_client(&c, g.dir, "cli");
+	c.cfg.queue_bytes = QUEUE;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	for (unsigned i = 0; i < BATCHES; i++)
+		send_packets(&fx->cli, PKT_BATCH_MAX, LEN, "10.8.0.2", "10.9.0.1");
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.queue_packets, BATCHES * PKT_BATCH_MAX);
+	assert_int_equal(st.drop_queue_full, 0);
+	assert_true(st.queue_bytes > QUEUE - 2 * TUNNEL_TX_BUF_BYTES);
+
+	fx_start_server(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_delivered(fx->loop, &fx->srv, BATCHES * PKT_BATCH_MAX, 10000);
+	st = stats_of(&fx->cli);
+	assert_true(st.queue_rounds >= 1);
+	assert_int_equal(st.drop_tx_full, 0);
+	assert_int_equal(st.queue_packets, 0);
+	assert_false(tunnel_send_blocked(fx->cli.t));
+}
+
 #define TUNNEL_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -1591,6 +1873,7 @@ int main(void)
 		TUNNEL_TEST(test_offload_queued_for_plain_peer),
 		TUNNEL_TEST(test_offload_accepted),
 		TUNNEL_TEST(test_offload_unasked),
+		TUNNEL_TEST(test_offload_bad),
 		TUNNEL_TEST(test_idle_keepalive),
 		TUNNEL_TEST(test_malformed_frame),
 		TUNNEL_TEST(test_wrong_version),
@@ -1604,6 +1887,11 @@ int main(void)
 		TUNNEL_TEST(test_replacement),
 		TUNNEL_TEST(test_reconnect_after_restart),
 		TUNNEL_TEST(test_ipv6_endpoint),
+		cmocka_unit_test(test_source_of),
+		TUNNEL_TEST(test_handshakes_per_source),
+		TUNNEL_TEST(test_handshakes_evict_oldest),
+		TUNNEL_TEST(test_max_peers),
+		TUNNEL_TEST(test_queue_larger_than_send_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
