@@ -55,6 +55,7 @@ struct daemon {
 	struct frontend *fe;
 	struct tunnel *tunnel;
 	struct peer_table *peers; /* heap: the tunnel points at it until a reload swaps it */
+	struct reach_policy *reach;
 	struct ip_prefix *routes;
 	size_t route_count;
 	struct ev_io capture_io, signal_io;
@@ -209,9 +210,12 @@ static void warn_uncaptured(const struct daemon *d, const struct peer_table *pee
 	}
 }
 
+static struct reach_policy *build_reach(const struct daemon *d, const struct peer_table *peers);
+
 static void reload_peers(struct daemon *d)
 {
 	struct peer_table *fresh = calloc(1, sizeof(*fresh));
+	struct reach_policy *reach = NULL;
 	char err[512];
 
 	if (!fresh || peers_load(d->opts->peers_file, fresh, err, sizeof(err)) < 0) {
@@ -220,17 +224,28 @@ static void reload_peers(struct daemon *d)
 		free(fresh);
 		return;
 	}
-	if (tunnel_set_peers(d->tunnel, fresh, err, sizeof(err)) < 0) {
-		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous peers file stays in force", err);
-		peers_free(fresh);
-		free(fresh);
-		return;
+	/* The policy names peers by their entries: it is rebuilt with the table. */
+	reach = build_reach(d, fresh);
+	if (!reach) {
+		snprintf(err, sizeof(err), "reach policy: out of memory");
+		goto err_free;
 	}
+	if (tunnel_set_peers(d->tunnel, fresh, reach, err, sizeof(err)) < 0)
+		goto err_free;
+	reach_free(d->reach);
+	d->reach = reach;
 	peers_free(d->peers);
 	free(d->peers);
 	d->peers = fresh;
 	log_msg(TUNNEL_LOG_INFO, "SIGHUP: %s reloaded: %zu peers", d->opts->peers_file, fresh->count);
 	warn_uncaptured(d, fresh);
+	return;
+
+err_free:
+	log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous peers file stays in force", err);
+	reach_free(reach);
+	peers_free(fresh);
+	free(fresh);
 }
 
 static void reload(struct daemon *d)
@@ -344,6 +359,78 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
 }
 
+/*
+ * Server: what peers may reach: --export, the peers' prefixes (owned by
+ * their struct peer, as the tunnel knows the sender), and this host's own
+ * addresses, read once the frontend has added its own.
+ */
+static int reach_server(const struct daemon *d, const struct peer_table *peers,
+			struct reach_policy *p)
+{
+	const struct options *o = d->opts;
+	int ret = 0;
+
+	for (size_t i = 0; i < o->export_count && ret == 0; i++)
+		ret = reach_allow(p, &o->exports[i]);
+	for (size_t i = 0; i < peers->count && ret == 0; i++)
+		for (size_t j = 0; j < peers->peers[i].prefix_count && ret == 0; j++)
+			ret = reach_add_peer(p, &peers->peers[i].prefixes[j], &peers->peers[i]);
+	return ret;
+}
+
+/*
+ * Client: the sources the server may send from: the --route prefixes and
+ * the inner network of each --address (where the server's inner address
+ * lives: its ICMP errors come from there), but never an address of ours.
+ */
+static int reach_client(const struct daemon *d, struct reach_policy *p)
+{
+	const struct options *o = d->opts;
+	int ret = 0;
+
+	for (size_t i = 0; i < o->route_count && ret == 0; i++)
+		ret = reach_allow(p, &o->routes[i]);
+	for (size_t i = 0; i < o->address_count && ret == 0; i++) {
+		struct ip_prefix net = prefix_network(&o->addresses[i]);
+
+		if (!prefix_is_host(&net))
+			ret = reach_allow(p, &net);
+	}
+	return ret;
+}
+
+/*
+ * The policy of this end, with peers' entries on a server. The host's
+ * addresses are read now, so a reload also learns addresses added since.
+ * NULL on failure (logged).
+ */
+static struct reach_policy *build_reach(const struct daemon *d, const struct peer_table *peers)
+{
+	const struct options *o = d->opts;
+	struct reach_policy *p = reach_new(o->peer_to_peer);
+	int ret = -ENOMEM;
+
+	if (!p)
+		goto err;
+	ret = o->command == CMD_SERVER ? reach_server(d, peers, p) : reach_client(d, p);
+	for (size_t i = 0; i < o->address_count && ret == 0; i++)
+		ret = reach_add_local(p, &o->addresses[i].addr, false);
+	if (ret == 0)
+		ret = reach_add_host_addresses(p);
+	if (ret == 0)
+		return p;
+	reach_free(p);
+err:
+	log_msg(TUNNEL_LOG_ERR, "reach policy: %s", strerror(-ret));
+	return NULL;
+}
+
+static int open_reach(struct daemon *d)
+{
+	d->reach = build_reach(d, d->peers);
+	return d->reach ? 0 : -ENOMEM;
+}
+
 static int port_send(void *ctx, struct stream_msg *msg)
 {
 	return tunnel_stream_send(ctx, msg);
@@ -385,6 +472,7 @@ static int open_tunnel(struct daemon *d)
 		.ca_file = o->ca_file,
 		.crl_file = o->crl_file,
 		.peers = d->peers,
+		.reach = d->reach,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
 		.streams = d->fe->ops->attach != NULL,
 		.keepalive_ms = o->keepalive_ms,
@@ -521,6 +609,9 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	ret = open_frontend(d, ops);
 	if (ret < 0)
 		return ret;
+	ret = open_reach(d);
+	if (ret < 0)
+		return ret;
 	ret = open_tunnel(d);
 	if (ret < 0)
 		return ret;
@@ -539,6 +630,7 @@ static void daemon_teardown(struct daemon *d)
 	if (d->signal_fd > 0)
 		close(d->signal_fd);
 	evloop_free(d->loop);
+	reach_free(d->reach);
 	peers_free(d->peers);
 	free(d->peers);
 	free(d->routes);

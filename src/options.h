@@ -35,6 +35,9 @@ struct options {
 	size_t address_count;
 	struct ip_prefix *routes; /* heap; options_free releases it */
 	size_t route_count;
+	struct ip_prefix *exports; /* --export, heap; options_free releases it */
+	size_t export_count;
+	bool peer_to_peer;
 	const char *stats_file;
 	unsigned stats_interval_ms;
 	const char *ifname;

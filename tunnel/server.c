@@ -641,6 +641,16 @@ int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char 
 	return 0;
 }
 
+/* The sender is known by its struct peer: the owner the policy's peer prefixes carry. */
+static enum reach_verdict server_dest_verdict(const struct session *s, const struct ip_addr *dst)
+{
+	const struct server_peer *slot = s->role_data;
+
+	if (!s->tunnel->reach)
+		return reach_special(dst);
+	return reach_classify(s->tunnel->reach, dst, slot ? slot->peer : NULL);
+}
+
 /* ---- the frontend's side ---- */
 
 static void server_send(struct tunnel *t, const struct pkt_batch *batch)
@@ -695,6 +705,7 @@ const struct tunnel_role_ops tunnel_server_ops = {
 	.tls_ready    = server_tls_ready,
 	.established  = server_established,
 	.source_ok    = server_source_ok,
+	.dest_verdict = server_dest_verdict,
 	.ended        = server_ended,
 	.send         = server_send,
 	.send_blocked = server_send_blocked,

@@ -133,6 +133,7 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 					       : TUNNEL_MAX_HANDSHAKES_PER_SOURCE_DEFAULT;
 	t->max_peers = cfg->max_peers ? cfg->max_peers : TUNNEL_MAX_PEERS_DEFAULT;
 	t->peers = cfg->peers;
+	t->reach = cfg->reach;
 	ret = tunnel_parse_endpoint(cfg->endpoint, &t->addr, &t->addr_len, host, sizeof(host), msg,
 				    sizeof(msg));
 	if (ret < 0) {
@@ -213,13 +214,19 @@ void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out)
 	t->role->stats(t, out);
 }
 
-int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len)
+int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers,
+		     const struct reach_policy *reach, char *err, size_t err_len)
 {
+	int ret;
+
 	if (t->role_kind != TUNNEL_SERVER || !peers) {
 		snprintf(err, err_len, "only a server has a peers table");
 		return -EINVAL;
 	}
-	return tunnel_server_reload(t, peers, err, err_len);
+	ret = tunnel_server_reload(t, peers, err, err_len);
+	if (ret == 0 && reach)
+		t->reach = reach;
+	return ret;
 }
 
 int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)

@@ -15,6 +15,7 @@
 #include "../common/evloop.h"
 #include "../common/pkt.h"
 #include "../common/prefix.h"
+#include "../common/reach.h"
 #include "../common/stream.h"
 
 /* ---- peers file: "name prefix[,prefix...]", '#' comments ---- */
@@ -56,6 +57,14 @@ struct tunnel_config {
 	const char *cert_file, *key_file, *ca_file;
 	const char *crl_file;    /* PEM CRLs of the CA(s), or NULL: no revocation check */
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
+	/*
+	 * What the peer may reach (common/reach.h); must outlive the tunnel.
+	 * Server: destinations of packets, STREAM_OPEN and DGRAM, with the
+	 * peers' prefixes owned by their struct peer of peers. Client: the
+	 * sources the server may send from. NULL: only the special ranges
+	 * are refused (tunlab's daemon always passes one).
+	 */
+	const struct reach_policy *reach;
 	bool accept_offload;     /* our frontend injects offload packets */
 	bool streams;            /* our frontend carries streams (HELLO_F_STREAMS) */
 	unsigned keepalive_ms;   /* 0: TUNNEL_KEEPALIVE_MS_DEFAULT */
@@ -69,7 +78,7 @@ struct tunnel_config {
 };
 
 struct tunnel_callbacks {
-	/* Packets out of the tunnel, source already checked against the peer. */
+	/* Packets out of the tunnel, source and destination already checked (reach). */
 	void (*deliver)(void *ctx, const struct pkt_batch *batch);
 	/* Client: the send side has room again after tunnel_send_blocked(). */
 	void (*writable)(void *ctx);
@@ -91,7 +100,15 @@ struct tunnel_stats {
 	uint64_t tls_writes;             /* SSL_write calls that moved data */
 	uint64_t drop_no_peer;           /* server: no peer prefix holds the destination */
 	uint64_t drop_peer_down;         /* server: that peer is not connected */
-	uint64_t drop_spoofed_source;    /* source outside the sending peer's prefixes */
+	/* Server: source outside the sending peer's prefixes; client: outside its
+	 * --route prefixes and inner network; both: a special address (reach.h). */
+	uint64_t drop_spoofed_source;
+	/*
+	 * Refused by reach policy, per enum reach_verdict: packets, STREAM_OPENs
+	 * (answered with STREAM_RESET_PROHIBITED) and DGRAMs whose destination
+	 * the peer may not reach. [REACH_OK] stays 0.
+	 */
+	uint64_t drop_dst[REACH_VERDICT_COUNT];
 	uint64_t drop_queue_full;        /* client: reconnect queue full */
 	uint64_t drop_tx_full;           /* server: a session's send buffer full */
 	uint64_t drop_malformed;         /* not an IP packet, bad frame contents */
@@ -148,10 +165,13 @@ void tunnel_stream_flush(struct tunnel *t);
  * the tunnel; the previous one may be freed once this returns 0).
  * Sessions of peers whose entry is unchanged (same name, same prefixes)
  * go on untouched; those of removed or changed peers are cut, with the
- * reason in their CLOSE frame and the log. On failure (-ENOMEM, err set)
- * the previous table stays in force.
+ * reason in their CLOSE frame and the log. reach, unless NULL, replaces
+ * cfg.reach in the same step: its peer prefixes name the new table's
+ * peers, so the old policy must not outlive the old table. On failure
+ * (-ENOMEM, err set) the previous table and policy stay in force.
  */
-int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len);
+int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers,
+		     const struct reach_policy *reach, char *err, size_t err_len);
 /*
  * Rereads cfg.crl_file (and cfg.ca_file) for new handshakes, then checks
  * every open session's peer certificate against them as a handshake would

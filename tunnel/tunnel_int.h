@@ -34,8 +34,10 @@ struct tunnel_role_ops {
 	int (*tls_ready)(struct session *s);
 	/* HELLOs were exchanged: s may carry packets now. */
 	void (*established)(struct session *s);
-	/* May a packet from s carry this source address? */
+	/* May a packet from s carry this source address? (Not special: checked already.) */
 	bool (*source_ok)(const struct session *s, const struct ip_addr *src);
+	/* May s reach dst? REACH_OK or why not. */
+	enum reach_verdict (*dest_verdict)(const struct session *s, const struct ip_addr *dst);
 	/* s ended (before it lingers and is freed): unlink it, count, log. */
 	void (*ended)(struct session *s, enum session_end why, const char *reason);
 	/* The send buffer of s fell below half after being above high water. */
@@ -61,6 +63,7 @@ struct tunnel {
 	size_t queue_bytes;
 	unsigned max_handshakes, max_handshakes_per_source, max_peers;
 	const struct peer_table *peers;
+	const struct reach_policy *reach;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char endpoint[280];        /* as given, for logs */

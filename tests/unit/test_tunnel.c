@@ -1131,6 +1131,71 @@ static void test_spoofed_source(void **state)
 	assert_int_equal(stats_of(&fx->srv).rx_packets, 1);
 }
 
+static void reach_allow_text(struct reach_policy *p, const char *text)
+{
+	struct ip_prefix prefix;
+
+	assert_int_equal(prefix_parse(text, &prefix), 0);
+	assert_int_equal(reach_allow(p, &prefix), 0);
+}
+
+/*
+ * The receive path asks the reach policy about every packet: the server
+ * about destinations (exports, other peers), the client about sources
+ * (its routes and inner network, never its own address).
+ */
+static void test_reach_policy(void **state)
+{
+	struct fixture *fx = *state;
+	struct reach_policy *srv_reach = reach_new(false), *cli_reach = reach_new(false);
+	struct ip_addr me;
+	struct conf c;
+	struct tunnel_stats st;
+
+	assert_non_null(srv_reach);
+	assert_non_null(cli_reach);
+	reach_allow_text(srv_reach, "10.9.0.0/16");
+	for (size_t i = 0; i < fx->peers.count; i++)
+		for (size_t j = 0; j < fx->peers.peers[i].prefix_count; j++)
+			assert_int_equal(reach_add_peer(srv_reach, &fx->peers.peers[i].prefixes[j],
+							&fx->peers.peers[i]), 0);
+	reach_allow_text(cli_reach, "10.9.0.0/16");
+	reach_allow_text(cli_reach, "10.8.0.0/24");
+	assert_int_equal(addr_parse("10.8.0.2", &me), 0);
+	assert_int_equal(reach_add_local(cli_reach, &me, false), 0);
+
+	conf_server(&c, &fx->peers);
+	c.cfg.reach = srv_reach;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.reach = cli_reach;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_log(fx->loop, &fx->srv, "client 'cli' from 127.0.0.1:", 1000);
+
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "127.0.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.77.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.8.0.3");  /* cli2's, no --peer-to-peer */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.drop_dst[REACH_LOOPBACK], 1);
+	assert_int_equal(st.drop_dst[REACH_NOT_EXPORTED], 1);
+	assert_int_equal(st.drop_dst[REACH_PEER], 1);
+	assert_int_equal(st.rx_packets, 1);
+
+	send_packets(&fx->srv, 1, 100, "10.77.0.1", "10.8.0.2");
+	send_packets(&fx->srv, 1, 100, "10.8.0.2", "10.8.0.2");  /* the client's own address */
+	send_packets(&fx->srv, 1, 100, "10.8.0.1", "10.8.0.2");  /* the server's inner address */
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 2, 2000);
+	assert_int_equal(stats_of(&fx->cli).drop_spoofed_source, 2);
+	side_close(&fx->cli);
+	side_close(&fx->srv);
+	reach_free(cli_reach);
+	reach_free(srv_reach);
+}
+
 /* No peer holds the destination, the peer is down, or it is no IP packet. */
 static void test_server_drops(void **state)
 {
@@ -1379,12 +1444,12 @@ static void test_wrong_version(void **state)
 	struct fixture *fx = *state;
 	struct raw_client *rc = &fx->raw;
 
-	_Static_assert(PROTO_VERSION + 1 == 3, "the strings below name the version");
+	_Static_assert(PROTO_VERSION + 1 == 4, "the strings below name the version");
 	fx_start_server(fx, false);
 	raw_put_hello(rc, PROTO_VERSION + 1);
-	raw_expect_close(fx->loop, rc, "unsupported protocol version 3");
+	raw_expect_close(fx->loop, rc, "unsupported protocol version 4");
 	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
-	assert_true(logged(&fx->srv, "refused: unsupported protocol version 3"));
+	assert_true(logged(&fx->srv, "refused: unsupported protocol version 4"));
 	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
 	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
 }
@@ -1767,7 +1832,7 @@ static void reload_peers(struct fixture *fx, const char *text)
 
 	if (peers_parse(text, strlen(text), &fx->reloaded, err, sizeof(err)) < 0)
 		fail_msg("peers_parse: %s", err);
-	if (tunnel_set_peers(fx->srv.t, &fx->reloaded, err, sizeof(err)) < 0)
+	if (tunnel_set_peers(fx->srv.t, &fx->reloaded, NULL, err, sizeof(err)) < 0)
 		fail_msg("tunnel_set_peers: %s", err);
 }
 
@@ -2104,6 +2169,7 @@ int main(void)
 		TUNNEL_TEST(test_queue_limit),
 		TUNNEL_TEST(test_packets_both_ways),
 		TUNNEL_TEST(test_spoofed_source),
+		TUNNEL_TEST(test_reach_policy),
 		TUNNEL_TEST(test_server_drops),
 		TUNNEL_TEST(test_offload_to_plain_peer),
 		TUNNEL_TEST(test_offload_queued_for_plain_peer),
