@@ -42,7 +42,7 @@ write_doc() {
 	tl_require_tunlab
 	tl_require_net
 	tl_require_frontend
-	tl_require_tools iperf3 jq socat tcpdump nstat stdbuf
+	tl_require_tools iperf3 jq socat tcpdump nstat stdbuf python3
 	run timeout --kill-after=10 480 env TMPDIR="$BATS_TEST_TMPDIR" "$TL_REPO/tests/run-lab"
 	echo "$output" | tail -n 40
 	((status == 0)) ||
