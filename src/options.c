@@ -464,6 +464,16 @@ void options_free(struct options *opts)
 	opts->selector_count = 0;
 }
 
+/* A row without help is another spelling of a row that has it (same field,
+ * same kind): the help shows both names on one line, "-v, --verbose". */
+static const struct flag *short_spelling(const struct flag *f)
+{
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (!flags[i].help && flags[i].offset == f->offset && flags[i].kind == f->kind)
+			return &flags[i];
+	return NULL;
+}
+
 static void usage_command(FILE *out, enum command c)
 {
 	fprintf(out, "usage: tunlab %s", command_name(c));
@@ -475,13 +485,14 @@ static void usage_command(FILE *out, enum command c)
 	}
 	fprintf(out, " [options]\n\n");
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		const struct flag *f = &flags[i];
+		const struct flag *f = &flags[i], *alias;
 		char left[64];
 
 		if (!(f->commands & CMD(c)) || !f->help)
 			continue;
-		snprintf(left, sizeof(left), "%s%s%s", f->name, f->metavar ? " " : "",
-			 f->metavar ? f->metavar : "");
+		alias = short_spelling(f);
+		snprintf(left, sizeof(left), "%s%s%s%s%s", alias ? alias->name : "", alias ? ", " : "",
+			 f->name, f->metavar ? " " : "", f->metavar ? f->metavar : "");
 		fprintf(out, "  %-26s %s%s\n", left, f->help,
 			(f->required & CMD(c)) ? " [required]" : "");
 	}

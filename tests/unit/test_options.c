@@ -216,6 +216,8 @@ static void test_usage(void **state)
 	assert_non_null(strstr(text, "--connect"));
 	assert_non_null(strstr(text, "--route"));
 	assert_null(strstr(text, "--peers"));
+	/* The lab writes -v: the help must name it beside --verbose. */
+	assert_non_null(strstr(text, "-v, --verbose"));
 	free(text);
 
 	out = open_memstream(&text, &len);
