@@ -149,7 +149,7 @@ in_ns() {
 	tl_require_tunlab
 	# Braces on purpose: tests/run repeats, on the sanitizer build, the suites
 	# that name the bare variable; this one's other tests never start tunlab.
-	[[ ${TUNLAB} != */san/* ]] || skip "the matrix runs on the normal build only (tunnel.bats covers the sanitizer build)"
+	[[ ${TUNLAB} != */san/* ]] || tl_skip_design "the matrix runs on the normal build only (tunnel.bats covers the sanitizer build)"
 	local results=$BATS_TEST_TMPDIR/results
 	run timeout 120 "$TL_REPO/experiments/transparency" --tunlab "${TUNLAB}" --quick --results "$results"
 	echo "$output" | tail -n 20

@@ -273,7 +273,7 @@ print("held=%d extra=%s still=%d" % (len(held), result, still))' "$@"
 }
 
 @test "a server whose frontend carries packets refuses streams cleanly" {
-	[[ -c /dev/net/tun ]] || skip "no /dev/net/tun for the packet server"
+	[[ -c /dev/net/tun ]] || tl_skip_env "no /dev/net/tun for the packet server"
 	tl_start_tunlab_server tun
 	tl_start_tunlab_client proxy
 	start_http

@@ -57,7 +57,7 @@ inner_source() {
 }
 
 skip_for_proxy() {
-	[[ $FRONTEND != proxy ]] || skip "proxy: $*"
+	[[ $FRONTEND != proxy ]] || tl_skip_design "proxy: $*"
 }
 
 # Stats files of a second client or server instance, so that the last line
@@ -194,7 +194,7 @@ note() {
 }
 
 @test "iperf3 cli->dst for 2 s through the tunnel moves bits" {
-	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	[[ -z ${TL_QUICK:-} ]] || tl_skip_design "slow test (TL_QUICK=1)"
 	tl_require_tools iperf3
 	start_tunnel
 	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" iperf3 -s -1 -p 5201 >/dev/null
@@ -347,7 +347,7 @@ expect_client_through_flood() {
 # ---- life cycle ------------------------------------------------------------------------
 
 @test "server SIGKILLed and restarted: the client reconnects and ping resumes" {
-	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	[[ -z ${TL_QUICK:-} ]] || tl_skip_design "slow test (TL_QUICK=1)"
 	start_tunnel
 	kill -KILL "$TL_SRV_PID"
 	tl_wait_exit "$TL_SRV_PID" 5 || true
@@ -409,7 +409,7 @@ expect_client_through_flood() {
 # Liveness is the owner's lock, not its pid: pid 4000001 names nobody here
 # (as an instance's pid in another pid namespace would), but its lock is held.
 @test "tunlab cleanup keeps the objects of an owner whose lock is held, whatever its pid" {
-	[[ $FRONTEND == tun ]] || skip "the owner's objects are TUN devices, whatever the frontend"
+	[[ $FRONTEND == tun ]] || tl_skip_design "the owner's objects are TUN devices, whatever the frontend"
 	start_tunnel
 	local pid=4000001 lock holder
 	lock=$(tl_owner_lock "$NS_CLI" $pid)
