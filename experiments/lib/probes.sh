@@ -55,7 +55,8 @@ TL_PROBES=(
 	"src-addr       probe_src_addr           source address at dst"
 	"ttl            probe_ttl                TTL"
 	"dscp           probe_dscp               DSCP"
-	"ecn            probe_ecn                ECN"
+	"ecn            probe_ecn                ECN (ECT marks at dst)"
+	"ecn-ce         probe_ecn_ce             ECN CE mark from the underlay"
 	"frag           probe_frag               IP fragments (4000 B UDP)"
 	"pmtu           probe_pmtu               PMTU (frag-needed to sender)"
 	"inbound        probe_inbound            connection from dst to cli"
@@ -539,6 +540,56 @@ probe_ecn() {
 	fi
 }
 
+# Congestion marks: srv marks CE on every ECN-capable packet that arrives
+# from cli on the underlay (mangle PREROUTING, TOS target on the two ECN
+# bits), as a congested router would. On the plain path that is the
+# packet dst receives; a tunnel must copy the outer CE into the inner
+# header at decapsulation (RFC 6040), and can only be marked at all if it
+# copied ECT to the outer header. Evidence: how many packets srv marked,
+# and the data segments dst saw with CE.
+probe_ecn_ce() {
+	local target cap rx old ce data marked r
+	local -a rules=("-i $TL_UL_IF -m ecn --ecn-ip-ect 1 -j TOS --set-tos 0x03/0x03"
+		"-i $TL_UL_IF -m ecn --ecn-ip-ect 2 -j TOS --set-tos 0x03/0x03")
+	target=$(probe_tcp_target)
+	for r in "${rules[@]}"; do
+		# shellcheck disable=SC2086 # the rule's words
+		tl_ns "$NS_SRV" iptables -t mangle -I PREROUTING $r || return 1
+	done
+	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
+	rx=$PROBE_LAST_PID
+	probe_capture "$NS_DST" "$TL_IN_IF" dst 6 "tcp dst port $PROBE_TCP_PORT" || return 1
+	cap=$PROBE_LAST_PID
+	old=$(tl_ns "$NS_CLI" sysctl -n net.ipv4.tcp_ecn 2>/dev/null)
+	tl_ns "$NS_CLI" sysctl -qw net.ipv4.tcp_ecn=1 >/dev/null
+	probe_sock "$NS_CLI" tx tcp-send "${target%:*}" "${target##*:}" --data "ce-$PROBE_SYS" \
+		--timeout "$PROBE_WAIT" >/dev/null
+	probe_wait "$PROBE_WAIT" probe_arrived "$PROBE_WORK/rx.log" "data=ce-"
+	tl_ns "$NS_CLI" sysctl -qw "net.ipv4.tcp_ecn=${old:-2}" >/dev/null
+	marked=$(tl_ns "$NS_SRV" iptables -t mangle -vnxL PREROUTING | awk '/TOS set 0x03\/0x03/ { n += $1 } END { print n + 0 }')
+	for r in "${rules[@]}"; do
+		# shellcheck disable=SC2086
+		tl_ns "$NS_SRV" iptables -t mangle -D PREROUTING $r || true
+	done
+	probe_capture_done dst "$cap" "capture at dst (tcpdump -v)"
+	probe_stop "$rx"
+	probe_section "sender in cli (net.ipv4.tcp_ecn=1): tcp-send $target; srv marked $marked underlay packets CE" \
+		"$PROBE_WORK/tx.log"
+	read -r ce data < <(awk '
+		/^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+ IP / { ce = ($0 ~ /tos 0x[0-9a-f]+,CE/); next }
+		/Flags \[/ && match($0, /length [0-9]+$/) && substr($0, RSTART + 7) + 0 > 0 { data++; if (ce) n++ }
+		END { printf "%d %d\n", n, data }' "$PROBE_WORK/dst.cap")
+	if ((data == 0)); then
+		probe_verdict no "no data segment reached dst (srv marked $marked underlay packets CE)"
+	elif ((ce > 0)); then
+		probe_verdict yes "$ce of $data data segments at dst carry CE; srv marked $marked ECN-capable underlay packets CE"
+	elif ((marked == 0)); then
+		probe_verdict no "no underlay packet from cli was ECN-capable, so no congestion mark could be set or reach dst ($data data segments, none CE)"
+	else
+		probe_verdict no "srv marked $marked underlay packets CE but none of the $data data segments at dst carries it: the mark is lost at decapsulation"
+	fi
+}
+
 # "SYN_HAS_ECE_CWR ECT_DATA_SEGMENTS DATA_SEGMENTS" from a tcpdump -v log,
 # where each packet is an IP header line and a TCP line.
 probe_ecn_summary() {
@@ -895,13 +946,28 @@ probe_leak_kinds() {
 # kill too, so the reason can tell a leak the kill caused from traffic the
 # system never carried.
 probe_leak() {
-	local pid before after name route kinds_before kinds_after
+	local pid before after name route kinds_before kinds_after alive=0 gone=0
 	pid=$(probe_client_pid)
 	before=$(probe_leak_round running) || return 1
+	# The kill is proved, not assumed: the process was alive after the
+	# first round, and is gone (reaped or a zombie of ours no longer
+	# counts) after kill -9 and a bounded wait.
 	if [[ -n $pid ]] && tl_pid_alive "$pid"; then
+		alive=1
 		name=$(tr -d '\0' <"/proc/$pid/comm" 2>/dev/null)
-		tl_cmd kill -KILL "$pid" 2>/dev/null
-		tl_wait_exit "$pid" 5 >/dev/null 2>&1
+		tl_cmd kill -KILL "$pid" 2>/dev/null || true
+		tl_wait_exit "$pid" 5 >/dev/null 2>&1 || true
+		tl_pid_alive "$pid" || gone=1
+	fi
+	echo "client pid ${pid:-none}: alive before the kill: $alive; gone after kill -9 and up to 5 s: $gone" |
+		probe_section "the kill"
+	if [[ -n $pid ]] && ((!alive)); then
+		probe_verdict no "the client (pid $pid) was already dead before the kill: fail-closed on kill -9 not shown"
+		return 0
+	fi
+	if [[ -n $pid ]] && ((!gone)); then
+		probe_verdict no "kill -9 of $name (pid $pid) did not end it within 5 s: fail-closed not shown"
+		return 0
 	fi
 	after=$(probe_leak_round killed) || return 1
 	route=$(ip -n "$NS_CLI" -o route get "$TL_DST_IN4" 2>&1 | sed -E 's/ +/ /g; s/ uid.*//')
