@@ -12,7 +12,7 @@
 # and may set
 #   EXP_REPS_PER_START  repetitions measured one after the other on one
 #                   system start (default 1: a fresh topology and system
-#                   for every repetition). Starting a system costs ~2.5 s,
+#                   for every repetition). Starting a system costs 1-2.5 s (experiments/overhead),
 #                   longer than one RTT or packet-rate measurement, so
 #                   those take several repetitions per start to afford
 #                   five within the run's budget; what a start itself

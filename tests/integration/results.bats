@@ -145,3 +145,32 @@ load helpers
 	[[ $output == tunlab\ * ]] || tl_fail "expected the installed tunlab to run: $output"
 	[[ $(find "$dest" -type f | wc -l) -eq 2 ]] || tl_fail "expected exactly two files: $(find "$dest" -type f)"
 }
+
+# experiment.sh's retry: a test that fails once and then succeeds leaves a
+# "retry." line with its reason in the .meta; no row of the failed try.
+@test "results: a retried test is recorded in the .meta with its reason" {
+	tl_require_tools jq
+	run bash -c '
+		set -euo pipefail
+		source "$1/experiments/lib/netns.sh"
+		MEAS_TAG=t
+		source "$1/experiments/lib/measure.sh"
+		source "$1/experiments/lib/experiment.sh"
+		TL_TMP=$2 EXP_NAME=fake EXP_STAGE=$2/stage EXP_CSV=$2/stage/fake.csv
+		mkdir -p "$EXP_STAGE"
+		echo "$MEAS_CSV_HEADER" >"$EXP_CSV"
+		meas_system_down() { :; }
+		exp_one() {
+			exp_row "$1" p m 1 u "$3"
+			[[ -e $TL_TMP/tried ]] || { touch "$TL_TMP/tried"; echo "iperf3: connection refused" >&2; exit 7; }
+		}
+		exp_test sys fn 1
+		cat "$EXP_STAGE/fake.meta"
+		echo "rows: $(($(wc -l <"$EXP_CSV") - 1))"
+	' _ "$TL_REPO" "$BATS_TEST_TMPDIR"
+	echo "$output"
+	((status == 0)) || tl_fail "expected the harness stub to run"
+	tl_expect_contains "the retry line" "$output" "retry.sys.rep1.try1: exit 7: iperf3: connection refused"
+	tl_expect_contains "one row, from the second try" "$output" "rows: 1"
+	[[ $output != *failed.sys* ]] || tl_fail "expected no failed. line: the second try passed"
+}
