@@ -720,6 +720,9 @@ gen_datasets() {
 			if ($2 == "repetitions") reps[$1] = $3
 			if ($2 == "repetitions per system start") per_start[$1] = $3
 			if ($2 == "date") date[$1] = $3
+			if ($2 == "commit") commit[$1] = $3
+			if ($2 == "run") run[$1] = $3
+			if ($2 ~ /^retry\./) retries[$1]++
 			next
 		}
 		{
@@ -740,6 +743,9 @@ gen_datasets() {
 						(many ? " (" tex(per_start[e]) " per system start)" : "")
 				}
 				if (e in date) printf "Run: %s. ", tex(date[e])
+				# Data older than the "run:" line did not record its retries either.
+				printf "Commit: \\texttt{%s}; run: %s; retried tests: %s. ", tex((e in commit) ? commit[e] : "unrecorded"),
+					tex((e in run) ? run[e] : "unrecorded"), (e in run) ? retries[e] + 0 : "not recorded"
 				if (e in params) printf "Parameters: %s.", tex(params[e])
 				print "\n\\begin{scriptsize}"
 				print "\\begin{longtable}{@{}L{0.19}L{0.14}L{0.14}rrrl@{}}"
