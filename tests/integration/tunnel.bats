@@ -57,7 +57,7 @@ inner_source() {
 }
 
 skip_for_proxy() {
-	[[ $FRONTEND != proxy ]] || skip "proxy: $*"
+	[[ $FRONTEND != proxy ]] || tl_skip_design "proxy: $*"
 }
 
 # Stats files of a second client or server instance, so that the last line
@@ -194,7 +194,7 @@ note() {
 }
 
 @test "iperf3 cli->dst for 2 s through the tunnel moves bits" {
-	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	[[ -z ${TL_QUICK:-} ]] || tl_skip_design "slow test (TL_QUICK=1)"
 	tl_require_tools iperf3
 	start_tunnel
 	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" iperf3 -s -1 -p 5201 >/dev/null
@@ -344,10 +344,65 @@ expect_client_through_flood() {
 	tl_assert "the genuine source to keep working" tl_ping_dst 1
 }
 
+@test "a spoofed inner IPv6 source is dropped by the server and counted" {
+	skip_for_proxy "no inner source address: the exit connects from its own"
+	tl_start_tunlab_server "$FRONTEND" --address "$TL_TUN_SRV6/$TL_TUN_PLEN6"
+	tl_start_tunlab_client "$FRONTEND" --address "$TL_TUN_CLI6/$TL_TUN_PLEN6" --route "$TL_IN_NET6"
+	tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
+		tl_fail "expected ping -6 cli->dst through the tunnel"
+	# fd08::99 is not cli's (the peers file gives it fd08::2/128 only).
+	n_cli ip -6 addr add fd08::99/128 dev lo nodad
+	tl_assert_not "no answer to a ping from the spoofed source fd08::99" \
+		n_cli ping -6 -n -q -c 2 -i 0.2 -W 1 -I fd08::99 "$TL_DST_IN6"
+	tl_wait_stat_ge "$TL_SRV_STATS" drop_spoofed_source 1
+	tl_assert "the genuine IPv6 source to keep working" n_cli ping -6 -n -q -c 1 -W 2 "$TL_DST_IN6"
+}
+
 # ---- life cycle ------------------------------------------------------------------------
 
+# A silent server: SIGSTOP keeps its TCP connection open in the kernel
+# while the process sends nothing, so only keepalives can tell. The client
+# must call it dead after 3 periods (1 s here) and reconnect once it runs on.
+@test "client-side dead-peer detection: a frozen server is declared dead, the client reconnects when it continues" {
+	tl_start_tunlab_server "$FRONTEND" --keepalive 1
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1
+	tl_wait_until "$TL_TIMEOUT" dst_answers || tl_fail "expected dst to answer through the tunnel"
+	kill -STOP "$TL_SRV_PID"
+	# 3 keepalive periods of silence, bounded generously (no timing goal).
+	if ! tl_wait_stat_ge "$TL_CLI_STATS" sessions_dead 1 15; then
+		kill -CONT "$TL_SRV_PID"
+		tl_fail "expected the client to declare the frozen server dead"
+	fi
+	tl_assert_not "the client not to count itself connected" tl_json_test "$TL_CLI_STATS" '.connected == true'
+	kill -CONT "$TL_SRV_PID"
+	tl_wait_stat_ge "$TL_CLI_STATS" reconnects 1 30
+	tl_wait_until 30 dst_answers 1 || tl_fail "expected cli->dst to answer again after the server continued"
+}
+
+# kill -9 without `tunlab cleanup`: the kernel's own teardown of the TUN
+# file descriptor must remove the device, its addresses and every route
+# through it. What stays is documented (README, Cleanup): the instance's
+# lock file, for the next cleanup to judge.
+@test "kill -9 of a tun client, no cleanup: the kernel's teardown leaves no device, route or address" {
+	[[ $FRONTEND == tun ]] || tl_skip_design "only a TUN device goes with its file descriptor; the others leave rules by design (fail-closed)"
+	start_tunnel
+	run tl_leftovers "$NS_CLI"
+	tl_expect_contains "cli's tunlab state while running" "$output" "link: tunlab"
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true # its status: 137
+	tl_assert_not "the client gone after kill -9" tl_pid_alive "$TL_CLI_PID"
+	TL_CLI_PID=""
+	tl_wait_until 5 eval '[[ -z $(tl_leftovers "$NS_CLI") ]]' ||
+		tl_fail "expected the kernel to remove everything of the TUN client, found: $(tl_leftovers "$NS_CLI")"
+	run n_cli ip -o addr show
+	[[ $output != *"$TL_TUN_CLI4/"* ]] || tl_fail "expected no inner address left in cli: $output"
+	run n_cli ip -o route show
+	[[ $output != *tunlab* ]] || tl_fail "expected no route through a tunlab device: $output"
+}
+
+
 @test "server SIGKILLed and restarted: the client reconnects and ping resumes" {
-	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	[[ -z ${TL_QUICK:-} ]] || tl_skip_design "slow test (TL_QUICK=1)"
 	start_tunnel
 	kill -KILL "$TL_SRV_PID"
 	tl_wait_exit "$TL_SRV_PID" 5 || true
@@ -409,7 +464,7 @@ expect_client_through_flood() {
 # Liveness is the owner's lock, not its pid: pid 4000001 names nobody here
 # (as an instance's pid in another pid namespace would), but its lock is held.
 @test "tunlab cleanup keeps the objects of an owner whose lock is held, whatever its pid" {
-	[[ $FRONTEND == tun ]] || skip "the owner's objects are TUN devices, whatever the frontend"
+	[[ $FRONTEND == tun ]] || tl_skip_design "the owner's objects are TUN devices, whatever the frontend"
 	start_tunnel
 	local pid=4000001 lock holder
 	lock=$(tl_owner_lock "$NS_CLI" $pid)
