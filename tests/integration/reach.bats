@@ -41,7 +41,7 @@ teardown() {
 require_frontend() {
 	local why
 	why=$(tl_probe_frontend "$1")
-	[[ -z $why ]] || skip "frontend $1: $why"
+	[[ -z $why ]] || tl_skip_env "frontend $1: $why"
 }
 
 # udp_listen NS NAME ADDRESS: a UDP listener on ADDRESS (or "any4"/"any6")
