@@ -200,14 +200,10 @@ int reach_add_local(struct reach_policy *p, const struct ip_addr *a, bool broadc
 
 static int add_sockaddr(struct reach_policy *p, const struct sockaddr *sa, bool broadcast)
 {
-	struct ip_addr a = { .family = (uint8_t)sa->sa_family };
+	struct ip_addr a;
 
-	if (sa->sa_family == AF_INET)
-		memcpy(a.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(a.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	else
-		return 0;
+	if (addr_from_sockaddr(sa, &a, NULL) < 0)
+		return 0; /* AF_PACKET and the like: no IP address */
 	return reach_add_local(p, &a, broadcast);
 }
 

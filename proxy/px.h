@@ -231,7 +231,6 @@ void px_graveyard_empty(struct proxy *px);
 void px_close_rst(int fd);
 void px_sockaddr_from(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
 		      uint16_t port);
-void px_addr_of(const struct sockaddr_storage *ss, struct ip_addr *a, uint16_t *port);
 
 /* ---- px_conn.c: the relay, both roles ---- */
 struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, int fd,

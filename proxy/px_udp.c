@@ -211,7 +211,7 @@ static void flow_send(struct proxy *px, struct px_link *l, struct px_flow *f,
 {
 	struct stream_msg msg = { .type = STREAM_MSG_DGRAM, .id = f->id, .data = px->iobuf, .len = len };
 
-	px_addr_of(ep, &msg.addr, &msg.port);
+	(void)addr_from_sockaddr((const struct sockaddr *)ep, &msg.addr, &msg.port); /* AF_INET/6 */
 	if (px_send(px, l, &msg) < 0) {
 		px->fe.stream_stats.dgrams_dropped++;
 		return;

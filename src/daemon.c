@@ -199,7 +199,7 @@ static void warn_uncaptured(const struct daemon *d, const struct peer_table *pee
 			bool covered = false;
 
 			for (size_t k = 0; k < d->route_count && !covered; k++)
-				covered = d->routes[k].len <= p->len && prefix_contains(&d->routes[k], &p->addr);
+				covered = prefix_covers(&d->routes[k], p);
 			if (covered)
 				continue;
 			prefix_format(p, text, sizeof(text));
