@@ -54,30 +54,18 @@ static bool all_zero(const uint8_t *b, size_t n)
 	return true;
 }
 
-/* An IPv4 address in IPv6 clothing: its four bytes, or NULL. */
-static const uint8_t *embedded_v4(const uint8_t *b)
+static enum reach_verdict special6(const struct ip_addr *a)
 {
-	if (all_zero(b, 10) && b[10] == 0xff && b[11] == 0xff)
-		return b + 12; /* ::ffff:a.b.c.d, mapped */
-	if (all_zero(b, 8) && b[8] == 0xff && b[9] == 0xff && !b[10] && !b[11])
-		return b + 12; /* ::ffff:0:a.b.c.d, translated (RFC 2765) */
-	if (all_zero(b, 12))
-		return b + 12; /* ::a.b.c.d, compatible (and :: and ::1 themselves) */
-	return NULL;
-}
-
-static enum reach_verdict special6(const uint8_t *b)
-{
-	const uint8_t *v4;
+	const uint8_t *b = a->bytes;
+	struct ip_addr v4;
 
 	if (all_zero(b, 15))
-		return b[15] == 1 ? REACH_LOOPBACK : b[15] == 0 ? REACH_UNSPECIFIED : special4(b + 12);
+		return b[15] == 1 ? REACH_LOOPBACK : REACH_UNSPECIFIED;
 	if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
 		return REACH_LINK_LOCAL;
 	if (b[0] == 0xff)
 		return REACH_MULTICAST;
-	v4 = embedded_v4(b);
-	return v4 ? special4(v4) : REACH_OK;
+	return addr_unmap(a, &v4) ? special4(v4.bytes) : REACH_OK;
 }
 
 enum reach_verdict reach_special(const struct ip_addr *a)
@@ -85,7 +73,7 @@ enum reach_verdict reach_special(const struct ip_addr *a)
 	if (a->family == AF_INET)
 		return special4(a->bytes);
 	if (a->family == AF_INET6)
-		return special6(a->bytes);
+		return special6(a);
 	return REACH_UNSPECIFIED; /* no family: nothing to deliver to */
 }
 
@@ -266,15 +254,12 @@ int reach_add_host_addresses(struct reach_policy *p)
 	return ret;
 }
 
-enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_addr *a,
-				  const void *sender)
+/* Layer 2 alone: what the most specific entry covering a says. */
+static enum reach_verdict classify_entry(const struct reach_policy *p, const struct ip_addr *a,
+					 const void *sender)
 {
-	enum reach_verdict v = reach_special(a);
-	const struct reach_entry *e;
+	const struct reach_entry *e = prefix_table_lookup(p->table, a);
 
-	if (v != REACH_OK)
-		return v;
-	e = prefix_table_lookup(p->table, a);
 	if (!e)
 		return REACH_NOT_EXPORTED;
 	if (e->local || e->broadcast) {
@@ -287,4 +272,26 @@ enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_
 	if (e->owner)
 		return p->peer_to_peer && e->owner != sender ? REACH_OK : REACH_PEER;
 	return e->allowed ? REACH_OK : REACH_NOT_EXPORTED;
+}
+
+enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_addr *a,
+				  const void *sender)
+{
+	enum reach_verdict v = reach_special(a);
+	struct ip_addr v4;
+
+	if (v != REACH_OK)
+		return v;
+	/*
+	 * A dual-stack socket sends ::ffff:a.b.c.d out as IPv4 to a.b.c.d, and
+	 * this host's IPv4 addresses and peers' IPv4 prefixes live in the IPv4
+	 * trie only: such a form must pass as its IPv4 address, and then as
+	 * itself (an IPv6 export covering it), so unmapping never widens.
+	 */
+	if (addr_unmap(a, &v4)) {
+		v = classify_entry(p, &v4, sender);
+		if (v != REACH_OK)
+			return v;
+	}
+	return classify_entry(p, a, sender);
 }

@@ -282,6 +282,8 @@ void px_syn_tick(struct proxy *px, uint64_t now);
 
 /* ---- px_exit.c: the server's side of a stream ---- */
 void px_exit_open(struct proxy *px, const struct stream_msg *msg);
+/* A socket toward a peer's destination (AF_INET6: IPv6-only). The fd or -errno. */
+int px_exit_socket(int family, int type);
 /* The exit's socket budget (streams and flows together) is spent: counted. */
 bool px_exit_over_budget(struct proxy *px);
 

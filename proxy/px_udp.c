@@ -355,7 +355,7 @@ static struct px_flow *exit_flow(struct proxy *px, struct px_link *l, const stru
 		return NULL;
 	}
 	px_sockaddr_from(&ss, &len, &msg->addr, msg->port);
-	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = px_exit_socket(ss.ss_family, SOCK_DGRAM);
 	if (fd < 0)
 		return NULL;
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {

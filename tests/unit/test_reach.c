@@ -217,6 +217,39 @@ static void test_peers(void **state)
 	}
 }
 
+/*
+ * --export ::/0 covers ::ffff:0:0/96, and a socket connected to
+ * ::ffff:a.b.c.d reaches a.b.c.d: the IPv4 policy decides the mapped
+ * forms (this host, IPv4 networks not exported, peers' IPv4 prefixes).
+ */
+static void test_mapped_forms_are_ipv4(void **state)
+{
+	(void)state;
+	static const int cli, cli2;
+	struct reach_policy *p = reach_new(false);
+	struct ip_prefix all6 = prefix("::/0"), in4 = prefix("10.102.0.0/24");
+	struct ip_prefix peer4 = prefix("10.8.0.3/32");
+	struct ip_addr srv_ul = addr("10.101.0.1");
+
+	assert_int_equal(reach_allow(p, &all6), 0);
+	assert_int_equal(reach_allow(p, &in4), 0);
+	assert_int_equal(reach_add_local(p, &srv_ul, false), 0);
+	assert_int_equal(reach_add_peer(p, &peer4, &cli2), 0);
+	assert_int_equal(classify(p, "::ffff:10.101.0.1", &cli), REACH_LOCAL);
+	assert_int_equal(classify(p, "::ffff:0:10.101.0.1", &cli), REACH_LOCAL);
+	assert_int_equal(classify(p, "::10.101.0.1", &cli), REACH_LOCAL);
+	assert_int_equal(classify(p, "::ffff:10.1.2.3", &cli), REACH_NOT_EXPORTED);
+	assert_int_equal(classify(p, "::ffff:10.8.0.3", &cli), REACH_PEER);
+	assert_int_equal(classify(p, "::ffff:10.102.0.2", &cli), REACH_OK);
+	assert_int_equal(classify(p, "2001:db8::1", &cli), REACH_OK);
+	reach_free(p);
+	/* And never wider than the IPv6 policy: an IPv4 export alone does not reach the v6 form. */
+	p = reach_new(false);
+	assert_int_equal(reach_allow(p, &in4), 0);
+	assert_int_equal(classify(p, "::ffff:10.102.0.2", &cli), REACH_NOT_EXPORTED);
+	reach_free(p);
+}
+
 static void test_verdict_names(void **state)
 {
 	(void)state;
@@ -253,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_export_everything),
 		cmocka_unit_test(test_local_addresses),
 		cmocka_unit_test(test_peers),
+		cmocka_unit_test(test_mapped_forms_are_ipv4),
 		cmocka_unit_test(test_verdict_names),
 		cmocka_unit_test(test_host_addresses),
 	};
