@@ -229,27 +229,59 @@ static int add_subnet_broadcast(struct reach_policy *p, const struct ifaddrs *if
 	return 0;
 }
 
+/*
+ * A forwarding host joins the subnet-router anycast address (RFC 4291
+ * 2.6.1), the prefix with an all-zero interface id, of each IPv6 prefix
+ * on its interfaces; getifaddrs does not list it, and a packet to it is
+ * delivered to this host. Added whether or not forwarding is on now.
+ */
+static int add_subnet_anycast(struct reach_policy *p, const struct ifaddrs *ifa)
+{
+	const struct sockaddr_in6 *mask = (const struct sockaddr_in6 *)ifa->ifa_netmask;
+	struct ip_addr net;
+
+	if (!mask || mask->sin6_family != AF_INET6)
+		return 0;
+	if (addr_from_sockaddr(ifa->ifa_addr, &net, NULL) < 0)
+		return 0;
+	for (int i = 0; i < 16; i++)
+		net.bytes[i] &= mask->sin6_addr.s6_addr[i];
+	return reach_special(&net) == REACH_OK ? reach_add_local(p, &net, false) : 0;
+}
+
 static int add_interface_address(struct reach_policy *p, const struct ifaddrs *ifa)
 {
 	int ret = add_sockaddr(p, ifa->ifa_addr, false);
 
-	if (ret < 0 || ifa->ifa_addr->sa_family != AF_INET)
+	if (ret < 0)
 		return ret;
+	if (ifa->ifa_addr->sa_family == AF_INET6)
+		return add_subnet_anycast(p, ifa);
+	if (ifa->ifa_addr->sa_family != AF_INET)
+		return 0;
 	if ((ifa->ifa_flags & IFF_BROADCAST) && ifa->ifa_broadaddr)
 		ret = add_sockaddr(p, ifa->ifa_broadaddr, true);
 	return ret < 0 ? ret : add_subnet_broadcast(p, ifa);
 }
 
+int reach_add_ifaddrs(struct reach_policy *p, const struct ifaddrs *list)
+{
+	int ret = 0;
+
+	for (const struct ifaddrs *ifa = list; ifa && ret == 0; ifa = ifa->ifa_next)
+		if (ifa->ifa_addr)
+			ret = add_interface_address(p, ifa);
+	return ret;
+}
+
 int reach_add_host_addresses(struct reach_policy *p)
 {
-	struct ifaddrs *list, *ifa;
-	int ret = 0;
+	struct ifaddrs *list;
+	int ret;
 
 	if (getifaddrs(&list) < 0)
 		return -errno;
-	for (ifa = list; ifa && ret == 0; ifa = ifa->ifa_next)
-		if (ifa->ifa_addr)
-			ret = add_interface_address(p, ifa);
+	ret = reach_add_ifaddrs(p, list);
 	freeifaddrs(list);
 	return ret;
 }

@@ -66,8 +66,15 @@ int reach_allow(struct reach_policy *p, const struct ip_prefix *prefix);
 int reach_add_peer(struct reach_policy *p, const struct ip_prefix *prefix, const void *owner);
 /* An address of this host; broadcast: an interface's broadcast address. */
 int reach_add_local(struct reach_policy *p, const struct ip_addr *a, bool broadcast);
-/* Every address and IPv4 broadcast address of this host's interfaces (getifaddrs). */
+/*
+ * Every address of this host's interfaces (getifaddrs), with the IPv4
+ * broadcast addresses and the IPv6 subnet-router anycast address of each
+ * interface prefix. A snapshot: the caller rereads it (start, SIGHUP).
+ */
 int reach_add_host_addresses(struct reach_policy *p);
+struct ifaddrs;
+/* The same from a given list (reach_add_host_addresses' getifaddrs, tests). */
+int reach_add_ifaddrs(struct reach_policy *p, const struct ifaddrs *list);
 
 /*
  * Both layers: REACH_OK if a peer identified by sender (NULL: none) may

@@ -7,6 +7,9 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -275,6 +278,53 @@ static void test_host_addresses(void **state)
 	reach_free(p);
 }
 
+static struct sockaddr_storage sockaddr_of(const char *text)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct ip_addr a = addr(text);
+
+	if (a.family == AF_INET) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, a.bytes, 4);
+	} else {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, a.bytes, 16);
+	}
+	return ss;
+}
+
+/*
+ * A forwarding server owns fd02:: (subnet-router anycast) of its fd02::1/64,
+ * which getifaddrs does not list, and the network and broadcast address of
+ * its 10.102.0.1/24.
+ */
+static void test_interface_prefix_addresses(void **state)
+{
+	(void)state;
+	struct sockaddr_storage a6 = sockaddr_of("fd02::1"), m6 = sockaddr_of("ffff:ffff:ffff:ffff::");
+	struct sockaddr_storage a4 = sockaddr_of("10.102.0.1"), m4 = sockaddr_of("255.255.255.0");
+	struct sockaddr_storage b4 = sockaddr_of("10.102.0.255");
+	struct ifaddrs v4 = { .ifa_name = (char *)"veth", .ifa_flags = IFF_BROADCAST,
+			      .ifa_addr = (struct sockaddr *)&a4, .ifa_netmask = (struct sockaddr *)&m4,
+			      .ifa_broadaddr = (struct sockaddr *)&b4 };
+	struct ifaddrs v6 = { .ifa_next = &v4, .ifa_name = (char *)"veth",
+			      .ifa_addr = (struct sockaddr *)&a6, .ifa_netmask = (struct sockaddr *)&m6 };
+	struct reach_policy *p = reach_new(false);
+	struct ip_prefix in4 = prefix("10.102.0.0/24"), in6 = prefix("fd02::/64");
+
+	assert_int_equal(reach_allow(p, &in4), 0);
+	assert_int_equal(reach_allow(p, &in6), 0);
+	assert_int_equal(reach_add_ifaddrs(p, &v6), 0);
+	assert_int_equal(classify(p, "fd02::", NULL), REACH_LOCAL);
+	assert_int_equal(classify(p, "fd02::1", NULL), REACH_LOCAL);
+	assert_int_equal(classify(p, "fd02::2", NULL), REACH_OK);
+	assert_int_equal(classify(p, "10.102.0.0", NULL), REACH_BROADCAST);
+	assert_int_equal(classify(p, "10.102.0.255", NULL), REACH_BROADCAST);
+	assert_int_equal(classify(p, "10.102.0.1", NULL), REACH_LOCAL);
+	assert_int_equal(classify(p, "10.102.0.2", NULL), REACH_OK);
+	reach_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_mapped_forms_are_ipv4),
 		cmocka_unit_test(test_verdict_names),
 		cmocka_unit_test(test_host_addresses),
+		cmocka_unit_test(test_interface_prefix_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
