@@ -179,6 +179,27 @@ int addr_from_sockaddr(const struct sockaddr *sa, struct ip_addr *out, uint16_t 
 	return 0;
 }
 
+void addr_to_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
+		      uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a->bytes, 4);
+		*len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		memcpy(&in6->sin6_addr, a->bytes, 16);
+		*len = sizeof(*in6);
+	}
+}
+
 static bool bytes_zero(const uint8_t *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct ip_addr {
 	uint8_t family; /* AF_INET or AF_INET6 */
@@ -37,7 +38,9 @@ bool prefix_equal(const struct ip_prefix *a, const struct ip_prefix *b);
 /* Every address of inner lies in outer (outer no longer than inner). */
 bool prefix_covers(const struct ip_prefix *outer, const struct ip_prefix *inner);
 
-struct sockaddr;
+/* The sockaddr of a and port (AF_INET or AF_INET6 as a is), its length in *len. */
+void addr_to_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
+		      uint16_t port);
 /* The address (and port, unless NULL) of an AF_INET/AF_INET6 sockaddr; -EAFNOSUPPORT otherwise. */
 int addr_from_sockaddr(const struct sockaddr *sa, struct ip_addr *out, uint16_t *port);
 /*

@@ -229,8 +229,6 @@ void px_bury(struct proxy *px, struct px_watch *w);
 void px_graveyard_empty(struct proxy *px);
 /* RST instead of FIN: what an application sees when the far end refused or reset. */
 void px_close_rst(int fd);
-void px_sockaddr_from(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
-		      uint16_t port);
 
 /* ---- px_conn.c: the relay, both roles ---- */
 struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, int fd,

@@ -75,7 +75,7 @@ static int connect_to(const struct stream_msg *msg)
 	socklen_t len;
 	int fd, one = 1;
 
-	px_sockaddr_from(&ss, &len, &msg->addr, msg->port);
+	addr_to_sockaddr(&ss, &len, &msg->addr, msg->port);
 	fd = px_exit_socket(ss.ss_family, SOCK_STREAM);
 	if (fd < 0)
 		return fd;

@@ -354,7 +354,7 @@ static struct px_flow *exit_flow(struct proxy *px, struct px_link *l, const stru
 		px->fe.stream_stats.flows_limited++;
 		return NULL;
 	}
-	px_sockaddr_from(&ss, &len, &msg->addr, msg->port);
+	addr_to_sockaddr(&ss, &len, &msg->addr, msg->port);
 	fd = px_exit_socket(ss.ss_family, SOCK_DGRAM);
 	if (fd < 0)
 		return NULL;
