@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "pkt.h"
 #include "reach.h"
@@ -94,6 +95,7 @@ enum reach_verdict reach_packet_special(const uint8_t *data, size_t len)
 struct reach_entry {
 	bool allowed;         /* an allowed prefix names exactly this one */
 	bool local, broadcast;
+	bool own;             /* local, and an address the peer may deliver to (client) */
 	const void *owner;    /* a peer's prefix: whose */
 	struct reach_entry *next;
 };
@@ -184,6 +186,48 @@ int reach_add_local(struct reach_policy *p, const struct ip_addr *a, bool broadc
 	else
 		e->local = true;
 	return 0;
+}
+
+int reach_add_own(struct reach_policy *p, const struct ip_addr *a)
+{
+	struct ip_prefix host = { .addr = *a, .len = a->family == AF_INET ? 32 : 128 };
+	struct reach_entry *e = entry_for(p, &host);
+
+	if (!e)
+		return -ENOMEM;
+	e->local = true;
+	e->own = true;
+	return 0;
+}
+
+/*
+ * The source the kernel picks toward route (a host inside it): where a
+ * client without --address of that family sends from, and so where
+ * answers come back. A route the kernel cannot reach adds nothing.
+ */
+int reach_add_route_source(struct reach_policy *p, const struct ip_prefix *route)
+{
+	struct sockaddr_storage ss;
+	struct ip_addr to = route->addr, src;
+	socklen_t len;
+	int fd, ret = 0;
+
+	if (!prefix_is_host(route))
+		to.bytes[route->addr.family == AF_INET ? 3 : 15] |= 1; /* not the network address */
+	addr_to_sockaddr(&ss, &len, &to, 9);
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A UDP connect sends nothing: it only asks the routing table. */
+	if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
+		len = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+		    addr_from_sockaddr((struct sockaddr *)&ss, &src, NULL) == 0 &&
+		    reach_special(&src) == REACH_OK)
+			ret = reach_add_own(p, &src);
+	}
+	close(fd);
+	return ret;
 }
 
 static int add_sockaddr(struct reach_policy *p, const struct sockaddr *sa, bool broadcast)
@@ -304,6 +348,34 @@ static enum reach_verdict classify_entry(const struct reach_policy *p, const str
 	if (e->owner)
 		return p->peer_to_peer && e->owner != sender ? REACH_OK : REACH_PEER;
 	return e->allowed ? REACH_OK : REACH_NOT_EXPORTED;
+}
+
+/* Layer 2 for the client's deliveries: exactly an own address, or why not. */
+static enum reach_verdict own_entry(const struct reach_policy *p, const struct ip_addr *a)
+{
+	struct ip_prefix host = { .addr = *a, .len = a->family == AF_INET ? 32 : 128 };
+	const struct reach_entry *e = prefix_table_get(p->table, &host);
+
+	if (e && e->own)
+		return REACH_OK;
+	if (e && (e->local || e->broadcast))
+		return e->local ? REACH_LOCAL : REACH_BROADCAST;
+	return REACH_NOT_EXPORTED;
+}
+
+enum reach_verdict reach_classify_own(const struct reach_policy *p, const struct ip_addr *a)
+{
+	enum reach_verdict v = reach_special(a);
+	struct ip_addr v4;
+
+	if (v != REACH_OK)
+		return v;
+	if (addr_unmap(a, &v4)) {
+		v = own_entry(p, &v4);
+		if (v != REACH_OK)
+			return v;
+	}
+	return own_entry(p, a);
 }
 
 enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_addr *a,

@@ -337,6 +337,8 @@ client_refuses() {
 		udp "$TL_SRV_UL4" "$me" "$PORT" \
 		udp "$good" 127.0.0.1 "$PORT" \
 		udp "$good" 224.0.0.1 "$PORT" \
+		udp "$good" "$TL_CLI_UL4" "$PORT" \
+		udp "$good" 10.99.0.7 "$PORT" \
 		wait 300 \
 		udp "$good" "$me" "$PORT" \
 		wait 1000
@@ -346,18 +348,20 @@ client_refuses() {
 	tl_wait_until "$TL_TIMEOUT" eval '(( $(got cli-any4) >= 1 ))' ||
 		tl_fail "expected the packet from inside the routes to arrive at cli"
 	expect_got cli-lo4 0
-	expect_got cli-any4 1 # only the packet from inside the routes
+	expect_got cli-any4 1 # only the packet from inside the routes to cli's --address
 	tl_wait_stat_ge "$TL_CLI_STATS" drop_spoofed_source 4
 	expect_stat "$TL_CLI_STATS" drop_spoofed_source 4
 	expect_stat "$TL_CLI_STATS" drop_dst_loopback 1
 	expect_stat "$TL_CLI_STATS" drop_dst_multicast 1
+	expect_stat "$TL_CLI_STATS" drop_dst_local 1        # cli's underlay address
+	expect_stat "$TL_CLI_STATS" drop_dst_not_exported 1 # no address of cli's
 }
 
-@test "nfqueue client: a hostile server's packets from outside the routes or to 127.0.0.1 are dropped" {
+@test "nfqueue client: a hostile server's packets from outside the routes or to 127.0.0.1 or another address of cli are dropped" {
 	client_refuses nfqueue
 }
 
-@test "pcap client: a hostile server's packets from outside the routes or to 127.0.0.1 are dropped" {
+@test "pcap client: a hostile server's packets from outside the routes or to 127.0.0.1 or another address of cli are dropped" {
 	client_refuses pcap
 }
 

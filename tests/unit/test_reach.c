@@ -253,6 +253,33 @@ static void test_mapped_forms_are_ipv4(void **state)
 	reach_free(p);
 }
 
+/* The client delivers to its own --address only (finding 9). */
+static void test_classify_own(void **state)
+{
+	(void)state;
+	struct reach_policy *p = reach_new(false);
+	struct ip_prefix routes = prefix("10.102.0.0/24");
+	struct ip_addr me = addr("10.8.0.2"), me6 = addr("fd08::2"), ul = addr("10.101.0.2");
+
+	assert_int_equal(reach_allow(p, &routes), 0);
+	assert_int_equal(reach_add_own(p, &me), 0);
+	assert_int_equal(reach_add_own(p, &me6), 0);
+	assert_int_equal(reach_add_local(p, &ul, false), 0);
+	assert_int_equal(reach_add_local(p, &me, true), 0); /* glibc's "broadcast" of it */
+	assert_int_equal(reach_classify_own(p, &me), REACH_OK);
+	assert_int_equal(reach_classify_own(p, &me6), REACH_OK);
+	assert_int_equal(reach_classify_own(p, &ul), REACH_LOCAL);
+	ul = addr("10.102.0.2"); /* inside the routes, but no address of ours */
+	assert_int_equal(reach_classify_own(p, &ul), REACH_NOT_EXPORTED);
+	ul = addr("::ffff:10.8.0.2"); /* an IPv6 packet to it goes nowhere we deliver */
+	assert_int_equal(reach_classify_own(p, &ul), REACH_NOT_EXPORTED);
+	ul = addr("127.0.0.1");
+	assert_int_equal(reach_classify_own(p, &ul), REACH_LOOPBACK);
+	/* As a source (reach_classify), the own address is still this host's. */
+	assert_int_equal(classify(p, "10.8.0.2", NULL), REACH_LOCAL);
+	reach_free(p);
+}
+
 static void test_verdict_names(void **state)
 {
 	(void)state;
@@ -337,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_local_addresses),
 		cmocka_unit_test(test_peers),
 		cmocka_unit_test(test_mapped_forms_are_ipv4),
+		cmocka_unit_test(test_classify_own),
 		cmocka_unit_test(test_verdict_names),
 		cmocka_unit_test(test_host_addresses),
 		cmocka_unit_test(test_interface_prefix_addresses),

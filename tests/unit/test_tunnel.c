@@ -1159,13 +1159,14 @@ static struct reach_policy *policy_of(const struct peer_table *peers)
 /*
  * The receive path asks the reach policy about every packet: the server
  * about destinations (exports, other peers), the client about sources
- * (its routes and inner network, never its own address).
+ * (its routes and inner network, never its own address) and destinations
+ * (its own address only).
  */
 static void test_reach_policy(void **state)
 {
 	struct fixture *fx = *state;
 	struct reach_policy *srv_reach = policy_of(&fx->peers), *cli_reach = reach_new(false);
-	struct ip_addr me;
+	struct ip_addr me, lan;
 	struct conf c;
 	struct tunnel_stats st;
 
@@ -1173,7 +1174,9 @@ static void test_reach_policy(void **state)
 	reach_allow_text(cli_reach, "10.9.0.0/16");
 	reach_allow_text(cli_reach, "10.8.0.0/24");
 	assert_int_equal(addr_parse("10.8.0.2", &me), 0);
-	assert_int_equal(reach_add_local(cli_reach, &me, false), 0);
+	assert_int_equal(reach_add_own(cli_reach, &me), 0);
+	assert_int_equal(addr_parse("192.168.60.1", &lan), 0);     /* another address of cli's host */
+	assert_int_equal(reach_add_local(cli_reach, &lan, false), 0);
 
 	conf_server(&c, &fx->peers);
 	c.cfg.reach = srv_reach;
@@ -1198,9 +1201,15 @@ static void test_reach_policy(void **state)
 	send_packets(&fx->srv, 1, 100, "10.77.0.1", "10.8.0.2");
 	send_packets(&fx->srv, 1, 100, "10.8.0.2", "10.8.0.2");  /* the client's own address */
 	send_packets(&fx->srv, 1, 100, "10.8.0.1", "10.8.0.2");  /* the server's inner address */
+	/* cli delivers only to its own address, not to its host's others or its LAN (finding 9). */
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "192.168.60.1");
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "192.168.60.7");
 	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.2");
 	expect_delivered(fx->loop, &fx->cli, 2, 2000);
-	assert_int_equal(stats_of(&fx->cli).drop_spoofed_source, 2);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.drop_spoofed_source, 2);
+	assert_int_equal(st.drop_dst[REACH_LOCAL], 1);
+	assert_int_equal(st.drop_dst[REACH_NOT_EXPORTED], 1);
 	side_close(&fx->cli);
 	side_close(&fx->srv);
 	reach_free(cli_reach);
