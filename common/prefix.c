@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* IPv4/IPv6 prefixes: parsing, formatting, containment and a LPM trie. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -142,6 +143,87 @@ bool prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b)
 	unsigned shorter = a->len < b->len ? a->len : b->len;
 
 	return a->addr.family == b->addr.family && bits_equal(&a->addr, &b->addr, shorter);
+}
+
+bool prefix_equal(const struct ip_prefix *a, const struct ip_prefix *b)
+{
+	return a->len == b->len && prefix_overlaps(a, b);
+}
+
+bool prefix_covers(const struct ip_prefix *outer, const struct ip_prefix *inner)
+{
+	return outer->len <= inner->len && prefix_contains(outer, &inner->addr);
+}
+
+int addr_from_sockaddr(const struct sockaddr *sa, struct ip_addr *out, uint16_t *port)
+{
+	uint16_t p;
+
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		memcpy(out->bytes, &in->sin_addr, 4);
+		p = in->sin_port;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		memcpy(out->bytes, &in6->sin6_addr, 16);
+		p = in6->sin6_port;
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	out->family = (uint8_t)sa->sa_family;
+	if (port)
+		*port = ntohs(p);
+	return 0;
+}
+
+void addr_to_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
+		      uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a->bytes, 4);
+		*len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		memcpy(&in6->sin6_addr, a->bytes, 16);
+		*len = sizeof(*in6);
+	}
+}
+
+static bool bytes_zero(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+bool addr_unmap(const struct ip_addr *a, struct ip_addr *out)
+{
+	const uint8_t *b = a->bytes;
+	bool embedded;
+
+	if (a->family != AF_INET6)
+		return false;
+	embedded = (bytes_zero(b, 10) && b[10] == 0xff && b[11] == 0xff) ||     /* mapped */
+		   (bytes_zero(b, 8) && b[8] == 0xff && b[9] == 0xff && !b[10] && !b[11]) || /* translated */
+		   (bytes_zero(b, 12) && !(bytes_zero(b + 12, 3) && b[15] <= 1)); /* compatible */
+	if (!embedded)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->family = AF_INET;
+	memcpy(out->bytes, b + 12, 4);
+	return true;
 }
 
 /*

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct ip_addr {
 	uint8_t family; /* AF_INET or AF_INET6 */
@@ -32,6 +33,23 @@ void prefix_format(const struct ip_prefix *p, char *out, size_t out_len);
 void addr_format(const struct ip_addr *a, char *out, size_t out_len);
 bool prefix_contains(const struct ip_prefix *p, const struct ip_addr *a);
 bool prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b);
+/* The same prefix: family, length and network bits. */
+bool prefix_equal(const struct ip_prefix *a, const struct ip_prefix *b);
+/* Every address of inner lies in outer (outer no longer than inner). */
+bool prefix_covers(const struct ip_prefix *outer, const struct ip_prefix *inner);
+
+/* The sockaddr of a and port (AF_INET or AF_INET6 as a is), its length in *len. */
+void addr_to_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
+		      uint16_t port);
+/* The address (and port, unless NULL) of an AF_INET/AF_INET6 sockaddr; -EAFNOSUPPORT otherwise. */
+int addr_from_sockaddr(const struct sockaddr *sa, struct ip_addr *out, uint16_t *port);
+/*
+ * An IPv4 address written as IPv6: IPv4-mapped (::ffff:a.b.c.d),
+ * -translated (::ffff:0:a.b.c.d) or -compatible (::a.b.c.d, but not :: and
+ * ::1, IPv6's own). True and the AF_INET address in *out; else false. A
+ * dual-stack socket connected to the mapped form reaches the IPv4 address.
+ */
+bool addr_unmap(const struct ip_addr *a, struct ip_addr *out);
 
 /*
  * Longest-prefix match from prefix to an opaque value (a peer, a session).

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "pkt.h"
 #include "reach.h"
@@ -54,30 +55,18 @@ static bool all_zero(const uint8_t *b, size_t n)
 	return true;
 }
 
-/* An IPv4 address in IPv6 clothing: its four bytes, or NULL. */
-static const uint8_t *embedded_v4(const uint8_t *b)
+static enum reach_verdict special6(const struct ip_addr *a)
 {
-	if (all_zero(b, 10) && b[10] == 0xff && b[11] == 0xff)
-		return b + 12; /* ::ffff:a.b.c.d, mapped */
-	if (all_zero(b, 8) && b[8] == 0xff && b[9] == 0xff && !b[10] && !b[11])
-		return b + 12; /* ::ffff:0:a.b.c.d, translated (RFC 2765) */
-	if (all_zero(b, 12))
-		return b + 12; /* ::a.b.c.d, compatible (and :: and ::1 themselves) */
-	return NULL;
-}
-
-static enum reach_verdict special6(const uint8_t *b)
-{
-	const uint8_t *v4;
+	const uint8_t *b = a->bytes;
+	struct ip_addr v4;
 
 	if (all_zero(b, 15))
-		return b[15] == 1 ? REACH_LOOPBACK : b[15] == 0 ? REACH_UNSPECIFIED : special4(b + 12);
+		return b[15] == 1 ? REACH_LOOPBACK : REACH_UNSPECIFIED;
 	if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
 		return REACH_LINK_LOCAL;
 	if (b[0] == 0xff)
 		return REACH_MULTICAST;
-	v4 = embedded_v4(b);
-	return v4 ? special4(v4) : REACH_OK;
+	return addr_unmap(a, &v4) ? special4(v4.bytes) : REACH_OK;
 }
 
 enum reach_verdict reach_special(const struct ip_addr *a)
@@ -85,7 +74,7 @@ enum reach_verdict reach_special(const struct ip_addr *a)
 	if (a->family == AF_INET)
 		return special4(a->bytes);
 	if (a->family == AF_INET6)
-		return special6(a->bytes);
+		return special6(a);
 	return REACH_UNSPECIFIED; /* no family: nothing to deliver to */
 }
 
@@ -106,6 +95,7 @@ enum reach_verdict reach_packet_special(const uint8_t *data, size_t len)
 struct reach_entry {
 	bool allowed;         /* an allowed prefix names exactly this one */
 	bool local, broadcast;
+	bool own;             /* local, and an address the peer may deliver to (client) */
 	const void *owner;    /* a peer's prefix: whose */
 	struct reach_entry *next;
 };
@@ -198,16 +188,54 @@ int reach_add_local(struct reach_policy *p, const struct ip_addr *a, bool broadc
 	return 0;
 }
 
+int reach_add_own(struct reach_policy *p, const struct ip_addr *a)
+{
+	struct ip_prefix host = { .addr = *a, .len = a->family == AF_INET ? 32 : 128 };
+	struct reach_entry *e = entry_for(p, &host);
+
+	if (!e)
+		return -ENOMEM;
+	e->local = true;
+	e->own = true;
+	return 0;
+}
+
+/*
+ * The source the kernel picks toward route (a host inside it): where a
+ * client without --address of that family sends from, and so where
+ * answers come back. A route the kernel cannot reach adds nothing.
+ */
+int reach_add_route_source(struct reach_policy *p, const struct ip_prefix *route)
+{
+	struct sockaddr_storage ss;
+	struct ip_addr to = route->addr, src;
+	socklen_t len;
+	int fd, ret = 0;
+
+	if (!prefix_is_host(route))
+		to.bytes[route->addr.family == AF_INET ? 3 : 15] |= 1; /* not the network address */
+	addr_to_sockaddr(&ss, &len, &to, 9);
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A UDP connect sends nothing: it only asks the routing table. */
+	if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
+		len = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+		    addr_from_sockaddr((struct sockaddr *)&ss, &src, NULL) == 0 &&
+		    reach_special(&src) == REACH_OK)
+			ret = reach_add_own(p, &src);
+	}
+	close(fd);
+	return ret;
+}
+
 static int add_sockaddr(struct reach_policy *p, const struct sockaddr *sa, bool broadcast)
 {
-	struct ip_addr a = { .family = (uint8_t)sa->sa_family };
+	struct ip_addr a;
 
-	if (sa->sa_family == AF_INET)
-		memcpy(a.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(a.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	else
-		return 0;
+	if (addr_from_sockaddr(sa, &a, NULL) < 0)
+		return 0; /* AF_PACKET and the like: no IP address */
 	return reach_add_local(p, &a, broadcast);
 }
 
@@ -245,40 +273,69 @@ static int add_subnet_broadcast(struct reach_policy *p, const struct ifaddrs *if
 	return 0;
 }
 
+/*
+ * A forwarding host joins the subnet-router anycast address (RFC 4291
+ * 2.6.1), the prefix with an all-zero interface id, of each IPv6 prefix
+ * on its interfaces; getifaddrs does not list it, and a packet to it is
+ * delivered to this host. Added whether or not forwarding is on now.
+ */
+static int add_subnet_anycast(struct reach_policy *p, const struct ifaddrs *ifa)
+{
+	const struct sockaddr_in6 *mask = (const struct sockaddr_in6 *)ifa->ifa_netmask;
+	struct ip_addr net;
+
+	if (!mask || mask->sin6_family != AF_INET6)
+		return 0;
+	if (addr_from_sockaddr(ifa->ifa_addr, &net, NULL) < 0)
+		return 0;
+	for (int i = 0; i < 16; i++)
+		net.bytes[i] &= mask->sin6_addr.s6_addr[i];
+	return reach_special(&net) == REACH_OK ? reach_add_local(p, &net, false) : 0;
+}
+
 static int add_interface_address(struct reach_policy *p, const struct ifaddrs *ifa)
 {
 	int ret = add_sockaddr(p, ifa->ifa_addr, false);
 
-	if (ret < 0 || ifa->ifa_addr->sa_family != AF_INET)
+	if (ret < 0)
 		return ret;
+	if (ifa->ifa_addr->sa_family == AF_INET6)
+		return add_subnet_anycast(p, ifa);
+	if (ifa->ifa_addr->sa_family != AF_INET)
+		return 0;
 	if ((ifa->ifa_flags & IFF_BROADCAST) && ifa->ifa_broadaddr)
 		ret = add_sockaddr(p, ifa->ifa_broadaddr, true);
 	return ret < 0 ? ret : add_subnet_broadcast(p, ifa);
 }
 
+int reach_add_ifaddrs(struct reach_policy *p, const struct ifaddrs *list)
+{
+	int ret = 0;
+
+	for (const struct ifaddrs *ifa = list; ifa && ret == 0; ifa = ifa->ifa_next)
+		if (ifa->ifa_addr)
+			ret = add_interface_address(p, ifa);
+	return ret;
+}
+
 int reach_add_host_addresses(struct reach_policy *p)
 {
-	struct ifaddrs *list, *ifa;
-	int ret = 0;
+	struct ifaddrs *list;
+	int ret;
 
 	if (getifaddrs(&list) < 0)
 		return -errno;
-	for (ifa = list; ifa && ret == 0; ifa = ifa->ifa_next)
-		if (ifa->ifa_addr)
-			ret = add_interface_address(p, ifa);
+	ret = reach_add_ifaddrs(p, list);
 	freeifaddrs(list);
 	return ret;
 }
 
-enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_addr *a,
-				  const void *sender)
+/* Layer 2 alone: what the most specific entry covering a says. */
+static enum reach_verdict classify_entry(const struct reach_policy *p, const struct ip_addr *a,
+					 const void *sender)
 {
-	enum reach_verdict v = reach_special(a);
-	const struct reach_entry *e;
+	const struct reach_entry *e = prefix_table_lookup(p->table, a);
 
-	if (v != REACH_OK)
-		return v;
-	e = prefix_table_lookup(p->table, a);
 	if (!e)
 		return REACH_NOT_EXPORTED;
 	if (e->local || e->broadcast) {
@@ -291,4 +348,54 @@ enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_
 	if (e->owner)
 		return p->peer_to_peer && e->owner != sender ? REACH_OK : REACH_PEER;
 	return e->allowed ? REACH_OK : REACH_NOT_EXPORTED;
+}
+
+/* Layer 2 for the client's deliveries: exactly an own address, or why not. */
+static enum reach_verdict own_entry(const struct reach_policy *p, const struct ip_addr *a)
+{
+	struct ip_prefix host = { .addr = *a, .len = a->family == AF_INET ? 32 : 128 };
+	const struct reach_entry *e = prefix_table_get(p->table, &host);
+
+	if (e && e->own)
+		return REACH_OK;
+	if (e && (e->local || e->broadcast))
+		return e->local ? REACH_LOCAL : REACH_BROADCAST;
+	return REACH_NOT_EXPORTED;
+}
+
+enum reach_verdict reach_classify_own(const struct reach_policy *p, const struct ip_addr *a)
+{
+	enum reach_verdict v = reach_special(a);
+	struct ip_addr v4;
+
+	if (v != REACH_OK)
+		return v;
+	if (addr_unmap(a, &v4)) {
+		v = own_entry(p, &v4);
+		if (v != REACH_OK)
+			return v;
+	}
+	return own_entry(p, a);
+}
+
+enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_addr *a,
+				  const void *sender)
+{
+	enum reach_verdict v = reach_special(a);
+	struct ip_addr v4;
+
+	if (v != REACH_OK)
+		return v;
+	/*
+	 * A dual-stack socket sends ::ffff:a.b.c.d out as IPv4 to a.b.c.d, and
+	 * this host's IPv4 addresses and peers' IPv4 prefixes live in the IPv4
+	 * trie only: such a form must pass as its IPv4 address, and then as
+	 * itself (an IPv6 export covering it), so unmapping never widens.
+	 */
+	if (addr_unmap(a, &v4)) {
+		v = classify_entry(p, &v4, sender);
+		if (v != REACH_OK)
+			return v;
+	}
+	return classify_entry(p, a, sender);
 }

@@ -66,8 +66,22 @@ int reach_allow(struct reach_policy *p, const struct ip_prefix *prefix);
 int reach_add_peer(struct reach_policy *p, const struct ip_prefix *prefix, const void *owner);
 /* An address of this host; broadcast: an interface's broadcast address. */
 int reach_add_local(struct reach_policy *p, const struct ip_addr *a, bool broadcast);
-/* Every address and IPv4 broadcast address of this host's interfaces (getifaddrs). */
+/*
+ * An address of this end the peer may deliver packets to: a client's
+ * --address. Local besides (a server's classification refuses it).
+ */
+int reach_add_own(struct reach_policy *p, const struct ip_addr *a);
+/* The source the kernel picks toward route, as an own address (a client without --address). */
+int reach_add_route_source(struct reach_policy *p, const struct ip_prefix *route);
+/*
+ * Every address of this host's interfaces (getifaddrs), with the IPv4
+ * broadcast addresses and the IPv6 subnet-router anycast address of each
+ * interface prefix. A snapshot: the caller rereads it (start, SIGHUP).
+ */
 int reach_add_host_addresses(struct reach_policy *p);
+struct ifaddrs;
+/* The same from a given list (reach_add_host_addresses' getifaddrs, tests). */
+int reach_add_ifaddrs(struct reach_policy *p, const struct ifaddrs *list);
 
 /*
  * Both layers: REACH_OK if a peer identified by sender (NULL: none) may
@@ -76,5 +90,12 @@ int reach_add_host_addresses(struct reach_policy *p);
  */
 enum reach_verdict reach_classify(const struct reach_policy *p, const struct ip_addr *a,
 				  const void *sender);
+
+/*
+ * The client's destinations: REACH_OK only for exactly an own address
+ * (reach_add_own); else the special class, REACH_LOCAL or REACH_BROADCAST
+ * for another address of this host, REACH_NOT_EXPORTED for anything else.
+ */
+enum reach_verdict reach_classify_own(const struct reach_policy *p, const struct ip_addr *a);
 
 #endif

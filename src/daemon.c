@@ -199,7 +199,7 @@ static void warn_uncaptured(const struct daemon *d, const struct peer_table *pee
 			bool covered = false;
 
 			for (size_t k = 0; k < d->route_count && !covered; k++)
-				covered = d->routes[k].len <= p->len && prefix_contains(&d->routes[k], &p->addr);
+				covered = prefix_covers(&d->routes[k], p);
 			if (covered)
 				continue;
 			prefix_format(p, text, sizeof(text));
@@ -378,23 +378,39 @@ static int reach_server(const struct daemon *d, const struct peer_table *peers,
 	return ret;
 }
 
+static bool has_address(const struct options *o, uint8_t family)
+{
+	for (size_t i = 0; i < o->address_count; i++)
+		if (o->addresses[i].addr.family == family)
+			return true;
+	return false;
+}
+
 /*
  * Client: the sources the server may send from: the --route prefixes and
  * the inner network of each --address (where the server's inner address
  * lives: its ICMP errors come from there), but never an address of ours.
+ * The destinations it may deliver to: its --addresses, and for a family
+ * without one the source the kernel picks toward each route of that
+ * family, which is where the answers to its traffic come back.
  */
 static int reach_client(const struct daemon *d, struct reach_policy *p)
 {
 	const struct options *o = d->opts;
 	int ret = 0;
 
-	for (size_t i = 0; i < o->route_count && ret == 0; i++)
+	for (size_t i = 0; i < o->route_count && ret == 0; i++) {
 		ret = reach_allow(p, &o->routes[i]);
+		if (ret == 0 && !has_address(o, o->routes[i].addr.family))
+			ret = reach_add_route_source(p, &o->routes[i]);
+	}
 	for (size_t i = 0; i < o->address_count && ret == 0; i++) {
 		struct ip_prefix net = prefix_network(&o->addresses[i]);
 
 		if (!prefix_is_host(&net))
 			ret = reach_allow(p, &net);
+		if (ret == 0)
+			ret = reach_add_own(p, &o->addresses[i].addr);
 	}
 	return ret;
 }
@@ -413,7 +429,7 @@ static struct reach_policy *build_reach(const struct daemon *d, const struct pee
 	if (!p)
 		goto err;
 	ret = o->command == CMD_SERVER ? reach_server(d, peers, p) : reach_client(d, p);
-	for (size_t i = 0; i < o->address_count && ret == 0; i++)
+	for (size_t i = 0; i < o->address_count && ret == 0 && o->command == CMD_SERVER; i++)
 		ret = reach_add_local(p, &o->addresses[i].addr, false);
 	if (ret == 0)
 		ret = reach_add_host_addresses(p);

@@ -294,11 +294,16 @@ static bool client_source_ok(const struct session *s, const struct ip_addr *src)
 	return !reach || reach_classify(reach, src, NULL) == REACH_OK;
 }
 
-/* Any destination but a special one: the client's own stack routes the rest. */
+/*
+ * Only this end's own inner addresses: a compromised server must not
+ * deliver to the client's LAN, containers or underlay through an inject
+ * path that skips FORWARD.
+ */
 static enum reach_verdict client_dest_verdict(const struct session *s, const struct ip_addr *dst)
 {
-	(void)s;
-	return reach_special(dst);
+	const struct reach_policy *reach = s->tunnel->reach;
+
+	return reach ? reach_classify_own(reach, dst) : reach_special(dst);
 }
 
 /* ---- the frontend's side ---- */

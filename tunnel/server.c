@@ -138,23 +138,16 @@ static void server_on_warn_summary(struct evloop *loop, struct ev_timer *timer)
 
 void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out)
 {
-	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET) {
-		out->family = AF_INET;
-		memcpy(out->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return;
-	}
-	if (sa->sa_family != AF_INET6)
-		return;
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	struct ip_addr a, v4;
 
-	if (IN6_IS_ADDR_V4MAPPED(a)) {
-		out->family = AF_INET;
-		memcpy(out->bytes, a->s6_addr + 12, 4);
+	memset(out, 0, sizeof(*out));
+	if (addr_from_sockaddr(sa, &a, NULL) < 0)
 		return;
-	}
-	out->family = AF_INET6;
-	memcpy(out->bytes, a->s6_addr, TUNNEL_SOURCE_PREFIX_V6 / 8);
+	if (addr_unmap(&a, &v4))
+		a = v4; /* a dual-stack listener's IPv4 client */
+	else if (a.family == AF_INET6)
+		memset(a.bytes + TUNNEL_SOURCE_PREFIX_V6 / 8, 0, 16 - TUNNEL_SOURCE_PREFIX_V6 / 8);
+	*out = a;
 }
 
 /* A scan, not a table: nothing a stranger chooses is hashed (bounded by the flag's max). */
@@ -566,12 +559,9 @@ static bool server_source_ok(const struct session *s, const struct ip_addr *src)
 
 static bool prefix_listed(const struct peer *peer, const struct ip_prefix *p)
 {
-	for (size_t i = 0; i < peer->prefix_count; i++) {
-		const struct ip_prefix *q = &peer->prefixes[i];
-
-		if (q->len == p->len && prefix_overlaps(q, p))
-			return true; /* same length and overlapping: the same prefix */
-	}
+	for (size_t i = 0; i < peer->prefix_count; i++)
+		if (prefix_equal(&peer->prefixes[i], p))
+			return true;
 	return false;
 }
 

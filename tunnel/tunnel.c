@@ -223,6 +223,11 @@ int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers,
 		snprintf(err, err_len, "only a server has a peers table");
 		return -EINVAL;
 	}
+	if (t->reach && !reach) {
+		/* The old policy's peer entries point into the old table, about to be freed. */
+		snprintf(err, err_len, "a new reach policy must come with the new peers table");
+		return -EINVAL;
+	}
 	ret = tunnel_server_reload(t, peers, err, err_len);
 	if (ret == 0 && reach)
 		t->reach = reach;

@@ -165,10 +165,11 @@ void tunnel_stream_flush(struct tunnel *t);
  * the tunnel; the previous one may be freed once this returns 0).
  * Sessions of peers whose entry is unchanged (same name, same prefixes)
  * go on untouched; those of removed or changed peers are cut, with the
- * reason in their CLOSE frame and the log. reach, unless NULL, replaces
- * cfg.reach in the same step: its peer prefixes name the new table's
- * peers, so the old policy must not outlive the old table. On failure
- * (-ENOMEM, err set) the previous table and policy stay in force.
+ * reason in their CLOSE frame and the log. reach replaces cfg.reach in
+ * the same step: its peer prefixes name the new table's peers, so the old
+ * policy must not outlive the old table. It may be NULL only for a server
+ * that has no policy (tests); otherwise -EINVAL. On failure (-EINVAL,
+ * -ENOMEM, err set) the previous table and policy stay in force.
  */
 int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers,
 		     const struct reach_policy *reach, char *err, size_t err_len);

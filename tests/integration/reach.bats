@@ -264,6 +264,32 @@ tcp_secret() {
 	done
 }
 
+# --export ::/0 covers ::ffff:0:0/96, and a dual-stack socket connected to
+# ::ffff:a.b.c.d reaches a.b.c.d: the IPv4 policy must decide those forms.
+@test "proxy exit with --export ::/0: STREAM_OPEN to ::ffff:srv and ::ffff:<not exported IPv4> is refused" {
+	require_frontend nfqueue
+	start_server proxy --export ::/0
+	tcp_secret "$NS_SRV" "$TL_SRV_UL4"
+	tcp_secret "$NS_CLI" "$TL_CLI_UL4" # reachable from srv, not exported (10.101.0.0/24)
+	tcp_secret "$NS_DST" "$TL_DST_IN4"
+	tl_wait_listen "$NS_SRV" tcp "$TCP_PORT"
+	tl_wait_listen "$NS_CLI" tcp "$TCP_PORT"
+	tl_wait_listen "$NS_DST" tcp "$TCP_PORT"
+	peer_client open "::ffff:$TL_SRV_UL4" "$TCP_PORT" open "::ffff:$TL_CLI_UL4" "$TCP_PORT" \
+		open "$TL_DST_IN4" "$TCP_PORT" wait 300
+	local prohibited=6 # STREAM_RESET_PROHIBITED
+	tl_expect_eq "the exit's answers, in order" "$(grep '^open:' <<<"$output")" \
+		"$(printf 'open: reset %s\nopen: reset %s\nopen: connected' $prohibited $prohibited)"
+	tl_wait_stat_ge "$TL_SRV_STATS" drop_dst_local 1
+	expect_stat "$TL_SRV_STATS" drop_dst_local 1
+	expect_stat "$TL_SRV_STATS" drop_dst_not_exported 1
+	local a log
+	for a in "$TL_SRV_UL4" "$TL_CLI_UL4"; do
+		log=$TL_TMP/secret-$a.log
+		[[ ! -s $log ]] || tl_fail "expected no connection to $a through its mapped form: $(cat "$log")"
+	done
+}
+
 @test "proxy client: an application's connection to a forbidden destination fails with EHOSTUNREACH" {
 	require_frontend nfqueue
 	start_server proxy
@@ -311,6 +337,8 @@ client_refuses() {
 		udp "$TL_SRV_UL4" "$me" "$PORT" \
 		udp "$good" 127.0.0.1 "$PORT" \
 		udp "$good" 224.0.0.1 "$PORT" \
+		udp "$good" "$TL_CLI_UL4" "$PORT" \
+		udp "$good" 10.99.0.7 "$PORT" \
 		wait 300 \
 		udp "$good" "$me" "$PORT" \
 		wait 1000
@@ -320,18 +348,20 @@ client_refuses() {
 	tl_wait_until "$TL_TIMEOUT" eval '(( $(got cli-any4) >= 1 ))' ||
 		tl_fail "expected the packet from inside the routes to arrive at cli"
 	expect_got cli-lo4 0
-	expect_got cli-any4 1 # only the packet from inside the routes
+	expect_got cli-any4 1 # only the packet from inside the routes to cli's --address
 	tl_wait_stat_ge "$TL_CLI_STATS" drop_spoofed_source 4
 	expect_stat "$TL_CLI_STATS" drop_spoofed_source 4
 	expect_stat "$TL_CLI_STATS" drop_dst_loopback 1
 	expect_stat "$TL_CLI_STATS" drop_dst_multicast 1
+	expect_stat "$TL_CLI_STATS" drop_dst_local 1        # cli's underlay address
+	expect_stat "$TL_CLI_STATS" drop_dst_not_exported 1 # no address of cli's
 }
 
-@test "nfqueue client: a hostile server's packets from outside the routes or to 127.0.0.1 are dropped" {
+@test "nfqueue client: a hostile server's packets from outside the routes or to 127.0.0.1 or another address of cli are dropped" {
 	client_refuses nfqueue
 }
 
-@test "pcap client: a hostile server's packets from outside the routes or to 127.0.0.1 are dropped" {
+@test "pcap client: a hostile server's packets from outside the routes or to 127.0.0.1 or another address of cli are dropped" {
 	client_refuses pcap
 }
 

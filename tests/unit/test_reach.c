@@ -7,6 +7,9 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -217,6 +220,66 @@ static void test_peers(void **state)
 	}
 }
 
+/*
+ * --export ::/0 covers ::ffff:0:0/96, and a socket connected to
+ * ::ffff:a.b.c.d reaches a.b.c.d: the IPv4 policy decides the mapped
+ * forms (this host, IPv4 networks not exported, peers' IPv4 prefixes).
+ */
+static void test_mapped_forms_are_ipv4(void **state)
+{
+	(void)state;
+	static const int cli, cli2;
+	struct reach_policy *p = reach_new(false);
+	struct ip_prefix all6 = prefix("::/0"), in4 = prefix("10.102.0.0/24");
+	struct ip_prefix peer4 = prefix("10.8.0.3/32");
+	struct ip_addr srv_ul = addr("10.101.0.1");
+
+	assert_int_equal(reach_allow(p, &all6), 0);
+	assert_int_equal(reach_allow(p, &in4), 0);
+	assert_int_equal(reach_add_local(p, &srv_ul, false), 0);
+	assert_int_equal(reach_add_peer(p, &peer4, &cli2), 0);
+	assert_int_equal(classify(p, "::ffff:10.101.0.1", &cli), REACH_LOCAL);
+	assert_int_equal(classify(p, "::ffff:0:10.101.0.1", &cli), REACH_LOCAL);
+	assert_int_equal(classify(p, "::10.101.0.1", &cli), REACH_LOCAL);
+	assert_int_equal(classify(p, "::ffff:10.1.2.3", &cli), REACH_NOT_EXPORTED);
+	assert_int_equal(classify(p, "::ffff:10.8.0.3", &cli), REACH_PEER);
+	assert_int_equal(classify(p, "::ffff:10.102.0.2", &cli), REACH_OK);
+	assert_int_equal(classify(p, "2001:db8::1", &cli), REACH_OK);
+	reach_free(p);
+	/* And never wider than the IPv6 policy: an IPv4 export alone does not reach the v6 form. */
+	p = reach_new(false);
+	assert_int_equal(reach_allow(p, &in4), 0);
+	assert_int_equal(classify(p, "::ffff:10.102.0.2", &cli), REACH_NOT_EXPORTED);
+	reach_free(p);
+}
+
+/* The client delivers to its own --address only (finding 9). */
+static void test_classify_own(void **state)
+{
+	(void)state;
+	struct reach_policy *p = reach_new(false);
+	struct ip_prefix routes = prefix("10.102.0.0/24");
+	struct ip_addr me = addr("10.8.0.2"), me6 = addr("fd08::2"), ul = addr("10.101.0.2");
+
+	assert_int_equal(reach_allow(p, &routes), 0);
+	assert_int_equal(reach_add_own(p, &me), 0);
+	assert_int_equal(reach_add_own(p, &me6), 0);
+	assert_int_equal(reach_add_local(p, &ul, false), 0);
+	assert_int_equal(reach_add_local(p, &me, true), 0); /* glibc's "broadcast" of it */
+	assert_int_equal(reach_classify_own(p, &me), REACH_OK);
+	assert_int_equal(reach_classify_own(p, &me6), REACH_OK);
+	assert_int_equal(reach_classify_own(p, &ul), REACH_LOCAL);
+	ul = addr("10.102.0.2"); /* inside the routes, but no address of ours */
+	assert_int_equal(reach_classify_own(p, &ul), REACH_NOT_EXPORTED);
+	ul = addr("::ffff:10.8.0.2"); /* an IPv6 packet to it goes nowhere we deliver */
+	assert_int_equal(reach_classify_own(p, &ul), REACH_NOT_EXPORTED);
+	ul = addr("127.0.0.1");
+	assert_int_equal(reach_classify_own(p, &ul), REACH_LOOPBACK);
+	/* As a source (reach_classify), the own address is still this host's. */
+	assert_int_equal(classify(p, "10.8.0.2", NULL), REACH_LOCAL);
+	reach_free(p);
+}
+
 static void test_verdict_names(void **state)
 {
 	(void)state;
@@ -242,6 +305,53 @@ static void test_host_addresses(void **state)
 	reach_free(p);
 }
 
+static struct sockaddr_storage sockaddr_of(const char *text)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct ip_addr a = addr(text);
+
+	if (a.family == AF_INET) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, a.bytes, 4);
+	} else {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, a.bytes, 16);
+	}
+	return ss;
+}
+
+/*
+ * A forwarding server owns fd02:: (subnet-router anycast) of its fd02::1/64,
+ * which getifaddrs does not list, and the network and broadcast address of
+ * its 10.102.0.1/24.
+ */
+static void test_interface_prefix_addresses(void **state)
+{
+	(void)state;
+	struct sockaddr_storage a6 = sockaddr_of("fd02::1"), m6 = sockaddr_of("ffff:ffff:ffff:ffff::");
+	struct sockaddr_storage a4 = sockaddr_of("10.102.0.1"), m4 = sockaddr_of("255.255.255.0");
+	struct sockaddr_storage b4 = sockaddr_of("10.102.0.255");
+	struct ifaddrs v4 = { .ifa_name = (char *)"veth", .ifa_flags = IFF_BROADCAST,
+			      .ifa_addr = (struct sockaddr *)&a4, .ifa_netmask = (struct sockaddr *)&m4,
+			      .ifa_broadaddr = (struct sockaddr *)&b4 };
+	struct ifaddrs v6 = { .ifa_next = &v4, .ifa_name = (char *)"veth",
+			      .ifa_addr = (struct sockaddr *)&a6, .ifa_netmask = (struct sockaddr *)&m6 };
+	struct reach_policy *p = reach_new(false);
+	struct ip_prefix in4 = prefix("10.102.0.0/24"), in6 = prefix("fd02::/64");
+
+	assert_int_equal(reach_allow(p, &in4), 0);
+	assert_int_equal(reach_allow(p, &in6), 0);
+	assert_int_equal(reach_add_ifaddrs(p, &v6), 0);
+	assert_int_equal(classify(p, "fd02::", NULL), REACH_LOCAL);
+	assert_int_equal(classify(p, "fd02::1", NULL), REACH_LOCAL);
+	assert_int_equal(classify(p, "fd02::2", NULL), REACH_OK);
+	assert_int_equal(classify(p, "10.102.0.0", NULL), REACH_BROADCAST);
+	assert_int_equal(classify(p, "10.102.0.255", NULL), REACH_BROADCAST);
+	assert_int_equal(classify(p, "10.102.0.1", NULL), REACH_LOCAL);
+	assert_int_equal(classify(p, "10.102.0.2", NULL), REACH_OK);
+	reach_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,8 +363,11 @@ int main(void)
 		cmocka_unit_test(test_export_everything),
 		cmocka_unit_test(test_local_addresses),
 		cmocka_unit_test(test_peers),
+		cmocka_unit_test(test_mapped_forms_are_ipv4),
+		cmocka_unit_test(test_classify_own),
 		cmocka_unit_test(test_verdict_names),
 		cmocka_unit_test(test_host_addresses),
+		cmocka_unit_test(test_interface_prefix_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -897,6 +897,7 @@ static void raw_expect_close(struct evloop *loop, struct raw_client *rc, const c
 struct fixture {
 	struct evloop *loop;
 	struct peer_table peers, reloaded; /* the server's table, and one it reloads */
+	struct reach_policy *reach, *reloaded_reach; /* the server's policy (NULL: none), the reload's */
 	struct side srv, cli, other;
 	struct raw_client raw;
 	int plain_fd;
@@ -939,6 +940,8 @@ static int fx_teardown(void **state)
 	evloop_free(fx->loop);
 	peers_free(&fx->peers);
 	peers_free(&fx->reloaded);
+	reach_free(fx->reach);
+	reach_free(fx->reloaded_reach);
 	free(fx);
 	return 0;
 }
@@ -949,6 +952,7 @@ static void fx_start_server(struct fixture *fx, bool offload)
 
 	conf_server(&c, &fx->peers);
 	c.cfg.accept_offload = offload;
+	c.cfg.reach = fx->reach;
 	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
 }
 
@@ -1139,30 +1143,40 @@ static void reach_allow_text(struct reach_policy *p, const char *text)
 	assert_int_equal(reach_allow(p, &prefix), 0);
 }
 
+/* What the daemon builds for a server: 10.9.0.0/16 exported, and the peers' prefixes. */
+static struct reach_policy *policy_of(const struct peer_table *peers)
+{
+	struct reach_policy *p = reach_new(false);
+
+	assert_non_null(p);
+	reach_allow_text(p, "10.9.0.0/16");
+	for (size_t i = 0; i < peers->count; i++)
+		for (size_t j = 0; j < peers->peers[i].prefix_count; j++)
+			assert_int_equal(reach_add_peer(p, &peers->peers[i].prefixes[j], &peers->peers[i]), 0);
+	return p;
+}
+
 /*
  * The receive path asks the reach policy about every packet: the server
  * about destinations (exports, other peers), the client about sources
- * (its routes and inner network, never its own address).
+ * (its routes and inner network, never its own address) and destinations
+ * (its own address only).
  */
 static void test_reach_policy(void **state)
 {
 	struct fixture *fx = *state;
-	struct reach_policy *srv_reach = reach_new(false), *cli_reach = reach_new(false);
-	struct ip_addr me;
+	struct reach_policy *srv_reach = policy_of(&fx->peers), *cli_reach = reach_new(false);
+	struct ip_addr me, lan;
 	struct conf c;
 	struct tunnel_stats st;
 
-	assert_non_null(srv_reach);
 	assert_non_null(cli_reach);
-	reach_allow_text(srv_reach, "10.9.0.0/16");
-	for (size_t i = 0; i < fx->peers.count; i++)
-		for (size_t j = 0; j < fx->peers.peers[i].prefix_count; j++)
-			assert_int_equal(reach_add_peer(srv_reach, &fx->peers.peers[i].prefixes[j],
-							&fx->peers.peers[i]), 0);
 	reach_allow_text(cli_reach, "10.9.0.0/16");
 	reach_allow_text(cli_reach, "10.8.0.0/24");
 	assert_int_equal(addr_parse("10.8.0.2", &me), 0);
-	assert_int_equal(reach_add_local(cli_reach, &me, false), 0);
+	assert_int_equal(reach_add_own(cli_reach, &me), 0);
+	assert_int_equal(addr_parse("192.168.60.1", &lan), 0);     /* another address of cli's host */
+	assert_int_equal(reach_add_local(cli_reach, &lan, false), 0);
 
 	conf_server(&c, &fx->peers);
 	c.cfg.reach = srv_reach;
@@ -1187,9 +1201,15 @@ static void test_reach_policy(void **state)
 	send_packets(&fx->srv, 1, 100, "10.77.0.1", "10.8.0.2");
 	send_packets(&fx->srv, 1, 100, "10.8.0.2", "10.8.0.2");  /* the client's own address */
 	send_packets(&fx->srv, 1, 100, "10.8.0.1", "10.8.0.2");  /* the server's inner address */
+	/* cli delivers only to its own address, not to its host's others or its LAN (finding 9). */
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "192.168.60.1");
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "192.168.60.7");
 	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.2");
 	expect_delivered(fx->loop, &fx->cli, 2, 2000);
-	assert_int_equal(stats_of(&fx->cli).drop_spoofed_source, 2);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.drop_spoofed_source, 2);
+	assert_int_equal(st.drop_dst[REACH_LOCAL], 1);
+	assert_int_equal(st.drop_dst[REACH_NOT_EXPORTED], 1);
 	side_close(&fx->cli);
 	side_close(&fx->srv);
 	reach_free(cli_reach);
@@ -1826,14 +1846,44 @@ static void test_two_common_names(void **state)
 	assert_false(stats_of(&fx->cli).connected);
 }
 
+/* Swaps in text as the peers file, with a policy built for it, as the daemon's SIGHUP does. */
 static void reload_peers(struct fixture *fx, const char *text)
 {
 	char err[256] = "";
 
 	if (peers_parse(text, strlen(text), &fx->reloaded, err, sizeof(err)) < 0)
 		fail_msg("peers_parse: %s", err);
-	if (tunnel_set_peers(fx->srv.t, &fx->reloaded, NULL, err, sizeof(err)) < 0)
+	fx->reloaded_reach = policy_of(&fx->reloaded);
+	if (tunnel_set_peers(fx->srv.t, &fx->reloaded, fx->reloaded_reach, err, sizeof(err)) < 0)
 		fail_msg("tunnel_set_peers: %s", err);
+}
+
+/*
+ * A server's policy names peers by their entries in the table: a reload
+ * that kept the old policy would leave it pointing into the freed table.
+ * Without a new one the reload is refused and nothing changes.
+ */
+static void test_reload_needs_policy(void **state)
+{
+	struct fixture *fx = *state;
+	const char *text = "cli 10.8.0.2/32, 192.168.60.0/24\n"; /* cli unchanged */
+	char err[256] = "";
+
+	fx->reach = policy_of(&fx->peers);
+	fx_start_pair(fx, false);
+	assert_int_equal(peers_parse(text, strlen(text), &fx->reloaded, err, sizeof(err)), 0);
+	assert_int_equal(tunnel_set_peers(fx->srv.t, &fx->reloaded, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "reach policy"));
+	/* The old table and policy stay in force. */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.77.0.1"); /* not exported */
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	assert_int_equal(stats_of(&fx->srv).drop_dst[REACH_NOT_EXPORTED], 1);
+	fx->reloaded_reach = policy_of(&fx->reloaded);
+	assert_int_equal(tunnel_set_peers(fx->srv.t, &fx->reloaded, fx->reloaded_reach, err, sizeof(err)), 0);
+	peers_free(&fx->peers);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 2, 2000);
 }
 
 /* A new peers table: the unchanged peer goes on, removed and changed ones are cut, new ones get in. */
@@ -2170,6 +2220,7 @@ int main(void)
 		TUNNEL_TEST(test_packets_both_ways),
 		TUNNEL_TEST(test_spoofed_source),
 		TUNNEL_TEST(test_reach_policy),
+		TUNNEL_TEST(test_reload_needs_policy),
 		TUNNEL_TEST(test_server_drops),
 		TUNNEL_TEST(test_offload_to_plain_peer),
 		TUNNEL_TEST(test_offload_queued_for_plain_peer),
