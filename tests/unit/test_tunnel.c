@@ -1958,7 +1958,7 @@ static uint64_t connections_seen(const struct side *srv)
 	struct tunnel_stats st = stats_of(srv);
 
 	/* An eviction swaps one pending connection for another: counted once. */
-	return st.handshakes_pending + st.refused_per_source + st.handshakes_evicted;
+	return st.handshakes_pending + st.evicted_per_source + st.handshakes_evicted;
 }
 
 static bool seen_reached(const void *arg)
@@ -2045,7 +2045,7 @@ static void test_source_of(void **state)
 	assert_int_equal(source_of(AF_INET6, "::ffff:10.0.0.1").family, AF_INET);
 }
 
-/* One source cannot hold more than its share; a client from elsewhere gets in. */
+/* One source cannot hold more than its share: its oldest go; a client from elsewhere gets in. */
 static void test_handshakes_per_source(void **state)
 {
 	struct fixture *fx = *state;
@@ -2055,14 +2055,87 @@ static void test_handshakes_per_source(void **state)
 	open_idle(fx, 20, 2);
 	st = stats_of(&fx->srv);
 	assert_int_equal(st.handshakes_pending, 3);
-	assert_int_equal(st.refused_per_source, 17);
+	assert_int_equal(st.evicted_per_source, 17);
 	assert_int_equal(idle_closed(fx), 17);
-	/* 17 refusals, TUNNEL_WARN_BURST lines: the rest waits for one summary. */
-	assert_int_equal(log_lines_with(&fx->srv, "handshakes from its source already"), TUNNEL_WARN_BURST);
+	/* The newest three stay. */
+	assert_int_equal(recv(fx->idle_fds[16], &(char){ 0 }, 1, MSG_PEEK), 0);
+	assert_int_equal(recv(fx->idle_fds[17], &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+	/* 17 evictions, TUNNEL_WARN_BURST lines: the rest waits for one summary. */
+	assert_int_equal(log_lines_with(&fx->srv, "connection from its source"), TUNNEL_WARN_BURST);
 	assert_int_equal(st.log_suppressed, 17 - TUNNEL_WARN_BURST);
 	fx_start_client(fx, false);
 	expect_connected(fx->loop, &fx->cli, 3000);
 	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 3);
+}
+
+/* A stranger behind the client's own address (a NAT) at the cap does not lock it out. */
+static void test_handshakes_per_source_shared(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_capped_server(fx, 8, 3, 0);
+	open_idle(fx, 3, 1); /* 127.0.0.1: the client's address */
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 3);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(stats_of(&fx->srv).evicted_per_source, 1);
+	assert_int_equal(idle_closed(fx), 1);
+	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK), 0);
+}
+
+static bool records_read_reached(const void *arg)
+{
+	const struct seen_wait *sw = arg;
+
+	return stats_of(sw->srv).tls_records_read >= sw->target;
+}
+
+/* One connection from 127.0.0.<host> that has sent the start of a ClientHello: a handshake under way. */
+static void open_heard(struct fixture *fx, unsigned host)
+{
+	static const uint8_t hello_start[] = { 0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc };
+	struct seen_wait sw = { &fx->srv, stats_of(&fx->srv).tls_records_read + 1 };
+
+	open_idle(fx, 1, host);
+	assert_int_equal(send(fx->idle_fds[fx->idle_count - 1], hello_start, sizeof(hello_start), 0),
+			 (ssize_t)sizeof(hello_start));
+	if (!run_until(fx->loop, records_read_reached, &sw, 2000))
+		fail_msg("srv: did not read the record header; its log:\n%s", fx->srv.log);
+}
+
+/* Table full: the source holding the most loses its oldest, not the globally oldest. */
+static void test_handshakes_evict_largest_source(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_capped_server(fx, 6, 6, 0);
+	open_idle(fx, 1, 2);
+	open_idle(fx, 4, 3);
+	open_idle(fx, 1, 4);
+	open_idle(fx, 1, 5);
+	assert_int_equal(stats_of(&fx->srv).handshakes_evicted, 1);
+	assert_int_equal(idle_closed(fx), 1);
+	assert_int_equal(recv(fx->idle_fds[1], &(char){ 0 }, 1, MSG_PEEK), 0);
+}
+
+/*
+ * Many sources with one connection each keep the table full, a handshake
+ * under way is the oldest: the idle ones go, it stays, and a real client
+ * gets in through the same churn.
+ */
+static void test_handshakes_many_sources(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_capped_server(fx, 6, 2, 0);
+	open_heard(fx, 2);
+	for (unsigned host = 3; host < 30; host++)
+		open_idle(fx, 1, host);
+	assert_int_equal(stats_of(&fx->srv).handshakes_evicted, 27 + 1 - 6);
+	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
 }
 
 /* Many sources fill the table: the oldest stranger goes, the client gets in. */
@@ -2080,7 +2153,7 @@ static void test_handshakes_evict_oldest(void **state)
 	expect_connected(fx->loop, &fx->cli, 3000);
 	st = stats_of(&fx->srv);
 	assert_int_equal(st.handshakes_evicted, 1);
-	assert_int_equal(st.refused_per_source, 0);
+	assert_int_equal(st.evicted_per_source, 0);
 	/* The oldest was 127.0.0.2's first connection. */
 	assert_int_equal(idle_closed(fx), 1);
 	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK), 0);
@@ -2198,6 +2271,9 @@ int main(void)
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),
 		TUNNEL_TEST(test_handshakes_per_source),
+		TUNNEL_TEST(test_handshakes_per_source_shared),
+		TUNNEL_TEST(test_handshakes_evict_largest_source),
+		TUNNEL_TEST(test_handshakes_many_sources),
 		TUNNEL_TEST(test_handshakes_evict_oldest),
 		TUNNEL_TEST(test_max_peers),
 		TUNNEL_TEST(test_queue_larger_than_send_buffer),
