@@ -137,9 +137,9 @@ static void server_on_warn_summary(struct evloop *loop, struct ev_timer *timer)
 		   w->suppressed, TUNNEL_WARN_WINDOW_MS / 1000, st->evicted_per_source,
 		   st->handshakes_evicted, st->refused_max_peers, st->handshake_failures,
 		   (uint64_t)t->server->pending_count);
+	/* Only the count: the window and its lines roll over in server_warn, so
+	 * a summary firing early cannot open a second burst in one window. */
 	w->suppressed = 0;
-	w->lines = 0;
-	w->window_start_ms = evloop_now_ms(t->loop);
 }
 
 /* ---- unauthenticated connections ---- */
