@@ -1488,6 +1488,30 @@ static void test_unknown_name(void **state)
 }
 
 /* Certificates of another CA, either way round. */
+/*
+ * A certificate of our CA with a name not in the peers file: refused
+ * before the session's buffers, and not lingering on an fd while the
+ * peer stays silent (it used to keep 1.25 MiB and its fd for a second).
+ */
+static void test_refused_holds_no_buffers(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct tunnel_stats st;
+
+	fx_start_server(fx, false);
+	rc->name = "stranger";
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = 3000;
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "refused: unknown peer 'stranger'", 2000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.sessions_buffered, 0);
+	assert_int_equal(st.handshakes_pending, 0);
+	assert_null(fx->srv.t->sessions);
+	raw_close(rc);
+}
+
 static void test_foreign_ca(void **state)
 {
 	struct fixture *fx = *state;
@@ -2254,6 +2278,7 @@ int main(void)
 		TUNNEL_TEST(test_wrong_version),
 		TUNNEL_TEST(test_frame_before_hello),
 		TUNNEL_TEST(test_unknown_name),
+		TUNNEL_TEST(test_refused_holds_no_buffers),
 		TUNNEL_TEST(test_foreign_ca),
 		TUNNEL_TEST(test_wrong_server_name),
 		TUNNEL_TEST(test_handshake_timeout),
