@@ -100,6 +100,7 @@ int owner_lock_acquire(struct owner_lock *l, const char *dir, char *err, size_t 
 		snprintf(err, err_len, "instance lock: mkdir %s: %s", dir, strerror(-ret));
 		return ret;
 	}
+
 	ret = owner_lock_path(dir, (long)getpid(), l->path, sizeof(l->path));
 	for (int i = 0; ret == 0 && i < OWNER_LOCK_TRIES; i++) {
 		ret = try_lock(l);
@@ -123,6 +124,9 @@ int owner_lock_record(struct owner_lock *l, const char *text)
 
 	if (l->fd < 0)
 		return -EBADF;
+	/* Cleanup reads at most this much: a longer record would be cut, and obeyed cut. */
+	if (len > OWNER_RECORD_MAX)
+		return -EFBIG;
 	if (ftruncate(l->fd, 0) < 0)
 		return -errno;
 	while (done < len) {
@@ -185,7 +189,7 @@ bool owner_judge_dead(struct owner_judge *j, long pid)
 
 char *owner_judge_record(struct owner_judge *j, long pid)
 {
-	char *text;
+	char *text, *end;
 	ssize_t n;
 	int fd = -1;
 
@@ -199,6 +203,9 @@ char *owner_judge_record(struct owner_judge *j, long pid)
 		return NULL;
 	n = pread(fd, text, OWNER_RECORD_MAX, 0);
 	text[n > 0 ? n : 0] = '\0';
+	/* An unterminated last line is a cut one (or a write the crash cut): never obeyed. */
+	end = strrchr(text, '\n');
+	*(end ? end + 1 : text) = '\0';
 	owner_record_check(text);
 	return text;
 }
