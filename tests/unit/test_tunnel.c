@@ -633,6 +633,7 @@ enum raw_mode {
 	RAW_SILENT,     /* after sending, never read; stay until raw_close() or the deadline */
 	RAW_ABRUPT,     /* read the server's HELLO, then close the socket without close_notify */
 	RAW_RESET,      /* like RAW_ABRUPT, but reset the connection (SO_LINGER 0) */
+	RAW_STALL_TLS,  /* send the ClientHello, then wait for raw_resume(): the server is mid-TLS */
 };
 
 enum raw_state { RAW_IDLE, RAW_CONNECTING, RAW_HANDSHAKE, RAW_WRITING, RAW_AFTER, RAW_DONE };
@@ -656,6 +657,7 @@ struct raw_client {
 	uint8_t in[FRAME_HEADER_LEN + FRAME_PAYLOAD_MAX]; /* any one frame fits */
 	size_t in_len;
 	bool got_hello;
+	bool stalled;           /* RAW_STALL_TLS: waiting for raw_resume() */
 	char close_reason[FRAME_CLOSE_REASON_MAX + 1];
 	char error[256];
 };
@@ -727,6 +729,11 @@ static int raw_handshake(struct raw_client *rc)
 	int ret = tls_handshake(rc->conn);
 
 	if (ret == TLS_WANT_POLLIN || ret == TLS_WANT_POLLOUT) {
+		if (rc->mode == RAW_STALL_TLS) {
+			evloop_io_stop(rc->loop, &rc->io);
+			rc->stalled = true;
+			return 0;
+		}
 		raw_want(rc, ret);
 		return 0;
 	}
@@ -856,6 +863,14 @@ static void raw_start(struct evloop *loop, struct raw_client *rc)
 	assert_int_equal(evloop_io_start(loop, &rc->io, EPOLLOUT), 0);
 	ev_timer_init(&rc->deadline, raw_on_deadline, rc);
 	evloop_timer_start(loop, &rc->deadline, rc->mode == RAW_SILENT ? rc->stay_ms : scaled(RAW_READ_MS));
+}
+
+/* A stalled client goes on in mode. */
+static void raw_resume(struct raw_client *rc, enum raw_mode mode)
+{
+	rc->mode = mode;
+	rc->stalled = false;
+	assert_int_equal(evloop_io_start(rc->loop, &rc->io, EPOLLIN), 0);
 }
 
 static bool raw_done(const void *arg)
@@ -1915,6 +1930,98 @@ static void test_reload_changed_peer(void **state)
 }
 
 /* The server goes away and comes back: the client queues meanwhile and reconnects. */
+struct srv_wait {
+	const struct fixture *fx;
+	uint64_t pending, buffered;
+};
+
+/* The server holds exactly w->pending handshaking and w->buffered buffered sessions. */
+static bool srv_holds(const void *arg)
+{
+	const struct srv_wait *w = arg;
+	struct tunnel_stats st = stats_of(&w->fx->srv);
+
+	return st.handshakes_pending == w->pending && st.sessions_buffered == w->buffered &&
+	       st.tls_records_read > 0 && (w->fx->raw.stalled || w->pending == 0);
+}
+
+/*
+ * SIGHUP while a session sits past TLS, before HELLO: its entry is
+ * unchanged but moves (another index), and the session's claim on the
+ * name moves with it (server_rehome): a second cli2 is refused as a
+ * duplicate, and once the first goes, gets in. The old table is freed
+ * first: the sanitizer build catches a session left pointing at it.
+ */
+static void test_reload_during_hello(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct srv_wait w = { fx, 0, 1 };
+
+	fx_start_server(fx, false);
+	rc->mode = RAW_SILENT; /* TLS, then nothing: no HELLO */
+	rc->stay_ms = 10000;
+	raw_start(fx->loop, rc);
+	if (!run_until(fx->loop, srv_holds, &w, 3000))
+		fail_msg("srv: no session in HELLO; its log:\n%s", fx->srv.log);
+	reload_peers(fx, "other 10.8.0.4/32\ncli 10.8.0.2/32, 192.168.60.0/24\ncli2 10.8.0.3/32\n");
+	peers_free(&fx->peers);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_log(fx->loop, &fx->srv, "'cli2' is already connected from", 3000);
+	raw_close(rc);
+	expect_connected(fx->loop, &fx->other, 5000);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 0);
+}
+
+/* The same session, its peer removed by the reload: cut with a reason, its slot gone with the table. */
+static void test_reload_removes_hello(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct srv_wait w = { fx, 0, 1 };
+
+	fx_start_server(fx, false);
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = 10000;
+	raw_start(fx->loop, rc);
+	if (!run_until(fx->loop, srv_holds, &w, 3000))
+		fail_msg("srv: no session in HELLO; its log:\n%s", fx->srv.log);
+	reload_peers(fx, "cli 10.8.0.2/32, 192.168.60.0/24\n");
+	peers_free(&fx->peers);
+	expect_log(fx->loop, &fx->srv, "removed from the peers file", 2000);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
+	raw_close(rc);
+	run_for(fx->loop, 50);
+	assert_null(fx->srv.t->sessions);
+}
+
+/*
+ * SIGHUP while a connection is in the middle of its TLS handshake (the
+ * server has answered the ClientHello): it stays a pending stranger, and
+ * once TLS is up its name is checked against the new table.
+ */
+static void test_reload_during_tls(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct srv_wait w = { fx, 1, 0 };
+
+	fx_start_server(fx, false);
+	rc->mode = RAW_STALL_TLS;
+	raw_put_hello(rc, PROTO_VERSION);
+	raw_start(fx->loop, rc);
+	if (!run_until(fx->loop, srv_holds, &w, 3000))
+		fail_msg("srv: no connection mid-TLS; its log:\n%s", fx->srv.log);
+	reload_peers(fx, "cli 10.8.0.2/32, 192.168.60.0/24\n");
+	peers_free(&fx->peers);
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 1);
+	raw_resume(rc, RAW_READ_CLOSE);
+	raw_finish(fx->loop, rc);
+	assert_string_equal(rc->close_reason, "unknown peer 'cli2'");
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 0);
+}
+
 static void test_reconnect_after_restart(void **state)
 {
 	struct fixture *fx = *state;
@@ -2292,6 +2399,9 @@ int main(void)
 		TUNNEL_TEST(test_two_common_names),
 		TUNNEL_TEST(test_reload_peers),
 		TUNNEL_TEST(test_reload_changed_peer),
+		TUNNEL_TEST(test_reload_during_hello),
+		TUNNEL_TEST(test_reload_removes_hello),
+		TUNNEL_TEST(test_reload_during_tls),
 		TUNNEL_TEST(test_reconnect_after_restart),
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),
