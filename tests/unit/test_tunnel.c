@@ -1945,6 +1945,20 @@ static bool srv_holds(const void *arg)
 	       st.tls_records_read > 0 && (w->fx->raw.stalled || w->pending == 0);
 }
 
+/* A server and the raw client cli2 past TLS, silent: its session sits in HELLO. */
+static void fx_start_hello_session(struct fixture *fx)
+{
+	struct raw_client *rc = &fx->raw;
+	struct srv_wait w = { fx, 0, 1 };
+
+	fx_start_server(fx, false);
+	rc->mode = RAW_SILENT; /* TLS, then nothing: no HELLO */
+	rc->stay_ms = 10000;
+	raw_start(fx->loop, rc);
+	if (!run_until(fx->loop, srv_holds, &w, 3000))
+		fail_msg("srv: no session in HELLO; its log:\n%s", fx->srv.log);
+}
+
 /*
  * SIGHUP while a session sits past TLS, before HELLO: its entry is
  * unchanged but moves (another index), and the session's claim on the
@@ -1956,14 +1970,8 @@ static void test_reload_during_hello(void **state)
 {
 	struct fixture *fx = *state;
 	struct raw_client *rc = &fx->raw;
-	struct srv_wait w = { fx, 0, 1 };
 
-	fx_start_server(fx, false);
-	rc->mode = RAW_SILENT; /* TLS, then nothing: no HELLO */
-	rc->stay_ms = 10000;
-	raw_start(fx->loop, rc);
-	if (!run_until(fx->loop, srv_holds, &w, 3000))
-		fail_msg("srv: no session in HELLO; its log:\n%s", fx->srv.log);
+	fx_start_hello_session(fx);
 	reload_peers(fx, "other 10.8.0.4/32\ncli 10.8.0.2/32, 192.168.60.0/24\ncli2 10.8.0.3/32\n");
 	peers_free(&fx->peers);
 	fx_start_client_named(fx, "cli2", &fx->other);
@@ -1978,14 +1986,8 @@ static void test_reload_removes_hello(void **state)
 {
 	struct fixture *fx = *state;
 	struct raw_client *rc = &fx->raw;
-	struct srv_wait w = { fx, 0, 1 };
 
-	fx_start_server(fx, false);
-	rc->mode = RAW_SILENT;
-	rc->stay_ms = 10000;
-	raw_start(fx->loop, rc);
-	if (!run_until(fx->loop, srv_holds, &w, 3000))
-		fail_msg("srv: no session in HELLO; its log:\n%s", fx->srv.log);
+	fx_start_hello_session(fx);
 	reload_peers(fx, "cli 10.8.0.2/32, 192.168.60.0/24\n");
 	peers_free(&fx->peers);
 	expect_log(fx->loop, &fx->srv, "removed from the peers file", 2000);
