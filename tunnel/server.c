@@ -214,14 +214,15 @@ static int server_ref_cmp(const void *a, const void *b)
  * groups each source's connections, oldest first: O(n log n), n bounded
  * by --max-handshakes, and only when the table is full.
  */
-static struct session *server_global_victim(struct server *srv)
+static struct session *server_global_victim(struct server *srv, size_t cap)
 {
 	struct server_ref *refs = srv->refs;
 	size_t n = 0, best_count = 0, i, j;
 	struct session *best = NULL;
 	bool best_silent = false;
 
-	for (struct session *s = srv->pending_head; s; s = s->pending_next, n++)
+	/* refs holds cap: server_admit never lets the list grow past it. */
+	for (struct session *s = srv->pending_head; s && n < cap; s = s->pending_next, n++)
 		refs[n] = (struct server_ref){ s, n };
 	qsort(refs, n, sizeof(*refs), server_ref_cmp);
 	for (i = 0; i < n; i = j) {
@@ -299,7 +300,7 @@ static void server_admit(struct tunnel *t, const struct ip_addr *source)
 	}
 	if (srv->pending_count >= t->max_handshakes) {
 		t->stats.handshakes_evicted++;
-		session_end(server_global_victim(srv), SESSION_END_HANDSHAKE, false,
+		session_end(server_global_victim(srv, t->max_handshakes), SESSION_END_HANDSHAKE, false,
 			    "dropped for a newer connection (%u handshakes at once)", t->max_handshakes);
 	}
 }
