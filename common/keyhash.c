@@ -9,6 +9,7 @@
  * and a malloc, EVP_Q_mac six times as much (fetch per call).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +29,26 @@ struct keyhash {
 	uint8_t key[KEYHASH_KEY_LEN];
 };
 
+/* false if OpenSSL failed: after keyhash_new_key's self-test it cannot. */
+static bool keyhash_try(struct keyhash *h, const void *data, size_t len, uint64_t *v)
+{
+	uint8_t out[KEYHASH_OUT_LEN];
+	size_t out_len = 0;
+
+	/* The output size set at keyhash_new stays; only the state restarts. */
+	if (!EVP_MAC_init(h->ctx, h->key, KEYHASH_KEY_LEN, NULL) ||
+	    !EVP_MAC_update(h->ctx, data, len) ||
+	    !EVP_MAC_final(h->ctx, out, &out_len, sizeof(out)) || out_len != sizeof(out))
+		return false;
+	*v = 0;
+	for (int i = KEYHASH_OUT_LEN - 1; i >= 0; i--)
+		*v = *v << 8 | out[i];
+	return true;
+}
+
 struct keyhash *keyhash_new_key(const uint8_t key[KEYHASH_KEY_LEN])
 {
+	uint64_t probe;
 	size_t out_len = KEYHASH_OUT_LEN;
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_size_t(OSSL_MAC_PARAM_SIZE, &out_len),
@@ -46,7 +65,8 @@ struct keyhash *keyhash_new_key(const uint8_t key[KEYHASH_KEY_LEN])
 	h->ctx = EVP_MAC_CTX_new(h->mac);
 	if (!h->ctx)
 		goto err_mac;
-	if (!EVP_MAC_init(h->ctx, h->key, KEYHASH_KEY_LEN, params))
+	/* Self-test: one whole hash, the path keyhash_bytes takes each time. */
+	if (!EVP_MAC_init(h->ctx, h->key, KEYHASH_KEY_LEN, params) || !keyhash_try(h, key, 1, &probe))
 		goto err_ctx;
 	return h;
 
@@ -85,19 +105,18 @@ void keyhash_free(struct keyhash *h)
 	free(h);
 }
 
+/*
+ * Failing open (returning a constant) would put every id in one bucket:
+ * the very flood the key is there to stop. The self-test at
+ * keyhash_new_key ran this path; a failure now is a broken library or
+ * memory, where stopping is the only safe answer.
+ */
 uint64_t keyhash_bytes(struct keyhash *h, const void *data, size_t len)
 {
-	uint8_t out[KEYHASH_OUT_LEN];
-	size_t out_len = 0;
-	uint64_t v = 0;
+	uint64_t v;
 
-	/* The output size set at keyhash_new stays; only the state restarts. */
-	if (!EVP_MAC_init(h->ctx, h->key, KEYHASH_KEY_LEN, NULL) ||
-	    !EVP_MAC_update(h->ctx, data, len) ||
-	    !EVP_MAC_final(h->ctx, out, &out_len, sizeof(out)) || out_len != sizeof(out))
-		return 0;
-	for (int i = KEYHASH_OUT_LEN - 1; i >= 0; i--)
-		v = v << 8 | out[i];
+	if (!keyhash_try(h, data, len, &v))
+		abort();
 	return v;
 }
 

@@ -27,8 +27,9 @@ void keyhash_free(struct keyhash *h);
 
 /*
  * SipHash-2-4 of len bytes, 64-bit output read little endian as the
- * reference implementation does. Never fails once keyhash_new succeeded;
- * should OpenSSL fail anyway it returns 0 (one bucket: slow, not wrong).
+ * reference implementation does. keyhash_new ran one whole hash as a
+ * self-test; should OpenSSL fail later anyway, this aborts rather than
+ * fail open (a constant would put every key in one bucket).
  */
 uint64_t keyhash_bytes(struct keyhash *h, const void *data, size_t len);
 /* The same of the value's native-order bytes: for table indexes, not for the wire. */

@@ -352,8 +352,10 @@ int loroutes_setup(struct loroutes *r, const struct loroutes_params *p, char *er
 	/* The record before the routes: a crash from here on leaves cleanup the exact lines. */
 	ret = p->owner ? owner_lock_record(p->owner, r->teardown) : 0;
 	if (ret < 0) {
-		snprintf(err, err_len, "routes: recording them in %s: %s", p->owner->path,
-			 strerror(-ret));
+		snprintf(err, err_len, "routes: recording them in %s: %s%s", p->owner->path,
+			 strerror(-ret),
+			 ret == -EFBIG ? " (their delete lines exceed the 1 MiB a record may hold:"
+					 " fewer prefixes or addresses)" : "");
 		remove_owned_addresses(r, p);
 		free(r->teardown);
 		r->teardown = NULL;

@@ -89,9 +89,33 @@ err_close:
 	return ret;
 }
 
+/*
+ * dir must be ours alone: a directory (not a symlink to one), owned by our
+ * euid, writable by nobody else. Otherwise another user could plant or
+ * swap lock files and records, and a record is a list of routes cleanup
+ * deletes as root. Its parent (/run) is root's, so what we checked stays.
+ */
+static const char *dir_unusable(const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0)
+		return strerror(errno);
+	if (S_ISLNK(st.st_mode))
+		return "it is a symbolic link";
+	if (!S_ISDIR(st.st_mode))
+		return "it is not a directory";
+	if (st.st_uid != geteuid())
+		return "it belongs to another user";
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return "it is writable by group or others";
+	return NULL;
+}
+
 int owner_lock_acquire(struct owner_lock *l, const char *dir, char *err, size_t err_len)
 {
 	const struct timespec wait = { .tv_nsec = OWNER_LOCK_WAIT_NS };
+	const char *why;
 	int ret;
 
 	l->fd = -1;
@@ -99,6 +123,13 @@ int owner_lock_acquire(struct owner_lock *l, const char *dir, char *err, size_t 
 		ret = -errno;
 		snprintf(err, err_len, "instance lock: mkdir %s: %s", dir, strerror(-ret));
 		return ret;
+	}
+	why = dir_unusable(dir);
+	if (why) {
+		snprintf(err, err_len,
+			 "instance lock: directory %s cannot be used: %s (it must be a directory "
+			 "of user %u that nobody else may write)", dir, why, (unsigned)geteuid());
+		return -EPERM;
 	}
 	ret = owner_lock_path(dir, (long)getpid(), l->path, sizeof(l->path));
 	for (int i = 0; ret == 0 && i < OWNER_LOCK_TRIES; i++) {
@@ -123,6 +154,9 @@ int owner_lock_record(struct owner_lock *l, const char *text)
 
 	if (l->fd < 0)
 		return -EBADF;
+	/* Cleanup reads at most this much: a longer record would be cut, and obeyed cut. */
+	if (len > OWNER_RECORD_MAX)
+		return -EFBIG;
 	if (ftruncate(l->fd, 0) < 0)
 		return -errno;
 	while (done < len) {
@@ -185,7 +219,7 @@ bool owner_judge_dead(struct owner_judge *j, long pid)
 
 char *owner_judge_record(struct owner_judge *j, long pid)
 {
-	char *text;
+	char *text, *end;
 	ssize_t n;
 	int fd = -1;
 
@@ -199,6 +233,9 @@ char *owner_judge_record(struct owner_judge *j, long pid)
 		return NULL;
 	n = pread(fd, text, OWNER_RECORD_MAX, 0);
 	text[n > 0 ? n : 0] = '\0';
+	/* An unterminated last line is a cut one (or a write the crash cut): never obeyed. */
+	end = strrchr(text, '\n');
+	*(end ? end + 1 : text) = '\0';
 	owner_record_check(text);
 	return text;
 }

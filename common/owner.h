@@ -37,7 +37,11 @@ struct owner_lock {
 
 /* Takes this instance's lock in dir (OWNER_RUN_DIR), creating both; -errno. */
 int owner_lock_acquire(struct owner_lock *l, const char *dir, char *err, size_t err_len);
-/* Replaces the record in the held lock file (NULL or "": none); -errno. */
+/*
+ * Replaces the record in the held lock file (NULL or "": none); -errno,
+ * -EFBIG for one longer than OWNER_RECORD_MAX (cleanup could not read it whole).
+ * Each line must end with a newline: cleanup drops an unterminated last line.
+ */
 int owner_lock_record(struct owner_lock *l, const char *text);
 /* Removes the file, then drops the lock; idempotent. */
 void owner_lock_release(struct owner_lock *l);

@@ -435,6 +435,23 @@ static void proxy_free(struct proxy *px)
 	free(px);
 }
 
+/*
+ * A per-client cap: the flag's value, else the built-in one but at most a
+ * quarter of the exit's budget, so that one client cannot take all of it
+ * (with a hard fd limit of 4096 the budget is some 1700, below the 4096
+ * streams a client may otherwise open). At least 1.
+ */
+unsigned px_per_client_cap(unsigned flag, unsigned budget, unsigned builtin)
+{
+	unsigned share = budget / PX_PER_CLIENT_BUDGET_DIVISOR;
+
+	if (flag)
+		return flag;
+	if (share < 1)
+		share = 1;
+	return builtin < share ? builtin : share;
+}
+
 static int proxy_open(struct frontend **out, const struct frontend_config *cfg, char *err,
 		      size_t err_len)
 {
@@ -450,8 +467,10 @@ static int proxy_open(struct frontend **out, const struct frontend_config *cfg, 
 	px->server = cfg->role == FRONTEND_SERVER;
 	px->verbose = cfg->verbose;
 	px->max_streams = cfg->max_streams ? cfg->max_streams : PX_EXIT_BUDGET_DEFAULT;
-	px->max_streams_per_client = cfg->max_streams_per_client ? cfg->max_streams_per_client
-								 : PX_STREAMS_PER_CLIENT;
+	px->max_streams_per_client = px_per_client_cap(cfg->max_streams_per_client, px->max_streams,
+							  PX_STREAMS_PER_CLIENT);
+	px->max_flows_per_client = px_per_client_cap(cfg->max_flows_per_client, px->max_streams,
+							PX_FLOWS_PER_CLIENT);
 	px->epfd = px->timer_fd = px->wake_fd = px->udp[0].fd = px->udp[1].fd = -1;
 	px->tcp[0].fd = px->tcp[1].fd = -1;
 	px->iobuf = malloc(PX_IOBUF_BYTES);

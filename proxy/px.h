@@ -29,6 +29,8 @@ enum {
 	PX_BUFFERED_PER_CLIENT = 64 * 1024 * 1024,
 	/* UDP flows one client may have: DNS bursts and a few media flows. */
 	PX_FLOWS_PER_CLIENT = 1024,
+	/* By default one client's streams, and its flows, take at most this share of the budget. */
+	PX_PER_CLIENT_BUDGET_DIVISOR = 4,
 	/* A destination that neither answers nor refuses: TCP's SYN retries take 2 min. */
 	PX_CONNECT_TIMEOUT_MS = 10 * 1000,
 	/* Idle established streams: conntrack keeps 5 days; an hour frees forgotten ones. */
@@ -204,8 +206,8 @@ struct proxy {
 	struct px_conn *table[PX_HASH_BUCKETS];
 	struct keyhash *conn_hash; /* the table's bucket function, keyed at open */
 	uint32_t next_id;      /* client: the next stream or flow id */
-	/* exit: sockets for streams and flows in all, and streams per client */
-	unsigned max_streams, max_streams_per_client;
+	/* exit: sockets for streams and flows in all, streams and flows per client */
+	unsigned max_streams, max_streams_per_client, max_flows_per_client;
 	unsigned ticks;
 	struct px_listener tcp[2];  /* client: REDIRECT targets, v4 and v6 */
 	struct px_listener udp[2];  /* client: the TPROXY sockets, v4 and v6 */
@@ -282,6 +284,8 @@ void px_syn_tick(struct proxy *px, uint64_t now);
 void px_exit_open(struct proxy *px, const struct stream_msg *msg);
 /* A socket toward a peer's destination (AF_INET6: IPv6-only). The fd or -errno. */
 int px_exit_socket(int family, int type);
+/* The per-client cap of streams or flows: flag if set, else min(builtin, budget / 4). */
+unsigned px_per_client_cap(unsigned flag, unsigned budget, unsigned builtin);
 /* The exit's socket budget (streams and flows together) is spent: counted. */
 bool px_exit_over_budget(struct proxy *px);
 

@@ -350,7 +350,7 @@ static struct px_flow *exit_flow(struct proxy *px, struct px_link *l, const stru
 	struct px_flow *f;
 	int fd;
 
-	if (l->flow_count >= PX_FLOWS_PER_CLIENT || px_exit_over_budget(px)) {
+	if (l->flow_count >= px->max_flows_per_client || px_exit_over_budget(px)) {
 		px->fe.stream_stats.flows_limited++;
 		return NULL;
 	}

@@ -337,6 +337,7 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		.inject = o->inject,
 		.max_streams = d->exit_budget,
 		.max_streams_per_client = o->max_streams_per_client,
+		.max_flows_per_client = o->max_flows_per_client,
 	};
 	char err[512];
 	int ret;

@@ -47,10 +47,11 @@ struct frontend_config {
 	const char *inject; /* --inject: how to deliver packets, e.g. "raw" or "pcap"; NULL: default */
 	/*
 	 * Server, stream frontends: the exit's budget of sockets, TCP streams
-	 * and UDP flows together (from the fd limit or --max-streams), and
-	 * TCP streams per client (--max-streams-per-client). 0: the default.
+	 * and UDP flows together (from the fd limit or --max-streams), TCP
+	 * streams per client (--max-streams-per-client) and UDP flows per
+	 * client (--max-flows-per-client). 0: the default.
 	 */
-	unsigned max_streams, max_streams_per_client;
+	unsigned max_streams, max_streams_per_client, max_flows_per_client;
 };
 
 /* cfg's inner address of family af (AF_INET, AF_INET6), or NULL. */

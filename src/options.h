@@ -46,7 +46,7 @@ struct options {
 	size_t queue_bytes;
 	/* server: the listener's caps and the exit's budget; 0 means the default */
 	unsigned max_handshakes, max_handshakes_per_source, max_peers;
-	unsigned max_streams, max_streams_per_client;
+	unsigned max_streams, max_streams_per_client, max_flows_per_client;
 	bool trace, verbose, offload;
 	struct selector *selectors; /* heap; options_free releases it */
 	size_t selector_count;

@@ -31,8 +31,9 @@
  *
  * Caps (issue 13): until TLS is up a connection is a stranger's, on the
  * pending list, capped in total (max_handshakes) and per source
- * (max_handshakes_per_source); from then on it counts against max_peers,
- * which strangers cannot reach. Warnings a stranger can cause go through
+ * (max_handshakes_per_source), where a newcomer evicts an older one
+ * (server_admit); from then on it counts against max_peers, which
+ * strangers cannot reach. Warnings a stranger can cause go through
  * server_warn(), a few lines per window and then one summary.
  */
 #include <errno.h>
@@ -72,6 +73,12 @@ struct server_warn {
 	struct ev_timer summary;
 };
 
+/* A pending connection and its age rank, for server_global_victim's sort. */
+struct server_ref {
+	struct session *s;
+	size_t age;
+};
+
 struct server {
 	int listen_fd;
 	struct ev_io listen_io;
@@ -82,6 +89,7 @@ struct server {
 	/* Unauthenticated connections, oldest first: the first to go when full. */
 	struct session *pending_head, *pending_tail;
 	size_t pending_count;
+	struct server_ref *refs; /* max_handshakes of them */
 	size_t authenticated; /* connections in HELLO or established */
 	struct server_warn warn;
 };
@@ -124,14 +132,14 @@ static void server_on_warn_summary(struct evloop *loop, struct ev_timer *timer)
 	(void)loop;
 	tunnel_log(t, TUNNEL_LOG_WARN,
 		   "listener: %" PRIu64 " more warnings in %d s not shown; totals: %" PRIu64
-		   " refused (per-source cap), %" PRIu64 " evicted (handshake cap), %" PRIu64
+		   " evicted (per-source cap), %" PRIu64 " evicted (handshake cap), %" PRIu64
 		   " refused (peer cap), %" PRIu64 " handshakes failed, %" PRIu64 " handshaking now",
-		   w->suppressed, TUNNEL_WARN_WINDOW_MS / 1000, st->refused_per_source,
+		   w->suppressed, TUNNEL_WARN_WINDOW_MS / 1000, st->evicted_per_source,
 		   st->handshakes_evicted, st->refused_max_peers, st->handshake_failures,
 		   (uint64_t)t->server->pending_count);
+	/* Only the count: the window and its lines roll over in server_warn, so
+	 * a summary firing early cannot open a second burst in one window. */
 	w->suppressed = 0;
-	w->lines = 0;
-	w->window_start_ms = evloop_now_ms(t->loop);
 }
 
 /* ---- unauthenticated connections ---- */
@@ -150,14 +158,80 @@ void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out)
 	*out = a;
 }
 
-/* A scan, not a table: nothing a stranger chooses is hashed (bounded by the flag's max). */
-static size_t server_pending_from(const struct server *srv, const struct ip_addr *source)
+static bool server_same_source(const struct session *a, const struct ip_addr *source)
 {
-	size_t n = 0;
+	return memcmp(&a->source, source, sizeof(*source)) == 0;
+}
 
-	for (const struct session *s = srv->pending_head; s; s = s->pending_next)
-		n += memcmp(&s->source, source, sizeof(*source)) == 0;
-	return n;
+/* Has not sent a TLS record yet: an idle stranger's, not a handshake in progress. */
+static bool server_silent(const struct session *s)
+{
+	return s->records.read == 0;
+}
+
+/*
+ * The one of source's pending connections to drop for a newcomer from
+ * it: the oldest silent one, else the oldest (NULL: it has none). A scan,
+ * not a table: nothing a stranger chooses is hashed (bounded by the flag's max).
+ */
+static struct session *server_source_victim(const struct server *srv, const struct ip_addr *source,
+					    size_t *count)
+{
+	struct session *oldest = NULL, *silent = NULL;
+
+	*count = 0;
+	for (struct session *s = srv->pending_head; s; s = s->pending_next) {
+		if (!server_same_source(s, source))
+			continue;
+		++*count;
+		if (!oldest)
+			oldest = s;
+		if (!silent && server_silent(s))
+			silent = s;
+	}
+	return silent ? silent : oldest;
+}
+
+static int server_ref_cmp(const void *a, const void *b)
+{
+	const struct server_ref *x = a, *y = b;
+	int c = memcmp(&x->s->source, &y->s->source, sizeof(x->s->source));
+
+	return c ? c : (x->age > y->age) - (x->age < y->age);
+}
+
+/*
+ * The pending connection to drop when the table is full: from the source
+ * holding the most, its oldest silent one, else its oldest; among equally
+ * large sources, silent before heard, then the oldest. Sorting by source
+ * groups each source's connections, oldest first: O(n log n), n bounded
+ * by --max-handshakes, and only when the table is full.
+ */
+static struct session *server_global_victim(struct server *srv, size_t cap)
+{
+	struct server_ref *refs = srv->refs;
+	size_t n = 0, best_count = 0, i, j;
+	struct session *best = NULL;
+	bool best_silent = false;
+
+	/* refs holds cap: server_admit never lets the list grow past it. */
+	for (struct session *s = srv->pending_head; s && n < cap; s = s->pending_next, n++)
+		refs[n] = (struct server_ref){ s, n };
+	qsort(refs, n, sizeof(*refs), server_ref_cmp);
+	for (i = 0; i < n; i = j) {
+		struct session *pick = refs[i].s;
+
+		for (j = i; j < n && server_same_source(refs[j].s, &refs[i].s->source); j++) {
+			if (!server_silent(pick) && server_silent(refs[j].s))
+				pick = refs[j].s;
+		}
+		if (j - i > best_count || (j - i == best_count && server_silent(pick) && !best_silent)) {
+			best = pick;
+			best_count = j - i;
+			best_silent = server_silent(pick);
+		}
+	}
+	return best;
 }
 
 static void server_pending_add(struct server *srv, struct session *s)
@@ -193,32 +267,35 @@ static void server_pending_remove(struct server *srv, struct session *s)
 /* ---- accepting ---- */
 
 /*
- * A newcomer from a source at its cap is refused: one host cannot fill
- * the table. When the table is full anyway (many sources), the oldest
- * unauthenticated connection makes room: a stranger's idle connections
- * go first, and to push out a real client's handshake (a round trip or
- * two) he would have to open max_handshakes new ones within that time.
- * Refusing the newcomer instead would let idle strangers keep every
- * client out for as long as they renew their connections.
+ * Room for a newcomer is made, never refused (refusing would let idle
+ * strangers keep every client out for as long as they renew their
+ * connections). A source at its cap loses one of its own: a stranger
+ * behind the same NAT as a real client cannot lock it out, he only
+ * drops his own or, at worst, the client's next try drops his. When the
+ * table is full (many sources), the source holding the most loses one:
+ * an attacker with many sources cannot keep a client's handshake the
+ * oldest and push it out for ever. Either way a silent connection (no
+ * TLS record yet: idle) goes before one in the middle of its handshake.
  */
-static bool server_admit(struct tunnel *t, const struct ip_addr *source, const char *remote)
+static void server_admit(struct tunnel *t, const struct ip_addr *source)
 {
 	struct server *srv = t->server;
+	struct session *victim;
+	size_t held;
 
-	if (server_pending_from(srv, source) >= t->max_handshakes_per_source) {
-		t->stats.refused_per_source++;
-		server_warn(t, "connection from %s refused: %u handshakes from its source already", remote,
+	victim = server_source_victim(srv, source, &held);
+	if (held >= t->max_handshakes_per_source) {
+		t->stats.evicted_per_source++;
+		session_end(victim, SESSION_END_HANDSHAKE, false,
+			    "dropped for a newer connection from its source (%u handshakes from one source)",
 			    t->max_handshakes_per_source);
-		return false;
+		return;
 	}
 	if (srv->pending_count >= t->max_handshakes) {
-		struct session *oldest = srv->pending_head;
-
 		t->stats.handshakes_evicted++;
-		session_end(oldest, SESSION_END_HANDSHAKE, false,
+		session_end(server_global_victim(srv, t->max_handshakes), SESSION_END_HANDSHAKE, false,
 			    "dropped for a newer connection (%u handshakes at once)", t->max_handshakes);
 	}
-	return true;
 }
 
 static void server_accept_one(struct tunnel *t, int fd, const struct sockaddr *addr)
@@ -230,10 +307,7 @@ static void server_accept_one(struct tunnel *t, int fd, const struct sockaddr *a
 
 	tunnel_source_of(addr, &source);
 	tunnel_format_sockaddr(addr, remote, sizeof(remote));
-	if (!server_admit(t, &source, remote)) {
-		close(fd);
-		return;
-	}
+	server_admit(t, &source);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = session_new(t, fd, addr, SESSION_HANDSHAKE);
 	if (!s) {
@@ -367,6 +441,7 @@ static void server_free(struct tunnel *t)
 	evloop_timer_stop(t->loop, &srv->warn.summary);
 	prefix_table_free(srv->routes);
 	free(srv->slots);
+	free(srv->refs);
 	free(srv);
 	t->server = NULL;
 }
@@ -385,6 +460,13 @@ int tunnel_server_init(struct tunnel *t, char *err, size_t err_len)
 		return -ENOMEM;
 	}
 	t->server->listen_fd = -1;
+	t->server->refs = calloc(t->max_handshakes, sizeof(*t->server->refs));
+	if (!t->server->refs) {
+		free(t->server);
+		t->server = NULL;
+		snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
 	ev_timer_init(&t->server->accept_pause, server_on_accept_pause, t);
 	ev_timer_init(&t->server->warn.summary, server_on_warn_summary, t);
 	ret = server_routes(t, err, err_len);

@@ -206,9 +206,10 @@ static struct session *session_alloc(struct tunnel *t, int fd, enum session_stat
 }
 
 /*
- * The big buffers come only once TLS is up, i.e. once the peer proved a
- * certificate of our CA: a stranger's connection costs its socket and an
- * SSL object, not 1.25 MiB (issue 13). Nothing before TLS is up touches them.
+ * The big buffers come only once TLS is up and the role accepted the
+ * peer's identity (tls_ready): a stranger's connection, and one with a
+ * certificate of our CA but a name refused, costs its socket and an SSL
+ * object, not 1.25 MiB (issue 13). Nothing before that touches them.
  */
 static int session_alloc_buffers(struct session *s)
 {
@@ -510,6 +511,32 @@ static void session_tell_peer(struct session *s, const char *reason)
 		s->tx_tail += frame_put_close(s->tx + s->tx_tail, need, reason);
 }
 
+/*
+ * Ends a session refused before it got its buffers (by tls_ready, on its
+ * identity): the CLOSE reason from the stack in one write, close_notify,
+ * what the peer sent drained (so that close sends FIN, not RST) and the
+ * fd closed now. No linger: a refused session keeps neither 1.25 MiB nor
+ * an fd that no cap counts. Best effort: the write follows the
+ * handshake, into an empty socket buffer, and fits.
+ */
+static void session_refuse(struct session *s, const char *reason)
+{
+	uint8_t frame[FRAME_HEADER_LEN + FRAME_CLOSE_REASON_MAX];
+	uint8_t sink[4096];
+	size_t len;
+
+	if (reason) {
+		len = frame_put_close(frame, sizeof(frame), reason);
+		if (len > 0)
+			(void)tls_write(s->tls, frame, len);
+	}
+	tls_close(s->tls);
+	shutdown(s->fd, SHUT_WR);
+	for (int i = 0; i < SESSION_LINGER_READS && recv(s->fd, sink, sizeof(sink), 0) > 0; i++)
+		;
+	session_finalize(s);
+}
+
 void session_end(struct session *s, enum session_end why, bool tell_peer, const char *fmt, ...)
 {
 	struct tunnel *t = s->tunnel;
@@ -531,6 +558,10 @@ void session_end(struct session *s, enum session_end why, bool tell_peer, const 
 	evloop_timer_stop(t->loop, &s->resume);
 	if (!tls_up) {
 		session_finalize(s);
+		return;
+	}
+	if (!s->tx) {
+		session_refuse(s, tell_peer ? reason : NULL);
 		return;
 	}
 	if (tell_peer)
@@ -813,15 +844,16 @@ static void session_on_tls_up(struct session *s)
 	struct tunnel *t = s->tunnel;
 
 	s->read_want = 0;
-	if (session_alloc_buffers(s) < 0) {
-		session_end(s, SESSION_END_HANDSHAKE, false, "out of memory for the session's buffers");
-		return;
-	}
 	s->state = SESSION_HELLO;
+	/* Identity first: a refused peer never gets the buffers (session_refuse). */
 	if (t->role->tls_ready && t->role->tls_ready(s) < 0)
 		return;
 	if (!session_open(s))
 		return;
+	if (session_alloc_buffers(s) < 0) {
+		session_end(s, SESSION_END_HANDSHAKE, false, "out of memory for the session's buffers");
+		return;
+	}
 	if (t->role_kind == TUNNEL_CLIENT)
 		session_send_hello(s);
 	session_flush(s);

@@ -550,7 +550,10 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, const char *server_na
 		goto err_free;
 	BIO_set_data(bio, conn);
 	BIO_set_init(bio, 1);
-	SSL_set_ex_data(conn->ssl, conn_ex_index, conn);
+	if (SSL_set_ex_data(conn->ssl, conn_ex_index, conn) != 1) {
+		BIO_free(bio); /* the verify callback would find no connection */
+		goto err_free;
+	}
 	SSL_set_bio(conn->ssl, bio, bio);
 	SSL_set_msg_callback_arg(conn->ssl, counters);
 	if (ctx->server)
@@ -680,10 +683,12 @@ static int reverify_init(struct tls_conn *conn, X509_STORE_CTX *vctx, X509_STORE
 
 	if (X509_STORE_CTX_init(vctx, store, leaf, chain) != 1)
 		return -ENOMEM;
-	/* Copies the connection's parameters (host name) over the store's (CRL flags). */
-	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(vctx), SSL_get0_param(conn->ssl));
-	X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(vctx),
-				    X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store)));
+	/* Copies the connection's parameters (host name) over the store's (CRL flags);
+	 * without them the check would pass a certificate the handshake refuses. */
+	if (X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(vctx), SSL_get0_param(conn->ssl)) != 1 ||
+	    X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(vctx),
+					X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store))) != 1)
+		return -ENOMEM;
 	if (X509_STORE_CTX_set_default(vctx, server ? "ssl_client" : "ssl_server") != 1)
 		return -ENOMEM;
 	return 0;

@@ -201,9 +201,11 @@ void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out)
 
 	out->tls_records_written = t->records_done.written;
 	out->tls_records_read = t->records_done.read;
+	out->sessions_buffered = 0;
 	for (s = t->sessions; s; s = s->next) {
 		out->tls_records_written += s->records.written;
 		out->tls_records_read += s->records.read;
+		out->sessions_buffered += s->tx != NULL; /* 1.25 MiB each: what a flood must not reach */
 	}
 }
 

@@ -123,8 +123,9 @@ struct tunnel_stats {
 	uint64_t queue_packets, queue_bytes; /* client: held now while reconnecting */
 	uint64_t queue_rounds;           /* client: queue flushes that waited for the send buffer */
 	uint64_t handshakes_pending;     /* server: unauthenticated connections now */
-	uint64_t refused_per_source;     /* server: a source had max_handshakes_per_source */
-	uint64_t handshakes_evicted;     /* server: oldest unauthenticated one dropped for a newcomer */
+	uint64_t sessions_buffered;      /* sessions holding their tx/rx buffers now */
+	uint64_t evicted_per_source;     /* server: a source at max_handshakes_per_source lost one */
+	uint64_t handshakes_evicted;     /* server: table full, the largest source lost one */
 	uint64_t refused_max_peers;      /* server: max_peers authenticated connections already */
 	uint64_t refused_accept_error;   /* server: accept() failed for lack of fds or memory */
 	uint64_t log_suppressed;         /* server: listener warnings folded into a summary */

@@ -240,7 +240,8 @@ print("held=%d extra=%s still=%d" % (len(held), result, still))' "$@"
 }
 
 @test "the exit's stream budget (--max-streams): one more stream is refused (limit), the open ones keep working" {
-	tl_start_tunlab_server proxy --max-streams 3
+	# The budget, not the per-client cap, must refuse here: by default a client gets a quarter.
+	tl_start_tunlab_server proxy --max-streams 3 --max-streams-per-client 4
 	tl_start_tunlab_client proxy
 	tl_bg "$NS_DST" "$TL_TMP/echo.log" socat -T 30 TCP4-LISTEN:5030,reuseaddr,fork EXEC:cat >/dev/null
 	tl_wait_listen "$NS_DST" tcp 5030

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -246,6 +247,80 @@ static void test_record_check(void **state)
 			    "route del local fd02::/64 dev lo table local src fd08::2 proto 77\n");
 }
 
+static void expect_refused(const char *dir, const char *why)
+{
+	struct owner_lock l;
+	char err[512] = "";
+
+	assert_int_equal(owner_lock_acquire(&l, dir, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, dir));
+	if (!strstr(err, why))
+		fail_msg("expected \"%s\" in: %s", why, err);
+	assert_int_equal(l.fd, -1);
+}
+
+/* The lock directory must be ours alone; else start fails and says which and why. */
+static void test_dir_checked(void **state)
+{
+	struct dir *d = *state;
+	char sub[128], link[128];
+	struct owner_lock l;
+	char err[512];
+
+	snprintf(sub, sizeof(sub), "%s/open", d->path);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(chmod(sub, 0777), 0);
+	expect_refused(sub, "writable by group or others");
+	assert_int_equal(chmod(sub, 0770), 0);
+	expect_refused(sub, "writable by group or others");
+	snprintf(link, sizeof(link), "%s/link", d->path);
+	assert_int_equal(chmod(sub, 0700), 0);
+	assert_int_equal(symlink(sub, link), 0);
+	expect_refused(link, "symbolic link");
+	/* The same directory, once only ours, is used. */
+	assert_int_equal(owner_lock_acquire(&l, sub, err, sizeof(err)), 0);
+	owner_lock_release(&l);
+}
+
+/* A record cleanup could not read whole is refused at write time. */
+static void test_record_too_large(void **state)
+{
+	struct dir *d = *state;
+	size_t len = OWNER_RECORD_MAX + 1;
+	char *big = malloc(len + 1);
+	struct owner_lock l;
+	char err[256];
+
+	assert_non_null(big);
+	memset(big, 'x', len);
+	big[len] = '\0';
+	assert_int_equal(owner_lock_acquire(&l, d->path, err, sizeof(err)), 0);
+	assert_int_equal(owner_lock_record(&l, big), -EFBIG);
+	big[len - 1] = '\0';
+	assert_int_equal(owner_lock_record(&l, big), 0);
+	owner_lock_release(&l);
+	free(big);
+}
+
+/* A record whose last line has no newline was cut: that line is not obeyed. */
+static void test_record_cut_line(void **state)
+{
+	struct dir *d = *state;
+	struct owner_judge j;
+	pid_t pid = child_instance(d->path, "route del fd02::/64 dev lo proto 77 metric 1\n"
+					    "route del fd03::/64 dev lo proto 77", false, NULL);
+	char *record;
+
+	reap(pid);
+	owner_judge_init(&j, d->path);
+	assert_true(owner_judge_dead(&j, pid));
+	record = owner_judge_record(&j, pid);
+	assert_non_null(record);
+	assert_string_equal(record, "route del fd02::/64 dev lo proto 77 metric 1\n");
+	free(record);
+	owner_judge_release(&j, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +330,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_own_pid, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_prune, dir_setup, dir_teardown),
 		cmocka_unit_test(test_record_check),
+		cmocka_unit_test_setup_teardown(test_dir_checked, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_record_too_large, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_record_cut_line, dir_setup, dir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -286,6 +286,40 @@ static void test_exit_budget(void **state)
 	close(lfd);
 }
 
+/* Without the flags a client gets at most a quarter of the budget in streams, and in flows. */
+static void test_exit_per_client_default(void **state)
+{
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .max_streams = 8 };
+	struct fake_port fp = { 0 };
+	struct stream_port port = { .ctx = &fp, .send = fake_send, .blocked = fake_blocked,
+				    .flush = fake_flush };
+	const uintptr_t a = 0x1000;
+	struct frontend *fe = NULL;
+	char err[256];
+	uint16_t dport;
+	int lfd = listener(&dport);
+
+	(void)state;
+	assert_int_equal(px_per_client_cap(0, 1728, PX_STREAMS_PER_CLIENT), 432);
+	assert_int_equal(px_per_client_cap(0, 1u << 20, PX_STREAMS_PER_CLIENT), PX_STREAMS_PER_CLIENT);
+	assert_int_equal(px_per_client_cap(0, 2, PX_FLOWS_PER_CLIENT), 1);
+	assert_int_equal(px_per_client_cap(7000, 8, PX_FLOWS_PER_CLIENT), 7000);
+	assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
+	fe->ops->attach(fe, &port);
+	exit_msg(fe, STREAM_MSG_LINK_UP, a, 0, 0, 0);
+	for (uint32_t id = 1; id <= 3; id++)
+		exit_msg(fe, STREAM_MSG_OPEN, a, id, IPPROTO_TCP, dport);
+	assert_int_equal(fe->stream_stats.streams_open, 2);
+	assert_int_equal(fp.limit_resets, 1);
+	for (uint32_t id = 11; id <= 13; id++)
+		exit_msg(fe, STREAM_MSG_DGRAM, a, id, IPPROTO_UDP, dport);
+	assert_int_equal(fe->stream_stats.udp_flows_open, 2);
+	assert_int_equal(fe->stream_stats.flows_limited, 1);
+	assert_int_equal(fe->stream_stats.exit_over_budget, 0);
+	fe->ops->close(fe);
+	close(lfd);
+}
+
 /*
  * Hash flood: FLOOD_IDS stream ids that all share one bucket under the
  * unkeyed mix px_conn.c used before (bits 20..31 of id * 0xC2B2AE3D,
@@ -361,6 +395,7 @@ int main(void)
 		cmocka_unit_test(test_rules_selectors),
 		cmocka_unit_test(test_rules_syn_hold),
 		cmocka_unit_test(test_exit_budget),
+		cmocka_unit_test(test_exit_per_client_default),
 		cmocka_unit_test(test_conn_hash_flood),
 	};
 

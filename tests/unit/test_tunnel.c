@@ -633,6 +633,7 @@ enum raw_mode {
 	RAW_SILENT,     /* after sending, never read; stay until raw_close() or the deadline */
 	RAW_ABRUPT,     /* read the server's HELLO, then close the socket without close_notify */
 	RAW_RESET,      /* like RAW_ABRUPT, but reset the connection (SO_LINGER 0) */
+	RAW_STALL_TLS,  /* send the ClientHello, then wait for raw_resume(): the server is mid-TLS */
 };
 
 enum raw_state { RAW_IDLE, RAW_CONNECTING, RAW_HANDSHAKE, RAW_WRITING, RAW_AFTER, RAW_DONE };
@@ -656,6 +657,7 @@ struct raw_client {
 	uint8_t in[FRAME_HEADER_LEN + FRAME_PAYLOAD_MAX]; /* any one frame fits */
 	size_t in_len;
 	bool got_hello;
+	bool stalled;           /* RAW_STALL_TLS: waiting for raw_resume() */
 	char close_reason[FRAME_CLOSE_REASON_MAX + 1];
 	char error[256];
 };
@@ -727,6 +729,11 @@ static int raw_handshake(struct raw_client *rc)
 	int ret = tls_handshake(rc->conn);
 
 	if (ret == TLS_WANT_POLLIN || ret == TLS_WANT_POLLOUT) {
+		if (rc->mode == RAW_STALL_TLS) {
+			evloop_io_stop(rc->loop, &rc->io);
+			rc->stalled = true;
+			return 0;
+		}
 		raw_want(rc, ret);
 		return 0;
 	}
@@ -856,6 +863,14 @@ static void raw_start(struct evloop *loop, struct raw_client *rc)
 	assert_int_equal(evloop_io_start(loop, &rc->io, EPOLLOUT), 0);
 	ev_timer_init(&rc->deadline, raw_on_deadline, rc);
 	evloop_timer_start(loop, &rc->deadline, rc->mode == RAW_SILENT ? rc->stay_ms : scaled(RAW_READ_MS));
+}
+
+/* A stalled client goes on in mode. */
+static void raw_resume(struct raw_client *rc, enum raw_mode mode)
+{
+	rc->mode = mode;
+	rc->stalled = false;
+	assert_int_equal(evloop_io_start(rc->loop, &rc->io, EPOLLIN), 0);
 }
 
 static bool raw_done(const void *arg)
@@ -1508,6 +1523,30 @@ static void test_unknown_name(void **state)
 }
 
 /* Certificates of another CA, either way round. */
+/*
+ * A certificate of our CA with a name not in the peers file: refused
+ * before the session's buffers, and not lingering on an fd while the
+ * peer stays silent (it used to keep 1.25 MiB and its fd for a second).
+ */
+static void test_refused_holds_no_buffers(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct tunnel_stats st;
+
+	fx_start_server(fx, false);
+	rc->name = "stranger";
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = 3000;
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "refused: unknown peer 'stranger'", 2000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.sessions_buffered, 0);
+	assert_int_equal(st.handshakes_pending, 0);
+	assert_null(fx->srv.t->sessions);
+	raw_close(rc);
+}
+
 static void test_foreign_ca(void **state)
 {
 	struct fixture *fx = *state;
@@ -1941,6 +1980,100 @@ static void test_reload_changed_peer(void **state)
 }
 
 /* The server goes away and comes back: the client queues meanwhile and reconnects. */
+struct srv_wait {
+	const struct fixture *fx;
+	uint64_t pending, buffered;
+};
+
+/* The server holds exactly w->pending handshaking and w->buffered buffered sessions. */
+static bool srv_holds(const void *arg)
+{
+	const struct srv_wait *w = arg;
+	struct tunnel_stats st = stats_of(&w->fx->srv);
+
+	return st.handshakes_pending == w->pending && st.sessions_buffered == w->buffered &&
+	       st.tls_records_read > 0 && (w->fx->raw.stalled || w->pending == 0);
+}
+
+/* A server and the raw client cli2 past TLS, silent: its session sits in HELLO. */
+static void fx_start_hello_session(struct fixture *fx)
+{
+	struct raw_client *rc = &fx->raw;
+	struct srv_wait w = { fx, 0, 1 };
+
+	fx_start_server(fx, false);
+	rc->mode = RAW_SILENT; /* TLS, then nothing: no HELLO */
+	rc->stay_ms = 10000;
+	raw_start(fx->loop, rc);
+	if (!run_until(fx->loop, srv_holds, &w, 3000))
+		fail_msg("srv: no session in HELLO; its log:\n%s", fx->srv.log);
+}
+
+/*
+ * SIGHUP while a session sits past TLS, before HELLO: its entry is
+ * unchanged but moves (another index), and the session's claim on the
+ * name moves with it (server_rehome): a second cli2 is refused as a
+ * duplicate, and once the first goes, gets in. The old table is freed
+ * first: the sanitizer build catches a session left pointing at it.
+ */
+static void test_reload_during_hello(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+
+	fx_start_hello_session(fx);
+	reload_peers(fx, "other 10.8.0.4/32\ncli 10.8.0.2/32, 192.168.60.0/24\ncli2 10.8.0.3/32\n");
+	peers_free(&fx->peers);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_log(fx->loop, &fx->srv, "'cli2' is already connected from", 3000);
+	raw_close(rc);
+	expect_connected(fx->loop, &fx->other, 5000);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 0);
+}
+
+/* The same session, its peer removed by the reload: cut with a reason, its slot gone with the table. */
+static void test_reload_removes_hello(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+
+	fx_start_hello_session(fx);
+	reload_peers(fx, "cli 10.8.0.2/32, 192.168.60.0/24\n");
+	peers_free(&fx->peers);
+	expect_log(fx->loop, &fx->srv, "removed from the peers file", 2000);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
+	raw_close(rc);
+	run_for(fx->loop, 50);
+	assert_null(fx->srv.t->sessions);
+}
+
+/*
+ * SIGHUP while a connection is in the middle of its TLS handshake (the
+ * server has answered the ClientHello): it stays a pending stranger, and
+ * once TLS is up its name is checked against the new table.
+ */
+static void test_reload_during_tls(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct srv_wait w = { fx, 1, 0 };
+
+	fx_start_server(fx, false);
+	rc->mode = RAW_STALL_TLS;
+	raw_put_hello(rc, PROTO_VERSION);
+	raw_start(fx->loop, rc);
+	if (!run_until(fx->loop, srv_holds, &w, 3000))
+		fail_msg("srv: no connection mid-TLS; its log:\n%s", fx->srv.log);
+	reload_peers(fx, "cli 10.8.0.2/32, 192.168.60.0/24\n");
+	peers_free(&fx->peers);
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 1);
+	raw_resume(rc, RAW_READ_CLOSE);
+	raw_finish(fx->loop, rc);
+	assert_string_equal(rc->close_reason, "unknown peer 'cli2'");
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 0);
+}
+
 static void test_reconnect_after_restart(void **state)
 {
 	struct fixture *fx = *state;
@@ -2008,7 +2141,7 @@ static uint64_t connections_seen(const struct side *srv)
 	struct tunnel_stats st = stats_of(srv);
 
 	/* An eviction swaps one pending connection for another: counted once. */
-	return st.handshakes_pending + st.refused_per_source + st.handshakes_evicted;
+	return st.handshakes_pending + st.evicted_per_source + st.handshakes_evicted;
 }
 
 static bool seen_reached(const void *arg)
@@ -2095,7 +2228,7 @@ static void test_source_of(void **state)
 	assert_int_equal(source_of(AF_INET6, "::ffff:10.0.0.1").family, AF_INET);
 }
 
-/* One source cannot hold more than its share; a client from elsewhere gets in. */
+/* One source cannot hold more than its share: its oldest go; a client from elsewhere gets in. */
 static void test_handshakes_per_source(void **state)
 {
 	struct fixture *fx = *state;
@@ -2105,14 +2238,87 @@ static void test_handshakes_per_source(void **state)
 	open_idle(fx, 20, 2);
 	st = stats_of(&fx->srv);
 	assert_int_equal(st.handshakes_pending, 3);
-	assert_int_equal(st.refused_per_source, 17);
+	assert_int_equal(st.evicted_per_source, 17);
 	assert_int_equal(idle_closed(fx), 17);
-	/* 17 refusals, TUNNEL_WARN_BURST lines: the rest waits for one summary. */
-	assert_int_equal(log_lines_with(&fx->srv, "handshakes from its source already"), TUNNEL_WARN_BURST);
+	/* The newest three stay. */
+	assert_int_equal(recv(fx->idle_fds[16], &(char){ 0 }, 1, MSG_PEEK), 0);
+	assert_int_equal(recv(fx->idle_fds[17], &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+	/* 17 evictions, TUNNEL_WARN_BURST lines: the rest waits for one summary. */
+	assert_int_equal(log_lines_with(&fx->srv, "connection from its source"), TUNNEL_WARN_BURST);
 	assert_int_equal(st.log_suppressed, 17 - TUNNEL_WARN_BURST);
 	fx_start_client(fx, false);
 	expect_connected(fx->loop, &fx->cli, 3000);
 	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 3);
+}
+
+/* A stranger behind the client's own address (a NAT) at the cap does not lock it out. */
+static void test_handshakes_per_source_shared(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_capped_server(fx, 8, 3, 0);
+	open_idle(fx, 3, 1); /* 127.0.0.1: the client's address */
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 3);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(stats_of(&fx->srv).evicted_per_source, 1);
+	assert_int_equal(idle_closed(fx), 1);
+	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK), 0);
+}
+
+static bool records_read_reached(const void *arg)
+{
+	const struct seen_wait *sw = arg;
+
+	return stats_of(sw->srv).tls_records_read >= sw->target;
+}
+
+/* One connection from 127.0.0.<host> that has sent the start of a ClientHello: a handshake under way. */
+static void open_heard(struct fixture *fx, unsigned host)
+{
+	static const uint8_t hello_start[] = { 0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc };
+	struct seen_wait sw = { &fx->srv, stats_of(&fx->srv).tls_records_read + 1 };
+
+	open_idle(fx, 1, host);
+	assert_int_equal(send(fx->idle_fds[fx->idle_count - 1], hello_start, sizeof(hello_start), 0),
+			 (ssize_t)sizeof(hello_start));
+	if (!run_until(fx->loop, records_read_reached, &sw, 2000))
+		fail_msg("srv: did not read the record header; its log:\n%s", fx->srv.log);
+}
+
+/* Table full: the source holding the most loses its oldest, not the globally oldest. */
+static void test_handshakes_evict_largest_source(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_capped_server(fx, 6, 6, 0);
+	open_idle(fx, 1, 2);
+	open_idle(fx, 4, 3);
+	open_idle(fx, 1, 4);
+	open_idle(fx, 1, 5);
+	assert_int_equal(stats_of(&fx->srv).handshakes_evicted, 1);
+	assert_int_equal(idle_closed(fx), 1);
+	assert_int_equal(recv(fx->idle_fds[1], &(char){ 0 }, 1, MSG_PEEK), 0);
+}
+
+/*
+ * Many sources with one connection each keep the table full, a handshake
+ * under way is the oldest: the idle ones go, it stays, and a real client
+ * gets in through the same churn.
+ */
+static void test_handshakes_many_sources(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_capped_server(fx, 6, 2, 0);
+	open_heard(fx, 2);
+	for (unsigned host = 3; host < 30; host++)
+		open_idle(fx, 1, host);
+	assert_int_equal(stats_of(&fx->srv).handshakes_evicted, 27 + 1 - 6);
+	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
 }
 
 /* Many sources fill the table: the oldest stranger goes, the client gets in. */
@@ -2130,7 +2336,7 @@ static void test_handshakes_evict_oldest(void **state)
 	expect_connected(fx->loop, &fx->cli, 3000);
 	st = stats_of(&fx->srv);
 	assert_int_equal(st.handshakes_evicted, 1);
-	assert_int_equal(st.refused_per_source, 0);
+	assert_int_equal(st.evicted_per_source, 0);
 	/* The oldest was 127.0.0.2's first connection. */
 	assert_int_equal(idle_closed(fx), 1);
 	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK), 0);
@@ -2232,6 +2438,7 @@ int main(void)
 		TUNNEL_TEST(test_wrong_version),
 		TUNNEL_TEST(test_frame_before_hello),
 		TUNNEL_TEST(test_unknown_name),
+		TUNNEL_TEST(test_refused_holds_no_buffers),
 		TUNNEL_TEST(test_foreign_ca),
 		TUNNEL_TEST(test_wrong_server_name),
 		TUNNEL_TEST(test_handshake_timeout),
@@ -2245,10 +2452,16 @@ int main(void)
 		TUNNEL_TEST(test_two_common_names),
 		TUNNEL_TEST(test_reload_peers),
 		TUNNEL_TEST(test_reload_changed_peer),
+		TUNNEL_TEST(test_reload_during_hello),
+		TUNNEL_TEST(test_reload_removes_hello),
+		TUNNEL_TEST(test_reload_during_tls),
 		TUNNEL_TEST(test_reconnect_after_restart),
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),
 		TUNNEL_TEST(test_handshakes_per_source),
+		TUNNEL_TEST(test_handshakes_per_source_shared),
+		TUNNEL_TEST(test_handshakes_evict_largest_source),
+		TUNNEL_TEST(test_handshakes_many_sources),
 		TUNNEL_TEST(test_handshakes_evict_oldest),
 		TUNNEL_TEST(test_max_peers),
 		TUNNEL_TEST(test_queue_larger_than_send_buffer),
