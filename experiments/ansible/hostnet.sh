@@ -55,18 +55,21 @@ up() {
 	for word in "$@"; do
 		case $word in
 		addr=*)
-			set -- $(echo "${word#addr=}" | tr ',' ' ')
-			ip link show dev "$1" >/dev/null || { log "no interface $1"; return 1; }
-			ip link set dev "$1" up
-			if ! has_addr "$1" "$2"; then
-				echo "addr $1 $2" >>"$state"
-				case $2 in *:*) ip -6 addr add "$2" dev "$1" nodad ;; *) ip addr add "$2" dev "$1" ;; esac
+			w=${word#addr=}
+			dev=${w%%,*} cidr=${w#*,}
+			ip link show dev "$dev" >/dev/null || { log "no interface $dev"; return 1; }
+			ip link set dev "$dev" up
+			if ! has_addr "$dev" "$cidr"; then
+				echo "addr $dev $cidr" >>"$state"
+				case $cidr in *:*) ip -6 addr add "$cidr" dev "$dev" nodad ;; *) ip addr add "$cidr" dev "$dev" ;; esac
 			fi
 			;;
 		route=*)
-			set -- $(echo "${word#route=}" | tr ',' ' ')
-			echo "route $1 $2 $3" >>"$state"
-			ip route add "$1" via "$2" dev "$3" metric "$TL_METRIC" proto "$TL_PROTO"
+			w=${word#route=}
+			net=${w%%,*} w=${w#*,}
+			gw=${w%%,*} dev=${w#*,}
+			echo "route $net $gw $dev" >>"$state"
+			ip route add "$net" via "$gw" dev "$dev" metric "$TL_METRIC" proto "$TL_PROTO"
 			;;
 		forward)
 			for key in net.ipv4.ip_forward net.ipv6.conf.all.forwarding; do

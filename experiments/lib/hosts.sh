@@ -42,7 +42,9 @@ tl_hosts_load() {
 		[[ $name =~ ^TL_[A-Z0-9_]+$ ]] || continue
 		printf -v "$name" '%s' "$value"
 	done <<<"$out"
+	# shellcheck disable=SC2034 # netns.sh's back end switch and binary
 	TL_BACKEND=hosts
+	# shellcheck disable=SC2034,SC2153 # TL_HOSTS_DIR: set from hosts-check.py above
 	TUNLAB=$TL_HOSTS_DIR/src/build/tunlab
 	export TL_INVENTORY TL_CONTROLLER_NETNS
 }
@@ -140,6 +142,7 @@ tl_hosts_bg() {
 
 # The shell test, on the host, that "$pid" is one this run started
 # (recorded with its start time) and still runs.
+# shellcheck disable=SC2016 # a script for the host, expanded there
 TL_HOSTS_OURS='ours() { stat=$(cat /proc/$1/stat 2>/dev/null) || return 1; set -- $1 ${stat##*) }; [ "$2" != Z ] && [ "$2" != X ] && grep -qx "$1 ${21}" "$PIDS"; }'
 
 tl_hosts_pid_alive() {
@@ -246,7 +249,8 @@ tl_hosts_facts() {
 	for role in cli srv dst; do
 		case $role in cli) host=$TL_HOST_CLI ;; srv) host=$TL_HOST_SRV ;; dst) host=$TL_HOST_DST ;; esac
 		echo "host.$role: $host"
-		jq -r --arg h "$host" '.plays[].tasks[-1].hosts[$h].stdout // "" ' <<<"${json:-{\}}" |
+		# The script module runs on a terminal: its lines end in CR LF.
+		jq -r --arg h "$host" '.plays[].tasks[-1].hosts[$h].stdout // "" ' <<<"${json:-{\}}" | tr -d '\r' |
 			sed -n "s/^\([a-z0-9._-]*\): /host.$role.\1: /p"
 	done
 }
