@@ -50,7 +50,9 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 TUNLAB := $(BUILD)/tunlab
 # Benchmarks that link the tunnel alone, without any frontend.
 TOOL_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
-TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr
+TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/hash_flood
+# Test tools, linked the same way: tl_peer is a hostile tunnel peer.
+TOOLS += $(BUILD)/tools/tl_peer
 
 .PHONY: all deps check check-unit check-integration check-sanitize fuzz \
 	bench experiments plots paper paper-deps install clean
@@ -85,6 +87,17 @@ $(BUILD)/tools/%: experiments/tools/%.c $(TOOL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
+# The exit's conn table under a hash flood: it needs the proxy frontend.
+$(BUILD)/tools/hash_flood: experiments/tools/hash_flood.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(TOOL_OBJ)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # apt-installs what is missing; does nothing (and needs no network) when all is there.
 deps:

@@ -78,6 +78,7 @@ struct capf {
 	long pid;
 	char comment[TAGRULES_COMMENT_MAX];
 	struct loroutes routes;
+	struct owner_lock owner; /* held while any object of ours exists */
 	bool verbose;
 };
 
@@ -168,6 +169,7 @@ static int setup_routes(struct capf *c, const struct frontend_config *cfg, char 
 		.mode = LOROUTES_TO_LO,
 		.mtu = cfg->mtu,
 		.verbose = cfg->verbose,
+		.owner = &c->owner,
 	};
 	int ret = loroutes_setup(&c->routes, &p, err, err_len);
 
@@ -201,6 +203,7 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 	c->verbose = cfg->verbose;
 	c->inject_pcap = inject_pcap;
 	c->raw = (struct rawinject){ .fd4 = -1, .fd6 = -1 };
+	c->owner.fd = -1;
 	c->pid = (long)getpid();
 	tagrules_owner_comment(cfg->addresses, cfg->address_count, c->pid, c->comment,
 			       sizeof(c->comment));
@@ -233,9 +236,13 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 	}
 	/* A dead instance's lo address and routes would collide with ours. */
 	leftovers_cleanup(cfg->verbose, true, ignored, sizeof(ignored));
-	ret = cap_reader_open(&c->reader, &local, c->plans, c->plan_count, err, err_len);
+	/* After that cleanup: a predecessor with our pid must still be judged dead. */
+	ret = owner_lock_acquire(&c->owner, OWNER_RUN_DIR, err, err_len);
 	if (ret < 0)
 		goto err_free;
+	ret = cap_reader_open(&c->reader, &local, c->plans, c->plan_count, err, err_len);
+	if (ret < 0)
+		goto err_owner;
 	ret = open_inject(c, err, err_len);
 	if (ret < 0)
 		goto err_reader;
@@ -254,6 +261,8 @@ err_inject:
 	close_inject(c);
 err_reader:
 	cap_reader_close(&c->reader);
+err_owner:
+	owner_lock_release(&c->owner);
 err_free:
 	free(c);
 out:
@@ -284,6 +293,7 @@ static int capf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 	fe->stats.injected_packets += n.packets;
 	fe->stats.injected_bytes += n.bytes;
 	fe->stats.inject_errors += n.refused;
+	fe->stats.inject_denied += n.denied;
 	return ret;
 }
 
@@ -296,6 +306,7 @@ static void capf_close(struct frontend *fe)
 	/* Routes first, rules last: the rules are the record of the routes until the end. */
 	loroutes_teardown(&c->routes, c->verbose);
 	remove_rules(c);
+	owner_lock_release(&c->owner);
 	close_inject(c);
 	cap_reader_close(&c->reader);
 	free(c);

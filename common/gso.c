@@ -14,7 +14,8 @@
  * computed whole (pseudo-header and segment) instead of patched from the
  * partial seed, so a wrong seed from a buggy sender cannot survive.
  * Headers are copied again for every segment: the callback may scribble
- * on what it was given.
+ * on what it was given. Where TCP lies comes from offload_check, which
+ * also holds the offload block to the packet (offload.h).
  *
  * Checksums are RFC 1071 sums in host byte order (the one's complement
  * sum does not care, as long as the result is stored in host order too),
@@ -26,29 +27,19 @@
 #include <string.h>
 
 #include "gso.h"
+#include "offload.h"
 
 enum {
 	GSO_IP_MAX = 65535,
-	IPV4_HDR_MIN = 20,
 	IPV6_HDR_LEN = 40,
-	TCP_HDR_MIN = 20,
-	/* Extension headers walked before TCP; more is no packet we sent. */
-	IPV6_EXT_MAX = 8,
 };
 
 enum { TCP_FIN = 0x01, TCP_PSH = 0x08, TCP_CWR = 0x80 };
 
-/* Where TCP starts and ends in a packet, read from the packet itself. */
-struct tcp_layout {
-	unsigned version;
-	size_t tcp_off; /* IP header, IPv4 options and IPv6 extension headers */
-	size_t hdr_len; /* ... and the TCP header with its options */
-};
-
 /* One TCP GSO packet, checked and cut into count segments. */
 struct tcp_gso {
 	const struct pkt *p;
-	struct tcp_layout l;
+	struct offload_layout l; /* from offload_check: where TCP starts and ends */
 	size_t payload, mss, count;
 	uint32_t seq;
 	uint16_t ip_id;
@@ -138,7 +129,7 @@ int pkt_finish_csum(uint8_t *data, size_t len, const struct pkt_offload *off)
 }
 
 /* The sum of the TCP pseudo-header of a segment whose IP header is at seg. */
-static uint64_t pseudo_sum(const uint8_t *seg, const struct tcp_layout *l, size_t tcp_len)
+static uint64_t pseudo_sum(const uint8_t *seg, const struct offload_layout *l, size_t tcp_len)
 {
 	uint8_t ph[IPV6_HDR_LEN] = { 0 };
 
@@ -154,90 +145,25 @@ static uint64_t pseudo_sum(const uint8_t *seg, const struct tcp_layout *l, size_
 	return csum_add(0, ph, 40);
 }
 
-/* ---- finding TCP ---- */
-
-static int ipv4_layout(const uint8_t *d, size_t len, struct tcp_layout *l)
-{
-	size_t ihl = (size_t)(d[0] & 0x0f) * 4;
-
-	if (ihl < IPV4_HDR_MIN || ihl > len || d[9] != IPPROTO_TCP)
-		return -EINVAL;
-	/* A fragment's TCP header is not where it seems (or not there at all). */
-	if (get_be16(d + 6) & 0x3fff)
-		return -EINVAL;
-	l->tcp_off = ihl;
-	return 0;
-}
-
-/*
- * Options headers only: a routing header would change the destination
- * the pseudo-header names, and a fragment header has no place in GSO.
- */
-static int ipv6_layout(const uint8_t *d, size_t len, struct tcp_layout *l)
-{
-	size_t off = IPV6_HDR_LEN;
-	uint8_t next;
-
-	if (len < IPV6_HDR_LEN)
-		return -EINVAL;
-	next = d[6];
-	for (int i = 0; i < IPV6_EXT_MAX && (next == IPPROTO_HOPOPTS || next == IPPROTO_DSTOPTS); i++) {
-		if (off + 8 > len)
-			return -EINVAL;
-		next = d[off];
-		off += ((size_t)d[off + 1] + 1) * 8;
-	}
-	if (next != IPPROTO_TCP || off > len)
-		return -EINVAL;
-	l->tcp_off = off;
-	return 0;
-}
-
-static int tcp_layout(const struct pkt *p, struct tcp_layout *l)
-{
-	const uint8_t *d = p->data;
-	size_t len = p->len, doff;
-	int ret;
-
-	if (len < IPV4_HDR_MIN || len > GSO_IP_MAX)
-		return -EINVAL;
-	l->version = d[0] >> 4;
-	if (l->version != (p->off.gso_type == PKT_GSO_TCPV4 ? 4u : 6u))
-		return -EINVAL;
-	ret = l->version == 4 ? ipv4_layout(d, len, l) : ipv6_layout(d, len, l);
-	if (ret < 0)
-		return ret;
-	if (l->tcp_off + TCP_HDR_MIN > len)
-		return -EINVAL;
-	doff = (size_t)(d[l->tcp_off + 12] >> 4) * 4;
-	if (doff < TCP_HDR_MIN || l->tcp_off + doff > len)
-		return -EINVAL;
-	l->hdr_len = l->tcp_off + doff;
-	return 0;
-}
-
 /* ---- segmenting ---- */
 
-static int tcp_gso_init(struct tcp_gso *g, const struct pkt *p, size_t scratch_len)
+/* p passed offload_check, which found its layout l. */
+static int tcp_gso_init(struct tcp_gso *g, const struct pkt *p, const struct offload_layout *l,
+			size_t scratch_len)
 {
 	const uint8_t *tcp;
-	int ret = tcp_layout(p, &g->l);
 
-	if (ret < 0)
-		return ret;
 	g->p = p;
+	g->l = *l;
 	g->mss = p->off.gso_size;
-	if (g->mss == 0)
-		return -EINVAL;
 	g->payload = p->len - g->l.hdr_len;
-	/* No payload at all is still one packet, as the kernel would send it. */
-	g->count = g->payload ? (g->payload + g->mss - 1) / g->mss : 1;
-	/* Follows from len <= GSO_IP_MAX; kept as the loop's bound in plain sight. */
+	g->count = (g->payload + g->mss - 1) / g->mss;
+	/* Follows from len <= 65535 and mss > 0; kept as the loop's bound in plain sight. */
 	if (g->count > GSO_IP_MAX / g->mss + 1)
 		return -EINVAL;
 	if (g->l.hdr_len + (g->payload < g->mss ? g->payload : g->mss) > scratch_len)
 		return -ENOSPC;
-	tcp = p->data + g->l.tcp_off;
+	tcp = p->data + g->l.l4;
 	g->seq = get_be32(tcp + 4);
 	g->flags = tcp[13];
 	g->ip_id = g->l.version == 4 ? get_be16(p->data + 4) : 0;
@@ -253,13 +179,13 @@ static void fix_ip(const struct tcp_gso *g, uint8_t *seg, size_t seg_len, size_t
 	put_be16(seg + 2, (uint16_t)seg_len);
 	put_be16(seg + 4, (uint16_t)(g->ip_id + i));
 	memset(seg + 10, 0, 2);
-	csum_store(seg + 10, csum_add(0, seg, g->l.tcp_off));
+	csum_store(seg + 10, csum_add(0, seg, g->l.l4));
 }
 
 static void fix_tcp(const struct tcp_gso *g, uint8_t *seg, size_t seg_len, size_t i)
 {
-	uint8_t *tcp = seg + g->l.tcp_off;
-	size_t tcp_len = seg_len - g->l.tcp_off;
+	uint8_t *tcp = seg + g->l.l4;
+	size_t tcp_len = seg_len - g->l.l4;
 	uint8_t flags = g->flags;
 
 	if (i + 1 < g->count)
@@ -286,12 +212,12 @@ static size_t tcp_gso_build(const struct tcp_gso *g, size_t i, uint8_t *scratch)
 	return seg_len;
 }
 
-static int segment_tcp(const struct pkt *p, uint8_t *scratch, size_t scratch_len,
-		       pkt_segment_cb emit, void *ctx)
+static int segment_tcp(const struct pkt *p, const struct offload_layout *l, uint8_t *scratch,
+		       size_t scratch_len, pkt_segment_cb emit, void *ctx)
 {
 	struct tcp_gso g;
 	struct pkt seg = { .data = scratch };
-	int ret = tcp_gso_init(&g, p, scratch_len);
+	int ret = tcp_gso_init(&g, p, l, scratch_len);
 
 	if (ret < 0)
 		return ret;
@@ -324,20 +250,18 @@ int pkt_segment(const struct pkt *p, uint8_t *scratch, size_t scratch_len, pkt_s
 		void *ctx)
 {
 	struct pkt seg = { .data = p->data, .len = p->len };
+	struct offload_layout l;
 	int ret;
 
-	switch (p->off.gso_type) {
-	case PKT_GSO_NONE:
-		if (p->off.flags & PKT_F_NEEDS_CSUM)
-			return segment_csum_only(p, scratch, scratch_len, emit, ctx);
+	if (pkt_is_plain(p)) {
 		ret = emit(ctx, &seg);
 		return ret < 0 ? ret : 1;
-	case PKT_GSO_TCPV4:
-	case PKT_GSO_TCPV6:
-		return segment_tcp(p, scratch, scratch_len, emit, ctx);
-	case PKT_GSO_UDP:
-		return -EOPNOTSUPP;
-	default:
-		return -EINVAL;
 	}
+	/* The same check a peer's offload block passes before it reaches the kernel. */
+	ret = offload_check(p, &l);
+	if (ret < 0)
+		return ret;
+	if (p->off.gso_type == PKT_GSO_NONE)
+		return segment_csum_only(p, scratch, scratch_len, emit, ctx);
+	return segment_tcp(p, &l, scratch, scratch_len, emit, ctx);
 }

@@ -35,8 +35,9 @@ int pkt_finish_csum(uint8_t *data, size_t len, const struct pkt_offload *off);
  * a TCP GSO packet (PKT_GSO_TCPV4/TCPV6) into segments of gso_size payload
  * bytes, a packet with only PKT_F_NEEDS_CSUM into one copy with its
  * checksum completed, a plain packet into itself. p is never modified;
- * header lengths come from the packet, not from off.hdr_len, and every
- * field is checked, so p may hold arbitrary bytes.
+ * a block that is not plain must first pass offload_check (offload.h),
+ * the same check a peer's block passes before it reaches a virtio-net
+ * header, so p may hold arbitrary bytes.
  *
  * Returns the number of packets emitted, or a negative errno: -EOPNOTSUPP
  * for UDP GSO (UFO), -EINVAL for a malformed packet or offload block,

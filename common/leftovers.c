@@ -1,17 +1,13 @@
 // SPDX-License-Identifier: MIT
-/* Finding the rules of tunlab instances that no longer run, and what they record. */
+/* Finding the rules of tunlab instances that no longer run, and removing what they left. */
 
 /*
- * A dead instance's rules are the record of everything it created: chain
- * names and jump-rule comments carry its pid, the comment its inner
- * addresses, the capture rules its remote prefixes. That is enough to find
- * its routes (proto 77, to those prefixes, with such a source) and its lo
- * addresses, and it is kept in the kernel, per network namespace, where a
- * state file in /run would be shared by every namespace. Instances remove
- * their routes before their rules, so the record outlives what it records.
- *
- * A pid is trusted only in its own pid namespace (`ip netns exec` shares
- * it, a container would not), as in the TUN backend.
+ * A dead instance's rules are how cleanup finds it in this network
+ * namespace: chain names (raw table, TUNLAB-<pid>-*), jump-rule comments
+ * ("tunlab:pid=<pid>") and nft table names (tunlab_<pid>) carry its pid.
+ * Whether that pid's instance is dead is common/owner.h's question (its
+ * lock), never kill(pid, 0); what it routed comes from its record there,
+ * exact to the device and table, never from resemblance.
  */
 
 #include <errno.h>
@@ -29,10 +25,10 @@ enum { LEFTOVERS_DUMP_MAX = 1 << 20, LEFTOVERS_NFT_TABLES_MAX = 256 };
 
 static const char *const save_tool[TAGRULES_FAM_COUNT] = { "iptables-save", "ip6tables-save" };
 
-/* pid 0 selects every pid that no longer runs. */
-static bool selected(long want, long pid)
+/* pid 0 selects every owner proven dead. */
+static bool selected(struct leftovers *l, long want, long pid)
 {
-	return want ? pid == want : tagrules_pid_gone(pid);
+	return want ? pid == want : owner_judge_dead(&l->judge, pid);
 }
 
 /* Whether name is an executable in PATH: a host without nft has no nft tables. */
@@ -73,59 +69,14 @@ static struct leftover *leftover_get(struct leftovers *l, long pid)
 	return &l->items[l->count++];
 }
 
-static int leftover_add_prefix(struct leftover *d, const struct ip_prefix *p)
-{
-	for (size_t i = 0; i < d->prefix_count; i++)
-		if (d->prefixes[i].len == p->len &&
-		    !memcmp(&d->prefixes[i].addr, &p->addr, sizeof(p->addr)))
-			return 0;
-	if (d->prefix_count == d->prefix_cap) {
-		size_t cap = d->prefix_cap ? 2 * d->prefix_cap : 4;
-		void *grown = realloc(d->prefixes, cap * sizeof(*d->prefixes));
-		if (!grown)
-			return -ENOMEM;
-		d->prefixes = grown;
-		d->prefix_cap = cap;
-	}
-	d->prefixes[d->prefix_count++] = *p;
-	return 0;
-}
-
-/* The addresses of one comment; every family's rules carry the same ones. */
-static void leftover_add_addrs(struct leftover *d, const struct ip_addr *addrs, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		bool known = false;
-
-		for (size_t k = 0; k < d->addr_count && !known; k++)
-			known = !memcmp(&d->addrs[k], &addrs[i], sizeof(addrs[i]));
-		if (!known && d->addr_count < TAGRULES_ADDR_MAX)
-			d->addrs[d->addr_count++] = addrs[i];
-	}
-}
-
 void leftovers_free(struct leftovers *l)
 {
-	for (size_t i = 0; i < l->count; i++)
-		free(l->items[i].prefixes);
 	free(l->items);
 	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++)
 		free(l->restore[fam]);
 	free(l->nft);
+	owner_judge_release(&l->judge, false);
 	*l = (struct leftovers){ 0 };
-}
-
-/* The word after key in line (" -d ", " daddr "), parsed as a prefix. */
-static bool prefix_after(const char *line, const char *key, struct ip_prefix *out)
-{
-	const char *at = strstr(line, key);
-	char word[PREFIX_STR_MAX];
-
-	if (!at)
-		return false;
-	at += strlen(key);
-	snprintf(word, sizeof(word), "%.*s", (int)strcspn(at, " \n"), at);
-	return prefix_parse(word, out) == 0;
 }
 
 /* "TUNLAB-123-OUT" -> 123; 0 for any other chain. */
@@ -138,12 +89,6 @@ static long chain_owner(const char *name)
 		return 0;
 	pid = strtol(name + strlen(TAGRULES_CHAIN_PREFIX), &end, 10);
 	return *end == '-' ? pid : 0;
-}
-
-/* A rule that captures: steals to a queue (nfqueue) or drops what pcap reads (pcap). */
-static bool is_capture_rule(const char *line)
-{
-	return strstr(line, " -j NFQUEUE") || strstr(line, " -j DROP");
 }
 
 /* ---- iptables ---- */
@@ -163,7 +108,7 @@ static int scan_chain_decl(struct ipt_scan *s, const char *line)
 
 	snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
 	pid = chain_owner(name);
-	if (!pid || !selected(s->want, pid))
+	if (!pid || !selected(s->l, s->want, pid))
 		return 0;
 	if (!leftover_get(s->l, pid))
 		return -ENOMEM;
@@ -173,35 +118,22 @@ static int scan_chain_decl(struct ipt_scan *s, const char *line)
 	return 0;
 }
 
-/* "-A PREROUTING -m comment --comment "tunlab:pid=1 addr=..." -j TUNLAB-1-PRE" or a chain rule */
+/* "-A PREROUTING -m comment --comment "tunlab:pid=1 addr=..." -j TUNLAB-1-PRE" */
 static int scan_rule(struct ipt_scan *s, const char *line)
 {
-	char chain[64];
-	struct leftover *d;
-	struct ip_prefix dst;
 	struct ip_addr addrs[TAGRULES_ADDR_MAX];
 	size_t addr_count;
 	long pid;
 
-	if (strstr(line, " -j " TAGRULES_CHAIN_PREFIX) &&
-	    tagrules_parse_owner_comment(line, &pid, addrs, &addr_count)) {
-		if (!selected(s->want, pid))
-			return 0;
-		d = leftover_get(s->l, pid);
-		if (!d)
-			return -ENOMEM;
-		leftover_add_addrs(d, addrs, addr_count);
-		fprintf(s->jumps, "-D %s\n", line + 3);
-		s->objects++;
+	if (!strstr(line, " -j " TAGRULES_CHAIN_PREFIX) ||
+	    !tagrules_parse_owner_comment(line, &pid, addrs, &addr_count) ||
+	    !selected(s->l, s->want, pid))
 		return 0;
-	}
-	snprintf(chain, sizeof(chain), "%.*s", (int)strcspn(line + 3, " "), line + 3);
-	pid = chain_owner(chain);
-	if (!pid || !selected(s->want, pid) || !is_capture_rule(line) ||
-	    !prefix_after(line, " -d ", &dst))
-		return 0;
-	d = leftover_get(s->l, pid);
-	return d ? leftover_add_prefix(d, &dst) : -ENOMEM;
+	if (!leftover_get(s->l, pid))
+		return -ENOMEM;
+	fprintf(s->jumps, "-D %s\n", line + 3);
+	s->objects++;
+	return 0;
 }
 
 static int scan_lines(struct ipt_scan *s, char *dump)
@@ -274,35 +206,6 @@ static int scan_family(struct leftovers *l, long want, int fam, char *dump, char
 
 /* ---- nft ---- */
 
-/* Reads the record of table tunlab_<pid>: its comment and queued destinations. */
-static int scan_nft_table(struct leftover *d, char *dump, char *err, size_t err_len)
-{
-	char table[48], *save = NULL;
-	const char *argv[] = { "nft", "list", "table", "inet", table, NULL };
-	struct ip_prefix dst;
-	int ret = 0;
-
-	snprintf(table, sizeof(table), TAGRULES_NFT_TABLE_PREFIX "%ld", d->pid);
-	if (sysexec_capture(argv, dump, LEFTOVERS_DUMP_MAX, err, err_len) < 0)
-		return -EIO;
-	for (char *line = strtok_r(dump, "\n", &save); line && ret >= 0;
-	     line = strtok_r(NULL, "\n", &save)) {
-		struct ip_addr addrs[TAGRULES_ADDR_MAX];
-		size_t addr_count;
-		long pid;
-
-		if (strstr(line, "comment \"" TAGRULES_COMMENT_PREFIX) &&
-		    tagrules_parse_owner_comment(line, &pid, addrs, &addr_count)) {
-			leftover_add_addrs(d, addrs, addr_count);
-			continue;
-		}
-		if (strstr(line, " queue") && (prefix_after(line, "ip daddr ", &dst) ||
-					       prefix_after(line, "ip6 daddr ", &dst)))
-			ret = leftover_add_prefix(d, &dst);
-	}
-	return ret;
-}
-
 static int scan_nft(struct leftovers *l, long want, char *dump, char *err, size_t err_len)
 {
 	static const char *const argv[] = { "nft", "list", "tables", NULL };
@@ -320,7 +223,7 @@ static int scan_nft(struct leftovers *l, long want, char *dump, char *err, size_
 	     at = strstr(at + 1, key)) {
 		char *end;
 		long pid = strtol(at + strlen(key), &end, 10);
-		if (pid > 0 && (*end == '\n' || *end == '\0') && selected(want, pid))
+		if (pid > 0 && (*end == '\n' || *end == '\0') && selected(l, want, pid))
 			pids[n++] = pid;
 	}
 	if (!n)
@@ -329,8 +232,7 @@ static int scan_nft(struct leftovers *l, long want, char *dump, char *err, size_
 	if (!f)
 		return -ENOMEM;
 	for (size_t i = 0; i < n && ret >= 0; i++) {
-		struct leftover *d = leftover_get(l, pids[i]);
-		ret = d ? scan_nft_table(d, dump, err, err_len) : -ENOMEM;
+		ret = leftover_get(l, pids[i]) ? 0 : -ENOMEM;
 		fprintf(f, "delete table inet " TAGRULES_NFT_TABLE_PREFIX "%ld\n", pids[i]);
 		l->rule_objects++;
 	}
@@ -345,6 +247,7 @@ int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len)
 	int ret = -ENOMEM;
 
 	*l = (struct leftovers){ 0 };
+	owner_judge_init(&l->judge, OWNER_RUN_DIR);
 	if (!dump)
 		goto out;
 	ret = scan_family(l, pid, TAGRULES_FAM_V4, dump, err, err_len);
@@ -383,9 +286,11 @@ int leftovers_cleanup(bool verbose, bool only_if_rules, char *err, size_t err_le
 		goto out;
 	if (!only_if_rules || dead.count)
 		routes = loroutes_remove_dead(&dead, verbose, err, err_len);
-	/* The rules go last: they are the record of the rest. */
+	/* The rules go last: until then, nothing of a dead owner leaves in clear. */
 	rules = routes < 0 ? 0 : leftovers_remove_rules(&dead, verbose, err, err_len);
 	ret = routes < 0 ? routes : rules < 0 ? rules : routes + rules;
+	/* All gone: the dead owners' lock files, and their records, can go too. */
+	owner_judge_release(&dead.judge, ret >= 0);
 out:
 	leftovers_free(&dead);
 	return ret;

@@ -6,17 +6,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "prefix.h"
+#include "owner.h"
 #include "tagrules.h"
 
-/* What one instance left, as its rules record it. */
+/* A dead instance whose rules were found here; its record says what else it left. */
 struct leftover {
 	long pid;
-	/* its inner addresses (one per family), from the jump rules' comment */
-	struct ip_addr addrs[TAGRULES_ADDR_MAX];
-	size_t addr_count;
-	struct ip_prefix *prefixes; /* the destinations its chains captured */
-	size_t prefix_count, prefix_cap;
 };
 
 struct leftovers {
@@ -25,13 +20,13 @@ struct leftovers {
 	char *restore[TAGRULES_FAM_COUNT]; /* ip(6)tables-restore --noflush input removing them */
 	char *nft;                         /* nft -f input deleting their tables */
 	size_t rule_objects;               /* chains, jump rules and nft tables in the above */
+	struct owner_judge judge;          /* who is dead; their locks held until freed */
 };
 
 /*
  * Collects the raw-table chains TUNLAB-<pid>-*, their jump rules and nft
- * tables tunlab_<pid> of pid, or (pid 0) of every pid that no longer
- * runs, and what they record: the inner addresses from the comment, the
- * prefixes from the capture rules (-d PREFIX -j NFQUEUE or -j DROP).
+ * tables tunlab_<pid> of pid, or (pid 0) of every owner common/owner.h
+ * proves dead.
  */
 int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len);
 /* Removes the collected rules; returns the number of objects removed. */
@@ -41,10 +36,10 @@ void leftovers_free(struct leftovers *l);
 /*
  * The whole of `tunlab cleanup` for the packet frontends that route to lo
  * or steal with rules (nfqueue, pcap): dead instances' routes and lo
- * addresses (common/loroutes.h), then their rules, which are the record
- * of the rest. With only_if_rules, a namespace where no dead instance
- * left rules costs no route or address dump (what open does first).
- * Returns the number of objects removed or a negative errno.
+ * addresses (common/loroutes.h, from each one's record), then their
+ * rules. With only_if_rules, a namespace where no dead instance left
+ * rules costs no address dump (what open does first). Returns the
+ * number of objects removed or a negative errno.
  */
 int leftovers_cleanup(bool verbose, bool only_if_rules, char *err, size_t err_len);
 

@@ -181,7 +181,9 @@ static void keep_path_lines(FILE *setup, FILE *teardown, const struct loroutes_p
 	_Static_assert(LOROUTES_V6_METRIC == 1, "the line above spells the metric");
 	fprintf(setup, "route %s %s%s dev %s%s%s\n", v6 ? "add" : "prepend", dst, via,
 		copy ? path->dev : "lo", src, tail);
-	fprintf(teardown, "route del %s%s dev %s%s\n", dst, via, copy ? path->dev : "lo", tail);
+	/* src too: an IPv4 copy may share prefix, device and metric with the route it copies. */
+	fprintf(teardown, "route del %s%s dev %s%s%s\n", dst, via, copy ? path->dev : "lo", src,
+		tail);
 }
 
 static void to_lo_lines(FILE *setup, FILE *teardown, const struct loroutes_params *p,
@@ -198,7 +200,8 @@ static void to_lo_lines(FILE *setup, FILE *teardown, const struct loroutes_param
 		snprintf(mtu, sizeof(mtu), " mtu %u", p->mtu);
 	fprintf(setup, "route %s %s%s dev lo%s%s proto %d%s\n", v6 ? "add" : "prepend", type, dst,
 		table, src, LOROUTES_PROTO, mtu);
-	fprintf(teardown, "route del %s%s dev lo%s proto %d\n", type, dst, table, LOROUTES_PROTO);
+	fprintf(teardown, "route del %s%s dev lo%s%s proto %d\n", type, dst, table, src,
+		LOROUTES_PROTO);
 }
 
 /* "10.8.0.2/32", "fd08::2/128": the address as it goes on lo. */
@@ -346,7 +349,15 @@ int loroutes_setup(struct loroutes *r, const struct loroutes_params *p, char *er
 		snprintf(err, err_len, "routes: %s", strerror(-ret));
 		return ret;
 	}
-	if (setup[0] && sysexec_ip_batch(setup, false, p->verbose, err, err_len) < 0) {
+	/* The record before the routes: a crash from here on leaves cleanup the exact lines. */
+	ret = p->owner ? owner_lock_record(p->owner, r->teardown) : 0;
+	if (ret < 0) {
+		snprintf(err, err_len, "routes: recording them in %s: %s", p->owner->path,
+			 strerror(-ret));
+		remove_owned_addresses(r, p);
+		free(r->teardown);
+		r->teardown = NULL;
+	} else if (setup[0] && sysexec_ip_batch(setup, false, p->verbose, err, err_len) < 0) {
 		/* -force: whatever part of the batch went in comes out. */
 		loroutes_teardown(r, p->verbose);
 		ret = -EIO;
@@ -367,125 +378,68 @@ void loroutes_teardown(struct loroutes *r, bool verbose)
 
 /* ---- what dead instances left ---- */
 
-/* d had address a (one of its inner addresses), or one of a's family when a->family only is set. */
-static bool had_address(const struct leftover *d, const struct ip_addr *a, bool family_only)
+/*
+ * An IPv4 address labelled lo:tl<pid> whose owner is dead (owner id,
+ * device and label all match) and that no record already deletes: it
+ * went on lo before its owner wrote its record.
+ */
+static void dead_address(FILE *f, const char *recorded, struct owner_judge *judge,
+			 const char *line, size_t *count)
 {
-	for (size_t i = 0; i < d->addr_count; i++)
-		if (family_only ? d->addrs[i].family == a->family
-				: !memcmp(&d->addrs[i], a, sizeof(*a)))
-			return true;
-	return false;
-}
-
-/* A route without src is d's only when d had no inner address of its family. */
-static bool owns_route(const struct leftover *d, bool has_src, const struct ip_addr *src,
-		       const struct ip_prefix *dst)
-{
-	bool owner = has_src ? had_address(d, src, false) : !had_address(d, &dst->addr, true);
-
-	for (size_t k = 0; owner && k < d->prefix_count; k++)
-		if (d->prefixes[k].len == dst->len &&
-		    !memcmp(&d->prefixes[k].addr, &dst->addr, sizeof(dst->addr)))
-			return true;
-	return false;
-}
-
-/* "[local] 10.9.0.0/24 via 10.1.0.1 dev eth0 src 10.8.0.2" of a dead instance: its delete line. */
-static void dead_route(FILE *f, const struct leftovers *dead, const char *line, size_t *count)
-{
-	char word[LOROUTES_WORD_MAX], via[LOROUTES_WORD_MAX], dev[LOROUTES_WORD_MAX];
-	char type[16] = "", metric[16], table[32];
-	struct ip_prefix dst;
-	struct ip_addr src;
-	bool has_src = word_after(line, "src", word, sizeof(word)) && addr_parse(word, &src) == 0;
-	size_t n = strcspn(line, " ");
-
-	if (is_route_type(line, n)) {
-		snprintf(type, sizeof(type), "%.*s ", (int)n, line);
-		line += n + 1;
-	}
-	snprintf(word, sizeof(word), "%.*s", (int)strcspn(line, " "), line);
-	if (prefix_parse(word, &dst) < 0 || !word_after(line, "dev", dev, sizeof(dev)))
-		return;
-	for (size_t i = 0; i < dead->count; i++) {
-		if (!owns_route(&dead->items[i], has_src, &src, &dst))
-			continue;
-		fprintf(f, "route del %s%s", type, word);
-		if (word_after(line, "via", via, sizeof(via)))
-			fprintf(f, " via %s", via);
-		fprintf(f, " dev %s proto %d", dev, LOROUTES_PROTO);
-		if (word_after(line, "metric", metric, sizeof(metric)))
-			fprintf(f, " metric %s", metric);
-		if (word_after(line, "table", table, sizeof(table)))
-			fprintf(f, " table %s", table);
-		fputc('\n', f);
-		(*count)++;
-		return;
-	}
-}
-
-static int dead_routes(FILE *f, const struct leftovers *dead, char *buf, size_t *count,
-		       char *err, size_t err_len)
-{
-	static const char *const argv4[] = { "ip", "-o", "-4", "route", "show", "table", "all",
-					     "proto", "77", NULL };
-	static const char *const argv6[] = { "ip", "-o", "-6", "route", "show", "table", "all",
-					     "proto", "77", NULL };
-	const char *const *argvs[2] = { argv4, argv6 };
-	_Static_assert(LOROUTES_PROTO == 77, "argv above spells the protocol");
-
-	for (int fam = 0; fam < 2; fam++) {
-		char *save = NULL;
-		if (sysexec_capture(argvs[fam], buf, LOROUTES_DUMP_MAX, err, err_len) < 0)
-			return -EIO;
-		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-			dead_route(f, dead, line, count);
-	}
-	return 0;
-}
-
-/* An IPv4 address labelled lo:tl<pid> of a dead pid, or a dead instance's IPv6 address. */
-static void dead_address(FILE *f, const struct leftovers *dead, const char *line, size_t *count)
-{
-	char word[LOROUTES_WORD_MAX], *end;
+	char word[LOROUTES_WORD_MAX], del[LOROUTES_WORD_MAX + 24], *end;
 	const char *label = strstr(line, " " LOROUTES_LO_LABEL_PREFIX);
 	struct ip_prefix p;
-	bool v6 = word_after(line, "inet6", word, sizeof(word));
+	long pid;
 
-	if (!v6 && !word_after(line, "inet", word, sizeof(word)))
+	if (!label || !word_after(line, "inet", word, sizeof(word)) ||
+	    prefix_parse_host(word, &p) < 0)
 		return;
-	if (prefix_parse_host(word, &p) < 0)
+	pid = strtol(label + 1 + strlen(LOROUTES_LO_LABEL_PREFIX), &end, 10);
+	if ((*end && *end != ' ' && *end != '\\') || !owner_judge_dead(judge, pid))
 		return;
-	if (!v6 && label) {
-		long pid = strtol(label + 1 + strlen(LOROUTES_LO_LABEL_PREFIX), &end, 10);
-		if (!tagrules_pid_gone(pid))
-			return;
-	} else {
-		bool found = false;
-		for (size_t i = 0; !found && i < dead->count; i++)
-			found = had_address(&dead->items[i], &p.addr, false);
-		/* An IPv4 address we added always carries the label. */
-		if (!found || !v6)
-			return;
-	}
-	fprintf(f, "addr del %s dev lo\n", word);
+	snprintf(del, sizeof(del), "addr del %s dev lo\n", word);
+	if (recorded && strstr(recorded, del))
+		return;
+	fputs(del, f);
 	(*count)++;
 }
 
-static int dead_addresses(FILE *f, const struct leftovers *dead, char *buf, size_t *count,
-			  char *err, size_t err_len)
+static int dead_addresses(FILE *f, char *const *lines, struct owner_judge *judge, char *buf,
+			  size_t *count, char *err, size_t err_len)
 {
-	static const char *const argv[] = { "ip", "-o", "addr", "show", "dev", "lo", NULL };
-	char *save = NULL;
+	static const char *const argv[] = { "ip", "-o", "-4", "addr", "show", "dev", "lo", NULL };
+	char *save = NULL, *recorded = NULL;
 
 	if (sysexec_capture(argv, buf, LOROUTES_DUMP_MAX, err, err_len) < 0)
 		return -EIO;
+	/* What the records delete so far; fflush makes *lines current. */
+	if (fflush(f) != 0 || (*lines && !(recorded = strdup(*lines))))
+		return -ENOMEM;
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		dead_address(f, dead, line, count);
+		dead_address(f, recorded, judge, line, count);
+	free(recorded);
 	return 0;
 }
 
-int loroutes_remove_dead(const struct leftovers *dead, bool verbose, char *err, size_t err_len)
+/* Each dead owner's record: the exact delete lines of what it routed and added. */
+static void dead_records(FILE *f, struct leftovers *dead, size_t *count)
+{
+	for (size_t i = 0; i < dead->count; i++) {
+		char *text;
+
+		if (!owner_judge_dead(&dead->judge, dead->items[i].pid))
+			continue;
+		text = owner_judge_record(&dead->judge, dead->items[i].pid);
+		if (!text)
+			continue; /* no record: it routed nothing, or never got that far */
+		for (const char *p = text; *p; p += strcspn(p, "\n") + 1)
+			(*count)++;
+		fputs(text, f);
+		free(text);
+	}
+}
+
+int loroutes_remove_dead(struct leftovers *dead, bool verbose, char *err, size_t err_len)
 {
 	char *buf = malloc(LOROUTES_DUMP_MAX), *lines = NULL;
 	size_t len, count = 0;
@@ -494,9 +448,9 @@ int loroutes_remove_dead(const struct leftovers *dead, bool verbose, char *err, 
 
 	if (!buf || !f)
 		goto out;
-	ret = dead_routes(f, dead, buf, &count, err, err_len);
-	if (ret >= 0)
-		ret = dead_addresses(f, dead, buf, &count, err, err_len);
+	/* Records first: an address a record deletes must not be deleted twice. */
+	dead_records(f, dead, &count);
+	ret = dead_addresses(f, &lines, &dead->judge, buf, &count, err, err_len);
 out:
 	if (f && fclose(f) != 0 && ret >= 0)
 		ret = -ENOMEM;

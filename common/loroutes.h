@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "leftovers.h"
+#include "owner.h"
 #include "prefix.h"
 
 enum {
@@ -49,6 +50,12 @@ struct loroutes_params {
 	enum loroutes_mode mode;
 	unsigned mtu;             /* LOROUTES_TO_LO: the routes' mtu; 0: lo's */
 	bool verbose;
+	/*
+	 * The instance's lock: setup writes the teardown lines there before
+	 * it adds a route, so that a crash leaves cleanup an exact record.
+	 * NULL: no record (the unit tests).
+	 */
+	struct owner_lock *owner;
 };
 
 struct loroutes {
@@ -70,8 +77,10 @@ void loroutes_teardown(struct loroutes *r, bool verbose);
  */
 int loroutes_text(const struct loroutes_params *p, char **setup, char **teardown);
 
-/* Removes dead instances' routes and lo addresses; returns how many. */
-int loroutes_remove_dead(const struct leftovers *dead, bool verbose, char *err,
-			 size_t err_len);
+/*
+ * Removes dead instances' routes and lo addresses, as their records name
+ * them (and IPv4 addresses labelled lo:tl<dead pid>); returns how many.
+ */
+int loroutes_remove_dead(struct leftovers *dead, bool verbose, char *err, size_t err_len);
 
 #endif

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Offload metadata of captured packets: partial checksums and GSO, as struct pkt_offload says them. */
+/* Offload metadata: describing captured packets, and checking any block against its packet. */
 
 /*
  * Both capturing frontends hand the tunnel GSO packets whole (up to 64
@@ -7,8 +7,14 @@
  * so in NFQA_SKB_INFO, pcap because lo does TSO and a packet socket shows
  * the skb before any segmentation. The tunnel segments in software for a
  * peer that cannot inject them (common/gso.h).
+ *
+ * offload_check is the other direction: a block from anywhere (a peer's
+ * FRAME_PACKET_OFF, a TUN read) is held to the packet it describes before
+ * it reaches the kernel or the segmenter. Both directions walk the
+ * headers with the same find_l4.
  */
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -21,9 +27,13 @@ static uint16_t get16(const uint8_t *p)
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* Transport protocol and header offset; false for fragments and unknown chains. */
-static bool find_l4(const uint8_t *d, size_t len, uint8_t *proto, uint32_t *off)
+/*
+ * Transport protocol and header offset; false for fragments and unknown
+ * chains. *routed says whether an IPv6 routing header was walked.
+ */
+static bool find_l4(const uint8_t *d, size_t len, uint8_t *proto, uint32_t *off, bool *routed)
 {
+	*routed = false;
 	if (len < 1)
 		return false;
 	if ((d[0] >> 4) == 4) {
@@ -41,6 +51,7 @@ static bool find_l4(const uint8_t *d, size_t len, uint8_t *proto, uint32_t *off)
 	for (int i = 0; i < IPV6_EXT_WALK_MAX && (*proto == 0 || *proto == 43 || *proto == 60); i++) {
 		if (*off + 8 > len)
 			return false;
+		*routed |= *proto == 43;
 		*proto = d[*off];
 		*off += ((uint32_t)d[*off + 1] + 1) * 8;
 	}
@@ -91,11 +102,12 @@ bool offload_describe(struct pkt *p, bool csum_partial, bool gso, unsigned mtu)
 {
 	uint32_t l4, tcp_len;
 	uint8_t proto;
+	bool routed;
 
 	memset(&p->off, 0, sizeof(p->off));
 	if (!csum_partial && !gso)
 		return true;
-	if (!find_l4(p->data, p->len, &proto, &l4))
+	if (!find_l4(p->data, p->len, &proto, &l4, &routed))
 		return false;
 	if (proto == IPPROTO_UDP && !gso && l4 + 8 <= p->len) {
 		p->off = (struct pkt_offload){ .flags = PKT_F_NEEDS_CSUM, .csum_start = (uint16_t)l4,
@@ -126,8 +138,9 @@ bool offload_csum_is_pseudo(const uint8_t *data, size_t len)
 	uint32_t l4;
 	uint8_t proto;
 	unsigned field;
+	bool routed;
 
-	if (!find_l4(data, len, &proto, &l4))
+	if (!find_l4(data, len, &proto, &l4, &routed))
 		return false;
 	if (proto == IPPROTO_TCP)
 		field = l4 + 16;
@@ -138,4 +151,77 @@ bool offload_csum_is_pseudo(const uint8_t *data, size_t len)
 	if (field + 2 > len)
 		return false;
 	return get16(data + field) == pseudo_sum(data, len, proto, l4);
+}
+
+/* ---- checking a block against its packet ---- */
+
+enum {
+	OFFLOAD_IP_MAX = 65535,
+	TCP_HDR_MIN = 20, TCP_CSUM_FIELD = 16,
+	UDP_HDR_LEN = 8, UDP_CSUM_FIELD = 6,
+};
+
+/* A plain block says nothing: every other field 0, so nothing stale reaches a vnet header. */
+static int check_plain(const struct pkt_offload *off)
+{
+	return off->hdr_len || off->gso_size || off->csum_start || off->csum_offset ? -EINVAL : 0;
+}
+
+/* csum_start and csum_offset name the transport header's own checksum field. */
+static int check_csum(const struct pkt *p, const struct offload_layout *l)
+{
+	const struct pkt_offload *off = &p->off;
+
+	if (off->csum_start != l->l4)
+		return -EINVAL;
+	if (l->proto == IPPROTO_TCP)
+		return off->csum_offset == TCP_CSUM_FIELD && l->l4 + TCP_HDR_MIN <= p->len ? 0 : -EINVAL;
+	if (l->proto == IPPROTO_UDP)
+		return off->csum_offset == UDP_CSUM_FIELD && l->l4 + UDP_HDR_LEN <= p->len ? 0 : -EINVAL;
+	return -EINVAL;
+}
+
+/* TCP segmentation: the family the type names, the whole header, a payload to cut. */
+static int check_gso(const struct pkt *p, struct offload_layout *l, bool routed)
+{
+	const struct pkt_offload *off = &p->off;
+	uint32_t doff;
+
+	if (l->version != (off->gso_type == PKT_GSO_TCPV4 ? 4u : 6u) || l->proto != IPPROTO_TCP ||
+	    routed || !(off->flags & PKT_F_NEEDS_CSUM) || off->gso_size == 0)
+		return -EINVAL;
+	doff = (uint32_t)(p->data[l->l4 + 12] >> 4) * 4; /* check_csum made l4 + 20 <= len */
+	if (doff < TCP_HDR_MIN || l->l4 + doff > p->len)
+		return -EINVAL;
+	l->hdr_len = l->l4 + doff;
+	return off->hdr_len == l->hdr_len && p->len > l->hdr_len ? 0 : -EINVAL;
+}
+
+int offload_check(const struct pkt *p, struct offload_layout *out)
+{
+	const struct pkt_offload *off = &p->off;
+	struct offload_layout l = { 0 };
+	bool gso = off->gso_type != PKT_GSO_NONE, routed;
+	int ret;
+
+	if (pkt_is_plain(p))
+		return check_plain(off);
+	if (off->gso_type == PKT_GSO_UDP)
+		return -EOPNOTSUPP;
+	if (gso && off->gso_type != PKT_GSO_TCPV4 && off->gso_type != PKT_GSO_TCPV6)
+		return -EINVAL;
+	if ((off->flags & ~PKT_F_NEEDS_CSUM) || p->len > OFFLOAD_IP_MAX)
+		return -EINVAL;
+	if (!find_l4(p->data, p->len, &l.proto, &l.l4, &routed))
+		return -EINVAL;
+	l.version = p->data[0] >> 4;
+	if ((off->flags & PKT_F_NEEDS_CSUM) && (ret = check_csum(p, &l)) < 0)
+		return ret;
+	if (gso)
+		ret = check_gso(p, &l, routed);
+	else
+		ret = off->gso_size == 0 && off->hdr_len <= p->len ? 0 : -EINVAL;
+	if (ret == 0 && out)
+		*out = l;
+	return ret;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Offload metadata of captured packets: which are GSO, which carry only a partial checksum. */
+/* Offload metadata: describing captured packets, and checking any block against its packet. */
 #ifndef TUNLAB_OFFLOAD_H
 #define TUNLAB_OFFLOAD_H
 
@@ -32,5 +32,33 @@ bool offload_describe(struct pkt *p, bool csum_partial, bool gso, unsigned mtu);
  * harmless: finishing it again gives the same value back.
  */
 bool offload_csum_is_pseudo(const uint8_t *data, size_t len);
+
+/* Where the headers of a packet lie, as offload_check found them. */
+struct offload_layout {
+	unsigned version; /* 4 or 6 */
+	uint8_t proto;    /* the transport protocol */
+	uint32_t l4;      /* offset of the transport header */
+	uint32_t hdr_len; /* GSO: IP and TCP headers with their options; else 0 */
+};
+
+/*
+ * Whether p's offload block tells the truth about p: the one check before
+ * offload metadata reaches a virtio-net header (a peer's FRAME_PACKET_OFF)
+ * or the software segmentation (pkt_segment). A plain block is fine when
+ * its other fields are 0. Otherwise:
+ *   - p is IPv4 or IPv6, at most 65535 bytes, not a fragment, its
+ *     transport header found within bounded extension headers;
+ *   - flags holds no bit but PKT_F_NEEDS_CSUM, and csum_start is exactly
+ *     that transport header, csum_offset its checksum field (TCP 16, UDP
+ *     6), the header inside p;
+ *   - GSO: gso_type TCPV4 for an IPv4 and TCPV6 for an IPv6 TCP packet
+ *     (no routing header, which would change the pseudo-header), with
+ *     PKT_F_NEEDS_CSUM, hdr_len exactly the IP and TCP headers, some
+ *     payload after them, gso_size > 0;
+ *   - no GSO: gso_size 0 and hdr_len within p (virtio's hint).
+ * Returns 0 (filling *l when l is not NULL), -EOPNOTSUPP for UDP GSO, or
+ * -EINVAL.
+ */
+int offload_check(const struct pkt *p, struct offload_layout *l);
 
 #endif

@@ -34,6 +34,19 @@ static void clear_host_bits(struct ip_prefix *p)
 	}
 }
 
+struct ip_prefix prefix_network(const struct ip_prefix *p)
+{
+	struct ip_prefix net = *p;
+
+	clear_host_bits(&net);
+	return net;
+}
+
+bool prefix_is_host(const struct ip_prefix *p)
+{
+	return p->len == family_bits(p->addr.family);
+}
+
 int addr_parse(const char *text, struct ip_addr *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -229,4 +242,13 @@ void *prefix_table_lookup(const struct prefix_table *t, const struct ip_addr *a)
 			best = n->value;
 	}
 	return best;
+}
+
+void *prefix_table_get(const struct prefix_table *t, const struct ip_prefix *p)
+{
+	const struct trie_node *n = root_for(t, p->addr.family);
+
+	for (unsigned i = 0; n && i < p->len; i++)
+		n = n->child[addr_bit(&p->addr, i)];
+	return n && n->has_value ? n->value : NULL;
 }

@@ -24,6 +24,10 @@ int prefix_parse(const char *text, struct ip_prefix *out);
 /* Like prefix_parse but keeps host bits ("10.8.0.2/24" stays .2): for --address. */
 int prefix_parse_host(const char *text, struct ip_prefix *out);
 int addr_parse(const char *text, struct ip_addr *out);
+/* The network of an --address: host bits cleared. */
+struct ip_prefix prefix_network(const struct ip_prefix *p);
+/* A /32 (IPv4) or /128 (IPv6): one address. */
+bool prefix_is_host(const struct ip_prefix *p);
 void prefix_format(const struct ip_prefix *p, char *out, size_t out_len);
 void addr_format(const struct ip_addr *a, char *out, size_t out_len);
 bool prefix_contains(const struct ip_prefix *p, const struct ip_addr *a);
@@ -43,5 +47,7 @@ int prefix_table_insert(struct prefix_table *t, const struct ip_prefix *p, void 
 /* Removes every prefix whose value is value (a peer going away). */
 void prefix_table_remove_value(struct prefix_table *t, void *value);
 void *prefix_table_lookup(const struct prefix_table *t, const struct ip_addr *a);
+/* The value stored for exactly prefix p (no longest match), or NULL. */
+void *prefix_table_get(const struct prefix_table *t, const struct ip_prefix *p);
 
 #endif

@@ -9,7 +9,6 @@
  */
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +74,4 @@ int tagrules_restore(int fam, const char *text, bool verbose, char *err, size_t 
 		return -ENOMEM;
 	}
 	return sysexec_pipe(argv, text, NULL, 0, verbose, err, err_len) < 0 ? -EIO : 0;
-}
-
-bool tagrules_pid_gone(long pid)
-{
-	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }

@@ -12,9 +12,9 @@
  * Every packet frontend's rules live in chains TUNLAB-<pid>-<role> of the
  * raw table, hooked by jump rules commented "tunlab:pid=<pid>" (plus
  * " addr=<inner address>" per inner address, IPv4 and IPv6 alike, in both
- * families' rules): the pid names the owner, so that `tunlab cleanup` can
- * tell a dead instance's rules from a live one's, and the comment is the
- * record of its lo addresses (common/leftovers.h).
+ * families' rules): the pid names the owner, whose liveness `tunlab
+ * cleanup` asks common/owner.h (never kill(pid, 0)), and the comment
+ * records its lo addresses (common/leftovers.h).
  */
 #define TAGRULES_CHAIN_PREFIX "TUNLAB-"
 #define TAGRULES_COMMENT_PREFIX "tunlab:pid="
@@ -52,8 +52,5 @@ bool tagrules_parse_owner_comment(const char *text, long *pid,
  * (an allocation that failed) is -ENOMEM; a failing tool is -EIO.
  */
 int tagrules_restore(int fam, const char *text, bool verbose, char *err, size_t err_len);
-
-/* The pid no longer runs (in this pid namespace, the only one whose pids we trust). */
-bool tagrules_pid_gone(long pid);
 
 #endif

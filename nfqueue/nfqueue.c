@@ -86,6 +86,7 @@ struct nfqf {
 	struct rawinject inject;
 	struct nfq_rules rules;
 	struct loroutes routes;
+	struct owner_lock owner; /* held while any object of ours exists */
 	bool verbose;
 };
 
@@ -95,8 +96,8 @@ static struct nfqf *to_nfqf(const struct frontend *fe)
 }
 
 /* The inner addresses on lo, each prefix's path copied with its family's as source. */
-static int setup_routes(struct loroutes *r, const struct frontend_config *cfg, char *err,
-			size_t err_len)
+static int setup_routes(struct loroutes *r, struct owner_lock *owner,
+			const struct frontend_config *cfg, char *err, size_t err_len)
 {
 	struct loroutes_params p = {
 		.routes = cfg->routes,
@@ -105,6 +106,7 @@ static int setup_routes(struct loroutes *r, const struct frontend_config *cfg, c
 		.address_count = cfg->address_count,
 		.mode = LOROUTES_KEEP_PATH,
 		.verbose = cfg->verbose,
+		.owner = owner,
 	};
 	int ret = loroutes_setup(r, &p, err, err_len);
 
@@ -135,9 +137,13 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	n->verbose = cfg->verbose;
 	/* A dead instance's lo address and routes would collide with ours. */
 	leftovers_cleanup(cfg->verbose, true, ignored, sizeof(ignored));
-	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
+	/* After that cleanup: a predecessor with our pid must still be judged dead. */
+	ret = owner_lock_acquire(&n->owner, OWNER_RUN_DIR, err, err_len);
 	if (ret < 0)
 		goto err_free;
+	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
+	if (ret < 0)
+		goto err_owner;
 	ret = rawinject_open(&n->inject, err, err_len);
 	if (ret < 0)
 		goto err_queues;
@@ -145,7 +151,7 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);
 	if (ret < 0)
 		goto err_inject;
-	ret = setup_routes(&n->routes, cfg, err, err_len);
+	ret = setup_routes(&n->routes, &n->owner, cfg, err, err_len);
 	if (ret < 0)
 		goto err_rules;
 	*out = &n->fe;
@@ -157,6 +163,8 @@ err_inject:
 	rawinject_close(&n->inject);
 err_queues:
 	nfq_queues_close(&n->queues);
+err_owner:
+	owner_lock_release(&n->owner);
 err_free:
 	free(n);
 out:
@@ -182,6 +190,7 @@ static int nfqf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 	fe->stats.injected_packets += c.packets;
 	fe->stats.injected_bytes += c.bytes;
 	fe->stats.inject_errors += c.refused;
+	fe->stats.inject_denied += c.denied;
 	return ret;
 }
 
@@ -194,6 +203,7 @@ static void nfqf_close(struct frontend *fe)
 	/* Routes first, rules last: until the end, nothing selected leaves in clear. */
 	loroutes_teardown(&n->routes, n->verbose);
 	nfq_rules_remove(&n->rules, n->verbose);
+	owner_lock_release(&n->owner);
 	rawinject_close(&n->inject);
 	nfq_queues_close(&n->queues);
 	free(n);

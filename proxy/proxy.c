@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/keyhash.h"
 #include "proxy.h"
 #include "px.h"
 
@@ -467,6 +468,7 @@ err_tcp:
 static void proxy_free(struct proxy *px)
 {
 	close_events(px);
+	keyhash_free(px->conn_hash);
 	free(px->iobuf);
 	free(px);
 }
@@ -485,11 +487,20 @@ static int proxy_open(struct frontend **out, const struct frontend_config *cfg, 
 	px->fe.ops = &proxy_frontend;
 	px->server = cfg->role == FRONTEND_SERVER;
 	px->verbose = cfg->verbose;
+	px->max_streams = cfg->max_streams ? cfg->max_streams : PX_EXIT_BUDGET_DEFAULT;
+	px->max_streams_per_client = cfg->max_streams_per_client ? cfg->max_streams_per_client
+								 : PX_STREAMS_PER_CLIENT;
 	px->epfd = px->timer_fd = px->wake_fd = px->udp[0].fd = px->udp[1].fd = -1;
 	px->tcp[0].fd = px->tcp[1].fd = -1;
 	px->iobuf = malloc(PX_IOBUF_BYTES);
 	if (!px->iobuf) {
 		snprintf(err, err_len, "proxy: %s", strerror(ENOMEM));
+		goto err_free;
+	}
+	px->conn_hash = keyhash_new();
+	if (!px->conn_hash) {
+		ret = -errno;
+		snprintf(err, err_len, "proxy: keyed hash: %s", strerror(errno));
 		goto err_free;
 	}
 	ret = open_events(px, err, err_len);

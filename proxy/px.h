@@ -9,13 +9,17 @@
 #include <sys/socket.h>
 
 struct mnl_socket;
+struct keyhash;
 
+#include "../common/owner.h"
 #include "../src/frontend.h"
 #include "../tunnel/proto.h"
 
 enum {
 	/* Streams one client may have open at the exit: a busy browser times ten. */
 	PX_STREAMS_PER_CLIENT = 4096,
+	/* The exit's budget of streams and flows when the daemon gives none (a test's). */
+	PX_EXIT_BUDGET_DEFAULT = 16384,
 	/*
 	 * Bytes from the tunnel waiting for slow sockets, per client. Each
 	 * stream is already bounded by STREAM_WINDOW; this bounds the sum, so
@@ -42,7 +46,7 @@ enum {
 	PX_READS_PER_EVENT = 4,
 	/* DATA frames one socket read fills: 4 x 16 KiB per syscall, within iobuf. */
 	PX_READ_FRAMES = 4,
-	/* Conn hash buckets: a power of two, about the streams of one busy client. */
+	/* Conn hash buckets: a power of two, about the streams of one busy client (keyed: px_conn.c). */
 	PX_HASH_BUCKETS = 4096,
 	/* fwmark and routing table of the UDP TPROXY path ("tv"), next to nfqueue's 0x7475. */
 	PX_MARK = 0x7476,
@@ -178,6 +182,7 @@ struct px_syn {
 
 struct px_rules {
 	long pid;
+	struct owner_lock owner; /* vouches for our chains while they exist */
 	bool installed[2];     /* per family: v4, v6 */
 	bool udp[2];           /* per family: ip rule and route of the UDP path */
 	bool syn;              /* the SYN hold's mangle chain and REJECT rules */
@@ -197,7 +202,10 @@ struct proxy {
 	struct px_link *links;
 	struct px_watch *graveyard;
 	struct px_conn *table[PX_HASH_BUCKETS];
+	struct keyhash *conn_hash; /* the table's bucket function, keyed at open */
 	uint32_t next_id;      /* client: the next stream or flow id */
+	/* exit: sockets for streams and flows in all, and streams per client */
+	unsigned max_streams, max_streams_per_client;
 	unsigned ticks;
 	struct px_listener tcp[2];  /* client: REDIRECT targets, v4 and v6 */
 	struct px_listener udp[2];  /* client: the TPROXY sockets, v4 and v6 */
@@ -229,6 +237,8 @@ void px_addr_of(const struct sockaddr_storage *ss, struct ip_addr *a, uint16_t *
 struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, int fd,
 			    bool connecting);
 struct px_conn *px_conn_find(struct proxy *px, struct px_link *l, uint32_t id);
+/* The longest hash chain: what one lookup may walk (tests, benchmarks). */
+size_t px_conn_longest_chain(const struct proxy *px);
 void px_conn_io(struct px_conn *c, uint32_t events);
 void px_conn_on_msg(struct px_conn *c, const struct stream_msg *msg);
 void px_conn_update(struct px_conn *c);
@@ -273,6 +283,8 @@ void px_syn_tick(struct proxy *px, uint64_t now);
 
 /* ---- px_exit.c: the server's side of a stream ---- */
 void px_exit_open(struct proxy *px, const struct stream_msg *msg);
+/* The exit's socket budget (streams and flows together) is spent: counted. */
+bool px_exit_over_budget(struct proxy *px);
 
 /* ---- px_udp.c: TPROXY at the client, a socket per flow at the exit ---- */
 int px_udp_listen(struct proxy *px, char *err, size_t err_len);

@@ -27,26 +27,51 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/keyhash.h"
 #include "px.h"
 
-static unsigned bucket(const struct px_link *l, uint32_t id)
+/*
+ * Stream ids are the peer's choice: an unkeyed mix lets it pick thousands
+ * of ids for one bucket and make every lookup walk them all. SipHash with
+ * the proxy's random key (keyhash.h) takes that choice away; the link
+ * keeps two clients' equal ids apart.
+ */
+static unsigned bucket(struct proxy *px, const struct px_link *l, uint32_t id)
 {
-	uint64_t h = ((uint64_t)(uintptr_t)l >> 4) * 0x9E3779B97F4A7C15ull ^ (uint64_t)id * 0xC2B2AE3Dull;
+	uint8_t key[sizeof(uintptr_t) + sizeof(id)];
+	uintptr_t link = (uintptr_t)l;
 
-	return (unsigned)(h >> 20) & (PX_HASH_BUCKETS - 1);
+	memcpy(key, &link, sizeof(link));
+	memcpy(key + sizeof(link), &id, sizeof(id));
+	return (unsigned)keyhash_bytes(px->conn_hash, key, sizeof(key)) & (PX_HASH_BUCKETS - 1);
 }
 
 struct px_conn *px_conn_find(struct proxy *px, struct px_link *l, uint32_t id)
 {
-	for (struct px_conn *c = px->table[bucket(l, id)]; c; c = c->hnext)
+	for (struct px_conn *c = px->table[bucket(px, l, id)]; c; c = c->hnext)
 		if (c->link == l && c->id == id)
 			return c;
 	return NULL;
 }
 
+size_t px_conn_longest_chain(const struct proxy *px)
+{
+	size_t longest = 0;
+
+	for (size_t i = 0; i < PX_HASH_BUCKETS; i++) {
+		size_t n = 0;
+
+		for (const struct px_conn *c = px->table[i]; c; c = c->hnext)
+			n++;
+		if (n > longest)
+			longest = n;
+	}
+	return longest;
+}
+
 static void conn_link(struct px_conn *c)
 {
-	struct px_conn **head = &c->px->table[bucket(c->link, c->id)];
+	struct px_conn **head = &c->px->table[bucket(c->px, c->link, c->id)];
 
 	c->hnext = *head;
 	*head = c;
@@ -59,7 +84,7 @@ static void conn_link(struct px_conn *c)
 
 static void conn_unlink(struct px_conn *c)
 {
-	struct px_conn **at = &c->px->table[bucket(c->link, c->id)];
+	struct px_conn **at = &c->px->table[bucket(c->px, c->link, c->id)];
 
 	while (*at && *at != c)
 		at = &(*at)->hnext;
@@ -132,6 +157,7 @@ void px_count_reset_reason(struct proxy *px, uint8_t reason)
 	case STREAM_RESET_UNREACHABLE:
 	case STREAM_RESET_TIMEOUT: st->streams_unreachable++; break;
 	case STREAM_RESET_LIMIT: st->streams_limited++; break;
+	case STREAM_RESET_PROHIBITED: st->streams_prohibited++; break;
 	default: st->streams_reset++; break;
 	}
 }

@@ -11,8 +11,9 @@
  * bytes (and even its FIN) wait in the conn's ring, within the stream's
  * window. A refusal or unreachable destination becomes STREAM_RESET with
  * the reason (px_conn.c), PX_CONNECT_TIMEOUT_MS without an answer a
- * TIMEOUT reset. Limits per client: PX_STREAMS_PER_CLIENT streams, and
- * PX_BUFFERED_PER_CLIENT bytes buffered over all of them.
+ * TIMEOUT reset. Limits per client: max_streams_per_client streams
+ * (--max-streams-per-client), and PX_BUFFERED_PER_CLIENT bytes buffered
+ * over all of them; for the exit as a whole, max_streams sockets.
  */
 
 #include <errno.h>
@@ -22,6 +23,21 @@
 #include <unistd.h>
 
 #include "px.h"
+
+/*
+ * Every stream and flow holds a socket. The daemon sizes max_streams from
+ * the fd limit minus what the tunnel needs, so new ones are refused here,
+ * with reason LIMIT, before accept() of the listener starves on EMFILE.
+ */
+bool px_exit_over_budget(struct proxy *px)
+{
+	struct frontend_stream_stats *st = &px->fe.stream_stats;
+
+	if (st->streams_open + st->udp_flows_open < px->max_streams)
+		return false;
+	st->exit_over_budget++;
+	return true;
+}
 
 static void refuse(struct proxy *px, struct px_link *l, uint32_t id, uint8_t reason)
 {
@@ -67,7 +83,8 @@ void px_exit_open(struct proxy *px, const struct stream_msg *msg)
 		refuse(px, l, msg->id, STREAM_RESET_REFUSED); /* UDP travels as DGRAM frames */
 		return;
 	}
-	if (l->conn_count >= PX_STREAMS_PER_CLIENT || px_conn_find(px, l, msg->id)) {
+	if (l->conn_count >= px->max_streams_per_client || px_conn_find(px, l, msg->id) ||
+	    px_exit_over_budget(px)) {
 		refuse(px, l, msg->id, STREAM_RESET_LIMIT);
 		return;
 	}

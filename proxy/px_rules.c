@@ -20,9 +20,9 @@
  * and "local default dev lo table PX_TABLE", both proto 77. nat sees only
  * a connection's first packet, so REDIRECT costs nothing per packet after.
  * The jump rules and chain names carry the pid: `tunlab cleanup` (and
- * every client open) removes those of pids that no longer run, and a
- * family's fwmark rule and table once no running proxy has a TPROXY chain
- * of that family left. One proxy client per namespace can carry UDP: the
+ * every client open) removes those of owners that common/owner.h proves
+ * dead (their lock is free), and a family's fwmark rule and table once no
+ * live proxy has a TPROXY chain of that family left. One proxy client per namespace can carry UDP: the
  * mark and table are fixed numbers.
  */
 
@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/owner.h"
 #include "../common/sysexec.h"
 #include "../common/tagrules.h"
 #include "px.h"
@@ -297,6 +298,9 @@ int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *
 
 	*r = (struct px_rules){ .pid = (long)getpid(), .verbose = p->cfg->verbose,
 				.syn = p->syn_hold };
+	ret = owner_lock_acquire(&r->owner, OWNER_RUN_DIR, err, err_len);
+	if (ret < 0)
+		return ret;
 	for (int fam = 0; fam < 2 && ret == 0; fam++)
 		if (frontend_routes_family(p->cfg, fam_af[fam]))
 			ret = install_family(r, p, fam, err, err_len);
@@ -370,6 +374,7 @@ void px_rules_remove(struct px_rules *r)
 			udp_routes(fam, false, r->verbose, r->err, sizeof(r->err));
 		r->udp[fam] = false;
 	}
+	owner_lock_release(&r->owner);
 }
 
 /* ---- the uncarried-packet counter ---- */
@@ -406,11 +411,6 @@ int px_rules_uncarried(const struct px_rules *r, uint64_t *out)
 
 /* ---- cleanup of instances that no longer run ---- */
 
-static bool pid_gone(long pid)
-{
-	return tagrules_pid_gone(pid);
-}
-
 /* "TUNLAB-123-PXTP" -> 123 and the suffix after "-"; 0 for any other name. */
 static long px_chain_owner(const char *name, const char **suffix)
 {
@@ -427,6 +427,7 @@ static long px_chain_owner(const char *name, const char **suffix)
 }
 
 struct px_scan {
+	struct owner_judge judge; /* who is dead: common/owner.h, never kill(pid, 0) */
 	FILE *out;          /* restore input removing dead chains */
 	char table[16];     /* the table being read */
 	bool table_open;    /* "*table" written to out */
@@ -448,15 +449,17 @@ static void scan_line(struct px_scan *s, const char *line, bool jumps)
 	const char *suffix, *at;
 	char name[64];
 	long pid;
+	bool dead;
 
 	if (!jumps && line[0] == ':') {
 		snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
 		pid = px_chain_owner(name, &suffix);
 		if (!pid)
 			return;
+		dead = owner_judge_dead(&s->judge, pid);
 		if (strcmp(suffix, "PXTP") == 0)
-			(pid_gone(pid) ? s->dead_tproxy : s->live_tproxy)[s->fam] = true;
-		if (!pid_gone(pid))
+			(dead ? s->dead_tproxy : s->live_tproxy)[s->fam] = true;
+		if (!dead)
 			return;
 		scan_open_table(s);
 		fprintf(s->out, "-F %s\n-X %s\n", name, name);
@@ -468,7 +471,7 @@ static void scan_line(struct px_scan *s, const char *line, bool jumps)
 	    !strstr(line, PX_COMMENT_SUFFIX "\"") || !strstr(line, PX_COMMENT_PREFIX))
 		return;
 	pid = px_chain_owner(at + 3, &suffix);
-	if (!pid || !pid_gone(pid))
+	if (!pid || !owner_judge_dead(&s->judge, pid))
 		return;
 	scan_open_table(s);
 	fprintf(s->out, "-D %s\n", line + 3);
@@ -536,9 +539,11 @@ int px_rules_cleanup(bool verbose, char *err, size_t err_len)
 		snprintf(err, err_len, "proxy cleanup: %s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
+	owner_judge_init(&s.judge, OWNER_RUN_DIR);
 	for (int fam = 0; fam < 2 && ret == 0; fam++)
 		ret = cleanup_family(fam, &s, dump, verbose, err, err_len);
 	free(dump);
+	owner_judge_release(&s.judge, ret == 0);
 	if (ret < 0)
 		return ret;
 	for (int fam = 0; fam < 2; fam++) {

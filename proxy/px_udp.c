@@ -350,8 +350,10 @@ static struct px_flow *exit_flow(struct proxy *px, struct px_link *l, const stru
 	struct px_flow *f;
 	int fd;
 
-	if (l->flow_count >= PX_FLOWS_PER_CLIENT)
+	if (l->flow_count >= PX_FLOWS_PER_CLIENT || px_exit_over_budget(px)) {
+		px->fe.stream_stats.flows_limited++;
 		return NULL;
+	}
 	px_sockaddr_from(&ss, &len, &msg->addr, msg->port);
 	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

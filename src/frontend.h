@@ -45,6 +45,12 @@ struct frontend_config {
 	unsigned queues;    /* --queues: netfilter queues to spread over (default 1) */
 	bool fail_open;     /* --fail-open: let packets pass when we cannot take them */
 	const char *inject; /* --inject: how to deliver packets, e.g. "raw" or "pcap"; NULL: default */
+	/*
+	 * Server, stream frontends: the exit's budget of sockets, TCP streams
+	 * and UDP flows together (from the fd limit or --max-streams), and
+	 * TCP streams per client (--max-streams-per-client). 0: the default.
+	 */
+	unsigned max_streams, max_streams_per_client;
 };
 
 /* cfg's inner address of family af (AF_INET, AF_INET6), or NULL. */
@@ -84,6 +90,7 @@ struct frontend_stats {
 	uint64_t captured_packets, captured_bytes;
 	uint64_t injected_packets, injected_bytes;
 	uint64_t inject_errors;  /* the kernel refused a packet we wrote */
+	uint64_t inject_denied;  /* a special address (common/reach.h): never handed to the kernel */
 	uint64_t capture_drops;  /* dropped before we saw it, where the kernel says */
 };
 
@@ -99,7 +106,10 @@ struct frontend_stream_stats {
 	uint64_t streams_unreachable; /* no route to the destination, or connect timed out */
 	uint64_t streams_reset;       /* reset by an application or the far end */
 	uint64_t streams_idle_closed; /* closed by an idle timeout */
-	uint64_t streams_limited;     /* refused or reset by a per-client limit */
+	uint64_t streams_limited;     /* refused or reset by a per-client limit or the budget */
+	uint64_t exit_over_budget;    /* exit: streams and flows refused, its socket budget spent */
+	uint64_t flows_limited;       /* exit: UDP flows refused by a per-client cap or the budget */
+	uint64_t streams_prohibited;  /* the exit's policy forbids the destination */
 	uint64_t udp_flows_open, udp_flows_total;
 	uint64_t dgrams_out, dgrams_in;
 	uint64_t dgrams_dropped;      /* no flow, no memory, or the tunnel was full */

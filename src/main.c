@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../common/owner.h"
 #include "daemon.h"
 #include "frontend.h"
 #include "options.h"
@@ -23,6 +24,9 @@ static int run_cleanup(const struct options *opts)
 		}
 		total += n;
 	}
+	/* Last: until every frontend has looked, a dead owner's lock file is its proof of death. */
+	if (status == 0)
+		owner_prune(OWNER_RUN_DIR);
 	printf("tunlab cleanup: removed %d leftover object%s\n", total, total == 1 ? "" : "s");
 	return status;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../tunnel/proto.h"
 #include "options.h"
 
 #define CMD(c) (1u << (c))
@@ -21,6 +22,7 @@ enum flag_kind {
 	FLAG_STRING,   /* const char * into argv */
 	FLAG_ADDRESS,  /* --address: prefix with host bits kept, one per family */
 	FLAG_ROUTE,    /* --route: appended to opts->routes */
+	FLAG_EXPORT,   /* --export: appended to opts->exports */
 	FLAG_SELECT,   /* --select: appended to opts->selectors */
 	FLAG_UINT,     /* unsigned within [min, max] */
 	FLAG_SECONDS,  /* seconds, decimals allowed, stored as ms */
@@ -56,13 +58,19 @@ static const struct flag flags[] = {
 	  "FILE", "its private key (PEM)" },
 	{ "--ca", FLAG_STRING, OPT(ca_file), DAEMONS, DAEMONS, 0, 0,
 	  "FILE", "CA certificate that signs every peer" },
+	{ "--crl", FLAG_STRING, OPT(crl_file), DAEMONS, 0, 0, 0,
+	  "FILE", "CRL of the CA (PEM); a revoked peer is refused; SIGHUP rereads it" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
-	  "FILE", "peers file: 'CN prefix[,prefix...]' per line" },
+	  "FILE", "peers file: 'CN prefix[,prefix...]' per line; SIGHUP rereads it" },
 	{ "--address", FLAG_ADDRESS, 0, DAEMONS, 0, 0, 0,
 	  "INNER/PLEN", "this end's inner address, the source of local traffic to the tunnel "
 	  "(repeatable: one IPv4, one IPv6)" },
 	{ "--route", FLAG_ROUTE, 0, CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
 	  "PREFIX", "remote prefix to send through the tunnel (repeatable)" },
+	{ "--export", FLAG_EXPORT, 0, CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
+	  "PREFIX", "destinations peers may reach through this exit (repeatable, IPv4 and IPv6)" },
+	{ "--peer-to-peer", FLAG_SET, OPT(peer_to_peer), CMD(CMD_SERVER), 0, 0, 0,
+	  NULL, "peers may also reach other peers' prefixes (default: only --export)" },
 	{ "--select", FLAG_SELECT, 0, DAEMONS, 0, 0, 0,
 	  "SEL", "tunnel only matching traffic, e.g. proto=tcp,dport=80,src=P (repeatable: any)" },
 	{ "--queues", FLAG_UINT, OPT(queues), DAEMONS, 0, 1, 16,
@@ -89,10 +97,30 @@ static const struct flag flags[] = {
 	  "SEC", "cut off a peer whose handshake takes longer (default 10)" },
 	{ "--queue", FLAG_BYTES, OPT(queue_bytes), CMD(CMD_CLIENT), 0, 0, 64ul << 20,
 	  "BYTES", "bytes held while reconnecting, K/M suffix (default 256K)" },
+	{ "--max-handshakes", FLAG_UINT, OPT(max_handshakes), CMD(CMD_SERVER), 0, 1,
+	  TUNNEL_MAX_HANDSHAKES_LIMIT, "N",
+	  "connections in the TLS handshake; when full, the oldest makes room (default 256)" },
+	{ "--max-handshakes-per-source", FLAG_UINT, OPT(max_handshakes_per_source), CMD(CMD_SERVER), 0,
+	  1, TUNNEL_MAX_HANDSHAKES_LIMIT, "N",
+	  "handshakes from one IPv4 address or IPv6 /64; more are refused (default 16)" },
+	{ "--max-peers", FLAG_UINT, OPT(max_peers), CMD(CMD_SERVER), 0, 1,
+	  TUNNEL_MAX_PEERS_LIMIT, "N", "authenticated connections; strangers never count here (default 1024)" },
+	{ "--max-streams", FLAG_UINT, OPT(max_streams), CMD(CMD_SERVER), 0, 1, 1u << 24,
+	  "N", "proxy exit: TCP streams and UDP flows in all (default: what the fd limit leaves)" },
+	{ "--max-streams-per-client", FLAG_UINT, OPT(max_streams_per_client), CMD(CMD_SERVER), 0, 1,
+	  1u << 24, "N", "proxy exit: TCP streams of one client (default 4096)" },
 	{ "--verbose", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
 	  NULL, "print every command that changes the system, and debug logs" },
 	{ "-v", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
 	  NULL, NULL },
+};
+
+/* Required flags whose absence deserves more than "missing": the reason they are required. */
+static const struct {
+	const char *flag, *why;
+} missing_why[] = {
+	{ "--export", "missing: a server must say what its peers may reach, e.g. --export 10.102.0.0/24 "
+		      "(loopback, link-local, multicast and this host are never reachable)" },
 };
 
 struct command_row {
@@ -183,15 +211,16 @@ static int parse_bytes(const char *text, unsigned long *out)
 	return 0;
 }
 
-static int append_route(struct options *o, const char *text)
+/* --route and --export: one more prefix in a heap array. */
+static int append_prefix(struct ip_prefix **list, size_t *count, const char *text)
 {
 	struct ip_prefix *grown;
 
-	grown = realloc(o->routes, (o->route_count + 1) * sizeof(*grown));
+	grown = realloc(*list, (*count + 1) * sizeof(*grown));
 	if (!grown)
 		return -ENOMEM;
-	o->routes = grown;
-	return prefix_parse(text, &o->routes[o->route_count++]);
+	*list = grown;
+	return prefix_parse(text, &grown[(*count)++]);
 }
 
 /* One --address per family: a second of the same family is a mistake, not an override. */
@@ -277,7 +306,11 @@ static int store_value(const struct flag *f, const char *value, struct options *
 	case FLAG_ADDRESS:
 		return add_address(o, value, err, err_len);
 	case FLAG_ROUTE:
-		if (append_route(o, value) < 0)
+		if (append_prefix(&o->routes, &o->route_count, value) < 0)
+			return fail(err, err_len, f->name, "is not a prefix", value);
+		return 0;
+	case FLAG_EXPORT:
+		if (append_prefix(&o->exports, &o->export_count, value) < 0)
 			return fail(err, err_len, f->name, "is not a prefix", value);
 		return 0;
 	case FLAG_SELECT:
@@ -329,6 +362,9 @@ static int check_required(const struct options *o, const bool *seen, char *err, 
 		if ((flags[i].required & CMD(o->command)) && !seen[i]) {
 			snprintf(err, err_len, "%s: missing, '%s' needs it", flags[i].name,
 				 command_name(o->command));
+			for (size_t j = 0; j < sizeof(missing_why) / sizeof(missing_why[0]); j++)
+				if (strcmp(missing_why[j].flag, flags[i].name) == 0)
+					snprintf(err, err_len, "%s: %s", flags[i].name, missing_why[j].why);
 			return -EINVAL;
 		}
 	return 0;
@@ -420,9 +456,22 @@ void options_free(struct options *opts)
 	free(opts->routes);
 	opts->routes = NULL;
 	opts->route_count = 0;
+	free(opts->exports);
+	opts->exports = NULL;
+	opts->export_count = 0;
 	free(opts->selectors);
 	opts->selectors = NULL;
 	opts->selector_count = 0;
+}
+
+/* A row without help is another spelling of a row that has it (same field,
+ * same kind): the help shows both names on one line, "-v, --verbose". */
+static const struct flag *short_spelling(const struct flag *f)
+{
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (!flags[i].help && flags[i].offset == f->offset && flags[i].kind == f->kind)
+			return &flags[i];
+	return NULL;
 }
 
 static void usage_command(FILE *out, enum command c)
@@ -436,13 +485,14 @@ static void usage_command(FILE *out, enum command c)
 	}
 	fprintf(out, " [options]\n\n");
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		const struct flag *f = &flags[i];
+		const struct flag *f = &flags[i], *alias;
 		char left[64];
 
 		if (!(f->commands & CMD(c)) || !f->help)
 			continue;
-		snprintf(left, sizeof(left), "%s%s%s", f->name, f->metavar ? " " : "",
-			 f->metavar ? f->metavar : "");
+		alias = short_spelling(f);
+		snprintf(left, sizeof(left), "%s%s%s%s%s", alias ? alias->name : "", alias ? ", " : "",
+			 f->name, f->metavar ? " " : "", f->metavar ? f->metavar : "");
 		fprintf(out, "  %-26s %s%s\n", left, f->help,
 			(f->required & CMD(c)) ? " [required]" : "");
 	}

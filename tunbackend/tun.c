@@ -31,6 +31,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/owner.h"
 #include "../common/sysexec.h"
 #include "tun_ip.h"
 #include "tunbackend.h"
@@ -53,6 +54,7 @@ struct tunb {
 	uint8_t *ring;       /* PKT_BATCH_MAX * TUNB_SLOT_SIZE */
 	char *teardown;      /* ip -batch lines deleting our routes */
 	char ifname[IFNAMSIZ];
+	struct owner_lock owner; /* vouches for the alias "tunlab:pid=<pid>" */
 };
 
 static struct tunb *to_tunb(const struct frontend *fe)
@@ -182,9 +184,12 @@ static int tunb_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = pick_name(cfg, name, err, err_len);
 	if (ret < 0)
 		goto err_ring;
-	ret = tun_create(t, name, cfg->offload, err, err_len);
+	ret = owner_lock_acquire(&t->owner, OWNER_RUN_DIR, err, err_len);
 	if (ret < 0)
 		goto err_ring;
+	ret = tun_create(t, name, cfg->offload, err, err_len);
+	if (ret < 0)
+		goto err_owner;
 	ret = tun_configure(t, cfg, err, err_len);
 	if (ret < 0)
 		goto err_device;
@@ -195,6 +200,8 @@ err_device:
 	/* Takes the device and whatever the batch managed to add with it. */
 	close(t->fd);
 	free(t->teardown);
+err_owner:
+	owner_lock_release(&t->owner);
 err_ring:
 	free(t->ring);
 err_free:
@@ -383,6 +390,7 @@ static void tunb_close(struct frontend *fe)
 	if (t->teardown && t->teardown[0])
 		sysexec_ip_batch(t->teardown, true, t->verbose, err, sizeof(err));
 	close(t->fd);
+	owner_lock_release(&t->owner);
 	free(t->teardown);
 	free(t->ring);
 	free(t);

@@ -7,19 +7,21 @@
  * --verbose sees the equivalent `ip ...` commands one by one.
  *
  * Ownership: each device carries the alias "tunlab:pid=N", each route the
- * protocol TUNB_RT_PROTO. cleanup trusts a pid only in its own pid
- * namespace (`ip netns exec` shares it, a container would not).
+ * protocol TUNB_RT_PROTO. A device is a dead instance's only if its alias
+ * (or, without one, its default name tunlab<N>) names an owner that
+ * common/owner.h proves dead, and a route only if it is proto 77 on such
+ * a device: a live instance's route to the same prefix is on another.
  */
 
 #include <errno.h>
 #include <net/if.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/owner.h"
 #include "../common/sysexec.h"
 #include "tun_ip.h"
 #include "tunbackend.h"
@@ -105,12 +107,8 @@ out:
 struct dead_links {
 	char (*names)[IFNAMSIZ];
 	size_t count, cap;
+	struct owner_judge *judge; /* who is dead (their locks held until the end) */
 };
-
-static bool pid_gone(long pid)
-{
-	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-}
 
 /* The owner recorded in a `ip -o link show` line, or 0. */
 static long link_owner(const char *line, const char *name)
@@ -180,11 +178,12 @@ static int for_each_line(char *text, int (*fn)(char *line, void *arg), void *arg
 
 static int collect_dead_link(char *line, void *arg)
 {
+	struct dead_links *dead = arg;
 	char name[IFNAMSIZ];
 
-	if (!link_name(line, name) || !pid_gone(link_owner(line, name)))
+	if (!link_name(line, name) || !owner_judge_dead(dead->judge, link_owner(line, name)))
 		return 0;
-	return dead_add(arg, name);
+	return dead_add(dead, name);
 }
 
 static int scan_links(char *buf, struct dead_links *dead, char *err, size_t err_len)
@@ -274,7 +273,7 @@ static int build_cleanup_batch(char *buf, const struct dead_links *dead, char **
 static int count_left(char *buf, const struct dead_links *dead, size_t *left,
 		      char *err, size_t err_len)
 {
-	struct dead_links now = { 0 };
+	struct dead_links now = { .judge = dead->judge };
 	struct route_scan rs = { .dead = dead };
 	int ret = scan_links(buf, &now, err, err_len);
 
@@ -309,10 +308,12 @@ out:
 
 int tunb_ip_cleanup(bool verbose, char *err, size_t err_len)
 {
-	struct dead_links dead = { 0 };
+	struct owner_judge judge;
+	struct dead_links dead = { .judge = &judge };
 	char *buf = malloc(TUNB_DUMP_MAX);
 	int ret = -ENOMEM;
 
+	owner_judge_init(&judge, OWNER_RUN_DIR);
 	if (!buf) {
 		snprintf(err, err_len, "tun cleanup: %s", strerror(ENOMEM));
 		goto out;
@@ -325,5 +326,6 @@ int tunb_ip_cleanup(bool verbose, char *err, size_t err_len)
 	free(dead.names);
 	free(buf);
 out:
+	owner_judge_release(&judge, ret >= 0);
 	return ret;
 }

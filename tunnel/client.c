@@ -10,9 +10,14 @@
  * TUNNEL_BACKOFF_MAX_MS; an established session resets it. While no
  * session is established, captured packets are framed into a byte queue
  * of queue_bytes (no allocation per packet) and sent after the HELLOs;
- * what does not fit is dropped and counted. Frames still in the send
- * buffer when a connection dies are lost with it, like packets on a link
- * that goes down (TCP inside the tunnel retransmits).
+ * what does not fit is dropped and counted. The queue may be larger than
+ * the session's send buffer (--queue up to 64 MiB, the buffer 1 MiB), so
+ * it is handed over in rounds: as much as fits, then the rest each time
+ * the buffer drains (the drained hook), while capture stays paused and
+ * new packets queue behind it to keep their order. Frames still in the
+ * send buffer when a connection dies are lost with it, like packets on a
+ * link that goes down (TCP inside the tunnel retransmits); the queue's
+ * rest waits for the next connection.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -30,10 +35,16 @@ struct client {
 	bool established, ever_established;
 	unsigned backoff_ms;
 	struct ev_timer retry;
-	uint8_t *queue; /* frames, back to back */
-	size_t queue_len;
+	uint8_t *queue; /* frames, back to back: [queue_off, queue_len) still to send */
+	size_t queue_off, queue_len;
 	uint64_t queue_packets;
+	bool flushing;  /* client_flush_queue() runs: a drained hook inside it waits */
 };
+
+static bool client_queue_waiting(const struct client *c)
+{
+	return c->queue_off < c->queue_len;
+}
 
 static void client_schedule_retry(struct tunnel *t)
 {
@@ -87,11 +98,23 @@ static void client_on_retry(struct evloop *loop, struct ev_timer *timer)
 
 /* ---- the queue while disconnected ---- */
 
+/* Moves what is left of a partly sent queue to the front, for room at the end. */
+static void client_queue_compact(struct client *c)
+{
+	memmove(c->queue, c->queue + c->queue_off, c->queue_len - c->queue_off);
+	c->queue_len -= c->queue_off;
+	c->queue_off = 0;
+}
+
 static void client_queue_packet(struct tunnel *t, const struct pkt *p)
 {
 	struct client *c = t->client;
 	long n = session_frame_packet(c->queue + c->queue_len, t->queue_bytes - c->queue_len, p);
 
+	if (n == 0 && c->queue_off) {
+		client_queue_compact(c);
+		n = session_frame_packet(c->queue + c->queue_len, t->queue_bytes - c->queue_len, p);
+	}
 	if (n < 0) {
 		t->stats.drop_malformed++;
 		return;
@@ -116,26 +139,75 @@ static void client_flush_segmented(struct tunnel *t, struct session *s, const st
 	session_send_segmented(s, p);
 }
 
-/* Moves the queue into the new session's send buffer, after the HELLOs. */
+/*
+ * Send-buffer room a queued frame needs: itself, or for a peer that cannot
+ * take offload packets, the frames its segments make (each repeats the
+ * headers). Capped at what a drained buffer always has.
+ */
+static size_t client_frame_need(const struct session *s, const struct frame *f, size_t n)
+{
+	const struct pkt *p = &f->pkt;
+	size_t segs, need;
+
+	if (f->type != FRAME_PACKET_OFF || s->peer_offload)
+		return n;
+	segs = p->off.gso_size && p->len > p->off.hdr_len
+		       ? (p->len - p->off.hdr_len + p->off.gso_size - 1) / p->off.gso_size : 1;
+	need = p->len + segs * ((size_t)p->off.hdr_len + FRAME_HEADER_LEN);
+	return need < SESSION_TX_LOW_WATER ? need : SESSION_TX_LOW_WATER;
+}
+
+/* One frame of the queue into s; false when s has no room for it now. */
+static bool client_flush_frame(struct tunnel *t, struct session *s, const struct frame *f, size_t n)
+{
+	struct client *c = t->client;
+	uint8_t *at = session_reserve(s, client_frame_need(s, f, n));
+
+	if (!at)
+		return false;
+	if (f->type == FRAME_PACKET_OFF && !s->peer_offload) {
+		client_flush_segmented(t, s, &f->pkt);
+	} else {
+		memcpy(at, c->queue + c->queue_off, n);
+		session_commit(s, n);
+	}
+	return true;
+}
+
+/*
+ * Moves as much of the queue into the session's send buffer as fits, after
+ * the HELLOs. What is left waits for the buffer to drain (client_drained):
+ * nothing is dropped for lack of room.
+ */
 static void client_flush_queue(struct tunnel *t, struct session *s)
 {
 	struct client *c = t->client;
 	struct frame f;
-	size_t off = 0;
 	int n;
 
-	while (off < c->queue_len) {
-		n = frame_parse(c->queue + off, c->queue_len - off, &f);
-		if (n <= 0)
-			break; /* cannot happen: every frame was checked when queued */
-		if (f.type == FRAME_PACKET_OFF && !s->peer_offload)
-			client_flush_segmented(t, s, &f.pkt);
-		else if (!session_append(s, c->queue + off, (size_t)n))
-			t->stats.drop_tx_full++;
-		off += (size_t)n;
+	c->flushing = true;
+	while (client_queue_waiting(c) && c->established && c->session == s) {
+		n = frame_parse(c->queue + c->queue_off, c->queue_len - c->queue_off, &f);
+		if (n <= 0) {
+			/* Cannot happen: every frame was checked when queued. */
+			t->stats.drop_malformed += c->queue_packets;
+			c->queue_off = c->queue_len;
+			break;
+		}
+		if (!client_flush_frame(t, s, &f, (size_t)n)) {
+			/* The buffer is full: drained() comes once it is below half. */
+			s->above_high_water = true;
+			t->stats.queue_rounds++;
+			break;
+		}
+		c->queue_off += (size_t)n;
+		c->queue_packets--;
 	}
-	c->queue_len = 0;
-	c->queue_packets = 0;
+	c->flushing = false;
+	if (!client_queue_waiting(c)) {
+		c->queue_off = c->queue_len = 0;
+		c->queue_packets = 0;
+	}
 }
 
 /* ---- session hooks ---- */
@@ -200,16 +272,33 @@ static void client_ended(struct session *s, enum session_end why, const char *re
 static void client_drained(struct session *s)
 {
 	struct tunnel *t = s->tunnel;
+	struct client *c = t->client;
 
+	if (c->flushing)
+		return; /* the flush in progress goes on with the room made */
+	if (client_queue_waiting(c) && c->established && c->session == s) {
+		client_flush_queue(t, s);
+		session_flush(s);
+		if (client_queue_waiting(c))
+			return;
+	}
 	if (t->cb.writable)
 		t->cb.writable(t->cb_ctx);
 }
 
+/* A compromised server must not reach more than the routes we gave it (finding 9). */
 static bool client_source_ok(const struct session *s, const struct ip_addr *src)
 {
+	const struct reach_policy *reach = s->tunnel->reach;
+
+	return !reach || reach_classify(reach, src, NULL) == REACH_OK;
+}
+
+/* Any destination but a special one: the client's own stack routes the rest. */
+static enum reach_verdict client_dest_verdict(const struct session *s, const struct ip_addr *dst)
+{
 	(void)s;
-	(void)src;
-	return true; /* the server is trusted with any source */
+	return reach_special(dst);
 }
 
 /* ---- the frontend's side ---- */
@@ -222,7 +311,7 @@ static void client_send(struct tunnel *t, const struct pkt_batch *batch)
 
 	for (i = 0; i < batch->count && i < PKT_BATCH_MAX; i++) {
 		/* Checked per packet: a flush in the middle may end the session. */
-		if (c->established)
+		if (c->established && !client_queue_waiting(c))
 			session_send_packet(s, &batch->pkts[i]);
 		else
 			client_queue_packet(t, &batch->pkts[i]);
@@ -235,13 +324,14 @@ static bool client_send_blocked(const struct tunnel *t)
 {
 	const struct client *c = t->client;
 
-	return c->established && session_tx_pending(c->session) > SESSION_TX_HIGH_WATER;
+	return c->established &&
+	       (client_queue_waiting(c) || session_tx_pending(c->session) > SESSION_TX_HIGH_WATER);
 }
 
 static void client_stats(const struct tunnel *t, struct tunnel_stats *out)
 {
 	out->queue_packets = t->client->queue_packets;
-	out->queue_bytes = t->client->queue_len;
+	out->queue_bytes = t->client->queue_len - t->client->queue_off;
 }
 
 static void client_free(struct tunnel *t)
@@ -277,6 +367,7 @@ int tunnel_client_init(struct tunnel *t, char *err, size_t err_len)
 const struct tunnel_role_ops tunnel_client_ops = {
 	.established  = client_established,
 	.source_ok    = client_source_ok,
+	.dest_verdict = client_dest_verdict,
 	.ended        = client_ended,
 	.drained      = client_drained,
 	.send         = client_send,

@@ -7,7 +7,7 @@
  * metadata, big endian:
  *
  *   flags u8, gso_type u8, hdr_len u16, gso_size u16,
- *   csum_start u16, csum_offset u16, reserved u16 (sent as 0, ignored)
+ *   csum_start u16, csum_offset u16, reserved u16 (0)
  *
  * frame_parse() rejects a frame as soon as its header alone proves it
  * malformed, before waiting for its payload: a hostile peer cannot make a
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../common/offload.h"
 #include "frame.h"
 
 /* Flag bits we understand; others (virtio's DATA_VALID...) mean nothing here. */
@@ -88,40 +89,16 @@ static bool header_valid(uint8_t type, uint32_t plen)
 	}
 }
 
-static bool gso_type_valid(uint8_t gso_type)
+/* Raw, unknown flag bits included: offload_check refuses them. Returns the reserved field. */
+static uint16_t offload_decode(const uint8_t *p, struct pkt_offload *off)
 {
-	switch (gso_type) {
-	case PKT_GSO_NONE:
-	case PKT_GSO_TCPV4:
-	case PKT_GSO_UDP:
-	case PKT_GSO_TCPV6:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* Offload fields must point inside the packet they describe. */
-static bool offload_valid(const struct pkt_offload *off, uint32_t pkt_len)
-{
-	if (!gso_type_valid(off->gso_type))
-		return false;
-	if (off->hdr_len > pkt_len)
-		return false;
-	if ((off->flags & PKT_F_NEEDS_CSUM) &&
-	    (uint32_t)off->csum_start + off->csum_offset + 2 > pkt_len)
-		return false;
-	return true;
-}
-
-static void offload_decode(const uint8_t *p, struct pkt_offload *off)
-{
-	off->flags = p[0] & FRAME_OFF_KNOWN_FLAGS;
+	off->flags = p[0];
 	off->gso_type = p[1];
 	off->hdr_len = get16(p + 2);
 	off->gso_size = get16(p + 4);
 	off->csum_start = get16(p + 6);
 	off->csum_offset = get16(p + 8);
+	return get16(p + 10);
 }
 
 static void offload_encode(uint8_t *p, const struct pkt_offload *off)
@@ -146,6 +123,22 @@ static int parse_packet(struct frame *out, const uint8_t *ip, uint32_t len)
 	/* The frame borrows the caller's buffer; receivers own it mutable. */
 	out->pkt.data = (uint8_t *)ip;
 	out->pkt.len = len;
+	return 0;
+}
+
+/*
+ * A block that does not describe its packet is the packet's fault, not
+ * the stream's: the frame is whole, so the session goes on and the
+ * receiver drops the packet (offload_bad). It never reaches a vnet header.
+ */
+static int parse_packet_off(struct frame *out, const uint8_t *p)
+{
+	uint16_t reserved = offload_decode(p, &out->pkt.off);
+	int ret = parse_packet(out, p + FRAME_OFFLOAD_LEN, out->len - FRAME_OFFLOAD_LEN);
+
+	if (ret < 0)
+		return ret;
+	out->offload_bad = reserved != 0 || offload_check(&out->pkt, NULL) < 0;
 	return 0;
 }
 
@@ -228,10 +221,7 @@ static int parse_payload(struct frame *out)
 	case FRAME_PACKET:
 		return parse_packet(out, p, out->len);
 	case FRAME_PACKET_OFF:
-		offload_decode(p, &out->pkt.off);
-		if (!offload_valid(&out->pkt.off, out->len - FRAME_OFFLOAD_LEN))
-			return -EPROTO;
-		return parse_packet(out, p + FRAME_OFFLOAD_LEN, out->len - FRAME_OFFLOAD_LEN);
+		return parse_packet_off(out, p);
 	case FRAME_STREAM_OPEN:
 	case FRAME_STREAM_DATA:
 	case FRAME_STREAM_FIN:

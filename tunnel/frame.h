@@ -18,6 +18,11 @@ struct frame {
 	uint8_t hello_version, hello_flags;
 	/* Filled for FRAME_PACKET / FRAME_PACKET_OFF: the IP packet itself */
 	struct pkt pkt;
+	/*
+	 * FRAME_PACKET_OFF whose offload block does not describe its packet
+	 * (offload_check, or reserved bits set): drop the packet, keep the session.
+	 */
+	bool offload_bad;
 	/* Filled for the stream frames and FRAME_DGRAM (id: the flow) */
 	uint32_t stream_id;
 	uint8_t stream_proto;          /* OPEN */
@@ -34,13 +39,15 @@ struct frame {
  * (header + payload), 0 when buf holds only part of a frame, or -EPROTO
  * for a malformed one: unknown type, length above FRAME_PAYLOAD_MAX or
  * wrong for the type (HELLO not FRAME_HELLO_LEN, KEEPALIVE not empty,
- * CLOSE above FRAME_CLOSE_REASON_MAX, a packet shorter than an IP header,
- * offload fields pointing outside the packet; for stream frames: id 0,
+ * CLOSE above FRAME_CLOSE_REASON_MAX, a packet shorter than an IP header
+ * or of another IP version; for stream frames: id 0,
  * a family other than 4 or 6 or a length that does not match it, port 0,
  * proto other than TCP or UDP, DATA empty or above FRAME_STREAM_DATA_MAX,
  * a reset reason outside enum stream_reset_reason, credit 0 or above
- * STREAM_WINDOW, a DGRAM reserved byte not 0). Packet contents beyond
- * that (addresses) are checked by the caller with pkt_addrs().
+ * STREAM_WINDOW, a DGRAM reserved byte not 0). A FRAME_PACKET_OFF whose
+ * offload block lies about its packet parses, with offload_bad set.
+ * Packet contents beyond that (addresses) are checked by the caller with
+ * pkt_addrs().
  */
 int frame_parse(const uint8_t *buf, size_t len, struct frame *out);
 

@@ -63,11 +63,13 @@ enum stream_reset_reason {
 	STREAM_RESET_RESET       = 3, /* an end reset or aborted the connection */
 	STREAM_RESET_TIMEOUT     = 4, /* connect or idle timeout */
 	STREAM_RESET_LIMIT       = 5, /* a per-client limit (streams, memory, window) */
-	STREAM_RESET_REASON_MAX  = STREAM_RESET_LIMIT,
+	/* The exit's policy forbids the destination (--export, common/reach.h); like ICMP "prohibited". */
+	STREAM_RESET_PROHIBITED  = 6,
+	STREAM_RESET_REASON_MAX  = STREAM_RESET_PROHIBITED,
 };
 
 enum {
-	PROTO_VERSION = 2, /* 2: STREAM_CONNECTED, 1 MiB stream window */
+	PROTO_VERSION = 3, /* 2: STREAM_CONNECTED, 1 MiB stream window; 3: RESET PROHIBITED */
 	FRAME_HEADER_LEN = 4,
 	/* IP's total-length field caps a packet at 65535, GSO packets too. */
 	FRAME_IP_MAX = 65535,
@@ -138,8 +140,31 @@ enum {
 	/* Client reconnect backoff: quick first retry, doubling, capped. */
 	TUNNEL_BACKOFF_MIN_MS = 100,
 	TUNNEL_BACKOFF_MAX_MS = 3000,
-	/* Server: bound on concurrent connections, handshaking ones included. */
-	TUNNEL_MAX_SESSIONS = 1024,
+};
+
+/*
+ * The listener's caps (issue 13): a stranger must not lock real peers out.
+ * Unauthenticated connections (accepted, TLS not finished) are capped in
+ * total and per source, peers with a certificate of our CA separately, so
+ * strangers never take a peer's place.
+ */
+enum {
+	/* Unauthenticated connections at once (--max-handshakes). A TLS
+	 * handshake takes a round trip or two: 256 is many clients starting at once. */
+	TUNNEL_MAX_HANDSHAKES_DEFAULT = 256,
+	/* The flag's bound: the per-source count is a scan of this many. */
+	TUNNEL_MAX_HANDSHAKES_LIMIT = 4096,
+	/* ...from one IPv4 address or one IPv6 /64 (--max-handshakes-per-source):
+	 * one host handshakes once at a time; a NAT holds a few such hosts. */
+	TUNNEL_MAX_HANDSHAKES_PER_SOURCE_DEFAULT = 16,
+	/* Authenticated connections, HELLO and established (--max-peers). */
+	TUNNEL_MAX_PEERS_DEFAULT = 1024,
+	TUNNEL_MAX_PEERS_LIMIT = 65536,
+	/* The prefix that counts as one IPv6 source: what one site or host is given. */
+	TUNNEL_SOURCE_PREFIX_V6 = 64,
+	/* Listener warnings: at most this many lines per window, then one summary. */
+	TUNNEL_WARN_BURST = 5,
+	TUNNEL_WARN_WINDOW_MS = 10000,
 };
 
 #endif

@@ -11,12 +11,35 @@
  *
  * A connection is a session from accept on; it becomes the peer's only
  * when its certificate name is in the peers file and HELLOs are
- * exchanged. A newer connection of the same peer replaces the older one
- * (a client that rebooted must not wait for dead-peer detection).
+ * exchanged. Between the two it is the slot's hello session.
+ *
+ * One live connection per certificate name. A newcomer whose name already
+ * has a session is refused while that session was heard from within
+ * SERVER_DUP_LIVE_PERIODS keepalive periods: a live peer, even an idle
+ * one, sends a keepalive at least every 1.5 periods, so two machines
+ * sharing a certificate cannot take the name from each other in turn.
+ * When the older one has been silent longer, it is presumed dead and the
+ * newcomer replaces it at once: a client that moved to another network
+ * gets in on its first try after two periods of silence, not after the
+ * three of dead-peer detection (plus its reconnect backoff either way). A
+ * refusal also sends the older one a keepalive: if its host rebooted,
+ * the RST ends it within a round trip, and the client's next try gets in.
+ *
+ * Reloading the peers file (tunnel_server_reload) builds a new table and
+ * new slots beside the old, moves the sessions of unchanged peers over
+ * and cuts the others, then swaps: routing never sees half a table.
+ *
+ * Caps (issue 13): until TLS is up a connection is a stranger's, on the
+ * pending list, capped in total (max_handshakes) and per source
+ * (max_handshakes_per_source); from then on it counts against max_peers,
+ * which strangers cannot reach. Warnings a stranger can cause go through
+ * server_warn(), a few lines per window and then one summary.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +54,22 @@ enum {
 	SERVER_BACKLOG = 128,
 	/* Out of fds or memory: how long to stop accepting before trying again. */
 	SERVER_ACCEPT_PAUSE_MS = 100,
+	/* Heard from within this many keepalive periods: a name's session is alive. */
+	SERVER_DUP_LIVE_PERIODS = 2,
 };
 
 struct server_peer {
 	const struct peer *peer;
 	struct session *session; /* established, or NULL */
+	struct session *hello;   /* its connection past TLS, before HELLO (one at most) */
+};
+
+/* Listener warnings, TUNNEL_WARN_BURST lines per window, the rest in one summary. */
+struct server_warn {
+	uint64_t window_start_ms;
+	unsigned lines;
+	uint64_t suppressed;
+	struct ev_timer summary;
 };
 
 struct server {
@@ -45,28 +79,176 @@ struct server {
 	struct prefix_table *routes;
 	struct server_peer *slots;
 	size_t slot_count;
+	/* Unauthenticated connections, oldest first: the first to go when full. */
+	struct session *pending_head, *pending_tail;
+	size_t pending_count;
+	size_t authenticated; /* connections in HELLO or established */
+	struct server_warn warn;
 };
+
+/* ---- warnings a stranger can cause: rate-limited ---- */
+
+__attribute__((format(printf, 2, 3)))
+static void server_warn(struct tunnel *t, const char *fmt, ...)
+{
+	struct server_warn *w = &t->server->warn;
+	uint64_t now = evloop_now_ms(t->loop);
+	char msg[400];
+	va_list ap;
+
+	if (now - w->window_start_ms >= TUNNEL_WARN_WINDOW_MS) {
+		w->window_start_ms = now;
+		w->lines = 0;
+	}
+	if (w->lines >= TUNNEL_WARN_BURST) {
+		w->suppressed++;
+		t->stats.log_suppressed++;
+		if (!w->summary.armed)
+			evloop_timer_start(t->loop, &w->summary,
+					   w->window_start_ms + TUNNEL_WARN_WINDOW_MS - now);
+		return;
+	}
+	w->lines++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	tunnel_log(t, TUNNEL_LOG_WARN, "%s", msg);
+}
+
+static void server_on_warn_summary(struct evloop *loop, struct ev_timer *timer)
+{
+	struct tunnel *t = timer->arg;
+	struct server_warn *w = &t->server->warn;
+	const struct tunnel_stats *st = &t->stats;
+
+	(void)loop;
+	tunnel_log(t, TUNNEL_LOG_WARN,
+		   "listener: %" PRIu64 " more warnings in %d s not shown; totals: %" PRIu64
+		   " refused (per-source cap), %" PRIu64 " evicted (handshake cap), %" PRIu64
+		   " refused (peer cap), %" PRIu64 " handshakes failed, %" PRIu64 " handshaking now",
+		   w->suppressed, TUNNEL_WARN_WINDOW_MS / 1000, st->refused_per_source,
+		   st->handshakes_evicted, st->refused_max_peers, st->handshake_failures,
+		   (uint64_t)t->server->pending_count);
+	w->suppressed = 0;
+	w->lines = 0;
+	w->window_start_ms = evloop_now_ms(t->loop);
+}
+
+/* ---- unauthenticated connections ---- */
+
+void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		out->family = AF_INET;
+		memcpy(out->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return;
+	}
+	if (sa->sa_family != AF_INET6)
+		return;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+	if (IN6_IS_ADDR_V4MAPPED(a)) {
+		out->family = AF_INET;
+		memcpy(out->bytes, a->s6_addr + 12, 4);
+		return;
+	}
+	out->family = AF_INET6;
+	memcpy(out->bytes, a->s6_addr, TUNNEL_SOURCE_PREFIX_V6 / 8);
+}
+
+/* A scan, not a table: nothing a stranger chooses is hashed (bounded by the flag's max). */
+static size_t server_pending_from(const struct server *srv, const struct ip_addr *source)
+{
+	size_t n = 0;
+
+	for (const struct session *s = srv->pending_head; s; s = s->pending_next)
+		n += memcmp(&s->source, source, sizeof(*source)) == 0;
+	return n;
+}
+
+static void server_pending_add(struct server *srv, struct session *s)
+{
+	s->pending = true;
+	s->pending_prev = srv->pending_tail;
+	s->pending_next = NULL;
+	if (srv->pending_tail)
+		srv->pending_tail->pending_next = s;
+	else
+		srv->pending_head = s;
+	srv->pending_tail = s;
+	srv->pending_count++;
+}
+
+static void server_pending_remove(struct server *srv, struct session *s)
+{
+	if (!s->pending)
+		return;
+	if (s->pending_prev)
+		s->pending_prev->pending_next = s->pending_next;
+	else
+		srv->pending_head = s->pending_next;
+	if (s->pending_next)
+		s->pending_next->pending_prev = s->pending_prev;
+	else
+		srv->pending_tail = s->pending_prev;
+	s->pending_prev = s->pending_next = NULL;
+	s->pending = false;
+	srv->pending_count--;
+}
 
 /* ---- accepting ---- */
 
+/*
+ * A newcomer from a source at its cap is refused: one host cannot fill
+ * the table. When the table is full anyway (many sources), the oldest
+ * unauthenticated connection makes room: a stranger's idle connections
+ * go first, and to push out a real client's handshake (a round trip or
+ * two) he would have to open max_handshakes new ones within that time.
+ * Refusing the newcomer instead would let idle strangers keep every
+ * client out for as long as they renew their connections.
+ */
+static bool server_admit(struct tunnel *t, const struct ip_addr *source, const char *remote)
+{
+	struct server *srv = t->server;
+
+	if (server_pending_from(srv, source) >= t->max_handshakes_per_source) {
+		t->stats.refused_per_source++;
+		server_warn(t, "connection from %s refused: %u handshakes from its source already", remote,
+			    t->max_handshakes_per_source);
+		return false;
+	}
+	if (srv->pending_count >= t->max_handshakes) {
+		struct session *oldest = srv->pending_head;
+
+		t->stats.handshakes_evicted++;
+		session_end(oldest, SESSION_END_HANDSHAKE, false,
+			    "dropped for a newer connection (%u handshakes at once)", t->max_handshakes);
+	}
+	return true;
+}
+
 static void server_accept_one(struct tunnel *t, int fd, const struct sockaddr *addr)
 {
+	struct ip_addr source;
+	struct session *s;
 	char remote[64];
 	int one = 1;
 
-	if (t->session_count >= TUNNEL_MAX_SESSIONS) {
-		tunnel_format_sockaddr(addr, remote, sizeof(remote));
-		tunnel_log(t, TUNNEL_LOG_WARN, "connection from %s refused: %d connections already",
-			   remote, TUNNEL_MAX_SESSIONS);
-		t->stats.handshake_failures++;
+	tunnel_source_of(addr, &source);
+	tunnel_format_sockaddr(addr, remote, sizeof(remote));
+	if (!server_admit(t, &source, remote)) {
 		close(fd);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (!session_new(t, fd, addr, SESSION_HANDSHAKE)) {
-		tunnel_format_sockaddr(addr, remote, sizeof(remote));
-		tunnel_log(t, TUNNEL_LOG_WARN, "connection from %s dropped: %s", remote, strerror(errno));
+	s = session_new(t, fd, addr, SESSION_HANDSHAKE);
+	if (!s) {
+		server_warn(t, "connection from %s dropped: %s", remote, strerror(errno));
+		return;
 	}
+	s->source = source;
+	server_pending_add(t->server, s);
 }
 
 static void server_on_accept(struct evloop *loop, struct ev_io *io, uint32_t events)
@@ -89,8 +271,9 @@ static void server_on_accept(struct evloop *loop, struct ev_io *io, uint32_t eve
 			return;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			/* The listener stays readable: without a pause this would spin. */
-			tunnel_log(t, TUNNEL_LOG_WARN, "accept: %s; pausing for %d ms", strerror(errno),
-				   SERVER_ACCEPT_PAUSE_MS);
+			t->stats.refused_accept_error++;
+			server_warn(t, "accept: %s; pausing for %d ms", strerror(errno),
+				    SERVER_ACCEPT_PAUSE_MS);
 			evloop_io_stop(loop, io);
 			evloop_timer_start(loop, &srv->accept_pause, SERVER_ACCEPT_PAUSE_MS);
 			return;
@@ -134,31 +317,46 @@ err:
 
 /* ---- the peers' routes ---- */
 
+/* A longest-prefix-match table of peers' prefixes onto fresh slots, one per peer. */
+static int server_build_routes(const struct peer_table *peers, struct prefix_table **routes_out,
+			       struct server_peer **slots_out)
+{
+	struct prefix_table *routes = prefix_table_new();
+	struct server_peer *slots = calloc(peers->count ? peers->count : 1, sizeof(*slots));
+	size_t i, j;
+	int ret = -ENOMEM;
+
+	if (!routes || !slots)
+		goto err_free;
+	for (i = 0; i < peers->count; i++) {
+		slots[i].peer = &peers->peers[i];
+		for (j = 0; j < peers->peers[i].prefix_count; j++) {
+			ret = prefix_table_insert(routes, &peers->peers[i].prefixes[j], &slots[i]);
+			/* A prefix listed twice by one peer: harmless, it routes the same. */
+			if (ret < 0 && ret != -EEXIST)
+				goto err_free;
+		}
+	}
+	*routes_out = routes;
+	*slots_out = slots;
+	return 0;
+
+err_free:
+	prefix_table_free(routes);
+	free(slots);
+	return ret;
+}
+
 static int server_routes(struct tunnel *t, char *err, size_t err_len)
 {
 	struct server *srv = t->server;
-	const struct peer_table *peers = t->peers;
-	size_t i, j;
-	int ret;
+	int ret = server_build_routes(t->peers, &srv->routes, &srv->slots);
 
-	srv->routes = prefix_table_new();
-	srv->slots = calloc(peers->count ? peers->count : 1, sizeof(*srv->slots));
-	if (!srv->routes || !srv->slots) {
+	if (ret < 0) {
 		snprintf(err, err_len, "out of memory");
-		return -ENOMEM;
+		return ret;
 	}
-	srv->slot_count = peers->count;
-	for (i = 0; i < peers->count; i++) {
-		srv->slots[i].peer = &peers->peers[i];
-		for (j = 0; j < peers->peers[i].prefix_count; j++) {
-			ret = prefix_table_insert(srv->routes, &peers->peers[i].prefixes[j], &srv->slots[i]);
-			/* A prefix listed twice by one peer: harmless, it routes the same. */
-			if (ret < 0 && ret != -EEXIST) {
-				snprintf(err, err_len, "out of memory");
-				return ret;
-			}
-		}
-	}
+	srv->slot_count = t->peers->count;
 	return 0;
 }
 
@@ -173,6 +371,7 @@ static void server_free(struct tunnel *t)
 		close(srv->listen_fd);
 	}
 	evloop_timer_stop(t->loop, &srv->accept_pause);
+	evloop_timer_stop(t->loop, &srv->warn.summary);
 	prefix_table_free(srv->routes);
 	free(srv->slots);
 	free(srv);
@@ -194,6 +393,7 @@ int tunnel_server_init(struct tunnel *t, char *err, size_t err_len)
 	}
 	t->server->listen_fd = -1;
 	ev_timer_init(&t->server->accept_pause, server_on_accept_pause, t);
+	ev_timer_init(&t->server->warn.summary, server_on_warn_summary, t);
 	ret = server_routes(t, err, err_len);
 	if (ret == 0)
 		ret = server_listen(t, err, err_len);
@@ -213,18 +413,58 @@ static void sanitize(char *text)
 	}
 }
 
+/* A live session gets a keepalive now: a peer host that rebooted answers with RST. */
+static void server_probe(struct session *s)
+{
+	uint8_t keepalive[FRAME_HEADER_LEN];
+
+	if (s->state != SESSION_ESTABLISHED)
+		return;
+	if (session_append(s, keepalive, frame_put_keepalive(keepalive, sizeof(keepalive))))
+		session_flush(s);
+}
+
+/* Makes s the slot's hello session, unless the name is taken by a live one (see the top). */
+static int server_claim_slot(struct session *s, struct server_peer *slot)
+{
+	struct tunnel *t = s->tunnel;
+	struct session *old = slot->session ? slot->session : slot->hello;
+	uint64_t silent;
+
+	if (old) {
+		silent = evloop_now_ms(t->loop) - old->last_rx_ms;
+		if (silent < (uint64_t)SERVER_DUP_LIVE_PERIODS * t->keepalive_ms) {
+			server_probe(old);
+			session_end(s, SESSION_END_HANDSHAKE, true,
+				    "'%s' is already connected from %s (heard from %.1f s ago)", s->name,
+				    old->remote, (double)silent / 1000);
+			return -1;
+		}
+		tunnel_log(t, TUNNEL_LOG_INFO,
+			   "client '%s' from %s replaces its connection from %s, silent for %.1f s",
+			   s->name, s->remote, old->remote, (double)silent / 1000);
+		session_end(old, SESSION_END_REPLACED, true, "replaced by a new connection");
+	}
+	slot->hello = s;
+	return 0;
+}
+
 static int server_tls_ready(struct session *s)
 {
 	struct tunnel *t = s->tunnel;
 	char cn[PEER_NAME_MAX + 1];
+	struct server_peer *slot;
 	const struct peer *peer;
 	int ret;
 
+	/* TLS is up: the peer holds a certificate of our CA, it is no stranger now. */
+	server_pending_remove(t->server, s);
 	ret = tls_peer_cn(s->tls, cn, sizeof(cn));
 	if (ret < 0) {
 		session_end(s, SESSION_END_HANDSHAKE, true, "%s",
 			    ret == -ENOENT ? "certificate without a common name"
-					   : "certificate common name unusable (empty, too long or with NUL)");
+			    : ret == -ENOTUNIQ ? "certificate has more than one common name"
+			    : "certificate common name unusable (empty, too long or with NUL)");
 		return -1;
 	}
 	peer = peers_find(t->peers, cn);
@@ -234,8 +474,16 @@ static int server_tls_ready(struct session *s)
 		return -1;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", peer->name);
-	s->role_data = &t->server->slots[peer - t->peers->peers];
-	return 0;
+	slot = &t->server->slots[peer - t->peers->peers];
+	/* A connected peer coming back may replace its session: the cap never refuses it. */
+	if (t->server->authenticated >= t->max_peers && !(slot->session && !slot->hello)) {
+		t->stats.refused_max_peers++;
+		session_end(s, SESSION_END_HANDSHAKE, true, "%u peers connected already", t->max_peers);
+		return -1;
+	}
+	s->role_data = slot;
+	t->server->authenticated++;
+	return server_claim_slot(s, slot);
 }
 
 static void server_established(struct session *s)
@@ -244,10 +492,13 @@ static void server_established(struct session *s)
 	struct server_peer *slot = s->role_data;
 	struct session *old = slot->session;
 
+	if (slot->hello == s)
+		slot->hello = NULL;
 	slot->session = s;
 	t->stats.sessions_active++;
 	t->stats.sessions_total++;
-	if (old) {
+	/* server_claim_slot ended any older one; this is for safety only. */
+	if (old && old != s) {
 		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s replaces its connection from %s",
 			   s->name, s->remote, old->remote);
 		session_end(old, SESSION_END_REPLACED, true, "replaced by a new connection");
@@ -264,9 +515,9 @@ static void server_handshake_failed(struct session *s, enum session_end why, con
 		return;
 	t->stats.handshake_failures++;
 	if (s->name[0])
-		tunnel_log(t, TUNNEL_LOG_WARN, "client '%s' from %s refused: %s", s->name, s->remote, reason);
+		server_warn(t, "client '%s' from %s refused: %s", s->name, s->remote, reason);
 	else
-		tunnel_log(t, TUNNEL_LOG_WARN, "connection from %s refused: %s", s->remote, reason);
+		server_warn(t, "connection from %s refused: %s", s->remote, reason);
 }
 
 static void server_ended(struct session *s, enum session_end why, const char *reason)
@@ -274,6 +525,12 @@ static void server_ended(struct session *s, enum session_end why, const char *re
 	struct tunnel *t = s->tunnel;
 	struct server_peer *slot = s->role_data;
 
+	server_pending_remove(t->server, s);
+	if (slot) {
+		t->server->authenticated--;
+		if (slot->hello == s)
+			slot->hello = NULL;
+	}
 	if (s->state != SESSION_ESTABLISHED) {
 		server_handshake_failed(s, why, reason);
 		return;
@@ -303,6 +560,95 @@ static void server_ended(struct session *s, enum session_end why, const char *re
 static bool server_source_ok(const struct session *s, const struct ip_addr *src)
 {
 	return prefix_table_lookup(s->tunnel->server->routes, src) == s->role_data;
+}
+
+/* ---- reloading the peers file ---- */
+
+static bool prefix_listed(const struct peer *peer, const struct ip_prefix *p)
+{
+	for (size_t i = 0; i < peer->prefix_count; i++) {
+		const struct ip_prefix *q = &peer->prefixes[i];
+
+		if (q->len == p->len && prefix_overlaps(q, p))
+			return true; /* same length and overlapping: the same prefix */
+	}
+	return false;
+}
+
+/* The same prefixes, in any order: the entry did not change. */
+static bool peer_unchanged(const struct peer *a, const struct peer *b)
+{
+	size_t i;
+
+	for (i = 0; i < a->prefix_count; i++)
+		if (!prefix_listed(b, &a->prefixes[i]))
+			return false;
+	for (i = 0; i < b->prefix_count; i++)
+		if (!prefix_listed(a, &b->prefixes[i]))
+			return false;
+	return true;
+}
+
+/* Moves s onto its peer's slot among new_slots, or cuts it with the reason. */
+static void server_rehome(struct session *s, const struct peer_table *peers,
+			  struct server_peer *new_slots)
+{
+	struct server_peer *slot = s->role_data, *to;
+	const struct peer *peer = peers_find(peers, s->name);
+
+	if (!peer || !peer_unchanged(peer, slot->peer)) {
+		s->tunnel->stats.sessions_cut_reload++;
+		session_end(s, SESSION_END_POLICY, true, "%s",
+			    peer ? "its entry in the peers file changed" : "removed from the peers file");
+		s->role_data = NULL; /* the old slots are freed after the swap */
+		return;
+	}
+	to = &new_slots[peer - peers->peers];
+	if (slot->session == s)
+		to->session = s;
+	if (slot->hello == s)
+		to->hello = s;
+	s->role_data = to;
+}
+
+int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len)
+{
+	struct server *srv = t->server;
+	struct prefix_table *routes, *old_routes = srv->routes;
+	struct server_peer *slots, *old_slots = srv->slots;
+	struct session *s, *next;
+	int ret;
+
+	ret = server_build_routes(peers, &routes, &slots);
+	if (ret < 0) {
+		snprintf(err, err_len, "out of memory");
+		return ret;
+	}
+	/* Sessions before their identity check (no slot) will be checked against the new table. */
+	for (s = t->sessions; s; s = next) {
+		next = s->next;
+		if (s->role_data && (s->state == SESSION_HELLO || s->state == SESSION_ESTABLISHED))
+			server_rehome(s, peers, slots);
+		else
+			s->role_data = NULL; /* ended already: no slot holds it any more */
+	}
+	srv->routes = routes;
+	srv->slots = slots;
+	srv->slot_count = peers->count;
+	t->peers = peers;
+	prefix_table_free(old_routes);
+	free(old_slots);
+	return 0;
+}
+
+/* The sender is known by its struct peer: the owner the policy's peer prefixes carry. */
+static enum reach_verdict server_dest_verdict(const struct session *s, const struct ip_addr *dst)
+{
+	const struct server_peer *slot = s->role_data;
+
+	if (!s->tunnel->reach)
+		return reach_special(dst);
+	return reach_classify(s->tunnel->reach, dst, slot ? slot->peer : NULL);
 }
 
 /* ---- the frontend's side ---- */
@@ -351,7 +697,7 @@ static bool server_send_blocked(const struct tunnel *t)
 
 static void server_stats(const struct tunnel *t, struct tunnel_stats *out)
 {
-	(void)t;
+	out->handshakes_pending = t->server->pending_count;
 	out->connected = out->sessions_active > 0;
 }
 
@@ -359,6 +705,7 @@ const struct tunnel_role_ops tunnel_server_ops = {
 	.tls_ready    = server_tls_ready,
 	.established  = server_established,
 	.source_ok    = server_source_ok,
+	.dest_verdict = server_dest_verdict,
 	.ended        = server_ended,
 	.send         = server_send,
 	.send_blocked = server_send_blocked,

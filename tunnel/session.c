@@ -14,6 +14,9 @@
  * and completed here (common/gso.h), one segment at a time through a
  * scratch buffer allocated with the HELLO, not per packet.
  *
+ * Both buffers are allocated when TLS is up (session_alloc_buffers), so
+ * that a connection still handshaking costs little.
+ *
  * Receive: SSL_read fills rx; whole frames are parsed in place and their
  * packets delivered in batches that point into rx (no copy); a trailing
  * partial frame moves to the front. A stream session's frames are handed
@@ -195,13 +198,23 @@ static struct session *session_alloc(struct tunnel *t, int fd, enum session_stat
 	s->tunnel = t;
 	s->fd = fd;
 	s->state = state;
-	s->tx = malloc(TUNNEL_TX_BUF_BYTES);
-	s->rx = malloc(TUNNEL_RX_BUF_BYTES);
-	if (!s->tx || !s->rx || (state == SESSION_HANDSHAKE && session_start_tls(s) < 0)) {
+	if (state == SESSION_HANDSHAKE && session_start_tls(s) < 0) {
 		session_destroy(s);
 		return NULL;
 	}
 	return s;
+}
+
+/*
+ * The big buffers come only once TLS is up, i.e. once the peer proved a
+ * certificate of our CA: a stranger's connection costs its socket and an
+ * SSL object, not 1.25 MiB (issue 13). Nothing before TLS is up touches them.
+ */
+static int session_alloc_buffers(struct session *s)
+{
+	s->tx = malloc(TUNNEL_TX_BUF_BYTES);
+	s->rx = malloc(TUNNEL_RX_BUF_BYTES);
+	return s->tx && s->rx ? 0 : -ENOMEM;
 }
 
 struct session *session_new(struct tunnel *t, int fd, const struct sockaddr *remote,
@@ -338,8 +351,11 @@ long session_frame_packet(uint8_t *buf, size_t cap, const struct pkt *p)
 	n = frame_put_packet(buf, cap, p);
 	if (!n)
 		return 0;
-	/* The one parser vets our output too: a peer would cut us off for less. */
-	if (frame_parse(buf, n, &f) != (int)n)
+	/*
+	 * The one parser vets our output too: a peer would cut us off for
+	 * less, or drop an offload block that lies about its packet.
+	 */
+	if (frame_parse(buf, n, &f) != (int)n || f.offload_bad)
 		return -EINVAL;
 	return (long)n;
 }
@@ -543,10 +559,21 @@ static void session_deliver(struct session *s)
 	s->rx_batch.count = 0;
 }
 
+bool session_source_ok(const struct session *s, const struct ip_addr *src)
+{
+	return reach_special(src) == REACH_OK && s->tunnel->role->source_ok(s, src);
+}
+
+enum reach_verdict session_dest_verdict(const struct session *s, const struct ip_addr *dst)
+{
+	return s->tunnel->role->dest_verdict(s, dst);
+}
+
 static void session_receive_packet(struct session *s, const struct pkt *p)
 {
 	struct tunnel *t = s->tunnel;
 	struct ip_addr src, dst;
+	enum reach_verdict verdict;
 
 	if (!pkt_is_plain(p) && !t->accept_offload) {
 		/* We never offered HELLO_F_OFFLOAD; the packet is lost, the session need not be. */
@@ -557,8 +584,14 @@ static void session_receive_packet(struct session *s, const struct pkt *p)
 		t->stats.drop_malformed++;
 		return;
 	}
-	if (!t->role->source_ok(s, &src)) {
+	if (!session_source_ok(s, &src)) {
 		t->stats.drop_spoofed_source++;
+		return;
+	}
+	/* The one check every frontend's inject path relies on. */
+	verdict = session_dest_verdict(s, &dst);
+	if (verdict != REACH_OK) {
+		t->stats.drop_dst[verdict]++;
 		return;
 	}
 	s->rx_batch.pkts[s->rx_batch.count++] = *p;
@@ -641,8 +674,15 @@ static void session_on_frame(struct session *s, const struct frame *f)
 		break;
 	case FRAME_KEEPALIVE:
 		break;
-	case FRAME_PACKET:
 	case FRAME_PACKET_OFF:
+		if (f->offload_bad) {
+			/* Never into a vnet header or the segmenter; one bad packet, not a bad peer. */
+			s->tunnel->stats.drop_bad_offload++;
+			break;
+		}
+		session_receive_packet(s, &f->pkt);
+		break;
+	case FRAME_PACKET:
 		session_receive_packet(s, &f->pkt);
 		break;
 	default:
@@ -773,6 +813,10 @@ static void session_on_tls_up(struct session *s)
 	struct tunnel *t = s->tunnel;
 
 	s->read_want = 0;
+	if (session_alloc_buffers(s) < 0) {
+		session_end(s, SESSION_END_HANDSHAKE, false, "out of memory for the session's buffers");
+		return;
+	}
 	s->state = SESSION_HELLO;
 	if (t->role->tls_ready && t->role->tls_ready(s) < 0)
 		return;

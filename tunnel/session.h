@@ -49,6 +49,10 @@ struct session {
 	char remote[64];                /* "10.1.0.2:40312" */
 	char name[PEER_NAME_MAX + 1];   /* server: the peer's certificate name */
 	void *role_data;                /* server: its struct server_peer */
+	/* Server, until TLS is up: the list of unauthenticated connections, oldest first. */
+	struct session *pending_prev, *pending_next;
+	bool pending;                   /* on that list */
+	struct ip_addr source;          /* server: the remote's address, an IPv6 one cut to /64 */
 	bool peer_offload;              /* the peer's HELLO had HELLO_F_OFFLOAD */
 	bool streams;                   /* both HELLOs had HELLO_F_STREAMS */
 
@@ -121,6 +125,14 @@ long session_frame_packet(uint8_t *buf, size_t cap, const struct pkt *p);
 /* stream.c: a stream frame received on s, and the link events of s. */
 void tunnel_stream_receive(struct session *s, const struct frame *f);
 void tunnel_stream_link_event(struct session *s, enum stream_msg_type type);
+
+/*
+ * The reach checks every path of a peer's traffic goes through: a source
+ * the role accepts and that is not special; a destination the policy lets
+ * the peer reach (REACH_OK), or why not.
+ */
+bool session_source_ok(const struct session *s, const struct ip_addr *src);
+enum reach_verdict session_dest_verdict(const struct session *s, const struct ip_addr *dst);
 
 /* The per-packet trace hook, a no-op unless --trace. */
 void session_trace(struct tunnel *t, const char *stage, const char *peer, const struct pkt *p);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../../common/gso.h"
+#include "../../common/offload.h"
 
 /*
  * Input: the offload block as FRAME_PACKET_OFF carries it (flags u8,
@@ -14,8 +15,10 @@
  * the sanitizer sees any access beyond either.
  *
  * Besides memory safety: emit is called as often as the result says, each
- * segment fits the scratch, and a TCP segment is an IP packet whose length
- * fields match it and whose checksums verify.
+ * segment fits the scratch, a TCP segment is an IP packet whose length
+ * fields match it and whose checksums verify, and a block that passes
+ * offload_check (what a peer's block must pass) segments without error
+ * given the full scratch.
  */
 enum { INPUT_HEADER_LEN = 12 };
 
@@ -110,6 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (ret < 0 && r.emitted)
 		abort(); /* emit never fails here, so an error comes before any segment */
+	if (ret < 0 && r.scratch_len == PKT_SEGMENT_SCRATCH && offload_check(&p, NULL) == 0)
+		abort();
 	free(scratch);
 	return 0;
 }

@@ -119,6 +119,8 @@ tl_test_teardown() {
 		done
 	fi
 	tl_cleanup
+	((${#TL_FAKE_LOCKS[@]} == 0)) || rm -f -- "${TL_FAKE_LOCKS[@]}"
+	TL_FAKE_LOCKS=()
 	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST" "${TL_EXTRA_NS[@]}"; do
 		! tl_ns_exists "$ns" || errors+=("expected namespace $ns deleted")
 	done
@@ -195,6 +197,24 @@ tl_wait_stat_ge() {
 	tl_wait_until "$timeout" tl_json_test "$file" ".$key >= $min" ||
 		tl_fail "expected $key >= $min in $file within ${timeout}s, last value: $(tl_json_get "$file" "$key" 2>&1)"
 }
+
+# ---- instance locks (common/owner.h) ------------------------------------------------
+
+# tl_owner_lock NS PID: the lock file that vouches for PID's objects in NS.
+tl_owner_lock() {
+	echo "/run/tunlab/$(ip netns exec "$1" stat -L -c %i /proc/self/ns/net)-$2.lock"
+}
+
+# tl_fake_dead_owner NS PID: what a crashed instance PID leaves in /run:
+# its lock file, held by nobody. Removed at teardown if cleanup did not.
+tl_fake_dead_owner() {
+	local lock
+	lock=$(tl_owner_lock "$1" "$2") || return 1
+	mkdir -p -m 0700 /run/tunlab
+	: >"$lock"
+	TL_FAKE_LOCKS+=("$lock")
+}
+TL_FAKE_LOCKS=()
 
 # ---- fail-closed after kill -9 (the packet frontends that leave rules behind) ----
 

@@ -109,7 +109,115 @@ settle_stats() {
 	tl_assert "ping to keep working" tl_ping_dst 2
 }
 
+# ---- cleanup beside live instances (issue 13, finding 7) ----
+
+# A dead nfqueue client's route to fd02::/64 and a live TUN client's route
+# to the same prefix: both proto 77, neither with a source. Only the device
+# (and metric) tells them apart; the next cleanup or nfqueue start must
+# take the first and leave the second, or the live client's traffic to
+# fd02::/64 leaves in clear.
+@test "a dead nfqueue instance's cleanup leaves a live TUN instance's route alone (tunlab cleanup)" {
+	dead_nfqueue_beside_live_tun
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	assert_only_live_tun_left
+}
+
+@test "a dead nfqueue instance's cleanup leaves a live TUN instance's route alone (nfqueue start)" {
+	dead_nfqueue_beside_live_tun
+	# A new nfqueue client cleans up after the dead one as it opens. Its
+	# own inner address is another: this test is about routes, not addresses.
+	local tun_pid=$TL_CLI_PID
+	TL_CLI_LOG=$TL_TMP/client-nfqueue2.log TL_CLI_STATS=$TL_TMP/client-nfqueue2.jsonl \
+		TL_CLIENT_NAME=cli2 TL_CLIENT_ADDR=10.8.0.9/$TL_TUN_PLEN4 tl_start_tunlab_client nfqueue
+	TL_CLI2_PID=$TL_CLI_PID
+	TL_CLI_PID=$tun_pid
+	assert_only_live_tun_left
+}
+
+# An instance in another pid namespace tags its objects with a pid that,
+# seen from here, names nobody: kill(pid, 0) would call it dead. Its lock
+# says it runs; cleanup must keep its rules, and its traffic in the tunnel.
+@test "an nfqueue instance in another pid namespace is alive to tunlab cleanup" {
+	tl_require_tools unshare
+	unshare --pid --fork true 2>/dev/null || skip "unshare --pid not permitted here"
+	local inner=$(( $(cat /proc/sys/kernel/pid_max) - 100 ))
+	while [[ -e /proc/$inner ]] && ((inner > 1000)); do ((inner--)); done
+	[[ ! -e /proc/$inner ]] || skip "no free pid to give the instance"
+	cat >"$TL_TMP/pidns-tunlab" <<-EOF
+		#!/bin/bash
+		# tunlab as pid $inner of a new pid namespace (pid 1 there is this shell)
+		exec unshare --pid --fork --kill-child=SIGKILL bash -c 'echo \$((\$1 - 1)) >/proc/sys/kernel/ns_last_pid; "\${@:2}" & wait \$!' _ $inner "$TUNLAB" "\$@"
+	EOF
+	chmod +x "$TL_TMP/pidns-tunlab"
+	tl_start_tunlab_server tun
+	TUNLAB=$TL_TMP/pidns-tunlab tl_start_tunlab_client nfqueue
+	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 || tl_fail "expected ping through the pid-namespace client's tunnel"
+	run n_cli iptables-save -t raw
+	tl_expect_contains "the client's chains, named by its pid there" "$output" "TUNLAB-$inner-OUT"
+	[[ ! -e /proc/$inner ]] || tl_fail "expected pid $inner not to exist here"
+
+	run n_cli "$TUNLAB" cleanup
+	[[ $output == *"removed 0 leftover objects"* ]] || tl_fail "expected cleanup to keep the live instance's objects, got: $output"
+	run n_cli iptables-save -t raw
+	tl_expect_contains "the live instance's chains after cleanup" "$output" "TUNLAB-$inner-OUT"
+	tl_assert "ping to keep going through the tunnel after cleanup" tl_ping_dst 2
+
+	# Once it really dies (SIGKILL to the whole pid namespace), its lock is free.
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true
+	TL_CLI_PID=""
+	tl_wait_until 5 cleanup_removes_some || tl_fail "expected cleanup to remove the instance's objects once it died"
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+}
+
 # ---- helpers for the tests above ----
+
+cleanup_removes_some() {
+	local out
+	out=$(n_cli "$TUNLAB" cleanup) || return 1
+	[[ $out =~ removed\ ([0-9]+)\ leftover ]] && ((BASH_REMATCH[1] > 0))
+}
+
+# The dead nfqueue client is cli2 with an IPv4 address only, routing
+# fd02::/64 only (an IPv4 route of its would keep the TUN client's from
+# being added); cli has no IPv6 path there while it starts, so its route is
+# "dev lo" without a source. The live TUN client is cli, IPv4 and IPv6.
+dead_nfqueue_beside_live_tun() {
+	tl_start_tunlab_server tun --address "$TL_TUN_SRV6/$TL_TUN_PLEN6"
+	n_cli ip -6 route del default
+	DEAD_PID=$(tl_bg "$NS_CLI" "$TL_TMP/client-dead.log" "$TUNLAB" client --frontend nfqueue \
+		--connect "$TL_SRV_UL4:$TL_PORT" --server-name server \
+		--cert "$TL_PKI/cli2.crt" --key "$TL_PKI/cli2.key" --ca "$TL_PKI/ca.crt" \
+		--address "$TL_TUN_CLI2_4/$TL_TUN_PLEN4" --route "$TL_IN_NET6")
+	tl_wait_until "$TL_TIMEOUT" eval "[[ -n \$(n_cli ip -6 route show $TL_IN_NET6 proto 77) ]]" ||
+		tl_fail "expected the nfqueue client's route to $TL_IN_NET6 within ${TL_TIMEOUT}s"
+	run n_cli ip -6 route show "$TL_IN_NET6" proto 77
+	tl_expect_contains "the nfqueue client's route" "$output" "dev lo"
+	kill -KILL "$DEAD_PID"
+	tl_wait_exit "$DEAD_PID" 5 || true
+	# From here on, IPv6 that loses its tunnel route leaves in clear.
+	n_cli ip -6 route add default via "$TL_SRV_UL6"
+	tl_start_tunlab_client tun --address "$TL_TUN_CLI6/$TL_TUN_PLEN6" --route "$TL_IN_NET6"
+	run n_cli ip -6 route show "$TL_IN_NET6" proto 77
+	tl_expect_contains "the live TUN client's route" "$output" "dev tunlab"
+}
+
+assert_only_live_tun_left() {
+	run n_cli iptables-save -t raw
+	[[ $output != *"TUNLAB-$DEAD_PID-"* ]] || tl_fail "expected the dead nfqueue client's chains gone, found: $output"
+	run n_cli ip -6 route show "$TL_IN_NET6" proto 77
+	[[ $output == *"dev tunlab"* && $output != *"dev lo"* ]] ||
+		tl_fail "expected the live TUN client's route to $TL_IN_NET6 and only it, found: '$output'"
+	start_capture clear6 "ip6 and host $TL_DST_IN6"
+	tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
+		tl_fail "expected ping -6 cli->dst answered through the live TUN client's tunnel"
+	tl_wait_exit "$TL_LAST_CAPTURE" 10 || true
+	[[ -z $(packets_seen clear6) ]] ||
+		tl_fail "expected nothing to dst in clear on the underlay, saw: $(packets_seen clear6)"
+}
+
 
 start_tunnel_pinging() {
 	tl_start_tunlab_server nfqueue

@@ -209,6 +209,69 @@ print(int((time.monotonic() - t0) * 1000))' "$1" "$2"
 	note "stalled stream: $moved bytes moved; server RSS ${rss1} kB"
 }
 
+# hold_streams HOST PORT N: holds N echo streams, tries one more, then checks
+# that the N still echo; prints "held=N extra=ok|ERRNO still=N".
+hold_streams() {
+	n_cli timeout 40 python3 -c '
+import errno, socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def echo(s, text):
+    s.sendall(text)
+    got = b""
+    while len(got) < len(text):
+        chunk = s.recv(64)
+        if not chunk:
+            break
+        got += chunk
+    return got == text
+held = []
+for i in range(n):
+    s = socket.create_connection((host, port), timeout=10)
+    if echo(s, b"held %d\n" % i):
+        held.append(s)
+try:
+    extra = socket.create_connection((host, port), timeout=10)
+    extra.settimeout(5)
+    result = "ok" if echo(extra, b"extra\n") else "no-echo"
+except OSError as e:
+    result = errno.errorcode.get(e.errno, str(e))
+still = sum(echo(s, b"again\n") for s in held)
+print("held=%d extra=%s still=%d" % (len(held), result, still))' "$@"
+}
+
+@test "the exit's stream budget (--max-streams): one more stream is refused (limit), the open ones keep working" {
+	tl_start_tunlab_server proxy --max-streams 3
+	tl_start_tunlab_client proxy
+	tl_bg "$NS_DST" "$TL_TMP/echo.log" socat -T 30 TCP4-LISTEN:5030,reuseaddr,fork EXEC:cat >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5030
+	run hold_streams "$TL_DST_IN4" 5030 3
+	note "$output"
+	[[ $output == "held=3 extra="* ]] || tl_fail "expected three streams held, got: $output"
+	[[ $output != *"extra=ok"* ]] || tl_fail "expected the fourth stream refused, got: $output"
+	[[ $output == *"still=3" ]] || tl_fail "expected the three held streams to keep working, got: $output"
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_exit_over_budget 1
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_streams_limited 1
+	# Once they are closed, the budget is free again.
+	tl_wait_until 10 tl_json_test "$TL_SRV_STATS" '.fe_streams_open == 0' ||
+		tl_fail "expected the exit's streams closed"
+	run n_cli timeout 10 socat -T 5 - "TCP4:$TL_DST_IN4:5030" <<<"after"
+	[[ $output == after ]] || tl_fail "expected a new stream to work once the others closed, got: $output"
+}
+
+@test "a client at --max-streams-per-client is refused (limit) while the exit has room" {
+	tl_start_tunlab_server proxy --max-streams-per-client 2
+	tl_start_tunlab_client proxy
+	tl_bg "$NS_DST" "$TL_TMP/echo.log" socat -T 30 TCP4-LISTEN:5031,reuseaddr,fork EXEC:cat >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5031
+	run hold_streams "$TL_DST_IN4" 5031 2
+	note "$output"
+	[[ $output == "held=2 extra="* && $output != *"extra=ok"* && $output == *"still=2" ]] ||
+		tl_fail "expected two streams held and working, the third refused, got: $output"
+	tl_wait_stat_ge "$TL_SRV_STATS" fe_streams_limited 1
+	tl_assert "the exit's budget not to be what refused it" \
+		tl_json_test "$TL_SRV_STATS" '.fe_exit_over_budget == 0'
+}
+
 @test "a server whose frontend carries packets refuses streams cleanly" {
 	[[ -c /dev/net/tun ]] || skip "no /dev/net/tun for the packet server"
 	tl_start_tunlab_server tun

@@ -177,6 +177,9 @@ note() {
 	tl_assert "the server to drop nothing as spoofed" tl_json_test "$TL_SRV_STATS" '.drop_spoofed_source == 0'
 
 	# What a crash leaves records both addresses: cleanup removes both from lo.
+	local lock
+	lock=$(tl_owner_lock "$NS_CLI" "$TL_CLI_PID")
+	[[ -e $lock ]] || tl_fail "expected the running client's lock file $lock"
 	kill -KILL "$TL_CLI_PID"
 	tl_wait_exit "$TL_CLI_PID" 5 || true
 	TL_CLI_PID=""
@@ -184,6 +187,7 @@ note() {
 	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
 	run tl_leftovers "$NS_CLI"
 	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+	[[ ! -e $lock ]] || tl_fail "expected cleanup to remove the dead client's lock file $lock"
 	run n_cli ip -o addr show
 	[[ $output != *"$TL_TUN_CLI4/"* && $output != *"$TL_TUN_CLI6/"* ]] ||
 		tl_fail "expected neither inner address left in cli after cleanup: $output"
@@ -203,6 +207,13 @@ note() {
 	jq -e '.end.sum_received.bits_per_second > 0' "$json" >/dev/null ||
 		tl_fail "expected > 0 bits/s received, iperf3 says $bps"
 	note "iperf3 through tunlab ($FRONTEND): $(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$json") Mbit/s"
+	# Real GSO from the kernel: no block may be taken for a lie (issue 13), at either end.
+	sleep 0.5 # two --stats lines after the run
+	local side
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		tl_assert "no offload block refused, none of our own frames malformed ($(basename "$side"))" \
+			tl_json_test "$side" '.drop_bad_offload == 0 and .drop_malformed == 0'
+	done
 }
 
 @test "dst sees the client's inner source address on ICMP (tcpdump)" {
@@ -256,6 +267,69 @@ note() {
 	tl_assert "the good client to still ping dst" tl_ping_dst 3
 	tl_assert "the server to still have exactly one session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 1'
 	tl_assert "the good client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+}
+
+# ---- the listener under a handshake flood (issue 13) ---------------------------------
+
+FLOOD_COUNT=1500
+
+# Connections to the tunnel port that srv holds, in any state past the SYN.
+srv_held() {
+	n_srv ss -Htn state established "( sport = :$TL_PORT )" | wc -l
+}
+
+# start_flood [hsflood flags]: a stranger in dst (another host) holds
+# FLOOD_COUNT idle connections to the server, renewing what is closed,
+# until teardown or 60 s; returns once srv holds at least 16 of them.
+start_flood() {
+	tl_require_tools python3 ss
+	tl_bg "$NS_DST" "$TL_TMP/flood.log" python3 "$BATS_TEST_DIRNAME/hsflood.py" \
+		"$TL_SRV_UL4" "$TL_PORT" "$FLOOD_COUNT" --seconds 60 "$@" >/dev/null
+	FLOOD_PID=$TL_LAST_PID
+	tl_wait_until "$TL_TIMEOUT" grep -q '^ready' "$TL_TMP/flood.log" ||
+		tl_fail "expected the flood to start in dst, its log: $(cat "$TL_TMP/flood.log")"
+	tl_wait_until "$TL_TIMEOUT" eval '(( $(srv_held) >= 16 ))' ||
+		tl_fail "expected srv to hold the flood's connections, it holds $(srv_held)"
+}
+
+# The real client starts during the flood and must be through within the
+# handshake timeout (10 s = TL_TIMEOUT), not after the stranger gives up.
+expect_client_through_flood() {
+	tl_start_tunlab_client "$FRONTEND"
+	tl_wait_until "$TL_TIMEOUT" dst_answers ||
+		tl_fail "expected dst to answer cli through the tunnel during the flood"
+	tl_pid_alive "$FLOOD_PID" || tl_fail "expected the flood still running, its log: $(cat "$TL_TMP/flood.log")"
+}
+
+@test "a handshake flood of 1500 idle connections from another host: the per-source cap keeps a client's way in" {
+	tl_start_tunlab_server "$FRONTEND"
+	start_flood
+	expect_client_through_flood
+	tl_wait_stat_ge "$TL_SRV_STATS" refused_per_source 1
+	tl_assert "srv to hold at most 16 unauthenticated connections (the per-source default)" \
+		tl_json_test "$TL_SRV_STATS" '.handshakes_pending <= 16'
+	tl_assert "the server to have one session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 1'
+	# Thousands of refusals, a few lines: TUNNEL_WARN_BURST per 10 s and a summary.
+	local lines
+	lines=$(grep -c 'refused' "$TL_SRV_LOG" || true)
+	((lines <= 20)) || tl_fail "expected at most 20 refusal lines in the server log, got $lines"
+}
+
+@test "a handshake flood filling --max-handshakes from one source: the oldest stranger makes room for the client" {
+	tl_start_tunlab_server "$FRONTEND" --max-handshakes 256 --max-handshakes-per-source 4096
+	local vm0 vm1
+	vm0=$(awk '/VmSize/ {print $2}' "/proc/$TL_SRV_PID/status")
+	start_flood --rate 500
+	tl_wait_until "$TL_TIMEOUT" eval '(( $(srv_held) >= 256 ))' ||
+		tl_fail "expected the flood to fill 256 slots, srv holds $(srv_held)"
+	# A handshaking connection costs a socket and an SSL object, not a session's 1.25 MiB.
+	vm1=$(awk '/VmSize/ {print $2}' "/proc/$TL_SRV_PID/status")
+	note "server VmSize grew by $(((vm1 - vm0) / 1024)) MiB for 256 handshaking connections"
+	((vm1 - vm0 < 65536)) || tl_fail "expected the server's VmSize to grow < 64 MiB, grew by $((vm1 - vm0)) kB"
+	expect_client_through_flood
+	tl_wait_stat_ge "$TL_SRV_STATS" handshakes_evicted 1
+	tl_assert "srv to hold at most 256 unauthenticated connections" \
+		tl_json_test "$TL_SRV_STATS" '.handshakes_pending <= 256'
 }
 
 # ---- policy ---------------------------------------------------------------------------
@@ -318,6 +392,7 @@ note() {
 	# A crashed instance's persistent device and tagged route, as a frontend
 	# that creates persistent objects would leave them after kill -9.
 	local dead_pid=4000000
+	tl_fake_dead_owner "$NS_CLI" $dead_pid
 	n_cli ip tuntap add dev tunlab$dead_pid mode tun
 	n_cli ip link set dev tunlab$dead_pid alias "tunlab:pid=$dead_pid" up
 	n_cli ip route add 10.199.0.0/24 dev tunlab$dead_pid proto 77
@@ -329,6 +404,141 @@ note() {
 	run n_cli ip route show 10.199.0.0/24
 	[[ -z $output ]] || tl_fail "expected the dead instance's route to be gone, found: $output"
 	dst_answers || tl_fail "expected the live client's tunnel to keep working after cleanup"
+}
+
+# Liveness is the owner's lock, not its pid: pid 4000001 names nobody here
+# (as an instance's pid in another pid namespace would), but its lock is held.
+@test "tunlab cleanup keeps the objects of an owner whose lock is held, whatever its pid" {
+	[[ $FRONTEND == tun ]] || skip "the owner's objects are TUN devices, whatever the frontend"
+	start_tunnel
+	local pid=4000001 lock holder
+	lock=$(tl_owner_lock "$NS_CLI" $pid)
+	TL_FAKE_LOCKS+=("$lock")
+	mkdir -p -m 0700 /run/tunlab
+	holder=$(tl_bg - "$TL_TMP/holder.log" bash -c 'exec 9>"$1" && flock 9 && echo locked && exec sleep 60' _ "$lock")
+	tl_wait_until 5 grep -q locked "$TL_TMP/holder.log" || tl_fail "expected flock to hold $lock"
+	n_cli ip tuntap add dev tunlab$pid mode tun
+	n_cli ip link set dev tunlab$pid alias "tunlab:pid=$pid" up
+	n_cli ip route add 10.198.0.0/24 dev tunlab$pid proto 77
+	run n_cli "$TUNLAB" cleanup
+	[[ $output == *"removed 0 leftover objects"* ]] || tl_fail "expected cleanup to keep a live owner's objects, got: $output"
+	run n_cli ip route show 10.198.0.0/24
+	tl_expect_contains "the live owner's route" "$output" "dev tunlab$pid"
+
+	tl_stop "$holder" TERM 5 || true
+	run n_cli "$TUNLAB" cleanup
+	[[ $output == *"removed 2 leftover objects"* ]] || tl_fail "expected cleanup to remove the owner's device and route once its lock is free, got: $output"
+	dst_answers || tl_fail "expected the live client's tunnel to keep working after cleanup"
+}
+
+# ---- identity: reloading the peers file and the CRL ------------------------------------
+
+# write_peers NAME...: a peers file of those names (cli, cli2, cli3), replaced as a whole.
+write_peers() {
+	local name
+	for name in "$@"; do
+		case $name in
+		cli) echo "cli  $TL_TUN_CLI4/32,$TL_TUN_CLI6/128" ;;
+		cli2) echo "cli2 $TL_TUN_CLI2_4/32,$TL_TUN_CLI2_6/128" ;;
+		cli3) echo "cli3 10.8.0.4/32" ;;
+		esac
+	done >"$TL_PEERS.new"
+	mv "$TL_PEERS.new" "$TL_PEERS"
+}
+
+# tls_knock NAME: a bare TLS handshake to the server with certificate NAME of TL_PKI (no HELLO).
+tls_knock() {
+	n_cli timeout 10 openssl s_client -connect "$TL_SRV_UL4:$TL_PORT" -servername server \
+		-cert "$TL_PKI/$1.crt" -key "$TL_PKI/$1.key" -CAfile "$TL_PKI/ca.crt" </dev/null >/dev/null 2>&1 || true
+}
+
+# hup_server WHAT: SIGHUP to the server, then wait for its log to say WHAT.
+hup_server() {
+	kill -HUP "$TL_SRV_PID"
+	tl_wait_until 5 grep -qF -- "$1" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to log '$1' after SIGHUP; its log: $(tail -n 20 "$TL_SRV_LOG")"
+}
+
+@test "SIGHUP reloads the peers file: one peer added, one removed, the unchanged one's ping goes on" {
+	skip_for_proxy "measured with a long ping; the proxy carries no ICMP"
+	tl_require_tools openssl
+	"$TL_MKPKI" "$TL_PKI" cli3 >/dev/null
+	start_tunnel
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 30 -i 0.1 -W 2 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	write_peers cli cli3
+	hup_server "SIGHUP: $TL_PEERS reloaded: 2 peers"
+	tl_wait_exit "$pinger" 15 || true
+	local received
+	received=$(grep -oE '[0-9]+ received' "$TL_TMP/ping.log" | cut -d' ' -f1)
+	tl_expect_ge "echo replies of 30 across the reload" "${received:-0}" 28
+	tl_assert "the server to run on after SIGHUP" tl_pid_alive "$TL_SRV_PID"
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_active 1
+	tl_assert "the server never to have seen a second session of cli" \
+		tl_json_test "$TL_SRV_STATS" '.sessions_total == 1'
+	tl_assert "the client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+	tl_assert "no session cut by the reload" tl_json_test "$TL_SRV_STATS" '.sessions_cut_reload == 0'
+	# The removed name is unknown now, the added one known.
+	tls_knock cli2
+	tls_knock cli3
+	tl_wait_until 5 grep -qF "unknown peer 'cli2'" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to refuse the removed peer cli2 as unknown"
+	tl_wait_until 5 grep -qF "client 'cli3' from" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to know the added peer cli3"
+	! grep -qF "unknown peer 'cli3'" "$TL_SRV_LOG" || tl_fail "expected cli3 not to be refused as unknown"
+
+	# Removing the connected peer cuts it, with the reason on both ends; putting it back lets it in.
+	write_peers cli2 cli3
+	hup_server "SIGHUP: $TL_PEERS reloaded: 2 peers"
+	tl_wait_until 5 grep -qF "removed from the peers file" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log why it was cut; its log: $(tail -n 5 "$TL_CLI_LOG")"
+	tl_wait_until 5 grep -qF ": removed from the peers file, cut off" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to log the cut"
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_cut_reload 1
+	tl_assert_not "no answer while cli is not a peer" dst_answers 1
+	write_peers cli cli2 cli3
+	hup_server "reloaded: 3 peers"
+	tl_wait_until "$TL_TIMEOUT" dst_answers 1 || tl_fail "expected cli back once it is a peer again"
+}
+
+@test "SIGHUP with a broken peers file: refused whole, logged, the old one stays in force" {
+	tl_require_tools openssl
+	start_tunnel
+	echo "cli not-a-prefix" >"$TL_PEERS"
+	hup_server "the previous peers file stays in force"
+	run grep -F "SIGHUP: $TL_PEERS:1: 'not-a-prefix' is not a prefix" "$TL_SRV_LOG"
+	[[ $status == 0 ]] || tl_fail "expected the log to name the file, line and fault; got: $(tail -n 3 "$TL_SRV_LOG")"
+	tl_assert "the server to run on" tl_pid_alive "$TL_SRV_PID"
+	tl_assert "dst to answer as before" dst_answers 1
+	tl_assert "no second session" tl_json_test "$TL_SRV_STATS" '.sessions_total == 1'
+	tl_assert "the client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+	# cli2 of the old file is still a peer.
+	tls_knock cli2
+	tl_wait_until 5 grep -qF "client 'cli2' from" "$TL_SRV_LOG" ||
+		tl_fail "expected the old peers file (with cli2) to stay in force"
+}
+
+@test "--crl: a revoked client is refused; SIGHUP with a new CRL cuts the session it revokes" {
+	TL_PKI=$TL_TMP/pki-crl
+	"$TL_MKPKI" "$TL_PKI" cli cli2 --crl >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	tl_start_tunlab_server "$FRONTEND" --crl "$TL_TMP/crl.pem"
+	tl_start_tunlab_client "$FRONTEND" --crl "$TL_TMP/crl.pem"
+	tl_wait_until "$TL_TIMEOUT" dst_answers || tl_fail "expected dst to answer with a CRL that revokes nothing"
+
+	"$TL_MKPKI" "$TL_PKI" --revoke cli >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	hup_server "SIGHUP: --crl $TL_TMP/crl.pem reloaded"
+	tl_wait_until 5 grep -qF "certificate verify failed: certificate revoked, cut off" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to cut the revoked client's session; its log: $(tail -n 5 "$TL_SRV_LOG")"
+	tl_wait_until 5 grep -qF "closed by peer: certificate verify failed: certificate revoked" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log why it was cut"
+	# Its reconnects are refused at the handshake.
+	tl_wait_until "$TL_TIMEOUT" grep -qF "refused: certificate verify failed: certificate revoked" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to refuse the revoked certificate at the handshake"
+	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 1
+	tl_assert_not "a revoked client to get no answer from dst" dst_answers 1
+	tl_assert "the server to have no active session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 0'
 }
 
 # ---- command line (no namespaces needed) ---------------------------------------------

@@ -262,7 +262,8 @@ static void test_routes_to_lo(void **state)
 	assert_int_equal(loroutes_text(&p, &setup, &teardown), 0);
 	assert_string_equal(setup, "route prepend 10.102.0.0/24 dev lo src 10.8.0.2 proto 77 mtu 1400\n"
 				   "route add local fd02::/64 dev lo table local proto 77 mtu 1400\n");
-	assert_string_equal(teardown, "route del 10.102.0.0/24 dev lo proto 77\n"
+	/* Every field of the route, src too: cleanup deletes exactly these from the record. */
+	assert_string_equal(teardown, "route del 10.102.0.0/24 dev lo src 10.8.0.2 proto 77\n"
 				      "route del local fd02::/64 dev lo table local proto 77\n"
 				      "addr del 10.8.0.2/32 dev lo\n");
 	free(setup);
@@ -275,8 +276,8 @@ static void test_routes_to_lo(void **state)
 	assert_string_equal(setup, "route prepend 10.102.0.0/24 dev lo src 10.8.0.2 proto 77 mtu 1400\n"
 				   "route add local fd02::/64 dev lo table local src fd08::2 proto 77 "
 				   "mtu 1400\n");
-	assert_string_equal(teardown, "route del 10.102.0.0/24 dev lo proto 77\n"
-				      "route del local fd02::/64 dev lo table local proto 77\n"
+	assert_string_equal(teardown, "route del 10.102.0.0/24 dev lo src 10.8.0.2 proto 77\n"
+				      "route del local fd02::/64 dev lo table local src fd08::2 proto 77\n"
 				      "addr del 10.8.0.2/32 dev lo\n"
 				      "addr del fd08::2/128 dev lo\n");
 	free(setup);
@@ -300,6 +301,8 @@ static void test_routes_keep_path(void **state)
 	assert_int_equal(loroutes_text(&p, &setup, &teardown), 0);
 	assert_string_equal(setup, "route prepend 10.102.0.0/24 dev lo src 10.8.0.2 proto 77\n"
 				   "route add fd02::/64 dev lo src fd08::2 proto 77 metric 1\n");
+	/* The device and metric say which route: a TUN instance's to fd02::/64 has others. */
+	assert_non_null(strstr(teardown, "route del fd02::/64 dev lo src fd08::2 proto 77 metric 1\n"));
 	assert_non_null(strstr(teardown, "addr del fd08::2/128 dev lo\n"));
 	free(setup);
 	free(teardown);

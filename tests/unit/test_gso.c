@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../common/gso.h"
+#include "../../common/offload.h"
 
 enum {
 	PROTO_TCP = 6,
@@ -324,13 +325,11 @@ static void test_largest(void **state)
 static void test_edges(void **state)
 {
 	(void)state;
-	/* Exact multiple of mss, one short segment, no payload at all, mss 1. */
+	/* Exact multiple of mss, one short segment, mss 1 (no payload at all: test_offload_check). */
 	segment_and_check(&(struct gso_spec){ .version = 4, .payload = 3 * 1448, .mss = 1448,
 		.flags = F_ACK | F_FIN });
 	segment_and_check(&(struct gso_spec){ .version = 6, .payload = 100, .mss = 1448,
 		.flags = F_ACK | F_PSH | F_CWR });
-	segment_and_check(&(struct gso_spec){ .version = 4, .payload = 0, .mss = 1448,
-		.flags = F_ACK | F_FIN });
 	segment_and_check(&(struct gso_spec){ .version = 6, .payload = 700, .mss = 1,
 		.flags = F_ACK | F_PSH | F_FIN | F_CWR });
 }
@@ -470,7 +469,7 @@ static void test_refused(void **state)
 	buf[20 + 12] = 4 << 4, refuse(&p, -EINVAL); /* data offset < 5 */
 	buf[20 + 12] = 8 << 4;
 
-	q = p, q.off.flags = PKT_F_NEEDS_CSUM, q.off.gso_type = PKT_GSO_NONE;
+	q = p, q.off.flags = PKT_F_NEEDS_CSUM, q.off.gso_type = PKT_GSO_NONE, q.off.gso_size = 0;
 	q.off.csum_start = (uint16_t)(p.len - 1), q.off.csum_offset = 0, refuse(&q, -EINVAL);
 	q.off.csum_start = 20, q.off.csum_offset = (uint16_t)(p.len - 21), refuse(&q, -EINVAL);
 	q.off.csum_start = 0xffff, q.off.csum_offset = 0xffff, refuse(&q, -EINVAL);
@@ -570,6 +569,103 @@ static void test_hostile(void **state)
 	}
 }
 
+/* ---- the offload check a peer's block passes (offload.h), shared with pkt_segment ---- */
+
+static void expect_good(const struct pkt *p, uint32_t l4, uint32_t hdr_len)
+{
+	struct offload_layout l;
+
+	assert_int_equal(offload_check(p, &l), 0);
+	assert_int_equal(l.l4, l4);
+	assert_int_equal(l.hdr_len, hdr_len);
+	assert_int_equal(l.version, p->data[0] >> 4);
+}
+
+/* Refused by the check, and so by the segmenter: one check for both. */
+static void expect_bad(const struct pkt *p, const char *what)
+{
+	int ret = offload_check(p, NULL);
+
+	if (ret != -EINVAL)
+		fail_msg("%s: offload_check gave %d, want -EINVAL", what, ret);
+	if (!pkt_is_plain(p))
+		refuse(p, -EINVAL);
+}
+
+static void test_offload_check(void **state)
+{
+	static uint8_t v4[4096], v6[4096], ext[4096], udp6[2048], udp4[2048], tcp4[2048];
+	struct gso_spec s4 = { .version = 4, .tcp_opt_len = 12, .payload = 3000, .mss = 1448,
+			       .flags = F_ACK };
+	struct gso_spec s6 = { .version = 6, .payload = 3000, .mss = 1428, .flags = F_ACK };
+	struct gso_spec s6x = { .version = 6, .ext_len = 16, .payload = 2000, .mss = 1200,
+				.flags = F_ACK };
+	struct pkt p4, p6, p6x, pu6, pu4, pt4, q;
+
+	(void)state;
+	build_gso(v4, &s4, &p4);
+	build_gso(v6, &s6, &p6);
+	build_gso(ext, &s6x, &p6x);
+	build_partial(udp6, 6, PROTO_UDP, 100, &pu6);
+	build_partial(udp4, 4, PROTO_UDP, 100, &pu4);
+	build_partial(tcp4, 4, PROTO_TCP, 100, &pt4);
+	expect_good(&p4, 20, 20 + 32);
+	expect_good(&p6, 40, 40 + 20);
+	expect_good(&p6x, 56, 56 + 20);
+	expect_good(&pu6, 40, 0);
+	expect_good(&pu4, 20, 0);
+	expect_good(&pt4, 20, 0);
+	q = (struct pkt){ .data = v4, .len = p4.len };
+	assert_int_equal(offload_check(&q, NULL), 0); /* plain */
+
+	/* Issue 13: an IPv6/UDP packet labelled TCPv4 GSO with gso_size 0. */
+	q = pu6, q.off.gso_type = PKT_GSO_TCPV4, q.off.hdr_len = 48, expect_bad(&q, "v6 UDP as TCPv4");
+	q = pu6, q.off.gso_type = PKT_GSO_TCPV6, q.off.hdr_len = 48, q.off.gso_size = 1200;
+	expect_bad(&q, "UDP as TCPv6 GSO");
+	q = p6, q.off.gso_type = PKT_GSO_TCPV4, expect_bad(&q, "v6 TCP as TCPv4");
+	q = p4, q.off.gso_type = PKT_GSO_TCPV6, expect_bad(&q, "v4 TCP as TCPv6");
+	q = p4, q.off.gso_size = 0, expect_bad(&q, "gso_size 0");
+	q = p4, q.len = 52, expect_bad(&q, "GSO without payload");
+	q = p4, q.off.flags = 0, expect_bad(&q, "GSO without NEEDS_CSUM");
+	q = p4, q.off.flags |= 2, expect_bad(&q, "unknown flag (virtio DATA_VALID)");
+	q = p4, q.off.flags = 0x80 | PKT_F_NEEDS_CSUM, expect_bad(&q, "unknown flag 0x80");
+	q = p4, q.off.hdr_len = (uint16_t)p4.len, expect_bad(&q, "hdr_len the whole packet");
+	q = p4, q.off.hdr_len = 0xffff, expect_bad(&q, "hdr_len past the end");
+	q = p4, q.off.hdr_len = 51, expect_bad(&q, "hdr_len short of the TCP options");
+	q = p4, q.off.hdr_len = 53, expect_bad(&q, "hdr_len into the payload");
+	q = p4, q.off.hdr_len = 0, expect_bad(&q, "GSO hdr_len 0");
+	q = p4, q.off.csum_start = (uint16_t)p4.len, expect_bad(&q, "csum_start past the end");
+	q = p4, q.off.csum_start = 0xffff, q.off.csum_offset = 0xffff, expect_bad(&q, "csum far out");
+	q = p4, q.off.csum_start = 21, expect_bad(&q, "csum_start inside TCP");
+	/* Would make the kernel write a sum over the destination address. */
+	q = p4, q.off.csum_start = 12, q.off.csum_offset = 4, expect_bad(&q, "csum in the IP header");
+	q = p4, q.off.csum_offset = 6, expect_bad(&q, "UDP's field in TCP");
+	q = pu4, q.off.csum_offset = 16, expect_bad(&q, "TCP's field in UDP");
+	q = pu4, q.off.gso_size = 1400, expect_bad(&q, "gso_size without GSO");
+	q = pu4, q.off.hdr_len = (uint16_t)(pu4.len + 1), expect_bad(&q, "hint past the end");
+	q = p4, q.off.gso_type = 2, expect_bad(&q, "unknown gso_type");
+	q = p4, q.off.gso_type = 0x81, expect_bad(&q, "ECN bit gso_type");
+	q = p4, q.len = 19, expect_bad(&q, "shorter than IPv4");
+	q = p4, q.len = 20 + 19, expect_bad(&q, "TCP header cut");
+	q = pu6, q.len = 40 + 7, expect_bad(&q, "UDP header cut");
+	/* A plain block with stray fields: nothing stale may reach a vnet header. */
+	q = (struct pkt){ .data = v4, .len = p4.len, .off = { .csum_start = 20 } };
+	expect_bad(&q, "plain block with csum_start");
+	q.off = (struct pkt_offload){ .hdr_len = 52 }, expect_bad(&q, "plain block with hdr_len");
+	q.off = (struct pkt_offload){ .gso_size = 1 }, expect_bad(&q, "plain block with gso_size");
+	q = pu6, q.off.gso_type = PKT_GSO_UDP, q.off.gso_size = 1000;
+	assert_int_equal(offload_check(&q, NULL), -EOPNOTSUPP);
+
+	udp4[6] = 0x20, expect_bad(&pu4, "IPv4 fragment"), udp4[6] = 0;
+	/* A routing header before TCP: the pseudo-header would name another destination. */
+	ext[6] = 43, expect_bad(&p6x, "GSO behind a routing header");
+	ext[6] = PROTO_DSTOPTS, expect_good(&p6x, 56, 76);
+	udp6[6] = 1, expect_bad(&pu6, "ICMP with a partial sum");
+	udp6[6] = PROTO_UDP;
+	expect_good(&pu6, 40, 0);
+	expect_good(&p6, 40, 60);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_refused_v6),
 		cmocka_unit_test(test_emit_error_stops),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_offload_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -296,6 +296,41 @@ static void test_table_host_and_v6(void **state)
 	prefix_table_free(t);
 }
 
+/* The exact entry, never the longest match: what merges roles of one prefix. */
+static void test_table_get_exact(void **state)
+{
+	(void)state;
+	struct prefix_table *t = prefix_table_new();
+	struct ip_prefix p24 = must_prefix("10.8.0.0/24"), p25 = must_prefix("10.8.0.0/25");
+	struct ip_prefix host = must_prefix("10.8.0.2/32"), all = must_prefix("::/0");
+	int net;
+
+	assert_non_null(t);
+	insert_ok(t, "10.8.0.0/24", &net);
+	assert_ptr_equal(prefix_table_get(t, &p24), &net);
+	assert_null(prefix_table_get(t, &p25));
+	assert_null(prefix_table_get(t, &host));
+	assert_null(prefix_table_get(t, &all));
+	prefix_table_free(t);
+}
+
+static void test_network_and_host(void **state)
+{
+	(void)state;
+	struct ip_prefix a, net;
+	char out[PREFIX_STR_MAX];
+
+	assert_int_equal(prefix_parse_host("10.8.0.2/24", &a), 0);
+	net = prefix_network(&a);
+	prefix_format(&net, out, sizeof(out));
+	assert_string_equal(out, "10.8.0.0/24");
+	assert_false(prefix_is_host(&net));
+	assert_int_equal(prefix_parse_host("fd08::2", &a), 0);
+	assert_true(prefix_is_host(&a));
+	assert_int_equal(prefix_parse_host("10.8.0.2/32", &a), 0);
+	assert_true(prefix_is_host(&a));
+}
+
 static void test_table_families_apart(void **state)
 {
 	(void)state;
@@ -596,6 +631,8 @@ int main(void)
 		cmocka_unit_test(test_overlaps),
 		cmocka_unit_test(test_table_lpm),
 		cmocka_unit_test(test_table_host_and_v6),
+		cmocka_unit_test(test_table_get_exact),
+		cmocka_unit_test(test_network_and_host),
 		cmocka_unit_test(test_table_families_apart),
 		cmocka_unit_test(test_table_duplicate),
 		cmocka_unit_test(test_table_remove_value),

@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of the proxy frontend's rule text: REDIRECT, TPROXY and drop rules per family and selector. */
+/* Unit tests of the proxy frontend: its rule text per family and selector, and the exit's stream budget. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "../../common/keyhash.h"
+#include "../../proxy/proxy.h"
 #include "../../proxy/px.h"
 
 static void assert_has(const char *text, const char *line)
@@ -174,12 +178,190 @@ static void test_rules_syn_hold(void **state)
 	free(text);
 }
 
+/* ---- the exit's budget: per client and in all (issue 13) ---- */
+
+/* The tunnel's side, recording the RESETs the exit sends. */
+struct fake_port {
+	unsigned resets, limit_resets;
+	uint32_t last_reset_id;
+};
+
+static int fake_send(void *ctx, struct stream_msg *msg)
+{
+	struct fake_port *fp = ctx;
+
+	if (msg->type == STREAM_MSG_RESET) {
+		fp->resets++;
+		fp->limit_resets += msg->reason == STREAM_RESET_LIMIT;
+		fp->last_reset_id = msg->id;
+	}
+	return 0;
+}
+
+static bool fake_blocked(void *ctx, const struct stream_link *link)
+{
+	(void)ctx;
+	(void)link;
+	return false;
+}
+
+static void fake_flush(void *ctx)
+{
+	(void)ctx;
+}
+
+static void exit_msg(struct frontend *fe, enum stream_msg_type type, uintptr_t link, uint32_t id,
+		     uint8_t proto, uint16_t port)
+{
+	struct stream_msg msg = { .type = type, .link = (struct stream_link *)link, .id = id,
+				  .proto = proto, .port = port };
+
+	assert_int_equal(addr_parse("127.0.0.1", &msg.addr), 0);
+	fe->ops->stream_event(fe, &msg);
+}
+
+/* A listener on 127.0.0.1 that never accepts: connects complete in its backlog. */
+static int listener(uint16_t *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/*
+ * Client A exhausts its own cap (3) and is refused with reason LIMIT;
+ * client B still opens streams until the exit's budget (5) is spent; then
+ * streams and UDP flows of anyone are refused and counted.
+ */
+static void test_exit_budget(void **state)
+{
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .max_streams = 5,
+				       .max_streams_per_client = 3 };
+	struct fake_port fp = { 0 };
+	struct stream_port port = { .ctx = &fp, .send = fake_send, .blocked = fake_blocked,
+				    .flush = fake_flush };
+	const uintptr_t a = 0x1000, b = 0x2000;
+	struct frontend *fe = NULL;
+	char err[256];
+	uint16_t dport;
+	int lfd = listener(&dport);
+
+	(void)state;
+	assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
+	fe->ops->attach(fe, &port);
+	exit_msg(fe, STREAM_MSG_LINK_UP, a, 0, 0, 0);
+	exit_msg(fe, STREAM_MSG_LINK_UP, b, 0, 0, 0);
+	for (uint32_t id = 1; id <= 4; id++)
+		exit_msg(fe, STREAM_MSG_OPEN, a, id, IPPROTO_TCP, dport);
+	assert_int_equal(fp.limit_resets, 1);
+	assert_int_equal(fp.last_reset_id, 4);
+	assert_int_equal(fe->stream_stats.exit_over_budget, 0);
+
+	exit_msg(fe, STREAM_MSG_OPEN, b, 1, IPPROTO_TCP, dport);
+	exit_msg(fe, STREAM_MSG_OPEN, b, 2, IPPROTO_TCP, dport);
+	assert_int_equal(fp.resets, 1);
+	assert_int_equal(fe->stream_stats.streams_open, 5);
+
+	exit_msg(fe, STREAM_MSG_OPEN, b, 3, IPPROTO_TCP, dport);
+	assert_int_equal(fp.limit_resets, 2);
+	assert_int_equal(fp.last_reset_id, 3);
+	assert_int_equal(fe->stream_stats.exit_over_budget, 1);
+	exit_msg(fe, STREAM_MSG_DGRAM, b, 9, IPPROTO_UDP, dport);
+	assert_int_equal(fe->stream_stats.flows_limited, 1);
+	assert_int_equal(fe->stream_stats.udp_flows_open, 0);
+	assert_int_equal(fe->stream_stats.streams_limited, 2);
+
+	/* A stream that ends gives its place back. */
+	exit_msg(fe, STREAM_MSG_RESET, b, 2, 0, 0);
+	exit_msg(fe, STREAM_MSG_OPEN, b, 4, IPPROTO_TCP, dport);
+	assert_int_equal(fp.resets, 2);
+	fe->ops->close(fe);
+	close(lfd);
+}
+
+/*
+ * Hash flood: FLOOD_IDS stream ids that all share one bucket under the
+ * unkeyed mix px_conn.c used before (bits 20..31 of id * 0xC2B2AE3D,
+ * XORed with a term of the link alone, so they collide on every link).
+ * Keyed, they spread like sequential ids: the longest chain, which is
+ * what a lookup (one per FIN, DATA, CREDIT frame) may walk, stays at
+ * what FLOOD_IDS balls in PX_HASH_BUCKETS bins give (about 5; 10 has a
+ * chance near 1e-6), where the old hash made it FLOOD_IDS.
+ */
+enum { FLOOD_IDS = 2000, FLOOD_CHAIN_MAX = 10 };
+
+static unsigned unkeyed_bucket_of_id(uint32_t id)
+{
+	return (unsigned)(((uint64_t)id * 0xC2B2AE3Dull) >> 20) & (PX_HASH_BUCKETS - 1);
+}
+
+/* The first n ids from 1 on that the unkeyed hash puts in bucket 0. */
+static void colliding_ids(uint32_t *ids, size_t n)
+{
+	size_t found = 0;
+
+	for (uint32_t id = 1; found < n && id < UINT32_MAX; id++)
+		if (unkeyed_bucket_of_id(id) == 0)
+			ids[found++] = id;
+	assert_int_equal(found, n);
+}
+
+static size_t longest_chain_of(const uint32_t *ids, size_t n)
+{
+	struct proxy *px = calloc(1, sizeof(*px));
+	struct px_link *l = calloc(1, sizeof(*l));
+	size_t longest;
+
+	assert_non_null(px);
+	assert_non_null(l);
+	px->epfd = -1;
+	px->conn_hash = keyhash_new();
+	assert_non_null(px->conn_hash);
+	for (size_t i = 0; i < n; i++)
+		assert_non_null(px_conn_new(px, l, ids[i], -1, false));
+	for (size_t i = 0; i < n; i++)
+		assert_non_null(px_conn_find(px, l, ids[i]));
+	longest = px_conn_longest_chain(px);
+	while (l->conns)
+		px_conn_abort(l->conns);
+	px_graveyard_empty(px);
+	keyhash_free(px->conn_hash);
+	free(l);
+	free(px);
+	return longest;
+}
+
+static void test_conn_hash_flood(void **state)
+{
+	(void)state;
+	static uint32_t chosen[FLOOD_IDS], spread[FLOOD_IDS];
+	size_t chosen_chain, spread_chain;
+
+	colliding_ids(chosen, FLOOD_IDS);
+	for (uint32_t i = 0; i < FLOOD_IDS; i++)
+		spread[i] = i + 1;
+	chosen_chain = longest_chain_of(chosen, FLOOD_IDS);
+	spread_chain = longest_chain_of(spread, FLOOD_IDS);
+	if (chosen_chain > FLOOD_CHAIN_MAX || spread_chain > FLOOD_CHAIN_MAX)
+		fail_msg("longest chain: %zu for chosen ids, %zu for spread ids (at most %d wanted)",
+			 chosen_chain, spread_chain, FLOOD_CHAIN_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules_v4_all),
 		cmocka_unit_test(test_rules_selectors),
 		cmocka_unit_test(test_rules_syn_hold),
+		cmocka_unit_test(test_exit_budget),
+		cmocka_unit_test(test_conn_hash_flood),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

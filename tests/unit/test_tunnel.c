@@ -25,6 +25,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@
 #include "../../tunnel/frame.h"
 #include "../../tunnel/tls.h"
 #include "../../tunnel/tunnel.h"
+#include "../../tunnel/tunnel_int.h"
 
 extern char **environ;
 
@@ -54,8 +56,9 @@ enum {
 	TEST_HANDSHAKE_MS = 1000,
 	/* How long the hand-driven client reads before it gives up on a CLOSE frame. */
 	RAW_READ_MS = 3000,
-	RAW_OUT_MAX = 256,
+	RAW_OUT_MAX = 8192, /* a few GSO-sized frames */
 	LOG_MAX = 32768,
+	IDLE_MAX = 64,
 };
 
 static const char peers_text[] =
@@ -63,7 +66,9 @@ static const char peers_text[] =
 	"cli   10.8.0.2/32, 192.168.60.0/24\n"
 	"cli2  10.8.0.3/32   # the hand-driven client\n"
 	"\n"
-	"other 10.8.0.4/32\n";
+	"other 10.8.0.4/32\n"
+	"revoked 10.8.0.5/32\n"
+	"twocn 10.8.0.6/32   # its first CN; the second is twocn-2\n";
 
 /* ---- the PKI and the port, made once for the group ---- */
 
@@ -127,7 +132,7 @@ static int find_mkpki(char out[PATH_MAX])
 static int run_mkpki(const char *dir, const char *const *names)
 {
 	char mkpki[PATH_MAX];
-	const char *argv[8] = { mkpki, dir };
+	const char *argv[10] = { mkpki, dir };
 	posix_spawn_file_actions_t fa;
 	int i, status, ret;
 	pid_t pid;
@@ -136,7 +141,7 @@ static int run_mkpki(const char *dir, const char *const *names)
 		fprintf(stderr, "# experiments/mkpki not found (run from the repository or set TUNLAB_MKPKI)\n");
 		return -1;
 	}
-	for (i = 0; i < 5 && names[i]; i++)
+	for (i = 0; i < 7 && names[i]; i++)
 		argv[2 + i] = names[i];
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
@@ -213,9 +218,43 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/* Copies the file from to to (replacing it), for CRLs that change under a running tunnel. */
+static int copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+	size_t n;
+	int ret = 0;
+
+	if (!in || !out)
+		ret = -1;
+	while (ret == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			ret = -1;
+	if (in)
+		fclose(in);
+	if (out && fclose(out) != 0)
+		ret = -1;
+	return ret;
+}
+
+/* Ours, then the CRL before and after revoking "revoked", and the two-CN certificate. */
+static int make_our_pki(void)
+{
+	static const char *const ours[] = { "cli", "cli2", "stranger", "revoked", "--crl", NULL };
+	static const char *const revoke[] = { "--revoke", "revoked", "--multi-cn", "twocn", NULL };
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (run_mkpki(g.dir, ours) < 0)
+		return -1;
+	if (copy_file(pki_file(from, sizeof(from), g.dir, "crl", "pem"),
+		      pki_file(to, sizeof(to), g.dir, "crl-empty", "pem")) < 0)
+		return -1;
+	return run_mkpki(g.dir, revoke);
+}
+
 static int group_setup(void **state)
 {
-	static const char *const ours[] = { "cli", "cli2", "stranger", NULL };
 	static const char *const theirs[] = { "cli", NULL };
 	const char *tmp = getenv("TMPDIR");
 
@@ -235,7 +274,7 @@ static int group_setup(void **state)
 	snprintf(g.foreign, sizeof(g.foreign), "%s/foreign", g.root);
 	g.port = pick_port();
 	snprintf(g.endpoint, sizeof(g.endpoint), "127.0.0.1:%u", g.port);
-	if (!g.port || run_mkpki(g.dir, ours) < 0 || run_mkpki(g.foreign, theirs) < 0) {
+	if (!g.port || make_our_pki() < 0 || run_mkpki(g.foreign, theirs) < 0) {
 		group_teardown(state);
 		return -1;
 	}
@@ -803,7 +842,7 @@ static void raw_start(struct evloop *loop, struct raw_client *rc)
 	rc->loop = loop;
 	rc->ctx = tls_ctx_new(false, pki_file(cert, sizeof(cert), g.dir, name, "crt"),
 			      pki_file(key, sizeof(key), g.dir, name, "key"),
-			      pki_file(ca, sizeof(ca), g.dir, "ca", "crt"), err, sizeof(err));
+			      pki_file(ca, sizeof(ca), g.dir, "ca", "crt"), NULL, err, sizeof(err));
 	if (!rc->ctx)
 		fail_msg("raw client: %s", err);
 	rc->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -857,10 +896,12 @@ static void raw_expect_close(struct evloop *loop, struct raw_client *rc, const c
 
 struct fixture {
 	struct evloop *loop;
-	struct peer_table peers;
+	struct peer_table peers, reloaded; /* the server's table, and one it reloads */
 	struct side srv, cli, other;
 	struct raw_client raw;
 	int plain_fd;
+	int idle_fds[IDLE_MAX]; /* a stranger's connections that never start TLS */
+	unsigned idle_count;
 };
 
 static int fx_setup(void **state)
@@ -890,11 +931,14 @@ static int fx_teardown(void **state)
 	raw_close(&fx->raw);
 	if (fx->plain_fd >= 0)
 		close(fx->plain_fd);
+	for (unsigned i = 0; i < fx->idle_count; i++)
+		close(fx->idle_fds[i]);
 	side_close(&fx->other);
 	side_close(&fx->cli);
 	side_close(&fx->srv);
 	evloop_free(fx->loop);
 	peers_free(&fx->peers);
+	peers_free(&fx->reloaded);
 	free(fx);
 	return 0;
 }
@@ -916,6 +960,15 @@ static void fx_start_client(struct fixture *fx, bool offload)
 	c.cfg.trace = true;
 	c.cfg.accept_offload = offload;
 	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+}
+
+/* A second tunnel client into sd, with certificate name. */
+static void fx_start_client_named(struct fixture *fx, const char *name, struct side *sd)
+{
+	struct conf c;
+
+	conf_client(&c, g.dir, name);
+	side_open(sd, name, &c.cfg, fx->loop);
 }
 
 static void fx_start_pair(struct fixture *fx, bool offload)
@@ -963,6 +1016,12 @@ static void test_load_errors(void **state)
 	expect_load_error(fx, &c.cfg, "expected host:port", false);
 	conf_server(&c, NULL);
 	expect_load_error(fx, &c.cfg, "the server needs a peers table (--peers)", true);
+	conf_server(&c, &fx->peers);
+	c.cfg.crl_file = "/x/crl.pem";
+	expect_load_error(fx, &c.cfg, "--crl /x/crl.pem: no such file", true);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.crl_file = c.ca; /* a certificate, not a CRL */
+	expect_load_error(fx, &c.cfg, ": no PEM CRL in it", false);
 	conf_client(&c, g.dir, "cli");
 	c.cfg.endpoint = "127.0.0.1:0";
 	expect_load_error(fx, &c.cfg, "--connect '127.0.0.1:0': expected", false);
@@ -1070,6 +1129,71 @@ static void test_spoofed_source(void **state)
 	assert_memory_equal(fx->srv.last_src, second, 4);
 	assert_int_equal(stats_of(&fx->srv).drop_spoofed_source, 6);
 	assert_int_equal(stats_of(&fx->srv).rx_packets, 1);
+}
+
+static void reach_allow_text(struct reach_policy *p, const char *text)
+{
+	struct ip_prefix prefix;
+
+	assert_int_equal(prefix_parse(text, &prefix), 0);
+	assert_int_equal(reach_allow(p, &prefix), 0);
+}
+
+/*
+ * The receive path asks the reach policy about every packet: the server
+ * about destinations (exports, other peers), the client about sources
+ * (its routes and inner network, never its own address).
+ */
+static void test_reach_policy(void **state)
+{
+	struct fixture *fx = *state;
+	struct reach_policy *srv_reach = reach_new(false), *cli_reach = reach_new(false);
+	struct ip_addr me;
+	struct conf c;
+	struct tunnel_stats st;
+
+	assert_non_null(srv_reach);
+	assert_non_null(cli_reach);
+	reach_allow_text(srv_reach, "10.9.0.0/16");
+	for (size_t i = 0; i < fx->peers.count; i++)
+		for (size_t j = 0; j < fx->peers.peers[i].prefix_count; j++)
+			assert_int_equal(reach_add_peer(srv_reach, &fx->peers.peers[i].prefixes[j],
+							&fx->peers.peers[i]), 0);
+	reach_allow_text(cli_reach, "10.9.0.0/16");
+	reach_allow_text(cli_reach, "10.8.0.0/24");
+	assert_int_equal(addr_parse("10.8.0.2", &me), 0);
+	assert_int_equal(reach_add_local(cli_reach, &me, false), 0);
+
+	conf_server(&c, &fx->peers);
+	c.cfg.reach = srv_reach;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.reach = cli_reach;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_log(fx->loop, &fx->srv, "client 'cli' from 127.0.0.1:", 1000);
+
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "127.0.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.77.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.8.0.3");  /* cli2's, no --peer-to-peer */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.drop_dst[REACH_LOOPBACK], 1);
+	assert_int_equal(st.drop_dst[REACH_NOT_EXPORTED], 1);
+	assert_int_equal(st.drop_dst[REACH_PEER], 1);
+	assert_int_equal(st.rx_packets, 1);
+
+	send_packets(&fx->srv, 1, 100, "10.77.0.1", "10.8.0.2");
+	send_packets(&fx->srv, 1, 100, "10.8.0.2", "10.8.0.2");  /* the client's own address */
+	send_packets(&fx->srv, 1, 100, "10.8.0.1", "10.8.0.2");  /* the server's inner address */
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 2, 2000);
+	assert_int_equal(stats_of(&fx->cli).drop_spoofed_source, 2);
+	side_close(&fx->cli);
+	side_close(&fx->srv);
+	reach_free(cli_reach);
+	reach_free(srv_reach);
 }
 
 /* No peer holds the destination, the peer is down, or it is no IP packet. */
@@ -1191,6 +1315,7 @@ static void test_offload_unasked(void **state)
 	fx_start_server(fx, false);
 	p.off.gso_size = 20;
 	build_ipv4(ip, sizeof(ip), "10.8.0.3", "10.9.0.1", 6, 1);
+	ip[32] = 5 << 4; /* a TCP header the block describes truthfully: unasked, not lying */
 	raw_put_hello(rc, PROTO_VERSION);
 	n = frame_put_packet(frame, sizeof(frame), &p);
 	assert_int_equal(n, sizeof(frame));
@@ -1204,6 +1329,73 @@ static void test_offload_unasked(void **state)
 	expect_delivered(fx->loop, &fx->srv, 1, 2000);
 	assert_int_equal(fx->srv.last_seq, 2);
 	assert_int_equal(stats_of(&fx->srv).drop_offload, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	raw_close(rc);
+}
+
+/* The issue's packet: IPv6/UDP from cli2's side, whatever its block claims. */
+static void build_udp6(uint8_t *buf, size_t len)
+{
+	memset(buf, 0, len);
+	buf[0] = 0x60;
+	buf[4] = (uint8_t)((len - 40) >> 8);
+	buf[5] = (uint8_t)(len - 40);
+	buf[6] = 17;
+	buf[7] = 64;
+	inet_pton(AF_INET6, "fd00:8::3", buf + 8);
+	inet_pton(AF_INET6, "fd00:9::1", buf + 24);
+}
+
+static void raw_put_packet(struct raw_client *rc, const uint8_t *ip, size_t len,
+			   const struct pkt_offload *off)
+{
+	static uint8_t frame[FRAME_HEADER_LEN + FRAME_OFFLOAD_LEN + GSO_PKT_LEN];
+	const struct pkt p = { .data = (uint8_t *)ip, .len = (uint32_t)len, .off = *off };
+	size_t n = frame_put_packet(frame, sizeof(frame), &p);
+
+	assert_int_equal(n, frame_packet_size(&p));
+	raw_put(rc, frame, n);
+}
+
+/*
+ * Issue 13: offload blocks that lie about their packet (the issue's IPv6/UDP
+ * labelled TCPv4 GSO with gso_size 0, gso_size 0 on a good packet,
+ * csum_start past the end) are dropped and counted before anything could
+ * reach a vnet header; the session, a good GSO packet and a plain one
+ * after them go through. Before, the first two were delivered and the
+ * third cut the session off.
+ */
+static void test_offload_bad(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	static uint8_t tcp[GSO_PKT_LEN], udp6[100], plain[60];
+	const struct pkt_offload issue = {
+		.flags = PKT_F_NEEDS_CSUM, .gso_type = PKT_GSO_TCPV4, .hdr_len = 48,
+		.csum_start = 40, .csum_offset = 6,
+	};
+	struct pkt_offload off;
+
+	fx_start_server(fx, true);
+	raw_put_hello(rc, PROTO_VERSION);
+	build_udp6(udp6, sizeof(udp6));
+	raw_put_packet(rc, udp6, sizeof(udp6), &issue);
+	build_tcp4_gso(tcp, "10.8.0.3", "10.9.0.1");
+	off = tcp4_gso, off.gso_size = 0;
+	raw_put_packet(rc, tcp, sizeof(tcp), &off);
+	off = tcp4_gso, off.csum_start = GSO_PKT_LEN;
+	raw_put_packet(rc, tcp, sizeof(tcp), &off);
+	raw_put_packet(rc, tcp, sizeof(tcp), &tcp4_gso);
+	build_ipv4(plain, sizeof(plain), "10.8.0.3", "10.9.0.1", 17, 2);
+	raw_put_packet(rc, plain, sizeof(plain), &(struct pkt_offload){ 0 });
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_delivered(fx->loop, &fx->srv, 2, 2000);
+	assert_int_equal(fx->srv.last_seq, 2);
+	assert_int_equal(fx->srv.delivered_bytes, GSO_PKT_LEN + sizeof(plain));
+	assert_int_equal(stats_of(&fx->srv).drop_bad_offload, 3);
+	assert_int_equal(stats_of(&fx->srv).drop_malformed, 0);
 	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
 	raw_close(rc);
 }
@@ -1252,12 +1444,12 @@ static void test_wrong_version(void **state)
 	struct fixture *fx = *state;
 	struct raw_client *rc = &fx->raw;
 
-	_Static_assert(PROTO_VERSION + 1 == 3, "the strings below name the version");
+	_Static_assert(PROTO_VERSION + 1 == 4, "the strings below name the version");
 	fx_start_server(fx, false);
 	raw_put_hello(rc, PROTO_VERSION + 1);
-	raw_expect_close(fx->loop, rc, "unsupported protocol version 3");
+	raw_expect_close(fx->loop, rc, "unsupported protocol version 4");
 	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
-	assert_true(logged(&fx->srv, "refused: unsupported protocol version 3"));
+	assert_true(logged(&fx->srv, "refused: unsupported protocol version 4"));
 	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
 	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
 }
@@ -1444,8 +1636,8 @@ static void test_abrupt_close(void **state)
 	assert_int_equal(stats_of(&fx->srv).handshake_failures, 0);
 }
 
-/* The same peer connecting again replaces its older connection. */
-static void test_replacement(void **state)
+/* The same name connecting again while its session is alive is refused; routing stays. */
+static void test_duplicate_refused(void **state)
 {
 	struct fixture *fx = *state;
 	struct conf c;
@@ -1453,18 +1645,249 @@ static void test_replacement(void **state)
 	fx_start_pair(fx, false);
 	conf_client(&c, g.dir, "cli");
 	side_open(&fx->other, "cli-b", &c.cfg, fx->loop);
-	expect_log(fx->loop, &fx->srv, "replaces its connection from 127.0.0.1:", 2000);
-	/* Routing follows the newer connection at once. */
-	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
-	expect_delivered(fx->loop, &fx->other, 1, 2000);
-	assert_int_equal(fx->cli.delivered, 0);
-	side_close(&fx->other);
-	expect_log(fx->loop, &fx->cli, "lost: closed by peer: replaced by a new connection", 2000);
-	expect_connected(fx->loop, &fx->cli, 3000);
-	assert_true(stats_of(&fx->cli).reconnects >= 1);
+	expect_log(fx->loop, &fx->srv, "refused: 'cli' is already connected from 127.0.0.1:", 2000);
+	expect_log(fx->loop, &fx->other, "failed: closed by peer: 'cli' is already connected from", 1000);
+	/* Retried a few times (backoff), never let in: the live session keeps the name. */
+	run_for(fx->loop, 3 * keepalive_ms());
+	assert_false(stats_of(&fx->other).connected);
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->cli).reconnects, 0);
+	assert_false(logged(&fx->srv, "replaces its connection"));
 	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
 	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	assert_int_equal(fx->other.delivered, 0);
 	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 1);
+}
+
+/*
+ * A session silent for two keepalive periods is presumed dead (a client
+ * that moved network): the same name replaces it at once, before dead-peer
+ * detection (three periods) would have freed the name.
+ */
+static void test_duplicate_replaces_silent(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct conf c;
+
+	fx_start_server(fx, false);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	/* Between two periods (presumed dead) and three (declared dead). */
+	run_for(fx->loop, 2 * keepalive_ms() + keepalive_ms() / 4);
+	conf_client(&c, g.dir, "cli2");
+	side_open(&fx->other, "cli2", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 1000);
+	assert_true(logged(&fx->srv, "replaces its connection from 127.0.0.1:"));
+	assert_true(logged(&fx->srv, ", silent for "));
+	assert_int_equal(stats_of(&fx->srv).sessions_dead, 0);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.3");
+	expect_delivered(fx->loop, &fx->other, 1, 2000);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+	raw_close(rc);
+}
+
+/*
+ * The old connection's host rebooted: its socket vanished without FIN or
+ * RST (TCP_REPAIR makes close() silent). The keepalive that the refusal
+ * sends draws the RST that ends the old session at once, so the client's
+ * retry gets in long before the server's own keepalive would find out.
+ */
+static void test_duplicate_probe_finds_reboot(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct conf c;
+	int on = 1;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.keepalive_ms = scaled(10000); /* no keepalive of its own during the test */
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	/* Until every delayed ACK is out: a segment to the vanished socket draws the RST. */
+	run_for(fx->loop, 300);
+	if (setsockopt(rc->fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0)
+		skip(); /* needs CAP_NET_ADMIN */
+	raw_close(rc);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_log(fx->loop, &fx->srv, "refused: 'cli2' is already connected", 2000);
+	expect_log(fx->loop, &fx->srv, ": Connection reset by peer, cut off", 1000);
+	expect_connected(fx->loop, &fx->other, 2000);
+	assert_false(logged(&fx->srv, "replaces its connection"));
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+}
+
+/* ---- identity: revocation, two common names, reloading the peers ---- */
+
+/* A server and the client of certificate name, both checking the CRL at crl. */
+static void start_with_crl(struct fixture *fx, const char *crl, const char *name)
+{
+	struct conf sc, cc;
+
+	conf_server(&sc, &fx->peers);
+	sc.cfg.crl_file = crl;
+	side_open(&fx->srv, "srv", &sc.cfg, fx->loop);
+	conf_client(&cc, g.dir, name);
+	cc.cfg.crl_file = crl;
+	side_open(&fx->cli, name, &cc.cfg, fx->loop);
+}
+
+static void test_revoked_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+	char crl[PATH_MAX];
+
+	start_with_crl(fx, pki_file(crl, sizeof(crl), g.dir, "crl", "pem"), "revoked");
+	expect_log(fx->loop, &fx->srv, "refused: certificate verify failed: certificate revoked", 2000);
+	run_for(fx->loop, 300);
+	assert_false(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
+	assert_true(stats_of(&fx->srv).handshake_failures >= 1);
+
+	/* A certificate that is not on the list gets in, the client checking the CRL too. */
+	conf_client(&c, g.dir, "cli2");
+	c.cfg.crl_file = crl;
+	side_open(&fx->other, "cli2", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 3000);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 1);
+}
+
+static void test_crl_reload(void **state)
+{
+	struct fixture *fx = *state;
+	char crl[PATH_MAX], from[PATH_MAX], err[256] = "";
+	FILE *f;
+
+	snprintf(crl, sizeof(crl), "%s/crl-live.pem", g.root);
+	assert_int_equal(copy_file(pki_file(from, sizeof(from), g.dir, "crl-empty", "pem"), crl), 0);
+	start_with_crl(fx, crl, "revoked");
+	expect_connected(fx->loop, &fx->cli, 3000);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_connected(fx->loop, &fx->other, 3000);
+
+	/* A file that is no CRL is refused whole; nothing changes. */
+	f = fopen(crl, "w");
+	assert_non_null(f);
+	fputs("not a CRL\n", f);
+	fclose(f);
+	assert_int_equal(tunnel_reload_crl(fx->srv.t, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no PEM CRL in it"));
+	run_for(fx->loop, 100);
+	assert_true(stats_of(&fx->cli).connected);
+
+	/* The new CRL lists it: the established session is cut, with the reason. */
+	assert_int_equal(copy_file(pki_file(from, sizeof(from), g.dir, "crl", "pem"), crl), 0);
+	assert_int_equal(tunnel_reload_crl(fx->srv.t, err, sizeof(err)), 0);
+	expect_log(fx->loop, &fx->srv, "client 'revoked' from 127.0.0.1:", 1000);
+	expect_log(fx->loop, &fx->srv, ": certificate verify failed: certificate revoked, cut off", 1000);
+	expect_log(fx->loop, &fx->cli, "closed by peer: certificate verify failed: certificate revoked", 2000);
+	/* ...and stays out: its reconnects are refused at the handshake. */
+	expect_log(fx->loop, &fx->srv, "refused: certificate verify failed: certificate revoked", 3000);
+	assert_false(stats_of(&fx->cli).connected);
+	assert_true(stats_of(&fx->other).connected);
+	assert_int_equal(stats_of(&fx->other).reconnects, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
+}
+
+/* Two common names: the server refuses such a client, a client such a server. */
+static void test_two_common_names(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_server(fx, false);
+	conf_client(&c, g.dir, "twocn");
+	side_open(&fx->cli, "twocn", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->srv,
+		   "refused: certificate verify failed: certificate has more than one common name", 2000);
+	run_for(fx->loop, 300);
+	assert_false(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
+	side_close(&fx->cli);
+	side_close(&fx->srv);
+
+	conf_server(&c, &fx->peers);
+	pki_file(c.cert, sizeof(c.cert), g.dir, "twocn", "crt");
+	pki_file(c.key, sizeof(c.key), g.dir, "twocn", "key");
+	side_open(&fx->srv, "srv-twocn", &c.cfg, fx->loop);
+	fx_start_client(fx, false);
+	expect_log(fx->loop, &fx->cli,
+		   "failed: certificate verify failed: certificate has more than one common name", 2000);
+	assert_false(stats_of(&fx->cli).connected);
+}
+
+static void reload_peers(struct fixture *fx, const char *text)
+{
+	char err[256] = "";
+
+	if (peers_parse(text, strlen(text), &fx->reloaded, err, sizeof(err)) < 0)
+		fail_msg("peers_parse: %s", err);
+	if (tunnel_set_peers(fx->srv.t, &fx->reloaded, NULL, err, sizeof(err)) < 0)
+		fail_msg("tunnel_set_peers: %s", err);
+}
+
+/* A new peers table: the unchanged peer goes on, removed and changed ones are cut, new ones get in. */
+static void test_reload_peers(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_pair(fx, false);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_connected(fx->loop, &fx->other, 3000);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+
+	reload_peers(fx, "cli  192.168.60.0/24, 10.8.0.2/32  # same prefixes, reordered\n"
+			 "stranger 10.8.0.7/32\n");
+	peers_free(&fx->peers); /* the tunnel must not look at the old table any more */
+	expect_log(fx->loop, &fx->other, "closed by peer: removed from the peers file", 2000);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
+	assert_true(logged(&fx->srv, ": removed from the peers file, cut off"));
+	/* cli's session was not touched: no reconnect, routing both ways as before. */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 2, 2000);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	assert_int_equal(stats_of(&fx->cli).reconnects, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
+	/* The removed peer stays out, the added one gets in. */
+	expect_log(fx->loop, &fx->srv, "refused: unknown peer 'cli2'", 3000);
+	side_close(&fx->other);
+	conf_client(&c, g.dir, "stranger");
+	side_open(&fx->other, "stranger", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 3000);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.7");
+	expect_delivered(fx->loop, &fx->other, 1, 2000);
+	assert_true(stats_of(&fx->cli).connected);
+}
+
+/* A peer whose prefixes changed is cut and comes back with the new ones. */
+static void test_reload_changed_peer(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_pair(fx, false);
+	reload_peers(fx, "cli 10.8.0.9/32\n");
+	peers_free(&fx->peers);
+	expect_log(fx->loop, &fx->cli, "closed by peer: its entry in the peers file changed", 2000);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(stats_of(&fx->cli).reconnects, 1);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.9", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	assert_int_equal(stats_of(&fx->srv).drop_spoofed_source, 1);
 }
 
 /* The server goes away and comes back: the client queues meanwhile and reconnects. */
@@ -1510,6 +1933,232 @@ static void test_ipv6_endpoint(void **state)
 	expect_delivered(fx->loop, &fx->srv, 1, 2000);
 }
 
+/* ---- the listener's caps (issue 13) ---- */
+
+static void fx_start_capped_server(struct fixture *fx, unsigned handshakes, unsigned per_source,
+				   unsigned peers)
+{
+	struct conf c;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.max_handshakes = handshakes;
+	c.cfg.max_handshakes_per_source = per_source;
+	c.cfg.max_peers = peers;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+}
+
+struct seen_wait {
+	const struct side *srv;
+	uint64_t target;
+};
+
+/* Connections the server has accepted and decided about: held, refused or evicted. */
+static uint64_t connections_seen(const struct side *srv)
+{
+	struct tunnel_stats st = stats_of(srv);
+
+	/* An eviction swaps one pending connection for another: counted once. */
+	return st.handshakes_pending + st.refused_per_source + st.handshakes_evicted;
+}
+
+static bool seen_reached(const void *arg)
+{
+	const struct seen_wait *sw = arg;
+
+	return connections_seen(sw->srv) >= sw->target;
+}
+
+/* n idle TCP connections to the server from 127.0.0.<host>: a stranger who never speaks TLS. */
+static void open_idle(struct fixture *fx, unsigned n, unsigned host)
+{
+	struct seen_wait sw = { &fx->srv, connections_seen(&fx->srv) + n };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)g.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in from = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK - 1 + host) };
+
+	for (unsigned i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		assert_true(fd >= 0 && fx->idle_count < IDLE_MAX);
+		fx->idle_fds[fx->idle_count++] = fd;
+		assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+		assert_true(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS);
+	}
+	if (!run_until(fx->loop, seen_reached, &sw, 2000))
+		fail_msg("srv: saw %lu connections, expected %lu; its log:\n%s",
+			 (unsigned long)connections_seen(&fx->srv), (unsigned long)sw.target, fx->srv.log);
+}
+
+/* How many of the idle connections the server has closed (EOF or reset). */
+static unsigned idle_closed(const struct fixture *fx)
+{
+	unsigned closed = 0;
+	char byte;
+
+	for (unsigned i = 0; i < fx->idle_count; i++) {
+		ssize_t n = recv(fx->idle_fds[i], &byte, 1, MSG_PEEK);
+
+		closed += n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+	}
+	return closed;
+}
+
+static unsigned log_lines_with(const struct side *sd, const char *what)
+{
+	unsigned n = 0;
+
+	for (const char *at = strstr(sd->log, what); at; at = strstr(at + 1, what))
+		n++;
+	return n;
+}
+
+static struct ip_addr source_of(int family, const char *text)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	struct ip_addr out;
+
+	if (family == AF_INET)
+		assert_int_equal(inet_pton(AF_INET, text, &((struct sockaddr_in *)&ss)->sin_addr), 1);
+	else
+		assert_int_equal(inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+	tunnel_source_of((struct sockaddr *)&ss, &out);
+	return out;
+}
+
+static bool same_source(int fa, const char *a, int fb, const char *b)
+{
+	struct ip_addr x = source_of(fa, a), y = source_of(fb, b);
+
+	return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+/* A source is an IPv4 address or an IPv6 /64; a v4-mapped address is its IPv4 one. */
+static void test_source_of(void **state)
+{
+	(void)state;
+	assert_true(same_source(AF_INET6, "2001:db8:1:2::1", AF_INET6, "2001:db8:1:2:ffff:1:2:3"));
+	assert_false(same_source(AF_INET6, "2001:db8:1:2::1", AF_INET6, "2001:db8:1:3::1"));
+	assert_true(same_source(AF_INET, "192.0.2.7", AF_INET6, "::ffff:192.0.2.7"));
+	assert_false(same_source(AF_INET, "192.0.2.7", AF_INET, "192.0.2.8"));
+	assert_false(same_source(AF_INET, "0.0.0.1", AF_INET6, "::1"));
+	assert_int_equal(source_of(AF_INET6, "::ffff:10.0.0.1").family, AF_INET);
+}
+
+/* One source cannot hold more than its share; a client from elsewhere gets in. */
+static void test_handshakes_per_source(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_capped_server(fx, 8, 3, 0);
+	open_idle(fx, 20, 2);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.handshakes_pending, 3);
+	assert_int_equal(st.refused_per_source, 17);
+	assert_int_equal(idle_closed(fx), 17);
+	/* 17 refusals, TUNNEL_WARN_BURST lines: the rest waits for one summary. */
+	assert_int_equal(log_lines_with(&fx->srv, "handshakes from its source already"), TUNNEL_WARN_BURST);
+	assert_int_equal(st.log_suppressed, 17 - TUNNEL_WARN_BURST);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 3);
+}
+
+/* Many sources fill the table: the oldest stranger goes, the client gets in. */
+static void test_handshakes_evict_oldest(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_capped_server(fx, 6, 2, 0);
+	for (unsigned host = 2; host < 5; host++)
+		open_idle(fx, 2, host);
+	assert_int_equal(stats_of(&fx->srv).handshakes_pending, 6);
+	assert_int_equal(idle_closed(fx), 0);
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.handshakes_evicted, 1);
+	assert_int_equal(st.refused_per_source, 0);
+	/* The oldest was 127.0.0.2's first connection. */
+	assert_int_equal(idle_closed(fx), 1);
+	assert_int_equal(recv(fx->idle_fds[0], &(char){ 0 }, 1, MSG_PEEK), 0);
+	assert_int_equal(st.handshakes_pending, 5);
+}
+
+/* Peers are capped apart from strangers; a connected peer coming back still replaces itself. */
+static void test_max_peers(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	uint64_t heard, presumed_dead;
+	struct conf c;
+
+	fx_start_capped_server(fx, 0, 0, 1);
+	raw_put_hello(rc, PROTO_VERSION); /* cli2, established, then silent */
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	heard = mono_ms();
+	fx_start_client(fx, false);
+	expect_log(fx->loop, &fx->cli, "1 peers connected already", 3000);
+	assert_true(stats_of(&fx->srv).refused_max_peers >= 1);
+	side_close(&fx->cli);
+	/*
+	 * The connected peer itself is never refused by the cap: while its
+	 * session lives, the one-live-session rule refuses it...
+	 */
+	conf_client(&c, g.dir, "cli2");
+	side_open(&fx->other, "cli2-b", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->other, "'cli2' is already connected from", 3000);
+	assert_false(logged(&fx->other, "peers connected already"));
+	side_close(&fx->other);
+	/* ...and once that is presumed dead (two silent periods, not three), it replaces it at the cap. */
+	presumed_dead = heard + 2 * keepalive_ms() + keepalive_ms() / 4;
+	if (mono_ms() < presumed_dead)
+		run_for(fx->loop, (unsigned)(presumed_dead - mono_ms()));
+	side_open(&fx->other, "cli2-c", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 1000);
+	expect_log(fx->loop, &fx->srv, "replaces its connection from 127.0.0.1:", 1000);
+	raw_close(rc);
+}
+
+/*
+ * A queue many times the session's send buffer is delivered whole, in
+ * rounds. Large enough to exceed what loopback TCP takes at once (tcp_wmem
+ * and tcp_rmem maxima, 4 and 6 MiB by default) while the server, in the
+ * same thread, does not read: only then does the send buffer fill.
+ */
+static void test_queue_larger_than_send_buffer(void **state)
+{
+	struct fixture *fx = *state;
+	enum { LEN = 1400, QUEUE = 24 * TUNNEL_TX_BUF_BYTES,
+	       BATCHES = (QUEUE - TUNNEL_TX_BUF_BYTES) / ((LEN + FRAME_HEADER_LEN) * PKT_BATCH_MAX) };
+	struct tunnel_stats st;
+	struct conf c;
+
+	conf_client(&c, g.dir, "cli");
+	c.cfg.queue_bytes = QUEUE;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	for (unsigned i = 0; i < BATCHES; i++)
+		send_packets(&fx->cli, PKT_BATCH_MAX, LEN, "10.8.0.2", "10.9.0.1");
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.queue_packets, BATCHES * PKT_BATCH_MAX);
+	assert_int_equal(st.drop_queue_full, 0);
+	assert_true(st.queue_bytes > QUEUE - 2 * TUNNEL_TX_BUF_BYTES);
+
+	fx_start_server(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_delivered(fx->loop, &fx->srv, BATCHES * PKT_BATCH_MAX, 10000);
+	st = stats_of(&fx->cli);
+	assert_true(st.queue_rounds >= 1);
+	assert_int_equal(st.drop_tx_full, 0);
+	assert_int_equal(st.queue_packets, 0);
+	assert_false(tunnel_send_blocked(fx->cli.t));
+}
+
 #define TUNNEL_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -1520,11 +2169,13 @@ int main(void)
 		TUNNEL_TEST(test_queue_limit),
 		TUNNEL_TEST(test_packets_both_ways),
 		TUNNEL_TEST(test_spoofed_source),
+		TUNNEL_TEST(test_reach_policy),
 		TUNNEL_TEST(test_server_drops),
 		TUNNEL_TEST(test_offload_to_plain_peer),
 		TUNNEL_TEST(test_offload_queued_for_plain_peer),
 		TUNNEL_TEST(test_offload_accepted),
 		TUNNEL_TEST(test_offload_unasked),
+		TUNNEL_TEST(test_offload_bad),
 		TUNNEL_TEST(test_idle_keepalive),
 		TUNNEL_TEST(test_malformed_frame),
 		TUNNEL_TEST(test_wrong_version),
@@ -1535,9 +2186,21 @@ int main(void)
 		TUNNEL_TEST(test_handshake_timeout),
 		TUNNEL_TEST(test_slow_client_dead_peer),
 		TUNNEL_TEST(test_abrupt_close),
-		TUNNEL_TEST(test_replacement),
+		TUNNEL_TEST(test_duplicate_refused),
+		TUNNEL_TEST(test_duplicate_replaces_silent),
+		TUNNEL_TEST(test_duplicate_probe_finds_reboot),
+		TUNNEL_TEST(test_revoked_refused),
+		TUNNEL_TEST(test_crl_reload),
+		TUNNEL_TEST(test_two_common_names),
+		TUNNEL_TEST(test_reload_peers),
+		TUNNEL_TEST(test_reload_changed_peer),
 		TUNNEL_TEST(test_reconnect_after_restart),
 		TUNNEL_TEST(test_ipv6_endpoint),
+		cmocka_unit_test(test_source_of),
+		TUNNEL_TEST(test_handshakes_per_source),
+		TUNNEL_TEST(test_handshakes_evict_oldest),
+		TUNNEL_TEST(test_max_peers),
+		TUNNEL_TEST(test_queue_larger_than_send_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
