@@ -19,6 +19,7 @@ TL_DEB_PACKAGES=(
 	iputils-ping coreutils curl python3
 	openvpn wireguard-go wireguard-tools stunnel4 conntrack python3
 	linux-perf
+	ansible-core openssh-server ethtool
 )
 
 # pdflatex with booktabs, longtable, graphicx, hyperref, Times; pdftoppm and

@@ -33,6 +33,8 @@
 #   exp_one ID FN REP WORK replaces the default test (system up,
 #                   exp_measure, system down): for experiments that time
 #                   the start itself (one repetition per start)
+#   EXP_ON_HOSTS=1  the experiment runs on an inventory's hosts too
+#                   (--inventory): every helper it uses has both back ends
 #   exp_flag FLAG VALUE    takes an experiment's own two-word flag (return
 #                   0) or not (return 1); EXP_USAGE_EXTRA documents them
 # and ends with `exp_main "$@"`.
@@ -60,11 +62,13 @@ EXP_FAILED=0 EXP_PASSED=0
 exp_usage() {
 	cat <<-EOF
 		Usage: experiments/$EXP_NAME [--tunlab PATH] [--quick] [--reps N] [--seconds S]
-		                    [--systems LIST] [--results DIR]$EXP_USAGE_EXTRA
+		                    [--systems LIST] [--results DIR] [--inventory FILE]$EXP_USAGE_EXTRA
 		  $EXP_TITLE
 		  --quick         $EXP_QUICK_REPS repetition(s), ${EXP_QUICK_SECONDS} s steps (default $EXP_REPS x ${EXP_SECONDS} s)
 		  --systems LIST  comma list of rows of experiments/lib/systems.sh (default all)
 		  --results DIR   where the data goes (default: results/)
+		  --inventory FILE  on the hosts of this Ansible inventory instead of
+		                  namespaces (README: "Running on real hosts")
 		Writes DIR/$EXP_NAME.csv (system,parameter,metric,value,unit,repetition),
 		DIR/$EXP_NAME.meta and DIR/raw/$EXP_NAME/ once every test has run;
 		experiments/lib/plots.sh renders them.
@@ -267,7 +271,9 @@ exp_publish() {
 exp_parse() {
 	while (($#)); do
 		case $1 in
-		--tunlab) TUNLAB=$(realpath -e "${2:?--tunlab needs a path}"); shift 2 ;;
+		--tunlab) # on an inventory's hosts, the one each host built
+			[[ $TL_BACKEND == hosts ]] || TUNLAB=$(realpath -e "${2:?--tunlab needs a path}"); shift 2 ;;
+		--inventory) shift 2 ;; # loaded by netns.sh (tl_inventory_reexec)
 		--quick) EXP_QUICK=1 EXP_REPS=$EXP_QUICK_REPS EXP_SECONDS=$EXP_QUICK_SECONDS; shift ;;
 		--reps) EXP_REPS=${2:-}; shift 2 ;;
 		--seconds) EXP_SECONDS=${2:-}; shift 2 ;;
@@ -289,6 +295,9 @@ exp_parse() {
 
 exp_main() {
 	local selected skipped not_applicable excluded
+	tl_inventory_reexec "$0" "$@"
+	[[ $TL_BACKEND != hosts || ${EXP_ON_HOSTS:-0} == 1 ]] ||
+		meas_die "$EXP_NAME does not run on an inventory's hosts yet (its helpers still assume namespaces): run it without --inventory"
 	EXP_SYSTEMS=all EXP_RESULTS=$MEAS_ROOT/results
 	exp_parse "$@"
 	export TUNLAB
@@ -308,6 +317,7 @@ exp_main() {
 
 	tl_init
 	exp_traps
+	[[ $TL_BACKEND != hosts ]] || tl_hosts_prepare || meas_die "the hosts of $TL_INVENTORY are not ready"
 	EXP_STAGE=$TL_TMP/stage
 	EXP_RAW=$EXP_STAGE/raw
 	EXP_CSV=$EXP_STAGE/$EXP_NAME.csv

@@ -14,7 +14,7 @@
 MEAS_ROOT=${MEAS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 MEAS_TAG=${MEAS_TAG:-measure}
 MEAS_T0=${MEAS_T0:-$SECONDS}
-MEAS_DST=10.102.0.2
+MEAS_DST=$TL_DST_IN4 # netns.sh: 10.102.0.2, or the inventory's dst
 MEAS_PORT=5201
 MEAS_PING_INTERVAL=${MEAS_PING_INTERVAL:-0.01} # seconds between echoes (root may go below 0.2)
 MEAS_CSV_HEADER="system,parameter,metric,value,unit,repetition"
@@ -65,11 +65,13 @@ meas_json_num() {
 
 # Last complete line of a file (a stats writer may be mid-line).
 meas_last_line() {
+	tl_fetch "$1"
 	[[ -s $1 ]] || return 0
 	grep -a '}[[:space:]]*$' "$1" | tail -n 1
 }
 
 meas_line_count() {
+	tl_fetch "$1"
 	if [[ -e $1 ]]; then
 		wc -l <"$1"
 	else
@@ -125,6 +127,7 @@ meas_iperf_run() {
 	if ((rc != 0)) && tl_pid_alive "$pid"; then
 		tl_stop "$pid" TERM 2 || true
 	fi
+	tl_fetch "$out" "$TL_TMP/iperf3-client.log"
 	err=$(jq -r '.error // empty' "$out" 2>/dev/null) || err="no JSON output"
 	if ((rc != 0)) || [[ -n $err ]]; then
 		echo "[$MEAS_TAG] iperf3 failed (exit $rc): ${err:-no error message}" >&2
@@ -181,7 +184,7 @@ meas_proc_cpu() {
 # Bytes sent by SYS_TUN_DEV in cli ("" when there is none).
 meas_dev_tx_bytes() {
 	[[ -n $SYS_TUN_DEV ]] || return 0
-	ip -n "$NS_CLI" -s -j link show dev "$SYS_TUN_DEV" 2>/dev/null | jq -r '.[0].stats64.tx.bytes // empty'
+	tl_ns "$NS_CLI" ip -s -j link show dev "$SYS_TUN_DEV" 2>/dev/null | jq -r '.[0].stats64.tx.bytes // empty'
 }
 
 # Samples the processes in SYS_PIDS and the device SYS_TUN_DEV into
@@ -398,6 +401,9 @@ meas_write_meta() {
 		meas_meta_reference_tools
 		echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "other iperf3/tunlab/VPN processes at start: $(meas_competitors | wc -l)"
+		# On real hosts the lines above describe the controller; each
+		# host's own are the host.ROLE.* lines.
+		[[ $TL_BACKEND != hosts ]] || tl_hosts_facts
 		if [[ -n ${TUNLAB:-} && -x ${TUNLAB:-} ]]; then
 			echo "tunlab: $(meas_tool_version "$TUNLAB" --version)"
 		fi

@@ -83,13 +83,52 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
 TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}
 
+# The two back ends of the role helpers: "netns" (the three namespaces
+# above, on this machine) or "hosts" (the hosts of the Ansible inventory
+# TL_INVENTORY, experiments/lib/hosts.sh). An experiment never asks which:
+# it names roles through NS_CLI/NS_SRV/NS_DST and the helpers below.
+TL_BACKEND=netns
+if [[ -n ${TL_INVENTORY:-} ]]; then
+	# shellcheck source=hosts.sh
+	source "$TL_LIB_DIR/hosts.sh"
+	tl_hosts_load
+fi
+
 tl_set_names() {
-	NS_CLI="$TL_NS_PREFIX-cli-$TL_ID"
-	NS_SRV="$TL_NS_PREFIX-srv-$TL_ID"
-	NS_DST="$TL_NS_PREFIX-dst-$TL_ID"
+	if [[ $TL_BACKEND == hosts ]]; then
+		NS_CLI=cli NS_SRV=srv NS_DST=dst
+	else
+		NS_CLI="$TL_NS_PREFIX-cli-$TL_ID"
+		NS_SRV="$TL_NS_PREFIX-srv-$TL_ID"
+		NS_DST="$TL_NS_PREFIX-dst-$TL_ID"
+	fi
 	export NS_CLI NS_SRV NS_DST
 }
 tl_set_names
+
+# tl_inventory_reexec SCRIPT ARGS...: an experiment's "--inventory FILE"
+# becomes TL_INVENTORY, and the script starts again with it, so that every
+# file it sources sees the inventory's addresses from the first line on.
+# Returns when there is no --inventory, or it is loaded already.
+tl_inventory_reexec() {
+	local script=$1 inv="" arg
+	shift
+	local -a rest=()
+	while (($#)); do
+		arg=$1
+		shift
+		if [[ $arg == --inventory ]]; then
+			inv=${1:?--inventory needs a file}
+			shift
+		else
+			rest+=("$arg")
+		fi
+	done
+	[[ -n $inv && $TL_BACKEND != hosts ]] || return 0
+	TL_INVENTORY=$(realpath -e "$inv") || exit 2
+	export TL_INVENTORY
+	exec "$script" ${rest[@]+"${rest[@]}"}
+}
 
 # ---- printing and running --------------------------------------------------
 
@@ -108,7 +147,11 @@ tl_ns() {
 	local ns=$1
 	shift
 	[[ ${TL_VERBOSE:-0} == 1 ]] && echo "[$ns] $*" >&2
-	ip netns exec "$ns" "$@"
+	if [[ $TL_BACKEND == hosts ]]; then
+		tl_hosts_run "$ns" "$@"
+	else
+		ip netns exec "$ns" "$@"
+	fi
 }
 
 n_cli() { tl_ns "$NS_CLI" "$@"; }
@@ -185,9 +228,10 @@ tl_proc_state() {
 	echo "${stat%% *}"
 }
 
-# Alive and not a zombie.
+# Alive and not a zombie. A "ROLE:PID" is a process on a host (hosts.sh).
 tl_pid_alive() {
 	local state
+	[[ $1 != *:* ]] || { tl_hosts_pid_alive "$1"; return; }
 	state=$(tl_proc_state "$1") || return 1
 	[[ $state != Z && $state != X ]]
 }
@@ -195,6 +239,7 @@ tl_pid_alive() {
 # Is PID one we started, and the same process (not a recycled PID)?
 tl_pid_ours() {
 	local pid=$1 start line
+	[[ $pid != *:* ]] || { tl_hosts_pid_ours "$pid"; return; }
 	[[ -n ${TL_TMP:-} && -f $TL_TMP/pids ]] || return 1
 	start=$(tl_proc_start "$pid") || return 1
 	while read -r line; do
@@ -227,6 +272,11 @@ tl_bg() {
 	local ns=$1 log=$2
 	shift 2
 	[[ -n ${TL_TMP:-} ]] || { tl_fail "tl_bg: call tl_init first"; return 1; }
+	if [[ $TL_BACKEND == hosts && $ns != - ]]; then
+		[[ ${TL_VERBOSE:-0} == 1 ]] && echo "[$ns] $* > $log &" >&2
+		tl_hosts_bg "$ns" "$log" "$@"
+		return
+	fi
 	[[ ${TL_VERBOSE:-0} == 1 ]] && echo "[$ns] $* > $log &" >&2
 	local -a in_ns=(ip netns exec "$ns")
 	[[ $ns == - ]] && in_ns=()
@@ -250,6 +300,7 @@ tl_wait_exit() {
 		return 1
 	fi
 	local rc=0
+	[[ $pid != *:* ]] || return 0 # on a host: its status is not ours to know
 	wait "$pid" 2>/dev/null || rc=$?
 	((rc == 127)) && rc=0 # not our child: its status is not ours to know
 	return "$rc"
@@ -262,6 +313,11 @@ TL_STOP_STATUS=0
 tl_stop() {
 	local pid=$1 sig=${2:-TERM} timeout=${3:-$TL_KILL_TIMEOUT} rc=0
 	TL_STOP_STATUS=0
+	if [[ $pid == *:* ]]; then
+		tl_pid_ours "$pid" || return 0
+		tl_hosts_stop "$pid" "$sig" "$timeout" || TL_STOP_STATUS=1
+		return "$TL_STOP_STATUS"
+	fi
 	tl_pid_ours "$pid" || { wait "$pid" 2>/dev/null || TL_STOP_STATUS=$?; return 0; }
 	tl_cmd kill "-$sig" "$pid" 2>/dev/null || true
 	tl_wait_exit "$pid" "$timeout" || rc=$?
@@ -279,6 +335,7 @@ tl_stop() {
 # bounded wait. Never touches a process we did not start.
 tl_kill_started() {
 	local -a pids
+	[[ $TL_BACKEND != hosts ]] || tl_hosts_kill_started
 	mapfile -t pids < <(tl_started_pids 0)
 	((${#pids[@]})) || return 0
 	tl_cmd kill -TERM "${pids[@]}" 2>/dev/null || true
@@ -306,7 +363,7 @@ tl_listening() {
 	udp) flags=-Hlun ;;
 	*) tl_fail "tl_listening: protocol tcp or udp, not '$proto'"; return 1 ;;
 	esac
-	[[ -n $(ip netns exec "$ns" ss "$flags" "sport = :$port" 2>/dev/null) ]]
+	[[ -n $(tl_ns "$ns" ss "$flags" "sport = :$port" 2>/dev/null) ]]
 }
 
 # tl_wait_listen NS tcp|udp PORT [TIMEOUT_S]: poll ss until something listens.
@@ -345,6 +402,7 @@ tl_ns_exists() {
 # tl_topology_up: the three namespaces, two veth pairs, addresses and routes.
 tl_topology_up() {
 	local ns
+	[[ $TL_BACKEND != hosts ]] || { tl_hosts_topology_up; return; }
 	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
 		if tl_ns_exists "$ns"; then
 			tl_fail "namespace $ns exists already (another run with TL_ID=$TL_ID?)"
@@ -420,6 +478,7 @@ tl_ns_kill_all() {
 # routes, iptables rules and sysctls.
 tl_topology_down() {
 	local ns rc=0
+	[[ $TL_BACKEND != hosts ]] || { tl_hosts_topology down; return; }
 	for ns in "$NS_DST" "$NS_SRV" "$NS_CLI" "${TL_EXTRA_NS[@]}"; do
 		tl_ns_exists "$ns" || continue
 		tl_ns_kill_all "$ns"
@@ -435,6 +494,7 @@ tl_cleanup() {
 	set +e
 	tl_kill_started
 	tl_topology_down
+	[[ $TL_BACKEND != hosts ]] || tl_hosts_cleanup
 	if [[ -n ${TL_TMP:-} && -d $TL_TMP ]]; then
 		if [[ ${TL_KEEP:-0} == 1 ]]; then
 			tl_log "kept $TL_TMP"
@@ -457,9 +517,9 @@ TL_BLOCK_COMMENT=tl-cleartext-block
 tl_block_cleartext() {
 	local tool
 	for tool in iptables ip6tables; do
-		tl_cmd ip netns exec "$NS_SRV" "$tool" -w 5 -I FORWARD -i "$TL_UL_IF" -o "$TL_IN_IF" \
+		tl_cmd tl_ns "$NS_SRV" "$tool" -w 5 -I FORWARD -i "$TL_UL_IF" -o "$TL_IN_IF" \
 			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP || return 1
-		tl_cmd ip netns exec "$NS_SRV" "$tool" -w 5 -I FORWARD -i "$TL_IN_IF" -o "$TL_UL_IF" \
+		tl_cmd tl_ns "$NS_SRV" "$tool" -w 5 -I FORWARD -i "$TL_IN_IF" -o "$TL_UL_IF" \
 			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP || return 1
 	done
 }
@@ -467,9 +527,9 @@ tl_block_cleartext() {
 tl_unblock_cleartext() {
 	local tool
 	for tool in iptables ip6tables; do
-		while ip netns exec "$NS_SRV" "$tool" -w 5 -D FORWARD -i "$TL_UL_IF" -o "$TL_IN_IF" \
+		while tl_ns "$NS_SRV" "$tool" -w 5 -D FORWARD -i "$TL_UL_IF" -o "$TL_IN_IF" \
 			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP 2>/dev/null; do :; done
-		while ip netns exec "$NS_SRV" "$tool" -w 5 -D FORWARD -i "$TL_IN_IF" -o "$TL_UL_IF" \
+		while tl_ns "$NS_SRV" "$tool" -w 5 -D FORWARD -i "$TL_IN_IF" -o "$TL_UL_IF" \
 			-m comment --comment "$TL_BLOCK_COMMENT" -j DROP 2>/dev/null; do :; done
 	done
 	return 0
@@ -493,9 +553,17 @@ tl_leftovers() {
 
 # ---- JSON stats -------------------------------------------------------------------
 
+# tl_fetch FILE...: makes the copy here of each FILE a host wrote current
+# (hosts.sh); a no-op in the namespace back end, where it is here already.
+tl_fetch() {
+	[[ $TL_BACKEND == hosts ]] || return 0
+	tl_hosts_fetch "$@"
+}
+
 # The last complete JSON line of FILE (a writer may be half-way through the next).
 tl_json_last() {
 	local file=$1
+	tl_fetch "$file"
 	[[ -s $file ]] || { echo "tl_json_last: $file is missing or empty" >&2; return 1; }
 	tail -n 4 -- "$file" | jq -c -R 'fromjson? // empty' 2>/dev/null | tail -n 1
 }
@@ -544,6 +612,7 @@ tl_write_peers() {
 
 tl_log_tail() {
 	local file=$1
+	tl_fetch "$file"
 	[[ -f $file ]] || return 0
 	echo "---- last lines of $file ----" >&2
 	tail -n 30 -- "$file" >&2
@@ -630,5 +699,5 @@ tl_client_ready() {
 tl_ping_dst() {
 	local count=${1:-1}
 	shift || true
-	ip netns exec "$NS_CLI" ping -n -q -c "$count" -i 0.2 -W 1 "$@" "$TL_DST_IN4" >/dev/null 2>&1
+	tl_ns "$NS_CLI" ping -n -q -c "$count" -i 0.2 -W 1 "$@" "$TL_DST_IN4" >/dev/null 2>&1
 }
