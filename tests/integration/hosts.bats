@@ -38,7 +38,7 @@ teardown_file() {
 setup() {
 	# The harness measures; the sanitizer build's daemons would only make
 	# the same checks slower.
-	[[ $TUNLAB != */san/* ]] || skip "measurement harness: runs on the normal build only"
+	[[ $TUNLAB != */san/* ]] || tl_skip_design "measurement harness: runs on the normal build only"
 	tl_require_tunlab
 	tl_require_net
 	tl_require_frontend
