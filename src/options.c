@@ -60,6 +60,9 @@ static const struct flag flags[] = {
 	  "FILE", "CA certificate that signs every peer" },
 	{ "--crl", FLAG_STRING, OPT(crl_file), DAEMONS, 0, 0, 0,
 	  "FILE", "CRL of the CA (PEM); a revoked peer is refused; SIGHUP rereads it" },
+	{ "--ticket-keys", FLAG_STRING, OPT(ticket_keys_file), CMD(CMD_SERVER), 0, 0, 0,
+	  "FILE", "TLS session-ticket keys shared with a standby server (mode 600): current key, "
+	  "then previous; SIGHUP rereads it" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
 	  "FILE", "peers file: 'CN prefix[,prefix...]' per line; SIGHUP rereads it" },
 	{ "--address", FLAG_ADDRESS, 0, DAEMONS, 0, 0, 0,

@@ -818,6 +818,10 @@ static void session_on_tls_up(struct session *s)
 		return;
 	}
 	s->state = SESSION_HELLO;
+	if (tls_conn_resumed(s->tls))
+		t->stats.handshakes_resumed++;
+	else
+		t->stats.handshakes_full++;
 	if (t->role->tls_ready && t->role->tls_ready(s) < 0)
 		return;
 	if (!session_open(s))

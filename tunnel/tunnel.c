@@ -171,6 +171,9 @@ struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
 			     cfg->crl_file, err, err_len);
 	if (!t->tls)
 		goto err_free;
+	if (cfg->role == TUNNEL_SERVER && cfg->ticket_keys_file &&
+	    tls_ctx_set_ticket_keys(t->tls, cfg->ticket_keys_file, err, err_len) < 0)
+		goto err_tls;
 	ret = cfg->role == TUNNEL_SERVER ? tunnel_server_init(t, err, err_len)
 					 : tunnel_client_init(t, err, err_len);
 	if (ret < 0)
@@ -248,6 +251,11 @@ int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)
 		session_end(s, SESSION_END_POLICY, true, "%s", tls_conn_error(s->tls));
 	}
 	return 0;
+}
+
+int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len)
+{
+	return tls_ctx_reload_ticket_keys(t->tls, err, err_len);
 }
 
 void tunnel_free(struct tunnel *t)

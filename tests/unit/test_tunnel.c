@@ -1027,6 +1027,75 @@ static void test_load_errors(void **state)
 	expect_load_error(fx, &c.cfg, "--connect '127.0.0.1:0': expected", false);
 }
 
+/* Writes text to the key file of the group with mode, and its path to out. */
+static const char *write_key_file(char *out, size_t out_len, const char *text, mode_t mode)
+{
+	FILE *f;
+
+	snprintf(out, out_len, "%s/ticket.keys", g.root);
+	unlink(out);
+	f = fopen(out, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(out, mode), 0);
+	return out;
+}
+
+#define KEY_A "00112233445566778899aabbccddeeff" /* name, then 64 bytes of keys */ \
+	      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" \
+	      "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+#define KEY_B "ffeeddccbbaa99887766554433221100" \
+	      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" \
+	      "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+/* --ticket-keys: the file's form and mode are checked, and no error quotes a key. */
+static void test_ticket_key_file(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX];
+	struct tunnel *t;
+	struct conf c;
+	char err[512];
+
+	static const struct {
+		const char *text, *want;
+		mode_t mode;
+	} bad[] = {
+		{ "# only a comment\n", ": no key in it", 0600 },
+		{ KEY_A "\n" KEY_B "\n" KEY_A "\n", ":3: more than two keys", 0600 },
+		{ "\n# c\n" KEY_A "0\n", ":3: not a key of 160 hex digits", 0600 },
+		{ "0g" KEY_A "\n", ":1: not a key of 160 hex digits", 0600 },
+		{ KEY_A "\n" KEY_A "\n", "both keys have the same name", 0600 },
+		{ KEY_A "\n", "mode 640 lets others read", 0640 },
+		{ KEY_A "\n", "mode 604 lets others read", 0604 },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		conf_server(&c, &fx->peers);
+		c.cfg.ticket_keys_file = write_key_file(path, sizeof(path), bad[i].text, bad[i].mode);
+		expect_load_error(fx, &c.cfg, bad[i].want, false);
+		conf_server(&c, &fx->peers);
+		c.cfg.ticket_keys_file = path;
+		t = tunnel_new(&c.cfg, fx->loop, NULL, NULL, err, sizeof(err));
+		assert_null(t);
+		assert_null(strstr(err, "0123456789abcdef"));
+	}
+	/* One key, or current and previous with comments and blank lines: taken. */
+	conf_server(&c, &fx->peers);
+	c.cfg.ticket_keys_file = write_key_file(path, sizeof(path), "  " KEY_A "  \n", 0600);
+	t = tunnel_new(&c.cfg, fx->loop, NULL, NULL, err, sizeof(err));
+	if (!t)
+		fail_msg("one key refused: %s", err);
+	/* A rotation that breaks the file keeps the keys in force. */
+	write_key_file(path, sizeof(path), "# current\n" KEY_B "\n\n# previous\n" KEY_A "\n", 0600);
+	assert_int_equal(tunnel_reload_ticket_keys(t, err, sizeof(err)), 0);
+	write_key_file(path, sizeof(path), KEY_B "\n", 0644);
+	assert_int_equal(tunnel_reload_ticket_keys(t, err, sizeof(err)), -EPERM);
+	tunnel_free(t);
+	unlink(path);
+}
+
 /* The client starts first: it queues, retries, and delivers the queue once connected. */
 static void test_queue_before_connect(void **state)
 {
@@ -2165,6 +2234,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TUNNEL_TEST(test_load_errors),
+		TUNNEL_TEST(test_ticket_key_file),
 		TUNNEL_TEST(test_queue_before_connect),
 		TUNNEL_TEST(test_queue_limit),
 		TUNNEL_TEST(test_packets_both_ways),
