@@ -482,6 +482,8 @@ static int open_tunnel(struct daemon *d)
 	struct tunnel_config cfg = {
 		.role = o->command == CMD_SERVER ? TUNNEL_SERVER : TUNNEL_CLIENT,
 		.endpoint = o->endpoint,
+		.endpoints = o->command == CMD_CLIENT ? o->connects : NULL,
+		.endpoint_count = o->command == CMD_CLIENT ? o->connect_count : 0,
 		.server_name = o->server_name,
 		.cert_file = o->cert_file,
 		.key_file = o->key_file,

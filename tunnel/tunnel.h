@@ -53,7 +53,13 @@ enum tunnel_log_level { TUNNEL_LOG_ERR, TUNNEL_LOG_WARN, TUNNEL_LOG_INFO, TUNNEL
 struct tunnel_config {
 	enum tunnel_role role;
 	const char *endpoint;    /* server: --listen, client: --connect; "host:port", "[v6]:port" */
-	const char *server_name; /* client: expected SAN; NULL means endpoint's host */
+	/*
+	 * Client: several servers, tried in order and round the list when one
+	 * fails (endpoint is then ignored); endpoint_count 0: endpoint alone.
+	 */
+	const char *const *endpoints;
+	size_t endpoint_count;
+	const char *server_name; /* client: expected SAN; NULL means each endpoint's host */
 	const char *cert_file, *key_file, *ca_file;
 	const char *crl_file;    /* PEM CRLs of the CA(s), or NULL: no revocation check */
 	/* server: session-ticket keys shared with a standby (tls.h), or NULL: no resumption */

@@ -65,6 +65,10 @@ expect_handshakes() {
 		tl_json_test "$TL_SRV_STATS" ".handshakes_full == $1 and .handshakes_resumed == $2"
 }
 
+note() {
+	echo "# $*" >&3
+}
+
 ping_through() {
 	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 ||
 		tl_fail "expected cli->dst to answer through the tunnel within ${TL_TIMEOUT}s"
@@ -185,4 +189,81 @@ ping_through() {
 	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 1
 	tl_assert "no resumed handshake for a revoked certificate" \
 		tl_json_test "$TL_SRV_STATS" '.handshakes_resumed == 0 and .sessions_active == 0'
+}
+
+# ---- two server namespaces: srv, and srv2 beside it -----------------------------------
+
+# A second server namespace, srv2, with its own underlay to cli (ul1,
+# 10.103.0.0/24) and its own link to dst (in1, 10.104.0.0/24), forwarding,
+# and cleartext blocked like srv's. dst still answers from 10.102.0.2.
+TL_SRV2_UL4=10.103.0.1 TL_CLI_UL1_4=10.103.0.2
+TL_SRV2_IN4=10.104.0.1 TL_DST_IN1_4=10.104.0.2
+
+srv2_up() {
+	NS_SRV2="$TL_NS_PREFIX-srv2-$TL_ID"
+	TL_EXTRA_NS+=("$NS_SRV2")
+	tl_cmd ip netns add "$NS_SRV2"
+	tl_cmd ip -n "$NS_SRV2" link set lo up
+	tl_cmd ip -n "$NS_CLI" link add ul1 type veth peer name ul1 netns "$NS_SRV2"
+	tl_cmd ip -n "$NS_SRV2" link add in1 type veth peer name in1 netns "$NS_DST"
+	local ns dev addr
+	while read -r ns dev addr; do
+		tl_cmd ip -n "$ns" addr add "$addr" dev "$dev"
+		tl_cmd ip -n "$ns" link set "$dev" up
+	done <<-EOF2
+		$NS_CLI ul1 $TL_CLI_UL1_4/24
+		$NS_SRV2 ul1 $TL_SRV2_UL4/24
+		$NS_SRV2 in1 $TL_SRV2_IN4/24
+		$NS_DST in1 $TL_DST_IN1_4/24
+	EOF2
+	tl_cmd ip -n "$NS_SRV2" route add "$TL_IN_NET4" via "$TL_DST_IN1_4"
+	tl_cmd ip netns exec "$NS_SRV2" sysctl -qw net.ipv4.ip_forward=1 >/dev/null
+	tl_cmd ip netns exec "$NS_SRV2" iptables -w 5 -I FORWARD -i ul1 -j DROP
+	tl_cmd ip netns exec "$NS_SRV2" iptables -w 5 -I FORWARD -o ul1 -j DROP
+}
+
+# start_srv2 NAME: a tunlab server in srv2 with the same files as srv's (PID in SRV2_PID).
+start_srv2() {
+	local saved_ns=$NS_SRV saved_ul=$TL_SRV_UL4 saved_pid=${TL_SRV_PID:-}
+	NS_SRV=$NS_SRV2 TL_SRV_UL4=$TL_SRV2_UL4
+	use_server_files "$1"
+	local rc=0
+	tl_start_tunlab_server "$FRONTEND" --ticket-keys "$TL_KEYS" --keepalive 1 || rc=$?
+	SRV2_PID=$TL_SRV_PID SRV2_STATS=$TL_SRV_STATS SRV2_LOG=$TL_SRV_LOG
+	NS_SRV=$saved_ns TL_SRV_UL4=$saved_ul TL_SRV_PID=$saved_pid
+	return "$rc"
+}
+
+@test "several --connect: the client moves to the second server when the first is killed, and resumes there" {
+	write_keys "$(new_key)"
+	srv2_up
+	start_srv2 srv2
+	start_server srv1
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1 --connect "$TL_SRV2_UL4:$TL_PORT"
+	ping_through
+	expect_handshakes 1 0
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 100 -i 0.05 -W 1 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	sleep 0.5
+	kill_server
+	# What keepalived would move on the inner side: dst's way back to the tunnel.
+	tl_cmd ip -n "$NS_DST" route add "$TL_TUN_NET4" via "$TL_SRV2_IN4"
+	TL_SRV_PID=$SRV2_PID TL_SRV_STATS=$SRV2_STATS TL_SRV_LOG=$SRV2_LOG
+	expect_handshakes 0 1
+	# A reset (data in flight) or a FIN (idle), the kernel's answer for a killed process.
+	tl_wait_until 5 grep -qE "to $TL_SRV_UL4:$TL_PORT lost: (Connection reset by peer|peer closed without close_notify); trying $TL_SRV2_UL4:$TL_PORT now" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to move to the second endpoint at once; its log: $(tail -n 5 "$TL_CLI_LOG")"
+	tl_wait_stat_ge "$TL_CLI_STATS" reconnects 1
+	ping_through
+	tl_wait_exit "$pinger" 15 || true
+	local received
+	received=$(grep -oE '[0-9]+ received' "$TL_TMP/ping.log" | cut -d' ' -f1)
+	note "pings answered across the failover: ${received:-0} of 100"
+	tl_expect_ge "echo replies of 100 across the failover" "${received:-0}" 50
+	# Nothing of either server is left once it stops.
+	tl_stop "$SRV2_PID" TERM 10
+	TL_SRV_PID=""
+	((TL_STOP_STATUS == 0)) || tl_fail "expected the second server to exit 0 on SIGTERM"
+	[[ -z $(tl_leftovers "$NS_SRV2") ]] || tl_fail "expected nothing left in srv2: $(tl_leftovers "$NS_SRV2")"
+	[[ -z $(tl_leftovers "$NS_SRV") ]] || tl_fail "expected nothing of the killed server left in srv"
 }

@@ -1968,7 +1968,7 @@ static void test_reconnect_after_restart(void **state)
 	fx_start_pair(fx, false);
 	side_close(&fx->srv);
 	expect_disconnected(fx->loop, &fx->cli, 2000);
-	assert_true(logged(&fx->cli, "lost: closed by peer: server shutting down; reconnecting in 100 ms"));
+	assert_true(logged(&fx->cli, "lost: closed by peer: server shutting down; reconnecting now"));
 	send_packets(&fx->cli, 3, 200, "10.8.0.2", "10.9.0.1");
 	assert_int_equal(stats_of(&fx->cli).queue_packets, 3);
 
@@ -2228,6 +2228,58 @@ static void test_queue_larger_than_send_buffer(void **state)
 	assert_false(tunnel_send_blocked(fx->cli.t));
 }
 
+/* A server that shares a ticket key file with the ones before it (issue 16). */
+static void fx_start_server_with_keys(struct fixture *fx, char *path, size_t path_len)
+{
+	struct conf c;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.ticket_keys_file = write_key_file(path, path_len, KEY_A "\n", 0600);
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+}
+
+/*
+ * Several endpoints: a refused one is passed over at once, a lost session
+ * goes on to the next at once, a round of failures waits the backoff; the
+ * server that comes back (a new tunnel, the same ticket keys) resumes it.
+ */
+static void test_endpoints_in_turn(void **state)
+{
+	struct fixture *fx = *state;
+	const char *endpoints[] = { "127.0.0.1:1", g.endpoint };
+	char keys[PATH_MAX], want[256];
+	struct tunnel_stats st;
+	struct conf c;
+
+	fx_start_server_with_keys(fx, keys, sizeof(keys));
+	conf_client(&c, g.dir, "cli");
+	c.cfg.endpoints = endpoints;
+	c.cfg.endpoint_count = 2;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	snprintf(want, sizeof(want), "connection to 127.0.0.1:1 failed: Connection refused; trying %s now",
+		 g.endpoint);
+	assert_true(logged(&fx->cli, want));
+
+	side_close(&fx->srv);
+	expect_disconnected(fx->loop, &fx->cli, 2000);
+	snprintf(want, sizeof(want), "connection to %s lost: closed by peer: server shutting down; "
+		 "trying 127.0.0.1:1 now", g.endpoint);
+	assert_true(logged(&fx->cli, want));
+	snprintf(want, sizeof(want), "connection to %s failed: Connection refused; every endpoint tried, "
+		 "127.0.0.1:1 in 100 ms", g.endpoint);
+	expect_log(fx->loop, &fx->cli, want, 2000);
+
+	fx_start_server_with_keys(fx, keys, sizeof(keys));
+	expect_connected(fx->loop, &fx->cli, 3000);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.reconnects, 1);
+	assert_int_equal(st.handshakes_full, 1);
+	assert_int_equal(st.handshakes_resumed, 1);
+	assert_int_equal(stats_of(&fx->srv).handshakes_resumed, 1);
+	unlink(keys);
+}
+
 #define TUNNEL_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -2265,6 +2317,7 @@ int main(void)
 		TUNNEL_TEST(test_reload_peers),
 		TUNNEL_TEST(test_reload_changed_peer),
 		TUNNEL_TEST(test_reconnect_after_restart),
+		TUNNEL_TEST(test_endpoints_in_turn),
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),
 		TUNNEL_TEST(test_handshakes_per_source),
