@@ -10,7 +10,8 @@
  * the tunnel's stream calls through a struct stream_port at attach, and
  * every stream message the tunnel receives through its stream_event op.
  *
- * SIGHUP rereads the peers file (server) and the CRL (--crl): each is
+ * SIGHUP rereads the peers file (server), the ticket keys (--ticket-keys:
+ * how keys are rotated, see README) and the CRL (--crl): each is
  * taken whole or refused whole, the old one staying in force; the tunnel
  * cuts only the sessions the new files no longer admit. The frontend's
  * kernel objects (routes, rules) stay as the peers file made them at
@@ -248,12 +249,27 @@ err_free:
 	free(fresh);
 }
 
+static void reload_ticket_keys(struct daemon *d)
+{
+	char err[512];
+
+	if (!d->opts->ticket_keys_file)
+		return;
+	/* The message never quotes a key. */
+	if (tunnel_reload_ticket_keys(d->tunnel, err, sizeof(err)) < 0)
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous ticket keys stay in force", err);
+	else
+		log_msg(TUNNEL_LOG_INFO, "SIGHUP: --ticket-keys %s reloaded", d->opts->ticket_keys_file);
+}
+
 static void reload(struct daemon *d)
 {
 	char err[512];
 
-	if (d->opts->command == CMD_SERVER)
+	if (d->opts->command == CMD_SERVER) {
 		reload_peers(d);
+		reload_ticket_keys(d);
+	}
 	if (!d->opts->crl_file) {
 		if (d->opts->command != CMD_SERVER)
 			log_msg(TUNNEL_LOG_INFO, "SIGHUP: nothing to reload without --crl");
@@ -483,11 +499,14 @@ static int open_tunnel(struct daemon *d)
 	struct tunnel_config cfg = {
 		.role = o->command == CMD_SERVER ? TUNNEL_SERVER : TUNNEL_CLIENT,
 		.endpoint = o->endpoint,
+		.endpoints = o->command == CMD_CLIENT ? o->connects : NULL,
+		.endpoint_count = o->command == CMD_CLIENT ? o->connect_count : 0,
 		.server_name = o->server_name,
 		.cert_file = o->cert_file,
 		.key_file = o->key_file,
 		.ca_file = o->ca_file,
 		.crl_file = o->crl_file,
+		.ticket_keys_file = o->ticket_keys_file,
 		.peers = d->peers,
 		.reach = d->reach,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,

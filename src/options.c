@@ -24,6 +24,7 @@ enum flag_kind {
 	FLAG_ROUTE,    /* --route: appended to opts->routes */
 	FLAG_EXPORT,   /* --export: appended to opts->exports */
 	FLAG_SELECT,   /* --select: appended to opts->selectors */
+	FLAG_CONNECT,  /* --connect: appended to opts->connects, the first also in endpoint */
 	FLAG_UINT,     /* unsigned within [min, max] */
 	FLAG_SECONDS,  /* seconds, decimals allowed, stored as ms */
 	FLAG_BYTES,    /* size_t with optional K/M suffix */
@@ -48,8 +49,8 @@ static const struct flag flags[] = {
 	  "NAME", "interception approach: tun, nfqueue, pcap, proxy" },
 	{ "--listen", FLAG_STRING, OPT(endpoint), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
 	  "ADDR:PORT", "TLS listening address, [v6]:port for IPv6" },
-	{ "--connect", FLAG_STRING, OPT(endpoint), CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
-	  "ADDR:PORT", "server to connect to" },
+	{ "--connect", FLAG_CONNECT, OPT(endpoint), CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
+	  "ADDR:PORT", "server to connect to (repeatable, up to 8: on failure the next is tried)" },
 	{ "--server-name", FLAG_STRING, OPT(server_name), CMD(CMD_CLIENT), 0, 0, 0,
 	  "NAME", "name the server certificate must carry (default: the --connect host)" },
 	{ "--cert", FLAG_STRING, OPT(cert_file), DAEMONS, DAEMONS, 0, 0,
@@ -60,6 +61,9 @@ static const struct flag flags[] = {
 	  "FILE", "CA certificate that signs every peer" },
 	{ "--crl", FLAG_STRING, OPT(crl_file), DAEMONS, 0, 0, 0,
 	  "FILE", "CRL of the CA (PEM); a revoked peer is refused; SIGHUP rereads it" },
+	{ "--ticket-keys", FLAG_STRING, OPT(ticket_keys_file), CMD(CMD_SERVER), 0, 0, 0,
+	  "FILE", "TLS session-ticket keys shared with a standby server (mode 600): current key, "
+	  "then previous; SIGHUP rereads it" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
 	  "FILE", "peers file: 'CN prefix[,prefix...]' per line; SIGHUP rereads it" },
 	{ "--address", FLAG_ADDRESS, 0, DAEMONS, 0, 0, 0,
@@ -317,6 +321,15 @@ static int store_value(const struct flag *f, const char *value, struct options *
 		return 0;
 	case FLAG_SELECT:
 		return append_selector(o, value, err, err_len);
+	case FLAG_CONNECT:
+		if (!*value)
+			return fail(err, err_len, f->name, "needs a non-empty value", NULL);
+		if (o->connect_count == OPTIONS_CONNECT_MAX)
+			return fail(err, err_len, f->name, "given more than 8 times", NULL);
+		o->connects[o->connect_count++] = value;
+		if (!o->endpoint)
+			o->endpoint = value;
+		return 0;
 	case FLAG_SET:
 	case FLAG_CLEAR:
 		*(bool *)field = f->kind == FLAG_SET;

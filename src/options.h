@@ -12,6 +12,8 @@
 
 /* --address: at most one inner address per family (IPv4, IPv6). */
 enum { OPTIONS_ADDRESS_MAX = 2 };
+/* --connect: servers a client tries in turn. */
+enum { OPTIONS_CONNECT_MAX = 8 };
 
 enum command {
 	CMD_NONE,
@@ -26,10 +28,13 @@ struct options {
 	enum command command;
 	enum command help_topic; /* CMD_HELP: which command, CMD_NONE for all */
 	const char *frontend;
-	const char *endpoint;    /* --listen or --connect */
+	const char *endpoint;    /* --listen, or the first --connect */
+	const char *connects[OPTIONS_CONNECT_MAX]; /* every --connect, in order */
+	size_t connect_count;
 	const char *server_name;
 	const char *cert_file, *key_file, *ca_file, *peers_file;
 	const char *crl_file;    /* --crl, or NULL */
+	const char *ticket_keys_file; /* --ticket-keys, or NULL */
 	/* --address, host bits kept, in the order given; one per family */
 	struct ip_prefix addresses[OPTIONS_ADDRESS_MAX];
 	size_t address_count;

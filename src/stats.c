@@ -21,6 +21,7 @@ static const struct counter tunnel_counters[] = {
 	TS(drop_queue_full), TS(drop_tx_full), TS(drop_malformed), TS(drop_offload),
 	TS(drop_bad_offload), TS(tx_segmented),
 	TS(sessions_active), TS(sessions_total), TS(handshake_failures),
+	TS(handshakes_full), TS(handshakes_resumed),
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
 	TS(handshakes_pending), TS(sessions_buffered), TS(evicted_per_source), TS(handshakes_evicted), TS(refused_max_peers),
 	TS(refused_accept_error), TS(log_suppressed), TS(sessions_cut_reload),

@@ -6,8 +6,17 @@
  *      ^                     |  failure                              | lost
  *      +---- retry timer <---+---------------------------------------+
  *
- * The retry delay starts at TUNNEL_BACKOFF_MIN_MS and doubles up to
- * TUNNEL_BACKOFF_MAX_MS; an established session resets it. While no
+ * Endpoints (several --connect, issue 16): each failure, of an attempt
+ * or of an established session, moves on to the next endpoint, round the
+ * list. How soon: a session that was established and is lost (reset,
+ * close, or silence that the keepalive judged dead) is followed by an
+ * attempt at once, and a failed attempt by one at the next endpoint at
+ * once, until every endpoint has been tried once in this round: then the
+ * retry delay applies, which starts at TUNNEL_BACKOFF_MIN_MS and doubles
+ * up to TUNNEL_BACKOFF_MAX_MS; an established session resets it. So a
+ * reset from a server that died (or from the new owner of a moved
+ * address) costs no wait, and a dead endpoint list cannot make the client
+ * spin. An attempt that hears nothing ends at the handshake timeout. While no
  * session is established, captured packets are framed into a byte queue
  * of queue_bytes (no allocation per packet) and sent after the HELLOs;
  * what does not fit is dropped and counted. The queue may be larger than
@@ -30,8 +39,19 @@
 
 #include "session.h"
 
+/* One --connect, resolved at start. */
+struct client_endpoint {
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char text[280];        /* as given, for logs */
+	char server_name[256]; /* what its certificate must name */
+};
+
 struct client {
 	struct session *session; /* the current attempt or connection */
+	struct client_endpoint *endpoints;
+	size_t endpoint_count, current;
+	size_t tried;            /* attempts in this round, at most endpoint_count */
 	bool established, ever_established;
 	unsigned backoff_ms;
 	struct ev_timer retry;
@@ -46,20 +66,56 @@ static bool client_queue_waiting(const struct client *c)
 	return c->queue_off < c->queue_len;
 }
 
-static void client_schedule_retry(struct tunnel *t)
+/* Makes endpoint i the one the next attempt goes to (t->addr, t->endpoint, t->server_name). */
+static void client_use_endpoint(struct tunnel *t, size_t i)
 {
 	struct client *c = t->client;
+	const struct client_endpoint *ep = &c->endpoints[i];
 
-	evloop_timer_start(t->loop, &c->retry, c->backoff_ms);
-	c->backoff_ms = c->backoff_ms * 2 < TUNNEL_BACKOFF_MAX_MS ? c->backoff_ms * 2
-								  : TUNNEL_BACKOFF_MAX_MS;
+	c->current = i;
+	t->addr = ep->addr;
+	t->addr_len = ep->addr_len;
+	snprintf(t->endpoint, sizeof(t->endpoint), "%s", ep->text);
+	snprintf(t->server_name, sizeof(t->server_name), "%s", ep->server_name);
+}
+
+/*
+ * After a failure: the next endpoint, at once while this round has one
+ * left untried, else after the retry delay (see the top). what says
+ * what failed, for the log.
+ */
+static void client_schedule_retry(struct tunnel *t, const char *what, const char *reason)
+{
+	struct client *c = t->client;
+	const char *failed = c->endpoints[c->current].text;
+	unsigned delay = 0;
+
+	if (c->tried >= c->endpoint_count) {
+		c->tried = 0;
+		delay = c->backoff_ms;
+		c->backoff_ms = c->backoff_ms * 2 < TUNNEL_BACKOFF_MAX_MS ? c->backoff_ms * 2
+									  : TUNNEL_BACKOFF_MAX_MS;
+	}
+	client_use_endpoint(t, (c->current + 1) % c->endpoint_count);
+	if (c->endpoint_count == 1 && delay)
+		tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s %s: %s; %s in %u ms", failed, what,
+			   reason, *what == 'l' ? "reconnecting" : "retrying", delay);
+	else if (c->endpoint_count == 1)
+		tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s %s: %s; reconnecting now", failed, what,
+			   reason);
+	else if (delay)
+		tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s %s: %s; every endpoint tried, %s in %u ms",
+			   failed, what, reason, t->endpoint, delay);
+	else
+		tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s %s: %s; trying %s now", failed, what,
+			   reason, t->endpoint);
+	/* Even "now" goes through the timer: never a new session inside a dying one's callback. */
+	evloop_timer_start(t->loop, &c->retry, delay);
 }
 
 static void client_attempt_failed(struct tunnel *t, const char *reason)
 {
-	tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s failed: %s; retrying in %u ms", t->endpoint,
-		   reason, t->client->backoff_ms);
-	client_schedule_retry(t);
+	client_schedule_retry(t, "failed", reason);
 }
 
 static void client_connect(struct tunnel *t)
@@ -68,6 +124,7 @@ static void client_connect(struct tunnel *t)
 	struct session *s;
 	int fd, one = 1, saved;
 
+	c->tried++;
 	fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		client_attempt_failed(t, strerror(errno));
@@ -222,6 +279,7 @@ static void client_established(struct session *s)
 		t->stats.reconnects++;
 	c->ever_established = true;
 	c->backoff_ms = TUNNEL_BACKOFF_MIN_MS;
+	c->tried = 0;
 	t->stats.connected = true;
 	t->stats.sessions_active = 1;
 	t->stats.sessions_total++;
@@ -230,7 +288,7 @@ static void client_established(struct session *s)
 	client_flush_queue(t, s);
 }
 
-static void client_lost(struct session *s, enum session_end why, const char *reason)
+static void client_lost(struct session *s, enum session_end why)
 {
 	struct tunnel *t = s->tunnel;
 	struct client *c = t->client;
@@ -240,8 +298,8 @@ static void client_lost(struct session *s, enum session_end why, const char *rea
 	t->stats.sessions_active = 0;
 	if (why == SESSION_END_DEAD)
 		t->stats.sessions_dead++;
-	tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s lost: %s%s; reconnecting in %u ms",
-		   t->endpoint, why == SESSION_END_DEAD ? "server dead, " : "", reason, c->backoff_ms);
+	/* Lost, not refused: the round starts again, its first attempt at once. */
+	c->tried = 0;
 	/* Packets go to the queue now, which never blocks the frontend. */
 	if (s->above_high_water && t->cb.writable)
 		t->cb.writable(t->cb_ctx);
@@ -258,15 +316,18 @@ static void client_ended(struct session *s, enum session_end why, const char *re
 	if (why == SESSION_END_LOCAL)
 		return;
 	if (c->established) {
-		client_lost(s, why, reason);
-	} else {
-		/* TCP refused is no handshake; anything after it (alert, CLOSE, timeout) is. */
-		if (why != SESSION_END_CONNECT)
-			t->stats.handshake_failures++;
-		tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s failed: %s; retrying in %u ms",
-			   t->endpoint, reason, c->backoff_ms);
+		bool dead = why == SESSION_END_DEAD;
+		char text[300];
+
+		client_lost(s, why);
+		snprintf(text, sizeof(text), "%s%s", dead ? "server dead, " : "", reason);
+		client_schedule_retry(t, "lost", text);
+		return;
 	}
-	client_schedule_retry(t);
+	/* TCP refused is no handshake; anything after it (alert, CLOSE, timeout) is. */
+	if (why != SESSION_END_CONNECT)
+		t->stats.handshake_failures++;
+	client_schedule_retry(t, "failed", reason);
 }
 
 static void client_drained(struct session *s)
@@ -346,14 +407,48 @@ static void client_free(struct tunnel *t)
 	if (!c)
 		return;
 	evloop_timer_stop(t->loop, &c->retry);
+	free(c->endpoints);
 	free(c->queue);
 	free(c);
 	t->client = NULL;
 }
 
-int tunnel_client_init(struct tunnel *t, char *err, size_t err_len)
+/* Resolves every --connect now (names block once, at start), with its expected name. */
+static int client_endpoints(struct tunnel *t, const struct tunnel_config *cfg, char *err,
+			    size_t err_len)
+{
+	struct client *c = t->client;
+	size_t n = cfg->endpoint_count ? cfg->endpoint_count : 1;
+	char host[256], msg[300];
+	int ret;
+
+	c->endpoints = calloc(n, sizeof(*c->endpoints));
+	if (!c->endpoints) {
+		snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct client_endpoint *ep = &c->endpoints[i];
+		const char *text = cfg->endpoint_count ? cfg->endpoints[i] : cfg->endpoint;
+
+		ret = tunnel_parse_endpoint(text, &ep->addr, &ep->addr_len, host, sizeof(host), msg,
+					    sizeof(msg));
+		if (ret < 0) {
+			snprintf(err, err_len, "--connect %s", msg);
+			return ret;
+		}
+		snprintf(ep->text, sizeof(ep->text), "%s", text);
+		snprintf(ep->server_name, sizeof(ep->server_name), "%s",
+			 cfg->server_name ? cfg->server_name : host);
+	}
+	c->endpoint_count = n;
+	return 0;
+}
+
+int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_t err_len)
 {
 	struct client *c = calloc(1, sizeof(*c));
+	int ret;
 
 	if (c)
 		c->queue = malloc(t->queue_bytes);
@@ -365,6 +460,12 @@ int tunnel_client_init(struct tunnel *t, char *err, size_t err_len)
 	c->backoff_ms = TUNNEL_BACKOFF_MIN_MS;
 	ev_timer_init(&c->retry, client_on_retry, t);
 	t->client = c;
+	ret = client_endpoints(t, cfg, err, err_len);
+	if (ret < 0) {
+		client_free(t);
+		return ret;
+	}
+	client_use_endpoint(t, 0);
 	client_connect(t);
 	return 0;
 }

@@ -845,6 +845,10 @@ static void session_on_tls_up(struct session *s)
 
 	s->read_want = 0;
 	s->state = SESSION_HELLO;
+	if (tls_conn_resumed(s->tls))
+		t->stats.handshakes_resumed++;
+	else
+		t->stats.handshakes_full++;
 	/* Identity first: a refused peer never gets the buffers (session_refuse). */
 	if (t->role->tls_ready && t->role->tls_ready(s) < 0)
 		return;

@@ -4,9 +4,22 @@
 /*
  * Everything OpenSSL stays in this file. Policy: TLS 1.3 only, both sides
  * present a certificate chaining to --ca, the server requires one, the
- * client checks the server's name; no session tickets (a server would
- * otherwise write them after the handshake, when the caller does not
- * expect a write).
+ * client checks the server's name.
+ *
+ * Resumption (issue 16): a server given ticket keys (a file both servers
+ * of a pair read) issues one stateless TLS 1.3 ticket per handshake,
+ * sealed by OpenSSL under the file's current key; it opens tickets under
+ * the current or the previous key, so a client resumes on either server.
+ * Without ticket keys no ticket is issued. A ticket holds the client's
+ * certificate, not its chain, and a resumed handshake runs no chain
+ * verification: the server checks the ticket's certificate against the
+ * current CA and CRL when it opens it (ticket_decrypted) and falls back to
+ * a full handshake if it fails, and the caller checks the name against
+ * the peers file as after any handshake (tls_peer_cn gives the ticket's
+ * certificate). The client keeps the last session it was given and offers
+ * it only to a server expected to carry the same name: a resumed
+ * handshake shows no certificate, so the name check of the first one is
+ * all it has.
  *
  * A small socket BIO of our own replaces OpenSSL's: it sends with
  * MSG_NOSIGNAL, so a peer that resets never raises SIGPIPE in a program
@@ -34,11 +47,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -52,10 +70,16 @@ struct tls_ctx {
 	BIO_METHOD *bio_method;
 	bool server;
 	char *ca_file, *crl_file; /* kept for tls_ctx_reload() */
+	char *ticket_file;        /* server: --ticket-keys, kept for reloads */
+	struct tls_ticket_keys *tickets; /* server: NULL issues no tickets */
+	SSL_SESSION *last_session; /* client: offered on the next connection */
+	char last_session_name[256]; /* ...to a server expected to carry this name */
 };
 
 struct tls_conn {
 	SSL *ssl;
+	struct tls_ctx *ctx;
+	char server_name[256]; /* client: the name the server was checked against */
 	int fd;
 	int sys_errno;   /* of the last failed send/recv */
 	bool eof;        /* recv returned 0 */
@@ -418,6 +442,11 @@ static int verify_callback(int ok, X509_STORE_CTX *store_ctx)
 	return 0;
 }
 
+struct tls_ticket_keys;
+static int session_received(SSL *ssl, SSL_SESSION *sess);
+static void conn_offer_session(struct tls_conn *conn);
+static void ticket_keys_free(struct tls_ticket_keys *keys);
+
 static int ctx_policy(SSL_CTX *ctx, bool server)
 {
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
@@ -440,6 +469,10 @@ static int ctx_policy(SSL_CTX *ctx, bool server)
 			return -EINVAL;
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_callback);
+		/* Sessions go to session_received(), not to OpenSSL's cache. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+						    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, session_received);
 	}
 	return 0;
 }
@@ -491,6 +524,9 @@ void tls_ctx_free(struct tls_ctx *ctx)
 	BIO_meth_free(ctx->bio_method);
 	free(ctx->ca_file);
 	free(ctx->crl_file);
+	free(ctx->ticket_file);
+	ticket_keys_free(ctx->tickets);
+	SSL_SESSION_free(ctx->last_session);
 	free(ctx);
 }
 
@@ -510,6 +546,202 @@ int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t err_len)
 		return -EINVAL;
 	/* Handshakes verify between our calls, never across one: the swap is safe. */
 	SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
+	return 0;
+}
+
+/* ---- session tickets: keys from a file both servers read ---- */
+
+/*
+ * A key is 80 bytes, written as 160 hex digits on one line: a 16-byte name
+ * (sent in clear inside the ticket, picks the key), a 32-byte HMAC-SHA256
+ * key and a 32-byte AES-256 key. OpenSSL seals and opens the tickets
+ * (SSL_CTX_set_tlsext_ticket_key_evp_cb): we only hand it the keys.
+ */
+enum {
+	TICKET_NAME_LEN = 16,
+	TICKET_HMAC_LEN = 32,
+	TICKET_AES_LEN = 32,
+	TICKET_KEY_LEN = TICKET_NAME_LEN + TICKET_HMAC_LEN + TICKET_AES_LEN,
+	TICKET_FILE_MAX = 4096,
+};
+
+struct ticket_key {
+	unsigned char name[TICKET_NAME_LEN];
+	unsigned char hmac[TICKET_HMAC_LEN];
+	unsigned char aes[TICKET_AES_LEN];
+};
+
+struct tls_ticket_keys {
+	struct ticket_key key[2]; /* [0] current: seals and opens; [1] previous: opens only */
+	size_t count;
+};
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* One line of exactly 160 hex digits (spaces around allowed) into key. */
+static int ticket_key_parse(const char *line, size_t len, struct ticket_key *key)
+{
+	unsigned char raw[TICKET_KEY_LEN];
+	size_t i;
+	int hi, lo;
+
+	while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
+		len--;
+	while (len && (*line == ' ' || *line == '\t')) {
+		line++;
+		len--;
+	}
+	if (len != 2 * TICKET_KEY_LEN)
+		return -EINVAL;
+	for (i = 0; i < TICKET_KEY_LEN; i++) {
+		hi = hex_nibble(line[2 * i]);
+		lo = hex_nibble(line[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			OPENSSL_cleanse(raw, sizeof(raw));
+			return -EINVAL;
+		}
+		raw[i] = (unsigned char)(hi << 4 | lo);
+	}
+	memcpy(key->name, raw, TICKET_NAME_LEN);
+	memcpy(key->hmac, raw + TICKET_NAME_LEN, TICKET_HMAC_LEN);
+	memcpy(key->aes, raw + TICKET_NAME_LEN + TICKET_HMAC_LEN, TICKET_AES_LEN);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return 0;
+}
+
+/* Key lines of text, '#' comments and blank lines skipped; never quotes a key in err. */
+static int ticket_keys_parse(const char *path, const char *text, struct tls_ticket_keys *out,
+			     char *err, size_t err_len)
+{
+	const char *line = text, *end;
+	unsigned lineno = 0;
+	size_t len;
+
+	out->count = 0;
+	for (; *line; line = *end ? end + 1 : end) {
+		end = strchr(line, '\n');
+		if (!end)
+			end = line + strlen(line);
+		len = (size_t)(end - line);
+		lineno++;
+		if (strspn(line, " \t\r") >= len || line[strspn(line, " \t")] == '#')
+			continue;
+		if (out->count == 2) {
+			snprintf(err, err_len, "--ticket-keys %s:%u: more than two keys (current, previous)",
+				 path, lineno);
+			return -EINVAL;
+		}
+		if (ticket_key_parse(line, len, &out->key[out->count]) < 0) {
+			snprintf(err, err_len, "--ticket-keys %s:%u: not a key of %d hex digits", path,
+				 lineno, 2 * TICKET_KEY_LEN);
+			return -EINVAL;
+		}
+		out->count++;
+	}
+	if (out->count == 0) {
+		snprintf(err, err_len, "--ticket-keys %s: no key in it", path);
+		return -EINVAL;
+	}
+	if (out->count == 2 && !CRYPTO_memcmp(out->key[0].name, out->key[1].name, TICKET_NAME_LEN)) {
+		snprintf(err, err_len, "--ticket-keys %s: both keys have the same name", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The file's text, refused unless only its owner may read or write it. */
+static int ticket_file_read(const char *path, char *buf, size_t buf_len, char *err, size_t err_len)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, ret = -EINVAL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, err_len, "--ticket-keys %s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, err_len, "--ticket-keys %s: not a regular file", path);
+	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, err_len, "--ticket-keys %s: mode %03o lets others read or change the keys; "
+			 "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+		ret = -EPERM;
+	} else {
+		n = read(fd, buf, buf_len - 1);
+		if (n < 0 || (size_t)n == buf_len - 1) {
+			snprintf(err, err_len, "--ticket-keys %s: %s", path,
+				 n < 0 ? strerror(errno) : "too large for a key file");
+		} else {
+			buf[n] = '\0';
+			ret = 0;
+		}
+	}
+	close(fd);
+	return ret;
+}
+
+static struct tls_ticket_keys *ticket_keys_of(SSL *ssl)
+{
+	struct tls_conn *conn = SSL_get_ex_data(ssl, conn_ex_index);
+
+	return conn ? conn->ctx->tickets : NULL;
+}
+
+static int ticket_mac_init(EVP_MAC_CTX *hctx, const struct ticket_key *key)
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+
+	return EVP_MAC_init(hctx, key->hmac, TICKET_HMAC_LEN, params) == 1 ? 0 : -1;
+}
+
+/*
+ * OpenSSL's ticket-key callback. Sealing: the current key, a fresh IV.
+ * Opening: the key the ticket names; 2 asks OpenSSL for a new ticket under
+ * the current key when the previous one opened it; 0 (unknown name) makes
+ * it a full handshake.
+ */
+static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+			 EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tls_ticket_keys *keys = ticket_keys_of(ssl);
+	const struct ticket_key *key;
+	size_t i;
+
+	if (!keys || keys->count == 0)
+		return enc ? -1 : 0;
+	if (enc) {
+		key = &keys->key[0];
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1)
+			return -1;
+		memcpy(key_name, key->name, TICKET_NAME_LEN);
+		if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1 ||
+		    ticket_mac_init(hctx, key) < 0)
+			return -1;
+		return 1;
+	}
+	for (i = 0; i < keys->count; i++) {
+		key = &keys->key[i];
+		if (CRYPTO_memcmp(key_name, key->name, TICKET_NAME_LEN) != 0)
+			continue;
+		if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1 ||
+		    ticket_mac_init(hctx, key) < 0)
+			return -1;
+		return i == 0 ? 1 : 2;
+	}
 	return 0;
 }
 
@@ -541,6 +773,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, const char *server_na
 	if (!conn)
 		return NULL;
 	conn->fd = fd;
+	conn->ctx = ctx;
 	ERR_clear_error();
 	conn->ssl = SSL_new(ctx->ssl_ctx);
 	if (!conn->ssl)
@@ -562,6 +795,10 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, const char *server_na
 		goto err_free;
 	else
 		SSL_set_connect_state(conn->ssl);
+	if (!ctx->server) {
+		snprintf(conn->server_name, sizeof(conn->server_name), "%s", server_name);
+		conn_offer_session(conn);
+	}
 	return conn;
 
 err_free:
@@ -676,16 +913,16 @@ int tls_peer_cn(struct tls_conn *conn, char *out, size_t out_len)
 }
 
 /* The context of a check like the handshake's: purpose, and the client's name check. */
-static int reverify_init(struct tls_conn *conn, X509_STORE_CTX *vctx, X509_STORE *store, X509 *leaf,
+static int reverify_init(SSL *ssl, X509_STORE_CTX *vctx, X509_STORE *store, X509 *leaf,
 			 STACK_OF(X509) *chain)
 {
-	bool server = SSL_is_server(conn->ssl);
+	bool server = SSL_is_server(ssl);
 
 	if (X509_STORE_CTX_init(vctx, store, leaf, chain) != 1)
 		return -ENOMEM;
 	/* Copies the connection's parameters (host name) over the store's (CRL flags);
 	 * without them the check would pass a certificate the handshake refuses. */
-	if (X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(vctx), SSL_get0_param(conn->ssl)) != 1 ||
+	if (X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(vctx), SSL_get0_param(ssl)) != 1 ||
 	    X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(vctx),
 					X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store))) != 1)
 		return -ENOMEM;
@@ -694,32 +931,183 @@ static int reverify_init(struct tls_conn *conn, X509_STORE_CTX *vctx, X509_STORE
 	return 0;
 }
 
-int tls_conn_reverify(struct tls_conn *conn)
+/* 0 if leaf (with chain) passes the store of ssl's context now, -EPERM, -ENOMEM; why says. */
+static int verify_now(SSL *ssl, X509 *leaf, STACK_OF(X509) *chain, char *why, size_t why_len)
 {
-	X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(conn->ssl));
-	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(conn->ssl);
-	X509 *leaf = SSL_get0_peer_certificate(conn->ssl);
-	X509_STORE_CTX *vctx;
+	X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
 	int ret = -ENOMEM;
 
-	if (!leaf)
-		return 0; /* before the handshake: it will be checked then */
-	ERR_clear_error();
-	vctx = X509_STORE_CTX_new();
-	if (!vctx || reverify_init(conn, vctx, store, leaf, chain) < 0) {
-		snprintf(conn->error, sizeof(conn->error), "out of memory for a certificate check");
+	if (!vctx || reverify_init(ssl, vctx, store, leaf, chain) < 0) {
+		snprintf(why, why_len, "out of memory for a certificate check");
 		goto out;
 	}
 	ret = 0;
 	if (X509_verify_cert(vctx) != 1) {
-		snprintf(conn->error, sizeof(conn->error), "certificate verify failed: %s",
+		snprintf(why, why_len, "certificate verify failed: %s",
 			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
 		ret = -EPERM;
 	}
 out:
 	X509_STORE_CTX_free(vctx);
+	return ret;
+}
+
+int tls_conn_reverify(struct tls_conn *conn)
+{
+	X509 *leaf = SSL_get0_peer_certificate(conn->ssl);
+	int ret;
+
+	if (!leaf)
+		return 0; /* before the handshake: it will be checked then */
+	ERR_clear_error();
+	/* After a resumption the chain is NULL: the leaf must chain to --ca by itself. */
+	ret = verify_now(conn->ssl, leaf, SSL_get_peer_cert_chain(conn->ssl), conn->error,
+			 sizeof(conn->error));
 	ERR_clear_error();
 	return ret;
+}
+
+bool tls_conn_resumed(const struct tls_conn *conn)
+{
+	return SSL_session_reused(conn->ssl) == 1;
+}
+
+/* ---- resumption: the server's check of an opened ticket, the client's memory ---- */
+
+/*
+ * A ticket opened: its client certificate must pass the CA and CRL in
+ * force now, as a full handshake's would (a revoked peer must not resume
+ * its way around the CRL). If not, the ticket is ignored: a full
+ * handshake follows, which refuses the peer with the usual reason.
+ */
+static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *sess, const unsigned char *name,
+					  size_t name_len, SSL_TICKET_STATUS status, void *arg)
+{
+	X509 *leaf = sess ? SSL_SESSION_get0_peer(sess) : NULL;
+	char why[128];
+
+	(void)name;
+	(void)name_len;
+	(void)arg;
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		break;
+	case SSL_TICKET_FATAL_ERR_MALLOC:
+	case SSL_TICKET_FATAL_ERR_OTHER:
+		return SSL_TICKET_RETURN_ABORT;
+	default:
+		return SSL_TICKET_RETURN_IGNORE_RENEW; /* none, unknown key, forged: full handshake */
+	}
+	if (!leaf || verify_now(ssl, leaf, NULL, why, sizeof(why)) < 0)
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+}
+
+/*
+ * Client: OpenSSL hands over each new session (ticket); a copy of the last
+ * one is kept. A copy, because the connection goes on using the original,
+ * and OpenSSL marks a connection's session not resumable when it ends in
+ * an error, such as the server dying without close_notify: the very case
+ * the kept session is for.
+ */
+static int session_received(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_conn *conn = SSL_get_ex_data(ssl, conn_ex_index);
+	SSL_SESSION *copy;
+
+	if (!conn || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	copy = SSL_SESSION_dup(sess);
+	if (!copy)
+		return 0;
+	SSL_SESSION_free(conn->ctx->last_session);
+	conn->ctx->last_session = copy;
+	snprintf(conn->ctx->last_session_name, sizeof(conn->ctx->last_session_name), "%s",
+		 conn->server_name);
+	return 0; /* OpenSSL frees its reference */
+}
+
+/* Client: offers a copy of the kept session to a server expected to carry the same name. */
+static void conn_offer_session(struct tls_conn *conn)
+{
+	struct tls_ctx *ctx = conn->ctx;
+	SSL_SESSION *copy;
+
+	if (!ctx->last_session || strcmp(ctx->last_session_name, conn->server_name) != 0)
+		return;
+	copy = SSL_SESSION_dup(ctx->last_session);
+	if (!copy)
+		return; /* a full handshake then */
+	SSL_set_session(conn->ssl, copy);
+	SSL_SESSION_free(copy); /* the connection holds its own reference */
+}
+
+static void ticket_keys_free(struct tls_ticket_keys *keys)
+{
+	if (keys) {
+		OPENSSL_cleanse(keys, sizeof(*keys));
+		free(keys);
+	}
+}
+
+int tls_ctx_set_ticket_keys(struct tls_ctx *ctx, const char *path, char *err, size_t err_len)
+{
+	struct tls_ticket_keys *keys;
+	char *text, *copy = NULL;
+	int ret = -ENOMEM;
+
+	if (!ctx->server || !path) {
+		snprintf(err, err_len, "--ticket-keys: a server's option");
+		return -EINVAL;
+	}
+	keys = calloc(1, sizeof(*keys));
+	text = malloc(TICKET_FILE_MAX);
+	if (path != ctx->ticket_file)
+		copy = strdup(path);
+	if (!keys || !text || (path != ctx->ticket_file && !copy)) {
+		snprintf(err, err_len, "out of memory");
+		goto out;
+	}
+	ret = ticket_file_read(path, text, TICKET_FILE_MAX, err, err_len);
+	if (ret == 0)
+		ret = ticket_keys_parse(path, text, keys, err, err_len);
+	OPENSSL_cleanse(text, TICKET_FILE_MAX);
+	if (ret < 0)
+		goto out;
+	if (!ctx->tickets &&
+	    (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx->ssl_ctx, ticket_key_cb) != 1 ||
+	     SSL_CTX_set_session_ticket_cb(ctx->ssl_ctx, NULL, ticket_decrypted, NULL) != 1 ||
+	     SSL_CTX_set_num_tickets(ctx->ssl_ctx, 1) != 1 ||
+	     /* Required to resume with client certificates; the same on both servers. */
+	     SSL_CTX_set_session_id_context(ctx->ssl_ctx, (const unsigned char *)"tunlab", 6) != 1)) {
+		snprintf(err, err_len, "cannot set up session tickets in OpenSSL");
+		ret = -EINVAL;
+		goto out;
+	}
+	/* Handshakes open and seal tickets between our calls, never across one. */
+	ticket_keys_free(ctx->tickets);
+	ctx->tickets = keys;
+	keys = NULL;
+	if (copy) {
+		free(ctx->ticket_file);
+		ctx->ticket_file = copy;
+		copy = NULL;
+	}
+out:
+	ERR_clear_error();
+	ticket_keys_free(keys);
+	free(text);
+	free(copy);
+	return ret;
+}
+
+int tls_ctx_reload_ticket_keys(struct tls_ctx *ctx, char *err, size_t err_len)
+{
+	if (!ctx->ticket_file)
+		return 0;
+	return tls_ctx_set_ticket_keys(ctx, ctx->ticket_file, err, err_len);
 }
 
 const char *tls_conn_error(const struct tls_conn *conn)

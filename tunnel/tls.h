@@ -43,6 +43,15 @@ bool tls_ctx_has_crl(const struct tls_ctx *ctx);
  * on failure (-EINVAL, err set) the previous ones stay in force.
  */
 int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t err_len);
+/*
+ * Server: issue and accept TLS 1.3 session tickets sealed with the keys of
+ * path, one or two lines of 160 hex digits (current, then previous; '#'
+ * comments). The file must not be open to group or other (-EPERM). All
+ * or nothing: on failure (err set, never quoting a key) the keys in force
+ * stay. tls_ctx_reload_ticket_keys() rereads the same file (0 without one).
+ */
+int tls_ctx_set_ticket_keys(struct tls_ctx *ctx, const char *path, char *err, size_t err_len);
+int tls_ctx_reload_ticket_keys(struct tls_ctx *ctx, char *err, size_t err_len);
 
 /*
  * A connection on connected socket fd (the caller keeps owning fd).
@@ -74,6 +83,8 @@ int tls_peer_cn(struct tls_conn *conn, char *out, size_t out_len);
  * tls_conn_error() if not, -ENOMEM.
  */
 int tls_conn_reverify(struct tls_conn *conn);
+/* The handshake resumed a session (no certificates were exchanged). */
+bool tls_conn_resumed(const struct tls_conn *conn);
 /* The reason of the last -1, in words. */
 const char *tls_conn_error(const struct tls_conn *conn);
 

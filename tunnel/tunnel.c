@@ -116,6 +116,8 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 			    size_t err_len)
 {
 	const char *flag = cfg->role == TUNNEL_SERVER ? "--listen" : "--connect";
+	const char *endpoint = cfg->role == TUNNEL_CLIENT && cfg->endpoint_count ? cfg->endpoints[0]
+										  : cfg->endpoint;
 	char host[256], msg[300];
 	int ret;
 
@@ -134,13 +136,13 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 	t->max_peers = cfg->max_peers ? cfg->max_peers : TUNNEL_MAX_PEERS_DEFAULT;
 	t->peers = cfg->peers;
 	t->reach = cfg->reach;
-	ret = tunnel_parse_endpoint(cfg->endpoint, &t->addr, &t->addr_len, host, sizeof(host), msg,
+	ret = tunnel_parse_endpoint(endpoint, &t->addr, &t->addr_len, host, sizeof(host), msg,
 				    sizeof(msg));
 	if (ret < 0) {
 		snprintf(err, err_len, "%s %s", flag, msg);
 		return ret;
 	}
-	snprintf(t->endpoint, sizeof(t->endpoint), "%s", cfg->endpoint);
+	snprintf(t->endpoint, sizeof(t->endpoint), "%s", endpoint);
 	if (cfg->server_name && strlen(cfg->server_name) >= sizeof(t->server_name)) {
 		snprintf(err, err_len, "--server-name: longer than %zu characters", sizeof(t->server_name) - 1);
 		return -EINVAL;
@@ -171,8 +173,11 @@ struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
 			     cfg->crl_file, err, err_len);
 	if (!t->tls)
 		goto err_free;
+	if (cfg->role == TUNNEL_SERVER && cfg->ticket_keys_file &&
+	    tls_ctx_set_ticket_keys(t->tls, cfg->ticket_keys_file, err, err_len) < 0)
+		goto err_tls;
 	ret = cfg->role == TUNNEL_SERVER ? tunnel_server_init(t, err, err_len)
-					 : tunnel_client_init(t, err, err_len);
+					 : tunnel_client_init(t, cfg, err, err_len);
 	if (ret < 0)
 		goto err_tls;
 	return t;
@@ -255,6 +260,11 @@ int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)
 		session_end(s, SESSION_END_POLICY, true, "%s", tls_conn_error(s->tls));
 	}
 	return 0;
+}
+
+int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len)
+{
+	return tls_ctx_reload_ticket_keys(t->tls, err, err_len);
 }
 
 void tunnel_free(struct tunnel *t)

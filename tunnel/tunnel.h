@@ -53,9 +53,17 @@ enum tunnel_log_level { TUNNEL_LOG_ERR, TUNNEL_LOG_WARN, TUNNEL_LOG_INFO, TUNNEL
 struct tunnel_config {
 	enum tunnel_role role;
 	const char *endpoint;    /* server: --listen, client: --connect; "host:port", "[v6]:port" */
-	const char *server_name; /* client: expected SAN; NULL means endpoint's host */
+	/*
+	 * Client: several servers, tried in order and round the list when one
+	 * fails (endpoint is then ignored); endpoint_count 0: endpoint alone.
+	 */
+	const char *const *endpoints;
+	size_t endpoint_count;
+	const char *server_name; /* client: expected SAN; NULL means each endpoint's host */
 	const char *cert_file, *key_file, *ca_file;
 	const char *crl_file;    /* PEM CRLs of the CA(s), or NULL: no revocation check */
+	/* server: session-ticket keys shared with a standby (tls.h), or NULL: no resumption */
+	const char *ticket_keys_file;
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
 	/*
 	 * What the peer may reach (common/reach.h); must outlive the tunnel.
@@ -117,6 +125,8 @@ struct tunnel_stats {
 	uint64_t tx_segmented;           /* plain packets made in software from offload ones */
 	uint64_t sessions_active, sessions_total;
 	uint64_t handshake_failures;     /* bad cert, unknown peer, timeout, version */
+	/* TLS handshakes completed with certificates, and by resuming a ticket's session */
+	uint64_t handshakes_full, handshakes_resumed;
 	uint64_t sessions_dead;          /* cut off by dead-peer detection */
 	uint64_t sessions_cut_reload;    /* cut by SIGHUP: peer removed or changed, certificate revoked */
 	uint64_t reconnects;             /* client: connections after the first */
@@ -182,6 +192,12 @@ int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers,
  * CA and CRL stay in force and no session is touched.
  */
 int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len);
+/*
+ * Server: rereads cfg.ticket_keys_file (a rotation: tickets of the key
+ * that left the file are no longer accepted). Without one it does
+ * nothing. On a bad file (-EINVAL, -EPERM, err set) the keys in force stay.
+ */
+int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len);
 /* Sends close_notify to every peer (best effort) and frees everything. */
 void tunnel_free(struct tunnel *t);
 

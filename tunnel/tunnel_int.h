@@ -86,7 +86,7 @@ extern const struct tunnel_role_ops tunnel_server_ops;
 extern const struct tunnel_role_ops tunnel_client_ops;
 
 int tunnel_server_init(struct tunnel *t, char *err, size_t err_len);
-int tunnel_client_init(struct tunnel *t, char *err, size_t err_len);
+int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_t err_len);
 /* Server: see tunnel_set_peers(). */
 int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len);
 

@@ -491,6 +491,37 @@ static void test_unknown_frontend_is_not_an_option_error(void **state)
 	options_free(&o);
 }
 
+/* --connect is repeatable: every one in order, the first also as the endpoint; at most 8. */
+static void test_connect_repeatable(void **state)
+{
+	const char *argv[40];
+	struct options o;
+	char err[256];
+	int argc = 0;
+
+	(void)state;
+	for (int i = 0; i < ARGC(client_argv); i++)
+		argv[argc++] = client_argv[i];
+	argv[argc++] = "--connect";
+	argv[argc++] = "10.103.0.1:4433";
+	assert_int_equal(parse(argc, argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.connect_count, 2);
+	assert_string_equal(o.connects[0], "[::1]:4443");
+	assert_string_equal(o.connects[1], "10.103.0.1:4433");
+	assert_string_equal(o.endpoint, "[::1]:4443");
+	options_free(&o);
+	for (int i = 2; i < OPTIONS_CONNECT_MAX; i++) {
+		argv[argc++] = "--connect";
+		argv[argc++] = "10.103.0.1:4433";
+	}
+	assert_int_equal(parse(argc, argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.connect_count, OPTIONS_CONNECT_MAX);
+	options_free(&o);
+	argv[argc++] = "--connect";
+	argv[argc++] = "10.103.0.1:4433";
+	assert_error(argc, argv, "--connect: given more than 8 times");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_queue_overflow),
 		cmocka_unit_test(test_limits_accepted),
 		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_connect_repeatable),
 		cmocka_unit_test(test_unknown_command),
 		cmocka_unit_test(test_unknown_frontend_is_not_an_option_error),
 	};

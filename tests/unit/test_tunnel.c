@@ -1046,6 +1046,75 @@ static void test_load_errors(void **state)
 	expect_load_error(fx, &c.cfg, "--connect '127.0.0.1:0': expected", false);
 }
 
+/* Writes text to the key file of the group with mode, and its path to out. */
+static const char *write_key_file(char *out, size_t out_len, const char *text, mode_t mode)
+{
+	FILE *f;
+
+	snprintf(out, out_len, "%s/ticket.keys", g.root);
+	unlink(out);
+	f = fopen(out, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(out, mode), 0);
+	return out;
+}
+
+#define KEY_A "00112233445566778899aabbccddeeff" /* name, then 64 bytes of keys */ \
+	      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" \
+	      "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+#define KEY_B "ffeeddccbbaa99887766554433221100" \
+	      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" \
+	      "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+/* --ticket-keys: the file's form and mode are checked, and no error quotes a key. */
+static void test_ticket_key_file(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX];
+	struct tunnel *t;
+	struct conf c;
+	char err[512];
+
+	static const struct {
+		const char *text, *want;
+		mode_t mode;
+	} bad[] = {
+		{ "# only a comment\n", ": no key in it", 0600 },
+		{ KEY_A "\n" KEY_B "\n" KEY_A "\n", ":3: more than two keys", 0600 },
+		{ "\n# c\n" KEY_A "0\n", ":3: not a key of 160 hex digits", 0600 },
+		{ "0g" KEY_A "\n", ":1: not a key of 160 hex digits", 0600 },
+		{ KEY_A "\n" KEY_A "\n", "both keys have the same name", 0600 },
+		{ KEY_A "\n", "mode 640 lets others read", 0640 },
+		{ KEY_A "\n", "mode 604 lets others read", 0604 },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		conf_server(&c, &fx->peers);
+		c.cfg.ticket_keys_file = write_key_file(path, sizeof(path), bad[i].text, bad[i].mode);
+		expect_load_error(fx, &c.cfg, bad[i].want, false);
+		conf_server(&c, &fx->peers);
+		c.cfg.ticket_keys_file = path;
+		t = tunnel_new(&c.cfg, fx->loop, NULL, NULL, err, sizeof(err));
+		assert_null(t);
+		assert_null(strstr(err, "0123456789abcdef"));
+	}
+	/* One key, or current and previous with comments and blank lines: taken. */
+	conf_server(&c, &fx->peers);
+	c.cfg.ticket_keys_file = write_key_file(path, sizeof(path), "  " KEY_A "  \n", 0600);
+	t = tunnel_new(&c.cfg, fx->loop, NULL, NULL, err, sizeof(err));
+	if (!t)
+		fail_msg("one key refused: %s", err);
+	/* A rotation that breaks the file keeps the keys in force. */
+	write_key_file(path, sizeof(path), "# current\n" KEY_B "\n\n# previous\n" KEY_A "\n", 0600);
+	assert_int_equal(tunnel_reload_ticket_keys(t, err, sizeof(err)), 0);
+	write_key_file(path, sizeof(path), KEY_B "\n", 0644);
+	assert_int_equal(tunnel_reload_ticket_keys(t, err, sizeof(err)), -EPERM);
+	tunnel_free(t);
+	unlink(path);
+}
+
 /* The client starts first: it queues, retries, and delivers the queue once connected. */
 static void test_queue_before_connect(void **state)
 {
@@ -2082,7 +2151,7 @@ static void test_reconnect_after_restart(void **state)
 	fx_start_pair(fx, false);
 	side_close(&fx->srv);
 	expect_disconnected(fx->loop, &fx->cli, 2000);
-	assert_true(logged(&fx->cli, "lost: closed by peer: server shutting down; reconnecting in 100 ms"));
+	assert_true(logged(&fx->cli, "lost: closed by peer: server shutting down; reconnecting now"));
 	send_packets(&fx->cli, 3, 200, "10.8.0.2", "10.9.0.1");
 	assert_int_equal(stats_of(&fx->cli).queue_packets, 3);
 
@@ -2415,12 +2484,65 @@ static void test_queue_larger_than_send_buffer(void **state)
 	assert_false(tunnel_send_blocked(fx->cli.t));
 }
 
+/* A server that shares a ticket key file with the ones before it (issue 16). */
+static void fx_start_server_with_keys(struct fixture *fx, char *path, size_t path_len)
+{
+	struct conf c;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.ticket_keys_file = write_key_file(path, path_len, KEY_A "\n", 0600);
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+}
+
+/*
+ * Several endpoints: a refused one is passed over at once, a lost session
+ * goes on to the next at once, a round of failures waits the backoff; the
+ * server that comes back (a new tunnel, the same ticket keys) resumes it.
+ */
+static void test_endpoints_in_turn(void **state)
+{
+	struct fixture *fx = *state;
+	const char *endpoints[] = { "127.0.0.1:1", g.endpoint };
+	char keys[PATH_MAX], want[256];
+	struct tunnel_stats st;
+	struct conf c;
+
+	fx_start_server_with_keys(fx, keys, sizeof(keys));
+	conf_client(&c, g.dir, "cli");
+	c.cfg.endpoints = endpoints;
+	c.cfg.endpoint_count = 2;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	snprintf(want, sizeof(want), "connection to 127.0.0.1:1 failed: Connection refused; trying %s now",
+		 g.endpoint);
+	assert_true(logged(&fx->cli, want));
+
+	side_close(&fx->srv);
+	expect_disconnected(fx->loop, &fx->cli, 2000);
+	snprintf(want, sizeof(want), "connection to %s lost: closed by peer: server shutting down; "
+		 "trying 127.0.0.1:1 now", g.endpoint);
+	assert_true(logged(&fx->cli, want));
+	snprintf(want, sizeof(want), "connection to %s failed: Connection refused; every endpoint tried, "
+		 "127.0.0.1:1 in 100 ms", g.endpoint);
+	expect_log(fx->loop, &fx->cli, want, 2000);
+
+	fx_start_server_with_keys(fx, keys, sizeof(keys));
+	expect_connected(fx->loop, &fx->cli, 3000);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.reconnects, 1);
+	assert_int_equal(st.handshakes_full, 1);
+	assert_int_equal(st.handshakes_resumed, 1);
+	assert_int_equal(stats_of(&fx->srv).handshakes_resumed, 1);
+	unlink(keys);
+}
+
 #define TUNNEL_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TUNNEL_TEST(test_load_errors),
+		TUNNEL_TEST(test_ticket_key_file),
 		TUNNEL_TEST(test_queue_before_connect),
 		TUNNEL_TEST(test_queue_limit),
 		TUNNEL_TEST(test_packets_both_ways),
@@ -2456,6 +2578,7 @@ int main(void)
 		TUNNEL_TEST(test_reload_removes_hello),
 		TUNNEL_TEST(test_reload_during_tls),
 		TUNNEL_TEST(test_reconnect_after_restart),
+		TUNNEL_TEST(test_endpoints_in_turn),
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),
 		TUNNEL_TEST(test_handshakes_per_source),

@@ -1,0 +1,269 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# failover.bats: state as data (issue 16): TLS session tickets from a key file shared by servers, rotation, identity on resumption.
+#
+# A "second server" is a new tunlab process on the srv namespace that
+# shares nothing with the first but its files (peers, certificates,
+# --ticket-keys): what it knows of a returning client, it read there.
+#
+#   FRONTEND=tun TUNLAB=build/tunlab bats tests/integration/failover.bats
+
+load helpers
+
+setup_file() {
+	tl_suite_setup
+}
+
+setup() {
+	tl_require_tunlab
+	tl_require_tools ping jq
+	tl_require_frontend
+	tl_test_setup
+	tl_block_cleartext
+	TL_KEYS=$TL_TMP/ticket.keys
+}
+
+teardown() {
+	tl_test_teardown
+}
+
+# A fresh ticket key: 80 random bytes, 160 hex digits (name, HMAC key, AES key).
+new_key() {
+	od -An -v -tx1 -N80 /dev/urandom | tr -d ' \n'
+}
+
+# write_keys KEY [KEY]: the current key, then the previous one, mode 600.
+write_keys() {
+	(umask 077 && printf '%s\n' "# tunlab ticket keys: current, previous" "$@" >"$TL_KEYS.new")
+	mv "$TL_KEYS.new" "$TL_KEYS"
+}
+
+# The stats and log of server instance NAME, so the last line read is never the previous one's.
+use_server_files() {
+	TL_SRV_LOG=$TL_TMP/$1.log
+	TL_SRV_STATS=$TL_TMP/$1-stats.jsonl
+}
+
+# start_server NAME [flags]: a server instance with its own files and the shared ticket keys.
+start_server() {
+	use_server_files "$1"
+	shift
+	tl_start_tunlab_server "$FRONTEND" --ticket-keys "$TL_KEYS" --keepalive 1 "$@"
+}
+
+kill_server() {
+	kill -KILL "$TL_SRV_PID"
+	tl_wait_exit "$TL_SRV_PID" 5 || true
+	TL_SRV_PID=""
+}
+
+# expect_handshakes FULL RESUMED: the server instance's counters, once it has a session.
+expect_handshakes() {
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_active 1 "$TL_TIMEOUT"
+	tl_wait_stat_ge "$TL_SRV_STATS" "handshakes_$( (($2)) && echo resumed || echo full)" 1
+	tl_assert "$(basename "$TL_SRV_STATS"): $1 full and $2 resumed handshakes" \
+		tl_json_test "$TL_SRV_STATS" ".handshakes_full == $1 and .handshakes_resumed == $2"
+}
+
+note() {
+	echo "# $*" >&3
+}
+
+ping_through() {
+	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 ||
+		tl_fail "expected cli->dst to answer through the tunnel within ${TL_TIMEOUT}s"
+}
+
+@test "a second server sharing --ticket-keys resumes the client's session: an abbreviated handshake on both ends" {
+	write_keys "$(new_key)"
+	start_server srv1
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1
+	ping_through
+	expect_handshakes 1 0
+	kill_server
+	start_server srv2
+	expect_handshakes 0 1
+	tl_wait_stat_ge "$TL_CLI_STATS" handshakes_resumed 1
+	tl_assert "the client to count one full handshake and one resumed" \
+		tl_json_test "$TL_CLI_STATS" '.handshakes_full == 1 and .handshakes_resumed == 1'
+	ping_through
+	! grep -qiE '[0-9a-f]{32}' "$TL_TMP"/srv*.log || tl_fail "expected no key material in the servers' logs"
+}
+
+@test "without --ticket-keys a restarted server makes a full handshake" {
+	use_server_files srv1
+	tl_start_tunlab_server "$FRONTEND"
+	tl_start_tunlab_client "$FRONTEND"
+	expect_handshakes 1 0
+	kill_server
+	use_server_files srv2
+	tl_start_tunlab_server "$FRONTEND"
+	expect_handshakes 1 0
+}
+
+@test "ticket-key rotation: the previous key still opens tickets, a key two rotations old does not; SIGHUP rereads the file" {
+	local a b c d
+	a=$(new_key) b=$(new_key) c=$(new_key) d=$(new_key)
+	write_keys "$a"
+	start_server srv1
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1
+	expect_handshakes 1 0
+	# The client holds a ticket under a; two rotations later a is gone.
+	write_keys "$c" "$b"
+	kill_server
+	start_server srv2
+	expect_handshakes 1 0
+	# Its new ticket is under c; one rotation later c is the previous key.
+	write_keys "$d" "$c"
+	kill_server
+	start_server srv3
+	expect_handshakes 0 1
+	ping_through
+
+	# SIGHUP: a file open to others is refused whole, the keys in force stay.
+	chmod 644 "$TL_KEYS"
+	kill -HUP "$TL_SRV_PID"
+	tl_wait_until 5 grep -qF "lets others read or change the keys; chmod 600 it; the previous ticket keys stay in force" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to refuse a key file open to others; its log: $(tail -n 5 "$TL_SRV_LOG")"
+	chmod 600 "$TL_KEYS"
+	kill -HUP "$TL_SRV_PID"
+	tl_wait_until 5 grep -qF "SIGHUP: --ticket-keys $TL_KEYS reloaded" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to reread the key file on SIGHUP"
+	tl_assert "the server to run on" tl_pid_alive "$TL_SRV_PID"
+}
+
+@test "--ticket-keys: a key file readable by others or malformed is refused at start" {
+	write_keys "$(new_key)"
+	chmod 640 "$TL_KEYS"
+	tl_pki
+	tl_write_peers
+	run ip netns exec "$NS_SRV" "$TUNLAB" server --frontend "$FRONTEND" --listen "$TL_SRV_UL4:$TL_PORT" \
+		--cert "$TL_PKI/server.crt" --key "$TL_PKI/server.key" --ca "$TL_PKI/ca.crt" \
+		--peers "$TL_PEERS" --export "$TL_IN_NET4" --ticket-keys "$TL_KEYS"
+	((status != 0)) || tl_fail "expected a server with a group-readable key file to exit non-zero"
+	tl_expect_contains "the error" "$output" "mode 640 lets others read or change the keys"
+	rm -f "$TL_KEYS"
+	(umask 077 && echo "0123abcd" >"$TL_KEYS")
+	run ip netns exec "$NS_SRV" "$TUNLAB" server --frontend "$FRONTEND" --listen "$TL_SRV_UL4:$TL_PORT" \
+		--cert "$TL_PKI/server.crt" --key "$TL_PKI/server.key" --ca "$TL_PKI/ca.crt" \
+		--peers "$TL_PEERS" --export "$TL_IN_NET4" --ticket-keys "$TL_KEYS"
+	((status != 0)) || tl_fail "expected a server with a malformed key file to exit non-zero"
+	tl_expect_contains "the error" "$output" ":1: not a key of 160 hex digits"
+	[[ $output != *0123abcd* ]] || tl_fail "expected the error not to quote the file's contents"
+}
+
+@test "a peer removed from the peers file cannot resume: its resumed handshake is refused by name" {
+	tl_require_tools openssl
+	write_keys "$(new_key)"
+	start_server srv1
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1
+	expect_handshakes 1 0
+	echo "cli2 $TL_TUN_CLI2_4/32" >"$TL_PEERS.new"
+	mv "$TL_PEERS.new" "$TL_PEERS"
+	kill -HUP "$TL_SRV_PID"
+	tl_wait_until 5 grep -qF ": removed from the peers file, cut off" "$TL_SRV_LOG" ||
+		tl_fail "expected the reload to cut cli"
+	# The client comes back at once with its ticket: TLS resumes, the name check refuses.
+	tl_wait_stat_ge "$TL_SRV_STATS" handshakes_resumed 1
+	tl_wait_until "$TL_TIMEOUT" grep -qF "client 'cli' from" "$TL_SRV_LOG" || true
+	tl_wait_until "$TL_TIMEOUT" grep -qF "unknown peer 'cli'" "$TL_SRV_LOG" ||
+		tl_fail "expected the resumed handshake of the removed peer to be refused as unknown"
+	tl_assert "no session for the removed peer" tl_json_test "$TL_SRV_STATS" '.sessions_active == 0'
+	tl_assert_not "no answer from dst" tl_ping_dst 1
+}
+
+@test "a revoked peer cannot resume: the ticket is ignored and the full handshake refuses the certificate" {
+	TL_PKI=$TL_TMP/pki-crl
+	"$TL_MKPKI" "$TL_PKI" cli cli2 --crl >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	write_keys "$(new_key)"
+	start_server srv1 --crl "$TL_TMP/crl.pem"
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1
+	expect_handshakes 1 0
+	"$TL_MKPKI" "$TL_PKI" --revoke cli >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	kill_server
+	start_server srv2 --crl "$TL_TMP/crl.pem"
+	tl_wait_until "$TL_TIMEOUT" grep -qF "refused: certificate verify failed: certificate revoked" "$TL_SRV_LOG" ||
+		tl_fail "expected the revoked client refused at a full handshake; log: $(tail -n 5 "$TL_SRV_LOG")"
+	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 1
+	tl_assert "no resumed handshake for a revoked certificate" \
+		tl_json_test "$TL_SRV_STATS" '.handshakes_resumed == 0 and .sessions_active == 0'
+}
+
+# ---- two server namespaces: srv, and srv2 beside it -----------------------------------
+
+# A second server namespace, srv2, with its own underlay to cli (ul1,
+# 10.103.0.0/24) and its own link to dst (in1, 10.104.0.0/24), forwarding,
+# and cleartext blocked like srv's. dst still answers from 10.102.0.2.
+TL_SRV2_UL4=10.103.0.1 TL_CLI_UL1_4=10.103.0.2
+TL_SRV2_IN4=10.104.0.1 TL_DST_IN1_4=10.104.0.2
+
+srv2_up() {
+	NS_SRV2="$TL_NS_PREFIX-srv2-$TL_ID"
+	TL_EXTRA_NS+=("$NS_SRV2")
+	tl_cmd ip netns add "$NS_SRV2"
+	tl_cmd ip -n "$NS_SRV2" link set lo up
+	tl_cmd ip -n "$NS_CLI" link add ul1 type veth peer name ul1 netns "$NS_SRV2"
+	tl_cmd ip -n "$NS_SRV2" link add in1 type veth peer name in1 netns "$NS_DST"
+	local ns dev addr
+	while read -r ns dev addr; do
+		tl_cmd ip -n "$ns" addr add "$addr" dev "$dev"
+		tl_cmd ip -n "$ns" link set "$dev" up
+	done <<-EOF2
+		$NS_CLI ul1 $TL_CLI_UL1_4/24
+		$NS_SRV2 ul1 $TL_SRV2_UL4/24
+		$NS_SRV2 in1 $TL_SRV2_IN4/24
+		$NS_DST in1 $TL_DST_IN1_4/24
+	EOF2
+	tl_cmd ip -n "$NS_SRV2" route add "$TL_IN_NET4" via "$TL_DST_IN1_4"
+	tl_cmd ip netns exec "$NS_SRV2" sysctl -qw net.ipv4.ip_forward=1 >/dev/null
+	tl_cmd ip netns exec "$NS_SRV2" iptables -w 5 -I FORWARD -i ul1 -j DROP
+	tl_cmd ip netns exec "$NS_SRV2" iptables -w 5 -I FORWARD -o ul1 -j DROP
+}
+
+# start_srv2 NAME: a tunlab server in srv2 with the same files as srv's (PID in SRV2_PID).
+start_srv2() {
+	local saved_ns=$NS_SRV saved_ul=$TL_SRV_UL4 saved_pid=${TL_SRV_PID:-}
+	NS_SRV=$NS_SRV2 TL_SRV_UL4=$TL_SRV2_UL4
+	use_server_files "$1"
+	local rc=0
+	tl_start_tunlab_server "$FRONTEND" --ticket-keys "$TL_KEYS" --keepalive 1 || rc=$?
+	SRV2_PID=$TL_SRV_PID SRV2_STATS=$TL_SRV_STATS SRV2_LOG=$TL_SRV_LOG
+	NS_SRV=$saved_ns TL_SRV_UL4=$saved_ul TL_SRV_PID=$saved_pid
+	return "$rc"
+}
+
+@test "several --connect: the client moves to the second server when the first is killed, and resumes there" {
+	write_keys "$(new_key)"
+	srv2_up
+	start_srv2 srv2
+	start_server srv1
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1 --connect "$TL_SRV2_UL4:$TL_PORT"
+	ping_through
+	expect_handshakes 1 0
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 100 -i 0.05 -W 1 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	sleep 0.5
+	kill_server
+	# What keepalived would move on the inner side: dst's way back to the tunnel.
+	tl_cmd ip -n "$NS_DST" route add "$TL_TUN_NET4" via "$TL_SRV2_IN4"
+	TL_SRV_PID=$SRV2_PID TL_SRV_STATS=$SRV2_STATS TL_SRV_LOG=$SRV2_LOG
+	expect_handshakes 0 1
+	# A reset (data in flight) or a FIN (idle), the kernel's answer for a killed process.
+	tl_wait_until 5 grep -qE "to $TL_SRV_UL4:$TL_PORT lost: (Connection reset by peer|peer closed without close_notify); trying $TL_SRV2_UL4:$TL_PORT now" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to move to the second endpoint at once; its log: $(tail -n 5 "$TL_CLI_LOG")"
+	tl_wait_stat_ge "$TL_CLI_STATS" reconnects 1
+	ping_through
+	tl_wait_exit "$pinger" 15 || true
+	local received
+	received=$(grep -oE '[0-9]+ received' "$TL_TMP/ping.log" | cut -d' ' -f1)
+	note "pings answered across the failover: ${received:-0} of 100"
+	tl_expect_ge "echo replies of 100 across the failover" "${received:-0}" 50
+	# Nothing of either server is left once it stops.
+	tl_stop "$SRV2_PID" TERM 10
+	TL_SRV_PID=""
+	((TL_STOP_STATUS == 0)) || tl_fail "expected the second server to exit 0 on SIGTERM"
+	[[ -z $(tl_leftovers "$NS_SRV2") ]] || tl_fail "expected nothing left in srv2: $(tl_leftovers "$NS_SRV2")"
+	[[ -z $(tl_leftovers "$NS_SRV") ]] || tl_fail "expected nothing of the killed server left in srv"
+}
