@@ -252,3 +252,8 @@ void *prefix_table_get(const struct prefix_table *t, const struct ip_prefix *p)
 		n = n->child[addr_bit(&p->addr, i)];
 	return n && n->has_value ? n->value : NULL;
 }
+
+bool prefix_covers(const struct ip_prefix *a, const struct ip_prefix *b)
+{
+	return a->addr.family == b->addr.family && a->len <= b->len && prefix_contains(a, &b->addr);
+}

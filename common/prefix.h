@@ -32,6 +32,8 @@ void prefix_format(const struct ip_prefix *p, char *out, size_t out_len);
 void addr_format(const struct ip_addr *a, char *out, size_t out_len);
 bool prefix_contains(const struct ip_prefix *p, const struct ip_addr *a);
 bool prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b);
+/* b lies wholly inside a (same family, a no longer than b). */
+bool prefix_covers(const struct ip_prefix *a, const struct ip_prefix *b);
 
 /*
  * Longest-prefix match from prefix to an opaque value (a peer, a session).
