@@ -19,6 +19,7 @@
  * specific), a src or an ICMP of the other family, a key given twice.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -97,23 +98,36 @@ char *policy_format(const struct policy *p)
 	return text;
 }
 
-/* The checks one entry needs whatever made it: families agree, nothing before it hides it. */
-static int check_entry(const struct policy *p, const struct policy_entry *e, char *err, size_t err_len)
+int policy_selector_fits(const struct ip_prefix *dst, const struct selector *sel, char *err,
+			 size_t err_len)
 {
-	int family = e->dst.addr.family;
+	int family = dst->addr.family;
 
-	if (e->sel.has_src && e->sel.src.addr.family != family) {
+	if (sel->has_src && sel->src.addr.family != family) {
 		snprintf(err, err_len, "src and dst are of different families");
 		return -EINVAL;
 	}
-	if (e->sel.has_proto && ((e->sel.proto == IPPROTO_ICMP && family != AF_INET) ||
-				 (e->sel.proto == IPPROTO_ICMPV6 && family != AF_INET6))) {
-		snprintf(err, err_len, "proto=%s with an %s dst", e->sel.proto == IPPROTO_ICMP ? "icmp" : "icmpv6",
+	if (sel->has_proto && ((sel->proto == IPPROTO_ICMP && family != AF_INET) ||
+			       (sel->proto == IPPROTO_ICMPV6 && family != AF_INET6))) {
+		snprintf(err, err_len, "proto=%s with an %s dst", sel->proto == IPPROTO_ICMP ? "icmp" : "icmpv6",
 			 family == AF_INET ? "IPv4" : "IPv6");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* The checks one entry needs whatever made it: families agree, nothing before it hides it. */
+static int check_entry(const struct policy *p, const struct policy_entry *e, char *err, size_t err_len)
+{
+	int ret = policy_selector_fits(&e->dst, &e->sel, err, err_len);
+
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0; i < p->count; i++) {
 		if (!policy_entry_covers(&p->entries[i], e))
+			continue;
+		/* The shorthand repeats and nests routes of one action, which is harmless. */
+		if (!e->line && p->entries[i].action == e->action)
 			continue;
 		if (p->entries[i].line)
 			snprintf(err, err_len, "never reached: line %zu matches everything it does",
@@ -341,4 +355,83 @@ int policy_load(const char *path, struct policy *out, char *err, size_t err_len)
 	if (ret < 0)
 		snprintf(err, err_len, "%s:%s", path, msg);
 	return ret;
+}
+
+int policy_from_flags(const struct ip_prefix *routes, size_t route_count,
+		      const struct selector *sels, size_t sel_count, struct policy *out, char *err,
+		      size_t err_len)
+{
+	static const struct selector any;
+	int ret = 0;
+
+	*out = (struct policy){ 0 };
+	for (size_t i = 0; i < route_count && ret == 0; i++)
+		for (size_t s = 0; s < (sel_count ? sel_count : 1) && ret == 0; s++) {
+			const struct selector *sel = sel_count ? &sels[s] : &any;
+
+			if (policy_selector_fits(&routes[i], sel, err, err_len) == 0)
+				ret = policy_append(out, POLICY_PROTECT, &routes[i], sel, err, err_len);
+		}
+	if (ret < 0)
+		policy_free(out);
+	return ret;
+}
+
+/* The first key of sel outside keys, or NULL. */
+static const char *key_outside(const struct selector *sel, unsigned keys)
+{
+	static const struct {
+		unsigned bit;
+		size_t has;
+		const char *name;
+	} table[] = {
+		{ POLICY_KEY_SRC, offsetof(struct selector, has_src), "src" },
+		{ POLICY_KEY_PROTO, offsetof(struct selector, has_proto), "proto" },
+		{ POLICY_KEY_DPORT, offsetof(struct selector, has_dport), "dport" },
+		{ POLICY_KEY_SPORT, offsetof(struct selector, has_sport), "sport" },
+		{ POLICY_KEY_MARK, offsetof(struct selector, has_mark), "mark" },
+		{ POLICY_KEY_UID, offsetof(struct selector, has_uid), "uid" },
+	};
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (*(const bool *)((const char *)sel + table[i].has) && !(keys & table[i].bit))
+			return table[i].name;
+	return NULL;
+}
+
+int policy_check_caps(const struct policy *p, unsigned keys, unsigned actions, const char *who,
+		      const char *why, char *err, size_t err_len)
+{
+	for (size_t i = 0; i < p->count; i++) {
+		const struct policy_entry *e = &p->entries[i];
+		const char *key = key_outside(&e->sel, keys);
+
+		if (key) {
+			snprintf(err, err_len, "%zu: %s cannot express the selector key %s (%s)", e->line, who,
+				 key, why);
+			return -EINVAL;
+		}
+		if (!(actions & POLICY_ACTION_BIT(e->action))) {
+			snprintf(err, err_len, "%zu: %s cannot express the action %s (%s)", e->line, who,
+				 policy_action_name(e->action), why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+size_t policy_protect_dsts(const struct policy *p, struct ip_prefix *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->count; i++) {
+		const struct policy_entry *e = &p->entries[i];
+		bool seen = e->action != POLICY_PROTECT;
+
+		for (size_t k = 0; k < n && !seen; k++)
+			seen = prefix_covers(&out[k], &e->dst) && prefix_covers(&e->dst, &out[k]);
+		if (!seen)
+			out[n++] = e->dst;
+	}
+	return n;
 }

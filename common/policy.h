@@ -30,6 +30,17 @@ enum {
 	POLICY_ENTRY_TEXT_MAX = 320,
 };
 
+/* The keys a frontend's mechanism can express, beside dst which all can. */
+enum policy_key {
+	POLICY_KEY_SRC = 1u << 0,
+	POLICY_KEY_PROTO = 1u << 1,
+	POLICY_KEY_DPORT = 1u << 2,
+	POLICY_KEY_SPORT = 1u << 3,
+	POLICY_KEY_MARK = 1u << 4,
+	POLICY_KEY_UID = 1u << 5,
+};
+#define POLICY_ACTION_BIT(a) (1u << (a))
+
 struct policy_entry {
 	struct ip_prefix dst;      /* the remote prefix: always present */
 	struct selector sel;       /* src (the local prefix), proto, ports, mark, uid */
@@ -59,6 +70,35 @@ int policy_load(const char *path, struct policy *out, char *err, size_t err_len)
 int policy_append(struct policy *p, enum policy_action action, const struct ip_prefix *dst,
 		  const struct selector *sel, char *err, size_t err_len);
 void policy_free(struct policy *p);
+
+/*
+ * Whether sel may stand beside dst in an entry: src of the same family,
+ * icmp only with IPv4, icmpv6 only with IPv6. 0 or -EINVAL with the reason.
+ */
+int policy_selector_fits(const struct ip_prefix *dst, const struct selector *sel, char *err,
+			 size_t err_len);
+/*
+ * The shorthand flags as entries, in their order: protect dst=ROUTE,SEL
+ * for every route and every selector that fits it (all of a route when
+ * there are no selectors). A route no selector fits gets no entry, as
+ * before: the flags never selected anything there.
+ */
+int policy_from_flags(const struct ip_prefix *routes, size_t route_count,
+		      const struct selector *sels, size_t sel_count, struct policy *out, char *err,
+		      size_t err_len);
+/*
+ * Refuses an entry using a key outside keys (enum policy_key) or an action
+ * outside actions (POLICY_ACTION_BIT), naming its line, the key or action,
+ * and who ("the tun frontend") with why. 0 or -EINVAL.
+ */
+int policy_check_caps(const struct policy *p, unsigned keys, unsigned actions, const char *who,
+		      const char *why, char *err, size_t err_len);
+
+/*
+ * The protect entries' dsts, each once, in order, into out (room for
+ * p->count): what a frontend routes toward the tunnel. Returns how many.
+ */
+size_t policy_protect_dsts(const struct policy *p, struct ip_prefix *out);
 
 const char *policy_action_name(enum policy_action action);
 /* "protect dst=10.102.0.0/24,proto=tcp,dport=5201": the file's line form. */

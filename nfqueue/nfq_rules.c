@@ -41,7 +41,7 @@ struct rule_ctx {
 };
 
 typedef void (*rule_fn)(FILE *f, const struct rule_ctx *c, const char *dst,
-			const struct selector *sel);
+			const struct frontend_rule *r);
 
 static void owner_comment(const struct frontend_config *cfg, long pid, char *out, size_t out_len)
 {
@@ -120,31 +120,32 @@ static void nft_target(FILE *f, const struct rule_ctx *c)
 
 /* ---- iptables ---- */
 
-/* One rule per remote prefix of c->af and per selector that can match there. */
+/* One rule per policy entry (or route and selector) of c->af that can match in this chain. */
 static void for_each_rule(FILE *f, const struct rule_ctx *c, rule_fn emit)
 {
-	const struct frontend_config *cfg = c->cfg;
-	size_t selectors = cfg->selector_count ? cfg->selector_count : 1;
+	struct frontend_rule r;
 	char dst[PREFIX_STR_MAX];
 
-	for (size_t i = 0; i < cfg->route_count; i++) {
-		if (cfg->routes[i].addr.family != c->af)
+	for (size_t i = 0; frontend_rule(c->cfg, i, &r); i++) {
+		if (r.dst->addr.family != c->af || !selector_applies(r.sel, c->af, c->out_chain))
 			continue;
-		prefix_format(&cfg->routes[i], dst, sizeof(dst));
-		for (size_t s = 0; s < selectors; s++) {
-			const struct selector *sel = cfg->selector_count ? &cfg->selectors[s] : NULL;
-			if (selector_applies(sel, c->af, c->out_chain))
-				emit(f, c, dst, sel);
-		}
+		prefix_format(r.dst, dst, sizeof(dst));
+		emit(f, c, dst, &r);
 	}
 }
 
+/* protect: to the queue; bypass: on through raw, its normal path; discard: dropped here. */
 static void ipt_rule(FILE *f, const struct rule_ctx *c, const char *dst,
-		     const struct selector *sel)
+		     const struct frontend_rule *r)
 {
 	fprintf(f, "-A %s -d %s", c->chain, dst);
-	selector_ipt_matches(f, sel, true);
-	ipt_target(f, c);
+	selector_ipt_matches(f, r->sel, true);
+	if (r->action == POLICY_BYPASS)
+		fputs(" -j RETURN\n", f);
+	else if (r->action == POLICY_DISCARD)
+		fputs(" -j DROP\n", f);
+	else
+		ipt_target(f, c);
 }
 
 static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *chain,
@@ -262,11 +263,16 @@ static bool ipt_nfqueue_works(long pid, int fam, unsigned queue, bool verbose)
 /* ---- nft ---- */
 
 static void nft_rule(FILE *f, const struct rule_ctx *c, const char *dst,
-		     const struct selector *sel)
+		     const struct frontend_rule *r)
 {
 	fprintf(f, "\t\t%s daddr %s", c->af == AF_INET ? "ip" : "ip6", dst);
-	nft_matches(f, sel, c->af);
-	nft_target(f, c);
+	nft_matches(f, r->sel, c->af);
+	if (r->action == POLICY_BYPASS)
+		fputs(" return\n", f);
+	else if (r->action == POLICY_DISCARD)
+		fputs(" drop\n", f);
+	else
+		nft_target(f, c);
 }
 
 /* One inet chain holds both families. */

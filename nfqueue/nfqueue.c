@@ -216,6 +216,12 @@ static int nfqf_cleanup(bool verbose, char *err, size_t err_len)
 
 const struct frontend_ops nfqueue_frontend = {
 	.name = "nfqueue",
+	/* Every key is an iptables match; the actions are NFQUEUE, RETURN and DROP. */
+	.policy_keys = POLICY_KEY_SRC | POLICY_KEY_PROTO | POLICY_KEY_DPORT | POLICY_KEY_SPORT | POLICY_KEY_MARK |
+		       POLICY_KEY_UID,
+	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT) | POLICY_ACTION_BIT(POLICY_BYPASS) |
+			  POLICY_ACTION_BIT(POLICY_DISCARD),
+	.policy_why = "",
 	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject with raw sockets",
 	.open = nfqf_open,
 	.fd = nfqf_fd,

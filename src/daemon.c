@@ -56,8 +56,9 @@ struct daemon {
 	struct tunnel *tunnel;
 	struct peer_table *peers; /* heap: the tunnel points at it until a reload swaps it */
 	struct reach_policy *reach;
-	struct ip_prefix *routes;
+	struct ip_prefix *routes; /* server: every peer's prefixes; client with --policy: protect dsts */
 	size_t route_count;
+	struct policy policy;     /* client with --policy; empty otherwise */
 	struct ev_io capture_io, signal_io;
 	struct ev_timer stats_timer;
 	struct stream_port stream_port;
@@ -324,14 +325,15 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 	struct frontend_config cfg = {
 		.role = server ? FRONTEND_SERVER : FRONTEND_CLIENT,
 		.address_count = o->address_count,
-		.routes = server ? d->routes : o->routes,
-		.route_count = server ? d->route_count : o->route_count,
+		.routes = server || o->policy_file ? d->routes : o->routes,
+		.route_count = server || o->policy_file ? d->route_count : o->route_count,
 		.mtu = o->mtu,
 		.ifname = o->ifname,
 		.offload = o->offload,
 		.verbose = o->verbose,
 		.selectors = o->selectors,
 		.selector_count = o->selector_count,
+		.policy = o->policy_file ? &d->policy : NULL,
 		.queues = o->queues,
 		.fail_open = o->fail_open,
 		.inject = o->inject,
@@ -379,17 +381,20 @@ static int reach_server(const struct daemon *d, const struct peer_table *peers,
 }
 
 /*
- * Client: the sources the server may send from: the --route prefixes and
+ * Client: the sources the server may send from: the --route prefixes (the
+ * policy's protect dsts) and
  * the inner network of each --address (where the server's inner address
  * lives: its ICMP errors come from there), but never an address of ours.
  */
 static int reach_client(const struct daemon *d, struct reach_policy *p)
 {
 	const struct options *o = d->opts;
+	const struct ip_prefix *routes = o->policy_file ? d->routes : o->routes;
+	size_t route_count = o->policy_file ? d->route_count : o->route_count;
 	int ret = 0;
 
-	for (size_t i = 0; i < o->route_count && ret == 0; i++)
-		ret = reach_allow(p, &o->routes[i]);
+	for (size_t i = 0; i < route_count && ret == 0; i++)
+		ret = reach_allow(p, &routes[i]);
 	for (size_t i = 0; i < o->address_count && ret == 0; i++) {
 		struct ip_prefix net = prefix_network(&o->addresses[i]);
 
@@ -516,6 +521,31 @@ static int open_stats(struct daemon *d, const char *frontend)
 	return 0;
 }
 
+/* Client, --policy: the file, refused whole if bad or if this frontend cannot express it. */
+static int load_policy(struct daemon *d, const struct frontend_ops *ops)
+{
+	const char *path = d->opts->policy_file;
+	char err[600], who[64];
+
+	if (!path)
+		return 0;
+	if (policy_load(path, &d->policy, err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "--policy %s", err);
+		return -EINVAL;
+	}
+	snprintf(who, sizeof(who), "the %s frontend", ops->name);
+	if (policy_check_caps(&d->policy, ops->policy_keys, ops->policy_actions, who, ops->policy_why,
+			      err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "--policy %s:%s", path, err);
+		return -EINVAL;
+	}
+	d->routes = calloc(d->policy.count, sizeof(*d->routes));
+	if (!d->routes)
+		return -ENOMEM;
+	d->route_count = policy_protect_dsts(&d->policy, d->routes);
+	return 0;
+}
+
 static int load_peers(struct daemon *d)
 {
 	char err[512];
@@ -604,6 +634,8 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 		return ret;
 	}
 	ret = load_peers(d);
+	if (ret == 0)
+		ret = load_policy(d, ops);
 	if (ret < 0)
 		return ret;
 	ret = open_frontend(d, ops);
@@ -634,6 +666,7 @@ static void daemon_teardown(struct daemon *d)
 	peers_free(d->peers);
 	free(d->peers);
 	free(d->routes);
+	policy_free(&d->policy);
 }
 
 int daemon_run(const struct options *opts, const struct frontend_ops *ops)

@@ -170,7 +170,10 @@ static void test_too_many_entries(void **state)
 	policy_free(&p);
 }
 
-/* The shorthand (--route, --select) goes through the same checks, named by entry number. */
+/*
+ * The shorthand (--route, --select) goes through the same checks, named by
+ * entry number; nested routes of one action stay allowed, as they always were.
+ */
 static void test_append_checks(void **state)
 {
 	struct policy p = { 0 };
@@ -181,8 +184,60 @@ static void test_append_checks(void **state)
 	assert_int_equal(prefix_parse("10.0.0.0/8", &wide), 0);
 	assert_int_equal(prefix_parse("10.1.0.0/16", &narrow), 0);
 	assert_int_equal(policy_append(&p, POLICY_PROTECT, &wide, NULL, err, sizeof(err)), 0);
-	assert_int_equal(policy_append(&p, POLICY_PROTECT, &narrow, NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(policy_append(&p, POLICY_PROTECT, &narrow, NULL, err, sizeof(err)), 0);
+	assert_int_equal(policy_append(&p, POLICY_BYPASS, &narrow, NULL, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "never reached: entry 1 matches everything it does");
+	policy_free(&p);
+}
+
+/* --route x --select, in order; a selector of the other family is left out for that route, as before. */
+static void test_from_flags(void **state)
+{
+	struct ip_prefix routes[2];
+	struct selector sels[2];
+	struct policy p;
+	char err[256] = "", line[POLICY_ENTRY_TEXT_MAX];
+
+	(void)state;
+	assert_int_equal(prefix_parse("10.102.0.0/24", &routes[0]), 0);
+	assert_int_equal(prefix_parse("fd02::/64", &routes[1]), 0);
+	assert_int_equal(selector_parse("proto=tcp,dport=5201", &sels[0], err, sizeof(err)), 0);
+	assert_int_equal(selector_parse("proto=icmp", &sels[1], err, sizeof(err)), 0);
+	assert_int_equal(policy_from_flags(routes, 2, sels, 2, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.count, 3);
+	policy_entry_format(&p.entries[0], line, sizeof(line));
+	assert_string_equal(line, "protect dst=10.102.0.0/24,proto=tcp,dport=5201");
+	policy_entry_format(&p.entries[1], line, sizeof(line));
+	assert_string_equal(line, "protect dst=10.102.0.0/24,proto=icmp");
+	policy_entry_format(&p.entries[2], line, sizeof(line));
+	assert_string_equal(line, "protect dst=fd02::/64,proto=tcp,dport=5201");
+	policy_free(&p);
+	assert_int_equal(policy_from_flags(routes, 2, NULL, 0, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.count, 2);
+	assert_false(p.entries[1].sel.has_proto);
+	policy_free(&p);
+}
+
+/* A frontend's mechanism refuses by line, key or action, and who: never widened or narrowed. */
+static void test_check_caps(void **state)
+{
+	static const char text[] = "protect dst=10.0.0.0/8,proto=tcp,dport=80\ndiscard dst=10.0.0.0/8\n";
+	unsigned all_actions = POLICY_ACTION_BIT(POLICY_PROTECT) | POLICY_ACTION_BIT(POLICY_BYPASS) |
+			       POLICY_ACTION_BIT(POLICY_DISCARD);
+	struct policy p;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(policy_parse(text, strlen(text), &p, err, sizeof(err)), 0);
+	assert_int_equal(policy_check_caps(&p, POLICY_KEY_PROTO, all_actions, "the tun frontend",
+					   "a route", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "1: the tun frontend cannot express the selector key dport (a route)");
+	assert_int_equal(policy_check_caps(&p, POLICY_KEY_PROTO | POLICY_KEY_DPORT,
+					   POLICY_ACTION_BIT(POLICY_PROTECT), "X", "why", err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "2: X cannot express the action discard (why)");
+	assert_int_equal(policy_check_caps(&p, POLICY_KEY_PROTO | POLICY_KEY_DPORT, all_actions, "X", "why",
+					   err, sizeof(err)), 0);
 	policy_free(&p);
 }
 
@@ -216,6 +271,8 @@ int main(void)
 		cmocka_unit_test(test_nul_and_long_lines),
 		cmocka_unit_test(test_too_many_entries),
 		cmocka_unit_test(test_append_checks),
+		cmocka_unit_test(test_from_flags),
+		cmocka_unit_test(test_check_caps),
 		cmocka_unit_test(test_load),
 	};
 
