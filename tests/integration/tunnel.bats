@@ -567,3 +567,31 @@ hup_server() {
 	[[ $status == 0 ]] || tl_fail "expected help server to exit 0, got $status"
 	tl_expect_contains "help server" "$output" "--listen"
 }
+
+client_exited() {
+	! tl_pid_alive "$TL_CLI_PID"
+}
+
+@test "--policy: an entry the frontend cannot express is refused at start, naming it and the frontend" {
+	local entry="protect dst=$TL_IN_NET4,proto=tcp" want="the selector key proto"
+	case $FRONTEND in
+	nfqueue) skip "nfqueue expresses every key and action" ;;
+	proxy) entry="bypass dst=$TL_IN_NET4"; want="the action bypass" ;;
+	esac
+	printf '# refused\n%s\n' "$entry" >"$TL_TMP/policy"
+	TL_CLIENT_POLICY=$TL_TMP/policy TL_WAIT=none tl_start_tunlab_client "$FRONTEND"
+	tl_wait_until "$TL_TIMEOUT" client_exited ||
+		tl_fail "expected the client to exit at start"
+	TL_CLI_PID="" # gone on purpose: teardown has nothing to stop
+	run cat "$TL_CLI_LOG"
+	tl_expect_contains "client's error" "$output" "--policy $TL_TMP/policy:2: the $FRONTEND frontend cannot express $want"
+}
+
+# srv refuses cleartext (setup): an answer came through the tunnel.
+@test "--policy: a protect entry carries traffic as --route does" {
+	printf 'protect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/policy"
+	tl_start_tunlab_server "$FRONTEND"
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client "$FRONTEND"
+	tl_wait_until "$TL_TIMEOUT" dst_answers ||
+		tl_fail "expected dst to answer cli through the tunnel within ${TL_TIMEOUT}s of connecting"
+}
