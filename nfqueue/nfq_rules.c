@@ -167,7 +167,12 @@ static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *ch
 	for_each_rule(f, &c, ipt_rule);
 }
 
-static char *ipt_install_text(const struct rule_ctx *c)
+/*
+ * The raw table's text for both chains: a new install creates them and
+ * their jump rules; a replace (a policy swap) flushes and refills them in
+ * the same COMMIT, so no packet sees a half-written policy.
+ */
+static char *ipt_chains_text(const struct rule_ctx *c, bool replace)
 {
 	char out[32], pre[32], comment[TAGRULES_COMMENT_MAX], *text = NULL;
 	size_t len;
@@ -178,12 +183,17 @@ static char *ipt_install_text(const struct rule_ctx *c)
 	snprintf(out, sizeof(out), TAGRULES_CHAIN_PREFIX "%ld-OUT", c->pid);
 	snprintf(pre, sizeof(pre), TAGRULES_CHAIN_PREFIX "%ld-PRE", c->pid);
 	owner_comment(c->cfg, c->pid, comment, sizeof(comment));
-	fprintf(f, "*raw\n:%s - [0:0]\n:%s - [0:0]\n", out, pre);
+	if (replace)
+		fprintf(f, "*raw\n-F %s\n-F %s\n", out, pre);
+	else
+		fprintf(f, "*raw\n:%s - [0:0]\n:%s - [0:0]\n", out, pre);
 	ipt_chain_rules(f, c, out, true);
 	ipt_chain_rules(f, c, pre, false);
 	/* First in raw: nothing before us may accept the packet. */
-	fprintf(f, "-I OUTPUT 1 -m comment --comment \"%s\" -j %s\n", comment, out);
-	fprintf(f, "-I PREROUTING 1 -m comment --comment \"%s\" -j %s\n", comment, pre);
+	if (!replace) {
+		fprintf(f, "-I OUTPUT 1 -m comment --comment \"%s\" -j %s\n", comment, out);
+		fprintf(f, "-I PREROUTING 1 -m comment --comment \"%s\" -j %s\n", comment, pre);
+	}
 	fputs("COMMIT\n", f);
 	if (fclose(f) != 0) {
 		free(text);
@@ -227,7 +237,7 @@ static int ipt_install(struct nfq_rules *r, const struct nfq_rules_params *p, ch
 
 		if (!frontend_routes_family(p->cfg, fam_af[fam]))
 			continue;
-		text = ipt_install_text(&c);
+		text = ipt_chains_text(&c, false);
 		ret = tagrules_restore(fam, text, p->cfg->verbose, err, err_len);
 		free(text);
 		if (ret < 0) {
@@ -349,7 +359,7 @@ char *nfq_rules_text(const struct nfq_rules_params *p, long pid, enum nfq_backen
 {
 	struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = pid, .af = af };
 
-	return backend == NFQ_BACKEND_NFT ? nft_install_text(&c) : ipt_install_text(&c);
+	return backend == NFQ_BACKEND_NFT ? nft_install_text(&c) : ipt_chains_text(&c, false);
 }
 
 /* ---- install and remove ---- */
@@ -380,6 +390,40 @@ int nfq_rules_install(struct nfq_rules *r, const struct nfq_rules_params *p, cha
 		 "available (kernel lacks xt_NFQUEUE and nft_queue): %.200s; %.200s",
 		 ipt_err, nft_err);
 	return -EOPNOTSUPP;
+}
+
+int nfq_rules_replace(const struct nfq_rules *r, const struct nfq_rules_params *p, char *err,
+		      size_t err_len)
+{
+	if (r->backend != NFQ_BACKEND_IPTABLES) {
+		snprintf(err, err_len, "a policy swap needs the iptables backend");
+		return -EOPNOTSUPP;
+	}
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++)
+		if (frontend_routes_family(p->cfg, fam_af[fam]) != r->families[fam]) {
+			snprintf(err, err_len, "the new policy %s IPv%c entries: restart to change families",
+				 r->families[fam] ? "has no" : "adds", fam == TAGRULES_FAM_V4 ? '4' : '6');
+			return -EINVAL;
+		}
+	/* Family by family: each swap is atomic; between the two, each family has a whole policy. */
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
+		struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = r->pid, .af = fam_af[fam] };
+		char *text;
+		int ret;
+
+		if (!r->families[fam])
+			continue;
+		text = ipt_chains_text(&c, true);
+		if (!text) {
+			snprintf(err, err_len, "%s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+		ret = tagrules_restore(fam, text, p->cfg->verbose, err, err_len);
+		free(text);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 /* If the exact removal fails (someone changed our chains), remove by owner instead. */

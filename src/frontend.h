@@ -223,6 +223,13 @@ struct frontend_ops {
 	 */
 	unsigned policy_keys, policy_actions;
 	const char *policy_why;
+	/*
+	 * `tunlab policy load`: swaps to cfg->policy atomically, the routes
+	 * (protect dsts) unchanged, so flows of unchanged entries go on
+	 * undisturbed. NULL: the frontend cannot swap while running.
+	 */
+	int (*policy_reload)(struct frontend *fe, const struct frontend_config *cfg, char *err,
+			     size_t err_len);
 };
 
 /* NULL-terminated, in the order --help lists them. */

@@ -2,8 +2,10 @@
 /* tunlab: parse the command line and run the command it names. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../common/owner.h"
+#include "ctl_cli.h"
 #include "daemon.h"
 #include "frontend.h"
 #include "options.h"
@@ -73,6 +75,9 @@ int main(int argc, char *argv[])
 	char err[256];
 	int status;
 
+	/* The control socket's commands take words, not flags: their own small parser. */
+	if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "policy") == 0))
+		return ctl_cli_main(argc, argv, OWNER_RUN_DIR);
 	if (options_parse(argc, argv, &opts, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tunlab: %s\n", err);
 		return EXIT_USAGE;

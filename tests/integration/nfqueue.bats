@@ -270,3 +270,28 @@ cleartext_blocked() {
 	[[ $(awk '$3 == "DROP" && $4 == "17" { print $1 }' <<<"$output") -ge 1 ]] ||
 		tl_fail "expected cli's discard rule to count the datagram: $output"
 }
+
+@test "tunlab policy load: an atomic swap under traffic; the unchanged entry's ping goes on; a bad file changes nothing" {
+	tl_start_tunlab_server nfqueue
+	printf 'protect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/policy"
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client nfqueue
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 40 -i 0.1 -W 2 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	sleep 1
+	printf 'discard dst=%s/32,proto=udp\nprotect dst=%s\n' "$TL_DST_IN4" "$TL_IN_NET4" >"$TL_TMP/policy2"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/policy2"
+	[[ $status == 0 && $output == "ok: 2 entries, 1 unchanged" ]] ||
+		tl_fail "expected the swap to succeed, got ($status): $output"
+	printf 'protect dst=%s\nbypass dst=%s/32\n' "$TL_IN_NET4" "$TL_DST_IN4" >"$TL_TMP/bad"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/bad"
+	[[ $status == 1 ]] || tl_fail "expected a bad file to be refused, got ($status): $output"
+	tl_expect_contains "the refusal" "$output" "$TL_TMP/bad:2: never reached: line 1"
+	tl_wait_exit "$pinger" 15 || true
+	grep -q ' 40 received, 0% packet loss' "$TL_TMP/ping.log" ||
+		tl_fail "expected all 40 pings answered across the swap: $(tail -n 3 "$TL_TMP/ping.log")"
+	run n_cli "$TUNLAB" policy show
+	[[ $output == "discard dst=$TL_DST_IN4/32,proto=udp"$'\n'"protect dst=$TL_IN_NET4" ]] ||
+		tl_fail "expected the new policy, got: $output"
+	run n_cli iptables-save -t raw
+	tl_expect_contains "the new discard rule" "$output" "-d $TL_DST_IN4/32 -p udp -j DROP"
+}

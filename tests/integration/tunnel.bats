@@ -595,3 +595,28 @@ client_exited() {
 	tl_wait_until "$TL_TIMEOUT" dst_answers ||
 		tl_fail "expected dst to answer cli through the tunnel within ${TL_TIMEOUT}s of connecting"
 }
+
+@test "tunlab show --json: each instance's frontend, endpoint, state, handshake, counters and policy" {
+	start_tunnel
+	run n_cli "$TUNLAB" show --json
+	[[ $status == 0 ]] || tl_fail "expected tunlab show --json to succeed: $output"
+	jq -e --argjson pid "$TL_CLI_PID" --arg fe "$FRONTEND" --arg ep "$TL_SRV_UL4:$TL_PORT" \
+		--arg entry "protect dst=$TL_IN_NET4" '
+		length == 1 and .[0].pid == $pid and .[0].role == "client" and .[0].frontend == $fe and
+		.[0].endpoint == $ep and .[0].state == "connected" and .[0].last_handshake > 0 and
+		(.[0].stats | (.tx_bytes | type) == "number" and (.rx_packets | type) == "number" and
+			has("drop_queue_full") and has("drop_spoofed_source") and has("queue_packets")) and
+		.[0].policy == [{"line": 0, "action": "protect", "entry": $entry}]' <<<"$output" >/dev/null ||
+		tl_fail "expected the client's fields in: $output"
+	run n_srv "$TUNLAB" show --json
+	jq -e '.[0].role == "server" and .[0].state == "listening" and .[0].stats.sessions_active == 1' \
+		<<<"$output" >/dev/null || tl_fail "expected the server listening with one session: $output"
+	run n_cli "$TUNLAB" show
+	tl_expect_contains "tunlab show's text" "$output" "state: connected"
+	run n_cli "$TUNLAB" policy show
+	[[ $status == 0 && $output == "protect dst=$TL_IN_NET4" ]] ||
+		tl_fail "expected policy show to print the --route's entry, got ($status): $output"
+	# Owner only, in /run/tunlab beside the lock, named by netns and pid.
+	run stat -c '%a %U' "$(ls /run/tunlab/*-"$TL_CLI_PID".sock)"
+	[[ $output == "600 root" ]] || tl_fail "expected the control socket 0600 root, got: $output"
+}
