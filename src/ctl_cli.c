@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../common/owner.h"
@@ -102,14 +104,37 @@ static int show(const char *dir, bool json)
 	return 0;
 }
 
-/* --pid N, or the one instance there is. */
+/* A socket nobody listens on is a dead instance's (kill -9 leaves it): connect tells. */
+static bool answers(const char *dir, long pid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	bool ok;
+	int fd;
+
+	if (ctl_socket_path(dir, pid, sa.sun_path, sizeof(sa.sun_path)) < 0)
+		return false;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* --pid N, or the one live instance there is. */
 static long pick_instance(const char *dir, long pid)
 {
 	struct instances all;
+	size_t live = 0;
 
 	if (pid > 0)
 		return pid;
-	if (list_instances(dir, &all) < 0 || all.count == 0) {
+	if (list_instances(dir, &all) == 0)
+		for (size_t i = 0; i < all.count; i++)
+			if (answers(dir, all.pids[i]))
+				all.pids[live++] = all.pids[i];
+	all.count = live;
+	if (all.count == 0) {
 		fprintf(stderr, "tunlab policy: no tunlab instance in this network namespace\n");
 		return -1;
 	}
@@ -178,4 +203,19 @@ int ctl_cli_main(int argc, char *argv[], const char *dir)
 		return EXIT_USAGE;
 	}
 	return policy(dir, verb, file, pid);
+}
+
+int ctl_prune(const char *dir)
+{
+	struct instances all;
+	char path[PATH_MAX];
+	int pruned = 0;
+
+	if (list_instances(dir, &all) < 0)
+		return 0;
+	for (size_t i = 0; i < all.count; i++)
+		if (!answers(dir, all.pids[i]) && ctl_socket_path(dir, all.pids[i], path, sizeof(path)) == 0 &&
+		    unlink(path) == 0)
+			pruned++;
+	return pruned;
 }

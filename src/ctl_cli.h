@@ -8,4 +8,10 @@
 /* argv[1] is "show" or "policy"; dir is where the sockets are (OWNER_RUN_DIR). The exit status. */
 int ctl_cli_main(int argc, char *argv[], const char *dir);
 
+/*
+ * For tunlab cleanup: removes this network namespace's sockets that nobody
+ * listens on (an instance killed with -9). Returns how many.
+ */
+int ctl_prune(const char *dir);
+
 #endif

@@ -29,6 +29,7 @@ static int run_cleanup(const struct options *opts)
 	/* Last: until every frontend has looked, a dead owner's lock file is its proof of death. */
 	if (status == 0)
 		owner_prune(OWNER_RUN_DIR);
+	ctl_prune(OWNER_RUN_DIR);
 	printf("tunlab cleanup: removed %d leftover object%s\n", total, total == 1 ? "" : "s");
 	return status;
 }

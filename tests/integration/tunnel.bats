@@ -598,6 +598,10 @@ client_exited() {
 
 @test "tunlab show --json: each instance's frontend, endpoint, state, handshake, counters and policy" {
 	start_tunnel
+	# A dead instance's socket (kill -9 leaves one): nobody listens, so it is passed over.
+	local stale
+	stale=/run/tunlab/$(n_cli stat -L -c %i /proc/self/ns/net)-4194301.sock
+	n_cli python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$stale"
 	run n_cli "$TUNLAB" show --json
 	[[ $status == 0 ]] || tl_fail "expected tunlab show --json to succeed: $output"
 	jq -e --argjson pid "$TL_CLI_PID" --arg fe "$FRONTEND" --arg ep "$TL_SRV_UL4:$TL_PORT" \
@@ -619,4 +623,7 @@ client_exited() {
 	# Owner only, in /run/tunlab beside the lock, named by netns and pid.
 	run stat -c '%a %U' "$(ls /run/tunlab/*-"$TL_CLI_PID".sock)"
 	[[ $output == "600 root" ]] || tl_fail "expected the control socket 0600 root, got: $output"
+	n_cli "$TUNLAB" cleanup >/dev/null
+	[[ ! -e $stale ]] || { rm -f "$stale"; tl_fail "expected tunlab cleanup to remove the dead socket"; }
+	[[ -S $(ls /run/tunlab/*-"$TL_CLI_PID".sock) ]] || tl_fail "expected cleanup to leave the live socket"
 }
