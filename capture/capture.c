@@ -319,6 +319,10 @@ static int capf_cleanup(bool verbose, char *err, size_t err_len)
 
 const struct frontend_ops pcap_frontend = {
 	.name = "pcap",
+	/* Routes to lo select by destination only; bypass and discard are not built yet. */
+	.policy_keys = 0,
+	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
+	.policy_why = "its routes to lo select by destination only, and take protect entries only",
 	.summary = "route remote prefixes to lo and read them back with libpcap; "
 		   "inject with a raw socket or pcap_inject",
 	.open = capf_open,

@@ -334,3 +334,4 @@ void *prefix_table_get(const struct prefix_table *t, const struct ip_prefix *p)
 		n = n->child[addr_bit(&p->addr, i)];
 	return n && n->has_value ? n->value : NULL;
 }
+

@@ -71,19 +71,21 @@ static int parse_ports(char *text, struct port_range *out)
 	return 0;
 }
 
-static int parse_pair(char *key, char *value, struct selector *s)
+int selector_set(struct selector *s, const char *key, char *value)
 {
 	uint32_t v;
 
 	if (strcmp(key, "proto") == 0)
-		return s->has_proto = true, parse_proto(value, &s->proto);
+		return s->has_proto ? -EEXIST : (s->has_proto = true, parse_proto(value, &s->proto));
 	if (strcmp(key, "dport") == 0)
-		return s->has_dport = true, parse_ports(value, &s->dport);
+		return s->has_dport ? -EEXIST : (s->has_dport = true, parse_ports(value, &s->dport));
 	if (strcmp(key, "sport") == 0)
-		return s->has_sport = true, parse_ports(value, &s->sport);
+		return s->has_sport ? -EEXIST : (s->has_sport = true, parse_ports(value, &s->sport));
 	if (strcmp(key, "src") == 0)
-		return s->has_src = true, prefix_parse(value, &s->src);
+		return s->has_src ? -EEXIST : (s->has_src = true, prefix_parse(value, &s->src));
 	if (strcmp(key, "mark") == 0) {
+		if (s->has_mark)
+			return -EEXIST;
 		s->has_mark = true;
 		if (parse_u32(value, UINT32_MAX, &v) < 0)
 			return -EINVAL;
@@ -91,6 +93,8 @@ static int parse_pair(char *key, char *value, struct selector *s)
 		return 0;
 	}
 	if (strcmp(key, "uid") == 0) {
+		if (s->has_uid)
+			return -EEXIST;
 		s->has_uid = true;
 		if (parse_u32(value, UINT32_MAX - 1, &v) < 0)
 			return -EINVAL;
@@ -100,7 +104,7 @@ static int parse_pair(char *key, char *value, struct selector *s)
 	return -ENOENT;
 }
 
-static int check_ports_need_proto(const struct selector *s, char *err, size_t err_len)
+int selector_check(const struct selector *s, char *err, size_t err_len)
 {
 	bool ports = s->has_dport || s->has_sport;
 
@@ -109,6 +113,16 @@ static int check_ports_need_proto(const struct selector *s, char *err, size_t er
 		return -EINVAL;
 	}
 	return 0;
+}
+
+void selector_set_error(int ret, const char *key, const char *value, char *err, size_t err_len)
+{
+	if (ret == -ENOENT)
+		snprintf(err, err_len, "unknown key '%s' (proto, dport, sport, src, mark, uid)", key);
+	else if (ret == -EEXIST)
+		snprintf(err, err_len, "key '%s' given twice", key);
+	else
+		snprintf(err, err_len, "bad value '%s' for %s", value, key);
 }
 
 int selector_parse(const char *text, struct selector *out, char *err, size_t err_len)
@@ -131,13 +145,9 @@ int selector_parse(const char *text, struct selector *out, char *err, size_t err
 			return -EINVAL;
 		}
 		*eq = '\0';
-		ret = parse_pair(item, eq + 1, out);
-		if (ret == -ENOENT) {
-			snprintf(err, err_len, "unknown key '%s' (proto, dport, sport, src, mark, uid)", item);
-			return -EINVAL;
-		}
+		ret = selector_set(out, item, eq + 1);
 		if (ret < 0) {
-			snprintf(err, err_len, "bad value '%s' for %s", eq + 1, item);
+			selector_set_error(ret, item, eq + 1, err, err_len);
 			return -EINVAL;
 		}
 		count++;
@@ -146,7 +156,7 @@ int selector_parse(const char *text, struct selector *out, char *err, size_t err
 		snprintf(err, err_len, "empty selector");
 		return -EINVAL;
 	}
-	return check_ports_need_proto(out, err, err_len);
+	return selector_check(out, err, err_len);
 }
 
 static const char *proto_name(uint8_t number)
@@ -254,4 +264,30 @@ void selector_ipt_matches(FILE *f, const struct selector *sel, bool with_proto)
 		fprintf(f, " -m mark --mark 0x%x", sel->mark);
 	if (sel->has_uid)
 		fprintf(f, " -m owner --uid-owner %u", sel->uid);
+}
+
+static bool ports_hold(const struct port_range *a, const struct port_range *b)
+{
+	return a->lo <= b->lo && b->hi <= a->hi;
+}
+
+bool selector_covers(const struct selector *a, const struct selector *b)
+{
+	/* A key a leaves out matches anything; a key a has, b must have, as narrow or narrower. */
+	if (a->has_proto && !(b->has_proto && b->proto == a->proto))
+		return false;
+	if (a->has_dport && !(b->has_dport && ports_hold(&a->dport, &b->dport)))
+		return false;
+	if (a->has_sport && !(b->has_sport && ports_hold(&a->sport, &b->sport)))
+		return false;
+	if (a->has_src && !(b->has_src && prefix_covers(&a->src, &b->src)))
+		return false;
+	if (a->has_mark && !(b->has_mark && b->mark == a->mark))
+		return false;
+	return !a->has_uid || (b->has_uid && b->uid == a->uid);
+}
+
+bool selector_equal(const struct selector *a, const struct selector *b)
+{
+	return selector_covers(a, b) && selector_covers(b, a);
 }

@@ -34,8 +34,22 @@ struct selector {
  * Returns 0 or -EINVAL with what is wrong in err.
  */
 int selector_parse(const char *text, struct selector *out, char *err, size_t err_len);
+/*
+ * One key=value into s, for parsers of larger texts (the policy file):
+ * 0, -ENOENT for an unknown key, -EEXIST for a key s already has, -EINVAL
+ * for a bad value. value is modified while parsing, then restored.
+ */
+int selector_set(struct selector *s, const char *key, char *value);
+/* The message selector_parse gives for what selector_set returned. */
+void selector_set_error(int ret, const char *key, const char *value, char *err, size_t err_len);
+/* What no single key can check: ports need proto tcp or udp. 0 or -EINVAL. */
+int selector_check(const struct selector *s, char *err, size_t err_len);
 /* Back to the text form, keys in a fixed order. */
 void selector_format(const struct selector *sel, char *out, size_t out_len);
+
+/* Every packet b matches, a matches too (a key a leaves out matches anything). */
+bool selector_covers(const struct selector *a, const struct selector *b);
+bool selector_equal(const struct selector *a, const struct selector *b);
 
 /*
  * sel as iptables(-restore) matches, each with a leading space: " -s SRC

@@ -94,6 +94,13 @@ int nfq_rules_install(struct nfq_rules *r, const struct nfq_rules_params *params
  */
 char *nfq_rules_text(const struct nfq_rules_params *params, long pid, enum nfq_backend backend,
 		     int af);
+/*
+ * Replaces the rules of both chains with those of params (a new policy of
+ * the same families), one atomic iptables-restore per family: rules of
+ * unchanged entries keep matching throughout. iptables backend only.
+ */
+int nfq_rules_replace(const struct nfq_rules *r, const struct nfq_rules_params *params, char *err,
+		      size_t err_len);
 void nfq_rules_remove(struct nfq_rules *r, bool verbose);
 
 #endif

@@ -41,7 +41,7 @@ struct rule_ctx {
 };
 
 typedef void (*rule_fn)(FILE *f, const struct rule_ctx *c, const char *dst,
-			const struct selector *sel);
+			const struct frontend_rule *r);
 
 static void owner_comment(const struct frontend_config *cfg, long pid, char *out, size_t out_len)
 {
@@ -120,31 +120,32 @@ static void nft_target(FILE *f, const struct rule_ctx *c)
 
 /* ---- iptables ---- */
 
-/* One rule per remote prefix of c->af and per selector that can match there. */
+/* One rule per policy entry (or route and selector) of c->af that can match in this chain. */
 static void for_each_rule(FILE *f, const struct rule_ctx *c, rule_fn emit)
 {
-	const struct frontend_config *cfg = c->cfg;
-	size_t selectors = cfg->selector_count ? cfg->selector_count : 1;
+	struct frontend_rule r;
 	char dst[PREFIX_STR_MAX];
 
-	for (size_t i = 0; i < cfg->route_count; i++) {
-		if (cfg->routes[i].addr.family != c->af)
+	for (size_t i = 0; frontend_rule(c->cfg, i, &r); i++) {
+		if (r.dst->addr.family != c->af || !selector_applies(r.sel, c->af, c->out_chain))
 			continue;
-		prefix_format(&cfg->routes[i], dst, sizeof(dst));
-		for (size_t s = 0; s < selectors; s++) {
-			const struct selector *sel = cfg->selector_count ? &cfg->selectors[s] : NULL;
-			if (selector_applies(sel, c->af, c->out_chain))
-				emit(f, c, dst, sel);
-		}
+		prefix_format(r.dst, dst, sizeof(dst));
+		emit(f, c, dst, &r);
 	}
 }
 
+/* protect: to the queue; bypass: on through raw, its normal path; discard: dropped here. */
 static void ipt_rule(FILE *f, const struct rule_ctx *c, const char *dst,
-		     const struct selector *sel)
+		     const struct frontend_rule *r)
 {
 	fprintf(f, "-A %s -d %s", c->chain, dst);
-	selector_ipt_matches(f, sel, true);
-	ipt_target(f, c);
+	selector_ipt_matches(f, r->sel, true);
+	if (r->action == POLICY_BYPASS)
+		fputs(" -j RETURN\n", f);
+	else if (r->action == POLICY_DISCARD)
+		fputs(" -j DROP\n", f);
+	else
+		ipt_target(f, c);
 }
 
 static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *chain,
@@ -166,7 +167,12 @@ static void ipt_chain_rules(FILE *f, const struct rule_ctx *base, const char *ch
 	for_each_rule(f, &c, ipt_rule);
 }
 
-static char *ipt_install_text(const struct rule_ctx *c)
+/*
+ * The raw table's text for both chains: a new install creates them and
+ * their jump rules; a replace (a policy swap) flushes and refills them in
+ * the same COMMIT, so no packet sees a half-written policy.
+ */
+static char *ipt_chains_text(const struct rule_ctx *c, bool replace)
 {
 	char out[32], pre[32], comment[TAGRULES_COMMENT_MAX], *text = NULL;
 	size_t len;
@@ -177,12 +183,17 @@ static char *ipt_install_text(const struct rule_ctx *c)
 	snprintf(out, sizeof(out), TAGRULES_CHAIN_PREFIX "%ld-OUT", c->pid);
 	snprintf(pre, sizeof(pre), TAGRULES_CHAIN_PREFIX "%ld-PRE", c->pid);
 	owner_comment(c->cfg, c->pid, comment, sizeof(comment));
-	fprintf(f, "*raw\n:%s - [0:0]\n:%s - [0:0]\n", out, pre);
+	if (replace)
+		fprintf(f, "*raw\n-F %s\n-F %s\n", out, pre);
+	else
+		fprintf(f, "*raw\n:%s - [0:0]\n:%s - [0:0]\n", out, pre);
 	ipt_chain_rules(f, c, out, true);
 	ipt_chain_rules(f, c, pre, false);
 	/* First in raw: nothing before us may accept the packet. */
-	fprintf(f, "-I OUTPUT 1 -m comment --comment \"%s\" -j %s\n", comment, out);
-	fprintf(f, "-I PREROUTING 1 -m comment --comment \"%s\" -j %s\n", comment, pre);
+	if (!replace) {
+		fprintf(f, "-I OUTPUT 1 -m comment --comment \"%s\" -j %s\n", comment, out);
+		fprintf(f, "-I PREROUTING 1 -m comment --comment \"%s\" -j %s\n", comment, pre);
+	}
 	fputs("COMMIT\n", f);
 	if (fclose(f) != 0) {
 		free(text);
@@ -226,7 +237,7 @@ static int ipt_install(struct nfq_rules *r, const struct nfq_rules_params *p, ch
 
 		if (!frontend_routes_family(p->cfg, fam_af[fam]))
 			continue;
-		text = ipt_install_text(&c);
+		text = ipt_chains_text(&c, false);
 		ret = tagrules_restore(fam, text, p->cfg->verbose, err, err_len);
 		free(text);
 		if (ret < 0) {
@@ -262,11 +273,16 @@ static bool ipt_nfqueue_works(long pid, int fam, unsigned queue, bool verbose)
 /* ---- nft ---- */
 
 static void nft_rule(FILE *f, const struct rule_ctx *c, const char *dst,
-		     const struct selector *sel)
+		     const struct frontend_rule *r)
 {
 	fprintf(f, "\t\t%s daddr %s", c->af == AF_INET ? "ip" : "ip6", dst);
-	nft_matches(f, sel, c->af);
-	nft_target(f, c);
+	nft_matches(f, r->sel, c->af);
+	if (r->action == POLICY_BYPASS)
+		fputs(" return\n", f);
+	else if (r->action == POLICY_DISCARD)
+		fputs(" drop\n", f);
+	else
+		nft_target(f, c);
 }
 
 /* One inet chain holds both families. */
@@ -343,7 +359,7 @@ char *nfq_rules_text(const struct nfq_rules_params *p, long pid, enum nfq_backen
 {
 	struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = pid, .af = af };
 
-	return backend == NFQ_BACKEND_NFT ? nft_install_text(&c) : ipt_install_text(&c);
+	return backend == NFQ_BACKEND_NFT ? nft_install_text(&c) : ipt_chains_text(&c, false);
 }
 
 /* ---- install and remove ---- */
@@ -374,6 +390,40 @@ int nfq_rules_install(struct nfq_rules *r, const struct nfq_rules_params *p, cha
 		 "available (kernel lacks xt_NFQUEUE and nft_queue): %.200s; %.200s",
 		 ipt_err, nft_err);
 	return -EOPNOTSUPP;
+}
+
+int nfq_rules_replace(const struct nfq_rules *r, const struct nfq_rules_params *p, char *err,
+		      size_t err_len)
+{
+	if (r->backend != NFQ_BACKEND_IPTABLES) {
+		snprintf(err, err_len, "a policy swap needs the iptables backend");
+		return -EOPNOTSUPP;
+	}
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++)
+		if (frontend_routes_family(p->cfg, fam_af[fam]) != r->families[fam]) {
+			snprintf(err, err_len, "the new policy %s IPv%c entries: restart to change families",
+				 r->families[fam] ? "has no" : "adds", fam == TAGRULES_FAM_V4 ? '4' : '6');
+			return -EINVAL;
+		}
+	/* Family by family: each swap is atomic; between the two, each family has a whole policy. */
+	for (int fam = 0; fam < TAGRULES_FAM_COUNT; fam++) {
+		struct rule_ctx c = { .params = p, .cfg = p->cfg, .pid = r->pid, .af = fam_af[fam] };
+		char *text;
+		int ret;
+
+		if (!r->families[fam])
+			continue;
+		text = ipt_chains_text(&c, true);
+		if (!text) {
+			snprintf(err, err_len, "%s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+		ret = tagrules_restore(fam, text, p->cfg->verbose, err, err_len);
+		free(text);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 /* If the exact removal fails (someone changed our chains), remove by owner instead. */

@@ -87,6 +87,8 @@ struct nfqf {
 	struct nfq_rules rules;
 	struct loroutes routes;
 	struct owner_lock owner; /* held while any object of ours exists */
+	uint16_t queue_first;    /* for a policy swap's rules */
+	unsigned queue_count;
 	bool verbose;
 };
 
@@ -148,6 +150,8 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	if (ret < 0)
 		goto err_queues;
 	rp.queue_first = n->queues.first;
+	n->queue_first = rp.queue_first;
+	n->queue_count = rp.queue_count;
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);
 	if (ret < 0)
 		goto err_inject;
@@ -169,6 +173,17 @@ err_free:
 	free(n);
 out:
 	return ret;
+}
+
+/* The routes stay (the daemon checked the protect dsts are the same); the chains are swapped. */
+static int nfqf_policy_reload(struct frontend *fe, const struct frontend_config *cfg, char *err,
+			      size_t err_len)
+{
+	struct nfqf *n = to_nfqf(fe);
+	struct nfq_rules_params rp = { .cfg = cfg, .queue_first = n->queue_first,
+				       .queue_count = n->queue_count };
+
+	return nfq_rules_replace(&n->rules, &rp, err, err_len);
 }
 
 static int nfqf_fd(const struct frontend *fe)
@@ -216,6 +231,13 @@ static int nfqf_cleanup(bool verbose, char *err, size_t err_len)
 
 const struct frontend_ops nfqueue_frontend = {
 	.name = "nfqueue",
+	/* Every key is an iptables match; the actions are NFQUEUE, RETURN and DROP. */
+	.policy_keys = POLICY_KEY_SRC | POLICY_KEY_PROTO | POLICY_KEY_DPORT | POLICY_KEY_SPORT | POLICY_KEY_MARK |
+		       POLICY_KEY_UID,
+	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT) | POLICY_ACTION_BIT(POLICY_BYPASS) |
+			  POLICY_ACTION_BIT(POLICY_DISCARD),
+	.policy_why = "",
+	.policy_reload = nfqf_policy_reload,
 	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject with raw sockets",
 	.open = nfqf_open,
 	.fd = nfqf_fd,

@@ -537,6 +537,11 @@ static int proxy_cleanup(bool verbose, char *err, size_t err_len)
 
 const struct frontend_ops proxy_frontend = {
 	.name = "proxy",
+	/* Every key is an iptables match; its nat and mangle rules only redirect so far. */
+	.policy_keys = POLICY_KEY_SRC | POLICY_KEY_PROTO | POLICY_KEY_DPORT | POLICY_KEY_SPORT | POLICY_KEY_MARK |
+		       POLICY_KEY_UID,
+	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
+	.policy_why = "its REDIRECT and TPROXY rules take protect entries only",
 	.summary = "intercept TCP (REDIRECT) and UDP (TPROXY) at the socket layer, carry byte streams",
 	.open = proxy_open,
 	.fd = proxy_fd,

@@ -80,24 +80,22 @@ static bool sel_applies(const struct selector *sel, int af, const struct rule_fi
 typedef void (*rule_fn)(FILE *f, const char *chain, const char *dst, const struct selector *sel,
 			const struct px_rules_params *p);
 
-/* One rule per route of family af and per selector rf lets through. */
+/*
+ * One rule per policy entry (or route and selector) of family af that rf
+ * lets through. Only protect entries reach here: the proxy's policy_actions
+ * refuse the others before open.
+ */
 static void for_each_rule(FILE *f, const struct px_rules_params *p, int af,
 			  const struct rule_filter *rf, const char *chain, rule_fn emit)
 {
-	const struct frontend_config *cfg = p->cfg;
-	size_t selectors = cfg->selector_count ? cfg->selector_count : 1;
+	struct frontend_rule r;
 	char dst[PREFIX_STR_MAX];
 
-	for (size_t i = 0; i < cfg->route_count; i++) {
-		if (cfg->routes[i].addr.family != af)
+	for (size_t i = 0; frontend_rule(p->cfg, i, &r); i++) {
+		if (r.dst->addr.family != af || !sel_applies(r.sel, af, rf))
 			continue;
-		prefix_format(&cfg->routes[i], dst, sizeof(dst));
-		for (size_t s = 0; s < selectors; s++) {
-			const struct selector *sel = cfg->selector_count ? &cfg->selectors[s] : NULL;
-
-			if (sel_applies(sel, af, rf))
-				emit(f, chain, dst, sel, p);
-		}
+		prefix_format(r.dst, dst, sizeof(dst));
+		emit(f, chain, dst, r.sel, p);
 	}
 }
 

@@ -32,10 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/owner.h"
 #include "../tunnel/proto.h"
 #include "../tunnel/tunnel.h"
 #include "daemon.h"
+#include "ctl.h"
 #include "log.h"
+#include "show.h"
 #include "stats.h"
 
 /* Batches read per wakeup: enough to fill records, few enough to stay fair. */
@@ -57,8 +60,11 @@ struct daemon {
 	struct tunnel *tunnel;
 	struct peer_table *peers; /* heap: the tunnel points at it until a reload swaps it */
 	struct reach_policy *reach;
-	struct ip_prefix *routes;
+	struct ip_prefix *routes; /* server: every peer's prefixes; client with --policy: protect dsts */
 	size_t route_count;
+	struct policy policy;     /* client: --policy, or the --route/--select entries (shown only) */
+	const struct frontend_ops *ops;
+	struct ctl_server *ctl;   /* the control socket (tunlab show) */
 	struct ev_io capture_io, signal_io;
 	struct ev_timer stats_timer;
 	struct stream_port stream_port;
@@ -333,21 +339,24 @@ static int collect_peer_routes(struct daemon *d)
 	return 0;
 }
 
-static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
+/* What open (and a policy swap) hands the frontend; policy NULL keeps --route x --select. */
+static void make_config(const struct daemon *d, const struct policy *policy, struct frontend_config *cfg)
 {
 	const struct options *o = d->opts;
 	bool server = o->command == CMD_SERVER;
-	struct frontend_config cfg = {
+
+	*cfg = (struct frontend_config){
 		.role = server ? FRONTEND_SERVER : FRONTEND_CLIENT,
 		.address_count = o->address_count,
-		.routes = server ? d->routes : o->routes,
-		.route_count = server ? d->route_count : o->route_count,
+		.routes = server || policy ? d->routes : o->routes,
+		.route_count = server || policy ? d->route_count : o->route_count,
 		.mtu = o->mtu,
 		.ifname = o->ifname,
 		.offload = o->offload,
 		.verbose = o->verbose,
-		.selectors = o->selectors,
-		.selector_count = o->selector_count,
+		.selectors = policy ? NULL : o->selectors,
+		.selector_count = policy ? 0 : o->selector_count,
+		.policy = policy,
 		.queues = o->queues,
 		.fail_open = o->fail_open,
 		.inject = o->inject,
@@ -355,12 +364,18 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		.max_streams_per_client = o->max_streams_per_client,
 		.max_flows_per_client = o->max_flows_per_client,
 	};
+	_Static_assert((int)FRONTEND_ADDRESS_MAX == (int)OPTIONS_ADDRESS_MAX,
+		       "one --address per family");
+	memcpy(cfg->addresses, o->addresses, o->address_count * sizeof(*cfg->addresses));
+}
+
+static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
+{
+	struct frontend_config cfg;
 	char err[512];
 	int ret;
 
-	_Static_assert((int)FRONTEND_ADDRESS_MAX == (int)OPTIONS_ADDRESS_MAX,
-		       "one --address per family");
-	memcpy(cfg.addresses, o->addresses, o->address_count * sizeof(*cfg.addresses));
+	make_config(d, d->opts->policy_file ? &d->policy : NULL, &cfg);
 	ret = ops->open(&d->fe, &cfg, err, sizeof(err));
 
 	if (ret < 0) {
@@ -404,7 +419,8 @@ static bool has_address(const struct options *o, uint8_t family)
 }
 
 /*
- * Client: the sources the server may send from: the --route prefixes and
+ * Client: the sources the server may send from: the --route prefixes (the
+ * policy's protect dsts) and
  * the inner network of each --address (where the server's inner address
  * lives: its ICMP errors come from there), but never an address of ours.
  * The destinations it may deliver to: its --addresses, and for a family
@@ -414,12 +430,14 @@ static bool has_address(const struct options *o, uint8_t family)
 static int reach_client(const struct daemon *d, struct reach_policy *p)
 {
 	const struct options *o = d->opts;
+	const struct ip_prefix *routes = o->policy_file ? d->routes : o->routes;
+	size_t route_count = o->policy_file ? d->route_count : o->route_count;
 	int ret = 0;
 
-	for (size_t i = 0; i < o->route_count && ret == 0; i++) {
-		ret = reach_allow(p, &o->routes[i]);
-		if (ret == 0 && !has_address(o, o->routes[i].addr.family))
-			ret = reach_add_route_source(p, &o->routes[i]);
+	for (size_t i = 0; i < route_count && ret == 0; i++) {
+		ret = reach_allow(p, &routes[i]);
+		if (ret == 0 && !has_address(o, routes[i].addr.family))
+			ret = reach_add_route_source(p, &routes[i]);
 	}
 	for (size_t i = 0; i < o->address_count && ret == 0; i++) {
 		struct ip_prefix net = prefix_network(&o->addresses[i]);
@@ -552,6 +570,31 @@ static int open_stats(struct daemon *d, const char *frontend)
 	return 0;
 }
 
+/* Client, --policy: the file, refused whole if bad or if this frontend cannot express it. */
+static int load_policy(struct daemon *d, const struct frontend_ops *ops)
+{
+	const char *path = d->opts->policy_file;
+	char err[600], who[64];
+
+	if (!path)
+		return 0;
+	if (policy_load(path, &d->policy, err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "--policy %s", err);
+		return -EINVAL;
+	}
+	snprintf(who, sizeof(who), "the %s frontend", ops->name);
+	if (policy_check_caps(&d->policy, ops->policy_keys, ops->policy_actions, who, ops->policy_why,
+			      err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "--policy %s:%s", path, err);
+		return -EINVAL;
+	}
+	d->routes = calloc(d->policy.count, sizeof(*d->routes));
+	if (!d->routes)
+		return -ENOMEM;
+	d->route_count = policy_protect_dsts(&d->policy, d->routes);
+	return 0;
+}
+
 static int load_peers(struct daemon *d)
 {
 	char err[512];
@@ -626,10 +669,145 @@ static void plan_fds(struct daemon *d, const struct frontend_ops *ops)
 		limit, tunnel_need, d->exit_budget);
 }
 
+/* The prefixes of a and b, each listed once, are the same set. */
+static bool same_prefixes(const struct ip_prefix *a, size_t na, const struct ip_prefix *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < nb && !found; k++)
+			found = prefix_covers(&a[i], &b[k]) && prefix_covers(&b[k], &a[i]);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static size_t count_unchanged(const struct policy *old, const struct policy *fresh)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < fresh->count; i++)
+		for (size_t k = 0; k < old->count; k++)
+			if (policy_entry_equal(&fresh->entries[i], &old->entries[k])) {
+				n++;
+				break;
+			}
+	return n;
+}
+
+/* Checks fresh against the running instance; 0, or -EINVAL with the reason in err. */
+static int check_swap(const struct daemon *d, const struct policy *fresh, const char *path, char *err,
+		      size_t err_len)
+{
+	struct ip_prefix *routes = calloc(fresh->count, sizeof(*routes));
+	char who[64], why[512];
+	int ret = -EINVAL;
+
+	if (!routes) {
+		snprintf(err, err_len, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	snprintf(who, sizeof(who), "the %s frontend", d->ops->name);
+	if (policy_check_caps(fresh, d->ops->policy_keys, d->ops->policy_actions, who, d->ops->policy_why,
+			      why, sizeof(why)) < 0)
+		snprintf(err, err_len, "%.200s:%.400s", path, why);
+	else if (!same_prefixes(routes, policy_protect_dsts(fresh, routes), d->routes, d->route_count))
+		snprintf(err, err_len, "the protect prefixes differ from the running ones (routes, and what "
+			 "the server may send from): restart to change them");
+	else
+		ret = 0;
+	free(routes);
+	return ret;
+}
+
+/* tunlab policy load PATH: parse, check, swap atomically; or refuse and leave all as it was. */
+static void ctl_policy_load(struct daemon *d, const char *path, FILE *f)
+{
+	struct frontend_config cfg;
+	struct policy fresh;
+	char err[700];
+	size_t unchanged;
+
+	if (!d->opts->policy_file || !d->ops->policy_reload) {
+		fprintf(f, "error: %s\n", !d->opts->policy_file
+			? "this instance runs with --route/--select, not --policy: restart it with --policy"
+			: "this frontend cannot swap its policy while running: restart it");
+		return;
+	}
+	if (policy_load(path, &fresh, err, sizeof(err)) < 0 ||
+	    check_swap(d, &fresh, path, err, sizeof(err)) < 0) {
+		fprintf(f, "error: %s\n", err);
+		policy_free(&fresh);
+		return;
+	}
+	make_config(d, &fresh, &cfg);
+	if (d->ops->policy_reload(d->fe, &cfg, err, sizeof(err)) < 0) {
+		fprintf(f, "error: %s\n", err);
+		policy_free(&fresh);
+		return;
+	}
+	unchanged = count_unchanged(&d->policy, &fresh);
+	policy_free(&d->policy);
+	d->policy = fresh;
+	log_msg(TUNNEL_LOG_INFO, "policy %s loaded: %zu entries, %zu unchanged", path, fresh.count, unchanged);
+	fprintf(f, "ok: %zu entries, %zu unchanged\n", fresh.count, unchanged);
+}
+
+static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
+{
+	struct daemon *d = arg;
+	struct tunnel_stats ts;
+	struct show_state s = {
+		.pid = (long)getpid(),
+		.endpoint = d->opts->endpoint,
+		.ctx = &d->stats_ctx,
+		.ts = &ts,
+		.fs = &d->fe->stats,
+		.ss = d->ops->attach ? &d->fe->stream_stats : NULL,
+		.policy = d->policy.count ? &d->policy : NULL,
+	};
+
+	tunnel_stats(d->tunnel, &ts);
+	switch (req->command) {
+	case CTL_SHOW:
+		show_write_text(f, &s);
+		break;
+	case CTL_SHOW_JSON:
+		show_write_json(f, &s);
+		break;
+	case CTL_POLICY_SHOW:
+		show_write_policy(f, s.policy);
+		break;
+	case CTL_POLICY_LOAD:
+		ctl_policy_load(d, req->path, f);
+		break;
+	}
+}
+
+static int open_ctl(struct daemon *d)
+{
+	char err[300];
+
+	/* Without --policy, the flags' entries, for `tunlab policy show` only. */
+	if (!d->opts->policy_file && d->opts->command == CMD_CLIENT &&
+	    policy_from_flags(d->opts->routes, d->opts->route_count, d->opts->selectors,
+			      d->opts->selector_count, &d->policy, err, sizeof(err)) < 0)
+		log_msg(TUNNEL_LOG_WARN, "policy show: %s", err);
+	/* Without it the tunnel still works: `tunlab show` just does not see this instance. */
+	d->ctl = ctl_server_open(d->loop, OWNER_RUN_DIR, on_ctl, d, err, sizeof(err));
+	if (!d->ctl)
+		log_msg(TUNNEL_LOG_WARN, "no control socket: %s", err);
+	return 0;
+}
+
 static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 {
 	int ret;
 
+	d->ops = ops;
 	plan_fds(d, ops);
 	d->loop = evloop_new();
 	if (!d->loop)
@@ -640,6 +818,8 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 		return ret;
 	}
 	ret = load_peers(d);
+	if (ret == 0)
+		ret = load_policy(d, ops);
 	if (ret < 0)
 		return ret;
 	ret = open_frontend(d, ops);
@@ -651,7 +831,10 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	ret = open_tunnel(d);
 	if (ret < 0)
 		return ret;
-	return open_stats(d, ops->name);
+	ret = open_stats(d, ops->name);
+	if (ret < 0)
+		return ret;
+	return open_ctl(d);
 }
 
 static void daemon_teardown(struct daemon *d)
@@ -660,6 +843,7 @@ static void daemon_teardown(struct daemon *d)
 		write_stats(d, "exit");
 	if (d->stats_out)
 		fclose(d->stats_out);
+	ctl_server_close(d->ctl);
 	tunnel_free(d->tunnel);
 	if (d->fe)
 		d->fe->ops->close(d->fe);
@@ -670,6 +854,7 @@ static void daemon_teardown(struct daemon *d)
 	peers_free(d->peers);
 	free(d->peers);
 	free(d->routes);
+	policy_free(&d->policy);
 }
 
 int daemon_run(const struct options *opts, const struct frontend_ops *ops)

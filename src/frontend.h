@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../common/pkt.h"
+#include "../common/policy.h"
 #include "../common/prefix.h"
 #include "../common/selector.h"
 #include "../common/stream.h"
@@ -42,6 +43,13 @@ struct frontend_config {
 	/* --select: only matching traffic to the routes is captured (OR of all). */
 	const struct selector *selectors;
 	size_t selector_count;
+	/*
+	 * --policy: the entries, first match wins, already checked against
+	 * the frontend's policy_keys and policy_actions. NULL without
+	 * --policy: then routes x selectors are the (protect) entries.
+	 * With it, routes are the protect entries' dsts and selectors NULL.
+	 */
+	const struct policy *policy;
 	unsigned queues;    /* --queues: netfilter queues to spread over (default 1) */
 	bool fail_open;     /* --fail-open: let packets pass when we cannot take them */
 	const char *inject; /* --inject: how to deliver packets, e.g. "raw" or "pcap"; NULL: default */
@@ -63,9 +71,12 @@ static inline const struct ip_prefix *frontend_address(const struct frontend_con
 	return NULL;
 }
 
-/* Whether cfg routes any prefix of family af. */
+/* Whether cfg routes any prefix of family af, or has a policy entry of it (to bypass or discard). */
 static inline bool frontend_routes_family(const struct frontend_config *cfg, int af)
 {
+	for (size_t i = 0; cfg->policy && i < cfg->policy->count; i++)
+		if (cfg->policy->entries[i].dst.addr.family == af)
+			return true;
 	for (size_t i = 0; i < cfg->route_count; i++)
 		if (cfg->routes[i].addr.family == af)
 			return true;
@@ -85,6 +96,36 @@ static inline const struct ip_addr *frontend_covered_address(const struct fronte
 		if (prefix_contains(&cfg->routes[i], &inner->addr))
 			return &inner->addr;
 	return NULL;
+}
+
+/* One entry of what to capture, the same whether from --policy or --route x --select. */
+struct frontend_rule {
+	const struct ip_prefix *dst;
+	const struct selector *sel; /* NULL: anything toward dst */
+	enum policy_action action;
+};
+
+/*
+ * The i-th rule of cfg into r, in order (first match wins): the policy's
+ * entries, or without one every route with every selector. false past the
+ * last. The frontends write one rule of their mechanism per rule.
+ */
+static inline bool frontend_rule(const struct frontend_config *cfg, size_t i, struct frontend_rule *r)
+{
+	size_t sels = cfg->selector_count ? cfg->selector_count : 1;
+
+	if (cfg->policy) {
+		if (i >= cfg->policy->count)
+			return false;
+		*r = (struct frontend_rule){ &cfg->policy->entries[i].dst, &cfg->policy->entries[i].sel,
+					     cfg->policy->entries[i].action };
+		return true;
+	}
+	if (i >= cfg->route_count * sels)
+		return false;
+	*r = (struct frontend_rule){ &cfg->routes[i / sels],
+				     cfg->selector_count ? &cfg->selectors[i % sels] : NULL, POLICY_PROTECT };
+	return true;
 }
 
 struct frontend_stats {
@@ -175,6 +216,21 @@ struct frontend_ops {
 	 */
 	void (*attach)(struct frontend *fe, const struct stream_port *port);
 	void (*stream_event)(struct frontend *fe, const struct stream_msg *msg);
+	/*
+	 * What a --policy entry may use with this frontend: selector keys
+	 * (enum policy_key; dst always) and actions (POLICY_ACTION_BIT), and
+	 * why the rest cannot be expressed. src/daemon.c refuses a policy
+	 * outside them before open, naming the line, the key and the frontend.
+	 */
+	unsigned policy_keys, policy_actions;
+	const char *policy_why;
+	/*
+	 * `tunlab policy load`: swaps to cfg->policy atomically, the routes
+	 * (protect dsts) unchanged, so flows of unchanged entries go on
+	 * undisturbed. NULL: the frontend cannot swap while running.
+	 */
+	int (*policy_reload)(struct frontend *fe, const struct frontend_config *cfg, char *err,
+			     size_t err_len);
 };
 
 /* NULL-terminated, in the order --help lists them. */

@@ -2,8 +2,10 @@
 /* tunlab: parse the command line and run the command it names. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../common/owner.h"
+#include "ctl_cli.h"
 #include "daemon.h"
 #include "frontend.h"
 #include "options.h"
@@ -27,6 +29,7 @@ static int run_cleanup(const struct options *opts)
 	/* Last: until every frontend has looked, a dead owner's lock file is its proof of death. */
 	if (status == 0)
 		owner_prune(OWNER_RUN_DIR);
+	ctl_prune(OWNER_RUN_DIR);
 	printf("tunlab cleanup: removed %d leftover object%s\n", total, total == 1 ? "" : "s");
 	return status;
 }
@@ -73,6 +76,9 @@ int main(int argc, char *argv[])
 	char err[256];
 	int status;
 
+	/* The control socket's commands take words, not flags: their own small parser. */
+	if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "policy") == 0))
+		return ctl_cli_main(argc, argv, OWNER_RUN_DIR);
 	if (options_parse(argc, argv, &opts, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tunlab: %s\n", err);
 		return EXIT_USAGE;

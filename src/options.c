@@ -75,6 +75,9 @@ static const struct flag flags[] = {
 	  "PREFIX", "destinations peers may reach through this exit (repeatable, IPv4 and IPv6)" },
 	{ "--peer-to-peer", FLAG_SET, OPT(peer_to_peer), CMD(CMD_SERVER), 0, 0, 0,
 	  NULL, "peers may also reach other peers' prefixes (default: only --export)" },
+	{ "--policy", FLAG_STRING, OPT(policy_file), CMD(CMD_CLIENT), 0, 0, 0,
+	  "FILE", "policy database: 'ACTION dst=PREFIX[,key=value...]' per line, first match wins "
+	  "(instead of --route and --select)" },
 	{ "--select", FLAG_SELECT, 0, DAEMONS, 0, 0, 0,
 	  "SEL", "tunnel only matching traffic, e.g. proto=tcp,dport=80,src=P (repeatable: any)" },
 	{ "--queues", FLAG_UINT, OPT(queues), DAEMONS, 0, 1, 16,
@@ -373,7 +376,10 @@ static int parse_flag(int argc, char *const argv[], int i, struct options *o,
 
 static int check_required(const struct options *o, const bool *seen, char *err, size_t err_len)
 {
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		/* --policy gives the routes as entries: --route is then not wanted at all. */
+		if (o->policy_file && flags[i].kind == FLAG_ROUTE)
+			continue;
 		if ((flags[i].required & CMD(o->command)) && !seen[i]) {
 			snprintf(err, err_len, "%s: missing, '%s' needs it", flags[i].name,
 				 command_name(o->command));
@@ -382,6 +388,11 @@ static int check_required(const struct options *o, const bool *seen, char *err, 
 					snprintf(err, err_len, "%s: %s", flags[i].name, missing_why[j].why);
 			return -EINVAL;
 		}
+	}
+	if (o->policy_file && (o->route_count || o->selector_count)) {
+		snprintf(err, err_len, "--policy: replaces --route and --select; give the entries in the file");
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -38,6 +38,7 @@ struct options {
 	/* --address, host bits kept, in the order given; one per family */
 	struct ip_prefix addresses[OPTIONS_ADDRESS_MAX];
 	size_t address_count;
+	const char *policy_file;  /* --policy: client; replaces --route and --select */
 	struct ip_prefix *routes; /* heap; options_free releases it */
 	size_t route_count;
 	struct ip_prefix *exports; /* --export, heap; options_free releases it */

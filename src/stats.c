@@ -76,6 +76,7 @@ int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
 		     "\"frontend\":\"%s\",\"connected\":%s",
 		event, t, t - ctx->started, ctx->role, ctx->frontend,
 		ts->connected ? "true" : "false");
+	fprintf(out, ",\"last_handshake\":%.3f", ts->last_handshake);
 	write_counters(out, ts, tunnel_counters, sizeof(tunnel_counters) / sizeof(tunnel_counters[0]));
 	write_reach_drops(out, ts);
 	write_counters(out, fs, frontend_counters,

@@ -403,6 +403,10 @@ static int tunb_cleanup(bool verbose, char *err, size_t err_len)
 
 const struct frontend_ops tun_frontend = {
 	.name = "tun",
+	/* A route selects by destination only; blackhole and bypass routes are not built yet. */
+	.policy_keys = 0,
+	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
+	.policy_why = "a route selects by destination only, and takes protect entries only",
 	.summary = "route the remote prefixes to a TUN device (virtual NIC)",
 	.open = tunb_open,
 	.fd = tunb_fd,

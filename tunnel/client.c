@@ -283,6 +283,7 @@ static void client_established(struct session *s)
 	t->stats.connected = true;
 	t->stats.sessions_active = 1;
 	t->stats.sessions_total++;
+	t->stats.last_handshake = tunnel_now_realtime();
 	tunnel_log(t, TUNNEL_LOG_INFO, "connected to %s (server '%s')%s", s->remote, t->server_name,
 		   s->peer_offload ? ", server takes offload packets" : "");
 	client_flush_queue(t, s);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "tunnel.h"
+#include "../common/textfile.h"
 
 /* A peers file larger than this is a mistake, not a configuration. */
 enum { PEERS_FILE_MAX = 64 * 1024 * 1024 };
@@ -264,42 +265,6 @@ int peers_parse(const char *text, size_t len, struct peer_table *out, char *err,
 	return 0;
 }
 
-static int read_file(const char *path, char **text, size_t *len)
-{
-	struct stat st;
-	ssize_t n = 0;
-	int fd, ret = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > PEERS_FILE_MAX) {
-		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EFBIG;
-		goto out;
-	}
-	*text = malloc((size_t)st.st_size + 1);
-	if (!*text) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (*len = 0; *len < (size_t)st.st_size; *len += (size_t)n) {
-		n = read(fd, *text + *len, (size_t)st.st_size - *len);
-		if (n <= 0)
-			break;
-	}
-	if (n < 0) {
-		ret = -errno;
-		free(*text);
-	}
-out:
-	close(fd);
-	return ret;
-}
-
 int peers_load(const char *path, struct peer_table *out, char *err, size_t err_len)
 {
 	char *text = NULL, msg[256];
@@ -308,7 +273,7 @@ int peers_load(const char *path, struct peer_table *out, char *err, size_t err_l
 
 	out->peers = NULL;
 	out->count = 0;
-	ret = read_file(path, &text, &len);
+	ret = textfile_read(path, PEERS_FILE_MAX, &text, &len);
 	if (ret < 0) {
 		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
 		return ret;

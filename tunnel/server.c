@@ -572,6 +572,7 @@ static void server_established(struct session *s)
 	slot->session = s;
 	t->stats.sessions_active++;
 	t->stats.sessions_total++;
+	t->stats.last_handshake = tunnel_now_realtime();
 	/* server_claim_slot ended any older one; this is for safety only. */
 	if (old && old != s) {
 		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s replaces its connection from %s",

@@ -140,6 +140,7 @@ struct tunnel_stats {
 	uint64_t refused_accept_error;   /* server: accept() failed for lack of fds or memory */
 	uint64_t log_suppressed;         /* server: listener warnings folded into a summary */
 	bool connected;                  /* client: a session is established */
+	double last_handshake;           /* CLOCK_REALTIME s of the last session established; 0: none */
 };
 
 struct tunnel;

@@ -3,6 +3,7 @@
 #ifndef TUNLAB_TUNNEL_INT_H
 #define TUNLAB_TUNNEL_INT_H
 
+#include <time.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 
@@ -109,5 +110,14 @@ void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out);
 
 /* TLS records of live sessions plus those of freed ones. */
 void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out);
+
+/* Wall-clock seconds, for what is shown to people (last_handshake). */
+static inline double tunnel_now_realtime(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
 
 #endif

@@ -662,17 +662,21 @@ tl_server_ready() {
 # in TL_CLI_PID). TL_WAIT says what ready means: "connected" (default: the
 # stats say so), "ping" (a ping to dst answers), "none". TL_CLIENT_NAME
 # picks the certificate (default cli), TL_CLIENT_ADDR the inner address, and
-# TL_CLIENT_PKI the directory the certificate comes from (wrong-CA tests).
+# TL_CLIENT_PKI the directory the certificate comes from (wrong-CA tests),
+# TL_CLIENT_POLICY a --policy file given instead of --route.
 tl_start_tunlab_client() {
 	local frontend=$1
 	shift
 	tl_pki || return 1
 	local name=${TL_CLIENT_NAME:-cli} pki=${TL_CLIENT_PKI:-$TL_PKI}
 	local addr=${TL_CLIENT_ADDR:-$TL_TUN_CLI4/$TL_TUN_PLEN4}
+	# TL_CLIENT_POLICY=FILE: --policy FILE in place of --route (which it replaces).
+	local -a what=(--route "$TL_IN_NET4")
+	[[ -z ${TL_CLIENT_POLICY:-} ]] || what=(--policy "$TL_CLIENT_POLICY")
 	tl_bg "$NS_CLI" "$TL_CLI_LOG" "$TUNLAB" client --frontend "$frontend" \
 		--connect "$TL_SRV_UL4:$TL_PORT" --server-name server \
 		--cert "$pki/$name.crt" --key "$pki/$name.key" --ca "$TL_PKI/ca.crt" \
-		--address "$addr" --route "$TL_IN_NET4" \
+		--address "$addr" "${what[@]}" \
 		--stats "$TL_CLI_STATS" --stats-interval "${TL_STATS_INTERVAL:-200}" \
 		"$@" >/dev/null || return 1
 	TL_CLI_PID=$TL_LAST_PID

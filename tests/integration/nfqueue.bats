@@ -232,3 +232,73 @@ start_tunnel_pinging() {
 	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 ||
 		tl_fail "expected a ping cli->dst through the tunnel within ${TL_TIMEOUT}s"
 }
+
+# The srv rule that drops cleartext forwarded from the underlay: its packet count.
+cleartext_blocked() {
+	n_srv iptables -w 5 -nvxL FORWARD | awk -v c="$TL_BLOCK_COMMENT" \
+		'$0 ~ c && $0 ~ /DROP/ { n += $1 } END { print n + 0 }'
+}
+
+@test "--policy: a protect entry tunnels, a bypass entry goes in clear, a discard entry is dropped" {
+	tl_start_tunlab_server nfqueue
+	cat >"$TL_TMP/policy" <<-POLICY
+		bypass  dst=$TL_DST_IN4/32,proto=tcp,dport=5202
+		discard dst=$TL_IN_NET4,proto=udp
+		protect dst=$TL_IN_NET4
+	POLICY
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client nfqueue
+	run n_cli iptables-save -t raw
+	tl_expect_contains "cli's bypass rule" "$output" "-d $TL_DST_IN4/32 -p tcp -m tcp --dport 5202 -j RETURN"
+	tl_expect_contains "cli's discard rule" "$output" "-d $TL_IN_NET4 -p udp -j DROP"
+
+	# protect: ping through the tunnel (srv refuses cleartext, so an answer proves it).
+	n_cli ping -n -q -c 3 -i 0.2 -W 2 "$TL_DST_IN4" >/dev/null ||
+		tl_fail "expected ping to dst to go through the tunnel"
+	settle_stats
+	local captured blocked
+	captured=$(stat_of "$TL_CLI_STATS" fe_captured_packets)
+	blocked=$(cleartext_blocked)
+
+	# bypass: the SYN leaves in clear, and srv's cleartext block drops it.
+	tl_assert_not "TCP to port 5202 to take the normal path, where srv refuses cleartext" \
+		n_cli timeout 5 socat -u /dev/null "TCP4:$TL_DST_IN4:5202,connect-timeout=2"
+	(($(cleartext_blocked) > blocked)) ||
+		tl_fail "expected srv's cleartext block to count the bypassed SYN (was $blocked, now $(cleartext_blocked))"
+	blocked=$(cleartext_blocked)
+
+	# discard: UDP never leaves cli, in clear or tunnelled.
+	n_cli timeout 5 socat -u - "UDP4-SENDTO:$TL_DST_IN4:5300" <<<"x" || true
+	settle_stats
+	[[ $(cleartext_blocked) == "$blocked" ]] ||
+		tl_fail "expected the discarded datagram never to reach srv in clear"
+	[[ $(stat_of "$TL_CLI_STATS" fe_captured_packets) == "$captured" ]] ||
+		tl_fail "expected neither the bypassed nor the discarded packets to be captured (was $captured, now $(stat_of "$TL_CLI_STATS" fe_captured_packets))"
+	run n_cli iptables -w 5 -t raw -nvxL "TUNLAB-$TL_CLI_PID-OUT"
+	[[ $(awk '$3 == "DROP" && $4 == "17" { print $1 }' <<<"$output") -ge 1 ]] ||
+		tl_fail "expected cli's discard rule to count the datagram: $output"
+}
+
+@test "tunlab policy load: an atomic swap under traffic; the unchanged entry's ping goes on; a bad file changes nothing" {
+	tl_start_tunlab_server nfqueue
+	printf 'protect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/policy"
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client nfqueue
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 40 -i 0.1 -W 2 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	sleep 1
+	printf 'discard dst=%s/32,proto=udp\nprotect dst=%s\n' "$TL_DST_IN4" "$TL_IN_NET4" >"$TL_TMP/policy2"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/policy2"
+	[[ $status == 0 && $output == "ok: 2 entries, 1 unchanged" ]] ||
+		tl_fail "expected the swap to succeed, got ($status): $output"
+	printf 'protect dst=%s\nbypass dst=%s/32\n' "$TL_IN_NET4" "$TL_DST_IN4" >"$TL_TMP/bad"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/bad"
+	[[ $status == 1 ]] || tl_fail "expected a bad file to be refused, got ($status): $output"
+	tl_expect_contains "the refusal" "$output" "$TL_TMP/bad:2: never reached: line 1"
+	tl_wait_exit "$pinger" 15 || true
+	grep -q ' 40 received, 0% packet loss' "$TL_TMP/ping.log" ||
+		tl_fail "expected all 40 pings answered across the swap: $(tail -n 3 "$TL_TMP/ping.log")"
+	run n_cli "$TUNLAB" policy show
+	[[ $output == "discard dst=$TL_DST_IN4/32,proto=udp"$'\n'"protect dst=$TL_IN_NET4" ]] ||
+		tl_fail "expected the new policy, got: $output"
+	run n_cli iptables-save -t raw
+	tl_expect_contains "the new discard rule" "$output" "-d $TL_DST_IN4/32 -p udp -j DROP"
+}

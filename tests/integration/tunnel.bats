@@ -622,3 +622,63 @@ hup_server() {
 	[[ $status == 0 ]] || tl_fail "expected help server to exit 0, got $status"
 	tl_expect_contains "help server" "$output" "--listen"
 }
+
+client_exited() {
+	! tl_pid_alive "$TL_CLI_PID"
+}
+
+@test "--policy: an entry the frontend cannot express is refused at start, naming it and the frontend" {
+	local entry="protect dst=$TL_IN_NET4,proto=tcp" want="the selector key proto"
+	case $FRONTEND in
+	nfqueue) tl_skip_design "nfqueue expresses every key and action" ;;
+	proxy) entry="bypass dst=$TL_IN_NET4"; want="the action bypass" ;;
+	esac
+	printf '# refused\n%s\n' "$entry" >"$TL_TMP/policy"
+	TL_CLIENT_POLICY=$TL_TMP/policy TL_WAIT=none tl_start_tunlab_client "$FRONTEND"
+	tl_wait_until "$TL_TIMEOUT" client_exited ||
+		tl_fail "expected the client to exit at start"
+	TL_CLI_PID="" # gone on purpose: teardown has nothing to stop
+	run cat "$TL_CLI_LOG"
+	tl_expect_contains "client's error" "$output" "--policy $TL_TMP/policy:2: the $FRONTEND frontend cannot express $want"
+}
+
+# srv refuses cleartext (setup): an answer came through the tunnel.
+@test "--policy: a protect entry carries traffic as --route does" {
+	printf 'protect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/policy"
+	tl_start_tunlab_server "$FRONTEND"
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client "$FRONTEND"
+	tl_wait_until "$TL_TIMEOUT" dst_answers ||
+		tl_fail "expected dst to answer cli through the tunnel within ${TL_TIMEOUT}s of connecting"
+}
+
+@test "tunlab show --json: each instance's frontend, endpoint, state, handshake, counters and policy" {
+	start_tunnel
+	# A dead instance's socket (kill -9 leaves one): nobody listens, so it is passed over.
+	local stale
+	stale=/run/tunlab/$(n_cli stat -L -c %i /proc/self/ns/net)-4194301.sock
+	n_cli python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$stale"
+	run n_cli "$TUNLAB" show --json
+	[[ $status == 0 ]] || tl_fail "expected tunlab show --json to succeed: $output"
+	jq -e --argjson pid "$TL_CLI_PID" --arg fe "$FRONTEND" --arg ep "$TL_SRV_UL4:$TL_PORT" \
+		--arg entry "protect dst=$TL_IN_NET4" '
+		length == 1 and .[0].pid == $pid and .[0].role == "client" and .[0].frontend == $fe and
+		.[0].endpoint == $ep and .[0].state == "connected" and .[0].last_handshake > 0 and
+		(.[0].stats | (.tx_bytes | type) == "number" and (.rx_packets | type) == "number" and
+			has("drop_queue_full") and has("drop_spoofed_source") and has("queue_packets")) and
+		.[0].policy == [{"line": 0, "action": "protect", "entry": $entry}]' <<<"$output" >/dev/null ||
+		tl_fail "expected the client's fields in: $output"
+	run n_srv "$TUNLAB" show --json
+	jq -e '.[0].role == "server" and .[0].state == "listening" and .[0].stats.sessions_active == 1' \
+		<<<"$output" >/dev/null || tl_fail "expected the server listening with one session: $output"
+	run n_cli "$TUNLAB" show
+	tl_expect_contains "tunlab show's text" "$output" "state: connected"
+	run n_cli "$TUNLAB" policy show
+	[[ $status == 0 && $output == "protect dst=$TL_IN_NET4" ]] ||
+		tl_fail "expected policy show to print the --route's entry, got ($status): $output"
+	# Owner only, in /run/tunlab beside the lock, named by netns and pid.
+	run stat -c '%a %U' "$(ls /run/tunlab/*-"$TL_CLI_PID".sock)"
+	[[ $output == "600 root" ]] || tl_fail "expected the control socket 0600 root, got: $output"
+	n_cli "$TUNLAB" cleanup >/dev/null
+	[[ ! -e $stale ]] || { rm -f "$stale"; tl_fail "expected tunlab cleanup to remove the dead socket"; }
+	[[ -S $(ls /run/tunlab/*-"$TL_CLI_PID".sock) ]] || tl_fail "expected cleanup to leave the live socket"
+}

@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 
 #include "../../capture/cap.h"
+#include "../../capture/capture.h"
+#include "../../tunbackend/tunbackend.h"
+#include "policy_fixture.h"
 #include "../../common/gso.h"
 #include "../../common/loroutes.h"
 #include "../../common/offload.h"
@@ -361,6 +364,41 @@ static size_t build_frame(uint8_t *f, size_t payload, bool partial)
 	return CAP_ETH_HLEN + len;
 }
 
+/* Routes select by destination only: pcap and tun refuse the shared policy, naming line, key, frontend. */
+static void test_policy_refused(void **state)
+{
+	static const char dst_only[] = "protect dst=10.102.0.0/24\nprotect dst=fd02::/64,uid=1000\n";
+	const struct frontend_ops *const ops[] = { &pcap_frontend, &tun_frontend };
+	struct frontend_config cfg = { .role = FRONTEND_CLIENT };
+	struct ip_prefix routes[8];
+	struct policy p;
+	char err[256], who[32];
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(who, sizeof(who), "the %s frontend", ops[i]->name);
+		policy_fixture_load(policy_fixture_text, &p, routes, &cfg);
+		assert_int_equal(policy_check_caps(&p, ops[i]->policy_keys, ops[i]->policy_actions, who,
+						   ops[i]->policy_why, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "1: "));
+		assert_non_null(strstr(err, who));
+		assert_non_null(strstr(err, "cannot express the action bypass"));
+		policy_free(&p);
+		policy_fixture_load(dst_only, &p, routes, &cfg);
+		assert_int_equal(policy_check_caps(&p, ops[i]->policy_keys, ops[i]->policy_actions, who,
+						   ops[i]->policy_why, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "2: "));
+		assert_non_null(strstr(err, "cannot express the selector key uid"));
+		policy_free(&p);
+	}
+	/* dst alone, protect alone: what --route always was, and the routes are those dsts. */
+	policy_fixture_load("protect dst=10.102.0.0/24\nprotect dst=fd02::/64\n", &p, routes, &cfg);
+	assert_int_equal(policy_check_caps(&p, pcap_frontend.policy_keys, pcap_frontend.policy_actions, "x",
+					   "y", err, sizeof(err)), 0);
+	assert_int_equal(cfg.route_count, 2);
+	policy_free(&p);
+}
+
 static void test_take_partial_gso(void **state)
 {
 	(void)state;
@@ -460,6 +498,7 @@ int main(void)
 		cmocka_unit_test(test_rules_inner_and_server),
 		cmocka_unit_test(test_routes_to_lo),
 		cmocka_unit_test(test_routes_keep_path),
+		cmocka_unit_test(test_policy_refused),
 		cmocka_unit_test(test_take_partial_gso),
 		cmocka_unit_test(test_take_plain_and_padded),
 		cmocka_unit_test(test_take_refused),

@@ -15,6 +15,8 @@
 
 #include "../../common/gso.h"
 #include "../../nfqueue/nfq.h"
+#include "../../nfqueue/nfqueue.h"
+#include "policy_fixture.h"
 
 static void wr16(uint8_t *p, uint16_t v)
 {
@@ -300,6 +302,65 @@ static void test_nft_text(void **state)
 	free(text);
 }
 
+/* The list's lines in this order, each present: first match wins only if the order holds. */
+static void assert_in_order(const char *text, const char *const *lines, size_t n)
+{
+	const char *at = text;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *found = strstr(at, lines[i]);
+
+		if (!found)
+			fail_msg("expected, after line %zu of the list,\n  %s\nin\n%s", i, lines[i], text);
+		at = found + strlen(lines[i]);
+	}
+}
+
+/* The shared policy: one rule per entry, in order, protect to the queue, bypass RETURN, discard DROP. */
+static void test_policy_rules(void **state)
+{
+	static const char *const out_v4[] = {
+		"-A TUNLAB-42-OUT -d 10.102.0.9/32 -j RETURN\n",
+		"-A TUNLAB-42-OUT -d 10.102.0.0/24 -p tcp --dport 5201 -j NFQUEUE --queue-num 100\n",
+		"-A TUNLAB-42-OUT -d 10.102.0.0/24 -p udp -j DROP\n",
+		"-A TUNLAB-42-OUT -d 10.102.0.0/24 -j NFQUEUE --queue-num 100\n",
+		"-A TUNLAB-42-PRE -d 10.102.0.9/32 -j RETURN\n",
+	};
+	static const char *const nft[] = {
+		"\t\tip daddr 10.102.0.9/32 return\n",
+		"\t\tip daddr 10.102.0.0/24 meta l4proto 6 th dport 5201 queue num 100\n",
+		"\t\tip daddr 10.102.0.0/24 meta l4proto 17 drop\n",
+		"\t\tip daddr 10.102.0.0/24 queue num 100\n",
+		"\t\tip6 daddr fd02::/64 meta skuid 1000 queue num 100\n",
+	};
+	struct rules_fixture f;
+	struct ip_prefix routes[8];
+	struct policy p;
+	char err[256], *text;
+
+	(void)state;
+	fixture(&f, FRONTEND_CLIENT);
+	policy_fixture_load(policy_fixture_text, &p, routes, &f.cfg);
+	assert_int_equal(f.cfg.route_count, 2); /* 10.102.0.0/24 once, fd02::/64 */
+	assert_int_equal(policy_check_caps(&p, nfqueue_frontend.policy_keys, nfqueue_frontend.policy_actions,
+					   "nfqueue", nfqueue_frontend.policy_why, err, sizeof(err)), 0);
+	text = nfq_rules_text(&f.params, 42, NFQ_BACKEND_IPTABLES, AF_INET);
+	assert_non_null(text);
+	assert_in_order(text, out_v4, sizeof(out_v4) / sizeof(out_v4[0]));
+	free(text);
+	/* uid: locally originated only, as with --select. */
+	text = nfq_rules_text(&f.params, 42, NFQ_BACKEND_IPTABLES, AF_INET6);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "-A TUNLAB-42-OUT -d fd02::/64 -m owner --uid-owner 1000 -j NFQUEUE"));
+	assert_null(strstr(text, "-A TUNLAB-42-PRE -d fd02::/64"));
+	free(text);
+	text = nfq_rules_text(&f.params, 42, NFQ_BACKEND_NFT, 0);
+	assert_non_null(text);
+	assert_in_order(text, nft, sizeof(nft) / sizeof(nft[0]));
+	free(text);
+	policy_free(&p);
+}
+
 static void test_owner_comment(void **state)
 {
 	(void)state;
@@ -370,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_server_relays),
 		cmocka_unit_test(test_inner_address_excluded),
 		cmocka_unit_test(test_nft_text),
+		cmocka_unit_test(test_policy_rules),
 		cmocka_unit_test(test_owner_comment),
 		cmocka_unit_test(test_owner_comment_two_families),
 	};

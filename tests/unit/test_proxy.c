@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "../../common/keyhash.h"
 #include "../../proxy/proxy.h"
 #include "../../proxy/px.h"
+#include "policy_fixture.h"
 
 static void assert_has(const char *text, const char *line)
 {
@@ -127,6 +129,41 @@ static void test_rules_selectors(void **state)
 }
 
 /* The SYN hold: SYNs queued, refusals rejected before they could reach REDIRECT or the wire. */
+/* The shared policy: refused for its bypass; its protect entries compile one rule each, in order. */
+static void test_policy_rules(void **state)
+{
+	struct frontend_config cfg = { .role = FRONTEND_CLIENT };
+	struct px_rules_params p = { .cfg = &cfg, .tcp_port = { 4000, 4001 }, .udp_port = { 5000, 5001 } };
+	struct ip_prefix routes[8];
+	struct policy pol;
+	char err[256], *text;
+
+	(void)state;
+	policy_fixture_load(policy_fixture_text, &pol, routes, &cfg);
+	assert_int_equal(policy_check_caps(&pol, proxy_frontend.policy_keys, proxy_frontend.policy_actions,
+					   "the proxy frontend", proxy_frontend.policy_why, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "1: the proxy frontend cannot express the action bypass "
+				 "(its REDIRECT and TPROXY rules take protect entries only)");
+	policy_free(&pol);
+
+	policy_fixture_load(policy_fixture_protect_text, &pol, routes, &cfg);
+	assert_int_equal(policy_check_caps(&pol, proxy_frontend.policy_keys, proxy_frontend.policy_actions,
+					   "the proxy frontend", proxy_frontend.policy_why, err, sizeof(err)), 0);
+	text = px_rules_text(&p, 42, AF_INET);
+	assert_non_null(text);
+	assert_has(text, "-A TUNLAB-42-PX -d 10.102.0.0/24 -p tcp --dport 5201 -j REDIRECT --to-ports 4000\n");
+	/* The entry selects TCP only: no UDP mark, nothing dropped toward the prefix. */
+	assert_lacks(text, "-j MARK");
+	assert_lacks(text, "-d 10.102.0.0/24 -j DROP");
+	free(text);
+	text = px_rules_text(&p, 42, AF_INET6);
+	assert_non_null(text);
+	assert_has(text, "-A TUNLAB-42-PX -d fd02::/64 -p tcp -m owner --uid-owner 1000 -j REDIRECT --to-ports 4001\n");
+	free(text);
+	policy_free(&pol);
+}
+
 static void test_rules_syn_hold(void **state)
 {
 	(void)state;
@@ -393,6 +430,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules_v4_all),
 		cmocka_unit_test(test_rules_selectors),
+		cmocka_unit_test(test_policy_rules),
 		cmocka_unit_test(test_rules_syn_hold),
 		cmocka_unit_test(test_exit_budget),
 		cmocka_unit_test(test_exit_per_client_default),

@@ -73,6 +73,23 @@ static void test_rejects(void **state)
 	assert_rejected("src=10.0.0.0/33", "10.0.0.0/33");
 	assert_rejected("mark=0x100000000", "mark");
 	assert_rejected("uid=abc", "uid");
+	assert_rejected("proto=tcp,proto=udp", "key 'proto' given twice");
+}
+
+static void test_covers(void **state)
+{
+	struct selector wide, narrow, other;
+	char err[160];
+
+	(void)state;
+	assert_int_equal(selector_parse("proto=tcp,dport=1-1000", &wide, err, sizeof(err)), 0);
+	assert_int_equal(selector_parse("proto=tcp,dport=80,src=10.0.0.0/8,uid=0", &narrow, err, sizeof(err)), 0);
+	assert_int_equal(selector_parse("proto=udp,dport=80", &other, err, sizeof(err)), 0);
+	assert_true(selector_covers(&wide, &narrow));
+	assert_false(selector_covers(&narrow, &wide));
+	assert_false(selector_covers(&wide, &other));
+	assert_true(selector_equal(&wide, &wide));
+	assert_false(selector_equal(&wide, &narrow));
 }
 
 static void test_too_long(void **state)
@@ -92,6 +109,7 @@ int main(void)
 		cmocka_unit_test(test_single_keys),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_too_long),
+		cmocka_unit_test(test_covers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
