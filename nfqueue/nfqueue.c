@@ -83,7 +83,7 @@ enum { NFQ_MTU_DEFAULT = 1500 };
 struct nfqf {
 	struct frontend fe;
 	struct nfq_queues queues;
-	struct rawinject inject;
+	struct pktinject_any inject;
 	struct nfq_rules rules;
 	struct loroutes routes;
 	struct owner_lock owner; /* held while any object of ours exists */
@@ -126,9 +126,18 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	};
 	struct nfq_rules_params rp = { .cfg = cfg, .queue_count = qp.count };
 	char ignored[256];
-	struct nfqf *n = calloc(1, sizeof(*n));
-	int ret = -ENOMEM;
+	struct nfqf *n;
+	bool inject_lo;
+	int ret = pktinject_any_parse(cfg->inject, &inject_lo);
 
+	if (ret < 0) {
+		snprintf(err, err_len, "--inject '%s': not an injection method; nfqueue injects "
+			 "with lo (a packet socket on lo, GSO, the default) or raw (a raw socket)",
+			 cfg->inject);
+		goto out;
+	}
+	n = calloc(1, sizeof(*n));
+	ret = -ENOMEM;
 	if (!n) {
 		snprintf(err, err_len, "nfqueue: %s", strerror(ENOMEM));
 		goto out;
@@ -144,9 +153,11 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
 	if (ret < 0)
 		goto err_owner;
-	ret = rawinject_open(&n->inject, err, err_len);
+	ret = pktinject_any_open(&n->inject, inject_lo, err, err_len);
 	if (ret < 0)
 		goto err_queues;
+	if (inject_lo && cfg->offload)
+		n->fe.caps |= FRONTEND_CAP_OFFLOAD;
 	rp.queue_first = n->queues.first;
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);
 	if (ret < 0)
@@ -160,7 +171,7 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 err_rules:
 	nfq_rules_remove(&n->rules, cfg->verbose);
 err_inject:
-	rawinject_close(&n->inject);
+	pktinject_any_close(&n->inject);
 err_queues:
 	nfq_queues_close(&n->queues);
 err_owner:
@@ -185,7 +196,8 @@ static int nfqf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 static int nfqf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
 	struct rawinject_counts c = { 0 };
-	int ret = rawinject_batch(&to_nfqf(fe)->inject, batch, &c, fe->error, sizeof(fe->error));
+	int ret = pktinject_any_batch(&to_nfqf(fe)->inject, batch, &c, fe->error,
+				      sizeof(fe->error));
 
 	fe->stats.injected_packets += c.packets;
 	fe->stats.injected_bytes += c.bytes;
@@ -203,7 +215,7 @@ static void nfqf_close(struct frontend *fe)
 	loroutes_teardown(&n->routes, n->verbose);
 	nfq_rules_remove(&n->rules, n->verbose);
 	owner_lock_release(&n->owner);
-	rawinject_close(&n->inject);
+	pktinject_any_close(&n->inject);
 	nfq_queues_close(&n->queues);
 	free(n);
 }

@@ -90,6 +90,19 @@ settle_stats() {
 	n_cli "$TUNLAB" cleanup >/dev/null
 }
 
+@test "GSO packets stolen whole and injected whole through lo (--inject lo): 8 MiB each way intact" {
+	start_tunnel_pinging
+	assert_gso_blobs_both_ways
+}
+
+@test "--inject raw (one MTU packet per send): 8 MiB each way intact, segmented for the peer" {
+	start_tunnel_pinging --inject raw
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 8388608
+	sleep 0.5
+	tl_expect_gt "packets segmented in software for the cli" "$(tl_json_get "$TL_SRV_STATS" tx_segmented)" 0
+}
+
 @test "--queues 2: two queues bound, traffic balanced over them arrives" {
 	tl_start_tunlab_server nfqueue --queues 2
 	tl_start_tunlab_client nfqueue --queues 2
@@ -220,8 +233,8 @@ assert_only_live_tun_left() {
 
 
 start_tunnel_pinging() {
-	tl_start_tunlab_server nfqueue
-	tl_start_tunlab_client nfqueue
+	tl_start_tunlab_server nfqueue "$@"
+	tl_start_tunlab_client nfqueue "$@"
 	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 ||
 		tl_fail "expected a ping cli->dst through the tunnel within ${TL_TIMEOUT}s"
 }
