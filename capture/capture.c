@@ -31,12 +31,14 @@
  * pseudo-header sum, TCP GSO with gso_size from the inner MTU when longer
  * than it (common/offload.c); the tunnel carries them whole and the
  * sending side segments and checksums in software for a peer that cannot
- * inject them (both of our injection methods), so one 64 KiB packet
+ * inject them (--inject raw or pcap), so one 64 KiB packet
  * crosses the frontend boundary and TLS sees one large write.
  *
- * Inject. A raw socket by default (common/rawinject.c, one sendmmsg per
- * family per batch), or with --inject pcap, pcap_inject on the lo handle
- * (cap_inject.c, one send per packet). Neither takes offload packets.
+ * Inject. By default a packet socket on lo with a virtio-net header
+ * (common/pktinject.c, one sendmmsg per batch, GSO packets whole:
+ * FRONTEND_CAP_OFFLOAD unless --no-offload); --inject raw, raw sockets
+ * (common/rawinject.c); --inject pcap, pcap_inject on the lo handle
+ * (cap_inject.c, one send per packet). The last two take no offload.
  *
  * Fail-closed. When tunlab dies, by kill -9 too, routes and rules stay:
  * traffic to the prefixes keeps looping into lo and being dropped, never

@@ -41,10 +41,13 @@
  * dropped, never sent in clear. --fail-open sets NFQA_CFG_F_FAIL_OPEN and
  * --queue-bypass: packets then pass in clear on their normal path.
  *
- * Inject (common/rawinject.c). A raw socket per family (IPPROTO_RAW: the
- * header is ours, as the original sender built it), one sendmmsg per
- * family per batch, each packet sent to its own destination. Raw sockets
- * cannot take GSO, so FRONTEND_CAP_OFFLOAD stays off. Injected packets
+ * Inject (common/pktinject.c). By default (--inject lo) a packet socket
+ * on lo with a virtio-net header, one sendmmsg per batch: GSO packets go
+ * in whole, so FRONTEND_CAP_OFFLOAD is on (unless --no-offload), and the
+ * frame loops in on lo to be delivered or forwarded. --inject raw: a raw
+ * socket per family (IPPROTO_RAW: the header is ours, as the original
+ * sender built it), each packet sent to its own destination, no GSO and
+ * no CAP_OFFLOAD. Injected packets
  * carry SO_MARK 0x7475; on a client the OUT and PRE chains return such
  * packets first, so nothing from the tunnel is stolen back into it. A
  * server has no such rule: a packet one client sends to another is stolen
