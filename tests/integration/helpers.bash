@@ -318,3 +318,21 @@ assert_gso_blobs_both_ways() {
 	tl_assert "no packet the tunnel could not segment" tl_json_test "$TL_CLI_STATS" '.drop_offload == 0'
 	tl_assert "no packet the tunnel could not segment" tl_json_test "$TL_SRV_STATS" '.drop_offload == 0'
 }
+
+# assert_exit_forwards_like_a_router: with a tunnel up whose server injects
+# through lo (the default), the exit forwards what it injects: a ping with
+# TTL 1 from cli dies there ("Time to live exceeded" comes back through
+# the tunnel, where a raw socket's packet would reach dst), and a DF ping
+# too big for a 1280-byte srv-dst link gets "fragmentation needed" back
+# (a raw socket's packet vanished without one).
+assert_exit_forwards_like_a_router() {
+	run n_cli timeout 10 ping -n -c 1 -t 1 -W 3 "$TL_DST_IN4"
+	tl_expect_contains "ping -t 1 through the tunnel" "$output" "Time to live exceeded"
+	ip -n "$NS_SRV" link set "$TL_IN_IF" mtu 1280
+	ip -n "$NS_DST" link set "$TL_IN_IF" mtu 1280
+	run n_cli timeout 10 ping -n -M do -s 1300 -c 2 -i 0.3 -W 2 "$TL_DST_IN4"
+	ip -n "$NS_SRV" link set "$TL_IN_IF" mtu 1500
+	ip -n "$NS_DST" link set "$TL_IN_IF" mtu 1500
+	[[ $output == *"Frag needed"* || $output == *"message too long, mtu=1280"* ]] ||
+		tl_fail "expected frag-needed (mtu 1280) back for a DF ping of 1328 bytes, got: $output"
+}

@@ -95,6 +95,11 @@ settle_stats() {
 	assert_gso_blobs_both_ways
 }
 
+@test "the exit forwards what it injects through lo: TTL 1 dies there, a too-big DF packet gets frag-needed" {
+	start_tunnel_pinging
+	assert_exit_forwards_like_a_router
+}
+
 @test "--inject raw (one MTU packet per send): 8 MiB each way intact, segmented for the peer" {
 	start_tunnel_pinging --inject raw
 	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608

@@ -74,6 +74,11 @@ start_tunnel() {
 	assert_gso_blobs_both_ways
 }
 
+@test "the exit forwards what it injects through lo: TTL 1 dies there, a too-big DF packet gets frag-needed" {
+	start_tunnel
+	assert_exit_forwards_like_a_router
+}
+
 @test "--inject raw: 8 MiB each way arrive intact, captured whole and segmented for the peer" {
 	start_tunnel --inject raw
 	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608
