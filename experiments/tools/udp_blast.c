@@ -9,10 +9,12 @@
  *   udp_blast sink --listen ADDR:PORT [--timeout S]
  *   udp_blast send --connect ADDR:PORT --rate PPS --seconds S [--size N]
  *
- * The sender paces to --rate packets/s (a batch is sent when it is due;
- * it sleeps in between, or spins for the last 50 us), numbers every
- * datagram, and after --seconds sends END_MARKERS end datagrams that
- * carry the count. It prints
+ * The sender paces to --rate packets/s, split over --threads flows (a
+ * socket and a sequence each, for a path that one core cannot fill):
+ * what is due is sent in one sendmmsg of up to BATCH, and it sleeps in
+ * between, waking for a whole batch when one is due within BURST_NS. It
+ * numbers every datagram, and after --seconds sends END_MARKERS end
+ * datagrams that carry the count. It prints
  *
  *   sent=N seconds=S rate=R
  *
@@ -22,13 +24,14 @@
  *
  *   received=N lost=N reordered=N duplicates=N expected=N seconds=S
  *
- * where expected is the count an end datagram gave (else highest
- * sequence + 1) and reordered counts datagrams that arrived after a
- * higher sequence number. Every wait is bounded. Exit status 0, 1 on an
+ * where expected is the count an end datagram gave (else the flows'
+ * highest sequence + 1, summed) and reordered counts datagrams that
+ * arrived after a higher sequence number of their flow. Every wait is bounded. Exit status 0, 1 on an
  * error (said on stderr), 2 on a usage error.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -44,13 +47,15 @@
 
 enum {
 	BATCH = 64,                 /* datagrams per sendmmsg / recvmmsg */
-	MIN_SIZE = 16, MAX_SIZE = 1472,
+	MIN_SIZE = 24, MAX_SIZE = 1472,
 	MAX_COUNT = 1 << 27,        /* datagrams one run may send: a 16 MiB bitmap */
+	FLOWS_MAX = 16,             /* --threads: one flow (socket, sequence) each */
+	FLOW_SPAN = MAX_COUNT / FLOWS_MAX,
 	END_MARKERS = 5,
 	DRAIN_MS = 200,             /* the sink waits this long after an end datagram */
 	IDLE_S = 2,                 /* ... or this long without a datagram after the first */
 	SOCK_BUF = 16 << 20,
-	SPIN_NS = 50000,
+	BURST_NS = 200000,          /* datagrams due this close together go in one sendmmsg */
 	DEFAULT_TIMEOUT_S = 30,
 };
 
@@ -62,25 +67,38 @@ struct blast_opts {
 	double rate, seconds;
 	size_t size;
 	int timeout_s;
+	unsigned threads;
 };
 
 /* What every datagram starts with; the rest of the payload is zero. */
 struct blast_hdr {
 	uint64_t seq;   /* END_SEQ: an end datagram */
-	uint64_t count; /* an end datagram: how many were sent */
+	uint64_t count; /* an end datagram: how many were sent, all flows */
+	uint32_t flow;  /* the sending thread */
+	uint32_t zero;
 };
 
 struct sink_state {
-	uint8_t *seen;              /* bitmap over sequence numbers < MAX_COUNT */
-	uint64_t received, reordered, duplicates, highest, expected;
-	bool any, ended;
+	uint8_t *seen;              /* bitmap over flow * FLOW_SPAN + seq */
+	uint64_t received, reordered, duplicates, expected;
+	uint64_t highest[FLOWS_MAX]; /* + 1: 0 when the flow has sent nothing yet */
+	bool ended;
+};
+
+/* One sending thread: its flow, its share of the rate, what it did. */
+struct sender {
+	pthread_t thread;
+	const struct blast_opts *o;
+	uint32_t flow;
+	uint64_t total, sent;
+	int err;                    /* errno of a failure, else 0 */
 };
 
 
 static void usage(FILE *out)
 {
 	fputs("usage: udp_blast sink --listen ADDR:PORT [--timeout S]\n"
-	      "       udp_blast send --connect ADDR:PORT --rate PPS --seconds S [--size N]\n", out);
+	      "       udp_blast send --connect ADDR:PORT --rate PPS --seconds S [--size N] [--threads N]\n", out);
 }
 
 /* ---- arguments ---- */
@@ -92,7 +110,7 @@ static int parse_opts(int argc, char **argv, struct blast_opts *o)
 	bool have_addr = false;
 	double v;
 
-	*o = (struct blast_opts){ .size = 64, .timeout_s = DEFAULT_TIMEOUT_S };
+	*o = (struct blast_opts){ .size = 64, .timeout_s = DEFAULT_TIMEOUT_S, .threads = 1 };
 	if (argc < 2 || (strcmp(argv[1], "sink") && strcmp(argv[1], "send")))
 		return -1;
 	o->sink = strcmp(argv[1], "sink") == 0;
@@ -108,6 +126,8 @@ static int parse_opts(int argc, char **argv, struct blast_opts *o)
 			bad = tool_parse_num(val, 0.01, 3600, &o->seconds);
 		else if (!strcmp(k, "--size") && !o->sink)
 			bad = tool_parse_num(val, MIN_SIZE, MAX_SIZE, &v), o->size = (size_t)v;
+		else if (!strcmp(k, "--threads") && !o->sink)
+			bad = tool_parse_num(val, 1, FLOWS_MAX, &v), o->threads = (unsigned)v;
 		else if (!strcmp(k, "--timeout"))
 			bad = tool_parse_num(val, 1, 3600, &v), o->timeout_s = (int)v;
 		else
@@ -117,7 +137,7 @@ static int parse_opts(int argc, char **argv, struct blast_opts *o)
 	}
 	if (!have_addr || (argc % 2) != 0)
 		return -1;
-	if (!o->sink && (o->rate <= 0 || o->seconds <= 0 || o->rate * o->seconds > MAX_COUNT))
+	if (!o->sink && (o->rate <= 0 || o->seconds <= 0 || o->rate * o->seconds / o->threads > FLOW_SPAN - BATCH))
 		return -1;
 	return 0;
 }
@@ -140,10 +160,10 @@ static int udp_socket(void)
 
 /* Sends n datagrams from seq on; returns how many the kernel took, -1 on an error. */
 static int send_batch(int fd, uint8_t (*bufs)[MAX_SIZE], struct mmsghdr *msgs, unsigned n,
-		      uint64_t seq)
+		      uint32_t flow, uint64_t seq)
 {
 	for (unsigned i = 0; i < n; i++) {
-		struct blast_hdr h = { .seq = seq + i };
+		struct blast_hdr h = { .seq = seq + i, .flow = flow };
 
 		memcpy(bufs[i], &h, sizeof(h));
 	}
@@ -155,19 +175,21 @@ static int send_batch(int fd, uint8_t (*bufs)[MAX_SIZE], struct mmsghdr *msgs, u
 	}
 }
 
-/* Waits until t_ns: sleeps while it is far, spins for the last SPIN_NS. */
+/*
+ * Sleeps until t_ns, never spins: on two cores a spinning sender would
+ * take the CPU from the tunnel it measures. Sleeping late only makes the
+ * next batch larger (everything due is sent), never the rate lower.
+ */
 static void wait_until(uint64_t t_ns)
 {
 	uint64_t now = tool_mono_ns();
 
-	if (t_ns > now + SPIN_NS) {
-		uint64_t d = t_ns - now - SPIN_NS;
+	if (t_ns > now) {
+		uint64_t d = t_ns - now;
 		struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u) };
 
 		nanosleep(&ts, NULL);
 	}
-	while (tool_mono_ns() < t_ns)
-		;
 }
 
 static void send_end(int fd, uint64_t count, size_t size)
@@ -183,52 +205,102 @@ static void send_end(int fd, uint64_t count, size_t size)
 	}
 }
 
-static int run_send(const struct blast_opts *o)
+static int flow_socket(const struct blast_opts *o)
 {
-	static uint8_t bufs[BATCH][MAX_SIZE];
-	struct mmsghdr msgs[BATCH];
-	struct iovec iov[BATCH];
-	uint64_t total = (uint64_t)(o->rate * o->seconds + 0.5), seq = 0, t0, end_ns;
-	double interval_ns = 1e9 / o->rate, secs;
 	int fd = udp_socket();
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&o->addr, sizeof(o->addr)) < 0) {
-		perror("udp_blast: socket");
-		return 1;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&o->addr, sizeof(o->addr)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* One flow: paced to its share of the rate, each datagram due at t0 + seq * interval. */
+static void *send_flow(void *arg)
+{
+	struct sender *f = arg;
+	uint8_t (*bufs)[MAX_SIZE] = calloc(BATCH, MAX_SIZE);
+	struct mmsghdr msgs[BATCH];
+	struct iovec iov[BATCH];
+	double interval_ns = 1e9 * f->o->threads / f->o->rate;
+	uint64_t t0 = tool_mono_ns(), end_ns, seq = 0;
+	int fd = flow_socket(f->o);
+
+	if (!bufs || fd < 0) {
+		f->err = bufs ? errno : ENOMEM;
+		goto out;
 	}
 	for (unsigned i = 0; i < BATCH; i++) {
-		iov[i] = (struct iovec){ .iov_base = bufs[i], .iov_len = o->size };
+		iov[i] = (struct iovec){ .iov_base = bufs[i], .iov_len = f->o->size };
 		msgs[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
 	}
-	t0 = tool_mono_ns();
 	/* A slow sender stops at twice its time: the count sent is what it reports. */
-	end_ns = t0 + (uint64_t)(2e9 * o->seconds) + 1000000000u;
-	while (seq < total && tool_mono_ns() < end_ns) {
-		/* The datagram seq is due at t0 + seq * interval: send what is due, at most a batch. */
+	end_ns = t0 + (uint64_t)(2e9 * f->o->seconds) + 1000000000u;
+	while (seq < f->total && tool_mono_ns() < end_ns) {
 		uint64_t due = (uint64_t)((double)(tool_mono_ns() - t0) / interval_ns) + 1;
 		unsigned n = (unsigned)(due > seq ? (due - seq < BATCH ? due - seq : BATCH) : 0);
 		int sent;
 
 		if (n == 0) {
-			wait_until(t0 + (uint64_t)((double)seq * interval_ns));
+			/* Wake for a batch when one is due within BURST_NS, else for the next datagram. */
+			uint64_t next = t0 + (uint64_t)((double)seq * interval_ns);
+			uint64_t full = t0 + (uint64_t)((double)(seq + BATCH - 1) * interval_ns);
+
+			wait_until(full < next + BURST_NS ? full : next);
 			continue;
 		}
-		if (n > total - seq)
-			n = (unsigned)(total - seq);
-		sent = send_batch(fd, bufs, msgs, n, seq);
+		if (n > f->total - seq)
+			n = (unsigned)(f->total - seq);
+		sent = send_batch(fd, bufs, msgs, n, f->flow, seq);
 		if (sent < 0 && errno != ENOBUFS && errno != EAGAIN) {
-			perror("udp_blast: sendmmsg");
-			close(fd);
-			return 1;
+			f->err = errno;
+			break;
 		}
 		/* ENOBUFS: a full qdisc dropped the first; it counts as sent and lost. */
 		seq += sent > 0 ? (uint64_t)sent : 1;
 	}
+	f->sent = seq;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(bufs);
+	return NULL;
+}
+
+static int run_send(const struct blast_opts *o)
+{
+	struct sender flows[FLOWS_MAX] = { 0 };
+	uint64_t total = (uint64_t)(o->rate * o->seconds + 0.5), sent = 0, t0 = tool_mono_ns();
+	unsigned started = 0;
+	int fd = flow_socket(o), err = 0;
+	double secs;
+
+	if (fd < 0) {
+		perror("udp_blast: socket");
+		return 1;
+	}
+	for (unsigned t = 0; t < o->threads; t++) {
+		flows[t] = (struct sender){ .o = o, .flow = t,
+					    .total = total / o->threads + (t < total % o->threads) };
+		if (pthread_create(&flows[t].thread, NULL, send_flow, &flows[t]) != 0)
+			break;
+		started++;
+	}
+	for (unsigned t = 0; t < started; t++) {
+		pthread_join(flows[t].thread, NULL);
+		sent += flows[t].sent;
+		err = err ? err : flows[t].err;
+	}
 	secs = (double)(tool_mono_ns() - t0) / 1e9;
-	send_end(fd, seq, o->size);
+	send_end(fd, sent, o->size);
 	close(fd);
-	printf("sent=%llu seconds=%.3f rate=%.0f\n", (unsigned long long)seq, secs,
-	       secs > 0 ? (double)seq / secs : 0);
+	if (started < o->threads || err) {
+		fprintf(stderr, "udp_blast: %s\n", err ? strerror(err) : "cannot start a thread");
+		return 1;
+	}
+	printf("sent=%llu seconds=%.3f rate=%.0f\n", (unsigned long long)sent, secs,
+	       secs > 0 ? (double)sent / secs : 0);
 	return 0;
 }
 
@@ -237,6 +309,7 @@ static int run_send(const struct blast_opts *o)
 static void sink_count(struct sink_state *s, const uint8_t *data, size_t len)
 {
 	struct blast_hdr h;
+	uint64_t bit;
 
 	if (len < sizeof(h))
 		return; /* not ours */
@@ -246,19 +319,20 @@ static void sink_count(struct sink_state *s, const uint8_t *data, size_t len)
 		s->expected = h.count;
 		return;
 	}
-	if (h.seq >= MAX_COUNT)
+	if (h.flow >= FLOWS_MAX || h.seq >= FLOW_SPAN)
 		return;
-	if (s->seen[h.seq / 8] & (1u << (h.seq % 8))) {
+	bit = (uint64_t)h.flow * FLOW_SPAN + h.seq;
+	if (s->seen[bit / 8] & (1u << (bit % 8))) {
 		s->duplicates++;
 		return;
 	}
-	s->seen[h.seq / 8] |= (uint8_t)(1u << (h.seq % 8));
+	s->seen[bit / 8] |= (uint8_t)(1u << (bit % 8));
 	s->received++;
-	if (s->any && h.seq < s->highest)
+	/* Reordering within a flow: the flows' own orders are independent. */
+	if (h.seq + 1 < s->highest[h.flow])
 		s->reordered++;
-	if (!s->any || h.seq > s->highest)
-		s->highest = h.seq;
-	s->any = true;
+	else
+		s->highest[h.flow] = h.seq + 1;
 }
 
 /* How long the sink may still wait, in ms; 0 when it is done. */
@@ -269,7 +343,7 @@ static int sink_wait_ms(const struct sink_state *s, uint64_t now, uint64_t deadl
 
 	if (s->ended && ended_at + DRAIN_MS * 1000000ull < until)
 		until = ended_at + DRAIN_MS * 1000000ull;
-	if (s->any && last + IDLE_S * 1000000000ull < until)
+	if (last && last + IDLE_S * 1000000000ull < until)
 		until = last + IDLE_S * 1000000000ull;
 	return now >= until ? 0 : (int)((until - now) / 1000000u) + 1;
 }
@@ -326,7 +400,9 @@ static int run_sink(const struct blast_opts *o)
 		perror("udp_blast: recvmmsg");
 		goto out;
 	}
-	expected = s.ended ? s.expected : (s.any ? s.highest + 1 : 0);
+	expected = s.expected;
+	for (unsigned f = 0; !s.ended && f < FLOWS_MAX; f++)
+		expected += s.highest[f];
 	printf("received=%llu lost=%llu reordered=%llu duplicates=%llu expected=%llu seconds=%.3f\n",
 	       (unsigned long long)s.received,
 	       (unsigned long long)(expected > s.received ? expected - s.received : 0),
