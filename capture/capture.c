@@ -325,7 +325,7 @@ static int capf_cleanup(bool verbose, char *err, size_t err_len)
 const struct frontend_ops pcap_frontend = {
 	.name = "pcap",
 	.summary = "route remote prefixes to lo and read them back with libpcap; "
-		   "inject with a raw socket or pcap_inject",
+		   "inject GSO packets through lo, or with a raw socket or pcap_inject",
 	.open = capf_open,
 	.fd = capf_fd,
 	.read_batch = capf_read_batch,

@@ -230,7 +230,7 @@ static int nfqf_cleanup(bool verbose, char *err, size_t err_len)
 
 const struct frontend_ops nfqueue_frontend = {
 	.name = "nfqueue",
-	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject with raw sockets",
+	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject GSO packets through lo",
 	.open = nfqf_open,
 	.fd = nfqf_fd,
 	.read_batch = nfqf_read_batch,
