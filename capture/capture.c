@@ -71,7 +71,8 @@ enum { CAP_MTU_DEFAULT = 1500 };
 struct capf {
 	struct frontend fe;
 	struct cap_reader reader;
-	bool inject_pcap, inject_lo;
+	bool inject_pcap;
+	enum pktinject_method method; /* unless inject_pcap */
 	struct pktinject_any raw; /* lo (GSO) or raw: unless --inject pcap */
 	struct cap_inject pinject;
 	struct cap_plan plans[CAP_HANDLES_MAX];
@@ -90,7 +91,8 @@ static struct capf *to_capf(const struct frontend *fe)
 }
 
 /* What a route to lo cannot do, said before anything is created. */
-static int check_config(const struct frontend_config *cfg, bool *inject_pcap, bool *inject_lo,
+static int check_config(const struct frontend_config *cfg, bool *inject_pcap,
+			enum pktinject_method *method,
 			char *err, size_t err_len)
 {
 	if (cfg->selector_count) {
@@ -104,9 +106,10 @@ static int check_config(const struct frontend_config *cfg, bool *inject_pcap, bo
 		return -EINVAL;
 	}
 	*inject_pcap = cfg->inject && strcmp(cfg->inject, "pcap") == 0;
-	if (!*inject_pcap && pktinject_any_parse(cfg->inject, inject_lo) < 0) {
+	if (!*inject_pcap && pktinject_any_parse(cfg->inject, method) < 0) {
 		snprintf(err, err_len, "--inject '%s': not an injection method; pcap injects "
-			 "with lo (a packet socket on lo, GSO, the default), raw (a raw socket) "
+			 "with lo (a packet socket on lo, GSO, the default), dev (the same on the "
+			 "egress device), raw (a raw socket) "
 			 "or pcap (pcap_inject on lo)", cfg->inject);
 		return -EINVAL;
 	}
@@ -184,7 +187,7 @@ static int open_inject(struct capf *c, char *err, size_t err_len)
 {
 	if (c->inject_pcap)
 		return cap_inject_open(&c->pinject, cap_reader_lo(&c->reader), err, err_len);
-	return pktinject_any_open(&c->raw, c->inject_lo, err, err_len);
+	return pktinject_any_open(&c->raw, c->method, err, err_len);
 }
 
 static void close_inject(struct capf *c)
@@ -195,7 +198,8 @@ static void close_inject(struct capf *c)
 		pktinject_any_close(&c->raw);
 }
 
-static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap, bool inject_lo)
+static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap,
+			     enum pktinject_method method)
 {
 	struct capf *c = calloc(1, sizeof(*c));
 
@@ -204,8 +208,8 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 	c->fe.ops = &pcap_frontend;
 	c->verbose = cfg->verbose;
 	c->inject_pcap = inject_pcap;
-	c->inject_lo = inject_lo;
-	c->raw = (struct pktinject_any){ .lo = inject_lo, .raw = { .fd4 = -1, .fd6 = -1 },
+	c->method = method;
+	c->raw = (struct pktinject_any){ .method = method, .raw = { .fd4 = -1, .fd6 = -1 },
 					 .pk = { .fd = -1 } };
 	c->owner.fd = -1;
 	c->pid = (long)getpid();
@@ -224,16 +228,17 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 {
 	struct frontend_config local = *cfg;
 	char ignored[256];
-	bool inject_pcap = false, inject_lo = false;
+	bool inject_pcap = false;
+	enum pktinject_method method = PKTINJECT_LO;
 	struct capf *c = NULL;
-	int ret = check_config(cfg, &inject_pcap, &inject_lo, err, err_len);
+	int ret = check_config(cfg, &inject_pcap, &method, err, err_len);
 
 	if (ret < 0)
 		goto out;
 	if (!local.mtu)
 		local.mtu = CAP_MTU_DEFAULT;
 	ret = -ENOMEM;
-	c = capf_new(&local, inject_pcap, inject_lo);
+	c = capf_new(&local, inject_pcap, method);
 	if (!c) {
 		snprintf(err, err_len, "pcap: %s", strerror(ENOMEM));
 		goto out;
@@ -250,7 +255,7 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = open_inject(c, err, err_len);
 	if (ret < 0)
 		goto err_reader;
-	if (!inject_pcap && inject_lo && cfg->offload)
+	if (!inject_pcap && method != PKTINJECT_RAW && cfg->offload)
 		c->fe.caps |= FRONTEND_CAP_OFFLOAD;
 	ret = install_rules(c, &local, err, err_len);
 	if (ret < 0)

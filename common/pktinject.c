@@ -29,6 +29,7 @@
  */
 
 #include <errno.h>
+#include <time.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/virtio_net.h>
@@ -92,7 +93,7 @@ fail:
 	return one ? one : -ENODEV;
 }
 
-int pktinject_open(struct pktinject *in, char *err, size_t err_len)
+int pktinject_open(struct pktinject *in, bool egress, char *err, size_t err_len)
 {
 	int ret;
 
@@ -100,9 +101,16 @@ int pktinject_open(struct pktinject *in, char *err, size_t err_len)
 	in->msgs = calloc(PKT_BATCH_MAX, sizeof(*in->msgs));
 	in->iov = calloc(2 * PKT_BATCH_MAX, sizeof(*in->iov));
 	in->hdrs = calloc(PKT_BATCH_MAX, sizeof(*in->hdrs));
+	in->to = calloc(PKT_BATCH_MAX, sizeof(*in->to));
+	in->hops = egress ? malloc(sizeof(*in->hops)) : NULL;
 	ret = -ENOMEM;
-	if (!in->msgs || !in->iov || !in->hdrs)
+	if (!in->msgs || !in->iov || !in->hdrs || !in->to || (egress && !in->hops))
 		goto fail;
+	if (egress && (ret = nexthop_open(in->hops)) < 0) {
+		free(in->hops);
+		in->hops = NULL;
+		goto fail;
+	}
 	ret = packet_socket(&in->fd, &in->ifindex);
 	if (ret < 0)
 		goto fail;
@@ -118,12 +126,18 @@ void pktinject_close(struct pktinject *in)
 	if (in->fd >= 0)
 		close(in->fd);
 	in->fd = -1;
+	if (in->hops)
+		nexthop_close(in->hops);
+	free(in->hops);
 	free(in->msgs);
 	free(in->iov);
 	free(in->hdrs);
+	free(in->to);
 	in->msgs = NULL;
 	in->iov = NULL;
 	in->hdrs = NULL;
+	in->to = NULL;
+	in->hops = NULL;
 }
 
 /* Only a broken socket is the frontend's failure; anything else is one bad packet. */
@@ -158,9 +172,35 @@ static int send_frames(struct pktinject *in, unsigned n, struct rawinject_counts
 	return 0;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* lo, or with egress on the device of p's route with its next hop's addresses. */
+static void frame_target(struct pktinject *in, const struct pkt *p, struct pktinject_frame_hdr *h,
+			 struct sockaddr_ll *to, uint64_t now)
+{
+	struct ip_addr src, dst;
+	struct nexthop hop;
+
+	*to = (struct sockaddr_ll){ .sll_family = AF_PACKET, .sll_ifindex = in->ifindex };
+	memcpy(&to->sll_protocol, h->eth + 12, 2); /* the EtherType, in network order */
+	if (!in->hops || pkt_addrs(p->data, p->len, &src, &dst) < 0 ||
+	    !nexthop_lookup(in->hops, &dst, now, &hop))
+		return;
+	to->sll_ifindex = hop.ifindex;
+	memcpy(h->eth, hop.dst_mac, 6);
+	memcpy(h->eth + 6, hop.src_mac, 6);
+}
+
 int pktinject_batch(struct pktinject *in, const struct pkt_batch *batch,
 		    struct rawinject_counts *counts, char *err, size_t err_len)
 {
+	uint64_t now = in->hops ? now_ms() : 0;
 	unsigned n = 0;
 	int ret;
 
@@ -172,9 +212,15 @@ int pktinject_batch(struct pktinject *in, const struct pkt_batch *batch,
 			counts->refused++; /* not IP, or an offload block that lies */
 			continue;
 		}
+		frame_target(in, p, &in->hdrs[n], &in->to[n], now);
 		iov[0] = (struct iovec){ .iov_base = &in->hdrs[n], .iov_len = sizeof(in->hdrs[n]) };
 		iov[1] = (struct iovec){ .iov_base = p->data, .iov_len = p->len };
-		in->msgs[n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = iov, .msg_iovlen = 2 } };
+		in->msgs[n] = (struct mmsghdr){ .msg_hdr = {
+			.msg_name = &in->to[n],
+			.msg_namelen = sizeof(in->to[n]),
+			.msg_iov = iov,
+			.msg_iovlen = 2,
+		} };
 		n++;
 	}
 	ret = n ? send_frames(in, n, counts) : 0;
@@ -185,35 +231,41 @@ int pktinject_batch(struct pktinject *in, const struct pkt_batch *batch,
 
 /* ---- the frontend's choice ---- */
 
-int pktinject_any_parse(const char *name, bool *lo)
+int pktinject_any_parse(const char *name, enum pktinject_method *method)
 {
 	if (!name || strcmp(name, "lo") == 0)
-		*lo = true;
+		*method = PKTINJECT_LO;
+	else if (strcmp(name, "dev") == 0)
+		*method = PKTINJECT_DEV;
 	else if (strcmp(name, "raw") == 0)
-		*lo = false;
+		*method = PKTINJECT_RAW;
 	else
 		return -EINVAL;
 	return 0;
 }
 
-int pktinject_any_open(struct pktinject_any *a, bool lo, char *err, size_t err_len)
+int pktinject_any_open(struct pktinject_any *a, enum pktinject_method method, char *err,
+		       size_t err_len)
 {
-	*a = (struct pktinject_any){ .lo = lo, .raw = { .fd4 = -1, .fd6 = -1 }, .pk = { .fd = -1 } };
-	return lo ? pktinject_open(&a->pk, err, err_len) : rawinject_open(&a->raw, err, err_len);
+	*a = (struct pktinject_any){ .method = method, .raw = { .fd4 = -1, .fd6 = -1 },
+				     .pk = { .fd = -1 } };
+	if (method == PKTINJECT_RAW)
+		return rawinject_open(&a->raw, err, err_len);
+	return pktinject_open(&a->pk, method == PKTINJECT_DEV, err, err_len);
 }
 
 int pktinject_any_batch(struct pktinject_any *a, const struct pkt_batch *batch,
 			struct rawinject_counts *counts, char *err, size_t err_len)
 {
-	if (a->lo)
-		return pktinject_batch(&a->pk, batch, counts, err, err_len);
-	return rawinject_batch(&a->raw, batch, counts, err, err_len);
+	if (a->method == PKTINJECT_RAW)
+		return rawinject_batch(&a->raw, batch, counts, err, err_len);
+	return pktinject_batch(&a->pk, batch, counts, err, err_len);
 }
 
 void pktinject_any_close(struct pktinject_any *a)
 {
-	if (a->lo)
-		pktinject_close(&a->pk);
-	else
+	if (a->method == PKTINJECT_RAW)
 		rawinject_close(&a->raw);
+	else
+		pktinject_close(&a->pk);
 }

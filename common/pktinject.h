@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "nexthop.h"
 #include "pkt.h"
 #include "rawinject.h"
 
@@ -29,6 +30,8 @@ struct pktinject {
 	struct mmsghdr *msgs;            /* PKT_BATCH_MAX each, one allocation each */
 	struct iovec *iov;               /* 2 per packet: the headers, the packet */
 	struct pktinject_frame_hdr *hdrs;
+	struct sockaddr_ll *to;          /* the device of each frame */
+	struct nexthop_cache *hops;      /* --inject dev only, else NULL */
 };
 
 /*
@@ -36,8 +39,11 @@ struct pktinject {
  * RAWINJECT_MARK like the raw sockets. What it sends loops back in on lo
  * as if received there: delivered locally or forwarded by the routing
  * table (TTL decremented, "fragmentation needed" for a too-big DF packet).
+ * egress: a packet whose route leaves by an Ethernet device with a
+ * resolved neighbour is written on that device instead (common/nexthop.h),
+ * past the local stack: no TTL, no frag-needed, no netfilter FORWARD.
  */
-int pktinject_open(struct pktinject *in, char *err, size_t err_len);
+int pktinject_open(struct pktinject *in, bool egress, char *err, size_t err_len);
 /*
  * Sends every IPv4/IPv6 packet of batch, plain or with an offload block
  * that offload_check accepts, adding what happened to counts; -errno and
@@ -56,17 +62,21 @@ bool pktinject_frame_hdr(const struct pkt *p, struct pktinject_frame_hdr *h);
 
 /*
  * A frontend's choice of injection (its --inject): "raw" (rawinject, one
- * MTU packet per send, no offload) or "lo" (this module); NULL picks the
- * default, lo. Returns -EINVAL for another name.
+ * MTU packet per send, no offload), "lo" (this module) or "dev" (this
+ * module, egress on); NULL picks the default, lo. Returns -EINVAL for
+ * another name.
  */
+enum pktinject_method { PKTINJECT_RAW, PKTINJECT_LO, PKTINJECT_DEV };
+
 struct pktinject_any {
-	bool lo;
+	enum pktinject_method method;
 	struct rawinject raw;
 	struct pktinject pk;
 };
 
-int pktinject_any_parse(const char *name, bool *lo);
-int pktinject_any_open(struct pktinject_any *a, bool lo, char *err, size_t err_len);
+int pktinject_any_parse(const char *name, enum pktinject_method *method);
+int pktinject_any_open(struct pktinject_any *a, enum pktinject_method method, char *err,
+		       size_t err_len);
 int pktinject_any_batch(struct pktinject_any *a, const struct pkt_batch *batch,
 			struct rawinject_counts *counts, char *err, size_t err_len);
 void pktinject_any_close(struct pktinject_any *a);

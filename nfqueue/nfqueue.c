@@ -130,12 +130,13 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	struct nfq_rules_params rp = { .cfg = cfg, .queue_count = qp.count };
 	char ignored[256];
 	struct nfqf *n;
-	bool inject_lo;
-	int ret = pktinject_any_parse(cfg->inject, &inject_lo);
+	enum pktinject_method method;
+	int ret = pktinject_any_parse(cfg->inject, &method);
 
 	if (ret < 0) {
 		snprintf(err, err_len, "--inject '%s': not an injection method; nfqueue injects "
-			 "with lo (a packet socket on lo, GSO, the default) or raw (a raw socket)",
+			 "with lo (a packet socket on lo, GSO, the default), dev (the same on the "
+			 "egress device) or raw (a raw socket)",
 			 cfg->inject);
 		goto out;
 	}
@@ -156,10 +157,10 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
 	if (ret < 0)
 		goto err_owner;
-	ret = pktinject_any_open(&n->inject, inject_lo, err, err_len);
+	ret = pktinject_any_open(&n->inject, method, err, err_len);
 	if (ret < 0)
 		goto err_queues;
-	if (inject_lo && cfg->offload)
+	if (method != PKTINJECT_RAW && cfg->offload)
 		n->fe.caps |= FRONTEND_CAP_OFFLOAD;
 	rp.queue_first = n->queues.first;
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);

@@ -100,6 +100,14 @@ settle_stats() {
 	assert_exit_forwards_like_a_router
 }
 
+@test "--inject dev (frames on the egress device, lo for local and unresolved destinations): 8 MiB each way intact" {
+	start_tunnel_pinging --inject dev
+	assert_gso_blobs_both_ways
+	# Now that srv knows dst's MAC, the frame skips srv's forwarding: TTL 1 reaches dst.
+	tl_assert "ping -t 1 answered by dst: injected on the egress device, not forwarded" \
+		n_cli timeout 10 ping -n -c 1 -t 1 -W 3 "$TL_DST_IN4"
+}
+
 @test "--inject raw (one MTU packet per send): 8 MiB each way intact, segmented for the peer" {
 	start_tunnel_pinging --inject raw
 	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608

@@ -79,6 +79,14 @@ start_tunnel() {
 	assert_exit_forwards_like_a_router
 }
 
+@test "--inject dev (frames on the egress device, lo for local and unresolved destinations): 8 MiB each way intact" {
+	start_tunnel --inject dev
+	assert_gso_blobs_both_ways
+	# Now that srv knows dst's MAC, the frame skips srv's forwarding: TTL 1 reaches dst.
+	tl_assert "ping -t 1 answered by dst: injected on the egress device, not forwarded" \
+		n_cli timeout 10 ping -n -c 1 -t 1 -W 3 "$TL_DST_IN4"
+}
+
 @test "--inject raw: 8 MiB each way arrive intact, captured whole and segmented for the peer" {
 	start_tunnel --inject raw
 	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608
