@@ -50,11 +50,12 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 TUNLAB := $(BUILD)/tunlab
 # Benchmarks that link the tunnel alone, without any frontend.
 TOOL_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
-TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/hash_flood \
-	$(BUILD)/tools/udp_blast
+TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/hash_flood
 
 .PHONY: all deps check check-unit check-integration check-sanitize fuzz \
 	bench experiments plots paper paper-deps install clean
+# pktrate's generator and sink (experiments/pktrate).
+TOOLS += $(BUILD)/tools/udp_blast
 all: $(TUNLAB) $(UNIT_BIN) $(TOOLS)
 
 $(TUNLAB): $(LIB_OBJ) $(BUILD)/src/main.o
