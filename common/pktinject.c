@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Injecting packets from the tunnel through lo: a packet socket with a virtio-net header, one sendmmsg per batch. */
+/* Injecting packets from the tunnel through lo (or the egress device): a packet socket with a virtio-net header. */
 
 /*
  * A raw socket takes one MTU-sized packet per send: a GSO packet from the
@@ -19,9 +19,11 @@
  * down by one and a too-big packet with DF set is answered with
  * "fragmentation needed" (what a router on the path would do). No
  * neighbour resolution, one socket for both families, and any route
- * works. The price: the forwarding path's checks (rp_filter must not be
- * strict for the inner source addresses on lo, forwarding enabled) and
- * a trip through lo's input.
+ * works. The price: the forwarding path's checks (forwarding must be
+ * on; a strict rp_filter judges the inner source addresses as arriving
+ * on lo, which the namespaces here do not set and we did not test) and
+ * a trip through lo's input. With egress (--inject dev) a packet whose
+ * next hop is known goes out on its device instead, past all of that.
  *
  * Every offload block is held to its packet (offload_check) before it
  * reaches the kernel; the header offsets count the Ethernet header, as a
@@ -29,7 +31,6 @@
  */
 
 #include <errno.h>
-#include <time.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/virtio_net.h>
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "offload.h"
