@@ -73,6 +73,7 @@ struct capf {
 	struct cap_reader reader;
 	bool inject_pcap;
 	enum pktinject_method method; /* unless inject_pcap */
+	const char *inject_name;      /* --inject as given, NULL: the default */
 	struct pktinject_any raw; /* lo (GSO) or raw: unless --inject pcap */
 	struct cap_inject pinject;
 	struct cap_plan plans[CAP_HANDLES_MAX];
@@ -187,7 +188,7 @@ static int open_inject(struct capf *c, char *err, size_t err_len)
 {
 	if (c->inject_pcap)
 		return cap_inject_open(&c->pinject, cap_reader_lo(&c->reader), err, err_len);
-	return pktinject_any_open(&c->raw, c->method, err, err_len);
+	return pktinject_any_open(&c->raw, c->inject_name, c->method, err, err_len);
 }
 
 static void close_inject(struct capf *c)
@@ -209,6 +210,7 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 	c->verbose = cfg->verbose;
 	c->inject_pcap = inject_pcap;
 	c->method = method;
+	c->inject_name = cfg->inject;
 	c->raw = (struct pktinject_any){ .method = method, .raw = { .fd4 = -1, .fd6 = -1 },
 					 .pk = { .fd = -1 } };
 	c->owner.fd = -1;
@@ -255,7 +257,7 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = open_inject(c, err, err_len);
 	if (ret < 0)
 		goto err_reader;
-	if (!inject_pcap && method != PKTINJECT_RAW && cfg->offload)
+	if (!inject_pcap && c->raw.method != PKTINJECT_RAW && cfg->offload)
 		c->fe.caps |= FRONTEND_CAP_OFFLOAD;
 	ret = install_rules(c, &local, err, err_len);
 	if (ret < 0)

@@ -246,9 +246,39 @@ int pktinject_any_parse(const char *name, enum pktinject_method *method)
 	return 0;
 }
 
-int pktinject_any_open(struct pktinject_any *a, enum pktinject_method method, char *err,
-		       size_t err_len)
+static int read_sysctl(const char *path)
 {
+	FILE *f = fopen(path, "re");
+	int v = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+bool pktinject_lo_rp_strict(void)
+{
+	int all = read_sysctl("/proc/sys/net/ipv4/conf/all/rp_filter");
+	int lo = read_sysctl("/proc/sys/net/ipv4/conf/lo/rp_filter");
+
+	return (all > lo ? all : lo) == 1;
+}
+
+int pktinject_any_open(struct pktinject_any *a, const char *name, enum pktinject_method method,
+		       char *err, size_t err_len)
+{
+	if (method != PKTINJECT_RAW && pktinject_lo_rp_strict()) {
+		if (name) {
+			snprintf(err, err_len, "--inject %s: strict rp_filter on lo "
+				 "(net.ipv4.conf.all/lo.rp_filter = 1) would drop what comes in "
+				 "through lo; set it to 2 (loose) or use --inject raw", name);
+			return -EPERM;
+		}
+		method = PKTINJECT_RAW; /* the default still works, without GSO */
+	}
 	*a = (struct pktinject_any){ .method = method, .raw = { .fd4 = -1, .fd6 = -1 },
 				     .pk = { .fd = -1 } };
 	if (method == PKTINJECT_RAW)

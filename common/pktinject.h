@@ -75,8 +75,15 @@ struct pktinject_any {
 };
 
 int pktinject_any_parse(const char *name, enum pktinject_method *method);
-int pktinject_any_open(struct pktinject_any *a, enum pktinject_method method, char *err,
-		       size_t err_len);
+/*
+ * Whether IPv4 source validation on lo is strict (rp_filter 1, the larger
+ * of conf/all and conf/lo): it drops what the tunnel injects through lo,
+ * since the inner sources are not routed via lo. pktinject_any_open then
+ * takes raw for the default (name NULL) and refuses lo and dev by name.
+ */
+bool pktinject_lo_rp_strict(void);
+int pktinject_any_open(struct pktinject_any *a, const char *name, enum pktinject_method method,
+		       char *err, size_t err_len);
 int pktinject_any_batch(struct pktinject_any *a, const struct pkt_batch *batch,
 			struct rawinject_counts *counts, char *err, size_t err_len);
 void pktinject_any_close(struct pktinject_any *a);

@@ -157,10 +157,10 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
 	if (ret < 0)
 		goto err_owner;
-	ret = pktinject_any_open(&n->inject, method, err, err_len);
+	ret = pktinject_any_open(&n->inject, cfg->inject, method, err, err_len);
 	if (ret < 0)
 		goto err_queues;
-	if (method != PKTINJECT_RAW && cfg->offload)
+	if (n->inject.method != PKTINJECT_RAW && cfg->offload)
 		n->fe.caps |= FRONTEND_CAP_OFFLOAD;
 	rp.queue_first = n->queues.first;
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);

@@ -108,6 +108,28 @@ settle_stats() {
 		n_cli timeout 10 ping -n -c 1 -t 1 -W 3 "$TL_DST_IN4"
 }
 
+@test "strict rp_filter: the default injects with raw sockets and carries; --inject lo refuses, naming it" {
+	local ns k
+	for ns in "$NS_SRV" "$NS_CLI"; do
+		for k in all lo; do
+			ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$k.rp_filter=1"
+		done
+	done
+	start_tunnel_pinging
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	sleep 0.5
+	# The server injects with raw sockets, takes no offload: the client segments for it.
+	tl_expect_gt "packets the client segmented for the server" "$(tl_json_get "$TL_CLI_STATS" tx_segmented)" 0
+	tl_stop "$TL_CLI_PID" TERM 10 || true
+	TL_CLI_PID=""
+	TL_WAIT=none tl_start_tunlab_client nfqueue --inject lo
+	tl_wait_exit "$TL_CLI_PID" 10 || true
+	! tl_pid_alive "$TL_CLI_PID" || tl_fail "expected --inject lo to refuse strict rp_filter"
+	TL_CLI_PID=""
+	run cat "$TL_CLI_LOG"
+	tl_expect_contains "the client's error" "$output" "rp_filter"
+}
+
 @test "--inject raw (one MTU packet per send): 8 MiB each way intact, segmented for the peer" {
 	start_tunnel_pinging --inject raw
 	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608
