@@ -51,6 +51,8 @@ TUNLAB := $(BUILD)/tunlab
 # Benchmarks that link the tunnel alone, without any frontend.
 TOOL_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
 TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/hash_flood
+# Test tools, linked the same way: tl_peer is a hostile tunnel peer.
+TOOLS += $(BUILD)/tools/tl_peer
 
 .PHONY: all deps check check-unit check-integration check-sanitize fuzz \
 	bench experiments plots paper paper-deps install clean
@@ -90,6 +92,11 @@ $(BUILD)/tools/%: experiments/tools/%.c $(TOOL_OBJ)
 
 # The exit's conn table under a hash flood: it needs the proxy frontend.
 $(BUILD)/tools/hash_flood: experiments/tools/hash_flood.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(TOOL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/reach.h"
 #include "cap.h"
 
 int cap_inject_open(struct cap_inject *in, void *lo_pcap, char *err, size_t err_len)
@@ -80,6 +81,11 @@ int cap_inject_batch(struct cap_inject *in, const struct pkt_batch *batch,
 
 		if (!len) {
 			st->inject_errors++; /* offload packet, or not IP */
+			continue;
+		}
+		/* lo delivers 127.0.0.1 to the host: the tunnel refused it already; again here. */
+		if (reach_packet_special(p->data, p->len) != REACH_OK) {
+			st->inject_denied++;
 			continue;
 		}
 		errno = 0;

@@ -306,6 +306,7 @@ static int capf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 	fe->stats.injected_packets += n.packets;
 	fe->stats.injected_bytes += n.bytes;
 	fe->stats.inject_errors += n.refused;
+	fe->stats.inject_denied += n.denied;
 	return ret;
 }
 

@@ -25,8 +25,10 @@
  * a trip through lo's input. With egress (--inject dev) a packet whose
  * next hop is known goes out on its device instead, past all of that.
  *
- * Every offload block is held to its packet (offload_check) before it
- * reaches the kernel; the header offsets count the Ethernet header, as a
+ * Special sources and destinations (common/reach.h: loopback, link-local,
+ * ...) are refused here once more, as rawinject does. Every offload
+ * block is held to its packet (offload_check) before it reaches the
+ * kernel; the header offsets count the Ethernet header, as a
  * SOCK_RAW packet socket's frame starts with it. Sends never block.
  */
 
@@ -43,6 +45,7 @@
 
 #include "offload.h"
 #include "pktinject.h"
+#include "reach.h"
 
 enum {
 	PKTINJECT_SNDBUF = 4 << 20, /* a batch of 64 packets of 64 KiB */
@@ -212,6 +215,11 @@ int pktinject_batch(struct pktinject *in, const struct pkt_batch *batch,
 
 		if (!pktinject_frame_hdr(p, &in->hdrs[n])) {
 			counts->refused++; /* not IP, or an offload block that lies */
+			continue;
+		}
+		/* lo delivers 127.0.0.1 to the host: the tunnel refused it already; again here. */
+		if (reach_packet_special(p->data, p->len) != REACH_OK) {
+			counts->denied++;
 			continue;
 		}
 		frame_target(in, p, &in->hdrs[n], &in->to[n], now);

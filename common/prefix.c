@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* IPv4/IPv6 prefixes: parsing, formatting, containment and a LPM trie. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -32,6 +33,19 @@ static void clear_host_bits(struct ip_prefix *p)
 		else if (first + 8 > p->len)
 			p->addr.bytes[i] &= (uint8_t)(0xff << (8 - (p->len - first)));
 	}
+}
+
+struct ip_prefix prefix_network(const struct ip_prefix *p)
+{
+	struct ip_prefix net = *p;
+
+	clear_host_bits(&net);
+	return net;
+}
+
+bool prefix_is_host(const struct ip_prefix *p)
+{
+	return p->len == family_bits(p->addr.family);
 }
 
 int addr_parse(const char *text, struct ip_addr *out)
@@ -129,6 +143,87 @@ bool prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b)
 	unsigned shorter = a->len < b->len ? a->len : b->len;
 
 	return a->addr.family == b->addr.family && bits_equal(&a->addr, &b->addr, shorter);
+}
+
+bool prefix_equal(const struct ip_prefix *a, const struct ip_prefix *b)
+{
+	return a->len == b->len && prefix_overlaps(a, b);
+}
+
+bool prefix_covers(const struct ip_prefix *outer, const struct ip_prefix *inner)
+{
+	return outer->len <= inner->len && prefix_contains(outer, &inner->addr);
+}
+
+int addr_from_sockaddr(const struct sockaddr *sa, struct ip_addr *out, uint16_t *port)
+{
+	uint16_t p;
+
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		memcpy(out->bytes, &in->sin_addr, 4);
+		p = in->sin_port;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		memcpy(out->bytes, &in6->sin6_addr, 16);
+		p = in6->sin6_port;
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	out->family = (uint8_t)sa->sa_family;
+	if (port)
+		*port = ntohs(p);
+	return 0;
+}
+
+void addr_to_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
+		      uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a->bytes, 4);
+		*len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		memcpy(&in6->sin6_addr, a->bytes, 16);
+		*len = sizeof(*in6);
+	}
+}
+
+static bool bytes_zero(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+bool addr_unmap(const struct ip_addr *a, struct ip_addr *out)
+{
+	const uint8_t *b = a->bytes;
+	bool embedded;
+
+	if (a->family != AF_INET6)
+		return false;
+	embedded = (bytes_zero(b, 10) && b[10] == 0xff && b[11] == 0xff) ||     /* mapped */
+		   (bytes_zero(b, 8) && b[8] == 0xff && b[9] == 0xff && !b[10] && !b[11]) || /* translated */
+		   (bytes_zero(b, 12) && !(bytes_zero(b + 12, 3) && b[15] <= 1)); /* compatible */
+	if (!embedded)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->family = AF_INET;
+	memcpy(out->bytes, b + 12, 4);
+	return true;
 }
 
 /*
@@ -229,4 +324,13 @@ void *prefix_table_lookup(const struct prefix_table *t, const struct ip_addr *a)
 			best = n->value;
 	}
 	return best;
+}
+
+void *prefix_table_get(const struct prefix_table *t, const struct ip_prefix *p)
+{
+	const struct trie_node *n = root_for(t, p->addr.family);
+
+	for (unsigned i = 0; n && i < p->len; i++)
+		n = n->child[addr_bit(&p->addr, i)];
+	return n && n->has_value ? n->value : NULL;
 }

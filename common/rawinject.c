@@ -16,6 +16,12 @@
  *
  * Sends never block: a full socket buffer or qdisc drops the packet, and
  * the drop is counted as refused like any other refusal.
+ *
+ * An injected packet counts as locally originated: it skips FORWARD,
+ * ip_forward, rp_filter and the martian checks, and one to 127.0.0.1
+ * reaches the host's loopback services. The tunnel's reach policy refuses
+ * those before they get here; the special ranges are refused again here,
+ * where it costs one header read, in case a path ever bypasses it.
  */
 
 #include <errno.h>
@@ -27,6 +33,7 @@
 #include <unistd.h>
 
 #include "rawinject.h"
+#include "reach.h"
 
 #ifndef IPV6_HDRINCL
 #define IPV6_HDRINCL 36 /* linux/in6.h; glibc's netinet/in.h lacks it */
@@ -168,6 +175,10 @@ static int inject_family(struct rawinject *in, const struct pkt_batch *batch, in
 			continue;
 		if (fd < 0 || !packet_dest(p, family, &in->to[n], &len)) {
 			c->refused++; /* not plain, malformed, or no IPv6 here */
+			continue;
+		}
+		if (reach_packet_special(p->data, p->len) != REACH_OK) {
+			c->denied++;
 			continue;
 		}
 		in->iov[n] = (struct iovec){ .iov_base = p->data, .iov_len = p->len };

@@ -206,6 +206,7 @@ static int nfqf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 	fe->stats.injected_packets += c.packets;
 	fe->stats.injected_bytes += c.bytes;
 	fe->stats.inject_errors += c.refused;
+	fe->stats.inject_denied += c.denied;
 	return ret;
 }
 

@@ -9,7 +9,10 @@
 # system, a metric) becomes "n/a", and the text says "not measured in
 # this run" rather than printing a number from an older run. Writes:
 #   numbers.tex       \newcommand macros: named medians (\TunGbps ...),
-#                     ratios (\TunOverOpenvpnUdp ...), goals met or not,
+#                     ratios (\TunOverOpenvpnUdp ...), goals with their
+#                     bootstrap interval and verdict (experiments/lib/goals.py),
+#                     each dataset's commit and any mix of commits or runs
+#                     (experiments/lib/provenance.sh: \ProvenanceProblem),
 #                     machine and run facts from the .meta files; plus a
 #                     lookup of every median of every tidy CSV, read in the
 #                     text as \D{experiment}{system}{parameter}{metric}
@@ -397,6 +400,23 @@ gen_numbers() {
 			reps_of[$1] = ($2 == "repetitions") ? $3 : reps_of[$1]
 			next
 		}
+		FILENAME ~ /goals$/ {
+			if (FNR == 1) next
+			gverdict[$1] = $10; glow[$1] = $8; ghigh[$1] = $9; gn[$1] = $6
+			next
+		}
+		FILENAME ~ /prov$/ {
+			# dataset commit run...
+			split($0, w, " ")
+			pcommit[w[1]] = w[2]; prun[w[1]] = substr($0, length(w[1]) + length(w[2]) + 3)
+			pds[np++] = w[1]
+			if (!(w[2] in pseen)) { pseen[w[2]] = 1; ncommits++; onecommit = w[2] }
+			pr = prun[w[1]]
+			if (!(pr in prseen)) { prseen[pr] = 1; nruns++ }
+			if (w[2] ~ /-dirty$|^unknown$/) pdirty = 1
+			if (pr !~ /^reference /) pnotref = 1
+			next
+		}
 		FILENAME ~ /trans$/ {
 			printf "\\tlSetTrans{%s}{%s}{%s}\n", key($1), key($2), tex($3)
 			res = tolower($3)
@@ -417,6 +437,20 @@ gen_numbers() {
 				if (!(ex[i] in have)) missing = missing (missing == "" ? "" : ", ") ex[i]
 			def("DatasetsPresent", present == "" ? "none" : present)
 			def("DatasetsMissing", missing == "" ? "none" : missing)
+
+			print "% ---- provenance (experiments/lib/provenance.sh)"
+			list = ""
+			for (i = 0; i < np; i++)
+				list = list (i ? ", " : "") pds[i] " \\texttt{" tex(pcommit[pds[i]]) "}"
+			def("DatasetCommits", np ? list : "none")
+			why = ""
+			if (ncommits > 1) why = "the datasets come from " ncommits " different commits (" list ")"
+			if (pdirty) why = why (why == "" ? "" : "; ") "some were measured with uncommitted code (-dirty)"
+			if (nruns > 1 || pnotref)
+				why = why (why == "" ? "" : "; ") "they are not one reference run of \\texttt{make experiments}"
+			def("ProvenanceProblem", why)
+			# One commit, or none to name: \RunCommit (a .meta key) then stands.
+			if (ncommits > 1) def("RunCommit", "mixed, see the warning below")
 
 			print "% ---- run and machine facts"
 			for (i = 0; i < nm; i++)
@@ -455,13 +489,21 @@ gen_numbers() {
 				} else def(w[1], "n/a")
 			}
 
-			print "% ---- goals (\"met\", \"not met\", \"not measured\") and comparisons"
+			print "% ---- goals: verdicts of experiments/lib/goals.py (bootstrap over paired repetitions)"
 			for (j = 0; j < ng; j++) {
 				split(goal[j], w, " ")
 				def(w[1] "At", w[4])
-				if (!(w[2] in num)) { def(w[1], "not measured"); continue }
-				ok = w[3] == "ge" ? num[w[2]] >= w[4] + 0 : num[w[2]] <= w[4] + 0
-				def(w[1], ok ? "met" : "not met")
+				if (!(w[1] in gverdict)) {
+					print "gen-macros: goals.py gave no verdict for " w[1] > "/dev/stderr"
+					gverdict[w[1]] = "not measured"
+				}
+				def(w[1], gverdict[w[1]])
+				def(w[1] "Low", gverdict[w[1]] == "not measured" ? "n/a" : glow[w[1]])
+				def(w[1] "High", gverdict[w[1]] == "not measured" ? "n/a" : ghigh[w[1]])
+				def(w[1] "N", gn[w[1]] + 0)
+				# "met (95 % interval 1.18--1.59, 5 pairs)"
+				def(w[1] "Full", gverdict[w[1]] == "not measured" ? "not measured" : \
+					gverdict[w[1]] " (95\\,\\% interval " glow[w[1]] "--" ghigh[w[1]] ", " gn[w[1]] " pairs)")
 			}
 			for (j = 0; j < nc; j++) {
 				split(cmp[j], w, " ")
@@ -518,7 +560,7 @@ gen_numbers() {
 				v = w[1] " " w[2]
 			return v
 		}
-	' "$GEN_TMP/spec" "$summary" "$meta" "$trans"
+	' "$GEN_TMP/spec" "$summary" "$meta" "$GEN_TMP/goals" "$GEN_TMP/prov" "$trans"
 }
 
 # ---- throughput.tex: the headline table -------------------------------------------
@@ -678,6 +720,9 @@ gen_datasets() {
 			if ($2 == "repetitions") reps[$1] = $3
 			if ($2 == "repetitions per system start") per_start[$1] = $3
 			if ($2 == "date") date[$1] = $3
+			if ($2 == "commit") commit[$1] = $3
+			if ($2 == "run") run[$1] = $3
+			if ($2 ~ /^retry\./) retries[$1]++
 			next
 		}
 		{
@@ -698,6 +743,9 @@ gen_datasets() {
 						(many ? " (" tex(per_start[e]) " per system start)" : "")
 				}
 				if (e in date) printf "Run: %s. ", tex(date[e])
+				# Data older than the "run:" line did not record its retries either.
+				printf "Commit: \\texttt{%s}; run: %s; retried tests: %s. ", tex((e in commit) ? commit[e] : "unrecorded"),
+					tex((e in run) ? run[e] : "unrecorded"), (e in run) ? retries[e] + 0 : "not recorded"
 				if (e in params) printf "Parameters: %s.", tex(params[e])
 				print "\n\\begin{scriptsize}"
 				print "\\begin{longtable}{@{}L{0.19}L{0.14}L{0.14}rrrl@{}}"
@@ -769,6 +817,8 @@ main() {
 	gen_summary >"$GEN_TMP/summary"
 	gen_meta >"$GEN_TMP/meta"
 	gen_transparency_rows >"$GEN_TMP/trans"
+	"$GEN_PAPER/../experiments/lib/goals.py" --results "$GEN_RESULTS" >"$GEN_TMP/goals"
+	"$GEN_PAPER/../experiments/lib/provenance.sh" --results "$GEN_RESULTS" >"$GEN_TMP/prov"
 
 	gen_numbers "$GEN_TMP/summary" "$GEN_TMP/meta" "$GEN_TMP/trans" "$present" >"$GEN_OUT/numbers.tex"
 	# Where the plots are, as the paper (run in paper/) reaches them.

@@ -96,44 +96,6 @@ void px_close_rst(int fd)
 	close(fd);
 }
 
-void px_sockaddr_from(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
-		      uint16_t port)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		memcpy(&in->sin_addr, a->bytes, 4);
-		*len = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		memcpy(&in6->sin6_addr, a->bytes, 16);
-		*len = sizeof(*in6);
-	}
-}
-
-void px_addr_of(const struct sockaddr_storage *ss, struct ip_addr *a, uint16_t *port)
-{
-	memset(a, 0, sizeof(*a));
-	a->family = (uint8_t)ss->ss_family;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-
-		memcpy(a->bytes, &in->sin_addr, 4);
-		*port = ntohs(in->sin_port);
-	} else {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-		memcpy(a->bytes, &in6->sin6_addr, 16);
-		*port = ntohs(in6->sin6_port);
-	}
-}
-
 /* ---- links ---- */
 
 struct px_link *px_link_get(struct proxy *px, struct stream_link *link, bool create)

@@ -229,9 +229,6 @@ void px_bury(struct proxy *px, struct px_watch *w);
 void px_graveyard_empty(struct proxy *px);
 /* RST instead of FIN: what an application sees when the far end refused or reset. */
 void px_close_rst(int fd);
-void px_sockaddr_from(struct sockaddr_storage *ss, socklen_t *len, const struct ip_addr *a,
-		      uint16_t port);
-void px_addr_of(const struct sockaddr_storage *ss, struct ip_addr *a, uint16_t *port);
 
 /* ---- px_conn.c: the relay, both roles ---- */
 struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, int fd,
@@ -283,6 +280,8 @@ void px_syn_tick(struct proxy *px, uint64_t now);
 
 /* ---- px_exit.c: the server's side of a stream ---- */
 void px_exit_open(struct proxy *px, const struct stream_msg *msg);
+/* A socket toward a peer's destination (AF_INET6: IPv6-only). The fd or -errno. */
+int px_exit_socket(int family, int type);
 /* The exit's socket budget (streams and flows together) is spent: counted. */
 bool px_exit_over_budget(struct proxy *px);
 

@@ -104,8 +104,7 @@ static int original_dst(int fd, int af, struct ip_addr *addr, uint16_t *port)
 
 	if (ret < 0)
 		return -errno;
-	px_addr_of(&ss, addr, port);
-	return 0;
+	return addr_from_sockaddr((const struct sockaddr *)&ss, addr, port);
 }
 
 static size_t client_streams(const struct proxy *px)
@@ -158,8 +157,7 @@ static int peer_of(int fd, struct ip_addr *addr, uint16_t *port)
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
 		return -errno;
-	px_addr_of(&ss, addr, port);
-	return 0;
+	return addr_from_sockaddr((const struct sockaddr *)&ss, addr, port);
 }
 
 static void accept_one(struct proxy *px, struct px_listener *ln, int fd)

@@ -157,6 +157,7 @@ void px_count_reset_reason(struct proxy *px, uint8_t reason)
 	case STREAM_RESET_UNREACHABLE:
 	case STREAM_RESET_TIMEOUT: st->streams_unreachable++; break;
 	case STREAM_RESET_LIMIT: st->streams_limited++; break;
+	case STREAM_RESET_PROHIBITED: st->streams_prohibited++; break;
 	default: st->streams_reset++; break;
 	}
 }

@@ -47,6 +47,27 @@ static void refuse(struct proxy *px, struct px_link *l, uint32_t id, uint8_t rea
 	px_count_reset_reason(px, reason);
 }
 
+/*
+ * A socket for a peer's destination. An AF_INET6 one is IPv6-only: a
+ * dual-stack socket would take ::ffff:a.b.c.d out as IPv4, past the
+ * policy's IPv6 entries (reach_classify checks those forms as IPv4 too;
+ * this is the second lock). The fd, or -errno.
+ */
+int px_exit_socket(int family, int type)
+{
+	int one = 1, fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 /* A non-blocking connect: the fd (connecting or connected), or -errno. */
 static int connect_to(const struct stream_msg *msg)
 {
@@ -54,10 +75,10 @@ static int connect_to(const struct stream_msg *msg)
 	socklen_t len;
 	int fd, one = 1;
 
-	px_sockaddr_from(&ss, &len, &msg->addr, msg->port);
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	addr_to_sockaddr(&ss, &len, &msg->addr, msg->port);
+	fd = px_exit_socket(ss.ss_family, SOCK_STREAM);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
 		int ret = -errno;

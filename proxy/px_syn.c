@@ -112,9 +112,11 @@ static void verdict(struct px_syn *syn, uint32_t packet, int what, uint32_t mark
 	mnl_socket_sendto(syn->nl, nlh, nlh->nlmsg_len);
 }
 
+/* A destination the exit may not reach is unreachable from here, as ICMP "prohibited" makes it. */
 static uint32_t mark_of_reason(uint8_t reason)
 {
-	return reason == STREAM_RESET_UNREACHABLE || reason == STREAM_RESET_TIMEOUT
+	return reason == STREAM_RESET_UNREACHABLE || reason == STREAM_RESET_TIMEOUT ||
+			       reason == STREAM_RESET_PROHIBITED
 		       ? PX_MARK_UNREACH : PX_MARK_REFUSE;
 }
 

@@ -211,7 +211,7 @@ static void flow_send(struct proxy *px, struct px_link *l, struct px_flow *f,
 {
 	struct stream_msg msg = { .type = STREAM_MSG_DGRAM, .id = f->id, .data = px->iobuf, .len = len };
 
-	px_addr_of(ep, &msg.addr, &msg.port);
+	(void)addr_from_sockaddr((const struct sockaddr *)ep, &msg.addr, &msg.port); /* AF_INET/6 */
 	if (px_send(px, l, &msg) < 0) {
 		px->fe.stream_stats.dgrams_dropped++;
 		return;
@@ -354,8 +354,8 @@ static struct px_flow *exit_flow(struct proxy *px, struct px_link *l, const stru
 		px->fe.stream_stats.flows_limited++;
 		return NULL;
 	}
-	px_sockaddr_from(&ss, &len, &msg->addr, msg->port);
-	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	addr_to_sockaddr(&ss, &len, &msg->addr, msg->port);
+	fd = px_exit_socket(ss.ss_family, SOCK_DGRAM);
 	if (fd < 0)
 		return NULL;
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {

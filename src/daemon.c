@@ -10,6 +10,13 @@
  * the tunnel's stream calls through a struct stream_port at attach, and
  * every stream message the tunnel receives through its stream_event op.
  *
+ * SIGHUP rereads the peers file (server) and the CRL (--crl): each is
+ * taken whole or refused whole, the old one staying in force; the tunnel
+ * cuts only the sessions the new files no longer admit. The frontend's
+ * kernel objects (routes, rules) stay as the peers file made them at
+ * start: a new peer's prefixes that they do not cover are named in a
+ * warning, and need a restart to be captured.
+ *
  * Lifecycle: signals blocked and read from a signalfd; frontend opened
  * (kernel objects created) before the tunnel so a bad route fails fast;
  * torn down in reverse on every exit path, so nothing borrowed stays.
@@ -47,7 +54,8 @@ struct daemon {
 	struct evloop *loop;
 	struct frontend *fe;
 	struct tunnel *tunnel;
-	struct peer_table peers;
+	struct peer_table *peers; /* heap: the tunnel points at it until a reload swaps it */
+	struct reach_policy *reach;
 	struct ip_prefix *routes;
 	size_t route_count;
 	struct ev_io capture_io, signal_io;
@@ -178,14 +186,98 @@ static void on_stats_timer(struct evloop *loop, struct ev_timer *timer)
 	evloop_timer_start(loop, timer, d->opts->stats_interval_ms);
 }
 
+/* Peers' prefixes that the routes the frontend opened with do not cover. */
+static void warn_uncaptured(const struct daemon *d, const struct peer_table *peers)
+{
+	char text[PREFIX_STR_MAX];
+
+	if (d->fe->ops->attach)
+		return; /* a stream frontend routes nothing toward the peers */
+	for (size_t i = 0; i < peers->count; i++) {
+		for (size_t j = 0; j < peers->peers[i].prefix_count; j++) {
+			const struct ip_prefix *p = &peers->peers[i].prefixes[j];
+			bool covered = false;
+
+			for (size_t k = 0; k < d->route_count && !covered; k++)
+				covered = prefix_covers(&d->routes[k], p);
+			if (covered)
+				continue;
+			prefix_format(p, text, sizeof(text));
+			log_msg(TUNNEL_LOG_WARN, "--peers: %s of '%s' was not routed by the frontend at "
+				"start (a TUN device's --address subnet may cover it); restart to route it",
+				text, peers->peers[i].name);
+		}
+	}
+}
+
+static struct reach_policy *build_reach(const struct daemon *d, const struct peer_table *peers);
+
+static void reload_peers(struct daemon *d)
+{
+	struct peer_table *fresh = calloc(1, sizeof(*fresh));
+	struct reach_policy *reach = NULL;
+	char err[512];
+
+	if (!fresh || peers_load(d->opts->peers_file, fresh, err, sizeof(err)) < 0) {
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous peers file stays in force",
+			fresh ? err : "out of memory");
+		free(fresh);
+		return;
+	}
+	/* The policy names peers by their entries: it is rebuilt with the table. */
+	reach = build_reach(d, fresh);
+	if (!reach) {
+		snprintf(err, sizeof(err), "reach policy: out of memory");
+		goto err_free;
+	}
+	if (tunnel_set_peers(d->tunnel, fresh, reach, err, sizeof(err)) < 0)
+		goto err_free;
+	reach_free(d->reach);
+	d->reach = reach;
+	peers_free(d->peers);
+	free(d->peers);
+	d->peers = fresh;
+	log_msg(TUNNEL_LOG_INFO, "SIGHUP: %s reloaded: %zu peers", d->opts->peers_file, fresh->count);
+	warn_uncaptured(d, fresh);
+	return;
+
+err_free:
+	log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous peers file stays in force", err);
+	reach_free(reach);
+	peers_free(fresh);
+	free(fresh);
+}
+
+static void reload(struct daemon *d)
+{
+	char err[512];
+
+	if (d->opts->command == CMD_SERVER)
+		reload_peers(d);
+	if (!d->opts->crl_file) {
+		if (d->opts->command != CMD_SERVER)
+			log_msg(TUNNEL_LOG_INFO, "SIGHUP: nothing to reload without --crl");
+		return;
+	}
+	if (tunnel_reload_crl(d->tunnel, err, sizeof(err)) < 0)
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: %s; the previous CRL stays in force", err);
+	else
+		log_msg(TUNNEL_LOG_INFO, "SIGHUP: --crl %s reloaded", d->opts->crl_file);
+}
+
 static void on_signal(struct evloop *loop, struct ev_io *io, uint32_t events)
 {
 	struct daemon *d = io->arg;
 	struct signalfd_siginfo si;
 
 	(void)events;
-	if (read(d->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		log_msg(TUNNEL_LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
+	if (read(d->signal_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP) {
+		reload(d);
+		return;
+	}
+	log_msg(TUNNEL_LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
 	evloop_stop(loop);
 }
 
@@ -213,14 +305,14 @@ static int collect_peer_routes(struct daemon *d)
 {
 	size_t total = 0, k = 0;
 
-	for (size_t i = 0; i < d->peers.count; i++)
-		total += d->peers.peers[i].prefix_count;
+	for (size_t i = 0; i < d->peers->count; i++)
+		total += d->peers->peers[i].prefix_count;
 	d->routes = calloc(total ? total : 1, sizeof(*d->routes));
 	if (!d->routes)
 		return -ENOMEM;
-	for (size_t i = 0; i < d->peers.count; i++)
-		for (size_t j = 0; j < d->peers.peers[i].prefix_count; j++)
-			d->routes[k++] = d->peers.peers[i].prefixes[j];
+	for (size_t i = 0; i < d->peers->count; i++)
+		for (size_t j = 0; j < d->peers->peers[i].prefix_count; j++)
+			d->routes[k++] = d->peers->peers[i].prefixes[j];
 	d->route_count = total;
 	return 0;
 }
@@ -267,6 +359,94 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
 }
 
+/*
+ * Server: what peers may reach: --export, the peers' prefixes (owned by
+ * their struct peer, as the tunnel knows the sender), and this host's own
+ * addresses, read once the frontend has added its own.
+ */
+static int reach_server(const struct daemon *d, const struct peer_table *peers,
+			struct reach_policy *p)
+{
+	const struct options *o = d->opts;
+	int ret = 0;
+
+	for (size_t i = 0; i < o->export_count && ret == 0; i++)
+		ret = reach_allow(p, &o->exports[i]);
+	for (size_t i = 0; i < peers->count && ret == 0; i++)
+		for (size_t j = 0; j < peers->peers[i].prefix_count && ret == 0; j++)
+			ret = reach_add_peer(p, &peers->peers[i].prefixes[j], &peers->peers[i]);
+	return ret;
+}
+
+static bool has_address(const struct options *o, uint8_t family)
+{
+	for (size_t i = 0; i < o->address_count; i++)
+		if (o->addresses[i].addr.family == family)
+			return true;
+	return false;
+}
+
+/*
+ * Client: the sources the server may send from: the --route prefixes and
+ * the inner network of each --address (where the server's inner address
+ * lives: its ICMP errors come from there), but never an address of ours.
+ * The destinations it may deliver to: its --addresses, and for a family
+ * without one the source the kernel picks toward each route of that
+ * family, which is where the answers to its traffic come back.
+ */
+static int reach_client(const struct daemon *d, struct reach_policy *p)
+{
+	const struct options *o = d->opts;
+	int ret = 0;
+
+	for (size_t i = 0; i < o->route_count && ret == 0; i++) {
+		ret = reach_allow(p, &o->routes[i]);
+		if (ret == 0 && !has_address(o, o->routes[i].addr.family))
+			ret = reach_add_route_source(p, &o->routes[i]);
+	}
+	for (size_t i = 0; i < o->address_count && ret == 0; i++) {
+		struct ip_prefix net = prefix_network(&o->addresses[i]);
+
+		if (!prefix_is_host(&net))
+			ret = reach_allow(p, &net);
+		if (ret == 0)
+			ret = reach_add_own(p, &o->addresses[i].addr);
+	}
+	return ret;
+}
+
+/*
+ * The policy of this end, with peers' entries on a server. The host's
+ * addresses are read now, so a reload also learns addresses added since.
+ * NULL on failure (logged).
+ */
+static struct reach_policy *build_reach(const struct daemon *d, const struct peer_table *peers)
+{
+	const struct options *o = d->opts;
+	struct reach_policy *p = reach_new(o->peer_to_peer);
+	int ret = -ENOMEM;
+
+	if (!p)
+		goto err;
+	ret = o->command == CMD_SERVER ? reach_server(d, peers, p) : reach_client(d, p);
+	for (size_t i = 0; i < o->address_count && ret == 0 && o->command == CMD_SERVER; i++)
+		ret = reach_add_local(p, &o->addresses[i].addr, false);
+	if (ret == 0)
+		ret = reach_add_host_addresses(p);
+	if (ret == 0)
+		return p;
+	reach_free(p);
+err:
+	log_msg(TUNNEL_LOG_ERR, "reach policy: %s", strerror(-ret));
+	return NULL;
+}
+
+static int open_reach(struct daemon *d)
+{
+	d->reach = build_reach(d, d->peers);
+	return d->reach ? 0 : -ENOMEM;
+}
+
 static int port_send(void *ctx, struct stream_msg *msg)
 {
 	return tunnel_stream_send(ctx, msg);
@@ -306,7 +486,9 @@ static int open_tunnel(struct daemon *d)
 		.cert_file = o->cert_file,
 		.key_file = o->key_file,
 		.ca_file = o->ca_file,
-		.peers = &d->peers,
+		.crl_file = o->crl_file,
+		.peers = d->peers,
+		.reach = d->reach,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
 		.streams = d->fe->ops->attach != NULL,
 		.keepalive_ms = o->keepalive_ms,
@@ -356,7 +538,10 @@ static int load_peers(struct daemon *d)
 
 	if (d->opts->command != CMD_SERVER)
 		return 0;
-	if (peers_load(d->opts->peers_file, &d->peers, err, sizeof(err)) < 0) {
+	d->peers = calloc(1, sizeof(*d->peers));
+	if (!d->peers)
+		return -ENOMEM;
+	if (peers_load(d->opts->peers_file, d->peers, err, sizeof(err)) < 0) {
 		log_msg(TUNNEL_LOG_ERR, "%s", err);
 		return -EINVAL;
 	}
@@ -440,6 +625,9 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	ret = open_frontend(d, ops);
 	if (ret < 0)
 		return ret;
+	ret = open_reach(d);
+	if (ret < 0)
+		return ret;
 	ret = open_tunnel(d);
 	if (ret < 0)
 		return ret;
@@ -458,7 +646,9 @@ static void daemon_teardown(struct daemon *d)
 	if (d->signal_fd > 0)
 		close(d->signal_fd);
 	evloop_free(d->loop);
-	peers_free(&d->peers);
+	reach_free(d->reach);
+	peers_free(d->peers);
+	free(d->peers);
 	free(d->routes);
 }
 

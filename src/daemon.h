@@ -6,7 +6,7 @@
 #include "frontend.h"
 #include "options.h"
 
-/* Runs until SIGINT/SIGTERM; returns the process exit status. */
+/* Runs until SIGINT/SIGTERM (SIGHUP reloads); returns the process exit status. */
 int daemon_run(const struct options *opts, const struct frontend_ops *ops);
 
 #endif

@@ -90,6 +90,7 @@ struct frontend_stats {
 	uint64_t captured_packets, captured_bytes;
 	uint64_t injected_packets, injected_bytes;
 	uint64_t inject_errors;  /* the kernel refused a packet we wrote */
+	uint64_t inject_denied;  /* a special address (common/reach.h): never handed to the kernel */
 	uint64_t capture_drops;  /* dropped before we saw it, where the kernel says */
 };
 
@@ -108,6 +109,7 @@ struct frontend_stream_stats {
 	uint64_t streams_limited;     /* refused or reset by a per-client limit or the budget */
 	uint64_t exit_over_budget;    /* exit: streams and flows refused, its socket budget spent */
 	uint64_t flows_limited;       /* exit: UDP flows refused by a per-client cap or the budget */
+	uint64_t streams_prohibited;  /* the exit's policy forbids the destination */
 	uint64_t udp_flows_open, udp_flows_total;
 	uint64_t dgrams_out, dgrams_in;
 	uint64_t dgrams_dropped;      /* no flow, no memory, or the tunnel was full */

@@ -22,6 +22,7 @@ enum flag_kind {
 	FLAG_STRING,   /* const char * into argv */
 	FLAG_ADDRESS,  /* --address: prefix with host bits kept, one per family */
 	FLAG_ROUTE,    /* --route: appended to opts->routes */
+	FLAG_EXPORT,   /* --export: appended to opts->exports */
 	FLAG_SELECT,   /* --select: appended to opts->selectors */
 	FLAG_UINT,     /* unsigned within [min, max] */
 	FLAG_SECONDS,  /* seconds, decimals allowed, stored as ms */
@@ -57,13 +58,19 @@ static const struct flag flags[] = {
 	  "FILE", "its private key (PEM)" },
 	{ "--ca", FLAG_STRING, OPT(ca_file), DAEMONS, DAEMONS, 0, 0,
 	  "FILE", "CA certificate that signs every peer" },
+	{ "--crl", FLAG_STRING, OPT(crl_file), DAEMONS, 0, 0, 0,
+	  "FILE", "CRL of the CA (PEM); a revoked peer is refused; SIGHUP rereads it" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
-	  "FILE", "peers file: 'CN prefix[,prefix...]' per line" },
+	  "FILE", "peers file: 'CN prefix[,prefix...]' per line; SIGHUP rereads it" },
 	{ "--address", FLAG_ADDRESS, 0, DAEMONS, 0, 0, 0,
 	  "INNER/PLEN", "this end's inner address, the source of local traffic to the tunnel "
 	  "(repeatable: one IPv4, one IPv6)" },
 	{ "--route", FLAG_ROUTE, 0, CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
 	  "PREFIX", "remote prefix to send through the tunnel (repeatable)" },
+	{ "--export", FLAG_EXPORT, 0, CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
+	  "PREFIX", "destinations peers may reach through this exit (repeatable, IPv4 and IPv6)" },
+	{ "--peer-to-peer", FLAG_SET, OPT(peer_to_peer), CMD(CMD_SERVER), 0, 0, 0,
+	  NULL, "peers may also reach other peers' prefixes (default: only --export)" },
 	{ "--select", FLAG_SELECT, 0, DAEMONS, 0, 0, 0,
 	  "SEL", "tunnel only matching traffic, e.g. proto=tcp,dport=80,src=P (repeatable: any)" },
 	{ "--queues", FLAG_UINT, OPT(queues), DAEMONS, 0, 1, 16,
@@ -107,6 +114,14 @@ static const struct flag flags[] = {
 	  NULL, "print every command that changes the system, and debug logs" },
 	{ "-v", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
 	  NULL, NULL },
+};
+
+/* Required flags whose absence deserves more than "missing": the reason they are required. */
+static const struct {
+	const char *flag, *why;
+} missing_why[] = {
+	{ "--export", "missing: a server must say what its peers may reach, e.g. --export 10.102.0.0/24 "
+		      "(loopback, link-local, multicast and this host are never reachable)" },
 };
 
 struct command_row {
@@ -197,15 +212,16 @@ static int parse_bytes(const char *text, unsigned long *out)
 	return 0;
 }
 
-static int append_route(struct options *o, const char *text)
+/* --route and --export: one more prefix in a heap array. */
+static int append_prefix(struct ip_prefix **list, size_t *count, const char *text)
 {
 	struct ip_prefix *grown;
 
-	grown = realloc(o->routes, (o->route_count + 1) * sizeof(*grown));
+	grown = realloc(*list, (*count + 1) * sizeof(*grown));
 	if (!grown)
 		return -ENOMEM;
-	o->routes = grown;
-	return prefix_parse(text, &o->routes[o->route_count++]);
+	*list = grown;
+	return prefix_parse(text, &grown[(*count)++]);
 }
 
 /* One --address per family: a second of the same family is a mistake, not an override. */
@@ -291,7 +307,11 @@ static int store_value(const struct flag *f, const char *value, struct options *
 	case FLAG_ADDRESS:
 		return add_address(o, value, err, err_len);
 	case FLAG_ROUTE:
-		if (append_route(o, value) < 0)
+		if (append_prefix(&o->routes, &o->route_count, value) < 0)
+			return fail(err, err_len, f->name, "is not a prefix", value);
+		return 0;
+	case FLAG_EXPORT:
+		if (append_prefix(&o->exports, &o->export_count, value) < 0)
 			return fail(err, err_len, f->name, "is not a prefix", value);
 		return 0;
 	case FLAG_SELECT:
@@ -343,6 +363,9 @@ static int check_required(const struct options *o, const bool *seen, char *err, 
 		if ((flags[i].required & CMD(o->command)) && !seen[i]) {
 			snprintf(err, err_len, "%s: missing, '%s' needs it", flags[i].name,
 				 command_name(o->command));
+			for (size_t j = 0; j < sizeof(missing_why) / sizeof(missing_why[0]); j++)
+				if (strcmp(missing_why[j].flag, flags[i].name) == 0)
+					snprintf(err, err_len, "%s: %s", flags[i].name, missing_why[j].why);
 			return -EINVAL;
 		}
 	return 0;
@@ -434,9 +457,22 @@ void options_free(struct options *opts)
 	free(opts->routes);
 	opts->routes = NULL;
 	opts->route_count = 0;
+	free(opts->exports);
+	opts->exports = NULL;
+	opts->export_count = 0;
 	free(opts->selectors);
 	opts->selectors = NULL;
 	opts->selector_count = 0;
+}
+
+/* A row without help is another spelling of a row that has it (same field,
+ * same kind): the help shows both names on one line, "-v, --verbose". */
+static const struct flag *short_spelling(const struct flag *f)
+{
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (!flags[i].help && flags[i].offset == f->offset && flags[i].kind == f->kind)
+			return &flags[i];
+	return NULL;
 }
 
 static void usage_command(FILE *out, enum command c)
@@ -450,13 +486,14 @@ static void usage_command(FILE *out, enum command c)
 	}
 	fprintf(out, " [options]\n\n");
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		const struct flag *f = &flags[i];
+		const struct flag *f = &flags[i], *alias;
 		char left[64];
 
 		if (!(f->commands & CMD(c)) || !f->help)
 			continue;
-		snprintf(left, sizeof(left), "%s%s%s", f->name, f->metavar ? " " : "",
-			 f->metavar ? f->metavar : "");
+		alias = short_spelling(f);
+		snprintf(left, sizeof(left), "%s%s%s%s%s", alias ? alias->name : "", alias ? ", " : "",
+			 f->name, f->metavar ? " " : "", f->metavar ? f->metavar : "");
 		fprintf(out, "  %-26s %s%s\n", left, f->help,
 			(f->required & CMD(c)) ? " [required]" : "");
 	}

@@ -29,11 +29,15 @@ struct options {
 	const char *endpoint;    /* --listen or --connect */
 	const char *server_name;
 	const char *cert_file, *key_file, *ca_file, *peers_file;
+	const char *crl_file;    /* --crl, or NULL */
 	/* --address, host bits kept, in the order given; one per family */
 	struct ip_prefix addresses[OPTIONS_ADDRESS_MAX];
 	size_t address_count;
 	struct ip_prefix *routes; /* heap; options_free releases it */
 	size_t route_count;
+	struct ip_prefix *exports; /* --export, heap; options_free releases it */
+	size_t export_count;
+	bool peer_to_peer;
 	const char *stats_file;
 	unsigned stats_interval_ms;
 	const char *ifname;

@@ -23,22 +23,30 @@ static const struct counter tunnel_counters[] = {
 	TS(sessions_active), TS(sessions_total), TS(handshake_failures),
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
 	TS(handshakes_pending), TS(refused_per_source), TS(handshakes_evicted), TS(refused_max_peers),
-	TS(refused_accept_error), TS(log_suppressed),
+	TS(refused_accept_error), TS(log_suppressed), TS(sessions_cut_reload),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }
 static const struct counter frontend_counters[] = {
 	FS(captured_packets), FS(captured_bytes), FS(injected_packets),
-	FS(injected_bytes), FS(inject_errors), FS(capture_drops),
+	FS(injected_bytes), FS(inject_errors), FS(inject_denied), FS(capture_drops),
 };
 
 #define SS(field) { "fe_" #field, offsetof(struct frontend_stream_stats, field) }
 static const struct counter stream_counters[] = {
 	SS(streams_open), SS(streams_total), SS(stream_bytes_out), SS(stream_bytes_in),
 	SS(streams_refused), SS(streams_unreachable), SS(streams_reset), SS(streams_idle_closed),
-	SS(streams_limited), SS(exit_over_budget), SS(flows_limited), SS(udp_flows_open), SS(udp_flows_total), SS(dgrams_out),
+	SS(streams_limited), SS(streams_prohibited), SS(exit_over_budget), SS(flows_limited),
+	SS(udp_flows_open), SS(udp_flows_total), SS(dgrams_out),
 	SS(dgrams_in), SS(dgrams_dropped), SS(dropped_uncarried), SS(dropped_packets),
 };
+
+/* drop_dst_loopback, ...: one key per reason the reach policy refuses. */
+static void write_reach_drops(FILE *out, const struct tunnel_stats *ts)
+{
+	for (unsigned v = REACH_OK + 1; v < REACH_VERDICT_COUNT; v++)
+		fprintf(out, ",\"drop_dst_%s\":%" PRIu64, reach_verdict_name(v), ts->drop_dst[v]);
+}
 
 static double seconds(struct timeval tv)
 {
@@ -68,6 +76,7 @@ int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
 		event, t, t - ctx->started, ctx->role, ctx->frontend,
 		ts->connected ? "true" : "false");
 	write_counters(out, ts, tunnel_counters, sizeof(tunnel_counters) / sizeof(tunnel_counters[0]));
+	write_reach_drops(out, ts);
 	write_counters(out, fs, frontend_counters,
 		       sizeof(frontend_counters) / sizeof(frontend_counters[0]));
 	if (ss)

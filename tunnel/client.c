@@ -286,11 +286,24 @@ static void client_drained(struct session *s)
 		t->cb.writable(t->cb_ctx);
 }
 
+/* A compromised server must not reach more than the routes we gave it (finding 9). */
 static bool client_source_ok(const struct session *s, const struct ip_addr *src)
 {
-	(void)s;
-	(void)src;
-	return true; /* the server is trusted with any source */
+	const struct reach_policy *reach = s->tunnel->reach;
+
+	return !reach || reach_classify(reach, src, NULL) == REACH_OK;
+}
+
+/*
+ * Only this end's own inner addresses: a compromised server must not
+ * deliver to the client's LAN, containers or underlay through an inject
+ * path that skips FORWARD.
+ */
+static enum reach_verdict client_dest_verdict(const struct session *s, const struct ip_addr *dst)
+{
+	const struct reach_policy *reach = s->tunnel->reach;
+
+	return reach ? reach_classify_own(reach, dst) : reach_special(dst);
 }
 
 /* ---- the frontend's side ---- */
@@ -359,6 +372,7 @@ int tunnel_client_init(struct tunnel *t, char *err, size_t err_len)
 const struct tunnel_role_ops tunnel_client_ops = {
 	.established  = client_established,
 	.source_ok    = client_source_ok,
+	.dest_verdict = client_dest_verdict,
 	.ended        = client_ended,
 	.drained      = client_drained,
 	.send         = client_send,

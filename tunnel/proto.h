@@ -63,11 +63,13 @@ enum stream_reset_reason {
 	STREAM_RESET_RESET       = 3, /* an end reset or aborted the connection */
 	STREAM_RESET_TIMEOUT     = 4, /* connect or idle timeout */
 	STREAM_RESET_LIMIT       = 5, /* a per-client limit (streams, memory, window) */
-	STREAM_RESET_REASON_MAX  = STREAM_RESET_LIMIT,
+	/* The exit's policy forbids the destination (--export, common/reach.h); like ICMP "prohibited". */
+	STREAM_RESET_PROHIBITED  = 6,
+	STREAM_RESET_REASON_MAX  = STREAM_RESET_PROHIBITED,
 };
 
 enum {
-	PROTO_VERSION = 2, /* 2: STREAM_CONNECTED, 1 MiB stream window */
+	PROTO_VERSION = 3, /* 2: STREAM_CONNECTED, 1 MiB stream window; 3: RESET PROHIBITED */
 	FRAME_HEADER_LEN = 4,
 	/* IP's total-length field caps a packet at 65535, GSO packets too. */
 	FRAME_IP_MAX = 65535,

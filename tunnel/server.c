@@ -11,8 +11,23 @@
  *
  * A connection is a session from accept on; it becomes the peer's only
  * when its certificate name is in the peers file and HELLOs are
- * exchanged. A newer connection of the same peer replaces the older one
- * (a client that rebooted must not wait for dead-peer detection).
+ * exchanged. Between the two it is the slot's hello session.
+ *
+ * One live connection per certificate name. A newcomer whose name already
+ * has a session is refused while that session was heard from within
+ * SERVER_DUP_LIVE_PERIODS keepalive periods: a live peer, even an idle
+ * one, sends a keepalive at least every 1.5 periods, so two machines
+ * sharing a certificate cannot take the name from each other in turn.
+ * When the older one has been silent longer, it is presumed dead and the
+ * newcomer replaces it at once: a client that moved to another network
+ * gets in on its first try after two periods of silence, not after the
+ * three of dead-peer detection (plus its reconnect backoff either way). A
+ * refusal also sends the older one a keepalive: if its host rebooted,
+ * the RST ends it within a round trip, and the client's next try gets in.
+ *
+ * Reloading the peers file (tunnel_server_reload) builds a new table and
+ * new slots beside the old, moves the sessions of unchanged peers over
+ * and cuts the others, then swaps: routing never sees half a table.
  *
  * Caps (issue 13): until TLS is up a connection is a stranger's, on the
  * pending list, capped in total (max_handshakes) and per source
@@ -39,12 +54,14 @@ enum {
 	SERVER_BACKLOG = 128,
 	/* Out of fds or memory: how long to stop accepting before trying again. */
 	SERVER_ACCEPT_PAUSE_MS = 100,
+	/* Heard from within this many keepalive periods: a name's session is alive. */
+	SERVER_DUP_LIVE_PERIODS = 2,
 };
 
 struct server_peer {
 	const struct peer *peer;
 	struct session *session; /* established, or NULL */
-	unsigned hello;          /* its connections past TLS, before HELLO */
+	struct session *hello;   /* its connection past TLS, before HELLO (one at most) */
 };
 
 /* Listener warnings, TUNNEL_WARN_BURST lines per window, the rest in one summary. */
@@ -121,23 +138,16 @@ static void server_on_warn_summary(struct evloop *loop, struct ev_timer *timer)
 
 void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out)
 {
-	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET) {
-		out->family = AF_INET;
-		memcpy(out->bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return;
-	}
-	if (sa->sa_family != AF_INET6)
-		return;
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	struct ip_addr a, v4;
 
-	if (IN6_IS_ADDR_V4MAPPED(a)) {
-		out->family = AF_INET;
-		memcpy(out->bytes, a->s6_addr + 12, 4);
+	memset(out, 0, sizeof(*out));
+	if (addr_from_sockaddr(sa, &a, NULL) < 0)
 		return;
-	}
-	out->family = AF_INET6;
-	memcpy(out->bytes, a->s6_addr, TUNNEL_SOURCE_PREFIX_V6 / 8);
+	if (addr_unmap(&a, &v4))
+		a = v4; /* a dual-stack listener's IPv4 client */
+	else if (a.family == AF_INET6)
+		memset(a.bytes + TUNNEL_SOURCE_PREFIX_V6 / 8, 0, 16 - TUNNEL_SOURCE_PREFIX_V6 / 8);
+	*out = a;
 }
 
 /* A scan, not a table: nothing a stranger chooses is hashed (bounded by the flag's max). */
@@ -300,31 +310,46 @@ err:
 
 /* ---- the peers' routes ---- */
 
+/* A longest-prefix-match table of peers' prefixes onto fresh slots, one per peer. */
+static int server_build_routes(const struct peer_table *peers, struct prefix_table **routes_out,
+			       struct server_peer **slots_out)
+{
+	struct prefix_table *routes = prefix_table_new();
+	struct server_peer *slots = calloc(peers->count ? peers->count : 1, sizeof(*slots));
+	size_t i, j;
+	int ret = -ENOMEM;
+
+	if (!routes || !slots)
+		goto err_free;
+	for (i = 0; i < peers->count; i++) {
+		slots[i].peer = &peers->peers[i];
+		for (j = 0; j < peers->peers[i].prefix_count; j++) {
+			ret = prefix_table_insert(routes, &peers->peers[i].prefixes[j], &slots[i]);
+			/* A prefix listed twice by one peer: harmless, it routes the same. */
+			if (ret < 0 && ret != -EEXIST)
+				goto err_free;
+		}
+	}
+	*routes_out = routes;
+	*slots_out = slots;
+	return 0;
+
+err_free:
+	prefix_table_free(routes);
+	free(slots);
+	return ret;
+}
+
 static int server_routes(struct tunnel *t, char *err, size_t err_len)
 {
 	struct server *srv = t->server;
-	const struct peer_table *peers = t->peers;
-	size_t i, j;
-	int ret;
+	int ret = server_build_routes(t->peers, &srv->routes, &srv->slots);
 
-	srv->routes = prefix_table_new();
-	srv->slots = calloc(peers->count ? peers->count : 1, sizeof(*srv->slots));
-	if (!srv->routes || !srv->slots) {
+	if (ret < 0) {
 		snprintf(err, err_len, "out of memory");
-		return -ENOMEM;
+		return ret;
 	}
-	srv->slot_count = peers->count;
-	for (i = 0; i < peers->count; i++) {
-		srv->slots[i].peer = &peers->peers[i];
-		for (j = 0; j < peers->peers[i].prefix_count; j++) {
-			ret = prefix_table_insert(srv->routes, &peers->peers[i].prefixes[j], &srv->slots[i]);
-			/* A prefix listed twice by one peer: harmless, it routes the same. */
-			if (ret < 0 && ret != -EEXIST) {
-				snprintf(err, err_len, "out of memory");
-				return ret;
-			}
-		}
-	}
+	srv->slot_count = t->peers->count;
 	return 0;
 }
 
@@ -381,6 +406,42 @@ static void sanitize(char *text)
 	}
 }
 
+/* A live session gets a keepalive now: a peer host that rebooted answers with RST. */
+static void server_probe(struct session *s)
+{
+	uint8_t keepalive[FRAME_HEADER_LEN];
+
+	if (s->state != SESSION_ESTABLISHED)
+		return;
+	if (session_append(s, keepalive, frame_put_keepalive(keepalive, sizeof(keepalive))))
+		session_flush(s);
+}
+
+/* Makes s the slot's hello session, unless the name is taken by a live one (see the top). */
+static int server_claim_slot(struct session *s, struct server_peer *slot)
+{
+	struct tunnel *t = s->tunnel;
+	struct session *old = slot->session ? slot->session : slot->hello;
+	uint64_t silent;
+
+	if (old) {
+		silent = evloop_now_ms(t->loop) - old->last_rx_ms;
+		if (silent < (uint64_t)SERVER_DUP_LIVE_PERIODS * t->keepalive_ms) {
+			server_probe(old);
+			session_end(s, SESSION_END_HANDSHAKE, true,
+				    "'%s' is already connected from %s (heard from %.1f s ago)", s->name,
+				    old->remote, (double)silent / 1000);
+			return -1;
+		}
+		tunnel_log(t, TUNNEL_LOG_INFO,
+			   "client '%s' from %s replaces its connection from %s, silent for %.1f s",
+			   s->name, s->remote, old->remote, (double)silent / 1000);
+		session_end(old, SESSION_END_REPLACED, true, "replaced by a new connection");
+	}
+	slot->hello = s;
+	return 0;
+}
+
 static int server_tls_ready(struct session *s)
 {
 	struct tunnel *t = s->tunnel;
@@ -395,7 +456,8 @@ static int server_tls_ready(struct session *s)
 	if (ret < 0) {
 		session_end(s, SESSION_END_HANDSHAKE, true, "%s",
 			    ret == -ENOENT ? "certificate without a common name"
-					   : "certificate common name unusable (empty, too long or with NUL)");
+			    : ret == -ENOTUNIQ ? "certificate has more than one common name"
+			    : "certificate common name unusable (empty, too long or with NUL)");
 		return -1;
 	}
 	peer = peers_find(t->peers, cn);
@@ -406,16 +468,15 @@ static int server_tls_ready(struct session *s)
 	}
 	snprintf(s->name, sizeof(s->name), "%s", peer->name);
 	slot = &t->server->slots[peer - t->peers->peers];
-	/* A connected peer coming back replaces its session: the cap never refuses it. */
+	/* A connected peer coming back may replace its session: the cap never refuses it. */
 	if (t->server->authenticated >= t->max_peers && !(slot->session && !slot->hello)) {
 		t->stats.refused_max_peers++;
 		session_end(s, SESSION_END_HANDSHAKE, true, "%u peers connected already", t->max_peers);
 		return -1;
 	}
 	s->role_data = slot;
-	slot->hello++;
 	t->server->authenticated++;
-	return 0;
+	return server_claim_slot(s, slot);
 }
 
 static void server_established(struct session *s)
@@ -424,11 +485,13 @@ static void server_established(struct session *s)
 	struct server_peer *slot = s->role_data;
 	struct session *old = slot->session;
 
-	slot->hello--;
+	if (slot->hello == s)
+		slot->hello = NULL;
 	slot->session = s;
 	t->stats.sessions_active++;
 	t->stats.sessions_total++;
-	if (old) {
+	/* server_claim_slot ended any older one; this is for safety only. */
+	if (old && old != s) {
 		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s replaces its connection from %s",
 			   s->name, s->remote, old->remote);
 		session_end(old, SESSION_END_REPLACED, true, "replaced by a new connection");
@@ -458,8 +521,8 @@ static void server_ended(struct session *s, enum session_end why, const char *re
 	server_pending_remove(t->server, s);
 	if (slot) {
 		t->server->authenticated--;
-		if (s->state == SESSION_HELLO)
-			slot->hello--;
+		if (slot->hello == s)
+			slot->hello = NULL;
 	}
 	if (s->state != SESSION_ESTABLISHED) {
 		server_handshake_failed(s, why, reason);
@@ -490,6 +553,92 @@ static void server_ended(struct session *s, enum session_end why, const char *re
 static bool server_source_ok(const struct session *s, const struct ip_addr *src)
 {
 	return prefix_table_lookup(s->tunnel->server->routes, src) == s->role_data;
+}
+
+/* ---- reloading the peers file ---- */
+
+static bool prefix_listed(const struct peer *peer, const struct ip_prefix *p)
+{
+	for (size_t i = 0; i < peer->prefix_count; i++)
+		if (prefix_equal(&peer->prefixes[i], p))
+			return true;
+	return false;
+}
+
+/* The same prefixes, in any order: the entry did not change. */
+static bool peer_unchanged(const struct peer *a, const struct peer *b)
+{
+	size_t i;
+
+	for (i = 0; i < a->prefix_count; i++)
+		if (!prefix_listed(b, &a->prefixes[i]))
+			return false;
+	for (i = 0; i < b->prefix_count; i++)
+		if (!prefix_listed(a, &b->prefixes[i]))
+			return false;
+	return true;
+}
+
+/* Moves s onto its peer's slot among new_slots, or cuts it with the reason. */
+static void server_rehome(struct session *s, const struct peer_table *peers,
+			  struct server_peer *new_slots)
+{
+	struct server_peer *slot = s->role_data, *to;
+	const struct peer *peer = peers_find(peers, s->name);
+
+	if (!peer || !peer_unchanged(peer, slot->peer)) {
+		s->tunnel->stats.sessions_cut_reload++;
+		session_end(s, SESSION_END_POLICY, true, "%s",
+			    peer ? "its entry in the peers file changed" : "removed from the peers file");
+		s->role_data = NULL; /* the old slots are freed after the swap */
+		return;
+	}
+	to = &new_slots[peer - peers->peers];
+	if (slot->session == s)
+		to->session = s;
+	if (slot->hello == s)
+		to->hello = s;
+	s->role_data = to;
+}
+
+int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len)
+{
+	struct server *srv = t->server;
+	struct prefix_table *routes, *old_routes = srv->routes;
+	struct server_peer *slots, *old_slots = srv->slots;
+	struct session *s, *next;
+	int ret;
+
+	ret = server_build_routes(peers, &routes, &slots);
+	if (ret < 0) {
+		snprintf(err, err_len, "out of memory");
+		return ret;
+	}
+	/* Sessions before their identity check (no slot) will be checked against the new table. */
+	for (s = t->sessions; s; s = next) {
+		next = s->next;
+		if (s->role_data && (s->state == SESSION_HELLO || s->state == SESSION_ESTABLISHED))
+			server_rehome(s, peers, slots);
+		else
+			s->role_data = NULL; /* ended already: no slot holds it any more */
+	}
+	srv->routes = routes;
+	srv->slots = slots;
+	srv->slot_count = peers->count;
+	t->peers = peers;
+	prefix_table_free(old_routes);
+	free(old_slots);
+	return 0;
+}
+
+/* The sender is known by its struct peer: the owner the policy's peer prefixes carry. */
+static enum reach_verdict server_dest_verdict(const struct session *s, const struct ip_addr *dst)
+{
+	const struct server_peer *slot = s->role_data;
+
+	if (!s->tunnel->reach)
+		return reach_special(dst);
+	return reach_classify(s->tunnel->reach, dst, slot ? slot->peer : NULL);
 }
 
 /* ---- the frontend's side ---- */
@@ -546,6 +695,7 @@ const struct tunnel_role_ops tunnel_server_ops = {
 	.tls_ready    = server_tls_ready,
 	.established  = server_established,
 	.source_ok    = server_source_ok,
+	.dest_verdict = server_dest_verdict,
 	.ended        = server_ended,
 	.send         = server_send,
 	.send_blocked = server_send_blocked,

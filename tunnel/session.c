@@ -559,10 +559,21 @@ static void session_deliver(struct session *s)
 	s->rx_batch.count = 0;
 }
 
+bool session_source_ok(const struct session *s, const struct ip_addr *src)
+{
+	return reach_special(src) == REACH_OK && s->tunnel->role->source_ok(s, src);
+}
+
+enum reach_verdict session_dest_verdict(const struct session *s, const struct ip_addr *dst)
+{
+	return s->tunnel->role->dest_verdict(s, dst);
+}
+
 static void session_receive_packet(struct session *s, const struct pkt *p)
 {
 	struct tunnel *t = s->tunnel;
 	struct ip_addr src, dst;
+	enum reach_verdict verdict;
 
 	if (!pkt_is_plain(p) && !t->accept_offload) {
 		/* We never offered HELLO_F_OFFLOAD; the packet is lost, the session need not be. */
@@ -573,8 +584,14 @@ static void session_receive_packet(struct session *s, const struct pkt *p)
 		t->stats.drop_malformed++;
 		return;
 	}
-	if (!t->role->source_ok(s, &src)) {
+	if (!session_source_ok(s, &src)) {
 		t->stats.drop_spoofed_source++;
+		return;
+	}
+	/* The one check every frontend's inject path relies on. */
+	verdict = session_dest_verdict(s, &dst);
+	if (verdict != REACH_OK) {
+		t->stats.drop_dst[verdict]++;
 		return;
 	}
 	s->rx_batch.pkts[s->rx_batch.count++] = *p;

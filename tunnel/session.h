@@ -126,6 +126,14 @@ long session_frame_packet(uint8_t *buf, size_t cap, const struct pkt *p);
 void tunnel_stream_receive(struct session *s, const struct frame *f);
 void tunnel_stream_link_event(struct session *s, enum stream_msg_type type);
 
+/*
+ * The reach checks every path of a peer's traffic goes through: a source
+ * the role accepts and that is not special; a destination the policy lets
+ * the peer reach (REACH_OK), or why not.
+ */
+bool session_source_ok(const struct session *s, const struct ip_addr *src);
+enum reach_verdict session_dest_verdict(const struct session *s, const struct ip_addr *dst);
+
 /* The per-packet trace hook, a no-op unless --trace. */
 void session_trace(struct tunnel *t, const char *stage, const char *peer, const struct pkt *p);
 

@@ -17,6 +17,11 @@
  *
  * A session whose own side did not offer streams answers STREAM_OPEN with
  * STREAM_RESET (refused) and counts other stream frames as malformed.
+ *
+ * Addresses are checked here, for every stream frontend: the server
+ * answers an OPEN to a destination its policy forbids (common/reach.h)
+ * with STREAM_RESET (prohibited) and drops such a DGRAM; the client drops
+ * a DGRAM whose source it would not accept in a packet. Both counted.
  */
 #include <errno.h>
 
@@ -140,19 +145,50 @@ void tunnel_stream_link_event(struct session *s, enum stream_msg_type type)
 	stream_deliver(s, &msg);
 }
 
+/* Answers a STREAM_OPEN with STREAM_RESET, without ending the session. */
+static void stream_reset_open(struct session *s, uint32_t id, uint8_t reason)
+{
+	uint8_t *at = session_reserve(s, FRAME_HEADER_LEN + FRAME_STREAM_RESET_LEN);
+
+	if (at)
+		session_commit(s, frame_put_stream_reset(at, FRAME_HEADER_LEN + FRAME_STREAM_RESET_LEN,
+							 id, reason));
+	session_flush(s);
+}
+
 /* A packet-only side: refuse streams cleanly, without ending the session. */
 static void stream_refuse(struct session *s, const struct frame *f)
 {
-	uint8_t *at;
-
 	s->tunnel->stats.drop_malformed++;
-	if (f->type != FRAME_STREAM_OPEN)
-		return;
-	at = session_reserve(s, FRAME_HEADER_LEN + FRAME_STREAM_RESET_LEN);
-	if (at)
-		session_commit(s, frame_put_stream_reset(at, FRAME_HEADER_LEN + FRAME_STREAM_RESET_LEN,
-							 f->stream_id, STREAM_RESET_REFUSED));
-	session_flush(s);
+	if (f->type == FRAME_STREAM_OPEN)
+		stream_reset_open(s, f->stream_id, STREAM_RESET_REFUSED);
+}
+
+/*
+ * The reach policy on the frames that carry an address: a client's OPEN
+ * and DGRAM name a destination, a server's DGRAM its source. False when
+ * the frame was refused (counted, and an OPEN answered) and goes no further.
+ */
+static bool stream_admit(struct session *s, const struct frame *f)
+{
+	struct tunnel *t = s->tunnel;
+	enum reach_verdict verdict;
+
+	if (f->type != FRAME_STREAM_OPEN && f->type != FRAME_DGRAM)
+		return true;
+	if (t->role_kind == TUNNEL_CLIENT) {
+		if (session_source_ok(s, &f->stream_addr))
+			return true;
+		t->stats.drop_spoofed_source++;
+		return false;
+	}
+	verdict = session_dest_verdict(s, &f->stream_addr);
+	if (verdict == REACH_OK)
+		return true;
+	t->stats.drop_dst[verdict]++;
+	if (f->type == FRAME_STREAM_OPEN)
+		stream_reset_open(s, f->stream_id, STREAM_RESET_PROHIBITED);
+	return false;
 }
 
 static const enum stream_msg_type msg_of_frame[] = {
@@ -190,6 +226,8 @@ void tunnel_stream_receive(struct session *s, const struct frame *f)
 		session_end(s, SESSION_END_ERROR, true, "protocol error: STREAM_OPEN from the server");
 		return;
 	}
+	if (!stream_admit(s, f))
+		return;
 	msg.type = msg_of_frame[f->type];
 	stream_deliver(s, &msg);
 }

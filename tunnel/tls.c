@@ -13,6 +13,18 @@
  * that forgot to ignore it, and it keeps the errno of the failing call,
  * which OpenSSL might otherwise clobber before we read it.
  *
+ * Revocation: with a CRL file, every certificate of the peer's chain but
+ * the root must be covered by a CRL of its issuer in that file
+ * (X509_V_FLAG_CRL_CHECK_ALL): a CA whose CRL is missing, or a CRL past its
+ * nextUpdate, refuses the peer (fail closed). tls_ctx_reload() builds a
+ * new store from --ca and --crl and swaps it in only when both load;
+ * tls_conn_reverify() runs the check a new connection would get on an
+ * established one.
+ *
+ * Identity is the certificate's one common name: a subject with two CNs
+ * is refused by both ends in the verify callback, because tunlab would
+ * read one and OpenSSL's own name checks another.
+ *
  * Read-ahead with a large read buffer lets one recv() fetch several
  * records; the cost is that decrypted or raw bytes can wait inside
  * OpenSSL while the socket is not readable, hence tls_pending().
@@ -39,6 +51,7 @@ struct tls_ctx {
 	SSL_CTX *ssl_ctx;
 	BIO_METHOD *bio_method;
 	bool server;
+	char *ca_file, *crl_file; /* kept for tls_ctx_reload() */
 };
 
 struct tls_conn {
@@ -48,8 +61,12 @@ struct tls_conn {
 	bool eof;        /* recv returned 0 */
 	bool fatal;      /* no more SSL_* calls but free, not even shutdown */
 	bool shut;       /* close_notify sent */
+	const char *verify_note; /* why our verify callback refused, or NULL */
 	char error[256];
 };
+
+/* Finds the tls_conn of an SSL from inside OpenSSL's callbacks. */
+static int conn_ex_index = -1;
 
 /* ---- the socket BIO ---- */
 
@@ -157,7 +174,7 @@ static void conn_set_ssl_error(struct tls_conn *conn)
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
 		verify = SSL_get_verify_result(conn->ssl);
 		snprintf(conn->error, sizeof(conn->error), "certificate verify failed: %s",
-			 X509_verify_cert_error_string(verify));
+			 conn->verify_note ? conn->verify_note : X509_verify_cert_error_string(verify));
 		return;
 	}
 	if (!e) {
@@ -277,24 +294,76 @@ static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_fi
 	return ret;
 }
 
-static int load_ca(SSL_CTX *ctx, bool server, const char *ca_file, char *err, size_t err_len)
+/* Adds every CRL of crl_file to store; the count, or -EINVAL with err set. */
+static int load_crls(X509_STORE *store, const char *crl_file, char *err, size_t err_len)
 {
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_INFO) *infos;
+	char reason[128];
+	BIO *bio;
+	int i, count = 0;
+
+	if (file_usable("--crl", crl_file, err, err_len) < 0)
+		return -EINVAL;
+	bio = BIO_new_file(crl_file, "r");
+	infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	for (i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *info = sk_X509_INFO_value(infos, i);
+
+		if (info->crl && X509_STORE_add_crl(store, info->crl) == 1)
+			count++;
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	if (count > 0)
+		return count;
+	ssl_error_text(reason, sizeof(reason), "no CRL in it");
+	snprintf(err, err_len, "--crl %s: no PEM CRL in it (%s)", crl_file, reason);
+	return -EINVAL;
+}
+
+/* A certificate store of --ca, and with crl_file its CRLs checked for the whole chain. */
+static X509_STORE *store_new(const char *ca_file, const char *crl_file, char *err, size_t err_len)
+{
+	X509_STORE *store = X509_STORE_new();
 	char reason[128];
 
+	if (!store) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
 	if (file_usable("--ca", ca_file, err, err_len) < 0)
-		return -EINVAL;
-	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		goto err_free;
+	if (X509_STORE_load_file(store, ca_file) != 1) {
 		ssl_error_text(reason, sizeof(reason), "unreadable");
 		snprintf(err, err_len, "--ca %s: no PEM certificate in it (%s)", ca_file, reason);
-		return -EINVAL;
+		goto err_free;
 	}
-	if (!server)
+	if (!crl_file)
+		return store;
+	if (load_crls(store, crl_file, err, err_len) < 0)
+		goto err_free;
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	return store;
+
+err_free:
+	X509_STORE_free(store);
+	return NULL;
+}
+
+static int load_ca(struct tls_ctx *ctx, char *err, size_t err_len)
+{
+	STACK_OF(X509_NAME) *names;
+	X509_STORE *store = store_new(ctx->ca_file, ctx->crl_file, err, err_len);
+
+	if (!store)
+		return -EINVAL;
+	SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
+	if (!ctx->server)
 		return 0;
 	/* Tells clients which CA we accept; they pick their certificate by it. */
-	names = SSL_load_client_CA_file(ca_file);
+	names = SSL_load_client_CA_file(ctx->ca_file);
 	if (names)
-		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_client_CA_list(ctx->ssl_ctx, names);
 	return 0;
 }
 
@@ -318,6 +387,37 @@ static void msg_callback(int write_p, int version, int content_type, const void 
 #define TLS_CIPHERSUITES \
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
+/* How many common names a subject holds. */
+static int cn_count(const X509_NAME *subject)
+{
+	int n = 0, pos = -1;
+
+	while ((pos = X509_NAME_get_index_by_NID(subject, NID_commonName, pos)) >= 0)
+		n++;
+	return n;
+}
+
+/*
+ * OpenSSL's chain checks stand; on top, the peer's own certificate must
+ * not carry two common names. The note names the reason in our log, and
+ * the peer gets a bad_certificate alert.
+ */
+static int verify_callback(int ok, X509_STORE_CTX *store_ctx)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *conn = ssl ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
+	X509 *cert = X509_STORE_CTX_get_current_cert(store_ctx);
+
+	if (!ok || X509_STORE_CTX_get_error_depth(store_ctx) != 0 || !cert)
+		return ok;
+	if (cn_count(X509_get_subject_name(cert)) <= 1)
+		return ok;
+	if (conn)
+		conn->verify_note = "certificate has more than one common name";
+	X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+	return 0;
+}
+
 static int ctx_policy(SSL_CTX *ctx, bool server)
 {
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
@@ -335,17 +435,17 @@ static int ctx_policy(SSL_CTX *ctx, bool server)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_msg_callback(ctx, msg_callback);
 	if (server) {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_callback);
 		if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
 			return -EINVAL;
 	} else {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_callback);
 	}
 	return 0;
 }
 
 struct tls_ctx *tls_ctx_new(bool server, const char *cert_file, const char *key_file,
-			    const char *ca_file, char *err, size_t err_len)
+			    const char *ca_file, const char *crl_file, char *err, size_t err_len)
 {
 	struct tls_ctx *ctx = calloc(1, sizeof(*ctx));
 
@@ -354,15 +454,24 @@ struct tls_ctx *tls_ctx_new(bool server, const char *cert_file, const char *key_
 		return NULL;
 	}
 	ctx->server = server;
+	ctx->ca_file = ca_file ? strdup(ca_file) : NULL;
+	ctx->crl_file = crl_file ? strdup(crl_file) : NULL;
+	if ((ca_file && !ctx->ca_file) || (crl_file && !ctx->crl_file)) {
+		snprintf(err, err_len, "out of memory");
+		goto err_free;
+	}
 	ERR_clear_error();
+	if (conn_ex_index < 0)
+		conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	ctx->ssl_ctx = SSL_CTX_new(TLS_method());
 	ctx->bio_method = bio_sock_method_new();
-	if (!ctx->ssl_ctx || !ctx->bio_method || ctx_policy(ctx->ssl_ctx, server) < 0) {
+	if (!ctx->ssl_ctx || !ctx->bio_method || conn_ex_index < 0 ||
+	    ctx_policy(ctx->ssl_ctx, server) < 0) {
 		snprintf(err, err_len, "cannot set up TLS 1.3 in OpenSSL");
 		goto err_free;
 	}
 	if (load_identity(ctx->ssl_ctx, cert_file, key_file, err, err_len) < 0 ||
-	    load_ca(ctx->ssl_ctx, server, ca_file, err, err_len) < 0)
+	    load_ca(ctx, err, err_len) < 0)
 		goto err_free;
 	ERR_clear_error();
 	return ctx;
@@ -380,7 +489,28 @@ void tls_ctx_free(struct tls_ctx *ctx)
 		return;
 	SSL_CTX_free(ctx->ssl_ctx);
 	BIO_meth_free(ctx->bio_method);
+	free(ctx->ca_file);
+	free(ctx->crl_file);
 	free(ctx);
+}
+
+bool tls_ctx_has_crl(const struct tls_ctx *ctx)
+{
+	return ctx->crl_file != NULL;
+}
+
+int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t err_len)
+{
+	X509_STORE *store;
+
+	ERR_clear_error();
+	store = store_new(ctx->ca_file, ctx->crl_file, err, err_len);
+	ERR_clear_error();
+	if (!store)
+		return -EINVAL;
+	/* Handshakes verify between our calls, never across one: the swap is safe. */
+	SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
+	return 0;
 }
 
 /* ---- connections ---- */
@@ -420,6 +550,7 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, const char *server_na
 		goto err_free;
 	BIO_set_data(bio, conn);
 	BIO_set_init(bio, 1);
+	SSL_set_ex_data(conn->ssl, conn_ex_index, conn);
 	SSL_set_bio(conn->ssl, bio, bio);
 	SSL_set_msg_callback_arg(conn->ssl, counters);
 	if (ctx->server)
@@ -525,6 +656,10 @@ int tls_peer_cn(struct tls_conn *conn, char *out, size_t out_len)
 	if (!cert)
 		return -ENOENT;
 	subject = X509_get_subject_name(cert);
+	if (cn_count(subject) > 1) {
+		X509_free(cert); /* the verify callback refused it already; never guess which */
+		return -ENOTUNIQ;
+	}
 	/* Without a buffer it reports the full length: a long name is refused, not cut. */
 	len = X509_NAME_get_text_by_NID(subject, NID_commonName, NULL, 0);
 	if (len < 0)
@@ -534,6 +669,51 @@ int tls_peer_cn(struct tls_conn *conn, char *out, size_t out_len)
 		 strlen(out) == (size_t)len)
 		ret = 0; /* and no embedded NUL */
 	X509_free(cert);
+	return ret;
+}
+
+/* The context of a check like the handshake's: purpose, and the client's name check. */
+static int reverify_init(struct tls_conn *conn, X509_STORE_CTX *vctx, X509_STORE *store, X509 *leaf,
+			 STACK_OF(X509) *chain)
+{
+	bool server = SSL_is_server(conn->ssl);
+
+	if (X509_STORE_CTX_init(vctx, store, leaf, chain) != 1)
+		return -ENOMEM;
+	/* Copies the connection's parameters (host name) over the store's (CRL flags). */
+	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(vctx), SSL_get0_param(conn->ssl));
+	X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(vctx),
+				    X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store)));
+	if (X509_STORE_CTX_set_default(vctx, server ? "ssl_client" : "ssl_server") != 1)
+		return -ENOMEM;
+	return 0;
+}
+
+int tls_conn_reverify(struct tls_conn *conn)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(conn->ssl));
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(conn->ssl);
+	X509 *leaf = SSL_get0_peer_certificate(conn->ssl);
+	X509_STORE_CTX *vctx;
+	int ret = -ENOMEM;
+
+	if (!leaf)
+		return 0; /* before the handshake: it will be checked then */
+	ERR_clear_error();
+	vctx = X509_STORE_CTX_new();
+	if (!vctx || reverify_init(conn, vctx, store, leaf, chain) < 0) {
+		snprintf(conn->error, sizeof(conn->error), "out of memory for a certificate check");
+		goto out;
+	}
+	ret = 0;
+	if (X509_verify_cert(vctx) != 1) {
+		snprintf(conn->error, sizeof(conn->error), "certificate verify failed: %s",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+		ret = -EPERM;
+	}
+out:
+	X509_STORE_CTX_free(vctx);
+	ERR_clear_error();
 	return ret;
 }
 

@@ -29,10 +29,20 @@ struct tls_record_counters {
 	uint64_t written, read;
 };
 
-/* NULL with err set ("--cert /x/y: no such file") on failure. */
+/*
+ * NULL with err set ("--cert /x/y: no such file") on failure. crl_file
+ * (NULL: none) holds PEM CRLs: then every certificate of the peer's chain
+ * below the root needs its issuer's CRL there and must not be revoked.
+ */
 struct tls_ctx *tls_ctx_new(bool server, const char *cert_file, const char *key_file,
-			    const char *ca_file, char *err, size_t err_len);
+			    const char *ca_file, const char *crl_file, char *err, size_t err_len);
 void tls_ctx_free(struct tls_ctx *ctx);
+bool tls_ctx_has_crl(const struct tls_ctx *ctx);
+/*
+ * Rereads the CA and CRL files for handshakes from now on. All or nothing:
+ * on failure (-EINVAL, err set) the previous ones stay in force.
+ */
+int tls_ctx_reload(struct tls_ctx *ctx, char *err, size_t err_len);
 
 /*
  * A connection on connected socket fd (the caller keeps owning fd).
@@ -53,8 +63,17 @@ bool tls_pending(struct tls_conn *conn);
 /* Sends close_notify once, without waiting for the peer's; never blocks. */
 void tls_close(struct tls_conn *conn);
 
-/* The peer certificate's common name; -ENOENT, or -EINVAL if unusable. */
+/*
+ * The peer certificate's common name; -ENOENT, -ENOTUNIQ when the subject
+ * has more than one, or -EINVAL if unusable.
+ */
 int tls_peer_cn(struct tls_conn *conn, char *out, size_t out_len);
+/*
+ * Checks the established peer's chain again, as a handshake would now
+ * (after tls_ctx_reload). 0 if it still passes, -EPERM with the reason in
+ * tls_conn_error() if not, -ENOMEM.
+ */
+int tls_conn_reverify(struct tls_conn *conn);
 /* The reason of the last -1, in words. */
 const char *tls_conn_error(const struct tls_conn *conn);
 

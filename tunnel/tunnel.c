@@ -133,6 +133,7 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 					       : TUNNEL_MAX_HANDSHAKES_PER_SOURCE_DEFAULT;
 	t->max_peers = cfg->max_peers ? cfg->max_peers : TUNNEL_MAX_PEERS_DEFAULT;
 	t->peers = cfg->peers;
+	t->reach = cfg->reach;
 	ret = tunnel_parse_endpoint(cfg->endpoint, &t->addr, &t->addr_len, host, sizeof(host), msg,
 				    sizeof(msg));
 	if (ret < 0) {
@@ -167,7 +168,7 @@ struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
 	if (tunnel_configure(t, cfg, err, err_len) < 0)
 		goto err_free;
 	t->tls = tls_ctx_new(cfg->role == TUNNEL_SERVER, cfg->cert_file, cfg->key_file, cfg->ca_file,
-			     err, err_len);
+			     cfg->crl_file, err, err_len);
 	if (!t->tls)
 		goto err_free;
 	ret = cfg->role == TUNNEL_SERVER ? tunnel_server_init(t, err, err_len)
@@ -211,6 +212,47 @@ void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out)
 	*out = t->stats;
 	tunnel_sum_records(t, out);
 	t->role->stats(t, out);
+}
+
+int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers,
+		     const struct reach_policy *reach, char *err, size_t err_len)
+{
+	int ret;
+
+	if (t->role_kind != TUNNEL_SERVER || !peers) {
+		snprintf(err, err_len, "only a server has a peers table");
+		return -EINVAL;
+	}
+	if (t->reach && !reach) {
+		/* The old policy's peer entries point into the old table, about to be freed. */
+		snprintf(err, err_len, "a new reach policy must come with the new peers table");
+		return -EINVAL;
+	}
+	ret = tunnel_server_reload(t, peers, err, err_len);
+	if (ret == 0 && reach)
+		t->reach = reach;
+	return ret;
+}
+
+int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)
+{
+	struct session *s, *next;
+	int ret;
+
+	if (!tls_ctx_has_crl(t->tls))
+		return 0;
+	ret = tls_ctx_reload(t->tls, err, err_len);
+	if (ret < 0)
+		return ret;
+	for (s = t->sessions; s; s = next) {
+		next = s->next;
+		if ((s->state != SESSION_HELLO && s->state != SESSION_ESTABLISHED) ||
+		    tls_conn_reverify(s->tls) != -EPERM)
+			continue;
+		t->stats.sessions_cut_reload++;
+		session_end(s, SESSION_END_POLICY, true, "%s", tls_conn_error(s->tls));
+	}
+	return 0;
 }
 
 void tunnel_free(struct tunnel *t)

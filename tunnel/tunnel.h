@@ -15,6 +15,7 @@
 #include "../common/evloop.h"
 #include "../common/pkt.h"
 #include "../common/prefix.h"
+#include "../common/reach.h"
 #include "../common/stream.h"
 
 /* ---- peers file: "name prefix[,prefix...]", '#' comments ---- */
@@ -54,7 +55,16 @@ struct tunnel_config {
 	const char *endpoint;    /* server: --listen, client: --connect; "host:port", "[v6]:port" */
 	const char *server_name; /* client: expected SAN; NULL means endpoint's host */
 	const char *cert_file, *key_file, *ca_file;
+	const char *crl_file;    /* PEM CRLs of the CA(s), or NULL: no revocation check */
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
+	/*
+	 * What the peer may reach (common/reach.h); must outlive the tunnel.
+	 * Server: destinations of packets, STREAM_OPEN and DGRAM, with the
+	 * peers' prefixes owned by their struct peer of peers. Client: the
+	 * sources the server may send from. NULL: only the special ranges
+	 * are refused (tunlab's daemon always passes one).
+	 */
+	const struct reach_policy *reach;
 	bool accept_offload;     /* our frontend injects offload packets */
 	bool streams;            /* our frontend carries streams (HELLO_F_STREAMS) */
 	unsigned keepalive_ms;   /* 0: TUNNEL_KEEPALIVE_MS_DEFAULT */
@@ -68,7 +78,7 @@ struct tunnel_config {
 };
 
 struct tunnel_callbacks {
-	/* Packets out of the tunnel, source already checked against the peer. */
+	/* Packets out of the tunnel, source and destination already checked (reach). */
 	void (*deliver)(void *ctx, const struct pkt_batch *batch);
 	/* Client: the send side has room again after tunnel_send_blocked(). */
 	void (*writable)(void *ctx);
@@ -90,7 +100,15 @@ struct tunnel_stats {
 	uint64_t tls_writes;             /* SSL_write calls that moved data */
 	uint64_t drop_no_peer;           /* server: no peer prefix holds the destination */
 	uint64_t drop_peer_down;         /* server: that peer is not connected */
-	uint64_t drop_spoofed_source;    /* source outside the sending peer's prefixes */
+	/* Server: source outside the sending peer's prefixes; client: outside its
+	 * --route prefixes and inner network; both: a special address (reach.h). */
+	uint64_t drop_spoofed_source;
+	/*
+	 * Refused by reach policy, per enum reach_verdict: packets, STREAM_OPENs
+	 * (answered with STREAM_RESET_PROHIBITED) and DGRAMs whose destination
+	 * the peer may not reach. [REACH_OK] stays 0.
+	 */
+	uint64_t drop_dst[REACH_VERDICT_COUNT];
 	uint64_t drop_queue_full;        /* client: reconnect queue full */
 	uint64_t drop_tx_full;           /* server: a session's send buffer full */
 	uint64_t drop_malformed;         /* not an IP packet, bad frame contents */
@@ -100,6 +118,7 @@ struct tunnel_stats {
 	uint64_t sessions_active, sessions_total;
 	uint64_t handshake_failures;     /* bad cert, unknown peer, timeout, version */
 	uint64_t sessions_dead;          /* cut off by dead-peer detection */
+	uint64_t sessions_cut_reload;    /* cut by SIGHUP: peer removed or changed, certificate revoked */
 	uint64_t reconnects;             /* client: connections after the first */
 	uint64_t queue_packets, queue_bytes; /* client: held now while reconnecting */
 	uint64_t queue_rounds;           /* client: queue flushes that waited for the send buffer */
@@ -141,6 +160,27 @@ int tunnel_stream_send(struct tunnel *t, struct stream_msg *msg);
 bool tunnel_stream_blocked(const struct tunnel *t, const struct stream_link *link);
 /* Hands every link's pending frames to TLS. */
 void tunnel_stream_flush(struct tunnel *t);
+/*
+ * Server: the peers table is replaced by peers (which must then outlive
+ * the tunnel; the previous one may be freed once this returns 0).
+ * Sessions of peers whose entry is unchanged (same name, same prefixes)
+ * go on untouched; those of removed or changed peers are cut, with the
+ * reason in their CLOSE frame and the log. reach replaces cfg.reach in
+ * the same step: its peer prefixes name the new table's peers, so the old
+ * policy must not outlive the old table. It may be NULL only for a server
+ * that has no policy (tests); otherwise -EINVAL. On failure (-EINVAL,
+ * -ENOMEM, err set) the previous table and policy stay in force.
+ */
+int tunnel_set_peers(struct tunnel *t, const struct peer_table *peers,
+		     const struct reach_policy *reach, char *err, size_t err_len);
+/*
+ * Rereads cfg.crl_file (and cfg.ca_file) for new handshakes, then checks
+ * every open session's peer certificate against them as a handshake would
+ * and cuts those that now fail (a revoked one), with the reason. Without a
+ * crl_file it does nothing. On a bad file (-EINVAL, err set) the previous
+ * CA and CRL stay in force and no session is touched.
+ */
+int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len);
 /* Sends close_notify to every peer (best effort) and frees everything. */
 void tunnel_free(struct tunnel *t);
 

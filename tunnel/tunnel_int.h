@@ -21,6 +21,7 @@ enum session_end {
 	SESSION_END_DEAD,      /* silent for TUNNEL_DEAD_FACTOR keepalive periods */
 	SESSION_END_PEER,      /* the peer closed: CLOSE frame or close_notify */
 	SESSION_END_REPLACED,  /* server: the same peer connected again */
+	SESSION_END_POLICY,    /* a reload: peers file or CRL no longer admits the peer */
 	SESSION_END_LOCAL,     /* tunnel_free */
 };
 
@@ -33,8 +34,10 @@ struct tunnel_role_ops {
 	int (*tls_ready)(struct session *s);
 	/* HELLOs were exchanged: s may carry packets now. */
 	void (*established)(struct session *s);
-	/* May a packet from s carry this source address? */
+	/* May a packet from s carry this source address? (Not special: checked already.) */
 	bool (*source_ok)(const struct session *s, const struct ip_addr *src);
+	/* May s reach dst? REACH_OK or why not. */
+	enum reach_verdict (*dest_verdict)(const struct session *s, const struct ip_addr *dst);
 	/* s ended (before it lingers and is freed): unlink it, count, log. */
 	void (*ended)(struct session *s, enum session_end why, const char *reason);
 	/* The send buffer of s fell below half after being above high water. */
@@ -60,6 +63,7 @@ struct tunnel {
 	size_t queue_bytes;
 	unsigned max_handshakes, max_handshakes_per_source, max_peers;
 	const struct peer_table *peers;
+	const struct reach_policy *reach;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char endpoint[280];        /* as given, for logs */
@@ -83,6 +87,8 @@ extern const struct tunnel_role_ops tunnel_client_ops;
 
 int tunnel_server_init(struct tunnel *t, char *err, size_t err_len);
 int tunnel_client_init(struct tunnel *t, char *err, size_t err_len);
+/* Server: see tunnel_set_peers(). */
+int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len);
 
 __attribute__((format(printf, 3, 4)))
 void tunnel_log(struct tunnel *t, enum tunnel_log_level level, const char *fmt, ...);

@@ -18,6 +18,7 @@ TL_DEB_PACKAGES=(
 	iptables nftables jq tcpdump socat gnuplot-nox valgrind procps openssl git
 	iputils-ping coreutils curl python3
 	openvpn wireguard-go wireguard-tools stunnel4 conntrack python3
+	linux-perf
 )
 
 # pdflatex with booktabs, longtable, graphicx, hyperref, Times; pdftoppm and

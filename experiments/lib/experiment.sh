@@ -12,7 +12,7 @@
 # and may set
 #   EXP_REPS_PER_START  repetitions measured one after the other on one
 #                   system start (default 1: a fresh topology and system
-#                   for every repetition). Starting a system costs ~2.5 s,
+#                   for every repetition). Starting a system costs 1-2.5 s (experiments/overhead),
 #                   longer than one RTT or packet-rate measurement, so
 #                   those take several repetitions per start to afford
 #                   five within the run's budget; what a start itself
@@ -38,8 +38,9 @@
 # and ends with `exp_main "$@"`.
 #
 # Each test runs in a subshell: a test that dies (meas_die, a tool error)
-# is cleaned up and retried once; a second failure is written to the
-# metadata ("failed.ID.repN: ...") and the run goes on, because one flaky
+# is cleaned up and retried once; every failed try is written to the
+# metadata with its reason ("retry.ID.repN.tryK: exit RC: last stderr
+# line"), a second failure also as "failed.ID.repN: ..." and the run goes on, because one flaky
 # test should not throw away half an hour of data. The run exits 1 only
 # when no test at all succeeded. Sourced after netns.sh, systems.sh and
 # measure.sh.
@@ -114,10 +115,11 @@ exp_run_test() {
 	# In the background and waited for, so that a TERM (run-all passes
 	# one on) runs the trap at once: it stops the test and cleans up.
 	set +e
+	# Its stderr also goes to a file: the reason a retry records.
 	(
 		set -e
 		"$runner" "$id" "$fn" "$rep" "$work"
-	) &
+	) 2> >(tee -a "$work/stderr" >&2) &
 	EXP_CHILD=$!
 	wait "$EXP_CHILD"
 	EXP_RC=$?
@@ -143,6 +145,7 @@ exp_test() {
 			;;
 		esac
 		meas_progress "warning: $id rep $rep failed (exit $rc), try $try of 2"
+		exp_record_retry "$id" "$rep" "$try" "$rc" "$TL_TMP/$id-rep$rep-try$try/stderr"
 		# The rows a failed try wrote are not data.
 		exp_drop_rows "$id" "$rep" "$(exp_last_rep "$rep")"
 	done
@@ -151,6 +154,15 @@ exp_test() {
 }
 
 EXP_CHILD=""
+
+# exp_record_retry ID REP TRY RC STDERR: every failed try goes into the
+# metadata with its reason (the last line the test printed to stderr), so a
+# dataset says which of its rows came from a second try and why.
+exp_record_retry() {
+	local id=$1 rep=$2 try=$3 rc=$4 err=$5 why
+	why=$(grep -v '^[[:space:]]*$' "$err" 2>/dev/null | tail -n 1 | tr -d '\r' | cut -c 1-240)
+	echo "retry.$id.rep$rep.try$try: exit $rc: ${why:-no message on stderr}" >>"$EXP_STAGE/$EXP_NAME.meta"
+}
 
 # The test first (its processes are ours and get killed by tl_cleanup
 # anyway, but the subshell would go on with its next step), then netns.sh's

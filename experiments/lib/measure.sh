@@ -386,6 +386,8 @@ meas_write_meta() {
 	{
 		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 		echo "commit: $commit"
+		# experiments/run-all exports it; provenance.sh reads it.
+		echo "run: ${MEAS_RUN:-single experiment (not a reference run: make experiments makes those)}"
 		echo "kernel: $(uname -r)"
 		echo "cpu: ${cpu:-unknown}"
 		echo "cores: $(nproc)"

@@ -73,9 +73,11 @@ TL_TUNLAB_PROTO=77              # routes tunlab installs carry "proto 77"
 TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets rx_bytes
 	tls_records_written tls_records_read tls_writes drop_no_peer drop_peer_down
 	drop_spoofed_source drop_queue_full drop_tx_full drop_malformed drop_offload drop_bad_offload
+	drop_dst_loopback drop_dst_unspecified drop_dst_link_local drop_dst_multicast
+	drop_dst_broadcast drop_dst_local drop_dst_peer drop_dst_not_exported
 	sessions_active sessions_total handshake_failures sessions_dead reconnects
 	queue_packets queue_bytes fe_captured_packets fe_captured_bytes fe_injected_packets
-	fe_injected_bytes fe_inject_errors fe_capture_drops cpu_user_s cpu_sys_s)
+	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s)
 
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
 TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}
@@ -547,17 +549,30 @@ tl_log_tail() {
 	echo "----" >&2
 }
 
+# What the server lets peers reach (--export): the network behind it, dst's.
+TL_EXPORTS=("$TL_IN_NET4" "$TL_IN_NET6")
+
+# "--export P" for each TL_EXPORTS prefix, one word a line.
+tl_export_flags() {
+	local prefix
+	for prefix in "${TL_EXPORTS[@]}"; do
+		printf -- '--export\n%s\n' "$prefix"
+	done
+}
+
 # tl_start_tunlab_server FRONTEND [extra flags]: starts the server in srv
-# (PID in TL_SRV_PID) and waits until it listens.
+# (PID in TL_SRV_PID), exporting TL_EXPORTS, and waits until it listens.
 tl_start_tunlab_server() {
 	local frontend=$1
 	shift
 	tl_pki || return 1
 	tl_write_peers
+	local -a exports
+	mapfile -t exports < <(tl_export_flags)
 	tl_bg "$NS_SRV" "$TL_SRV_LOG" "$TUNLAB" server --frontend "$frontend" \
 		--listen "$TL_SRV_UL4:$TL_PORT" \
 		--cert "$TL_PKI/server.crt" --key "$TL_PKI/server.key" --ca "$TL_PKI/ca.crt" \
-		--peers "$TL_PEERS" --address "$TL_TUN_SRV4/$TL_TUN_PLEN4" \
+		--peers "$TL_PEERS" "${exports[@]}" --address "$TL_TUN_SRV4/$TL_TUN_PLEN4" \
 		--stats "$TL_SRV_STATS" --stats-interval "${TL_STATS_INTERVAL:-200}" \
 		"$@" >/dev/null || return 1
 	TL_SRV_PID=$TL_LAST_PID

@@ -95,7 +95,7 @@ plots_wide() {
 }
 
 # plots_curves STATS SYSTEMS OUT METRIC KEY: a block per system (first
-# line: "name" for gnuplot's columnheader) of "x median min max" for the
+# line: "name (n=REPS)" for gnuplot's columnheader) of "x median min max" for the
 # rows of METRIC whose parameter is KEY=x, by x.
 plots_curves() {
 	local stats=$1 systems=$2 out=$3 metric=$4 key=$5
@@ -103,6 +103,8 @@ plots_curves() {
 		FNR == NR {
 			if ($3 == metric && index($2, key) == 1) {
 				s = $1; k = n[s]++
+				if (!(s in rmin) || $4 < rmin[s]) rmin[s] = $4
+				if (!(s in rmax) || $4 > rmax[s]) rmax[s] = $4
 				x[s, k] = substr($2, length(key) + 1) + 0
 				row[s, k] = sprintf("%s %s %s %s", x[s, k], $5, $6, $7)
 			}
@@ -115,7 +117,9 @@ plots_curves() {
 					t = x[s, j]; x[s, j] = x[s, j - 1]; x[s, j - 1] = t
 					t = row[s, j]; row[s, j] = row[s, j - 1]; row[s, j - 1] = t
 				}
-			printf "%s\"%s\" x\n", (blocks++ ? "\n\n" : ""), name
+			# The key names the repetitions behind each point: n=1 has no spread.
+			reps = rmin[s] == rmax[s] ? rmin[s] : rmin[s] "-" rmax[s]
+			printf "%s\"%s (n=%s)\" x\n", (blocks++ ? "\n\n" : ""), name, reps
 			for (i = 0; i < n[s]; i++) print row[s, i]
 		}' "$stats" "$systems" >"$out.tmp"
 	plots_keep "$out"
@@ -255,6 +259,11 @@ plots_tables() {
 		"$PLOTS_ROOT/experiments/lib/render-transparency.sh" --results "$results"
 	else
 		echo "[plots] skip transparency tables: no transparency.csv yet" >&2
+	fi
+	# The README's copies (transparency, goals) only for the repository's
+	# own results/: another --results DIR is someone's scratch data.
+	if [[ $results -ef $PLOTS_ROOT/results ]]; then
+		"$PLOTS_ROOT/experiments/lib/readme-tables.sh" --results "$results"
 	fi
 }
 

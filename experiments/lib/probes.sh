@@ -55,9 +55,10 @@ TL_PROBES=(
 	"src-addr       probe_src_addr           source address at dst"
 	"ttl            probe_ttl                TTL"
 	"dscp           probe_dscp               DSCP"
-	"ecn            probe_ecn                ECN"
-	"frag           probe_frag               IP fragments (4000 B UDP)"
-	"pmtu           probe_pmtu               PMTU (frag-needed to sender)"
+	"ecn            probe_ecn                ECN (ECT marks at dst)"
+	"ecn-ce         probe_ecn_ce             ECN CE mark from the underlay"
+	"frag           probe_frag               4000 B UDP datagram, DF off, arrives whole"
+	"pmtu           probe_pmtu               PMTU: frag-needed back to ping -M do"
 	"inbound        probe_inbound            connection from dst to cli"
 	"ipv6           probe_ipv6               IPv6"
 	"flow-state     probe_flow_state         no per-flow state at exit"
@@ -505,13 +506,11 @@ probe_dscp() {
 	fi
 }
 
-# ECN as an application gets it: TCP in cli asks for ECN (tcp_ecn=1 in
-# cli's namespace for the probe, dst answers with its default 2). End to
-# end, dst sees the SYN's ECE+CWR and data segments marked ECT(0). Whether
-# a tunnel copies congestion marks between outer and inner header (RFC
-# 6040) is out of this probe's reach: nothing here marks CE.
-probe_ecn() {
-	local target cap rx old syn_ecn ect data
+# probe_ecn_exchange TAG: cli (tcp_ecn=1 in its namespace for the probe;
+# dst answers with its default 2) sends data "TAG-SYSTEM" over TCP to dst;
+# dst's capture (tcpdump -v) goes to PROBE_WORK/dst.cap. Both ECN probes.
+probe_ecn_exchange() {
+	local tag=$1 target cap rx old
 	target=$(probe_tcp_target)
 	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
 	rx=$PROBE_LAST_PID
@@ -519,14 +518,21 @@ probe_ecn() {
 	cap=$PROBE_LAST_PID
 	old=$(tl_ns "$NS_CLI" sysctl -n net.ipv4.tcp_ecn 2>/dev/null)
 	tl_ns "$NS_CLI" sysctl -qw net.ipv4.tcp_ecn=1 >/dev/null
-	probe_sock "$NS_CLI" tx tcp-send "${target%:*}" "${target##*:}" --data "ecn-$PROBE_SYS" \
+	probe_sock "$NS_CLI" tx tcp-send "${target%:*}" "${target##*:}" --data "$tag-$PROBE_SYS" \
 		--timeout "$PROBE_WAIT" >/dev/null
-	probe_wait "$PROBE_WAIT" probe_arrived "$PROBE_WORK/rx.log" "data=ecn-"
+	probe_wait "$PROBE_WAIT" probe_arrived "$PROBE_WORK/rx.log" "data=$tag-"
 	tl_ns "$NS_CLI" sysctl -qw "net.ipv4.tcp_ecn=${old:-2}" >/dev/null
 	probe_capture_done dst "$cap" "capture at dst (tcpdump -v)"
 	probe_stop "$rx"
 	probe_section "sender in cli (net.ipv4.tcp_ecn=1): tcp-send $target" "$PROBE_WORK/tx.log"
 	probe_section "receiver in dst" "$PROBE_WORK/rx.log"
+}
+
+# ECN as an application gets it: end to end, dst sees the SYN's ECE+CWR
+# and data segments marked ECT(0). Congestion marks (CE) are probe_ecn_ce's.
+probe_ecn() {
+	local syn_ecn ect data
+	probe_ecn_exchange ecn || return 1
 	read -r syn_ecn ect data < <(probe_ecn_summary "$PROBE_WORK/dst.cap")
 	if ((data == 0 && syn_ecn == 0)); then
 		probe_verdict no "no ECN setup in the SYN and no data segment reached dst"
@@ -536,6 +542,44 @@ probe_ecn() {
 		probe_verdict partial "ECN set up in the SYN but no data segment reached dst marked ECT ($data unmarked)"
 	else
 		probe_verdict no "the SYN at dst asks for no ECN and no data segment is ECT-marked: the sender's ECN setup did not reach dst"
+	fi
+}
+
+# Congestion marks: srv marks CE on every ECN-capable packet that arrives
+# from cli on the underlay (mangle PREROUTING, TOS target on the two ECN
+# bits), as a congested router would. On the plain path that is the
+# packet dst receives; a tunnel must copy the outer CE into the inner
+# header at decapsulation (RFC 6040), and can only be marked at all if it
+# copied ECT to the outer header. Evidence: how many packets srv marked,
+# and the data segments dst saw with CE.
+probe_ecn_ce() {
+	local ce data marked r rc=0
+	local -a rules=("-i $TL_UL_IF -m ecn --ecn-ip-ect 1 -j TOS --set-tos 0x03/0x03"
+		"-i $TL_UL_IF -m ecn --ecn-ip-ect 2 -j TOS --set-tos 0x03/0x03")
+	for r in "${rules[@]}"; do
+		# shellcheck disable=SC2086 # the rule's words
+		tl_ns "$NS_SRV" iptables -t mangle -I PREROUTING $r || return 1
+	done
+	probe_ecn_exchange ce || rc=1
+	marked=$(tl_ns "$NS_SRV" iptables -t mangle -vnxL PREROUTING | awk '/TOS set 0x03\/0x03/ { n += $1 } END { print n + 0 }')
+	for r in "${rules[@]}"; do
+		# shellcheck disable=SC2086
+		tl_ns "$NS_SRV" iptables -t mangle -D PREROUTING $r || true
+	done
+	((rc == 0)) || return 1
+	echo "srv marked $marked ECN-capable underlay packets from cli CE" | probe_section "the marking at srv"
+	read -r ce data < <(awk '
+		/^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+ IP / { ce = ($0 ~ /tos 0x[0-9a-f]+,CE/); next }
+		/Flags \[/ && match($0, /length [0-9]+$/) && substr($0, RSTART + 7) + 0 > 0 { data++; if (ce) n++ }
+		END { printf "%d %d\n", n, data }' "$PROBE_WORK/dst.cap")
+	if ((data == 0)); then
+		probe_verdict no "no data segment reached dst (srv marked $marked underlay packets CE)"
+	elif ((ce > 0)); then
+		probe_verdict yes "$ce of $data data segments at dst carry CE; srv marked $marked ECN-capable underlay packets CE"
+	elif ((marked == 0)); then
+		probe_verdict no "no underlay packet from cli was ECN-capable, so no congestion mark could be set or reach dst ($data data segments, none CE)"
+	else
+		probe_verdict no "srv marked $marked underlay packets CE but none of the $data data segments at dst carries it: the mark is lost at decapsulation"
 	fi
 }
 
@@ -574,7 +618,7 @@ probe_frag() {
 	frags=$(grep -cE '^[0-9:.]+ IP .*proto UDP' "$PROBE_WORK/dst.cap" 2>/dev/null)
 	got=$(probe_kv "$PROBE_WORK/rx.log" bytes)
 	if [[ $got == "$PROBE_FRAG_SIZE" ]]; then
-		probe_verdict yes "the $PROBE_FRAG_SIZE-byte datagram arrived whole at dst's socket ($frags IP packets at dst's interface)"
+		probe_verdict yes "the $PROBE_FRAG_SIZE-byte datagram arrived whole at dst's socket, as $frags IP packets at dst's interface (not told apart: the sender's fragments carried, or the datagram re-sent and fragmented by the exit)"
 	elif [[ -n $got ]]; then
 		probe_verdict partial "dst's socket got $got of $PROBE_FRAG_SIZE bytes"
 	else
@@ -624,7 +668,7 @@ probe_pmtu() {
 	elif tl_ns "$NS_CLI" ping -n -c 1 -W 1 "$TL_DST_IN4" >>"$PROBE_WORK/ping.log" 2>&1; then
 		probe_verdict no "a black hole: small echoes pass but the DF packets vanish without a frag-needed"
 	else
-		probe_verdict no "no frag-needed came back; ICMP is not carried at all (a small echo gets no answer either)"
+		probe_verdict no "no frag-needed came back to ping -M do, and a small echo got no answer either: ICMP is not carried, so no path-MTU signal was observed at all (TCP's own PMTU is not tested here)"
 	fi
 	probe_section "sender in cli: ping -M do -s $PROBE_PMTU_SIZE (srv-dst MTU $PROBE_PMTU_LINK), then a small ping if nothing came back" \
 		"$PROBE_WORK/ping.log"
@@ -701,7 +745,7 @@ probe_ipv6() {
 	elif [[ $route == *" dev $TL_UL_IF "* ]] && ! ip netns exec "$NS_CLI" ip6tables-save 2>/dev/null | grep -qE -- '-j (NFQUEUE|REDIRECT|TPROXY)'; then
 		probe_verdict no "not configured: the system set up no IPv6 (cli routes $TL_DST_IN6 to the underlay in clear; srv drops it)"
 	elif probe_ipv6_tcp; then
-		probe_verdict partial "no ICMPv6 echo request reached dst, but TCP over IPv6 did, both ways ($TL_DST_IN6 port $PROBE_TCP_PORT)"
+		probe_verdict partial "no ICMPv6 echo request reached dst, but TCP over IPv6 did, both ways ($TL_DST_IN6 port $PROBE_TCP_PORT); UDP over IPv6 not tested"
 	else
 		probe_verdict no "no ICMPv6 echo request reached dst, and no TCP over IPv6 either"
 	fi
@@ -895,13 +939,28 @@ probe_leak_kinds() {
 # kill too, so the reason can tell a leak the kill caused from traffic the
 # system never carried.
 probe_leak() {
-	local pid before after name route kinds_before kinds_after
+	local pid before after name route kinds_before kinds_after alive=0 gone=0
 	pid=$(probe_client_pid)
 	before=$(probe_leak_round running) || return 1
+	# The kill is proved, not assumed: the process was alive after the
+	# first round, and is gone (reaped or a zombie of ours no longer
+	# counts) after kill -9 and a bounded wait.
 	if [[ -n $pid ]] && tl_pid_alive "$pid"; then
+		alive=1
 		name=$(tr -d '\0' <"/proc/$pid/comm" 2>/dev/null)
-		tl_cmd kill -KILL "$pid" 2>/dev/null
-		tl_wait_exit "$pid" 5 >/dev/null 2>&1
+		tl_cmd kill -KILL "$pid" 2>/dev/null || true
+		tl_wait_exit "$pid" 5 >/dev/null 2>&1 || true
+		tl_pid_alive "$pid" || gone=1
+	fi
+	echo "client pid ${pid:-none}: alive before the kill: $alive; gone after kill -9 and up to 5 s: $gone" |
+		probe_section "the kill"
+	if [[ -n $pid ]] && ((!alive)); then
+		probe_verdict no "the client (pid $pid) was already dead before the kill: fail-closed on kill -9 not shown"
+		return 0
+	fi
+	if [[ -n $pid ]] && ((!gone)); then
+		probe_verdict no "kill -9 of $name (pid $pid) did not end it within 5 s: fail-closed not shown"
+		return 0
 	fi
 	after=$(probe_leak_round killed) || return 1
 	route=$(ip -n "$NS_CLI" -o route get "$TL_DST_IN4" 2>&1 | sed -E 's/ +/ /g; s/ uid.*//')

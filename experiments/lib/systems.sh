@@ -61,11 +61,12 @@ sys_reset() {
 	SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
 }
 
-# "--route P" for each extra prefix: what a tunlab client needs for them.
+# "--route P" (client) or "--export P" (server) for each extra prefix:
+# what a tunlab client routes, its server must let it reach.
 sys_extra_route_flags() {
-	local prefix
+	local flag=${1:---route} prefix
 	for prefix in ${SYS_EXTRA_ROUTES[@]+"${SYS_EXTRA_ROUTES[@]}"}; do
-		printf -- '--route\n%s\n' "$prefix"
+		printf -- '%s\n%s\n' "$flag" "$prefix"
 	done
 }
 
@@ -77,20 +78,23 @@ sys_plain_start() {
 
 # Starts the tunlab server and client with one frontend (netns.sh gives
 # them --stats files, a line every TL_STATS_INTERVAL ms, and the client
-# --route 10.102.0.0/24), and proves the tunnel is the only way through by
-# blocking cleartext cli<->dst forwarding in srv first. The stats files are
-# emptied so that a sample never comes from an earlier run. Extra arguments
-# go to the client, after a --route for each SYS_EXTRA_ROUTES prefix; a
-# row's SYS_SERVER_ARGS array (local to it) goes to the server.
+# --route 10.102.0.0/24, the server --export of it and of fd02::/64), and
+# proves the tunnel is the only way through by blocking cleartext
+# cli<->dst forwarding in srv first. The stats files are emptied so that a
+# sample never comes from an earlier run. Extra arguments go to the client,
+# after a --route for each SYS_EXTRA_ROUTES prefix (the server exports
+# each); a row's SYS_SERVER_ARGS array (local to it) goes to the server.
 sys_tunlab_start() {
 	local frontend=$1
 	shift
 	rm -f -- "$TL_SRV_STATS" "$TL_CLI_STATS"
 	SYS_STATS="client=$TL_CLI_STATS server=$TL_SRV_STATS"
-	local -a routes
-	mapfile -t routes < <(sys_extra_route_flags)
+	local -a routes exports
+	mapfile -t routes < <(sys_extra_route_flags --route)
+	mapfile -t exports < <(sys_extra_route_flags --export)
 	tl_block_cleartext || return 1
-	tl_start_tunlab_server "$frontend" ${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} || return 1
+	tl_start_tunlab_server "$frontend" ${exports[@]+"${exports[@]}"} \
+		${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} || return 1
 	tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" || return 1
 	SYS_ROUTES_DONE=1
 }

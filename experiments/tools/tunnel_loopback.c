@@ -633,10 +633,12 @@ static int stream_contexts(struct stream_side *srv, struct stream_side *cli)
 
 	pki_file(ca, sizeof(ca), "ca", "crt");
 	srv->ctx = tls_ctx_new(true, pki_file(cert, sizeof(cert), "server", "crt"),
-			       pki_file(key, sizeof(key), "server", "key"), ca, err, sizeof(err));
+			       pki_file(key, sizeof(key), "server", "key"), ca, NULL, err,
+			       sizeof(err));
 	if (srv->ctx)
 		cli->ctx = tls_ctx_new(false, pki_file(cert, sizeof(cert), "cli", "crt"),
-				       pki_file(key, sizeof(key), "cli", "key"), ca, err, sizeof(err));
+				       pki_file(key, sizeof(key), "cli", "key"), ca, NULL, err,
+				       sizeof(err));
 	if (!srv->ctx || !cli->ctx) {
 		fprintf(stderr, "tunnel_loopback: tls_stream: %s\n", err);
 		return -1;

@@ -9,7 +9,7 @@ load "plots/common.gpi"
 data = "plots/flows.dat"
 
 stats data using (0) nooutput name "B"
-set title "TCP throughput cli → dst against parallel flows (iperf3 -P N), median, whiskers min–max"
+set title "TCP throughput cli → dst against parallel flows (iperf3 -P N), median, whiskers min–max; n = repetitions per point"
 set xlabel "parallel TCP flows"
 set ylabel "Gbit/s (log scale)"
 set logscale xy

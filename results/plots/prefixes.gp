@@ -10,7 +10,7 @@ if (!exists("outfile")) outfile = "plots/prefixes.png"
 load "plots/common.gpi"
 
 stats "plots/prefixes_setup.dat" using (0) nooutput name "B"
-set multiplot layout 1, 2 title "Scaling with remote prefixes (every other /24: nothing aggregates)"
+set multiplot layout 1, 2 title "Scaling with remote prefixes (every other /24: nothing aggregates); n = repetitions per point"
 set logscale xy
 set xtics scale 1
 set grid xtics ytics lc rgb "#e0e0e0"

@@ -24,7 +24,7 @@ setup() {
 	export TL_NS_PREFIX="tlexp$$-$BATS_TEST_NUMBER"
 	# The harness measures; the sanitizer build's daemons would only make
 	# the same checks slower.
-	[[ $TUNLAB != */san/* ]] || skip "measurement harness: runs on the normal build only"
+	[[ $TUNLAB != */san/* ]] || tl_skip_design "measurement harness: runs on the normal build only"
 	tl_require_tunlab
 	tl_require_net
 	tl_require_frontend
@@ -163,9 +163,9 @@ check_data() {
 
 @test "experiments: profile --quick: both tunnel ends of tun profiled, named kernel paths found" {
 	local probe=$BATS_TEST_TMPDIR/perf.probe
-	command -v perf >/dev/null || skip "perf not installed (Debian: linux-perf)"
+	command -v perf >/dev/null || tl_skip_env "perf not installed (Debian: linux-perf; experiments/lib/deps.sh)"
 	perf record -e cpu-clock -a -o "$probe" -- true >/dev/null 2>&1 ||
-		skip "perf record -e cpu-clock -a does not work on this kernel"
+		tl_skip_env "perf record -e cpu-clock -a does not work on this kernel"
 	run_experiment profile
 	check_data profile machine_share tun
 	local role
@@ -181,7 +181,7 @@ check_data() {
 }
 
 @test "experiments: plots.sh renders a PNG per experiment from the data above" {
-	command -v gnuplot >/dev/null || skip "gnuplot not installed"
+	command -v gnuplot >/dev/null || tl_skip_env "gnuplot not installed"
 	run "$TL_REPO/experiments/lib/plots.sh" --results "$EXP_RESULTS"
 	echo "$output"
 	((status == 0)) || tl_fail "expected plots.sh to exit 0, got $status"
@@ -193,5 +193,5 @@ check_data() {
 		[[ -s $EXP_RESULTS/plots/${pair%:*}.png ]] || tl_fail "expected plots/${pair%:*}.png"
 		n=$((n + 1))
 	done
-	((n > 0)) || skip "no experiment data: the tests above did not run"
+	((n > 0)) || tl_skip_design "no experiment data: the tests above were filtered out"
 }

@@ -109,6 +109,7 @@ in_ns() {
 		"ttl        srv  no      -t mangle -A FORWARD -j TTL --ttl-set 64"
 		"dscp       srv  no      -t mangle -A FORWARD -j DSCP --set-dscp 0"
 		"ecn        srv  no      -t mangle -A FORWARD -p tcp -j ECN --ecn-tcp-remove"
+		"ecn-ce     srv  no      -t mangle -A POSTROUTING -o $TL_IN_IF -j TOS --set-tos 0x00/0x03"
 		"frag       srv  no      -A FORWARD -f -j DROP"
 		"pmtu       srv  no      -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP"
 		"inbound    cli  no      -A INPUT -p tcp --dport $PROBE_IN_PORT -j DROP"
@@ -143,13 +144,16 @@ in_ns() {
 	in_ns "$NS_CLI" ip6tables -A OUTPUT -d "$TL_DST_IN6" -j DROP
 	expect_probe leak yes "with cli dropping everything to dst"
 	tl_assert_not "the stand-in killed" tl_pid_alive "$TL_LAST_PID"
+	# A client already dead before the kill proves nothing: not "yes".
+	expect_probe leak no "with the client already dead before the kill"
+	tl_expect_contains "the reason" "$PROBE_REASON" "already dead before the kill"
 }
 
 @test "harness: transparency --quick writes a CSV row per system and probe, evidence and tables" {
 	tl_require_tunlab
 	# Braces on purpose: tests/run repeats, on the sanitizer build, the suites
 	# that name the bare variable; this one's other tests never start tunlab.
-	[[ ${TUNLAB} != */san/* ]] || skip "the matrix runs on the normal build only (tunnel.bats covers the sanitizer build)"
+	[[ ${TUNLAB} != */san/* ]] || tl_skip_design "the matrix runs on the normal build only (tunnel.bats covers the sanitizer build)"
 	local results=$BATS_TEST_TMPDIR/results
 	run timeout 120 "$TL_REPO/experiments/transparency" --tunlab "${TUNLAB}" --quick --results "$results"
 	echo "$output" | tail -n 20

@@ -16,6 +16,23 @@ FRONTEND=${FRONTEND:-tun}
 TL_SAN_PATTERN='AddressSanitizer|LeakSanitizer|runtime error'
 
 # ---- kernel and tool probes: a missing feature skips, never fails ------------
+#
+# Every skip says which kind it is. "env: ..." (tl_skip_env) is something
+# this machine lacks: a package, root, /dev/net/tun, a kernel feature. The
+# CI machine must lack none of them, so under CI=true it is a failure.
+# "design: ..." (tl_skip_design) is a test that does not apply by choice:
+# --quick, a frontend that cannot do it by design, the sanitizer build.
+# tests/run, under CI=true, also counts any skip not marked "design:" as a
+# failure, so a bare `skip` cannot hide there either.
+
+tl_skip_env() {
+	[[ ${CI:-} != true ]] || tl_fail "env: $* (CI=true: the CI machine must have this; experiments/lib/deps.sh)"
+	skip "env: $*"
+}
+
+tl_skip_design() {
+	skip "design: $*"
+}
 
 # Prints why the test cannot run here, or nothing.
 tl_probe_netns() {
@@ -50,20 +67,20 @@ tl_probe_frontend() {
 tl_require_tools() {
 	local tool
 	for tool in "$@"; do
-		command -v "$tool" >/dev/null || skip "$tool not installed (experiments/lib/deps.sh installs it)"
+		command -v "$tool" >/dev/null || tl_skip_env "$tool not installed (experiments/lib/deps.sh installs it)"
 	done
 }
 
 tl_require_net() {
 	local why
 	why=$(tl_probe_netns)
-	[[ -z $why ]] || skip "$why"
+	[[ -z $why ]] || tl_skip_env "$why"
 }
 
 tl_require_frontend() {
 	local why
 	why=$(tl_probe_frontend "$FRONTEND")
-	[[ -z $why ]] || skip "frontend $FRONTEND: $why"
+	[[ -z $why ]] || tl_skip_env "frontend $FRONTEND: $why"
 }
 
 tl_require_tunlab() {

@@ -273,7 +273,7 @@ print("held=%d extra=%s still=%d" % (len(held), result, still))' "$@"
 }
 
 @test "a server whose frontend carries packets refuses streams cleanly" {
-	[[ -c /dev/net/tun ]] || skip "no /dev/net/tun for the packet server"
+	[[ -c /dev/net/tun ]] || tl_skip_env "no /dev/net/tun for the packet server"
 	tl_start_tunlab_server tun
 	tl_start_tunlab_client proxy
 	start_http
@@ -302,4 +302,36 @@ print("held=%d extra=%s still=%d" % (len(held), result, still))' "$@"
 	tl_expect_contains "cleanup's report" "$output" "removed"
 	run tl_leftovers "$NS_CLI"
 	[[ -z $output ]] || tl_fail "expected nothing of the dead proxy left in cli, found: $output"
+}
+
+# The proxy's UDP after kill -9: a datagram of a flow the proxy carried and
+# one of a new flow must not leave cli in clear while the dead instance's
+# rules stay. The control, after tunlab cleanup, shows the capture would
+# have seen them.
+@test "after kill -9 the proxy's UDP does not leak: nothing to dst in clear on the underlay (old and new flows)" {
+	tl_start_tunlab_server proxy
+	tl_start_tunlab_client proxy
+	tl_bg "$NS_DST" "$TL_TMP/udp-echo.log" socat -T 10 "UDP4-RECVFROM:5031,bind=$TL_DST_IN4,fork" SYSTEM:cat >/dev/null
+	tl_wait_listen "$NS_DST" udp 5031
+	run n_cli timeout 10 socat -t 2 -T 3 - "UDP4-SENDTO:$TL_DST_IN4:5031,sourceport=40031" <<<"through"
+	tl_expect_contains "the UDP reply through the proxy" "$output" "through"
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true # its status: 137
+	tl_assert_not "the client gone after kill -9" tl_pid_alive "$TL_CLI_PID"
+	TL_CLI_PID=""
+
+	start_capture udpleak "udp and host $TL_DST_IN4"
+	echo again | n_cli timeout 3 socat -u - "UDP4-SENDTO:$TL_DST_IN4:5031,sourceport=40031" 2>/dev/null || true
+	echo new | n_cli timeout 3 socat -u - "UDP4-SENDTO:$TL_DST_IN4:5031,sourceport=40032" 2>/dev/null || true
+	tl_wait_exit "$TL_LAST_CAPTURE" 10 || true
+	[[ -z $(packets_seen udpleak) ]] ||
+		tl_fail "expected no UDP to dst in clear after kill -9, saw: $(packets_seen udpleak)"
+
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	start_capture udpcontrol "udp and host $TL_DST_IN4"
+	echo control | n_cli timeout 3 socat -u - "UDP4-SENDTO:$TL_DST_IN4:5031,sourceport=40033" 2>/dev/null || true
+	tl_wait_exit "$TL_LAST_CAPTURE" 10 || true
+	[[ -n $(packets_seen udpcontrol) ]] ||
+		tl_fail "control: expected the datagram in clear on the underlay once the rules are gone"
 }

@@ -201,3 +201,24 @@ teardown() {
 	run openssl verify -CAfile "$TL_BAD_PKI/ca.crt" "$d/alice.crt"
 	[[ $status != 0 ]] || tl_fail "expected a cert of one CA not to verify against another CA"
 }
+
+@test "mkpki: --revoke and --crl make a CRL that refuses only the revoked; --multi-cn has two CNs" {
+	local d=$TL_TMP/pki
+	run "$TL_MKPKI" "$d" alice
+	[[ ! -e $d/crl.pem ]] || tl_fail "expected no CRL unless asked for"
+	run "$TL_MKPKI" "$d" --crl
+	[[ $status == 0 && -s $d/crl.pem ]] || tl_fail "expected --crl to write crl.pem: $output"
+	run openssl verify -crl_check -CAfile "$d/ca.crt" -CRLfile "$d/crl.pem" "$d/alice.crt"
+	[[ $status == 0 ]] || tl_fail "expected alice to pass an empty CRL: $output"
+	run "$TL_MKPKI" "$d" --revoke bob --multi-cn twocn
+	[[ $status == 0 ]] || tl_fail "mkpki --revoke failed: $output"
+	tl_expect_contains "mkpki's report" "$output" "revoked $d/bob.crt"
+	run openssl verify -crl_check -CAfile "$d/ca.crt" -CRLfile "$d/crl.pem" "$d/bob.crt"
+	[[ $status != 0 && $output == *"certificate revoked"* ]] || tl_fail "expected bob revoked: $output"
+	run openssl verify -crl_check -CAfile "$d/ca.crt" -CRLfile "$d/crl.pem" "$d/alice.crt"
+	[[ $status == 0 ]] || tl_fail "expected alice still valid: $output"
+	run "$TL_MKPKI" "$d" --revoke bob
+	[[ $status == 0 && $output != *revoked* ]] || tl_fail "expected a second --revoke to revoke nothing again: $output"
+	run openssl x509 -in "$d/twocn.crt" -noout -subject
+	tl_expect_contains "twocn's subject" "$output" "CN = twocn, CN = twocn-2"
+}

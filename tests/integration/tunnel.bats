@@ -57,7 +57,7 @@ inner_source() {
 }
 
 skip_for_proxy() {
-	[[ $FRONTEND != proxy ]] || skip "proxy: $*"
+	[[ $FRONTEND != proxy ]] || tl_skip_design "proxy: $*"
 }
 
 # Stats files of a second client or server instance, so that the last line
@@ -194,7 +194,7 @@ note() {
 }
 
 @test "iperf3 cli->dst for 2 s through the tunnel moves bits" {
-	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	[[ -z ${TL_QUICK:-} ]] || tl_skip_design "slow test (TL_QUICK=1)"
 	tl_require_tools iperf3
 	start_tunnel
 	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" iperf3 -s -1 -p 5201 >/dev/null
@@ -344,10 +344,65 @@ expect_client_through_flood() {
 	tl_assert "the genuine source to keep working" tl_ping_dst 1
 }
 
+@test "a spoofed inner IPv6 source is dropped by the server and counted" {
+	skip_for_proxy "no inner source address: the exit connects from its own"
+	tl_start_tunlab_server "$FRONTEND" --address "$TL_TUN_SRV6/$TL_TUN_PLEN6"
+	tl_start_tunlab_client "$FRONTEND" --address "$TL_TUN_CLI6/$TL_TUN_PLEN6" --route "$TL_IN_NET6"
+	tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
+		tl_fail "expected ping -6 cli->dst through the tunnel"
+	# fd08::99 is not cli's (the peers file gives it fd08::2/128 only).
+	n_cli ip -6 addr add fd08::99/128 dev lo nodad
+	tl_assert_not "no answer to a ping from the spoofed source fd08::99" \
+		n_cli ping -6 -n -q -c 2 -i 0.2 -W 1 -I fd08::99 "$TL_DST_IN6"
+	tl_wait_stat_ge "$TL_SRV_STATS" drop_spoofed_source 1
+	tl_assert "the genuine IPv6 source to keep working" n_cli ping -6 -n -q -c 1 -W 2 "$TL_DST_IN6"
+}
+
 # ---- life cycle ------------------------------------------------------------------------
 
+# A silent server: SIGSTOP keeps its TCP connection open in the kernel
+# while the process sends nothing, so only keepalives can tell. The client
+# must call it dead after 3 periods (1 s here) and reconnect once it runs on.
+@test "client-side dead-peer detection: a frozen server is declared dead, the client reconnects when it continues" {
+	tl_start_tunlab_server "$FRONTEND" --keepalive 1
+	tl_start_tunlab_client "$FRONTEND" --keepalive 1
+	tl_wait_until "$TL_TIMEOUT" dst_answers || tl_fail "expected dst to answer through the tunnel"
+	kill -STOP "$TL_SRV_PID"
+	# 3 keepalive periods of silence, bounded generously (no timing goal).
+	if ! tl_wait_stat_ge "$TL_CLI_STATS" sessions_dead 1 15; then
+		kill -CONT "$TL_SRV_PID"
+		tl_fail "expected the client to declare the frozen server dead"
+	fi
+	tl_assert_not "the client not to count itself connected" tl_json_test "$TL_CLI_STATS" '.connected == true'
+	kill -CONT "$TL_SRV_PID"
+	tl_wait_stat_ge "$TL_CLI_STATS" reconnects 1 30
+	tl_wait_until 30 dst_answers 1 || tl_fail "expected cli->dst to answer again after the server continued"
+}
+
+# kill -9 without `tunlab cleanup`: the kernel's own teardown of the TUN
+# file descriptor must remove the device, its addresses and every route
+# through it. What stays is documented (README, Cleanup): the instance's
+# lock file, for the next cleanup to judge.
+@test "kill -9 of a tun client, no cleanup: the kernel's teardown leaves no device, route or address" {
+	[[ $FRONTEND == tun ]] || tl_skip_design "only a TUN device goes with its file descriptor; the others leave rules by design (fail-closed)"
+	start_tunnel
+	run tl_leftovers "$NS_CLI"
+	tl_expect_contains "cli's tunlab state while running" "$output" "link: tunlab"
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true # its status: 137
+	tl_assert_not "the client gone after kill -9" tl_pid_alive "$TL_CLI_PID"
+	TL_CLI_PID=""
+	tl_wait_until 5 eval '[[ -z $(tl_leftovers "$NS_CLI") ]]' ||
+		tl_fail "expected the kernel to remove everything of the TUN client, found: $(tl_leftovers "$NS_CLI")"
+	run n_cli ip -o addr show
+	[[ $output != *"$TL_TUN_CLI4/"* ]] || tl_fail "expected no inner address left in cli: $output"
+	run n_cli ip -o route show
+	[[ $output != *tunlab* ]] || tl_fail "expected no route through a tunlab device: $output"
+}
+
+
 @test "server SIGKILLed and restarted: the client reconnects and ping resumes" {
-	[[ -z ${TL_QUICK:-} ]] || skip "slow test (TL_QUICK=1)"
+	[[ -z ${TL_QUICK:-} ]] || tl_skip_design "slow test (TL_QUICK=1)"
 	start_tunnel
 	kill -KILL "$TL_SRV_PID"
 	tl_wait_exit "$TL_SRV_PID" 5 || true
@@ -409,7 +464,7 @@ expect_client_through_flood() {
 # Liveness is the owner's lock, not its pid: pid 4000001 names nobody here
 # (as an instance's pid in another pid namespace would), but its lock is held.
 @test "tunlab cleanup keeps the objects of an owner whose lock is held, whatever its pid" {
-	[[ $FRONTEND == tun ]] || skip "the owner's objects are TUN devices, whatever the frontend"
+	[[ $FRONTEND == tun ]] || tl_skip_design "the owner's objects are TUN devices, whatever the frontend"
 	start_tunnel
 	local pid=4000001 lock holder
 	lock=$(tl_owner_lock "$NS_CLI" $pid)
@@ -429,6 +484,116 @@ expect_client_through_flood() {
 	run n_cli "$TUNLAB" cleanup
 	[[ $output == *"removed 2 leftover objects"* ]] || tl_fail "expected cleanup to remove the owner's device and route once its lock is free, got: $output"
 	dst_answers || tl_fail "expected the live client's tunnel to keep working after cleanup"
+}
+
+# ---- identity: reloading the peers file and the CRL ------------------------------------
+
+# write_peers NAME...: a peers file of those names (cli, cli2, cli3), replaced as a whole.
+write_peers() {
+	local name
+	for name in "$@"; do
+		case $name in
+		cli) echo "cli  $TL_TUN_CLI4/32,$TL_TUN_CLI6/128" ;;
+		cli2) echo "cli2 $TL_TUN_CLI2_4/32,$TL_TUN_CLI2_6/128" ;;
+		cli3) echo "cli3 10.8.0.4/32" ;;
+		esac
+	done >"$TL_PEERS.new"
+	mv "$TL_PEERS.new" "$TL_PEERS"
+}
+
+# tls_knock NAME: a bare TLS handshake to the server with certificate NAME of TL_PKI (no HELLO).
+tls_knock() {
+	n_cli timeout 10 openssl s_client -connect "$TL_SRV_UL4:$TL_PORT" -servername server \
+		-cert "$TL_PKI/$1.crt" -key "$TL_PKI/$1.key" -CAfile "$TL_PKI/ca.crt" </dev/null >/dev/null 2>&1 || true
+}
+
+# hup_server WHAT: SIGHUP to the server, then wait for its log to say WHAT.
+hup_server() {
+	kill -HUP "$TL_SRV_PID"
+	tl_wait_until 5 grep -qF -- "$1" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to log '$1' after SIGHUP; its log: $(tail -n 20 "$TL_SRV_LOG")"
+}
+
+@test "SIGHUP reloads the peers file: one peer added, one removed, the unchanged one's ping goes on" {
+	skip_for_proxy "measured with a long ping; the proxy carries no ICMP"
+	tl_require_tools openssl
+	"$TL_MKPKI" "$TL_PKI" cli3 >/dev/null
+	start_tunnel
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 30 -i 0.1 -W 2 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	write_peers cli cli3
+	hup_server "SIGHUP: $TL_PEERS reloaded: 2 peers"
+	tl_wait_exit "$pinger" 15 || true
+	local received
+	received=$(grep -oE '[0-9]+ received' "$TL_TMP/ping.log" | cut -d' ' -f1)
+	tl_expect_ge "echo replies of 30 across the reload" "${received:-0}" 28
+	tl_assert "the server to run on after SIGHUP" tl_pid_alive "$TL_SRV_PID"
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_active 1
+	tl_assert "the server never to have seen a second session of cli" \
+		tl_json_test "$TL_SRV_STATS" '.sessions_total == 1'
+	tl_assert "the client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+	tl_assert "no session cut by the reload" tl_json_test "$TL_SRV_STATS" '.sessions_cut_reload == 0'
+	# The removed name is unknown now, the added one known.
+	tls_knock cli2
+	tls_knock cli3
+	tl_wait_until 5 grep -qF "unknown peer 'cli2'" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to refuse the removed peer cli2 as unknown"
+	tl_wait_until 5 grep -qF "client 'cli3' from" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to know the added peer cli3"
+	! grep -qF "unknown peer 'cli3'" "$TL_SRV_LOG" || tl_fail "expected cli3 not to be refused as unknown"
+
+	# Removing the connected peer cuts it, with the reason on both ends; putting it back lets it in.
+	write_peers cli2 cli3
+	hup_server "SIGHUP: $TL_PEERS reloaded: 2 peers"
+	tl_wait_until 5 grep -qF "removed from the peers file" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log why it was cut; its log: $(tail -n 5 "$TL_CLI_LOG")"
+	tl_wait_until 5 grep -qF ": removed from the peers file, cut off" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to log the cut"
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_cut_reload 1
+	tl_assert_not "no answer while cli is not a peer" dst_answers 1
+	write_peers cli cli2 cli3
+	hup_server "reloaded: 3 peers"
+	tl_wait_until "$TL_TIMEOUT" dst_answers 1 || tl_fail "expected cli back once it is a peer again"
+}
+
+@test "SIGHUP with a broken peers file: refused whole, logged, the old one stays in force" {
+	tl_require_tools openssl
+	start_tunnel
+	echo "cli not-a-prefix" >"$TL_PEERS"
+	hup_server "the previous peers file stays in force"
+	run grep -F "SIGHUP: $TL_PEERS:1: 'not-a-prefix' is not a prefix" "$TL_SRV_LOG"
+	[[ $status == 0 ]] || tl_fail "expected the log to name the file, line and fault; got: $(tail -n 3 "$TL_SRV_LOG")"
+	tl_assert "the server to run on" tl_pid_alive "$TL_SRV_PID"
+	tl_assert "dst to answer as before" dst_answers 1
+	tl_assert "no second session" tl_json_test "$TL_SRV_STATS" '.sessions_total == 1'
+	tl_assert "the client never to have reconnected" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+	# cli2 of the old file is still a peer.
+	tls_knock cli2
+	tl_wait_until 5 grep -qF "client 'cli2' from" "$TL_SRV_LOG" ||
+		tl_fail "expected the old peers file (with cli2) to stay in force"
+}
+
+@test "--crl: a revoked client is refused; SIGHUP with a new CRL cuts the session it revokes" {
+	TL_PKI=$TL_TMP/pki-crl
+	"$TL_MKPKI" "$TL_PKI" cli cli2 --crl >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	tl_start_tunlab_server "$FRONTEND" --crl "$TL_TMP/crl.pem"
+	tl_start_tunlab_client "$FRONTEND" --crl "$TL_TMP/crl.pem"
+	tl_wait_until "$TL_TIMEOUT" dst_answers || tl_fail "expected dst to answer with a CRL that revokes nothing"
+
+	"$TL_MKPKI" "$TL_PKI" --revoke cli >/dev/null
+	cp "$TL_PKI/crl.pem" "$TL_TMP/crl.pem"
+	hup_server "SIGHUP: --crl $TL_TMP/crl.pem reloaded"
+	tl_wait_until 5 grep -qF "certificate verify failed: certificate revoked, cut off" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to cut the revoked client's session; its log: $(tail -n 5 "$TL_SRV_LOG")"
+	tl_wait_until 5 grep -qF "closed by peer: certificate verify failed: certificate revoked" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log why it was cut"
+	# Its reconnects are refused at the handshake.
+	tl_wait_until "$TL_TIMEOUT" grep -qF "refused: certificate verify failed: certificate revoked" "$TL_SRV_LOG" ||
+		tl_fail "expected the server to refuse the revoked certificate at the handshake"
+	tl_wait_stat_ge "$TL_SRV_STATS" handshake_failures 1
+	tl_assert_not "a revoked client to get no answer from dst" dst_answers 1
+	tl_assert "the server to have no active session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 0'
 }
 
 # ---- command line (no namespaces needed) ---------------------------------------------

@@ -757,7 +757,7 @@ static void test_stream_malformed(void **state)
 	assert_int_equal(parse_raw(FRAME_STREAM_CONNECTED, p, 3), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_CONNECTED, (const uint8_t[]){ 0, 0, 0, 0 }, 4), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 0 }, 5), -EPROTO);
-	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 6 }, 5), -EPROTO);
+	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, STREAM_RESET_REASON_MAX + 1 }, 5), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_RESET, (const uint8_t[]){ 0, 0, 0, 1, 1, 0 }, 6), -EPROTO);
 	assert_int_equal(parse_raw(FRAME_STREAM_CREDIT, (const uint8_t[]){ 0, 0, 0, 1, 0, 0, 0, 0 }, 8), -EPROTO);
 	/* A credit above the window (1 MiB = 0x100000) is a protocol error. */

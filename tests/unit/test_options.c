@@ -25,6 +25,9 @@ static const char *const server_argv[] = {
 	"--key", "srv.key",
 	"--ca", "ca.pem",
 	"--peers", "peers.conf",
+	"--export", "10.102.0.0/24",
+	"--export=fd02::1/64",
+	"--peer-to-peer",
 	"--address", "10.8.0.1/24",
 	"--mtu", "1400",
 	"--stats", "stats.json",
@@ -84,6 +87,10 @@ static void test_server(void **state)
 	assert_int_equal(o.address_count, 1);
 	assert_prefix_is(&o.addresses[0], "10.8.0.1/24");
 	assert_int_equal(o.route_count, 0);
+	assert_int_equal(o.export_count, 2);
+	assert_prefix_is(&o.exports[0], "10.102.0.0/24");
+	assert_prefix_is(&o.exports[1], "fd02::/64");
+	assert_true(o.peer_to_peer);
 	assert_string_equal(o.stats_file, "stats.json");
 	assert_int_equal(o.stats_interval_ms, 250);
 	assert_string_equal(o.ifname, "tl0");
@@ -209,6 +216,8 @@ static void test_usage(void **state)
 	assert_non_null(strstr(text, "--connect"));
 	assert_non_null(strstr(text, "--route"));
 	assert_null(strstr(text, "--peers"));
+	/* The lab writes -v: the help must name it beside --verbose. */
+	assert_non_null(strstr(text, "-v, --verbose"));
 	free(text);
 
 	out = open_memstream(&text, &len);
@@ -422,7 +431,7 @@ static void test_missing_required(void **state)
 {
 	(void)state;
 	static const char *const server_required[] = {
-		"--frontend", "--listen", "--cert", "--key", "--ca", "--peers",
+		"--frontend", "--listen", "--cert", "--key", "--ca", "--peers", "--export",
 	};
 	static const char *const client_required[] = {
 		"--frontend", "--connect", "--cert", "--key", "--ca", "--route",
@@ -432,6 +441,29 @@ static void test_missing_required(void **state)
 		assert_missing(server_argv, ARGC(server_argv), server_required[i]);
 	for (size_t i = 0; i < sizeof(client_required) / sizeof(client_required[0]); i++)
 		assert_missing(client_argv, ARGC(client_argv), client_required[i]);
+}
+
+/* Without --export a server would reach everything: it refuses, and says why. */
+static void test_export_required(void **state)
+{
+	(void)state;
+	const char *argv[ARGC(server_argv)];
+	const char *const client_export[] = { "tunlab", "client", "--export", "10.0.0.0/8" };
+	const char *const bad[] = { "tunlab", "server", "--export", "10.0.0.0/33" };
+	struct options o;
+	char err[256];
+	size_t n = 0;
+
+	for (size_t i = 0; i < ARGC(server_argv); i++) {
+		if (is_flag(server_argv[i], "--export"))
+			i += !strchr(server_argv[i], '=');
+		else
+			argv[n++] = server_argv[i];
+	}
+	assert_int_equal(parse((int)n, argv, &o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--export: missing: a server must say what its peers may reach"));
+	assert_error(ARGC(client_export), client_export, "--export");
+	assert_error(ARGC(bad), bad, "10.0.0.0/33");
 }
 
 static void test_unknown_command(void **state)
@@ -464,6 +496,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_server),
 		cmocka_unit_test(test_client),
+		cmocka_unit_test(test_export_required),
 		cmocka_unit_test(test_reparse),
 		cmocka_unit_test(test_cleanup),
 		cmocka_unit_test(test_help_and_version),

@@ -209,6 +209,82 @@ static void test_contains(void **state)
 	assert_false(prefix_contains(&net, &a));
 }
 
+static void test_equal_covers(void **state)
+{
+	(void)state;
+	struct ip_prefix p8 = must_prefix("10.0.0.0/8"), p8b = must_prefix("10.1.2.3/8");
+	struct ip_prefix p16 = must_prefix("10.1.0.0/16"), other = must_prefix("11.0.0.0/8");
+	struct ip_prefix v6 = must_prefix("a00::/8"), all6 = must_prefix("::/0");
+
+	assert_true(prefix_equal(&p8, &p8b));
+	assert_false(prefix_equal(&p8, &p16));   /* overlapping is not equal */
+	assert_false(prefix_equal(&p16, &p8));
+	assert_false(prefix_equal(&p8, &other));
+	assert_false(prefix_equal(&p8, &v6));    /* same bits, other family */
+	assert_true(prefix_covers(&p8, &p16));
+	assert_true(prefix_covers(&p8, &p8b));
+	assert_false(prefix_covers(&p16, &p8));  /* the narrower one covers less */
+	assert_false(prefix_covers(&other, &p16));
+	assert_false(prefix_covers(&all6, &p16));
+	assert_true(prefix_covers(&all6, &v6));
+}
+
+static struct ip_addr sockaddr_addr(const char *text, uint16_t port, uint16_t *port_out)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct ip_addr a = must_addr(text);
+
+	if (a.family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a.bytes, 4);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		memcpy(&in6->sin6_addr, a.bytes, 16);
+	}
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&ss, &a, port_out), 0);
+	return a;
+}
+
+static void test_from_sockaddr_and_unmap(void **state)
+{
+	(void)state;
+	struct sockaddr_storage unix_ss = { .ss_family = AF_UNIX };
+	struct ip_addr a, v4, want;
+	uint16_t port = 0;
+
+	a = sockaddr_addr("10.1.2.3", 443, &port);
+	want = must_addr("10.1.2.3");
+	assert_memory_equal(&a, &want, sizeof(a));
+	assert_int_equal(port, 443);
+	a = sockaddr_addr("fd00::1", 53, NULL);
+	want = must_addr("fd00::1");
+	assert_memory_equal(&a, &want, sizeof(a));
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&unix_ss, &a, NULL), -EAFNOSUPPORT);
+
+	want = must_addr("10.1.2.3");
+	for (int i = 0; i < 3; i++) {
+		static const char *const forms[] = { "::ffff:10.1.2.3", "::ffff:0:10.1.2.3", "::10.1.2.3" };
+
+		a = must_addr(forms[i]);
+		assert_true(addr_unmap(&a, &v4));
+		assert_memory_equal(&v4, &want, sizeof(v4));
+	}
+	a = must_addr("::1");
+	assert_false(addr_unmap(&a, &v4)); /* IPv6's own loopback and unspecified */
+	a = must_addr("::");
+	assert_false(addr_unmap(&a, &v4));
+	a = must_addr("1::ffff:10.1.2.3");
+	assert_false(addr_unmap(&a, &v4));
+	a = must_addr("10.1.2.3");
+	assert_false(addr_unmap(&a, &v4));
+}
+
 static void test_overlaps(void **state)
 {
 	(void)state;
@@ -294,6 +370,41 @@ static void test_table_host_and_v6(void **state)
 	assert_lookup(t, "fd00:8::2", &v6a);
 	assert_lookup(t, "fd01::1", NULL);
 	prefix_table_free(t);
+}
+
+/* The exact entry, never the longest match: what merges roles of one prefix. */
+static void test_table_get_exact(void **state)
+{
+	(void)state;
+	struct prefix_table *t = prefix_table_new();
+	struct ip_prefix p24 = must_prefix("10.8.0.0/24"), p25 = must_prefix("10.8.0.0/25");
+	struct ip_prefix host = must_prefix("10.8.0.2/32"), all = must_prefix("::/0");
+	int net;
+
+	assert_non_null(t);
+	insert_ok(t, "10.8.0.0/24", &net);
+	assert_ptr_equal(prefix_table_get(t, &p24), &net);
+	assert_null(prefix_table_get(t, &p25));
+	assert_null(prefix_table_get(t, &host));
+	assert_null(prefix_table_get(t, &all));
+	prefix_table_free(t);
+}
+
+static void test_network_and_host(void **state)
+{
+	(void)state;
+	struct ip_prefix a, net;
+	char out[PREFIX_STR_MAX];
+
+	assert_int_equal(prefix_parse_host("10.8.0.2/24", &a), 0);
+	net = prefix_network(&a);
+	prefix_format(&net, out, sizeof(out));
+	assert_string_equal(out, "10.8.0.0/24");
+	assert_false(prefix_is_host(&net));
+	assert_int_equal(prefix_parse_host("fd08::2", &a), 0);
+	assert_true(prefix_is_host(&a));
+	assert_int_equal(prefix_parse_host("10.8.0.2/32", &a), 0);
+	assert_true(prefix_is_host(&a));
 }
 
 static void test_table_families_apart(void **state)
@@ -596,6 +707,8 @@ int main(void)
 		cmocka_unit_test(test_overlaps),
 		cmocka_unit_test(test_table_lpm),
 		cmocka_unit_test(test_table_host_and_v6),
+		cmocka_unit_test(test_table_get_exact),
+		cmocka_unit_test(test_network_and_host),
 		cmocka_unit_test(test_table_families_apart),
 		cmocka_unit_test(test_table_duplicate),
 		cmocka_unit_test(test_table_remove_value),
@@ -603,6 +716,8 @@ int main(void)
 		cmocka_unit_test(test_pkt_addrs_v4),
 		cmocka_unit_test(test_pkt_addrs_v6),
 		cmocka_unit_test(test_pkt_addrs_malformed),
+		cmocka_unit_test(test_equal_covers),
+		cmocka_unit_test(test_from_sockaddr_and_unmap),
 		cmocka_unit_test(test_pkt_addrs_truncated),
 		cmocka_unit_test(test_pkt_describe),
 		cmocka_unit_test(test_pkt_describe_malformed),

@@ -25,6 +25,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -65,7 +66,9 @@ static const char peers_text[] =
 	"cli   10.8.0.2/32, 192.168.60.0/24\n"
 	"cli2  10.8.0.3/32   # the hand-driven client\n"
 	"\n"
-	"other 10.8.0.4/32\n";
+	"other 10.8.0.4/32\n"
+	"revoked 10.8.0.5/32\n"
+	"twocn 10.8.0.6/32   # its first CN; the second is twocn-2\n";
 
 /* ---- the PKI and the port, made once for the group ---- */
 
@@ -129,7 +132,7 @@ static int find_mkpki(char out[PATH_MAX])
 static int run_mkpki(const char *dir, const char *const *names)
 {
 	char mkpki[PATH_MAX];
-	const char *argv[8] = { mkpki, dir };
+	const char *argv[10] = { mkpki, dir };
 	posix_spawn_file_actions_t fa;
 	int i, status, ret;
 	pid_t pid;
@@ -138,7 +141,7 @@ static int run_mkpki(const char *dir, const char *const *names)
 		fprintf(stderr, "# experiments/mkpki not found (run from the repository or set TUNLAB_MKPKI)\n");
 		return -1;
 	}
-	for (i = 0; i < 5 && names[i]; i++)
+	for (i = 0; i < 7 && names[i]; i++)
 		argv[2 + i] = names[i];
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
@@ -215,9 +218,43 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/* Copies the file from to to (replacing it), for CRLs that change under a running tunnel. */
+static int copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+	size_t n;
+	int ret = 0;
+
+	if (!in || !out)
+		ret = -1;
+	while (ret == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			ret = -1;
+	if (in)
+		fclose(in);
+	if (out && fclose(out) != 0)
+		ret = -1;
+	return ret;
+}
+
+/* Ours, then the CRL before and after revoking "revoked", and the two-CN certificate. */
+static int make_our_pki(void)
+{
+	static const char *const ours[] = { "cli", "cli2", "stranger", "revoked", "--crl", NULL };
+	static const char *const revoke[] = { "--revoke", "revoked", "--multi-cn", "twocn", NULL };
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (run_mkpki(g.dir, ours) < 0)
+		return -1;
+	if (copy_file(pki_file(from, sizeof(from), g.dir, "crl", "pem"),
+		      pki_file(to, sizeof(to), g.dir, "crl-empty", "pem")) < 0)
+		return -1;
+	return run_mkpki(g.dir, revoke);
+}
+
 static int group_setup(void **state)
 {
-	static const char *const ours[] = { "cli", "cli2", "stranger", NULL };
 	static const char *const theirs[] = { "cli", NULL };
 	const char *tmp = getenv("TMPDIR");
 
@@ -237,7 +274,7 @@ static int group_setup(void **state)
 	snprintf(g.foreign, sizeof(g.foreign), "%s/foreign", g.root);
 	g.port = pick_port();
 	snprintf(g.endpoint, sizeof(g.endpoint), "127.0.0.1:%u", g.port);
-	if (!g.port || run_mkpki(g.dir, ours) < 0 || run_mkpki(g.foreign, theirs) < 0) {
+	if (!g.port || make_our_pki() < 0 || run_mkpki(g.foreign, theirs) < 0) {
 		group_teardown(state);
 		return -1;
 	}
@@ -805,7 +842,7 @@ static void raw_start(struct evloop *loop, struct raw_client *rc)
 	rc->loop = loop;
 	rc->ctx = tls_ctx_new(false, pki_file(cert, sizeof(cert), g.dir, name, "crt"),
 			      pki_file(key, sizeof(key), g.dir, name, "key"),
-			      pki_file(ca, sizeof(ca), g.dir, "ca", "crt"), err, sizeof(err));
+			      pki_file(ca, sizeof(ca), g.dir, "ca", "crt"), NULL, err, sizeof(err));
 	if (!rc->ctx)
 		fail_msg("raw client: %s", err);
 	rc->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -859,7 +896,8 @@ static void raw_expect_close(struct evloop *loop, struct raw_client *rc, const c
 
 struct fixture {
 	struct evloop *loop;
-	struct peer_table peers;
+	struct peer_table peers, reloaded; /* the server's table, and one it reloads */
+	struct reach_policy *reach, *reloaded_reach; /* the server's policy (NULL: none), the reload's */
 	struct side srv, cli, other;
 	struct raw_client raw;
 	int plain_fd;
@@ -901,6 +939,9 @@ static int fx_teardown(void **state)
 	side_close(&fx->srv);
 	evloop_free(fx->loop);
 	peers_free(&fx->peers);
+	peers_free(&fx->reloaded);
+	reach_free(fx->reach);
+	reach_free(fx->reloaded_reach);
 	free(fx);
 	return 0;
 }
@@ -911,6 +952,7 @@ static void fx_start_server(struct fixture *fx, bool offload)
 
 	conf_server(&c, &fx->peers);
 	c.cfg.accept_offload = offload;
+	c.cfg.reach = fx->reach;
 	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
 }
 
@@ -922,6 +964,15 @@ static void fx_start_client(struct fixture *fx, bool offload)
 	c.cfg.trace = true;
 	c.cfg.accept_offload = offload;
 	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+}
+
+/* A second tunnel client into sd, with certificate name. */
+static void fx_start_client_named(struct fixture *fx, const char *name, struct side *sd)
+{
+	struct conf c;
+
+	conf_client(&c, g.dir, name);
+	side_open(sd, name, &c.cfg, fx->loop);
 }
 
 static void fx_start_pair(struct fixture *fx, bool offload)
@@ -969,6 +1020,12 @@ static void test_load_errors(void **state)
 	expect_load_error(fx, &c.cfg, "expected host:port", false);
 	conf_server(&c, NULL);
 	expect_load_error(fx, &c.cfg, "the server needs a peers table (--peers)", true);
+	conf_server(&c, &fx->peers);
+	c.cfg.crl_file = "/x/crl.pem";
+	expect_load_error(fx, &c.cfg, "--crl /x/crl.pem: no such file", true);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.crl_file = c.ca; /* a certificate, not a CRL */
+	expect_load_error(fx, &c.cfg, ": no PEM CRL in it", false);
 	conf_client(&c, g.dir, "cli");
 	c.cfg.endpoint = "127.0.0.1:0";
 	expect_load_error(fx, &c.cfg, "--connect '127.0.0.1:0': expected", false);
@@ -1076,6 +1133,87 @@ static void test_spoofed_source(void **state)
 	assert_memory_equal(fx->srv.last_src, second, 4);
 	assert_int_equal(stats_of(&fx->srv).drop_spoofed_source, 6);
 	assert_int_equal(stats_of(&fx->srv).rx_packets, 1);
+}
+
+static void reach_allow_text(struct reach_policy *p, const char *text)
+{
+	struct ip_prefix prefix;
+
+	assert_int_equal(prefix_parse(text, &prefix), 0);
+	assert_int_equal(reach_allow(p, &prefix), 0);
+}
+
+/* What the daemon builds for a server: 10.9.0.0/16 exported, and the peers' prefixes. */
+static struct reach_policy *policy_of(const struct peer_table *peers)
+{
+	struct reach_policy *p = reach_new(false);
+
+	assert_non_null(p);
+	reach_allow_text(p, "10.9.0.0/16");
+	for (size_t i = 0; i < peers->count; i++)
+		for (size_t j = 0; j < peers->peers[i].prefix_count; j++)
+			assert_int_equal(reach_add_peer(p, &peers->peers[i].prefixes[j], &peers->peers[i]), 0);
+	return p;
+}
+
+/*
+ * The receive path asks the reach policy about every packet: the server
+ * about destinations (exports, other peers), the client about sources
+ * (its routes and inner network, never its own address) and destinations
+ * (its own address only).
+ */
+static void test_reach_policy(void **state)
+{
+	struct fixture *fx = *state;
+	struct reach_policy *srv_reach = policy_of(&fx->peers), *cli_reach = reach_new(false);
+	struct ip_addr me, lan;
+	struct conf c;
+	struct tunnel_stats st;
+
+	assert_non_null(cli_reach);
+	reach_allow_text(cli_reach, "10.9.0.0/16");
+	reach_allow_text(cli_reach, "10.8.0.0/24");
+	assert_int_equal(addr_parse("10.8.0.2", &me), 0);
+	assert_int_equal(reach_add_own(cli_reach, &me), 0);
+	assert_int_equal(addr_parse("192.168.60.1", &lan), 0);     /* another address of cli's host */
+	assert_int_equal(reach_add_local(cli_reach, &lan, false), 0);
+
+	conf_server(&c, &fx->peers);
+	c.cfg.reach = srv_reach;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	conf_client(&c, g.dir, "cli");
+	c.cfg.reach = cli_reach;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_log(fx->loop, &fx->srv, "client 'cli' from 127.0.0.1:", 1000);
+
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "127.0.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.77.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.8.0.3");  /* cli2's, no --peer-to-peer */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.drop_dst[REACH_LOOPBACK], 1);
+	assert_int_equal(st.drop_dst[REACH_NOT_EXPORTED], 1);
+	assert_int_equal(st.drop_dst[REACH_PEER], 1);
+	assert_int_equal(st.rx_packets, 1);
+
+	send_packets(&fx->srv, 1, 100, "10.77.0.1", "10.8.0.2");
+	send_packets(&fx->srv, 1, 100, "10.8.0.2", "10.8.0.2");  /* the client's own address */
+	send_packets(&fx->srv, 1, 100, "10.8.0.1", "10.8.0.2");  /* the server's inner address */
+	/* cli delivers only to its own address, not to its host's others or its LAN (finding 9). */
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "192.168.60.1");
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "192.168.60.7");
+	send_packets(&fx->srv, 1, 100, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 2, 2000);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.drop_spoofed_source, 2);
+	assert_int_equal(st.drop_dst[REACH_LOCAL], 1);
+	assert_int_equal(st.drop_dst[REACH_NOT_EXPORTED], 1);
+	side_close(&fx->cli);
+	side_close(&fx->srv);
+	reach_free(cli_reach);
+	reach_free(srv_reach);
 }
 
 /* No peer holds the destination, the peer is down, or it is no IP packet. */
@@ -1326,12 +1464,12 @@ static void test_wrong_version(void **state)
 	struct fixture *fx = *state;
 	struct raw_client *rc = &fx->raw;
 
-	_Static_assert(PROTO_VERSION + 1 == 3, "the strings below name the version");
+	_Static_assert(PROTO_VERSION + 1 == 4, "the strings below name the version");
 	fx_start_server(fx, false);
 	raw_put_hello(rc, PROTO_VERSION + 1);
-	raw_expect_close(fx->loop, rc, "unsupported protocol version 3");
+	raw_expect_close(fx->loop, rc, "unsupported protocol version 4");
 	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
-	assert_true(logged(&fx->srv, "refused: unsupported protocol version 3"));
+	assert_true(logged(&fx->srv, "refused: unsupported protocol version 4"));
 	assert_int_equal(stats_of(&fx->srv).handshake_failures, 1);
 	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
 }
@@ -1518,8 +1656,8 @@ static void test_abrupt_close(void **state)
 	assert_int_equal(stats_of(&fx->srv).handshake_failures, 0);
 }
 
-/* The same peer connecting again replaces its older connection. */
-static void test_replacement(void **state)
+/* The same name connecting again while its session is alive is refused; routing stays. */
+static void test_duplicate_refused(void **state)
 {
 	struct fixture *fx = *state;
 	struct conf c;
@@ -1527,18 +1665,279 @@ static void test_replacement(void **state)
 	fx_start_pair(fx, false);
 	conf_client(&c, g.dir, "cli");
 	side_open(&fx->other, "cli-b", &c.cfg, fx->loop);
-	expect_log(fx->loop, &fx->srv, "replaces its connection from 127.0.0.1:", 2000);
-	/* Routing follows the newer connection at once. */
-	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
-	expect_delivered(fx->loop, &fx->other, 1, 2000);
-	assert_int_equal(fx->cli.delivered, 0);
-	side_close(&fx->other);
-	expect_log(fx->loop, &fx->cli, "lost: closed by peer: replaced by a new connection", 2000);
-	expect_connected(fx->loop, &fx->cli, 3000);
-	assert_true(stats_of(&fx->cli).reconnects >= 1);
+	expect_log(fx->loop, &fx->srv, "refused: 'cli' is already connected from 127.0.0.1:", 2000);
+	expect_log(fx->loop, &fx->other, "failed: closed by peer: 'cli' is already connected from", 1000);
+	/* Retried a few times (backoff), never let in: the live session keeps the name. */
+	run_for(fx->loop, 3 * keepalive_ms());
+	assert_false(stats_of(&fx->other).connected);
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->cli).reconnects, 0);
+	assert_false(logged(&fx->srv, "replaces its connection"));
 	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
 	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	assert_int_equal(fx->other.delivered, 0);
 	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 1);
+}
+
+/*
+ * A session silent for two keepalive periods is presumed dead (a client
+ * that moved network): the same name replaces it at once, before dead-peer
+ * detection (three periods) would have freed the name.
+ */
+static void test_duplicate_replaces_silent(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct conf c;
+
+	fx_start_server(fx, false);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	/* Between two periods (presumed dead) and three (declared dead). */
+	run_for(fx->loop, 2 * keepalive_ms() + keepalive_ms() / 4);
+	conf_client(&c, g.dir, "cli2");
+	side_open(&fx->other, "cli2", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 1000);
+	assert_true(logged(&fx->srv, "replaces its connection from 127.0.0.1:"));
+	assert_true(logged(&fx->srv, ", silent for "));
+	assert_int_equal(stats_of(&fx->srv).sessions_dead, 0);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.3");
+	expect_delivered(fx->loop, &fx->other, 1, 2000);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+	raw_close(rc);
+}
+
+/*
+ * The old connection's host rebooted: its socket vanished without FIN or
+ * RST (TCP_REPAIR makes close() silent). The keepalive that the refusal
+ * sends draws the RST that ends the old session at once, so the client's
+ * retry gets in long before the server's own keepalive would find out.
+ */
+static void test_duplicate_probe_finds_reboot(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	struct conf c;
+	int on = 1;
+
+	conf_server(&c, &fx->peers);
+	c.cfg.keepalive_ms = scaled(10000); /* no keepalive of its own during the test */
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	raw_put_hello(rc, PROTO_VERSION);
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	/* Until every delayed ACK is out: a segment to the vanished socket draws the RST. */
+	run_for(fx->loop, 300);
+	if (setsockopt(rc->fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0)
+		skip(); /* needs CAP_NET_ADMIN */
+	raw_close(rc);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_log(fx->loop, &fx->srv, "refused: 'cli2' is already connected", 2000);
+	expect_log(fx->loop, &fx->srv, ": Connection reset by peer, cut off", 1000);
+	expect_connected(fx->loop, &fx->other, 2000);
+	assert_false(logged(&fx->srv, "replaces its connection"));
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+}
+
+/* ---- identity: revocation, two common names, reloading the peers ---- */
+
+/* A server and the client of certificate name, both checking the CRL at crl. */
+static void start_with_crl(struct fixture *fx, const char *crl, const char *name)
+{
+	struct conf sc, cc;
+
+	conf_server(&sc, &fx->peers);
+	sc.cfg.crl_file = crl;
+	side_open(&fx->srv, "srv", &sc.cfg, fx->loop);
+	conf_client(&cc, g.dir, name);
+	cc.cfg.crl_file = crl;
+	side_open(&fx->cli, name, &cc.cfg, fx->loop);
+}
+
+static void test_revoked_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+	char crl[PATH_MAX];
+
+	start_with_crl(fx, pki_file(crl, sizeof(crl), g.dir, "crl", "pem"), "revoked");
+	expect_log(fx->loop, &fx->srv, "refused: certificate verify failed: certificate revoked", 2000);
+	run_for(fx->loop, 300);
+	assert_false(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
+	assert_true(stats_of(&fx->srv).handshake_failures >= 1);
+
+	/* A certificate that is not on the list gets in, the client checking the CRL too. */
+	conf_client(&c, g.dir, "cli2");
+	c.cfg.crl_file = crl;
+	side_open(&fx->other, "cli2", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 3000);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 1);
+}
+
+static void test_crl_reload(void **state)
+{
+	struct fixture *fx = *state;
+	char crl[PATH_MAX], from[PATH_MAX], err[256] = "";
+	FILE *f;
+
+	snprintf(crl, sizeof(crl), "%s/crl-live.pem", g.root);
+	assert_int_equal(copy_file(pki_file(from, sizeof(from), g.dir, "crl-empty", "pem"), crl), 0);
+	start_with_crl(fx, crl, "revoked");
+	expect_connected(fx->loop, &fx->cli, 3000);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_connected(fx->loop, &fx->other, 3000);
+
+	/* A file that is no CRL is refused whole; nothing changes. */
+	f = fopen(crl, "w");
+	assert_non_null(f);
+	fputs("not a CRL\n", f);
+	fclose(f);
+	assert_int_equal(tunnel_reload_crl(fx->srv.t, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no PEM CRL in it"));
+	run_for(fx->loop, 100);
+	assert_true(stats_of(&fx->cli).connected);
+
+	/* The new CRL lists it: the established session is cut, with the reason. */
+	assert_int_equal(copy_file(pki_file(from, sizeof(from), g.dir, "crl", "pem"), crl), 0);
+	assert_int_equal(tunnel_reload_crl(fx->srv.t, err, sizeof(err)), 0);
+	expect_log(fx->loop, &fx->srv, "client 'revoked' from 127.0.0.1:", 1000);
+	expect_log(fx->loop, &fx->srv, ": certificate verify failed: certificate revoked, cut off", 1000);
+	expect_log(fx->loop, &fx->cli, "closed by peer: certificate verify failed: certificate revoked", 2000);
+	/* ...and stays out: its reconnects are refused at the handshake. */
+	expect_log(fx->loop, &fx->srv, "refused: certificate verify failed: certificate revoked", 3000);
+	assert_false(stats_of(&fx->cli).connected);
+	assert_true(stats_of(&fx->other).connected);
+	assert_int_equal(stats_of(&fx->other).reconnects, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
+}
+
+/* Two common names: the server refuses such a client, a client such a server. */
+static void test_two_common_names(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_server(fx, false);
+	conf_client(&c, g.dir, "twocn");
+	side_open(&fx->cli, "twocn", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->srv,
+		   "refused: certificate verify failed: certificate has more than one common name", 2000);
+	run_for(fx->loop, 300);
+	assert_false(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 0);
+	side_close(&fx->cli);
+	side_close(&fx->srv);
+
+	conf_server(&c, &fx->peers);
+	pki_file(c.cert, sizeof(c.cert), g.dir, "twocn", "crt");
+	pki_file(c.key, sizeof(c.key), g.dir, "twocn", "key");
+	side_open(&fx->srv, "srv-twocn", &c.cfg, fx->loop);
+	fx_start_client(fx, false);
+	expect_log(fx->loop, &fx->cli,
+		   "failed: certificate verify failed: certificate has more than one common name", 2000);
+	assert_false(stats_of(&fx->cli).connected);
+}
+
+/* Swaps in text as the peers file, with a policy built for it, as the daemon's SIGHUP does. */
+static void reload_peers(struct fixture *fx, const char *text)
+{
+	char err[256] = "";
+
+	if (peers_parse(text, strlen(text), &fx->reloaded, err, sizeof(err)) < 0)
+		fail_msg("peers_parse: %s", err);
+	fx->reloaded_reach = policy_of(&fx->reloaded);
+	if (tunnel_set_peers(fx->srv.t, &fx->reloaded, fx->reloaded_reach, err, sizeof(err)) < 0)
+		fail_msg("tunnel_set_peers: %s", err);
+}
+
+/*
+ * A server's policy names peers by their entries in the table: a reload
+ * that kept the old policy would leave it pointing into the freed table.
+ * Without a new one the reload is refused and nothing changes.
+ */
+static void test_reload_needs_policy(void **state)
+{
+	struct fixture *fx = *state;
+	const char *text = "cli 10.8.0.2/32, 192.168.60.0/24\n"; /* cli unchanged */
+	char err[256] = "";
+
+	fx->reach = policy_of(&fx->peers);
+	fx_start_pair(fx, false);
+	assert_int_equal(peers_parse(text, strlen(text), &fx->reloaded, err, sizeof(err)), 0);
+	assert_int_equal(tunnel_set_peers(fx->srv.t, &fx->reloaded, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "reach policy"));
+	/* The old table and policy stay in force. */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.77.0.1"); /* not exported */
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	assert_int_equal(stats_of(&fx->srv).drop_dst[REACH_NOT_EXPORTED], 1);
+	fx->reloaded_reach = policy_of(&fx->reloaded);
+	assert_int_equal(tunnel_set_peers(fx->srv.t, &fx->reloaded, fx->reloaded_reach, err, sizeof(err)), 0);
+	peers_free(&fx->peers);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 2, 2000);
+}
+
+/* A new peers table: the unchanged peer goes on, removed and changed ones are cut, new ones get in. */
+static void test_reload_peers(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf c;
+
+	fx_start_pair(fx, false);
+	fx_start_client_named(fx, "cli2", &fx->other);
+	expect_connected(fx->loop, &fx->other, 3000);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+
+	reload_peers(fx, "cli  192.168.60.0/24, 10.8.0.2/32  # same prefixes, reordered\n"
+			 "stranger 10.8.0.7/32\n");
+	peers_free(&fx->peers); /* the tunnel must not look at the old table any more */
+	expect_log(fx->loop, &fx->other, "closed by peer: removed from the peers file", 2000);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 1000);
+	assert_true(logged(&fx->srv, ": removed from the peers file, cut off"));
+	/* cli's session was not touched: no reconnect, routing both ways as before. */
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 2, 2000);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, 1, 2000);
+	assert_int_equal(stats_of(&fx->cli).reconnects, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+	assert_int_equal(stats_of(&fx->srv).sessions_cut_reload, 1);
+	/* The removed peer stays out, the added one gets in. */
+	expect_log(fx->loop, &fx->srv, "refused: unknown peer 'cli2'", 3000);
+	side_close(&fx->other);
+	conf_client(&c, g.dir, "stranger");
+	side_open(&fx->other, "stranger", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 3000);
+	send_packets(&fx->srv, 1, 60, "10.9.0.1", "10.8.0.7");
+	expect_delivered(fx->loop, &fx->other, 1, 2000);
+	assert_true(stats_of(&fx->cli).connected);
+}
+
+/* A peer whose prefixes changed is cut and comes back with the new ones. */
+static void test_reload_changed_peer(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_pair(fx, false);
+	reload_peers(fx, "cli 10.8.0.9/32\n");
+	peers_free(&fx->peers);
+	expect_log(fx->loop, &fx->cli, "closed by peer: its entry in the peers file changed", 2000);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(stats_of(&fx->cli).reconnects, 1);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	send_packets(&fx->cli, 1, 100, "10.8.0.9", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 1, 2000);
+	assert_int_equal(stats_of(&fx->srv).drop_spoofed_source, 1);
 }
 
 /* The server goes away and comes back: the client queues meanwhile and reconnects. */
@@ -1742,20 +2141,38 @@ static void test_handshakes_evict_oldest(void **state)
 static void test_max_peers(void **state)
 {
 	struct fixture *fx = *state;
+	struct raw_client *rc = &fx->raw;
+	uint64_t heard, presumed_dead;
 	struct conf c;
 
 	fx_start_capped_server(fx, 0, 0, 1);
+	raw_put_hello(rc, PROTO_VERSION); /* cli2, established, then silent */
+	rc->mode = RAW_SILENT;
+	rc->stay_ms = scaled(5000);
+	raw_start(fx->loop, rc);
+	expect_log(fx->loop, &fx->srv, "client 'cli2' from 127.0.0.1:", 2000);
+	heard = mono_ms();
 	fx_start_client(fx, false);
-	expect_connected(fx->loop, &fx->cli, 3000);
-	conf_client(&c, g.dir, "cli2");
-	side_open(&fx->other, "cli2", &c.cfg, fx->loop);
-	expect_log(fx->loop, &fx->other, "1 peers connected already", 3000);
+	expect_log(fx->loop, &fx->cli, "1 peers connected already", 3000);
 	assert_true(stats_of(&fx->srv).refused_max_peers >= 1);
+	side_close(&fx->cli);
+	/*
+	 * The connected peer itself is never refused by the cap: while its
+	 * session lives, the one-live-session rule refuses it...
+	 */
+	conf_client(&c, g.dir, "cli2");
+	side_open(&fx->other, "cli2-b", &c.cfg, fx->loop);
+	expect_log(fx->loop, &fx->other, "'cli2' is already connected from", 3000);
+	assert_false(logged(&fx->other, "peers connected already"));
 	side_close(&fx->other);
-	conf_client(&c, g.dir, "cli");
-	side_open(&fx->other, "cli-b", &c.cfg, fx->loop);
-	expect_connected(fx->loop, &fx->other, 3000);
+	/* ...and once that is presumed dead (two silent periods, not three), it replaces it at the cap. */
+	presumed_dead = heard + 2 * keepalive_ms() + keepalive_ms() / 4;
+	if (mono_ms() < presumed_dead)
+		run_for(fx->loop, (unsigned)(presumed_dead - mono_ms()));
+	side_open(&fx->other, "cli2-c", &c.cfg, fx->loop);
+	expect_connected(fx->loop, &fx->other, 1000);
 	expect_log(fx->loop, &fx->srv, "replaces its connection from 127.0.0.1:", 1000);
+	raw_close(rc);
 }
 
 /*
@@ -1802,6 +2219,8 @@ int main(void)
 		TUNNEL_TEST(test_queue_limit),
 		TUNNEL_TEST(test_packets_both_ways),
 		TUNNEL_TEST(test_spoofed_source),
+		TUNNEL_TEST(test_reach_policy),
+		TUNNEL_TEST(test_reload_needs_policy),
 		TUNNEL_TEST(test_server_drops),
 		TUNNEL_TEST(test_offload_to_plain_peer),
 		TUNNEL_TEST(test_offload_queued_for_plain_peer),
@@ -1818,7 +2237,14 @@ int main(void)
 		TUNNEL_TEST(test_handshake_timeout),
 		TUNNEL_TEST(test_slow_client_dead_peer),
 		TUNNEL_TEST(test_abrupt_close),
-		TUNNEL_TEST(test_replacement),
+		TUNNEL_TEST(test_duplicate_refused),
+		TUNNEL_TEST(test_duplicate_replaces_silent),
+		TUNNEL_TEST(test_duplicate_probe_finds_reboot),
+		TUNNEL_TEST(test_revoked_refused),
+		TUNNEL_TEST(test_crl_reload),
+		TUNNEL_TEST(test_two_common_names),
+		TUNNEL_TEST(test_reload_peers),
+		TUNNEL_TEST(test_reload_changed_peer),
 		TUNNEL_TEST(test_reconnect_after_restart),
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),

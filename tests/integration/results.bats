@@ -1,0 +1,176 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# results.bats: the published numbers against their data: goal verdicts, the README's generated tables, provenance, version and install.
+#
+# Reads results/ and the build only: no root, no namespace.
+#
+#   TUNLAB=build/tunlab bats tests/integration/results.bats
+
+load helpers
+
+@test "results: goals.py self-test (verdict logic, seeded bootstrap)" {
+	tl_require_tools python3
+	run "$TL_REPO/experiments/lib/goals.py" --self-test
+	echo "$output"
+	((status == 0)) || tl_fail "expected the goals self-test to pass"
+}
+
+@test "results: a goal is met only when the interval's lower end clears it" {
+	tl_require_tools python3
+	local r=$BATS_TEST_TMPDIR/results
+	mkdir -p "$r"
+	# proxy/relay: the medians' ratio is above 1, one pair below 1.
+	{
+		echo "system,parameter,metric,value,unit,repetition"
+		printf 'proxy,streams=1,throughput,%s,Gbit/s,%d\n' 4.25 1 3.20 2 3.92 3 3.24 4 4.12 5
+		printf 'tls-relay,streams=1,throughput,%s,Gbit/s,%d\n' 3.61 1 3.61 2 3.13 3 3.03 4 3.74 5
+		printf 'tun,streams=1,throughput,%s,Gbit/s,%d\n' 7 1 7.1 2 7.2 3 7.3 4 7.4 5
+	} >"$r/throughput.csv"
+	run "$TL_REPO/experiments/lib/goals.py" --results "$r"
+	echo "$output"
+	grep -q $'^GoalProxyRelay\t.*\tlevel$' <<<"$output" || tl_fail "expected proxy/relay to be level"
+	grep -q $'^GoalTunRelay\t.*\tmet$' <<<"$output" || tl_fail "expected tun/relay to be met"
+	grep -q $'^GoalTunOpenvpn\t.*\tnot measured$' <<<"$output" || tl_fail "expected no OpenVPN verdict"
+	# Shifted clear of 1, the same noise is met.
+	sed -i 's/^proxy,streams=1,throughput,\([0-9.]*\)/proxy,streams=1,throughput,1\1/' "$r/throughput.csv"
+	run "$TL_REPO/experiments/lib/goals.py" --results "$r"
+	grep -q $'^GoalProxyRelay\t.*\tmet$' <<<"$output" || tl_fail "expected proxy/relay met once clear"
+}
+
+@test "results: the README's generated tables match results/ (make plots writes them)" {
+	tl_require_tools python3
+	run "$TL_REPO/experiments/lib/readme-tables.sh" --check
+	echo "$output"
+	((status == 0)) || tl_fail "README.md's tables differ from results/: run make plots"
+}
+
+# An independent reading: every cell of the README's transparency table is
+# the CSV's result for that system and probe (labels from the .meta).
+@test "results: every README transparency cell is the CSV's result" {
+	tl_require_tools python3
+	[[ -s $TL_REPO/results/transparency.csv ]] || tl_skip_design "no results/transparency.csv committed"
+	run python3 - "$TL_REPO" <<-'EOF'
+		import csv, sys
+		root = sys.argv[1]
+		label = {}
+		for line in open(root + "/results/transparency.meta"):
+		    if line.startswith("probe."):
+		        k, v = line.rstrip("\n").split(": ", 1)
+		        label[v] = k[len("probe."):]
+		res = {(r["system"], r["probe"]): r["result"]
+		       for r in csv.DictReader(open(root + "/results/transparency.csv"))}
+		lines = open(root + "/README.md").read().split("\n")
+		start = next(i for i, l in enumerate(lines) if l.startswith("<!-- BEGIN generated transparency"))
+		rows = []
+		for l in lines[start + 1:]:
+		    if not l.startswith("|"):
+		        break
+		    rows.append([c.strip() for c in l.strip("|").split("|")])
+		systems, checked, bad = rows[0][1:], 0, 0
+		for row in rows[2:]:
+		    probe = label[row[0]]
+		    for s, cell in zip(systems, row[1:]):
+		        want = res.get((s, probe))
+		        if want in ("yes", "no", "partial"):
+		            checked += 1
+		            if cell != want:
+		                bad += 1
+		                print("mismatch: %s %s: README %s, CSV %s" % (s, probe, cell, want))
+		print("checked %d cells" % checked)
+		sys.exit(1 if bad or checked < 100 else 0)
+	EOF
+	echo "$output"
+	((status == 0)) || tl_fail "expected the README table to match transparency.csv cell by cell"
+}
+
+@test "results: provenance --check refuses a mix of commits and runs" {
+	local r=$BATS_TEST_TMPDIR/results
+	mkdir -p "$r"
+	printf 'x\n' >"$r/a.csv"
+	printf 'x\n' >"$r/b.csv"
+	printf 'commit: 1111111\nrun: reference 1\n' >"$r/a.meta"
+	printf 'commit: 1111111\nrun: reference 1\n' >"$r/b.meta"
+	run "$TL_REPO/experiments/lib/provenance.sh" --results "$r" --check
+	((status == 0)) || tl_fail "expected one reference run to pass: $output"
+	printf 'commit: 2222222\nrun: reference 1\n' >"$r/b.meta"
+	run "$TL_REPO/experiments/lib/provenance.sh" --results "$r" --check
+	((status == 1)) || tl_fail "expected two commits to fail"
+	printf 'commit: 1111111-dirty\nrun: reference 1\n' >"$r/b.meta"
+	run "$TL_REPO/experiments/lib/provenance.sh" --results "$r" --check
+	((status == 1)) || tl_fail "expected a dirty commit to fail"
+	printf 'commit: 1111111\nrun: quick 2 (--quick: not a reference run)\n' >"$r/b.meta"
+	run "$TL_REPO/experiments/lib/provenance.sh" --results "$r" --check
+	((status == 1)) || tl_fail "expected a quick run to fail"
+}
+
+@test "results: the paper marks a mix of commits on its first page (macros)" {
+	tl_require_tools python3
+	local r=$BATS_TEST_TMPDIR/results out=$BATS_TEST_TMPDIR/gen
+	mkdir -p "$r"
+	printf 'system,parameter,metric,value,unit,repetition\ntun,streams=1,throughput,5,Gbit/s,1\n' >"$r/throughput.csv"
+	cp -- "$r/throughput.csv" "$r/rtt.csv"
+	printf 'commit: 1111111\nrun: reference 1\n' >"$r/throughput.meta"
+	printf 'commit: 2222222\nrun: reference 2\n' >"$r/rtt.meta"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	((status == 0)) || tl_fail "gen-macros failed: $output"
+	grep -q '^\\newcommand\\ProvenanceProblem{the datasets come from 2 different commits' "$out/numbers.tex" ||
+		tl_fail "expected \\ProvenanceProblem to name the mix"
+	grep -q '^\\newcommand\\RunCommit{mixed' "$out/numbers.tex" || tl_fail "expected \\RunCommit to say mixed"
+	printf 'commit: 1111111\nrun: reference 1\n' >"$r/rtt.meta"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	grep -q '^\\newcommand\\ProvenanceProblem{}' "$out/numbers.tex" || tl_fail "expected no problem for one run"
+}
+
+@test "results: tunlab --version names the commit it was built from" {
+	tl_require_tunlab
+	tl_require_tools git
+	run "$TUNLAB" --version
+	echo "$output"
+	local head
+	head=$(git -C "$TL_REPO" rev-parse --short HEAD)
+	[[ $output == "tunlab $head" || $output == "tunlab $head-dirty" ]] ||
+		tl_fail "expected 'tunlab $head[-dirty]', got '$output'"
+}
+
+@test "results: make install into a DESTDIR installs tunlab and tunlab-mkpki there only" {
+	tl_require_tunlab
+	tl_require_tools make
+	local dest=$BATS_TEST_TMPDIR/dest
+	# TUNLAB named: make installs the binary under test, never rebuilds it.
+	run make -C "$TL_REPO" install DESTDIR="$dest" PREFIX=/usr TUNLAB="$(realpath "$TUNLAB")"
+	echo "$output"
+	((status == 0)) || tl_fail "make install failed"
+	[[ -x $dest/usr/bin/tunlab && -x $dest/usr/bin/tunlab-mkpki ]] || tl_fail "expected both in DESTDIR/usr/bin"
+	run "$dest/usr/bin/tunlab" --version
+	[[ $output == tunlab\ * ]] || tl_fail "expected the installed tunlab to run: $output"
+	[[ $(find "$dest" -type f | wc -l) -eq 2 ]] || tl_fail "expected exactly two files: $(find "$dest" -type f)"
+}
+
+# experiment.sh's retry: a test that fails once and then succeeds leaves a
+# "retry." line with its reason in the .meta; no row of the failed try.
+@test "results: a retried test is recorded in the .meta with its reason" {
+	tl_require_tools jq
+	run bash -c '
+		set -euo pipefail
+		source "$1/experiments/lib/netns.sh"
+		MEAS_TAG=t
+		source "$1/experiments/lib/measure.sh"
+		source "$1/experiments/lib/experiment.sh"
+		TL_TMP=$2 EXP_NAME=fake EXP_STAGE=$2/stage EXP_CSV=$2/stage/fake.csv
+		mkdir -p "$EXP_STAGE"
+		echo "$MEAS_CSV_HEADER" >"$EXP_CSV"
+		meas_system_down() { :; }
+		exp_one() {
+			exp_row "$1" p m 1 u "$3"
+			[[ -e $TL_TMP/tried ]] || { touch "$TL_TMP/tried"; echo "iperf3: connection refused" >&2; exit 7; }
+		}
+		exp_test sys fn 1
+		cat "$EXP_STAGE/fake.meta"
+		echo "rows: $(($(wc -l <"$EXP_CSV") - 1))"
+	' _ "$TL_REPO" "$BATS_TEST_TMPDIR"
+	echo "$output"
+	((status == 0)) || tl_fail "expected the harness stub to run"
+	tl_expect_contains "the retry line" "$output" "retry.sys.rep1.try1: exit 7: iperf3: connection refused"
+	tl_expect_contains "one row, from the second try" "$output" "rows: 1"
+	[[ $output != *failed.sys* ]] || tl_fail "expected no failed. line: the second try passed"
+}
