@@ -56,6 +56,8 @@ TOOLS += $(BUILD)/tools/tl_peer
 
 .PHONY: all deps check check-unit check-integration check-sanitize fuzz \
 	bench experiments plots paper paper-deps install clean
+# pktrate's generator and sink (experiments/pktrate).
+TOOLS += $(BUILD)/tools/udp_blast
 all: $(TUNLAB) $(UNIT_BIN) $(TOOLS)
 
 $(TUNLAB): $(LIB_OBJ) $(BUILD)/src/main.o

@@ -31,12 +31,14 @@
  * pseudo-header sum, TCP GSO with gso_size from the inner MTU when longer
  * than it (common/offload.c); the tunnel carries them whole and the
  * sending side segments and checksums in software for a peer that cannot
- * inject them (both of our injection methods), so one 64 KiB packet
+ * inject them (--inject raw or pcap), so one 64 KiB packet
  * crosses the frontend boundary and TLS sees one large write.
  *
- * Inject. A raw socket by default (common/rawinject.c, one sendmmsg per
- * family per batch), or with --inject pcap, pcap_inject on the lo handle
- * (cap_inject.c, one send per packet). Neither takes offload packets.
+ * Inject. By default a packet socket on lo with a virtio-net header
+ * (common/pktinject.c, one sendmmsg per batch, GSO packets whole:
+ * FRONTEND_CAP_OFFLOAD unless --no-offload); --inject raw, raw sockets
+ * (common/rawinject.c); --inject pcap, pcap_inject on the lo handle
+ * (cap_inject.c, one send per packet). The last two take no offload.
  *
  * Fail-closed. When tunlab dies, by kill -9 too, routes and rules stay:
  * traffic to the prefixes keeps looping into lo and being dropped, never
@@ -59,7 +61,7 @@
 
 #include "../common/leftovers.h"
 #include "../common/loroutes.h"
-#include "../common/rawinject.h"
+#include "../common/pktinject.h"
 #include "../common/tagrules.h"
 #include "cap.h"
 #include "capture.h"
@@ -70,7 +72,9 @@ struct capf {
 	struct frontend fe;
 	struct cap_reader reader;
 	bool inject_pcap;
-	struct rawinject raw;
+	enum pktinject_method method; /* unless inject_pcap */
+	const char *inject_name;      /* --inject as given, NULL: the default */
+	struct pktinject_any raw; /* lo (GSO) or raw: unless --inject pcap */
 	struct cap_inject pinject;
 	struct cap_plan plans[CAP_HANDLES_MAX];
 	unsigned plan_count;
@@ -88,8 +92,9 @@ static struct capf *to_capf(const struct frontend *fe)
 }
 
 /* What a route to lo cannot do, said before anything is created. */
-static int check_config(const struct frontend_config *cfg, bool *inject_pcap, char *err,
-			size_t err_len)
+static int check_config(const struct frontend_config *cfg, bool *inject_pcap,
+			enum pktinject_method *method,
+			char *err, size_t err_len)
 {
 	if (cfg->selector_count) {
 		snprintf(err, err_len, "--select: a route to lo takes all traffic to a prefix; "
@@ -102,10 +107,11 @@ static int check_config(const struct frontend_config *cfg, bool *inject_pcap, ch
 		return -EINVAL;
 	}
 	*inject_pcap = cfg->inject && strcmp(cfg->inject, "pcap") == 0;
-	if (cfg->inject && !*inject_pcap && strcmp(cfg->inject, "raw") != 0) {
+	if (!*inject_pcap && pktinject_any_parse(cfg->inject, method) < 0) {
 		snprintf(err, err_len, "--inject '%s': not an injection method; pcap injects "
-			 "with raw (a raw socket, the default) or pcap (pcap_inject on lo)",
-			 cfg->inject);
+			 "with lo (a packet socket on lo, GSO, the default), dev (the same on the "
+			 "egress device), raw (a raw socket) "
+			 "or pcap (pcap_inject on lo)", cfg->inject);
 		return -EINVAL;
 	}
 	return 0;
@@ -182,7 +188,7 @@ static int open_inject(struct capf *c, char *err, size_t err_len)
 {
 	if (c->inject_pcap)
 		return cap_inject_open(&c->pinject, cap_reader_lo(&c->reader), err, err_len);
-	return rawinject_open(&c->raw, err, err_len);
+	return pktinject_any_open(&c->raw, c->inject_name, c->method, err, err_len);
 }
 
 static void close_inject(struct capf *c)
@@ -190,10 +196,11 @@ static void close_inject(struct capf *c)
 	if (c->inject_pcap)
 		cap_inject_close(&c->pinject);
 	else
-		rawinject_close(&c->raw);
+		pktinject_any_close(&c->raw);
 }
 
-static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap)
+static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap,
+			     enum pktinject_method method)
 {
 	struct capf *c = calloc(1, sizeof(*c));
 
@@ -202,7 +209,10 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 	c->fe.ops = &pcap_frontend;
 	c->verbose = cfg->verbose;
 	c->inject_pcap = inject_pcap;
-	c->raw = (struct rawinject){ .fd4 = -1, .fd6 = -1 };
+	c->method = method;
+	c->inject_name = cfg->inject;
+	c->raw = (struct pktinject_any){ .method = method, .raw = { .fd4 = -1, .fd6 = -1 },
+					 .pk = { .fd = -1 } };
 	c->owner.fd = -1;
 	c->pid = (long)getpid();
 	tagrules_owner_comment(cfg->addresses, cfg->address_count, c->pid, c->comment,
@@ -221,15 +231,16 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 	struct frontend_config local = *cfg;
 	char ignored[256];
 	bool inject_pcap = false;
+	enum pktinject_method method = PKTINJECT_LO;
 	struct capf *c = NULL;
-	int ret = check_config(cfg, &inject_pcap, err, err_len);
+	int ret = check_config(cfg, &inject_pcap, &method, err, err_len);
 
 	if (ret < 0)
 		goto out;
 	if (!local.mtu)
 		local.mtu = CAP_MTU_DEFAULT;
 	ret = -ENOMEM;
-	c = capf_new(&local, inject_pcap);
+	c = capf_new(&local, inject_pcap, method);
 	if (!c) {
 		snprintf(err, err_len, "pcap: %s", strerror(ENOMEM));
 		goto out;
@@ -246,6 +257,8 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = open_inject(c, err, err_len);
 	if (ret < 0)
 		goto err_reader;
+	if (!inject_pcap && c->raw.method != PKTINJECT_RAW && cfg->offload)
+		c->fe.caps |= FRONTEND_CAP_OFFLOAD;
 	ret = install_rules(c, &local, err, err_len);
 	if (ret < 0)
 		goto err_inject;
@@ -289,7 +302,7 @@ static int capf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 	if (c->inject_pcap)
 		return cap_inject_batch(&c->pinject, batch, &fe->stats, fe->error,
 					sizeof(fe->error));
-	ret = rawinject_batch(&c->raw, batch, &n, fe->error, sizeof(fe->error));
+	ret = pktinject_any_batch(&c->raw, batch, &n, fe->error, sizeof(fe->error));
 	fe->stats.injected_packets += n.packets;
 	fe->stats.injected_bytes += n.bytes;
 	fe->stats.inject_errors += n.refused;
@@ -324,7 +337,7 @@ const struct frontend_ops pcap_frontend = {
 	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
 	.policy_why = "its routes to lo select by destination only, and take protect entries only",
 	.summary = "route remote prefixes to lo and read them back with libpcap; "
-		   "inject with a raw socket or pcap_inject",
+		   "inject GSO packets through lo, or with a raw socket or pcap_inject",
 	.open = capf_open,
 	.fd = capf_fd,
 	.read_batch = capf_read_batch,

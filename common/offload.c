@@ -15,6 +15,7 @@
  */
 
 #include <errno.h>
+#include <linux/virtio_net.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -224,4 +225,16 @@ int offload_check(const struct pkt *p, struct offload_layout *out)
 	if (ret == 0 && out)
 		*out = l;
 	return ret;
+}
+
+void offload_to_vnet(const struct pkt_offload *off, unsigned l2_len, struct virtio_net_hdr *vh)
+{
+	*vh = (struct virtio_net_hdr){
+		.flags = off->flags,
+		.gso_type = off->gso_type,
+		.hdr_len = off->hdr_len ? (uint16_t)(off->hdr_len + l2_len) : 0,
+		.gso_size = off->gso_size,
+		.csum_start = off->flags & PKT_F_NEEDS_CSUM ? (uint16_t)(off->csum_start + l2_len) : 0,
+		.csum_offset = off->csum_offset,
+	};
 }

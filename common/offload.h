@@ -9,6 +9,8 @@
 
 #include "pkt.h"
 
+struct virtio_net_hdr;
+
 /*
  * Fills p->off for a packet a frontend captured, from what the kernel
  * said (or the frontend found out) about it:
@@ -60,5 +62,15 @@ struct offload_layout {
  * -EINVAL.
  */
 int offload_check(const struct pkt *p, struct offload_layout *l);
+
+/*
+ * The virtio-net header (host order: legacy virtio, as TUN and packet
+ * sockets read it) for an offload block that offload_check accepted, for
+ * a device whose frames carry l2_len bytes of link-layer header before
+ * the IP header (TUN: 0; a packet socket on an Ethernet-like device: 14),
+ * which csum_start and a non-zero hdr_len then count. A plain block gives
+ * an all-zero header.
+ */
+void offload_to_vnet(const struct pkt_offload *off, unsigned l2_len, struct virtio_net_hdr *vh);
 
 #endif

@@ -10,7 +10,7 @@
 
 #include "../common/leftovers.h"
 #include "../common/loroutes.h"
-#include "../common/rawinject.h"
+#include "../common/pktinject.h"
 #include "../common/tagrules.h"
 #include "../src/frontend.h"
 

@@ -41,10 +41,13 @@
  * dropped, never sent in clear. --fail-open sets NFQA_CFG_F_FAIL_OPEN and
  * --queue-bypass: packets then pass in clear on their normal path.
  *
- * Inject (common/rawinject.c). A raw socket per family (IPPROTO_RAW: the
- * header is ours, as the original sender built it), one sendmmsg per
- * family per batch, each packet sent to its own destination. Raw sockets
- * cannot take GSO, so FRONTEND_CAP_OFFLOAD stays off. Injected packets
+ * Inject (common/pktinject.c). By default (--inject lo) a packet socket
+ * on lo with a virtio-net header, one sendmmsg per batch: GSO packets go
+ * in whole, so FRONTEND_CAP_OFFLOAD is on (unless --no-offload), and the
+ * frame loops in on lo to be delivered or forwarded. --inject raw: a raw
+ * socket per family (IPPROTO_RAW: the header is ours, as the original
+ * sender built it), each packet sent to its own destination, no GSO and
+ * no CAP_OFFLOAD. Injected packets
  * carry SO_MARK 0x7475; on a client the OUT and PRE chains return such
  * packets first, so nothing from the tunnel is stolen back into it. A
  * server has no such rule: a packet one client sends to another is stolen
@@ -83,7 +86,7 @@ enum { NFQ_MTU_DEFAULT = 1500 };
 struct nfqf {
 	struct frontend fe;
 	struct nfq_queues queues;
-	struct rawinject inject;
+	struct pktinject_any inject;
 	struct nfq_rules rules;
 	struct loroutes routes;
 	struct owner_lock owner; /* held while any object of ours exists */
@@ -128,9 +131,19 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	};
 	struct nfq_rules_params rp = { .cfg = cfg, .queue_count = qp.count };
 	char ignored[256];
-	struct nfqf *n = calloc(1, sizeof(*n));
-	int ret = -ENOMEM;
+	struct nfqf *n;
+	enum pktinject_method method;
+	int ret = pktinject_any_parse(cfg->inject, &method);
 
+	if (ret < 0) {
+		snprintf(err, err_len, "--inject '%s': not an injection method; nfqueue injects "
+			 "with lo (a packet socket on lo, GSO, the default), dev (the same on the "
+			 "egress device) or raw (a raw socket)",
+			 cfg->inject);
+		goto out;
+	}
+	n = calloc(1, sizeof(*n));
+	ret = -ENOMEM;
 	if (!n) {
 		snprintf(err, err_len, "nfqueue: %s", strerror(ENOMEM));
 		goto out;
@@ -146,9 +159,11 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
 	if (ret < 0)
 		goto err_owner;
-	ret = rawinject_open(&n->inject, err, err_len);
+	ret = pktinject_any_open(&n->inject, cfg->inject, method, err, err_len);
 	if (ret < 0)
 		goto err_queues;
+	if (n->inject.method != PKTINJECT_RAW && cfg->offload)
+		n->fe.caps |= FRONTEND_CAP_OFFLOAD;
 	rp.queue_first = n->queues.first;
 	n->queue_first = rp.queue_first;
 	n->queue_count = rp.queue_count;
@@ -164,7 +179,7 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 err_rules:
 	nfq_rules_remove(&n->rules, cfg->verbose);
 err_inject:
-	rawinject_close(&n->inject);
+	pktinject_any_close(&n->inject);
 err_queues:
 	nfq_queues_close(&n->queues);
 err_owner:
@@ -200,7 +215,8 @@ static int nfqf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 static int nfqf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
 	struct rawinject_counts c = { 0 };
-	int ret = rawinject_batch(&to_nfqf(fe)->inject, batch, &c, fe->error, sizeof(fe->error));
+	int ret = pktinject_any_batch(&to_nfqf(fe)->inject, batch, &c, fe->error,
+				      sizeof(fe->error));
 
 	fe->stats.injected_packets += c.packets;
 	fe->stats.injected_bytes += c.bytes;
@@ -219,7 +235,7 @@ static void nfqf_close(struct frontend *fe)
 	loroutes_teardown(&n->routes, n->verbose);
 	nfq_rules_remove(&n->rules, n->verbose);
 	owner_lock_release(&n->owner);
-	rawinject_close(&n->inject);
+	pktinject_any_close(&n->inject);
 	nfq_queues_close(&n->queues);
 	free(n);
 }
@@ -238,7 +254,7 @@ const struct frontend_ops nfqueue_frontend = {
 			  POLICY_ACTION_BIT(POLICY_DISCARD),
 	.policy_why = "",
 	.policy_reload = nfqf_policy_reload,
-	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject with raw sockets",
+	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject GSO packets through lo",
 	.open = nfqf_open,
 	.fd = nfqf_fd,
 	.read_batch = nfqf_read_batch,

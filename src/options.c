@@ -85,7 +85,8 @@ static const struct flag flags[] = {
 	{ "--fail-open", FLAG_SET, OPT(fail_open), DAEMONS, 0, 0, 0,
 	  NULL, "nfqueue: let packets pass in clear when the queue is full or gone" },
 	{ "--inject", FLAG_STRING, OPT(inject), DAEMONS, 0, 0, 0,
-	  "HOW", "pcap: deliver packets with a raw socket (raw, default) or pcap_inject (pcap)" },
+	  "HOW", "nfqueue, pcap: deliver packets through lo with GSO (lo, default), on the egress "
+	  "device with GSO (dev), with a raw socket (raw) or, pcap only, pcap_inject (pcap)" },
 	{ "--stats", FLAG_STRING, OPT(stats_file), DAEMONS, 0, 0, 0,
 	  "FILE", "append JSON stats lines every interval and at exit" },
 	{ "--stats-interval", FLAG_UINT, OPT(stats_interval_ms), DAEMONS, 0, 10, 3600000,

@@ -31,6 +31,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../common/offload.h"
 #include "../common/owner.h"
 #include "../common/sysexec.h"
 #include "tun_ip.h"
@@ -308,18 +309,6 @@ static int tunb_read_batch(struct frontend *fe, struct pkt_batch *batch)
 	return (int)batch->count;
 }
 
-static void vnet_from_offload(const struct pkt_offload *off, struct virtio_net_hdr *vh)
-{
-	*vh = (struct virtio_net_hdr){
-		.flags = off->flags,
-		.gso_type = off->gso_type,
-		.hdr_len = off->hdr_len,
-		.gso_size = off->gso_size,
-		.csum_start = off->csum_start,
-		.csum_offset = off->csum_offset,
-	};
-}
-
 /* Only a broken fd is the frontend's failure; anything else is one bad packet. */
 static bool write_error_fatal(int err)
 {
@@ -341,7 +330,7 @@ static ssize_t write_one(struct tunb *t, const struct pkt *p)
 		while (n < 0 && errno == EINTR);
 		return n;
 	}
-	vnet_from_offload(&p->off, &vh);
+	offload_to_vnet(&p->off, 0, &vh);
 	do
 		n = writev(t->fd, iov, 2);
 	while (n < 0 && errno == EINTR);

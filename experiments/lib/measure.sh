@@ -505,12 +505,18 @@ meas_ping_loss() {
 		END { if (!found) print 100 }'
 }
 
-meas_tcp_rr_bin() {
-	local bin=${MEAS_TCP_RR:-}
-	[[ -n $bin ]] || bin=$(dirname "${TUNLAB:-$MEAS_ROOT/build/tunlab}")/tools/tcp_rr
-	[[ -x $bin ]] || bin=$MEAS_ROOT/build/tools/tcp_rr
-	[[ -x $bin ]] || meas_die "no tcp_rr at $bin: run make (it builds build/tools/tcp_rr)"
+# meas_tool_bin NAME [OVERRIDE]: the path of experiments/tools/NAME as built
+# beside the tunlab under test (else in build/), or OVERRIDE when given.
+meas_tool_bin() {
+	local name=$1 bin=${2:-}
+	[[ -n $bin ]] || bin=$(dirname "${TUNLAB:-$MEAS_ROOT/build/tunlab}")/tools/$name
+	[[ -x $bin ]] || bin=$MEAS_ROOT/build/tools/$name
+	[[ -x $bin ]] || meas_die "no $name at $bin: run make (it builds build/tools/$name)"
 	echo "$bin"
+}
+
+meas_tcp_rr_bin() {
+	meas_tool_bin tcp_rr "${MEAS_TCP_RR:-}"
 }
 
 # meas_tcp_rr_rows CSV ID REP SECONDS SIZE RAW: tcp_rr for SECONDS with

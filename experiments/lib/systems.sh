@@ -40,7 +40,7 @@ TL_SYSTEMS=(
 	"tun          sys_tun_start           tunlab           tunlab tun"
 	"nfqueue      sys_nfqueue_start       tunlab           tunlab nfqueue"
 	"proxy        sys_proxy_start         tunlab           tunlab proxy"
-	"pcap         sys_pcap_start          tunlab           tunlab pcap (raw socket inject)"
+	"pcap         sys_pcap_start          tunlab           tunlab pcap (GSO inject through lo)"
 	"pcap-inject  sys_pcap_inject_start   tunlab           tunlab pcap (pcap_inject)"
 	"openvpn-udp  sys_openvpn_udp_start   openvpn          OpenVPN 2.6 UDP"
 	"openvpn-tcp  sys_openvpn_tcp_start   openvpn          OpenVPN 2.6 TCP"

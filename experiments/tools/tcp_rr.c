@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tool_args.h"
+
 enum {
 	MAX_SIZE = 65536,           /* request/response bytes at most */
 	MAX_SAMPLES = 1 << 24,      /* latencies kept; later ones are counted only */
@@ -54,13 +56,6 @@ struct rr_samples {
 	uint64_t transactions;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(FILE *out)
 {
@@ -70,36 +65,7 @@ static void usage(FILE *out)
 
 /* ---- arguments ---- */
 
-static int parse_addr(const char *text, struct sockaddr_in *sin)
-{
-	char host[64];
-	const char *colon = strrchr(text, ':');
-	char *end;
-	long port;
 
-	if (!colon || (size_t)(colon - text) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, text, (size_t)(colon - text));
-	host[colon - text] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end || port < 1 || port > 65535)
-		return -EINVAL;
-	*sin = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -EINVAL;
-}
-
-static int parse_num(const char *text, double min, double max, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 /* One flag with its value at argv[i + 1]; returns how many words it used, or -EINVAL. */
 static int parse_flag(struct rr_opts *o, int argc, char **argv, int i)
@@ -114,17 +80,17 @@ static int parse_flag(struct rr_opts *o, int argc, char **argv, int i)
 	if (!val)
 		return -EINVAL;
 	if (!strcmp(flag, "--listen") || !strcmp(flag, "--connect"))
-		return parse_addr(val, &o->addr) < 0 ? -EINVAL : 2;
+		return tool_parse_addr(val, &o->addr) < 0 ? -EINVAL : 2;
 	if (!strcmp(flag, "--seconds"))
-		return parse_num(val, 0.1, 3600, &o->seconds) < 0 ? -EINVAL : 2;
+		return tool_parse_num(val, 0.1, 3600, &o->seconds) < 0 ? -EINVAL : 2;
 	if (!strcmp(flag, "--size")) {
-		if (parse_num(val, 1, MAX_SIZE, &v) < 0)
+		if (tool_parse_num(val, 1, MAX_SIZE, &v) < 0)
 			return -EINVAL;
 		o->size = (size_t)v;
 		return 2;
 	}
 	if (!strcmp(flag, "--timeout")) {
-		if (parse_num(val, 1, 3600, &v) < 0)
+		if (tool_parse_num(val, 1, 3600, &v) < 0)
 			return -EINVAL;
 		o->timeout_s = (int)v;
 		return 2;
@@ -319,7 +285,7 @@ static void samples_add(struct rr_samples *s, uint64_t ns)
 static int rr_loop(int fd, const struct rr_opts *o, struct rr_samples *s, double *elapsed_s)
 {
 	uint8_t buf[MAX_SIZE];
-	uint64_t t0 = mono_ns(), end = t0 + (uint64_t)(o->seconds * 1e9), now = t0, start;
+	uint64_t t0 = tool_mono_ns(), end = t0 + (uint64_t)(o->seconds * 1e9), now = t0, start;
 	int ret;
 
 	memset(buf, 'r', o->size);
@@ -330,7 +296,7 @@ static int rr_loop(int fd, const struct rr_opts *o, struct rr_samples *s, double
 			ret = xfer_all(fd, buf, o->size, false, o->timeout_s);
 		if (ret < 0)
 			return ret;
-		now = mono_ns();
+		now = tool_mono_ns();
 		samples_add(s, now - start);
 	}
 	*elapsed_s = (double)(now - t0) / 1e9;

@@ -290,3 +290,66 @@ assert_fail_closed_after_kill() {
 	[[ -n $(packets_seen control) ]] ||
 		tl_fail "expected the control capture to see the probes in clear once the objects are gone"
 }
+
+# ---- bulk transfers (pcap.bats, nfqueue.bats) ----
+
+# send_blob NS_FROM NS_TO ADDR PORT BYTES: BYTES of random data over TCP
+# (IPv6 when ADDR is one, in brackets), compared at the far end.
+send_blob() {
+	local from=$1 to=$2 addr=$3 port=$4 bytes=$5 listen=TCP4-LISTEN
+	[[ $addr != \[* ]] || listen=TCP6-LISTEN
+	head -c "$bytes" /dev/urandom >"$TL_TMP/blob-$port"
+	tl_bg "$to" "$TL_TMP/sink-$port.log" \
+		socat -T 20 -u "$listen:$port,reuseaddr" "CREATE:$TL_TMP/blob-$port.out" >/dev/null
+	local sink=$TL_LAST_PID
+	tl_wait_listen "$to" tcp "$port"
+	tl_assert "$bytes bytes sent through the tunnel to $addr:$port" \
+		ip netns exec "$from" timeout 30 socat -u "OPEN:$TL_TMP/blob-$port" "TCP:$addr:$port"
+	tl_wait_exit "$sink" 20 || tl_fail "expected the receiving socat to finish within 20 s"
+	tl_assert "the $bytes bytes received identical to what was sent" \
+		cmp -s "$TL_TMP/blob-$port" "$TL_TMP/blob-$port.out"
+}
+
+# assert_gso_blobs_both_ways: with a tunnel up whose both ends inject
+# through lo (the packet frontends' default), 8 MiB cli -> dst and 8 MiB
+# dst -> cli arrive intact; both ends captured and injected GSO packets
+# (above the 1500 MTU on average) and segmented nothing in software, since
+# each announced that it takes offload packets.
+assert_gso_blobs_both_ways() {
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 8388608
+	sleep 0.5
+	local side packets bytes
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		packets=$(tl_json_get "$side" fe_captured_packets)
+		bytes=$(tl_json_get "$side" fe_captured_bytes)
+		tl_expect_gt "bytes per captured packet in $(basename "$side") (GSO packets above the 1500 MTU)" \
+			"$((bytes / packets))" 1500
+		packets=$(tl_json_get "$side" fe_injected_packets)
+		bytes=$(tl_json_get "$side" fe_injected_bytes)
+		tl_expect_gt "bytes per injected packet in $(basename "$side") (GSO packets injected whole)" \
+			"$((bytes / packets))" 1500
+		tl_expect_eq "packets segmented in software for the peer" "$(tl_json_get "$side" tx_segmented)" 0
+		tl_expect_eq "injections refused" "$(tl_json_get "$side" fe_inject_errors)" 0
+	done
+	tl_assert "no packet the tunnel could not segment" tl_json_test "$TL_CLI_STATS" '.drop_offload == 0'
+	tl_assert "no packet the tunnel could not segment" tl_json_test "$TL_SRV_STATS" '.drop_offload == 0'
+}
+
+# assert_exit_forwards_like_a_router: with a tunnel up whose server injects
+# through lo (the default), the exit forwards what it injects: a ping with
+# TTL 1 from cli dies there ("Time to live exceeded" comes back through
+# the tunnel, where a raw socket's packet would reach dst), and a DF ping
+# too big for a 1280-byte srv-dst link gets "fragmentation needed" back
+# (a raw socket's packet vanished without one).
+assert_exit_forwards_like_a_router() {
+	run n_cli timeout 10 ping -n -c 1 -t 1 -W 3 "$TL_DST_IN4"
+	tl_expect_contains "ping -t 1 through the tunnel" "$output" "Time to live exceeded"
+	ip -n "$NS_SRV" link set "$TL_IN_IF" mtu 1280
+	ip -n "$NS_DST" link set "$TL_IN_IF" mtu 1280
+	run n_cli timeout 10 ping -n -M do -s 1300 -c 2 -i 0.3 -W 2 "$TL_DST_IN4"
+	ip -n "$NS_SRV" link set "$TL_IN_IF" mtu 1500
+	ip -n "$NS_DST" link set "$TL_IN_IF" mtu 1500
+	[[ $output == *"Frag needed"* || $output == *"message too long, mtu=1280"* ]] ||
+		tl_fail "expected frag-needed (mtu 1280) back for a DF ping of 1328 bytes, got: $output"
+}

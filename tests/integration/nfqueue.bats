@@ -90,6 +90,54 @@ settle_stats() {
 	n_cli "$TUNLAB" cleanup >/dev/null
 }
 
+@test "GSO packets stolen whole and injected whole through lo (--inject lo): 8 MiB each way intact" {
+	start_tunnel_pinging
+	assert_gso_blobs_both_ways
+}
+
+@test "the exit forwards what it injects through lo: TTL 1 dies there, a too-big DF packet gets frag-needed" {
+	start_tunnel_pinging
+	assert_exit_forwards_like_a_router
+}
+
+@test "--inject dev (frames on the egress device, lo for local and unresolved destinations): 8 MiB each way intact" {
+	start_tunnel_pinging --inject dev
+	assert_gso_blobs_both_ways
+	# Now that srv knows dst's MAC, the frame skips srv's forwarding: TTL 1 reaches dst.
+	tl_assert "ping -t 1 answered by dst: injected on the egress device, not forwarded" \
+		n_cli timeout 10 ping -n -c 1 -t 1 -W 3 "$TL_DST_IN4"
+}
+
+@test "strict rp_filter: the default injects with raw sockets and carries; --inject lo refuses, naming it" {
+	local ns k
+	for ns in "$NS_SRV" "$NS_CLI"; do
+		for k in all lo; do
+			ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$k.rp_filter=1"
+		done
+	done
+	start_tunnel_pinging
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	sleep 0.5
+	# The server injects with raw sockets, takes no offload: the client segments for it.
+	tl_expect_gt "packets the client segmented for the server" "$(tl_json_get "$TL_CLI_STATS" tx_segmented)" 0
+	tl_stop "$TL_CLI_PID" TERM 10 || true
+	TL_CLI_PID=""
+	TL_WAIT=none tl_start_tunlab_client nfqueue --inject lo
+	tl_wait_exit "$TL_CLI_PID" 10 || true
+	! tl_pid_alive "$TL_CLI_PID" || tl_fail "expected --inject lo to refuse strict rp_filter"
+	TL_CLI_PID=""
+	run cat "$TL_CLI_LOG"
+	tl_expect_contains "the client's error" "$output" "rp_filter"
+}
+
+@test "--inject raw (one MTU packet per send): 8 MiB each way intact, segmented for the peer" {
+	start_tunnel_pinging --inject raw
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 8388608
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 8388608
+	sleep 0.5
+	tl_expect_gt "packets segmented in software for the cli" "$(tl_json_get "$TL_SRV_STATS" tx_segmented)" 0
+}
+
 # Only that both queues are bound and traffic through them arrives: the
 # kernel's --queue-balance hashes addresses and protocol, not ports, so
 # flows between one host pair all land in one queue; whether traffic
@@ -227,8 +275,8 @@ assert_only_live_tun_left() {
 
 
 start_tunnel_pinging() {
-	tl_start_tunlab_server nfqueue
-	tl_start_tunlab_client nfqueue
+	tl_start_tunlab_server nfqueue "$@"
+	tl_start_tunlab_client nfqueue "$@"
 	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 ||
 		tl_fail "expected a ping cli->dst through the tunnel within ${TL_TIMEOUT}s"
 }
