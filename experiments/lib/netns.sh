@@ -474,6 +474,15 @@ tl_ns_kill_all() {
 	tl_wait_until 3 eval "[[ -z \$(ip netns pids $ns 2>/dev/null) ]]" || true
 }
 
+# tl_ns_forget_runfiles NS: the owner locks and control sockets tunlab keeps
+# in /run/tunlab/<netns inode>-<pid>.* for NS, whose processes are gone: a
+# namespace about to be deleted leaves no file that names its inode.
+tl_ns_forget_runfiles() {
+	local inode
+	inode=$(stat -L -c %i "/run/netns/$1" 2>/dev/null) || return 0
+	rm -f /run/tunlab/"$inode"-*.lock /run/tunlab/"$inode"-*.sock
+}
+
 # tl_topology_down: idempotent; deleting a namespace deletes its veth ends,
 # routes, iptables rules and sysctls.
 tl_topology_down() {
@@ -482,6 +491,7 @@ tl_topology_down() {
 	for ns in "$NS_DST" "$NS_SRV" "$NS_CLI" "${TL_EXTRA_NS[@]}"; do
 		tl_ns_exists "$ns" || continue
 		tl_ns_kill_all "$ns"
+		tl_ns_forget_runfiles "$ns"
 		tl_cmd ip netns del "$ns" || rc=1
 	done
 	return "$rc"
