@@ -54,7 +54,7 @@ TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/has
 # Test tools, linked the same way: tl_peer is a hostile tunnel peer.
 TOOLS += $(BUILD)/tools/tl_peer
 
-.PHONY: all deps check check-unit check-integration check-sanitize fuzz \
+.PHONY: all deps check experiments-all check-unit check-integration check-sanitize fuzz \
 	bench experiments plots paper paper-deps install clean
 # pktrate's generator and sink (experiments/pktrate).
 TOOLS += $(BUILD)/tools/udp_blast
@@ -123,8 +123,13 @@ fuzz:
 bench: deps all
 	$(Q)./experiments/bench --tunlab $(abspath $(TUNLAB))
 
+# The default experiment set (under 30 min on 2 cores); experiments-all runs
+# every set at one commit: a reference run (run-all --list-sets: the times).
 experiments: deps all
 	$(Q)./experiments/run-all --tunlab $(abspath $(TUNLAB))
+
+experiments-all: deps all
+	$(Q)./experiments/run-all --tunlab $(abspath $(TUNLAB)) --set all
 
 plots:
 	$(Q)./experiments/lib/plots.sh

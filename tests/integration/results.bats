@@ -174,3 +174,14 @@ load helpers
 	tl_expect_contains "one row, from the second try" "$output" "rows: 1"
 	[[ $output != *failed.sys* ]] || tl_fail "expected no failed. line: the second try passed"
 }
+
+@test "results: run-all names its experiment sets with their times and refuses an unknown set" {
+	run "$TL_REPO/experiments/run-all" --list-sets
+	echo "$output"
+	((status == 0)) || tl_fail "--list-sets failed"
+	[[ $output == *"default"*"about "*" min"*"throughput"* ]] || tl_fail "expected the default set with its time and experiments"
+	run "$TL_REPO/experiments/run-all" --set no-such-set
+	echo "$output"
+	((status != 0)) || tl_fail "expected an unknown set to be refused"
+	[[ $output == *"no experiment set 'no-such-set'"* ]] || tl_fail "expected the refusal to name the set"
+}
