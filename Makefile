@@ -58,6 +58,8 @@ TOOLS += $(BUILD)/tools/tl_peer
 	bench experiments plots paper paper-deps install clean
 # pktrate's generator and sink (experiments/pktrate).
 TOOLS += $(BUILD)/tools/udp_blast
+# The experiment router's delay line (experiments/lib/netns.sh, tl_router_delay).
+TOOLS += $(BUILD)/tools/nfq_delay
 all: $(TUNLAB) $(UNIT_BIN) $(TOOLS)
 
 $(TUNLAB): $(LIB_OBJ) $(BUILD)/src/main.o

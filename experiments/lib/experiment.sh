@@ -28,6 +28,9 @@
 #                   that throughput and transparency cover, dropped from the
 #                   other experiments to keep `make experiments` within its
 #                   30 minutes (the metadata says so)
+#   EXP_OPT_IN      rows of systems.sh's SYS_OPT_IN_ROWS (tun-udp) this
+#                   experiment measures by default; the others leave them
+#                   out as if EXP_DEFAULT_EXCLUDE named them
 #   exp_applies ID NEEDS   prints why the experiment does not apply to a
 #                   row (e.g. no tunnel to set up); nothing when it does
 #   exp_one ID FN REP WORK replaces the default test (system up,
@@ -54,6 +57,7 @@ EXP_QUICK_SECONDS=${EXP_QUICK_SECONDS:-1}
 EXP_TEST_BUDGET=${EXP_TEST_BUDGET:-10}
 EXP_REPS_PER_START=${EXP_REPS_PER_START:-1}
 EXP_DEFAULT_EXCLUDE=${EXP_DEFAULT_EXCLUDE:-}
+EXP_OPT_IN=${EXP_OPT_IN:-}
 EXP_USAGE_EXTRA=${EXP_USAGE_EXTRA:-}
 EXP_QUICK=0
 declare -A EXP_SKIP=()          # id -> why later repetitions skip it
@@ -248,9 +252,14 @@ exp_filter_applies() {
 # EXP_DEFAULT_EXCLUDE; with --why, an "excluded.ID: why" line for each of those.
 exp_default_selection() {
 	local selected=$1 mode=${2:-} id rest
+	local out=" $EXP_DEFAULT_EXCLUDE "
+	# systems.sh's opt-in rows, unless this experiment opts in.
+	for id in ${SYS_OPT_IN_ROWS:-}; do
+		[[ " $EXP_OPT_IN " == *" $id "* ]] || out+="$id "
+	done
 	while read -r id rest; do
 		[[ -n $id ]] || continue
-		if [[ $EXP_SYSTEMS != all || " $EXP_DEFAULT_EXCLUDE " != *" $id "* ]]; then
+		if [[ $EXP_SYSTEMS != all || $out != *" $id "* ]]; then
 			[[ -n $mode ]] || printf '%s %s\n' "$id" "$rest"
 		elif [[ -n $mode ]]; then
 			printf 'excluded.%s: not in the default run (its budget); --systems %s measures it\n' "$id" "$id"

@@ -424,11 +424,14 @@ meas_meta_reference_tools() {
 	return 0
 }
 
-# Metadata lines naming each selected system: "system.tun: tunlab tun".
+# Metadata lines naming each selected system: "system.tun: tunlab tun",
+# and what carried its packets: "transport.tun: tls (TCP)" (systems.sh).
 meas_meta_systems() {
 	local selected=$1 id label
 	while read -r id _ _ label; do
-		[[ -z $id ]] || echo "system.$id: $label"
+		[[ -n $id ]] || continue
+		echo "system.$id: $label"
+		[[ -z ${SYS_TRANSPORT[$id]:-} ]] || echo "transport.$id: ${SYS_TRANSPORT[$id]}"
 	done <<<"$selected"
 }
 
@@ -481,11 +484,17 @@ meas_print_summary() {
 # cli -> dst MEAS_PING_INTERVAL seconds apart, the output kept in RAW; one row per answered
 # echo (metric rtt, ms) and one with the loss (rtt_loss, %). Sets
 # MEAS_PING_MEDIAN (ms, "" when nothing came back).
+# With -w, ping stops once COUNT echoes are answered, and the ones still in
+# flight then count as lost: at tens of ms of RTT that is most of the
+# loss it reports. MEAS_PING_EXACT=1 sends exactly COUNT and waits for
+# their answers (ping's own two RTTs), bounded by timeout instead.
 meas_ping_rows() {
 	local csv=$1 id=$2 rep=$3 param=$4 count=$5 raw=$6
 	shift 6
-	ip netns exec "$NS_CLI" ping -n -i "$MEAS_PING_INTERVAL" -c "$count" -W 1 -w $((count / 100 + 3)) "$@" \
-		"$MEAS_DST" >"$raw" 2>&1 || true
+	local -a bound=(-w $((count / 100 + 3)))
+	[[ ${MEAS_PING_EXACT:-0} != 1 ]] || bound=()
+	ip netns exec "$NS_CLI" timeout -s INT $((count / 100 + 5)) ping -n -i "$MEAS_PING_INTERVAL" -c "$count" -W 1 \
+		${bound[@]+"${bound[@]}"} "$@" "$MEAS_DST" >"$raw" 2>&1 || true
 	meas_ping_samples <"$raw" | awk -v s="$id" -v p="$param" -v r="$rep" \
 		'{ printf "%s,%s,rtt,%s,ms,%s\n", s, p, $1, r }' >>"$csv"
 	meas_csv_row "$csv" "$id" "$param" rtt_loss "$(meas_ping_loss <"$raw")" % "$rep"

@@ -102,7 +102,8 @@ tl_set_names() {
 		NS_SRV="$TL_NS_PREFIX-srv-$TL_ID"
 		NS_DST="$TL_NS_PREFIX-dst-$TL_ID"
 	fi
-	export NS_CLI NS_SRV NS_DST
+	NS_RTR="$TL_NS_PREFIX-rtr-$TL_ID"
+	export NS_CLI NS_SRV NS_DST NS_RTR
 }
 tl_set_names
 
@@ -403,7 +404,7 @@ tl_ns_exists() {
 tl_topology_up() {
 	local ns
 	[[ $TL_BACKEND != hosts ]] || { tl_hosts_topology_up; return; }
-	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
+	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST" "$NS_RTR"; do
 		if tl_ns_exists "$ns"; then
 			tl_fail "namespace $ns exists already (another run with TL_ID=$TL_ID?)"
 			return 1
@@ -424,34 +425,46 @@ tl_link_ready() {
 
 tl_topology_ready() {
 	tl_link_ready "$NS_CLI" "$TL_UL_IF" && tl_link_ready "$NS_SRV" "$TL_UL_IF" &&
-		tl_link_ready "$NS_SRV" "$TL_IN_IF" && tl_link_ready "$NS_DST" "$TL_IN_IF"
+		tl_link_ready "$NS_SRV" "$TL_IN_IF" && tl_link_ready "$NS_DST" "$TL_IN_IF" || return 1
+	[[ $TL_TOPO_ROUTER != 1 ]] || { tl_link_ready "$NS_RTR" "$TL_UL_IF" && tl_link_ready "$NS_RTR" "$TL_WAN_IF"; }
+}
+
+# tl_ns_add NS: a fresh namespace, lo up, no router advertisements or DAD
+# (in a lab, addresses are usable at once).
+tl_ns_add() {
+	tl_cmd ip netns add "$1" || return 1
+	tl_cmd ip -n "$1" link set lo up || return 1
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+		net.ipv6.conf.default.accept_dad=0 >/dev/null
 }
 
 tl_topology_build() {
 	local ns
+	[[ $TL_TOPO_ROUTER != 1 ]] || { tl_router_build; return; }
 	for ns in "$NS_CLI" "$NS_SRV" "$NS_DST"; do
-		tl_cmd ip netns add "$ns" || return 1
-		tl_cmd ip -n "$ns" link set lo up || return 1
-		# No router advertisements or DAD in a lab: addresses are usable at once.
-		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
-			net.ipv6.conf.default.accept_dad=0 >/dev/null || return 1
+		tl_ns_add "$ns" || return 1
 	done
-	# Both ends are created straight inside their namespaces: nothing, not even
-	# for a moment, lives in the root namespace.
-	tl_cmd ip -n "$NS_CLI" link add "$TL_UL_IF" type veth peer name "$TL_UL_IF" netns "$NS_SRV" || return 1
-	tl_cmd ip -n "$NS_SRV" link add "$TL_IN_IF" type veth peer name "$TL_IN_IF" netns "$NS_DST" || return 1
-
-	tl_addr_up "$NS_CLI" "$TL_UL_IF" "$TL_CLI_UL4/24" "$TL_CLI_UL6/64" || return 1
-	tl_addr_up "$NS_SRV" "$TL_UL_IF" "$TL_SRV_UL4/24" "$TL_SRV_UL6/64" || return 1
-	tl_addr_up "$NS_SRV" "$TL_IN_IF" "$TL_SRV_IN4/24" "$TL_SRV_IN6/64" || return 1
-	tl_addr_up "$NS_DST" "$TL_IN_IF" "$TL_DST_IN4/24" "$TL_DST_IN6/64" || return 1
-
-	tl_cmd ip -n "$NS_CLI" route add default via "$TL_SRV_UL4" || return 1
-	tl_cmd ip -n "$NS_CLI" -6 route add default via "$TL_SRV_UL6" || return 1
-	tl_cmd ip -n "$NS_DST" route add default via "$TL_SRV_IN4" || return 1
-	tl_cmd ip -n "$NS_DST" -6 route add default via "$TL_SRV_IN6" || return 1
+	tl_veth "$NS_CLI" "$TL_UL_IF" "$TL_CLI_UL4" "$TL_CLI_UL6" "$NS_SRV" "$TL_UL_IF" "$TL_SRV_UL4" "$TL_SRV_UL6" || return 1
+	tl_veth "$NS_SRV" "$TL_IN_IF" "$TL_SRV_IN4" "$TL_SRV_IN6" "$NS_DST" "$TL_IN_IF" "$TL_DST_IN4" "$TL_DST_IN6" || return 1
+	tl_route_via "$NS_CLI" default "$TL_SRV_UL4" default "$TL_SRV_UL6" || return 1
+	tl_route_via "$NS_DST" default "$TL_SRV_IN4" default "$TL_SRV_IN6" || return 1
 	# Forwarding in srv only; a namespace's sysctls die with it.
 	tl_cmd ip netns exec "$NS_SRV" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
+}
+
+# tl_veth NS_A IF_A A4 A6 NS_B IF_B B4 B6: a veth pair, /24 and /64 addresses
+# on both ends, up. Both ends are created straight inside their namespaces:
+# nothing, not even for a moment, lives in the root namespace.
+tl_veth() {
+	tl_cmd ip -n "$1" link add "$2" type veth peer name "$6" netns "$5" || return 1
+	tl_addr_up "$1" "$2" "$3/24" "$4/64" || return 1
+	tl_addr_up "$5" "$6" "$7/24" "$8/64"
+}
+
+# tl_route_via NS PREFIX4 GW4 PREFIX6 GW6
+tl_route_via() {
+	tl_cmd ip -n "$1" route add "$2" via "$3" || return 1
+	tl_cmd ip -n "$1" -6 route add "$4" via "$5"
 }
 
 # tl_addr_up NS IF ADDR4 ADDR6
@@ -460,6 +473,195 @@ tl_addr_up() {
 	tl_cmd ip -n "$ns" addr add "$3" dev "$dev" || return 1
 	tl_cmd ip -n "$ns" -6 addr add "$4" dev "$dev" nodad || return 1
 	tl_cmd ip -n "$ns" link set "$dev" up
+}
+
+# ---- the router topology (opt-in) ---------------------------------------------------
+# tl_router_mode (or TL_TOPO_ROUTER=1 in the environment when netns.sh is
+# sourced) puts a fourth namespace between cli and srv, for the loss and NAT
+# experiments; every other experiment and test keeps the topology above.
+#
+#   cli ul0 10.101.0.2 ==== ul0 10.101.0.1 [rtr] wan0 10.103.0.1 ==== ul0 10.103.0.2 [srv] in0 ... dst
+#
+# cli's default route still points at 10.101.0.1 (now rtr's); srv's
+# underlay address becomes 10.103.0.2 (TL_SRV_UL4: every system connects to
+# it), its default route points at rtr, and rtr routes the inner network to
+# srv, so the plain path is cli -> rtr -> srv -> dst. The links through rtr
+# carry wire-sized packets (no TSO, GSO or GRO: tl_router_wire_packets), so a
+# packet the knobs drop or delay is one packet. rtr forwards and can
+#   tl_router_loss PERCENT   drop each forwarded packet with that probability
+#                            (iptables statistic, both directions, IPv4 and IPv6)
+#   tl_router_delay MS       hold each forwarded packet MS ms (NFQUEUE and the
+#                            nfq_delay tool: no netem in this kernel), so the
+#                            round trip grows by 2 x MS
+#   tl_router_nat on|off     MASQUERADE what cli sends (IPv4), to rtr's wan0 address
+#   tl_router_flush          forget every NAT mapping (conntrack -F)
+#   tl_router_rebind         forget them and map to new source ports from now on
+# Each knob owns a chain of its own (TL_LOSS, TL_DELAY in filter FORWARD,
+# TL_NAT in nat POSTROUTING), flushed and refilled on every call; the
+# namespace takes them all with it.
+
+TL_TOPO_ROUTER=${TL_TOPO_ROUTER:-0}
+TL_WAN_IF=wan0                  # rtr <-> srv
+TL_RTR_CLI4=10.101.0.1          TL_RTR_CLI6=fd01::1
+TL_RTR_WAN4=10.103.0.1          TL_RTR_WAN6=fd03::1
+TL_SRV_WAN4=10.103.0.2          TL_SRV_WAN6=fd03::2
+TL_DELAY_QUEUE=${TL_DELAY_QUEUE:-7}      # netfilter queue numbers are per namespace
+TL_DELAY_SECONDS=${TL_DELAY_SECONDS:-3600} # the delay line's own bound on its run time
+TL_NAT_PORT_BASE=20000          # tl_router_rebind maps to ranges of 1000 ports from here
+TL_DELAY_PID="" TL_DELAY_LOG="" TL_NAT_GEN=0
+
+tl_router_mode() {
+	[[ $TL_BACKEND != hosts ]] || { tl_fail "the router topology exists in namespaces only"; return 1; }
+	TL_TOPO_ROUTER=1
+	TL_SRV_UL4=$TL_SRV_WAN4 TL_SRV_UL6=$TL_SRV_WAN6
+}
+
+tl_router_build() {
+	local ns
+	TL_DELAY_PID="" TL_NAT_GEN=0
+	for ns in "$NS_CLI" "$NS_RTR" "$NS_SRV" "$NS_DST"; do
+		tl_ns_add "$ns" || return 1
+	done
+	tl_veth "$NS_CLI" "$TL_UL_IF" "$TL_CLI_UL4" "$TL_CLI_UL6" "$NS_RTR" "$TL_UL_IF" "$TL_RTR_CLI4" "$TL_RTR_CLI6" || return 1
+	tl_veth "$NS_RTR" "$TL_WAN_IF" "$TL_RTR_WAN4" "$TL_RTR_WAN6" "$NS_SRV" "$TL_UL_IF" "$TL_SRV_WAN4" "$TL_SRV_WAN6" || return 1
+	tl_veth "$NS_SRV" "$TL_IN_IF" "$TL_SRV_IN4" "$TL_SRV_IN6" "$NS_DST" "$TL_IN_IF" "$TL_DST_IN4" "$TL_DST_IN6" || return 1
+	tl_route_via "$NS_CLI" default "$TL_RTR_CLI4" default "$TL_RTR_CLI6" || return 1
+	tl_route_via "$NS_SRV" default "$TL_RTR_WAN4" default "$TL_RTR_WAN6" || return 1
+	tl_route_via "$NS_RTR" "$TL_IN_NET4" "$TL_SRV_WAN4" "$TL_IN_NET6" "$TL_SRV_WAN6" || return 1
+	tl_route_via "$NS_DST" default "$TL_SRV_IN4" default "$TL_SRV_IN6" || return 1
+	for ns in "$NS_RTR" "$NS_SRV"; do
+		tl_cmd ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+			>/dev/null || return 1
+	done
+	tl_router_wire_packets || return 1
+	tl_router_chains
+}
+
+# A veth passes a 64 KiB TSO or GRO super-packet on whole, and the loss rule
+# would drop forty segments for one: the links through rtr carry packets
+# of at most the MTU, as a wire does (senders segment, rtr aggregates nothing).
+tl_router_wire_packets() {
+	local end
+	for end in "$NS_CLI:$TL_UL_IF" "$NS_RTR:$TL_UL_IF" "$NS_RTR:$TL_WAN_IF" "$NS_SRV:$TL_UL_IF"; do
+		tl_cmd ip netns exec "${end%%:*}" ethtool -K "${end#*:}" tso off gso off gro off >/dev/null 2>&1 ||
+			{ tl_fail "ethtool -K ${end#*:} tso off gso off gro off failed in ${end%%:*} (package ethtool)"; return 1; }
+	done
+}
+
+# The knobs' chains, empty: rtr forwards everything until one is turned.
+tl_router_chains() {
+	local tool chain
+	for tool in iptables ip6tables; do
+		for chain in TL_LOSS TL_DELAY; do
+			tl_cmd tl_ns "$NS_RTR" "$tool" -w 5 -N "$chain" || return 1
+			tl_cmd tl_ns "$NS_RTR" "$tool" -w 5 -A FORWARD -j "$chain" || return 1
+		done
+	done
+	tl_cmd tl_ns "$NS_RTR" iptables -w 5 -t nat -N TL_NAT || return 1
+	tl_cmd tl_ns "$NS_RTR" iptables -w 5 -t nat -A POSTROUTING -o "$TL_WAN_IF" -j TL_NAT
+}
+
+tl_router_need() {
+	if [[ $TL_TOPO_ROUTER != 1 ]] || ! tl_ns_exists "$NS_RTR"; then
+		tl_fail "no router namespace: call tl_router_mode before tl_topology_up"
+		return 1
+	fi
+}
+
+# tl_router_loss PERCENT: each packet rtr forwards, either way, is dropped
+# with probability PERCENT/100 (0: none).
+tl_router_loss() {
+	local percent=$1 p tool
+	tl_router_need || return 1
+	p=$(awk -v x="$percent" 'BEGIN { if (x !~ /^[0-9.]+$/ || x + 0 > 100) exit 1; printf "%.6f", x / 100 }') ||
+		{ tl_fail "tl_router_loss: a percentage from 0 to 100, not '$percent'"; return 1; }
+	for tool in iptables ip6tables; do
+		tl_cmd tl_ns "$NS_RTR" "$tool" -w 5 -F TL_LOSS || return 1
+		[[ $p == 0.000000 ]] && continue
+		tl_cmd tl_ns "$NS_RTR" "$tool" -w 5 -A TL_LOSS -m statistic --mode random --probability "$p" \
+			-j DROP || return 1
+	done
+}
+
+tl_nfq_delay_bin() {
+	local bin=${TL_NFQ_DELAY:-$(dirname "$TUNLAB")/tools/nfq_delay}
+	[[ -x $bin ]] || bin=$TL_REPO/build/tools/nfq_delay
+	[[ -x $bin ]] || { tl_fail "no nfq_delay at $bin: run make (it builds build/tools/nfq_delay)"; return 1; }
+	echo "$bin"
+}
+
+# tl_router_delay MS: each packet rtr forwards, either way, waits MS ms (0:
+# none). The queue rule goes in only once the delay line has bound the
+# queue, and comes out before it stops (it accepts what it still holds).
+tl_router_delay() {
+	local ms=$1 bin tool
+	tl_router_need || return 1
+	[[ $ms =~ ^[0-9]+(\.[0-9]+)?$ ]] || { tl_fail "tl_router_delay: milliseconds, not '$ms'"; return 1; }
+	for tool in iptables ip6tables; do
+		tl_cmd tl_ns "$NS_RTR" "$tool" -w 5 -F TL_DELAY || return 1
+	done
+	if [[ -n $TL_DELAY_PID ]]; then
+		tl_stop "$TL_DELAY_PID" TERM 3 >/dev/null || true
+		TL_DELAY_PID=""
+	fi
+	awk -v x="$ms" 'BEGIN { exit !(x > 0) }' || return 0
+	bin=$(tl_nfq_delay_bin) || return 1
+	TL_DELAY_LOG=$TL_TMP/nfq_delay-$ms.log
+	# TL_DELAY_RT=1: the delay line at a real-time priority, so that the
+	# system under test does not stretch its delay by taking the cores (RT
+	# throttling bounds it). Off by default: on a loaded 2-core machine it
+	# made neither the lateness nor the figures clearly better.
+	local -a rt=()
+	[[ ${TL_DELAY_RT:-0} != 1 ]] || ! command -v chrt >/dev/null || rt=(chrt -f 10)
+	tl_bg "$NS_RTR" "$TL_DELAY_LOG" ${rt[@]+"${rt[@]}"} "$bin" --queue "$TL_DELAY_QUEUE" --delay-ms "$ms" \
+		--seconds "$TL_DELAY_SECONDS" >/dev/null || return 1
+	TL_DELAY_PID=$TL_LAST_PID
+	if ! tl_wait_until 5 tl_delay_ready "$TL_DELAY_PID" "$TL_DELAY_LOG"; then
+		tl_log_tail "$TL_DELAY_LOG"
+		tl_fail "expected nfq_delay (pid $TL_DELAY_PID) to bind queue $TL_DELAY_QUEUE in $NS_RTR within 5 s"
+		return 1
+	fi
+	for tool in iptables ip6tables; do
+		tl_cmd tl_ns "$NS_RTR" "$tool" -w 5 -A TL_DELAY -j NFQUEUE --queue-num "$TL_DELAY_QUEUE" || return 1
+	done
+}
+
+tl_delay_ready() {
+	grep -q '^ready ' "$2" 2>/dev/null && return 0
+	tl_pid_alive "$1" || return 255
+	return 1
+}
+
+# tl_router_nat on|off: MASQUERADE of what leaves rtr towards srv from cli's
+# network. The first mapping keeps cli's source port where it can (as a
+# home router does); after tl_router_rebind, TCP and UDP map into the
+# next range of 1000 ports from TL_NAT_PORT_BASE, so a port is new.
+tl_router_nat() {
+	tl_router_need || return 1
+	tl_cmd tl_ns "$NS_RTR" iptables -w 5 -t nat -F TL_NAT || return 1
+	[[ $1 == on ]] || { TL_NAT_GEN=0; return 0; }
+	if ((TL_NAT_GEN > 0)); then
+		local lo=$((TL_NAT_PORT_BASE + (TL_NAT_GEN % 40) * 1000)) proto
+		for proto in udp tcp; do
+			tl_cmd tl_ns "$NS_RTR" iptables -w 5 -t nat -A TL_NAT -s "$TL_UL_NET4" -p "$proto" \
+				-j MASQUERADE --to-ports "$lo-$((lo + 999))" || return 1
+		done
+	fi
+	tl_cmd tl_ns "$NS_RTR" iptables -w 5 -t nat -A TL_NAT -s "$TL_UL_NET4" -j MASQUERADE
+}
+
+# Every mapping forgotten: the next packet each way is a new flow to rtr.
+tl_router_flush() {
+	tl_router_need || return 1
+	tl_cmd tl_ns "$NS_RTR" conntrack -F >/dev/null 2>&1 ||
+		{ tl_fail "conntrack -F failed in $NS_RTR (package conntrack)"; return 1; }
+}
+
+# New source ports from now on (the rule first, so that no packet between
+# the two steps is mapped the old way), then the old mappings forgotten.
+tl_router_rebind() {
+	TL_NAT_GEN=$((TL_NAT_GEN + 1))
+	tl_router_nat on && tl_router_flush
 }
 
 # Processes left inside our namespaces were started by this run (directly or
@@ -488,7 +690,7 @@ tl_ns_forget_runfiles() {
 tl_topology_down() {
 	local ns rc=0
 	[[ $TL_BACKEND != hosts ]] || { tl_hosts_topology down; return; }
-	for ns in "$NS_DST" "$NS_SRV" "$NS_CLI" "${TL_EXTRA_NS[@]}"; do
+	for ns in "$NS_DST" "$NS_SRV" "$NS_RTR" "$NS_CLI" "${TL_EXTRA_NS[@]}"; do
 		tl_ns_exists "$ns" || continue
 		tl_ns_kill_all "$ns"
 		tl_ns_forget_runfiles "$ns"
@@ -715,3 +917,6 @@ tl_ping_dst() {
 	shift || true
 	tl_ns "$NS_CLI" ping -n -q -c "$count" -i 0.2 -W 1 "$@" "$TL_DST_IN4" >/dev/null 2>&1
 }
+
+# Last: the router topology asked for from the environment.
+[[ $TL_TOPO_ROUTER != 1 ]] || tl_router_mode

@@ -141,6 +141,13 @@ plots_cdf() {
 	plots_keep "$out"
 }
 
+# plots_at_rtt STATS RTT: the loss experiment's stats rows at one added
+# RTT ("loss=L:rtt=R" parameters), renamed "loss=L" for plots_curves.
+plots_at_rtt() {
+	awk -v tail=":rtt=$2" '{ n = length($2) - length(tail)
+		if (n > 0 && substr($2, n + 1) == tail) { $2 = substr($2, 1, n); print } }' "$1"
+}
+
 # Moves OUT.tmp to OUT when it holds data; an empty one removes OUT.
 plots_keep() {
 	if [[ -s $1.tmp ]]; then
@@ -194,6 +201,19 @@ plots_data() {
 	if plots_derive "$r" prefixes; then
 		plots_curves "$w/prefixes.stats" "$w/prefixes.systems" "$p/prefixes_setup.dat" setup_ms prefixes
 		plots_curves "$w/prefixes.stats" "$w/prefixes.systems" "$p/prefixes_objects.dat" objects prefixes
+	fi
+	if plots_derive "$r" loss; then
+		local rtt
+		for rtt in 0 20; do
+			plots_at_rtt "$w/loss.stats" "$rtt" >"$w/loss-rtt$rtt.stats"
+			plots_curves "$w/loss-rtt$rtt.stats" "$w/loss.systems" "$p/loss_goodput_rtt$rtt.dat" goodput loss
+			plots_curves "$w/loss-rtt$rtt.stats" "$w/loss.systems" "$p/loss_rtt_rtt$rtt.dat" rtt loss
+		done
+	fi
+	if plots_derive "$r" nat; then
+		plots_wide "$w/nat.stats" "$w/nat.systems" "$p/nat.dat" "start|setup_ms|median min max n" \
+			"flush|recovery_ms|median min max n" "newport|recovery_ms|median min max n" \
+			"flush|lost_pings|max" "newport|lost_pings|max"
 	fi
 	local f
 	for f in "$p"/*.dat; do

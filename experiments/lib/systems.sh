@@ -38,6 +38,7 @@ TL_SYSTEMS=(
 	# id          start function          needs            label (rest of line)
 	"plain        sys_plain_start         -                plain veth (srv forwards, no tunnel)"
 	"tun          sys_tun_start           tunlab           tunlab tun"
+	"tun-udp      sys_tun_udp_start       tunlab,tunlab-udp tunlab tun, UDP data channel"
 	"nfqueue      sys_nfqueue_start       tunlab           tunlab nfqueue"
 	"proxy        sys_proxy_start         tunlab           tunlab proxy"
 	"pcap         sys_pcap_start          tunlab           tunlab pcap (GSO inject through lo)"
@@ -56,6 +57,25 @@ declare -A SYS_CMD_PACKAGE=(
 
 SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
 SYS_EXTRA_ROUTES=()
+
+# What carries each row's packets between cli and srv (the metadata's
+# "transport.ID:" lines): tunlab's frontends ride the TLS stream unless the
+# row says otherwise.
+declare -A SYS_TRANSPORT=(
+	[plain]="none (routed)" [tun]="tls (TCP)" [tun-udp]="udp (datagram channel keyed by TLS)"
+	[nfqueue]="tls (TCP)" [proxy]="tls (TCP)" [pcap]="tls (TCP)" [pcap-inject]="tls (TCP)"
+	[openvpn-udp]=udp [openvpn-tcp]="tcp" [wireguard-go]=udp [tls-relay]="tls (TCP)"
+)
+
+# Rows an experiment measures by default only when its EXP_OPT_IN names
+# them (experiment.sh): tun-udp joins the experiments where the transport
+# matters without pushing `make experiments` past its budget.
+SYS_OPT_IN_ROWS="tun-udp"
+
+# One input for the rows whose transport can keep a NAT mapping alive
+# (tun-udp, openvpn-udp, wireguard-go): SYS_KEEPALIVE seconds between
+# keepalives from cli, or empty for each one's default.
+SYS_KEEPALIVE=${SYS_KEEPALIVE:-}
 
 sys_reset() {
 	SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
@@ -116,8 +136,31 @@ sys_tunlab_dual_start() {
 	sys_tunlab_start "$frontend" "${SYS_V6_CLIENT_ARGS[@]}" "$@"
 }
 
+# The TLS stream, named when the binary has a choice (issue 15's --transport,
+# whose default "auto" would otherwise pick UDP), so that "tun" stays the row
+# it has always been.
 sys_tun_start() {
-	sys_tunlab_dual_start tun
+	local -a transport=()
+	! sys_tunlab_has_transport || transport=(--transport tls)
+	sys_tunlab_dual_start tun ${transport[@]+"${transport[@]}"}
+}
+
+# The datagram data channel of issue 15: keys from the TLS connection, which
+# stays as the control channel; the server listens for both on one port.
+sys_tun_udp_start() {
+	local -a keepalive=()
+	[[ -z $SYS_KEEPALIVE ]] || keepalive=(--keepalive "$SYS_KEEPALIVE")
+	sys_tunlab_dual_start tun --transport udp ${keepalive[@]+"${keepalive[@]}"}
+}
+
+# Does the tunlab under test take --transport (issue 15)? Asked once per run.
+SYS_HAS_TRANSPORT=""
+sys_tunlab_has_transport() {
+	if [[ -z $SYS_HAS_TRANSPORT ]]; then
+		SYS_HAS_TRANSPORT=no
+		"$TUNLAB" client --help 2>&1 | grep -qE -- '^[[:space:]]*--transport[[:space:]]' && SYS_HAS_TRANSPORT=yes
+	fi
+	[[ $SYS_HAS_TRANSPORT == yes ]]
 }
 
 sys_nfqueue_start() {
@@ -199,6 +242,7 @@ sys_openvpn_conf() {
 		remote $TL_SRV_UL4 $SYS_OVPN_PORT
 		nobind
 		connect-retry 1 1
+		$([[ -z $SYS_KEEPALIVE || $proto != udp ]] || echo "ping $SYS_KEEPALIVE")
 		cert $TL_PKI/cli.crt
 		key $TL_PKI/cli.key
 		remote-cert-tls server
@@ -284,7 +328,8 @@ sys_wggo_start() {
 		peer "$(cat "$work/wg-cli.pub")" allowed-ips "$TL_TUN_CLI4/32,$TL_TUN_CLI6/128" || return 1
 	tl_cmd ip netns exec "$NS_CLI" wg set "$cli_if" private-key "$work/wg-cli.key" \
 		peer "$(cat "$work/wg-srv.pub")" endpoint "$TL_SRV_UL4:$SYS_WG_PORT" \
-		allowed-ips "$TL_TUN_NET4,$TL_IN_NET4,$TL_TUN_NET6,$TL_IN_NET6" || return 1
+		allowed-ips "$TL_TUN_NET4,$TL_IN_NET4,$TL_TUN_NET6,$TL_IN_NET6" \
+		${SYS_KEEPALIVE:+persistent-keepalive "$SYS_KEEPALIVE"} || return 1
 	sys_ifup "$NS_SRV" "$srv_if" "$TL_TUN_SRV4" "$TL_TUN_SRV6" || return 1
 	sys_ifup "$NS_CLI" "$cli_if" "$TL_TUN_CLI4" "$TL_TUN_CLI6" || return 1
 	tl_cmd ip -n "$NS_CLI" route add "$TL_IN_NET4" dev "$cli_if" || return 1
@@ -514,6 +559,16 @@ sys_select() {
 	done
 }
 
+# sys_without_opt_in SELECTED: the rows minus SYS_OPT_IN_ROWS, for a
+# default selection outside experiment.sh (transparency, bench).
+sys_without_opt_in() {
+	local id rest
+	while read -r id rest; do
+		[[ -z $id || " $SYS_OPT_IN_ROWS " == *" $id "* ]] || printf '%s %s\n' "$id" "$rest"
+	done <<<"$1"
+	return 0
+}
+
 sys_ids() {
 	local row id rest
 	for row in "${TL_SYSTEMS[@]}"; do
@@ -535,6 +590,10 @@ sys_unmet() {
 			# On an inventory's hosts, prepare.yml built it on each.
 			[[ $TL_BACKEND == hosts || -x ${TUNLAB:-} ]] ||
 				missing+=("the tunlab binary: '${TUNLAB:-}' is not executable (--tunlab PATH; make)")
+			;;
+		tunlab-udp)
+			[[ ! -x ${TUNLAB:-} ]] || sys_tunlab_has_transport ||
+				missing+=("a tunlab with the UDP data channel (issue 15): '$TUNLAB client --help' has no --transport")
 			;;
 		*)
 			command -v "$need" >/dev/null ||
