@@ -945,6 +945,9 @@ static void session_read(struct session *s)
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 		s->last_rx_ms = session_now(s);
 		session_read_step(s, &parsed);
+		/* Level-triggered: what arrives later wakes us again. */
+		if (session_open(s) && tls_drained(s->tls))
+			break;
 	}
 	session_parse_from(s, &parsed);
 	session_rx_consume(s, parsed);
