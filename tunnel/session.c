@@ -480,6 +480,31 @@ void session_flush(struct session *s)
 }
 
 /*
+ * A receive buffer of the path's bandwidth-delay product at
+ * TUNNEL_RCV_RATE (the RTT the handshake measured), at least
+ * TUNNEL_RCV_WINDOW: a receive queue that this end drains slower than the
+ * peer fills stays short, and the excess waits in the peer's flow queue.
+ * A long path keeps the kernel's autotuning, which a fixed size would
+ * cap (64 KiB at 20 ms is 26 Mbit/s). Not TCP_WINDOW_CLAMP: autotuning
+ * raises the clamp again; a set SO_RCVBUF stays.
+ */
+static void session_bound_rcvbuf(struct session *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	uint64_t bdp;
+	int bytes;
+
+	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return;
+	bdp = (uint64_t)ti.tcpi_rtt * TUNNEL_RCV_RATE_BYTES_PER_US;
+	if (bdp > TUNNEL_RCV_AUTOTUNE_ABOVE)
+		return;
+	bytes = bdp > TUNNEL_RCV_WINDOW ? (int)bdp : TUNNEL_RCV_WINDOW;
+	setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
+/*
  * Packet sessions get the flow queue and a bounded socket: unsent bytes
  * in the kernel are a FIFO that every flow waits behind. A stream
  * session keeps its per-stream windows instead. Without memory for the
@@ -492,13 +517,12 @@ static void session_fq_start(struct session *s)
 		.limit_bytes = TUNNEL_FQ_LIMIT_BYTES,
 		.ecn = true,
 	};
-	int lowat = TUNNEL_NOTSENT_LOWAT, window = TUNNEL_RCV_WINDOW;
+	int lowat = TUNNEL_NOTSENT_LOWAT;
 
 	if (s->streams || s->fq)
 		return;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
-	/* Not TCP_WINDOW_CLAMP: receive autotuning raises the clamp again; a set SO_RCVBUF stays. */
-	setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &window, sizeof(window));
+	session_bound_rcvbuf(s);
 	s->fq = fqcodel_new(&cfg);
 }
 
