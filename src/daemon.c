@@ -124,6 +124,13 @@ static void on_capture(struct evloop *loop, struct ev_io *io, uint32_t events)
 			capture_set_paused(d, true);
 			return;
 		}
+		/*
+		 * A short batch drained the fd (or nearly): another read would
+		 * cost a syscall for EAGAIN on every idle packet. The fd is
+		 * level-triggered, so whatever is left wakes us again.
+		 */
+		if (n < PKT_BATCH_MAX)
+			return;
 	}
 }
 

@@ -44,6 +44,13 @@ void show_write_text(FILE *f, const struct show_state *s)
 		(unsigned long long)s->fs->capture_drops);
 	fprintf(f, "  queue: %llu packets, %llu B\n", (unsigned long long)ts->queue_packets,
 		(unsigned long long)ts->queue_bytes);
+	fprintf(f, "  flow queue: %llu packets, %llu B in %llu flows; codel drops %llu, ce marks %llu, "
+		   "overlimit %llu; sojourn last %llu us, max %llu us, p50 %llu us, p99 %llu us\n",
+		(unsigned long long)ts->fq_backlog_packets, (unsigned long long)ts->fq_backlog_bytes,
+		(unsigned long long)ts->fq_flows, (unsigned long long)ts->fq_drops,
+		(unsigned long long)ts->fq_marks, (unsigned long long)ts->fq_drops_overlimit,
+		(unsigned long long)ts->fq_sojourn_last_us, (unsigned long long)ts->fq_sojourn_max_us,
+		(unsigned long long)ts->fq_sojourn_p50_us, (unsigned long long)ts->fq_sojourn_p99_us);
 	if (s->policy)
 		fprintf(f, "  policy: %zu entries (tunlab policy show)\n", s->policy->count);
 }

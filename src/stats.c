@@ -25,6 +25,9 @@ static const struct counter tunnel_counters[] = {
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
 	TS(handshakes_pending), TS(sessions_buffered), TS(evicted_per_source), TS(handshakes_evicted), TS(refused_max_peers),
 	TS(refused_accept_error), TS(log_suppressed), TS(sessions_cut_reload),
+	TS(fq_drops), TS(fq_marks), TS(fq_drops_overlimit), TS(fq_backlog_packets), TS(fq_backlog_bytes),
+	TS(fq_flows), TS(fq_sojourn_last_us), TS(fq_sojourn_max_us), TS(fq_sojourn_p50_us),
+	TS(fq_sojourn_p99_us),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }

@@ -42,10 +42,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/fqcodel.h"
 #include "../common/gso.h"
 #include "session.h"
 
@@ -128,6 +131,8 @@ static void session_unlink(struct session *s)
 	t->session_count--;
 }
 
+static void session_fq_retire(struct session *s);
+
 /* Closes the socket and hands the memory to the reaper. */
 static void session_finalize(struct session *s)
 {
@@ -144,6 +149,7 @@ static void session_finalize(struct session *s)
 	t->records_done.written += s->records.written;
 	t->records_done.read += s->records.read;
 	s->records.written = s->records.read = 0;
+	session_fq_retire(s);
 	session_unlink(s);
 	s->next = t->graveyard;
 	t->graveyard = s;
@@ -152,6 +158,7 @@ static void session_finalize(struct session *s)
 
 static void session_destroy(struct session *s)
 {
+	fqcodel_free(s->fq);
 	tls_conn_free(s->tls);
 	free(s->scratch);
 	free(s->tx);
@@ -320,7 +327,8 @@ static int session_write_some(struct session *s)
 	return -1;
 }
 
-void session_flush(struct session *s)
+/* Hands tx to TLS; the queue stays where it is. */
+static void session_flush_tx(struct session *s)
 {
 	int ret;
 
@@ -366,7 +374,7 @@ static bool session_make_room(struct session *s, size_t need)
 {
 	if (session_room(s, need))
 		return true;
-	session_flush(s);
+	session_flush_tx(s);
 	return session_open(s) && session_room(s, need);
 }
 
@@ -395,7 +403,7 @@ static void session_send_frame(struct session *s, const struct pkt *p)
 	session_trace(t, "framed", s->name, p);
 	session_note_high_water(s);
 	if (session_tx_pending(s) >= TUNNEL_TX_FLUSH_BYTES)
-		session_flush(s);
+		session_flush_tx(s);
 }
 
 static int session_emit_segment(void *ctx, const struct pkt *seg)
@@ -424,12 +432,143 @@ void session_send_segmented(struct session *s, const struct pkt *p)
 		s->tunnel->stats.drop_offload++;
 }
 
-void session_send_packet(struct session *s, const struct pkt *p)
+static void session_frame_out(struct session *s, const struct pkt *p)
 {
 	if (!pkt_is_plain(p) && !s->peer_offload)
 		session_send_segmented(s, p);
 	else
 		session_send_frame(s, p);
+}
+
+/*
+ * While nothing waits in the queue and TLS takes more, a packet goes
+ * straight into tx (no copy, no queue: an idle path costs nothing). Else
+ * it waits in the flow queue, and session_flush() frames what TLS takes.
+ */
+void session_send_packet(struct session *s, const struct pkt *p)
+{
+	if (!s->fq || (fqcodel_empty(s->fq) && !s->write_want &&
+		       session_tx_pending(s) < TUNNEL_TX_FLUSH_BYTES)) {
+		session_frame_out(s, p);
+		return;
+	}
+	if (fqcodel_enqueue(s->fq, p) < 0)
+		s->tunnel->stats.drop_malformed++;
+}
+
+/*
+ * Frames queued packets while TLS takes them: the socket holds at most
+ * TUNNEL_NOTSENT_LOWAT unsent and tx a flush's worth, so the standing
+ * queue stays in the flow queue, where CoDel and DRR act on it.
+ */
+static void session_pump(struct session *s)
+{
+	struct pkt p;
+
+	while (s->fq && session_open(s) && !s->write_want &&
+	       session_tx_pending(s) < TUNNEL_TX_FLUSH_BYTES && fqcodel_dequeue(s->fq, &p))
+		session_frame_out(s, &p);
+}
+
+void session_flush(struct session *s)
+{
+	session_flush_tx(s);
+	if (!s->fq || fqcodel_empty(s->fq) || !session_open(s))
+		return;
+	session_pump(s);
+	session_flush_tx(s);
+}
+
+/*
+ * A receive buffer of the path's bandwidth-delay product at
+ * TUNNEL_RCV_RATE (the RTT the handshake measured), at least
+ * TUNNEL_RCV_WINDOW: a receive queue that this end drains slower than the
+ * peer fills stays short, and the excess waits in the peer's flow queue.
+ * A long path keeps the kernel's autotuning, which a fixed size would
+ * cap (64 KiB at 20 ms is 26 Mbit/s). Not TCP_WINDOW_CLAMP: autotuning
+ * raises the clamp again; a set SO_RCVBUF stays.
+ */
+static void session_bound_rcvbuf(struct session *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	uint64_t bdp;
+	int bytes;
+
+	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return;
+	bdp = (uint64_t)ti.tcpi_rtt * TUNNEL_RCV_RATE_BYTES_PER_US;
+	if (bdp > TUNNEL_RCV_AUTOTUNE_ABOVE)
+		return;
+	bytes = bdp > TUNNEL_RCV_WINDOW ? (int)bdp : TUNNEL_RCV_WINDOW;
+	setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
+/*
+ * Packet sessions get the flow queue and a bounded socket: unsent bytes
+ * in the kernel are a FIFO that every flow waits behind. A stream
+ * session keeps its per-stream windows instead. Without memory for the
+ * queue, packets go straight to tx as before.
+ */
+static void session_fq_start(struct session *s)
+{
+	struct fqcodel_config cfg = {
+		.limit_packets = TUNNEL_FQ_LIMIT_PACKETS,
+		.limit_bytes = TUNNEL_FQ_LIMIT_BYTES,
+		.ecn = true,
+	};
+	int lowat = TUNNEL_NOTSENT_LOWAT;
+
+	if (s->streams || s->fq)
+		return;
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+	session_bound_rcvbuf(s);
+	s->fq = fqcodel_new(&cfg);
+}
+
+/* Counters of a session's queue, added into out (live) or into the tunnel's (retired). */
+static void session_fq_add(const struct session *s, struct tunnel_stats *out)
+{
+	struct fqcodel_stats st;
+
+	if (!s->fq)
+		return;
+	fqcodel_stats(s->fq, &st);
+	out->fq_drops += st.drops_codel;
+	out->fq_marks += st.marks_ce;
+	out->fq_drops_overlimit += st.drops_overlimit;
+	out->fq_backlog_packets += st.backlog_packets;
+	out->fq_backlog_bytes += st.backlog_bytes;
+	out->fq_flows += st.flows_active;
+	if (st.dequeued && st.sojourn_last_us > out->fq_sojourn_last_us)
+		out->fq_sojourn_last_us = st.sojourn_last_us;
+	if (st.sojourn_max_us > out->fq_sojourn_max_us)
+		out->fq_sojourn_max_us = st.sojourn_max_us;
+	if (st.sojourn_p50_us > out->fq_sojourn_p50_us)
+		out->fq_sojourn_p50_us = st.sojourn_p50_us;
+	if (st.sojourn_p99_us > out->fq_sojourn_p99_us)
+		out->fq_sojourn_p99_us = st.sojourn_p99_us;
+}
+
+void session_fq_stats(const struct session *s, struct tunnel_stats *out)
+{
+	session_fq_add(s, out);
+}
+
+/*
+ * What the queue counted outlives it; what it held is lost with the
+ * session. The memory stays until the reaper: a packet being framed or
+ * segmented from it may be what ended the session.
+ */
+static void session_fq_retire(struct session *s)
+{
+	struct tunnel_stats *t = &s->tunnel->stats;
+
+	if (!s->fq)
+		return;
+	fqcodel_purge(s->fq);
+	session_fq_add(s, t);
+	t->fq_backlog_packets = t->fq_backlog_bytes = t->fq_flows = 0;
 }
 
 uint8_t *session_reserve(struct session *s, size_t need)
@@ -658,6 +797,7 @@ static void session_on_hello(struct session *s, const struct frame *f)
 	/* Failure only costs offload packets (counted), not the session. */
 	if (!s->peer_offload && !s->scratch)
 		s->scratch = malloc(PKT_SEGMENT_SCRATCH);
+	session_fq_start(s);
 	if (t->role_kind == TUNNEL_SERVER)
 		session_send_hello(s);
 	s->state = SESSION_ESTABLISHED;
@@ -829,6 +969,9 @@ static void session_read(struct session *s)
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 		s->last_rx_ms = session_now(s);
 		session_read_step(s, &parsed);
+		/* Level-triggered: what arrives later wakes us again. */
+		if (session_open(s) && tls_drained(s->tls))
+			break;
 	}
 	session_parse_from(s, &parsed);
 	session_rx_consume(s, parsed);

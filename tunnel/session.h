@@ -66,6 +66,8 @@ struct session {
 	uint8_t *tx;
 	size_t tx_head, tx_tail;
 	size_t tx_traced; /* frames before this were reported "sent" */
+	/* Packets TLS cannot take now (common/fqcodel.h); packet sessions only, from the HELLO. */
+	struct fqcodel *fq;
 	/* PKT_SEGMENT_SCRATCH bytes, only for a peer that cannot take offload packets. */
 	uint8_t *scratch;
 
@@ -111,8 +113,13 @@ bool session_append(struct session *s, const uint8_t *frame, size_t len);
  */
 uint8_t *session_reserve(struct session *s, size_t need);
 void session_commit(struct session *s, size_t n);
-/* Hands the send buffer to SSL_write until it is empty or would block. */
+/*
+ * Hands the send buffer to SSL_write until it is empty or would block,
+ * then frames from the flow queue what TLS still takes.
+ */
 void session_flush(struct session *s);
+/* Adds the flow queue's counters of s into out (sums; sojourn figures: the largest). */
+void session_fq_stats(const struct session *s, struct tunnel_stats *out);
 size_t session_tx_pending(const struct session *s);
 
 /*

@@ -83,6 +83,7 @@ struct tls_conn {
 	int fd;
 	int sys_errno;   /* of the last failed send/recv */
 	bool eof;        /* recv returned 0 */
+	bool short_read; /* the last recv got less than asked: the socket was empty then */
 	bool fatal;      /* no more SSL_* calls but free, not even shutdown */
 	bool shut;       /* close_notify sent */
 	const char *verify_note; /* why our verify callback refused, or NULL */
@@ -123,6 +124,7 @@ static int bio_sock_read(BIO *bio, char *buf, int len)
 	} else if (n == 0) {
 		conn->eof = true;
 	}
+	conn->short_read = n > 0 && n < len;
 	return (int)n;
 }
 
@@ -875,6 +877,11 @@ ssize_t tls_write(struct tls_conn *conn, const void *buf, size_t len)
 bool tls_pending(struct tls_conn *conn)
 {
 	return !conn->fatal && SSL_has_pending(conn->ssl);
+}
+
+bool tls_drained(struct tls_conn *conn)
+{
+	return conn->short_read && !tls_pending(conn);
 }
 
 void tls_close(struct tls_conn *conn)

@@ -69,6 +69,12 @@ ssize_t tls_read(struct tls_conn *conn, void *buf, size_t len);
 ssize_t tls_write(struct tls_conn *conn, const void *buf, size_t len);
 /* Decrypted or raw bytes held inside the library: read again before polling. */
 bool tls_pending(struct tls_conn *conn);
+/*
+ * True when a read now would find nothing: OpenSSL holds no bytes and
+ * the socket's last recv came back short. Another tls_read() would only
+ * return TLS_WANT_POLLIN, one syscall per wakeup for nothing.
+ */
+bool tls_drained(struct tls_conn *conn);
 /* Sends close_notify once, without waiting for the peer's; never blocks. */
 void tls_close(struct tls_conn *conn);
 

@@ -211,6 +211,7 @@ void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out)
 		out->tls_records_written += s->records.written;
 		out->tls_records_read += s->records.read;
 		out->sessions_buffered += s->tx != NULL; /* 1.25 MiB each: what a flood must not reach */
+		session_fq_stats(s, out);
 	}
 }
 

@@ -139,6 +139,15 @@ struct tunnel_stats {
 	uint64_t refused_max_peers;      /* server: max_peers authenticated connections already */
 	uint64_t refused_accept_error;   /* server: accept() failed for lack of fds or memory */
 	uint64_t log_suppressed;         /* server: listener warnings folded into a summary */
+	/*
+	 * The flow queues in front of TLS (common/fqcodel.h), over sessions:
+	 * CoDel's drops and CE marks, drops over the global limit, what they
+	 * hold now, and the time packets waited in them (µs; the largest of
+	 * the sessions; p50/p99 since start, upper bounds of log2 buckets).
+	 */
+	uint64_t fq_drops, fq_marks, fq_drops_overlimit;
+	uint64_t fq_backlog_packets, fq_backlog_bytes, fq_flows;
+	uint64_t fq_sojourn_last_us, fq_sojourn_max_us, fq_sojourn_p50_us, fq_sojourn_p99_us;
 	bool connected;                  /* client: a session is established */
 	double last_handshake;           /* CLOCK_REALTIME s of the last session established; 0: none */
 };

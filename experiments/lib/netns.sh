@@ -78,7 +78,9 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 	sessions_active sessions_total handshake_failures sessions_dead reconnects
 	handshakes_pending sessions_buffered evicted_per_source handshakes_evicted handshakes_full handshakes_resumed
 	queue_packets queue_bytes fe_captured_packets fe_captured_bytes fe_injected_packets
-	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s)
+	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s
+	fq_drops fq_marks fq_drops_overlimit fq_backlog_packets fq_backlog_bytes fq_flows
+	fq_sojourn_last_us fq_sojourn_max_us fq_sojourn_p50_us fq_sojourn_p99_us)
 
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
 TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}

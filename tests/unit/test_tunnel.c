@@ -1684,11 +1684,17 @@ static void test_handshake_timeout(void **state)
 	assert_int_equal(recv(fx->plain_fd, &byte, 1, 0), 0);
 }
 
+/* Packets a session could not send: its flow queue over its limit, or (no queue) tx full. */
+static uint64_t send_drops(struct tunnel_stats ts)
+{
+	return ts.drop_tx_full + ts.fq_drops_overlimit;
+}
+
 /*
- * Fills the server's send buffer for a client that does not read, until it
- * drops. Big packets: on loopback the kernel's send buffer grows to
- * tcp_wmem's maximum (4 MiB) first, and that must fill well within the
- * dead-peer time even under valgrind.
+ * Fills the server's send side for a client that does not read, until it
+ * drops: the socket (TCP_NOTSENT_LOWAT bounds what it takes), tx, then
+ * the flow queue to its limit. Big packets, so that this happens well
+ * within the dead-peer time even under valgrind.
  */
 static void fill_send_buffer(struct fixture *fx)
 {
@@ -1699,12 +1705,13 @@ static void fill_send_buffer(struct fixture *fx)
 	build_ipv4(big, sizeof(big), "10.9.0.1", "10.8.0.3", 17, 1);
 	for (i = 0; i < PKT_BATCH_MAX; i++)
 		batch.pkts[i] = (struct pkt){ .data = big, .len = sizeof(big) };
-	for (i = 0; i < 20 && !stats_of(&fx->srv).drop_tx_full; i++) {
+	for (i = 0; i < 20 && !send_drops(stats_of(&fx->srv)); i++) {
 		tunnel_send(fx->srv.t, &batch);
 		run_for(fx->loop, 1); /* keepalives go on meanwhile */
 	}
-	if (!stats_of(&fx->srv).drop_tx_full)
-		fail_msg("no drop_tx_full after %d batches of 64 x 60000 bytes; server log:\n%s", i,
+	if (!send_drops(stats_of(&fx->srv)))
+		fail_msg("no drop_tx_full nor fq_drops_overlimit after %d batches of 64 x 60000 "
+			 "bytes; server log:\n%s", i,
 			 fx->srv.log);
 	assert_int_equal(stats_of(&fx->srv).drop_peer_down, 0); /* filled before it was declared dead */
 }
