@@ -195,6 +195,11 @@ plots_data() {
 		plots_curves "$w/prefixes.stats" "$w/prefixes.systems" "$p/prefixes_setup.dat" setup_ms prefixes
 		plots_curves "$w/prefixes.stats" "$w/prefixes.systems" "$p/prefixes_objects.dat" objects prefixes
 	fi
+	if plots_derive "$r" failover; then
+		plots_wide "$w/failover.stats" "$w/failover.systems" "$p/failover.dat" \
+			"kill9|outage_ms|median min max n" "switchover|outage_ms|median min max n" \
+			"kill9|inner_tcp_survived|min max"
+	fi
 	local f
 	for f in "$p"/*.dat; do
 		[[ -e $f ]] && echo "[plots] ${f#"$r"/}"
