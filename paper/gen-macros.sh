@@ -33,7 +33,7 @@ GEN_TIDY_HEADER="system,parameter,metric,value,unit,repetition"
 
 # The datasets the paper has a place for, in its order; any other tidy CSV
 # still lands in the appendix.
-GEN_DATASETS=(transparency throughput pktrate rtt rrul setup flows prefixes profile)
+GEN_DATASETS=(transparency throughput pktrate rtt rrul setup flows prefixes profile failover)
 # Where plots can go: a dataset's section, or the CPU one (whose data is
 # part of throughput.csv); and plots whose name names no section.
 GEN_PLOT_SECTIONS=("${GEN_DATASETS[@]}" cpu)
@@ -89,6 +89,13 @@ ProfSrvCrypto profile    role=server  dso:libcrypto.so.3     median
 ProfSrvRawSend profile   role=server  path:raw_sendmsg       median
 ProfSrvTunWrite profile  role=server  path:tun_chr_write_iter median
 ProfSrvSoftirq profile   role=server  path:net_rx_action     median
+FoKillMs     failover    kill9       outage_ms           median
+FoKillMsMax  failover    kill9       outage_ms           max
+FoKillTcp    failover    kill9       inner_tcp_survived  min
+FoKillResumed failover   kill9       resumed             min
+FoKillN      failover    kill9       inner_tcp_survived  n
+FoSwitchMs   failover    switchover  outage_ms           median
+FoSwitchLost failover    switchover  lost_pings          max
 "
 
 # Ratios of two named macros: \<name> = numerator / denominator.

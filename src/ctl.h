@@ -8,6 +8,7 @@
  *   show          the instance as text        show json    the same as JSON
  *   policy show   the policy, in the file's form, one entry a line
  *   policy load /ABS/PATH   parse, check and swap the policy atomically
+ *   handover      server: a planned switchover, as SIGUSR1 (tunnel_handover)
  *
  * A reply starting "error: " is a refusal. The socket lives on the
  * daemon's one event loop: non-blocking, requests bounded, few clients.
@@ -32,6 +33,7 @@ enum ctl_command {
 	CTL_SHOW_JSON,
 	CTL_POLICY_SHOW,
 	CTL_POLICY_LOAD,
+	CTL_HANDOVER,
 };
 
 struct ctl_request {

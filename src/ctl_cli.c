@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* tunlab show [--json], tunlab policy show|load FILE [--pid N]: the control socket's command line. */
+/* tunlab show [--json], tunlab policy show|load FILE [--pid N], tunlab handover [--pid N]: the control socket's command line. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -122,7 +122,7 @@ static bool answers(const char *dir, long pid)
 }
 
 /* --pid N, or the one live instance there is. */
-static long pick_instance(const char *dir, long pid)
+static long pick_instance(const char *dir, const char *what, long pid)
 {
 	struct instances all;
 	size_t live = 0;
@@ -135,21 +135,39 @@ static long pick_instance(const char *dir, long pid)
 				all.pids[live++] = all.pids[i];
 	all.count = live;
 	if (all.count == 0) {
-		fprintf(stderr, "tunlab policy: no tunlab instance in this network namespace\n");
+		fprintf(stderr, "tunlab %s: no tunlab instance in this network namespace\n", what);
 		return -1;
 	}
 	if (all.count > 1) {
-		fprintf(stderr, "tunlab policy: %zu instances here: say which with --pid N\n", all.count);
+		fprintf(stderr, "tunlab %s: %zu instances here: say which with --pid N\n", what, all.count);
 		return -1;
 	}
 	return all.pids[0];
 }
 
+/* One request to instance pid (or the one live instance): its reply on stdout, a refusal on stderr. */
+static int request(const char *dir, const char *what, const struct ctl_request *req, long pid)
+{
+	char *reply;
+	int status;
+
+	pid = pick_instance(dir, what, pid);
+	if (pid < 0)
+		return 1;
+	reply = ask(dir, pid, req);
+	if (!reply) {
+		fprintf(stderr, "tunlab %s: instance %ld does not answer\n", what, pid);
+		return 1;
+	}
+	status = strncmp(reply, "error: ", 7) == 0;
+	fputs(reply, status ? stderr : stdout);
+	free(reply);
+	return status;
+}
+
 static int policy(const char *dir, const char *verb, const char *file, long pid)
 {
 	struct ctl_request req = { .command = CTL_POLICY_SHOW };
-	char *reply;
-	int status;
 
 	if (strcmp(verb, "load") == 0) {
 		if (!file || !realpath(file, req.path)) {
@@ -162,18 +180,7 @@ static int policy(const char *dir, const char *verb, const char *file, long pid)
 		fprintf(stderr, "tunlab policy: 'show' or 'load FILE'\n");
 		return EXIT_USAGE;
 	}
-	pid = pick_instance(dir, pid);
-	if (pid < 0)
-		return 1;
-	reply = ask(dir, pid, &req);
-	if (!reply) {
-		fprintf(stderr, "tunlab policy: instance %ld does not answer\n", pid);
-		return 1;
-	}
-	status = strncmp(reply, "error: ", 7) == 0;
-	fputs(reply, status ? stderr : stdout);
-	free(reply);
-	return status;
+	return request(dir, "policy", &req, pid);
 }
 
 int ctl_cli_main(int argc, char *argv[], const char *dir)
@@ -198,6 +205,8 @@ int ctl_cli_main(int argc, char *argv[], const char *dir)
 	}
 	if (strcmp(argv[1], "show") == 0)
 		return show(dir, json);
+	if (strcmp(argv[1], "handover") == 0)
+		return request(dir, "handover", &(struct ctl_request){ .command = CTL_HANDOVER }, pid);
 	if (!verb) {
 		fprintf(stderr, "tunlab policy: 'show' or 'load FILE'\n");
 		return EXIT_USAGE;

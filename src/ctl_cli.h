@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* tunlab show [--json], tunlab policy show|load FILE [--pid N]: the control socket's command line. */
+/* tunlab show [--json], tunlab policy show|load FILE [--pid N], tunlab handover [--pid N]: the control socket's command line. */
 #ifndef TUNLAB_CTL_CLI_H
 #define TUNLAB_CTL_CLI_H
 
 #include <stdbool.h>
 
-/* argv[1] is "show" or "policy"; dir is where the sockets are (OWNER_RUN_DIR). The exit status. */
+/* argv[1] is "show", "policy" or "handover"; dir is where the sockets are (OWNER_RUN_DIR). The exit status. */
 int ctl_cli_main(int argc, char *argv[], const char *dir);
 
 /*

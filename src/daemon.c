@@ -18,6 +18,11 @@
  * start: a new peer's prefixes that they do not cover are named in a
  * warning, and need a restart to be captured.
  *
+ * SIGUSR1 (server) is a planned switchover, tunnel_handover: the listener
+ * closes and every client is told to reconnect, at once, elsewhere; the
+ * daemon runs on (its frontend's kernel objects too) until it is stopped,
+ * so that what is still in flight to it is delivered.
+ *
  * Lifecycle: signals blocked and read from a signalfd; frontend opened
  * (kernel objects created) before the tunnel so a bad route fails fast;
  * torn down in reverse on every exit path, so nothing borrowed stays.
@@ -294,6 +299,22 @@ static void reload(struct daemon *d)
 		log_msg(TUNNEL_LOG_INFO, "SIGHUP: --crl %s reloaded", d->opts->crl_file);
 }
 
+/* SIGUSR1 or `tunlab handover` (how: for the log); the control socket's reply into f. */
+static void handover(struct daemon *d, const char *how, FILE *f)
+{
+	int n = tunnel_handover(d->tunnel);
+
+	if (n < 0) {
+		log_msg(TUNNEL_LOG_WARN, "%s: a client has nothing to hand over; ignored", how);
+		if (f)
+			fprintf(f, "error: a client has nothing to hand over\n");
+		return;
+	}
+	log_msg(TUNNEL_LOG_INFO, "%s: handover: listener closed, %d client(s) told to move", how, n);
+	if (f)
+		fprintf(f, "ok: listener closed, %d client(s) told to move\n", n);
+}
+
 static void on_signal(struct evloop *loop, struct ev_io *io, uint32_t events)
 {
 	struct daemon *d = io->arg;
@@ -304,6 +325,10 @@ static void on_signal(struct evloop *loop, struct ev_io *io, uint32_t events)
 		return;
 	if (si.ssi_signo == SIGHUP) {
 		reload(d);
+		return;
+	}
+	if (si.ssi_signo == SIGUSR1) {
+		handover(d, "SIGUSR1", NULL);
 		return;
 	}
 	log_msg(TUNNEL_LOG_INFO, "%s: shutting down", strsignal((int)si.ssi_signo));
@@ -318,6 +343,7 @@ static int open_signals(struct daemon *d)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	/* A tunnel peer that vanishes must not kill us through SIGPIPE. */
@@ -790,6 +816,9 @@ static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
 		break;
 	case CTL_POLICY_LOAD:
 		ctl_policy_load(d, req->path, f);
+		break;
+	case CTL_HANDOVER:
+		handover(d, "control socket", f);
 		break;
 	}
 }

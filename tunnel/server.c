@@ -427,16 +427,25 @@ static int server_routes(struct tunnel *t, char *err, size_t err_len)
 	return 0;
 }
 
+void tunnel_server_stop_listening(struct tunnel *t)
+{
+	struct server *srv = t->server;
+
+	if (!srv || srv->listen_fd < 0)
+		return;
+	evloop_io_stop(t->loop, &srv->listen_io);
+	evloop_timer_stop(t->loop, &srv->accept_pause);
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
 static void server_free(struct tunnel *t)
 {
 	struct server *srv = t->server;
 
 	if (!srv)
 		return;
-	if (srv->listen_fd >= 0) {
-		evloop_io_stop(t->loop, &srv->listen_io);
-		close(srv->listen_fd);
-	}
+	tunnel_server_stop_listening(t);
 	evloop_timer_stop(t->loop, &srv->accept_pause);
 	evloop_timer_stop(t->loop, &srv->warn.summary);
 	prefix_table_free(srv->routes);
@@ -587,7 +596,7 @@ static void server_handshake_failed(struct session *s, enum session_end why, con
 {
 	struct tunnel *t = s->tunnel;
 
-	if (why == SESSION_END_LOCAL)
+	if (why == SESSION_END_LOCAL || why == SESSION_END_HANDOVER)
 		return;
 	t->stats.handshake_failures++;
 	if (s->name[0])
@@ -621,6 +630,10 @@ static void server_ended(struct session *s, enum session_end why, const char *re
 		break;
 	case SESSION_END_PEER:
 		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s disconnected: %s", s->name, s->remote,
+			   reason);
+		break;
+	case SESSION_END_HANDOVER:
+		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s told to move: %s", s->name, s->remote,
 			   reason);
 		break;
 	case SESSION_END_REPLACED:

@@ -263,6 +263,33 @@ int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)
 	return 0;
 }
 
+/*
+ * A planned switchover: no new connection is taken here (the refusal is
+ * what a client's next attempt meets until the address has moved), and
+ * every peer gets a CLOSE saying why, which a client answers by
+ * reconnecting at once with its ticket, holding its packets in its queue
+ * meanwhile. Sessions still in the handshake are cut as well: their
+ * clients retry the same way.
+ */
+int tunnel_handover(struct tunnel *t)
+{
+	struct session *s, *next;
+	int n = 0;
+
+	if (t->role_kind != TUNNEL_SERVER)
+		return -EINVAL;
+	tunnel_server_stop_listening(t);
+	for (s = t->sessions; s; s = next) {
+		next = s->next;
+		if (s->state >= SESSION_CLOSING)
+			continue;
+		if (s->state == SESSION_ESTABLISHED)
+			n++;
+		session_end(s, SESSION_END_HANDOVER, true, "handover: this server is going away, reconnect");
+	}
+	return n;
+}
+
 int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len)
 {
 	return tls_ctx_reload_ticket_keys(t->tls, err, err_len);

@@ -208,6 +208,13 @@ int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len);
  * nothing. On a bad file (-EINVAL, -EPERM, err set) the keys in force stay.
  */
 int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len);
+/*
+ * Server: a planned switchover. Closes the listener and ends every session
+ * with a CLOSE ("handover: ..."), on which clients reconnect at once (to
+ * their next --connect endpoint, or the same floating address once it has
+ * moved). Returns the established sessions told, or -EINVAL for a client.
+ */
+int tunnel_handover(struct tunnel *t);
 /* Sends close_notify to every peer (best effort) and frees everything. */
 void tunnel_free(struct tunnel *t);
 

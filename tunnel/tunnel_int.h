@@ -23,6 +23,7 @@ enum session_end {
 	SESSION_END_PEER,      /* the peer closed: CLOSE frame or close_notify */
 	SESSION_END_REPLACED,  /* server: the same peer connected again */
 	SESSION_END_POLICY,    /* a reload: peers file or CRL no longer admits the peer */
+	SESSION_END_HANDOVER,  /* server: a planned switchover (tunnel_handover) */
 	SESSION_END_LOCAL,     /* tunnel_free */
 };
 
@@ -89,6 +90,8 @@ extern const struct tunnel_role_ops tunnel_client_ops;
 int tunnel_server_init(struct tunnel *t, char *err, size_t err_len);
 int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_t err_len);
 /* Server: see tunnel_set_peers(). */
+/* Server: closes the listener, so a client's next connection is refused here. */
+void tunnel_server_stop_listening(struct tunnel *t);
 int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len);
 
 __attribute__((format(printf, 3, 4)))

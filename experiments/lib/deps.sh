@@ -18,6 +18,7 @@ TL_DEB_PACKAGES=(
 	iptables nftables jq tcpdump socat gnuplot-nox valgrind procps openssl git
 	iputils-ping coreutils curl python3
 	openvpn wireguard-go wireguard-tools stunnel4 conntrack python3
+	keepalived  # experiments/failover: VRRP moves the service address between two servers
 	linux-perf
 	ansible-core openssh-server ethtool
 )

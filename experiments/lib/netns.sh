@@ -922,3 +922,189 @@ tl_ping_dst() {
 
 # Last: the router topology asked for from the environment.
 [[ $TL_TOPO_ROUTER != 1 ]] || tl_router_mode
+# ---- failover: two servers and a floating service address (opt-in) --------------
+#
+# tl_failover_topology_up replaces tl_topology_up for the failover
+# experiment and tests (issue 16); the other experiments keep the
+# topology above. VRRP needs one L2 segment for the servers and the
+# client, so the links meet on bridges in a namespace of their own, $NS_LAN:
+#
+#   cli ul0 10.101.0.2 ---+                        +--- in0 10.102.0.2 dst
+#                         |  br-ul   $NS_LAN  br-in |
+#   srv  ul0 10.101.0.11 -+                        +- in0 10.102.0.11 srv
+#   srv2 ul0 10.101.0.12 -+                        +- in0 10.102.0.12 srv2
+#
+# The service address 10.101.0.1 ($TL_SRV_UL4, what a client connects to)
+# and the inner gateway 10.102.0.1 ($TL_SRV_IN4, dst's default route) are
+# one VRRP instance's two virtual addresses: keepalived moves them
+# together, so dst's answers go to the server that holds the clients.
+# Both servers bind the service address before they own it
+# (ip_nonlocal_bind), so the standby is ready when it arrives. IPv4 only.
+# VRRP runs unicast between the servers' own addresses: no packet of it
+# leaves $NS_LAN's bridges, and nothing of this lives in the root namespace.
+
+TL_FO_SRV1_UL4=10.101.0.11 TL_FO_SRV2_UL4=10.101.0.12
+TL_FO_SRV1_IN4=10.102.0.11 TL_FO_SRV2_IN4=10.102.0.12
+TL_FO_VRID=51
+TL_FO_ADVERT=${TL_FO_ADVERT:-0.1} # VRRPv3 takes centiseconds: the backup decides in ~0.35 s
+
+tl_failover_names() {
+	NS_SRV2="$TL_NS_PREFIX-srv2-$TL_ID"
+	NS_LAN="$TL_NS_PREFIX-lan-$TL_ID"
+	export NS_SRV2 NS_LAN
+}
+
+# tl_fo_link NS DEV BRIDGE PORT ADDR: a veth from NS (DEV, ADDR) to a port of BRIDGE in $NS_LAN.
+tl_fo_link() {
+	local ns=$1 dev=$2 br=$3 port=$4 addr=$5
+	tl_cmd ip -n "$NS_LAN" link add "$port" type veth peer name "$dev" netns "$ns" || return 1
+	tl_cmd ip -n "$NS_LAN" link set "$port" master "$br" up || return 1
+	tl_cmd ip -n "$ns" addr add "$addr/24" dev "$dev" || return 1
+	tl_cmd ip -n "$ns" link set "$dev" up
+}
+
+tl_failover_topology_up() {
+	local ns br
+	[[ $TL_BACKEND == netns ]] || { tl_fail "the failover topology is namespaces only"; return 1; }
+	tl_failover_names
+	[[ " ${TL_EXTRA_NS[*]} " == *" $NS_LAN "* ]] || TL_EXTRA_NS+=("$NS_SRV2" "$NS_LAN")
+	for ns in "$NS_CLI" "$NS_SRV" "$NS_SRV2" "$NS_DST" "$NS_LAN"; do
+		tl_ns_exists "$ns" && { tl_fail "namespace $ns exists already"; return 1; }
+		tl_cmd ip netns add "$ns" || { tl_topology_down; return 1; }
+		tl_cmd ip -n "$ns" link set lo up
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+			net.ipv6.conf.default.accept_dad=0 >/dev/null
+	done
+	for br in br-ul br-in; do
+		tl_cmd ip -n "$NS_LAN" link add "$br" type bridge || { tl_topology_down; return 1; }
+		tl_cmd ip -n "$NS_LAN" link set "$br" up
+	done
+	{
+		tl_fo_link "$NS_CLI" "$TL_UL_IF" br-ul p-cli "$TL_CLI_UL4" &&
+			tl_fo_link "$NS_SRV" "$TL_UL_IF" br-ul p-s1u "$TL_FO_SRV1_UL4" &&
+			tl_fo_link "$NS_SRV2" "$TL_UL_IF" br-ul p-s2u "$TL_FO_SRV2_UL4" &&
+			tl_fo_link "$NS_SRV" "$TL_IN_IF" br-in p-s1i "$TL_FO_SRV1_IN4" &&
+			tl_fo_link "$NS_SRV2" "$TL_IN_IF" br-in p-s2i "$TL_FO_SRV2_IN4" &&
+			tl_fo_link "$NS_DST" "$TL_IN_IF" br-in p-dst "$TL_DST_IN4" &&
+			tl_cmd ip -n "$NS_CLI" route add default via "$TL_SRV_UL4" &&
+			tl_cmd ip -n "$NS_DST" route add default via "$TL_SRV_IN4" &&
+			tl_cmd ip netns exec "$NS_SRV" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.ip_nonlocal_bind=1 >/dev/null &&
+			tl_cmd ip netns exec "$NS_SRV2" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.ip_nonlocal_bind=1 >/dev/null
+	} || { tl_topology_down; return 1; }
+}
+
+# tl_on_srv2 CMD...: CMD with srv2 as "the server" (NS_SRV, its logs and stats).
+tl_on_srv2() {
+	NS_SRV=$NS_SRV2 TL_SRV_LOG=$TL_TMP/server2.log TL_SRV_STATS=$TL_TMP/server2-stats.jsonl "$@"
+}
+
+# tl_keepalived_start NS NAME PRIORITY SELF PEER: keepalived (VRRP only) in
+# NS with its own config, pid files and track file in $TL_TMP/ka-NAME.
+# The track file is the server's health as keepalived sees it: 0 healthy,
+# anything else FAULT, which gives the addresses up at once (a priority-0
+# advert tells the peer). tl_keepalived_watch writes it when the service
+# dies; a planned switchover writes it by hand. Prints keepalived's PID.
+tl_keepalived_start() {
+	local ns=$1 name=$2 prio=$3 self=$4 peer=$5 dir=$TL_TMP/ka-$2
+	mkdir -p "$dir" || return 1
+	echo 0 >"$dir/down"
+	cat >"$dir/keepalived.conf" <<-EOF
+		# written by experiments/lib/netns.sh for $name
+		global_defs {
+			router_id tl-$name
+			vrrp_version 3
+			vrrp_min_garp true
+			vrrp_garp_master_delay 0
+			enable_script_security
+			script_user root
+		}
+		track_file tl_health {
+			file "$dir/down"
+			weight 0
+		}
+		vrrp_instance tl_service {
+			state BACKUP
+			nopreempt
+			interface $TL_UL_IF
+			virtual_router_id $TL_FO_VRID
+			priority $prio
+			advert_int $TL_FO_ADVERT
+			unicast_src_ip $self
+			unicast_peer {
+				$peer
+			}
+			virtual_ipaddress {
+				$TL_SRV_UL4/24 dev $TL_UL_IF
+				$TL_SRV_IN4/24 dev $TL_IN_IF
+			}
+			track_file {
+				tl_health
+			}
+		}
+	EOF
+	tl_bg "$ns" "$dir/keepalived.log" keepalived --dont-fork --log-console --vrrp \
+		--use-file "$dir/keepalived.conf" --pid "$dir/keepalived.pid" --vrrp_pid "$dir/vrrp.pid" \
+		--checkers_pid "$dir/checkers.pid" >/dev/null || return 1
+	echo "$TL_LAST_PID" >"$dir/pid"
+	echo "$TL_LAST_PID"
+}
+
+# tl_keepalived_pair: keepalived in srv (priority 150), and once srv holds
+# the service address, in srv2 (100). One after the other: with
+# nopreempt (an address that moved stays where it is) the first to time
+# out its wait would keep it, whatever its priority.
+tl_keepalived_pair() {
+	tl_keepalived_start "$NS_SRV" srv1 150 "$TL_FO_SRV1_UL4" "$TL_FO_SRV2_UL4" >/dev/null || return 1
+	tl_wait_until "$TL_TIMEOUT" tl_vip_on "$NS_SRV" ||
+		{ tl_log_tail "$TL_TMP/ka-srv1/keepalived.log"; tl_fail "expected srv to own $TL_SRV_UL4 within ${TL_TIMEOUT}s"; return 1; }
+	tl_keepalived_start "$NS_SRV2" srv2 100 "$TL_FO_SRV2_UL4" "$TL_FO_SRV1_UL4" >/dev/null || return 1
+	tl_wait_until "$TL_TIMEOUT" grep -qF "Entering BACKUP STATE" "$TL_TMP/ka-srv2/keepalived.log" ||
+		{ tl_log_tail "$TL_TMP/ka-srv2/keepalived.log"; tl_fail "expected srv2's keepalived up as backup within ${TL_TIMEOUT}s"; }
+}
+
+# tl_vip_on NS: does NS hold the service address (and the inner gateway)?
+tl_vip_on() {
+	[[ -n $(ip -n "$1" -4 -o addr show dev "$TL_UL_IF" to "$TL_SRV_UL4/32" 2>/dev/null) ]] &&
+		[[ -n $(ip -n "$1" -4 -o addr show dev "$TL_IN_IF" to "$TL_SRV_IN4/32" 2>/dev/null) ]]
+}
+
+# tl_keepalived_down NAME: the server NAME (srv1, srv2) gives the addresses up now.
+tl_keepalived_down() {
+	echo 1 >"$TL_TMP/ka-$1/down"
+}
+
+# tl_tcp_drained NS PORT: NS holds no TCP connection of port PORT but in
+# TIME-WAIT. After a handover (SIGUSR1) the server has sent each client its
+# CLOSE and waits for its FIN: once none is left, every client has read
+# its CLOSE, and the address may move. Moved earlier, the address would
+# take the server's CLOSE segments with it (its source is gone), and a
+# client would learn of the move from the new owner's RST, losing what it
+# had in flight.
+tl_tcp_drained() {
+	[[ -z $(tl_ns "$1" ss -Htn state connected exclude time-wait "( sport = :$2 )" 2>/dev/null) ]]
+}
+
+# tl_handover PID [ctl]: the planned switchover of the tunlab server PID
+# in srv, in the order that loses nothing: the server tells its clients
+# (SIGUSR1, or with "ctl" `tunlab handover` on its control socket; they
+# keep their packets queued and retry), every client has read it, then
+# keepalived moves the address, and a retry lands on srv2.
+tl_handover() {
+	if [[ ${2:-} == ctl ]]; then
+		tl_ns "$NS_SRV" "$TUNLAB" handover --pid "$1" >/dev/null || return 1
+	else
+		kill -USR1 "$1" || return 1
+	fi
+	tl_wait_until 5 tl_tcp_drained "$NS_SRV" "$TL_PORT" ||
+		tl_log "handover: connections to srv's port $TL_PORT still open after 5 s; moving the address anyway"
+	tl_keepalived_down srv1
+}
+
+# tl_keepalived_watch NAME PID: NAME's health follows process PID (a
+# service manager's job): when it is gone, for whatever reason, the track
+# file says so within 20 ms and keepalived gives the addresses up.
+tl_keepalived_watch() {
+	local name=$1 pid=$2 ns=${3:--}
+	tl_bg "$ns" "$TL_TMP/ka-$name/watch.log" sh -c \
+		'tail --pid="$1" -s 0.02 -f /dev/null; echo 1 >"$2"' sh "$pid" "$TL_TMP/ka-$name/down" >/dev/null
+}

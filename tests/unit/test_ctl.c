@@ -30,6 +30,10 @@ static void test_requests(void **state)
 	assert_string_equal(r.path, "/etc/p.conf");
 	ctl_format_request(&r, line, sizeof(line));
 	assert_string_equal(line, "policy load /etc/p.conf\n");
+	assert_int_equal(ctl_parse_request("handover\n", 9, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.command, CTL_HANDOVER);
+	ctl_format_request(&r, line, sizeof(line));
+	assert_string_equal(line, "handover\n");
 }
 
 static void assert_refused(const char *text, size_t len, const char *expect)
@@ -56,6 +60,7 @@ static void test_bad_requests(void **state)
 	assert_refused("policy load relative.conf\n", 26, "must be absolute");
 	assert_refused("policy load /a b\n", 17, "byte 0x20");
 	assert_refused("policy load \n", 13, "unknown request");
+	assert_refused("handover now\n", 13, "unknown request");
 	assert_non_null(big);
 	memset(big, 'a', CTL_REQUEST_MAX);
 	assert_refused(big, CTL_REQUEST_MAX, "longer than");
