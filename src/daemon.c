@@ -532,6 +532,8 @@ static int open_tunnel(struct daemon *d)
 		.keepalive_ms = o->keepalive_ms,
 		.handshake_ms = o->handshake_ms,
 		.queue_bytes = o->queue_bytes,
+		.lazy = o->lazy,
+		.idle_timeout_ms = o->idle_timeout_ms,
 		.max_handshakes = o->max_handshakes,
 		.max_handshakes_per_source = o->max_handshakes_per_source,
 		.max_peers = o->max_peers,
@@ -808,6 +810,12 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	int ret;
 
 	d->ops = ops;
+	if (d->opts->lazy && ops->attach) {
+		/* Streams open on an established session: no packet comes to set one up. */
+		log_msg(TUNNEL_LOG_ERR, "--lazy: the %s frontend carries streams, not packets; it "
+			"connects at start", ops->name);
+		return -EINVAL;
+	}
 	plan_fds(d, ops);
 	d->loop = evloop_new();
 	if (!d->loop)

@@ -104,7 +104,11 @@ static const struct flag flags[] = {
 	{ "--handshake-timeout", FLAG_SECONDS, OPT(handshake_ms), DAEMONS, 0, 100, 600000,
 	  "SEC", "cut off a peer whose handshake takes longer (default 10)" },
 	{ "--queue", FLAG_BYTES, OPT(queue_bytes), CMD(CMD_CLIENT), 0, 0, 64ul << 20,
-	  "BYTES", "bytes held while reconnecting, K/M suffix (default 256K)" },
+	  "BYTES", "bytes held while reconnecting, K/M suffix (default 256K; with --lazy 128 packets)" },
+	{ "--lazy", FLAG_SET, OPT(lazy), CMD(CMD_CLIENT), 0, 0, 0,
+	  NULL, "connect on the first packet for the tunnel, not at start; packets wait in the queue" },
+	{ "--idle-timeout", FLAG_SECONDS, OPT(idle_timeout_ms), CMD(CMD_CLIENT), 0, 100, 86400000,
+	  "SEC", "with --lazy: close the tunnel after SEC without a packet; the next one reopens it" },
 	{ "--max-handshakes", FLAG_UINT, OPT(max_handshakes), CMD(CMD_SERVER), 0, 1,
 	  TUNNEL_MAX_HANDSHAKES_LIMIT, "N",
 	  "connections in the TLS handshake; when full, the oldest makes room (default 256)" },
@@ -392,6 +396,11 @@ static int check_required(const struct options *o, const bool *seen, char *err, 
 	}
 	if (o->policy_file && (o->route_count || o->selector_count)) {
 		snprintf(err, err_len, "--policy: replaces --route and --select; give the entries in the file");
+		return -EINVAL;
+	}
+	/* Without --lazy nothing would set the closed tunnel up again but a reconnect at once. */
+	if (o->idle_timeout_ms && !o->lazy) {
+		snprintf(err, err_len, "--idle-timeout: needs --lazy (a tunnel kept up is never idle-closed)");
 		return -EINVAL;
 	}
 	return 0;

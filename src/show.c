@@ -10,7 +10,9 @@ const char *show_state_name(const struct show_state *s)
 {
 	if (strcmp(s->ctx->role, "server") == 0)
 		return "listening";
-	return s->ts->connected ? "connected" : "connecting";
+	if (s->ts->connected)
+		return "connected";
+	return s->ts->dormant ? "idle" : "connecting";
 }
 
 static void write_ago(FILE *f, double when)

@@ -18,7 +18,7 @@ struct show_state {
 	const struct policy *policy;        /* --policy, or the --route/--select entries; NULL: none */
 };
 
-/* "connected", "connecting" (client), "listening" (server). */
+/* "connected", "connecting", "idle" (client, --lazy), "listening" (server). */
 const char *show_state_name(const struct show_state *s);
 void show_write_text(FILE *f, const struct show_state *s);
 /* One JSON object and a newline; "stats" holds the --stats line's fields. */

@@ -128,6 +128,8 @@ enum {
 	TUNNEL_RX_BUF_BYTES = 256 * 1024,
 	/* What a client holds while reconnecting (the --queue default). */
 	TUNNEL_QUEUE_DEFAULT_BYTES = 256 * 1024,
+	/* What a --lazy client holds while its first session comes up, unless --queue sets bytes. */
+	TUNNEL_LAZY_QUEUE_PACKETS = 128,
 };
 
 enum {
@@ -140,6 +142,8 @@ enum {
 	/* Client reconnect backoff: quick first retry, doubling, capped. */
 	TUNNEL_BACKOFF_MIN_MS = 100,
 	TUNNEL_BACKOFF_MAX_MS = 3000,
+	/* --idle-timeout is checked at a quarter of it, but not more often than this. */
+	TUNNEL_IDLE_TICK_MIN_MS = 100,
 };
 
 /*
