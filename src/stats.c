@@ -25,7 +25,7 @@ static const struct counter tunnel_counters[] = {
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
 	TS(handshakes_pending), TS(sessions_buffered), TS(evicted_per_source), TS(handshakes_evicted), TS(refused_max_peers),
 	TS(refused_accept_error), TS(log_suppressed), TS(sessions_cut_reload),
-	TS(on_demand_connects), TS(idle_closes),
+	TS(on_demand_connects), TS(idle_closes), TS(icmp_prohibited), TS(icmp_rate_limited),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }

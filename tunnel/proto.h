@@ -142,6 +142,14 @@ enum {
 	/* Client reconnect backoff: quick first retry, doubling, capped. */
 	TUNNEL_BACKOFF_MIN_MS = 100,
 	TUNNEL_BACKOFF_MAX_MS = 3000,
+	/*
+	 * Server: ICMP "administratively prohibited" answers to packets for a
+	 * peer that is not connected: a burst of this many, then this many a
+	 * second (the kernel's icmp_ratelimit allows one per second per
+	 * destination; ours is one bucket for all, so larger).
+	 */
+	UNREACH_BURST = 16,
+	UNREACH_PER_SEC = 50,
 	/* --idle-timeout is checked at a quarter of it, but not more often than this. */
 	TUNNEL_IDLE_TICK_MIN_MS = 100,
 };

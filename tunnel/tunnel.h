@@ -116,6 +116,8 @@ struct tunnel_stats {
 	uint64_t tls_writes;             /* SSL_write calls that moved data */
 	uint64_t drop_no_peer;           /* server: no peer prefix holds the destination */
 	uint64_t drop_peer_down;         /* server: that peer is not connected */
+	uint64_t icmp_prohibited;        /* server: ...answered with ICMP administratively prohibited */
+	uint64_t icmp_rate_limited;      /* server: ...not answered, the rate limit spent */
 	/* Server: source outside the sending peer's prefixes; client: outside its
 	 * --route prefixes and inner network; both: a special address (reach.h). */
 	uint64_t drop_spoofed_source;

@@ -77,7 +77,7 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 	drop_dst_broadcast drop_dst_local drop_dst_peer drop_dst_not_exported
 	sessions_active sessions_total handshake_failures sessions_dead reconnects
 	handshakes_pending sessions_buffered evicted_per_source handshakes_evicted handshakes_full handshakes_resumed
-	queue_packets queue_bytes on_demand_connects idle_closes fe_captured_packets fe_captured_bytes fe_injected_packets
+	queue_packets queue_bytes on_demand_connects idle_closes icmp_prohibited icmp_rate_limited fe_captured_packets fe_captured_bytes fe_injected_packets
 	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s)
 
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds

@@ -117,3 +117,20 @@ lazy_start_leaks_nothing() {
 	tl_expect_eq "in order" "$(received in_order)" 1
 	tl_expect_eq "dropped" "$(tl_json_get "$TL_CLI_STATS" drop_queue_full)" 72
 }
+
+@test "server: a packet for a peer that is not connected gets ICMP administratively prohibited, rate-limited and counted" {
+	tl_start_tunlab_server tun
+	# No client: cli's prefixes are routed to the server's frontend, their peer is down.
+	run n_dst ping -n -c 1 -W 2 "$TL_TUN_CLI4"
+	tl_expect_contains "ping from dst to the absent client" "$output" "Packet filtered"
+	run n_dst ping -6 -n -c 1 -W 2 "$TL_TUN_CLI6"
+	tl_expect_contains "ping -6 from dst to the absent client" "$output" "Administratively prohibited"
+	tl_wait_stat_ge "$TL_SRV_STATS" icmp_prohibited 2
+	# A flood is answered up to the bucket, the rest counted; every packet is a counted drop.
+	n_dst python3 "$BURST" send "$TL_TUN_CLI4" 5300 --count 200 >/dev/null
+	tl_wait_stat_ge "$TL_SRV_STATS" drop_peer_down 202
+	tl_wait_stat_ge "$TL_SRV_STATS" icmp_rate_limited 1
+	local answered
+	answered=$(tl_json_get "$TL_SRV_STATS" icmp_prohibited)
+	((answered < 150)) || tl_fail "expected the rate limit to hold answers to a 200-packet flood well below 200, got $answered"
+}
