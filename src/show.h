@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "../common/policy.h"
+#include "hits.h"
 #include "stats.h"
 
 struct show_state {
@@ -16,6 +17,7 @@ struct show_state {
 	const struct frontend_stats *fs;
 	const struct frontend_stream_stats *ss; /* stream frontends, else NULL */
 	const struct policy *policy;        /* --policy, or the --route/--select entries; NULL: none */
+	const struct policy_hits *hits;     /* its hit counts, or NULL */
 };
 
 /* "connected", "connecting", "idle" (client, --lazy), "listening" (server). */

@@ -134,3 +134,54 @@ lazy_start_leaks_nothing() {
 	answered=$(tl_json_get "$TL_SRV_STATS" icmp_prohibited)
 	((answered < 150)) || tl_fail "expected the rate limit to hold answers to a 200-packet flood well below 200, got $answered"
 }
+
+@test "policy: tunlab show --json counts hits per entry; SIGHUP reloads --policy under a ping that goes on, a bad file keeps the old one" {
+	FRONTEND=nfqueue tl_require_frontend
+	printf 'protect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/policy"
+	tl_start_tunlab_server nfqueue
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client nfqueue
+	tl_ping_dst 3 || tl_fail "expected pings through the tunnel"
+	run n_cli "$TUNLAB" show --json
+	jq -e '.[0].policy[0].hits >= 3 and .[0].policy[0].action == "protect"' <<<"$output" >/dev/null ||
+		tl_fail "expected the protect entry's hits >= 3 in show --json: $output"
+
+	tl_bg "$NS_CLI" "$TL_TMP/ping.log" ping -n -c 30 -i 0.1 -W 2 "$TL_DST_IN4" >/dev/null
+	local pinger=$TL_LAST_PID
+	sleep 0.5
+	printf 'discard dst=%s/32,proto=udp\nprotect dst=%s\n' "$TL_DST_IN4" "$TL_IN_NET4" >"$TL_TMP/policy"
+	kill -HUP "$TL_CLI_PID"
+	tl_wait_until 5 grep -q "policy $TL_TMP/policy loaded: 2 entries, 1 unchanged" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log the reload"
+	printf 'protect dst=%s\nbypass dst=%s/32\n' "$TL_IN_NET4" "$TL_DST_IN4" >"$TL_TMP/policy"
+	kill -HUP "$TL_CLI_PID"
+	tl_wait_until 5 grep -q "SIGHUP: --policy: $TL_TMP/policy:2: never reached: line 1 .*; the previous policy stays in force" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to refuse the bad file and say so"
+	tl_wait_exit "$pinger" 15 || true
+	grep -q ' 30 received, 0% packet loss' "$TL_TMP/ping.log" ||
+		tl_fail "expected every ping answered across the reloads: $(tail -n 3 "$TL_TMP/ping.log")"
+	run n_cli "$TUNLAB" policy show
+	[[ $output == "discard dst=$TL_DST_IN4/32,proto=udp"$'\n'"protect dst=$TL_IN_NET4" ]] ||
+		tl_fail "expected the first reload's policy still in force, got: $output"
+	run n_cli "$TUNLAB" show --json
+	jq -e '.[0].policy[1].hits >= 30' <<<"$output" >/dev/null ||
+		tl_fail "expected the unchanged entry's hits carried over and counting (>= 30): $output"
+	run n_cli "$TUNLAB" show
+	tl_expect_contains "tunlab show's policy lines" "$output" "protect dst=$TL_IN_NET4: "
+}
+
+@test "policy: tun swaps a policy with the same protect prefixes, refuses other prefixes and names the frontend" {
+	printf 'protect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/policy"
+	tl_start_tunlab_server tun
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client tun
+	printf '# the same, commented\nprotect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/same"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/same"
+	[[ $status == 0 ]] || tl_fail "expected tun to take a policy with the same routes, got ($status): $output"
+	printf 'protect dst=%s\nprotect dst=10.103.0.0/24\n' "$TL_IN_NET4" >"$TL_TMP/other"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/other"
+	[[ $status == 1 ]] || tl_fail "expected other prefixes refused, got ($status): $output"
+	tl_expect_contains "the refusal" "$output" "restart to change them"
+	printf 'protect dst=%s,proto=tcp\n' "$TL_IN_NET4" >"$TL_TMP/sel"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/sel"
+	tl_expect_contains "the refusal of a selector" "$output" "the tun frontend"
+	tl_ping_dst 1 || tl_fail "expected the tunnel to carry pings after the refusals"
+}
