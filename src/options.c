@@ -545,5 +545,10 @@ void options_usage(FILE *out, enum command topic)
 		     "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	/* Handled by src/ctl_cli.c before the flags tables, listed here so that --help shows them. */
+	fprintf(out, "\nrunning instances (through their control socket, root only):\n"
+		     "  show [--json] [--pid N]        state, counters, queue, policy hit counts\n"
+		     "  policy show [--pid N]          the policy in force, in the file's form\n"
+		     "  policy load FILE [--pid N]     swap the policy atomically (SIGHUP rereads --policy)\n");
 	fprintf(out, "\n'tunlab help COMMAND' or 'tunlab COMMAND --help' lists its flags.\n");
 }
