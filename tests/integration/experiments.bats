@@ -158,6 +158,15 @@ check_data() {
 	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/acquire.meta" || tl_fail "expected plain marked not applicable"
 }
 
+@test "experiments: crossing --quick: bursts and policy loads racing a lazy tun's set-up: no duplicate session, nothing in clear" {
+	tl_require_tools python3 tcpdump
+	run_experiment crossing
+	check_data crossing rounds tun
+	grep -q '^tun,race,dup_sessions,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 duplicate sessions: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
+	grep -q '^tun,race,cleartext,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 packets in clear: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
+	grep -q '^tun,race,reload_refused,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected every policy load taken"
+}
+
 @test "experiments: flows --quick: throughput against parallel flows" {
 	run_experiment flows
 	check_data flows throughput plain tun
