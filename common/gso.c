@@ -104,6 +104,11 @@ static uint16_t csum_fold(uint64_t sum)
 	return (uint16_t)sum;
 }
 
+uint16_t pkt_inet_csum(const uint8_t *head, size_t head_len, const uint8_t *data, size_t len)
+{
+	return (uint16_t)~csum_fold(csum_add(csum_add(0, head, head_len), data, len));
+}
+
 static void csum_store(uint8_t *field, uint64_t sum)
 {
 	uint16_t check = (uint16_t)~csum_fold(sum);

@@ -11,7 +11,8 @@
  * every stream message the tunnel receives through its stream_event op.
  *
  * SIGHUP rereads the peers file (server), the ticket keys (--ticket-keys:
- * how keys are rotated, see README) and the CRL (--crl): each is
+ * how keys are rotated, see README), the CRL (--crl) and the client's
+ * --policy (as `tunlab policy load` swaps it): each is
  * taken whole or refused whole, the old one staying in force; the tunnel
  * cuts only the sessions the new files no longer admit. The frontend's
  * kernel objects (routes, rules) stay as the peers file made them at
@@ -42,6 +43,7 @@
 #include "../tunnel/tunnel.h"
 #include "daemon.h"
 #include "ctl.h"
+#include "hits.h"
 #include "log.h"
 #include "show.h"
 #include "stats.h"
@@ -68,6 +70,7 @@ struct daemon {
 	struct ip_prefix *routes; /* server: every peer's prefixes; client with --policy: protect dsts */
 	size_t route_count;
 	struct policy policy;     /* client: --policy, or the --route/--select entries (shown only) */
+	struct policy_hits *hits; /* client: per entry of policy, or NULL */
 	const struct frontend_ops *ops;
 	struct ctl_server *ctl;   /* the control socket (tunlab show) */
 	struct ev_io capture_io, signal_io;
@@ -124,6 +127,7 @@ static void on_capture(struct evloop *loop, struct ev_io *io, uint32_t events)
 		if (n == 0)
 			return;
 		trace_batch(d, "captured", &d->batch);
+		hits_count(d->hits, &d->batch);
 		tunnel_send(d->tunnel, &d->batch);
 		if (tunnel_send_blocked(d->tunnel)) {
 			capture_set_paused(d, true);
@@ -280,6 +284,8 @@ static void reload_ticket_keys(struct daemon *d)
 		log_msg(TUNNEL_LOG_INFO, "SIGHUP: --ticket-keys %s reloaded", d->opts->ticket_keys_file);
 }
 
+static void reload_policy(struct daemon *d);
+
 static void reload(struct daemon *d)
 {
 	char err[512];
@@ -288,8 +294,9 @@ static void reload(struct daemon *d)
 		reload_peers(d);
 		reload_ticket_keys(d);
 	}
+	reload_policy(d);
 	if (!d->opts->crl_file) {
-		if (d->opts->command != CMD_SERVER)
+		if (d->opts->command != CMD_SERVER && !d->opts->policy_file)
 			log_msg(TUNNEL_LOG_INFO, "SIGHUP: nothing to reload without --crl");
 		return;
 	}
@@ -565,6 +572,8 @@ static int open_tunnel(struct daemon *d)
 		.keepalive_ms = o->keepalive_ms,
 		.handshake_ms = o->handshake_ms,
 		.queue_bytes = o->queue_bytes,
+		.lazy = o->lazy,
+		.idle_timeout_ms = o->idle_timeout_ms,
 		.max_handshakes = o->max_handshakes,
 		.max_handshakes_per_source = o->max_handshakes_per_source,
 		.max_peers = o->max_peers,
@@ -756,18 +765,32 @@ static int check_swap(const struct daemon *d, const struct policy *fresh, const 
 	return ret;
 }
 
-/* tunlab policy load PATH: parse, check, swap atomically; or refuse and leave all as it was. */
-static void ctl_policy_load(struct daemon *d, const char *path, FILE *f)
+/*
+ * Whether ops can take a new policy while running: with a policy_reload
+ * op, or when its whole compilation is the protect dsts' routes (no
+ * selector keys), which check_swap() keeps unchanged. NULL, or why not.
+ */
+static const char *swap_refusal(const struct daemon *d)
+{
+	if (!d->opts->policy_file)
+		return "this instance runs with --route/--select, not --policy: restart it with --policy";
+	if (d->ops->policy_reload || !d->ops->policy_keys)
+		return NULL;
+	return "cannot swap its policy while running: restart it";
+}
+
+/* Parse, check, swap atomically; or refuse and leave all as it was. The answer goes to f. */
+static void policy_swap(struct daemon *d, const char *path, FILE *f)
 {
 	struct frontend_config cfg;
+	struct policy_hits *hits = NULL;
 	struct policy fresh;
+	const char *refusal = swap_refusal(d);
 	char err[700];
 	size_t unchanged;
 
-	if (!d->opts->policy_file || !d->ops->policy_reload) {
-		fprintf(f, "error: %s\n", !d->opts->policy_file
-			? "this instance runs with --route/--select, not --policy: restart it with --policy"
-			: "this frontend cannot swap its policy while running: restart it");
+	if (refusal) {
+		fprintf(f, "error: the %s frontend: %s\n", d->ops->name, refusal);
 		return;
 	}
 	if (policy_load(path, &fresh, err, sizeof(err)) < 0 ||
@@ -777,16 +800,46 @@ static void ctl_policy_load(struct daemon *d, const char *path, FILE *f)
 		return;
 	}
 	make_config(d, &fresh, &cfg);
-	if (d->ops->policy_reload(d->fe, &cfg, err, sizeof(err)) < 0) {
-		fprintf(f, "error: %s\n", err);
+	if (!(hits = hits_new(&fresh)) ||
+	    (d->ops->policy_reload && d->ops->policy_reload(d->fe, &cfg, err, sizeof(err)) < 0)) {
+		fprintf(f, "error: %s\n", hits ? err : strerror(ENOMEM));
+		hits_free(hits);
 		policy_free(&fresh);
 		return;
 	}
 	unchanged = count_unchanged(&d->policy, &fresh);
+	hits_carry(hits, d->hits);
+	hits_free(d->hits);
+	d->hits = hits;
 	policy_free(&d->policy);
 	d->policy = fresh;
+	hits_rebind(hits, &d->policy);
 	log_msg(TUNNEL_LOG_INFO, "policy %s loaded: %zu entries, %zu unchanged", path, fresh.count, unchanged);
 	fprintf(f, "ok: %zu entries, %zu unchanged\n", fresh.count, unchanged);
+}
+
+/* SIGHUP, client with --policy: the file again, through the same swap; the answer is logged. */
+static void reload_policy(struct daemon *d)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!d->opts->policy_file)
+		return;
+	f = open_memstream(&text, &len);
+	if (!f) {
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: --policy: %s", strerror(errno));
+		return;
+	}
+	policy_swap(d, d->opts->policy_file, f);
+	fclose(f);
+	while (len && text[len - 1] == '\n')
+		text[--len] = '\0';
+	if (strncmp(text, "ok", 2) != 0)
+		log_msg(TUNNEL_LOG_ERR, "SIGHUP: --policy: %s; the previous policy stays in force",
+			strncmp(text, "error: ", 7) == 0 ? text + 7 : text);
+	free(text);
 }
 
 static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
@@ -801,6 +854,7 @@ static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
 		.fs = &d->fe->stats,
 		.ss = d->ops->attach ? &d->fe->stream_stats : NULL,
 		.policy = d->policy.count ? &d->policy : NULL,
+		.hits = d->hits,
 	};
 
 	tunnel_stats(d->tunnel, &ts);
@@ -815,7 +869,7 @@ static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
 		show_write_policy(f, s.policy);
 		break;
 	case CTL_POLICY_LOAD:
-		ctl_policy_load(d, req->path, f);
+		policy_swap(d, req->path, f);
 		break;
 	case CTL_HANDOVER:
 		handover(d, "control socket", f);
@@ -832,6 +886,8 @@ static int open_ctl(struct daemon *d)
 	    policy_from_flags(d->opts->routes, d->opts->route_count, d->opts->selectors,
 			      d->opts->selector_count, &d->policy, err, sizeof(err)) < 0)
 		log_msg(TUNNEL_LOG_WARN, "policy show: %s", err);
+	if (d->policy.count && !(d->hits = hits_new(&d->policy)))
+		log_msg(TUNNEL_LOG_WARN, "policy hit counts: %s", strerror(errno));
 	/* Without it the tunnel still works: `tunlab show` just does not see this instance. */
 	d->ctl = ctl_server_open(d->loop, OWNER_RUN_DIR, on_ctl, d, err, sizeof(err));
 	if (!d->ctl)
@@ -844,6 +900,12 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	int ret;
 
 	d->ops = ops;
+	if (d->opts->lazy && ops->attach) {
+		/* Streams open on an established session: no packet comes to set one up. */
+		log_msg(TUNNEL_LOG_ERR, "--lazy: the %s frontend carries streams, not packets; it "
+			"connects at start", ops->name);
+		return -EINVAL;
+	}
 	plan_fds(d, ops);
 	d->loop = evloop_new();
 	if (!d->loop)
@@ -890,6 +952,7 @@ static void daemon_teardown(struct daemon *d)
 	peers_free(d->peers);
 	free(d->peers);
 	free(d->routes);
+	hits_free(d->hits);
 	policy_free(&d->policy);
 }
 

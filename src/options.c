@@ -104,7 +104,11 @@ static const struct flag flags[] = {
 	{ "--handshake-timeout", FLAG_SECONDS, OPT(handshake_ms), DAEMONS, 0, 100, 600000,
 	  "SEC", "cut off a peer whose handshake takes longer (default 10)" },
 	{ "--queue", FLAG_BYTES, OPT(queue_bytes), CMD(CMD_CLIENT), 0, 0, 64ul << 20,
-	  "BYTES", "bytes held while reconnecting, K/M suffix (default 256K)" },
+	  "BYTES", "bytes held while reconnecting, K/M suffix (default 256K; with --lazy 128 packets)" },
+	{ "--lazy", FLAG_SET, OPT(lazy), CMD(CMD_CLIENT), 0, 0, 0,
+	  NULL, "connect on the first packet for the tunnel, not at start; packets wait in the queue" },
+	{ "--idle-timeout", FLAG_SECONDS, OPT(idle_timeout_ms), CMD(CMD_CLIENT), 0, 100, 86400000,
+	  "SEC", "with --lazy: close the tunnel after SEC without a packet; the next one reopens it" },
 	{ "--max-handshakes", FLAG_UINT, OPT(max_handshakes), CMD(CMD_SERVER), 0, 1,
 	  TUNNEL_MAX_HANDSHAKES_LIMIT, "N",
 	  "connections in the TLS handshake; when full, the oldest makes room (default 256)" },
@@ -394,6 +398,11 @@ static int check_required(const struct options *o, const bool *seen, char *err, 
 		snprintf(err, err_len, "--policy: replaces --route and --select; give the entries in the file");
 		return -EINVAL;
 	}
+	/* Without --lazy nothing would set the closed tunnel up again but a reconnect at once. */
+	if (o->idle_timeout_ms && !o->lazy) {
+		snprintf(err, err_len, "--idle-timeout: needs --lazy (a tunnel kept up is never idle-closed)");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -536,5 +545,10 @@ void options_usage(FILE *out, enum command topic)
 		     "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	/* Handled by src/ctl_cli.c before the flags tables, listed here so that --help shows them. */
+	fprintf(out, "\nrunning instances (through their control socket, root only):\n"
+		     "  show [--json] [--pid N]        state, counters, queue, policy hit counts\n"
+		     "  policy show [--pid N]          the policy in force, in the file's form\n"
+		     "  policy load FILE [--pid N]     swap the policy atomically (SIGHUP rereads --policy)\n");
 	fprintf(out, "\n'tunlab help COMMAND' or 'tunlab COMMAND --help' lists its flags.\n");
 }

@@ -50,6 +50,8 @@ struct options {
 	unsigned mtu;
 	unsigned keepalive_ms, handshake_ms;
 	size_t queue_bytes;
+	bool lazy;                /* --lazy: connect on the first packet */
+	unsigned idle_timeout_ms; /* --idle-timeout, 0: never */
 	/* server: the listener's caps and the exit's budget; 0 means the default */
 	unsigned max_handshakes, max_handshakes_per_source, max_peers;
 	unsigned max_streams, max_streams_per_client, max_flows_per_client;

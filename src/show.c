@@ -10,7 +10,9 @@ const char *show_state_name(const struct show_state *s)
 {
 	if (strcmp(s->ctx->role, "server") == 0)
 		return "listening";
-	return s->ts->connected ? "connected" : "connecting";
+	if (s->ts->connected)
+		return "connected";
+	return s->ts->dormant ? "idle" : "connecting";
 }
 
 static void write_ago(FILE *f, double when)
@@ -23,6 +25,17 @@ static void write_ago(FILE *f, double when)
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	fprintf(f, "%.0f seconds ago\n", (double)now.tv_sec - when < 0 ? 0 : (double)now.tv_sec - when);
+}
+
+/* Each entry with the captured packets it matched first (hits.h says which count). */
+static void write_policy_hits(FILE *f, const struct show_state *s)
+{
+	char line[POLICY_ENTRY_TEXT_MAX];
+
+	for (size_t i = 0; s->policy && i < s->policy->count; i++) {
+		policy_entry_format(&s->policy->entries[i], line, sizeof(line));
+		fprintf(f, "    %s: %llu hits\n", line, (unsigned long long)hits_get(s->hits, i));
+	}
 }
 
 void show_write_text(FILE *f, const struct show_state *s)
@@ -53,6 +66,7 @@ void show_write_text(FILE *f, const struct show_state *s)
 		(unsigned long long)ts->fq_sojourn_p50_us, (unsigned long long)ts->fq_sojourn_p99_us);
 	if (s->policy)
 		fprintf(f, "  policy: %zu entries (tunlab policy show)\n", s->policy->count);
+	write_policy_hits(f, s);
 }
 
 /* The --stats line's fields: one writer for both, so the names cannot drift. */
@@ -89,15 +103,16 @@ static void write_json_string(FILE *f, const char *text)
 	fputc('"', f);
 }
 
-static void write_policy_json(FILE *f, const struct policy *p)
+static void write_policy_json(FILE *f, const struct policy *p, const struct policy_hits *hits)
 {
 	char line[POLICY_ENTRY_TEXT_MAX];
 
 	fputc('[', f);
 	for (size_t i = 0; p && i < p->count; i++) {
 		policy_entry_format(&p->entries[i], line, sizeof(line));
-		fprintf(f, "%s{\"line\":%zu,\"action\":\"%s\",\"entry\":", i ? "," : "", p->entries[i].line,
-			policy_action_name(p->entries[i].action));
+		fprintf(f, "%s{\"line\":%zu,\"action\":\"%s\",\"hits\":%llu,\"entry\":", i ? "," : "",
+			p->entries[i].line, policy_action_name(p->entries[i].action),
+			(unsigned long long)hits_get(hits, i));
 		write_json_string(f, line);
 		fputc('}', f);
 	}
@@ -113,7 +128,7 @@ void show_write_json(FILE *f, const struct show_state *s)
 		s->ts->last_handshake);
 	write_stats_object(f, s);
 	fputs(",\"policy\":", f);
-	write_policy_json(f, s->policy);
+	write_policy_json(f, s->policy, s->hits);
 	fputs("}\n", f);
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "../common/policy.h"
+#include "hits.h"
 #include "stats.h"
 
 struct show_state {
@@ -16,9 +17,10 @@ struct show_state {
 	const struct frontend_stats *fs;
 	const struct frontend_stream_stats *ss; /* stream frontends, else NULL */
 	const struct policy *policy;        /* --policy, or the --route/--select entries; NULL: none */
+	const struct policy_hits *hits;     /* its hit counts, or NULL */
 };
 
-/* "connected", "connecting" (client), "listening" (server). */
+/* "connected", "connecting", "idle" (client, --lazy), "listening" (server). */
 const char *show_state_name(const struct show_state *s);
 void show_write_text(FILE *f, const struct show_state *s);
 /* One JSON object and a newline; "stats" holds the --stats line's fields. */

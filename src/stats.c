@@ -28,6 +28,7 @@ static const struct counter tunnel_counters[] = {
 	TS(fq_drops), TS(fq_marks), TS(fq_drops_overlimit), TS(fq_backlog_packets), TS(fq_backlog_bytes),
 	TS(fq_flows), TS(fq_sojourn_last_us), TS(fq_sojourn_max_us), TS(fq_sojourn_p50_us),
 	TS(fq_sojourn_p99_us),
+	TS(on_demand_connects), TS(idle_closes), TS(icmp_prohibited), TS(icmp_rate_limited),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }

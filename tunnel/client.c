@@ -27,6 +27,15 @@
  * send buffer when a connection dies are lost with it, like packets on a
  * link that goes down (TCP inside the tunnel retransmits); the queue's
  * rest waits for the next connection.
+ *
+ * On demand (--lazy, issue 14): no connection at start; the first packet
+ * the frontend captures (it captures only what the policy protects) is
+ * queued and starts one. Once established, a session lost with nothing
+ * queued is not redialled: the next packet does it. --idle-timeout
+ * closes a session that carried no packet either way for that long, and
+ * the client goes back to waiting for a packet. The queue is the same one
+ * as while reconnecting, capped at TUNNEL_LAZY_QUEUE_PACKETS unless
+ * --queue gives a size in bytes.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -59,6 +68,14 @@ struct client {
 	size_t queue_off, queue_len;
 	uint64_t queue_packets;
 	bool flushing;  /* client_flush_queue() runs: a drained hook inside it waits */
+	unsigned queue_packets_max; /* 0: only queue_bytes bounds the queue */
+	/* --lazy, --idle-timeout */
+	bool lazy;
+	bool dormant;   /* no session and none wanted until a packet comes */
+	unsigned idle_ms;
+	struct ev_timer idle;
+	uint64_t idle_seen;     /* tx + rx packets at the last tick */
+	uint64_t idle_since_ms; /* when they last changed */
 };
 
 static bool client_queue_waiting(const struct client *c)
@@ -166,7 +183,13 @@ static void client_queue_compact(struct client *c)
 static void client_queue_packet(struct tunnel *t, const struct pkt *p)
 {
 	struct client *c = t->client;
-	long n = session_frame_packet(c->queue + c->queue_len, t->queue_bytes - c->queue_len, p);
+	long n;
+
+	if (c->queue_packets_max && c->queue_packets >= c->queue_packets_max) {
+		t->stats.drop_queue_full++;
+		return;
+	}
+	n = session_frame_packet(c->queue + c->queue_len, t->queue_bytes - c->queue_len, p);
 
 	if (n == 0 && c->queue_off) {
 		client_queue_compact(c);
@@ -267,6 +290,107 @@ static void client_flush_queue(struct tunnel *t, struct session *s)
 	}
 }
 
+/* ---- on demand: --lazy and --idle-timeout ---- */
+
+static void client_on_idle(struct evloop *loop, struct ev_timer *timer);
+static void client_lost(struct session *s, enum session_end why);
+
+static void client_lazy_init(struct tunnel *t, const struct tunnel_config *cfg)
+{
+	struct client *c = t->client;
+
+	c->lazy = cfg->lazy;
+	c->dormant = cfg->lazy;
+	c->idle_ms = cfg->idle_timeout_ms;
+	/* A count, not bytes, unless --queue says bytes: what the issue promises a lazy start holds. */
+	c->queue_packets_max = cfg->lazy && !cfg->queue_bytes ? TUNNEL_LAZY_QUEUE_PACKETS : 0;
+	ev_timer_init(&c->idle, client_on_idle, t);
+}
+
+/* A packet for the tunnel and no session: set one up (the packet waits in the queue). */
+static void client_wake(struct tunnel *t)
+{
+	struct client *c = t->client;
+
+	c->dormant = false;
+	t->stats.on_demand_connects++;
+	tunnel_log(t, TUNNEL_LOG_INFO, "packet for the tunnel: connecting to %s", t->endpoint);
+	client_connect(t);
+}
+
+/*
+ * An established session was lost: a lazy client with nothing waiting
+ * leaves the next connection to the next packet. The next endpoint is
+ * chosen now, as a failure chooses it. true: handled.
+ */
+static bool client_lazy_lost(struct tunnel *t, const char *reason)
+{
+	struct client *c = t->client;
+
+	if (!c->lazy || client_queue_waiting(c))
+		return false;
+	evloop_timer_stop(t->loop, &c->idle);
+	tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s lost: %s; reconnecting on the next packet",
+		   t->endpoint, reason);
+	client_use_endpoint(t, (c->current + 1) % c->endpoint_count);
+	c->dormant = true;
+	return true;
+}
+
+static uint64_t client_packets_seen(const struct tunnel *t)
+{
+	return t->stats.tx_packets + t->stats.rx_packets;
+}
+
+/* A tick a quarter of the timeout: the tunnel closes between 1 and 1.25 timeouts idle. */
+static unsigned client_idle_tick_ms(const struct client *c)
+{
+	return c->idle_ms / 4 > TUNNEL_IDLE_TICK_MIN_MS ? c->idle_ms / 4 : TUNNEL_IDLE_TICK_MIN_MS;
+}
+
+static void client_idle_start(struct tunnel *t)
+{
+	struct client *c = t->client;
+
+	if (!c->idle_ms)
+		return;
+	c->idle_seen = client_packets_seen(t);
+	c->idle_since_ms = evloop_now_ms(t->loop);
+	evloop_timer_start(t->loop, &c->idle, client_idle_tick_ms(c));
+}
+
+/* Closes the idle session; keepalives kept it up, they do not count as use. */
+static void client_idle_close(struct tunnel *t)
+{
+	struct client *c = t->client;
+	struct session *s = c->session;
+
+	t->stats.idle_closes++;
+	tunnel_log(t, TUNNEL_LOG_INFO, "no packet for %u ms: closing the tunnel to %s; the next "
+		   "packet sets it up again", c->idle_ms, t->endpoint);
+	client_lost(s, SESSION_END_LOCAL);
+	c->dormant = true;
+	session_end(s, SESSION_END_LOCAL, true, "idle for %u ms", c->idle_ms);
+}
+
+static void client_on_idle(struct evloop *loop, struct ev_timer *timer)
+{
+	struct tunnel *t = timer->arg;
+	struct client *c = t->client;
+	uint64_t now = evloop_now_ms(loop), seen = client_packets_seen(t);
+
+	if (!c->established || !c->session)
+		return;
+	if (seen != c->idle_seen || client_queue_waiting(c)) {
+		c->idle_seen = seen;
+		c->idle_since_ms = now;
+	} else if (now - c->idle_since_ms >= c->idle_ms) {
+		client_idle_close(t);
+		return;
+	}
+	evloop_timer_start(loop, timer, client_idle_tick_ms(c));
+}
+
 /* ---- session hooks ---- */
 
 static void client_established(struct session *s)
@@ -286,6 +410,7 @@ static void client_established(struct session *s)
 	t->stats.last_handshake = tunnel_now_realtime();
 	tunnel_log(t, TUNNEL_LOG_INFO, "connected to %s (server '%s')%s", s->remote, t->server_name,
 		   s->peer_offload ? ", server takes offload packets" : "");
+	client_idle_start(t);
 	client_flush_queue(t, s);
 }
 
@@ -322,6 +447,8 @@ static void client_ended(struct session *s, enum session_end why, const char *re
 
 		client_lost(s, why);
 		snprintf(text, sizeof(text), "%s%s", dead ? "server dead, " : "", reason);
+		if (client_lazy_lost(t, text))
+			return;
 		client_schedule_retry(t, "lost", text);
 		return;
 	}
@@ -376,6 +503,8 @@ static void client_send(struct tunnel *t, const struct pkt_batch *batch)
 	struct session *s = c->session;
 	unsigned i;
 
+	if (c->dormant && batch->count)
+		client_wake(t);
 	for (i = 0; i < batch->count && i < PKT_BATCH_MAX; i++) {
 		/* Checked per packet: a flush in the middle may end the session. */
 		if (c->established && !client_queue_waiting(c))
@@ -399,6 +528,7 @@ static void client_stats(const struct tunnel *t, struct tunnel_stats *out)
 {
 	out->queue_packets = t->client->queue_packets;
 	out->queue_bytes = t->client->queue_len - t->client->queue_off;
+	out->dormant = t->client->dormant;
 }
 
 static void client_free(struct tunnel *t)
@@ -408,6 +538,7 @@ static void client_free(struct tunnel *t)
 	if (!c)
 		return;
 	evloop_timer_stop(t->loop, &c->retry);
+	evloop_timer_stop(t->loop, &c->idle);
 	free(c->endpoints);
 	free(c->queue);
 	free(c);
@@ -467,7 +598,12 @@ int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *
 		return ret;
 	}
 	client_use_endpoint(t, 0);
-	client_connect(t);
+	client_lazy_init(t, cfg);
+	if (c->lazy)
+		tunnel_log(t, TUNNEL_LOG_INFO, "lazy: connecting to %s on the first packet for the tunnel",
+			   t->endpoint);
+	else
+		client_connect(t);
 	return 0;
 }
 

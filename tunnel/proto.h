@@ -153,6 +153,8 @@ enum {
 	TUNNEL_FQ_LIMIT_BYTES = 4 * 1024 * 1024,
 	/* What a client holds while reconnecting (the --queue default). */
 	TUNNEL_QUEUE_DEFAULT_BYTES = 256 * 1024,
+	/* What a --lazy client holds while its first session comes up, unless --queue sets bytes. */
+	TUNNEL_LAZY_QUEUE_PACKETS = 128,
 };
 
 enum {
@@ -165,6 +167,16 @@ enum {
 	/* Client reconnect backoff: quick first retry, doubling, capped. */
 	TUNNEL_BACKOFF_MIN_MS = 100,
 	TUNNEL_BACKOFF_MAX_MS = 3000,
+	/*
+	 * Server: ICMP "administratively prohibited" answers to packets for a
+	 * peer that is not connected: a burst of this many, then this many a
+	 * second (the kernel's icmp_ratelimit allows one per second per
+	 * destination; ours is one bucket for all, so larger).
+	 */
+	UNREACH_BURST = 16,
+	UNREACH_PER_SEC = 50,
+	/* --idle-timeout is checked at a quarter of it, but not more often than this. */
+	TUNNEL_IDLE_TICK_MIN_MS = 100,
 };
 
 /*

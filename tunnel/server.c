@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "session.h"
+#include "unreach.h"
 
 enum {
 	SERVER_ACCEPTS_PER_EVENT = 64,
@@ -92,6 +93,7 @@ struct server {
 	struct server_ref *refs; /* max_handshakes of them */
 	size_t authenticated; /* connections in HELLO or established */
 	struct server_warn warn;
+	struct unreach *unreach; /* answers for peers that are down */
 };
 
 /* ---- warnings a stranger can cause: rate-limited ---- */
@@ -451,6 +453,7 @@ static void server_free(struct tunnel *t)
 	prefix_table_free(srv->routes);
 	free(srv->slots);
 	free(srv->refs);
+	unreach_free(srv->unreach);
 	free(srv);
 	t->server = NULL;
 }
@@ -470,7 +473,10 @@ int tunnel_server_init(struct tunnel *t, char *err, size_t err_len)
 	}
 	t->server->listen_fd = -1;
 	t->server->refs = calloc(t->max_handshakes, sizeof(*t->server->refs));
-	if (!t->server->refs) {
+	t->server->unreach = unreach_new();
+	if (!t->server->refs || !t->server->unreach) {
+		unreach_free(t->server->unreach);
+		free(t->server->refs);
 		free(t->server);
 		t->server = NULL;
 		snprintf(err, err_len, "out of memory");
@@ -760,6 +766,7 @@ static void server_send(struct tunnel *t, const struct pkt_batch *batch)
 		}
 		if (!slot->session) {
 			t->stats.drop_peer_down++;
+			unreach_answer(t, t->server->unreach, p);
 			continue;
 		}
 		session_send_packet(slot->session, p);
@@ -773,6 +780,7 @@ static void server_send(struct tunnel *t, const struct pkt_batch *batch)
 		to_flush[i]->flush_queued = false;
 		session_flush(to_flush[i]);
 	}
+	unreach_flush(t, t->server->unreach);
 }
 
 static bool server_send_blocked(const struct tunnel *t)

@@ -78,6 +78,14 @@ struct tunnel_config {
 	unsigned keepalive_ms;   /* 0: TUNNEL_KEEPALIVE_MS_DEFAULT */
 	unsigned handshake_ms;   /* 0: TUNNEL_HANDSHAKE_MS_DEFAULT */
 	size_t queue_bytes;      /* client; 0: TUNNEL_QUEUE_DEFAULT_BYTES */
+	/*
+	 * Client: connect on the first packet sent, not at start (then the
+	 * queue holds TUNNEL_LAZY_QUEUE_PACKETS unless queue_bytes is set);
+	 * idle_timeout_ms (0: never) closes a session that carried no packet
+	 * that long, and the next packet sets one up again.
+	 */
+	bool lazy;
+	unsigned idle_timeout_ms;
 	/* server, 0: the TUNNEL_*_DEFAULT of proto.h */
 	unsigned max_handshakes;            /* unauthenticated connections in all */
 	unsigned max_handshakes_per_source; /* ...from one IPv4 address or IPv6 /64 */
@@ -108,6 +116,8 @@ struct tunnel_stats {
 	uint64_t tls_writes;             /* SSL_write calls that moved data */
 	uint64_t drop_no_peer;           /* server: no peer prefix holds the destination */
 	uint64_t drop_peer_down;         /* server: that peer is not connected */
+	uint64_t icmp_prohibited;        /* server: ...answered with ICMP administratively prohibited */
+	uint64_t icmp_rate_limited;      /* server: ...not answered, the rate limit spent */
 	/* Server: source outside the sending peer's prefixes; client: outside its
 	 * --route prefixes and inner network; both: a special address (reach.h). */
 	uint64_t drop_spoofed_source;
@@ -132,6 +142,8 @@ struct tunnel_stats {
 	uint64_t reconnects;             /* client: connections after the first */
 	uint64_t queue_packets, queue_bytes; /* client: held now while reconnecting */
 	uint64_t queue_rounds;           /* client: queue flushes that waited for the send buffer */
+	uint64_t on_demand_connects;     /* client, --lazy: connections a packet started */
+	uint64_t idle_closes;            /* client: sessions closed by --idle-timeout */
 	uint64_t handshakes_pending;     /* server: unauthenticated connections now */
 	uint64_t sessions_buffered;      /* sessions holding their tx/rx buffers now */
 	uint64_t evicted_per_source;     /* server: a source at max_handshakes_per_source lost one */
@@ -149,6 +161,7 @@ struct tunnel_stats {
 	uint64_t fq_backlog_packets, fq_backlog_bytes, fq_flows;
 	uint64_t fq_sojourn_last_us, fq_sojourn_max_us, fq_sojourn_p50_us, fq_sojourn_p99_us;
 	bool connected;                  /* client: a session is established */
+	bool dormant;                    /* client, --lazy: no session, none until a packet comes */
 	double last_handshake;           /* CLOCK_REALTIME s of the last session established; 0: none */
 };
 

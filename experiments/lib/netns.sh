@@ -81,6 +81,8 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s
 	fq_drops fq_marks fq_drops_overlimit fq_backlog_packets fq_backlog_bytes fq_flows
 	fq_sojourn_last_us fq_sojourn_max_us fq_sojourn_p50_us fq_sojourn_p99_us)
+	queue_packets queue_bytes on_demand_connects idle_closes icmp_prohibited icmp_rate_limited fe_captured_packets fe_captured_bytes fe_injected_packets
+	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s)
 
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
 TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}

@@ -195,6 +195,10 @@ plots_data() {
 	if plots_derive "$r" setup; then
 		plots_wide "$w/setup.stats" "$w/setup.systems" "$p/setup.dat" "start|setup_ms|median min max n"
 	fi
+	if plots_derive "$r" acquire; then
+		plots_wide "$w/acquire.stats" "$w/acquire.systems" "$p/acquire.dat" \
+			"burst|received|median min max n" "burst|first_ms|median min max"
+	fi
 	if plots_derive "$r" flows; then
 		plots_curves "$w/flows.stats" "$w/flows.systems" "$p/flows.dat" throughput streams
 	fi

@@ -57,6 +57,11 @@ declare -A SYS_CMD_PACKAGE=(
 
 SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
 SYS_EXTRA_ROUTES=()
+# SYS_COLD=1 (the acquire experiment): a start returns as soon as its client
+# is configured, before any connection: tunlab with --lazy once its policy
+# is installed, wireguard-go without the ping that would start its
+# handshake, OpenVPN once its client is launched (its routes come later).
+SYS_COLD=${SYS_COLD:-0}
 
 # What carries each row's packets between cli and srv (the metadata's
 # "transport.ID:" lines): tunlab's frontends ride the TLS stream unless the
@@ -115,8 +120,19 @@ sys_tunlab_start() {
 	tl_block_cleartext || return 1
 	tl_start_tunlab_server "$frontend" ${exports[@]+"${exports[@]}"} \
 		${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} || return 1
-	tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" || return 1
+	if ((SYS_COLD)); then
+		TL_WAIT=none tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" --lazy || return 1
+		sys_wait_stats_written "$TL_CLI_STATS" || return 1
+	else
+		tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" || return 1
+	fi
 	SYS_ROUTES_DONE=1
+}
+
+# A lazy client wrote its first stats line: its frontend (the policy) is in place.
+sys_wait_stats_written() {
+	tl_wait_until "$TL_TIMEOUT" tl_json_test "$1" '.connected == false' ||
+		tl_fail "expected the lazy tunlab client to write its stats within ${TL_TIMEOUT}s"
 }
 
 # IPv6 as well as IPv4, as the references have it: a second --address at
@@ -219,6 +235,10 @@ sys_openvpn_start() {
 		"OpenVPN server in srv to come up" || return 1
 	tl_bg "$NS_CLI" "$work/openvpn-client.log" openvpn --config "$work/client.conf" >/dev/null || return 1
 	cli_pid=$TL_LAST_PID
+	if ((SYS_COLD)); then
+		SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV SYS_ROUTES_DONE=1
+		return 0
+	fi
 	sys_wait_log "$cli_pid" "$work/openvpn-client.log" "Data Channel: cipher" \
 		"OpenVPN client in cli to connect" || return 1
 	grep -q "Data Channel: cipher 'AES-128-GCM'" "$work/openvpn-client.log" ||
@@ -335,7 +355,7 @@ sys_wggo_start() {
 	tl_cmd ip -n "$NS_CLI" route add "$TL_IN_NET4" dev "$cli_if" || return 1
 	tl_cmd ip -n "$NS_CLI" -6 route add "$TL_IN_NET6" dev "$cli_if" || return 1
 	sys_wggo_extra_routes "$cli_if" "$work/wg-srv.pub" || return 1
-	sys_wait_tunnel "$work/wireguard-go-client.log" "$work/wireguard-go-server.log" || return 1
+	((SYS_COLD)) || sys_wait_tunnel "$work/wireguard-go-client.log" "$work/wireguard-go-server.log" || return 1
 	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$cli_if SYS_ROUTES_DONE=1
 }
 

@@ -147,6 +147,26 @@ check_data() {
 	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/setup.meta" || tl_fail "expected plain marked not applicable"
 }
 
+@test "experiments: acquire --quick: a burst from a lazy tun's cold start arrives whole, the connect without a SYN retransmitted" {
+	tl_require_tools python3
+	run_experiment acquire
+	check_data acquire first_ms tun
+	local row
+	for row in "tun,burst,received,100," "tun,burst,connect_ok,1," "tun,burst,syn_retrans,0,"; do
+		grep -q "^$row" "$EXP_RESULTS/acquire.csv" || tl_fail "expected a row $row... in acquire.csv: $(grep '^tun,' "$EXP_RESULTS/acquire.csv")"
+	done
+	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/acquire.meta" || tl_fail "expected plain marked not applicable"
+}
+
+@test "experiments: crossing --quick: bursts and policy loads racing a lazy tun's set-up: no duplicate session, nothing in clear" {
+	tl_require_tools python3 tcpdump
+	run_experiment crossing
+	check_data crossing rounds tun
+	grep -q '^tun,race,dup_sessions,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 duplicate sessions: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
+	grep -q '^tun,race,cleartext,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 packets in clear: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
+	grep -q '^tun,race,reload_refused,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected every policy load taken"
+}
+
 @test "experiments: flows --quick: throughput against parallel flows" {
 	run_experiment flows
 	check_data flows throughput plain tun
@@ -188,7 +208,7 @@ check_data() {
 	local pair n=0
 	# plot:experiment; run alone (bats --filter), only what has data is drawn
 	for pair in throughput:throughput cpu:throughput pktrate:pktrate rtt_cdf:rtt rr:rtt rrul:rrul \
-		setup:setup flows:flows prefixes:prefixes; do
+		setup:setup flows:flows prefixes:prefixes acquire:acquire; do
 		[[ -s $EXP_RESULTS/${pair#*:}.csv ]] || continue
 		[[ -s $EXP_RESULTS/plots/${pair%:*}.png ]] || tl_fail "expected plots/${pair%:*}.png"
 		n=$((n + 1))

@@ -665,7 +665,9 @@ client_exited() {
 		.[0].endpoint == $ep and .[0].state == "connected" and .[0].last_handshake > 0 and
 		(.[0].stats | (.tx_bytes | type) == "number" and (.rx_packets | type) == "number" and
 			has("drop_queue_full") and has("drop_spoofed_source") and has("queue_packets")) and
-		.[0].policy == [{"line": 0, "action": "protect", "entry": $entry}]' <<<"$output" >/dev/null ||
+		(.[0].policy | map(del(.hits))) == [{"line": 0, "action": "protect", "entry": $entry}] and
+		(.[0].policy[0].hits | type) == "number" and ($fe == "proxy" or .[0].policy[0].hits >= 1)' \
+		<<<"$output" >/dev/null ||
 		tl_fail "expected the client's fields in: $output"
 	run n_srv "$TUNLAB" show --json
 	jq -e '.[0].role == "server" and .[0].state == "listening" and .[0].stats.sessions_active == 1' \

@@ -76,12 +76,22 @@ static void test_show_json(void **state)
 	struct policy p;
 	struct show_state s = { .pid = 42, .endpoint = "10.101.0.1:4433", .ctx = &ctx, .ts = &ts, .fs = &fs,
 				.policy = &p };
+	/* A TCP packet 10.8.0.2:40000 -> 10.102.0.5:80 and a UDP one: the entry matches the first only. */
+	uint8_t tcp[40] = { 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 8, 0, 2, 10, 102, 0, 5,
+			    0x9c, 0x40, 0, 80 };
+	uint8_t udp[28] = { 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 8, 0, 2, 10, 102, 0, 5 };
+	struct pkt_batch batch = { .count = 2, .pkts = { { .data = tcp, .len = 40 }, { .data = udp, .len = 28 } } };
+	struct policy_hits *hits;
 	char err[160], *out = NULL;
 	size_t len = 0;
 	FILE *f;
 
 	(void)state;
 	assert_int_equal(policy_parse(text, strlen(text), &p, err, sizeof(err)), 0);
+	hits = hits_new(&p);
+	assert_non_null(hits);
+	hits_count(hits, &batch);
+	s.hits = hits;
 	f = open_memstream(&out, &len);
 	assert_non_null(f);
 	show_write_json(f, &s);
@@ -91,9 +101,10 @@ static void test_show_json(void **state)
 				    "\"last_handshake\":5.500,\"stats\":{\"event\":\"show\""));
 	assert_non_null(strstr(out, "\"tx_packets\":3,"));
 	assert_non_null(strstr(out, "\"rx_bytes\":99,"));
-	assert_non_null(strstr(out, ",\"policy\":[{\"line\":1,\"action\":\"protect\","
+	assert_non_null(strstr(out, ",\"policy\":[{\"line\":1,\"action\":\"protect\",\"hits\":1,"
 				    "\"entry\":\"protect dst=10.102.0.0/24,proto=tcp\"}]}\n"));
 	free(out);
+	hits_free(hits);
 	policy_free(&p);
 }
 

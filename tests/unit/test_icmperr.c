@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of common/icmperr.h: the administratively-prohibited answer, and when there is none. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "../../common/gso.h"
+#include "../../common/icmperr.h"
+
+/* A 28-byte IPv4 UDP packet (or ICMP with proto 1) from src to dst. */
+static size_t v4_packet(uint8_t *p, const char *src, const char *dst, uint8_t proto, uint8_t l4_first)
+{
+	memset(p, 0, 28);
+	p[0] = 0x45;
+	p[3] = 28;
+	p[8] = 64;
+	p[9] = proto;
+	inet_pton(AF_INET, src, p + 12);
+	inet_pton(AF_INET, dst, p + 16);
+	p[20] = l4_first;
+	return 28;
+}
+
+static size_t v6_packet(uint8_t *p, const char *src, const char *dst, uint8_t next, uint8_t l4_first)
+{
+	memset(p, 0, 48);
+	p[0] = 0x60;
+	p[5] = 8;
+	p[6] = next;
+	p[7] = 64;
+	inet_pton(AF_INET6, src, p + 8);
+	inet_pton(AF_INET6, dst, p + 24);
+	p[40] = l4_first;
+	return 48;
+}
+
+static void test_v4_answer(void **state)
+{
+	uint8_t in[64], out[ICMPERR_MAX], want[4];
+	size_t n;
+
+	(void)state;
+	v4_packet(in, "10.102.0.2", "10.8.0.2", IPPROTO_UDP, 0);
+	n = icmperr_prohibited(in, 28, out);
+	assert_int_equal(n, 20 + 8 + 28);
+	assert_int_equal(out[9], IPPROTO_ICMP);
+	assert_int_equal(out[20], 3);
+	assert_int_equal(out[21], ICMPERR_V4_CODE_PROHIBITED);
+	inet_pton(AF_INET, "10.8.0.2", want);
+	assert_memory_equal(out + 12, want, 4); /* from the peer's address */
+	inet_pton(AF_INET, "10.102.0.2", want);
+	assert_memory_equal(out + 16, want, 4);
+	assert_memory_equal(out + 28, in, 28);
+	assert_int_equal(pkt_inet_csum(NULL, 0, out, 20), 0);
+	assert_int_equal(pkt_inet_csum(NULL, 0, out + 20, n - 20), 0);
+}
+
+static void test_v4_no_answer(void **state)
+{
+	uint8_t in[64], out[ICMPERR_MAX];
+
+	(void)state;
+	v4_packet(in, "10.102.0.2", "10.8.0.2", IPPROTO_ICMP, 3); /* an error itself */
+	assert_int_equal(icmperr_prohibited(in, 28, out), 0);
+	v4_packet(in, "10.102.0.2", "10.8.0.2", IPPROTO_ICMP, 8); /* echo request: answered */
+	assert_int_not_equal(icmperr_prohibited(in, 28, out), 0);
+	v4_packet(in, "127.0.0.1", "10.8.0.2", IPPROTO_UDP, 0);
+	assert_int_equal(icmperr_prohibited(in, 28, out), 0);
+	v4_packet(in, "10.102.0.2", "224.0.0.9", IPPROTO_UDP, 0);
+	assert_int_equal(icmperr_prohibited(in, 28, out), 0);
+	v4_packet(in, "10.102.0.2", "10.8.0.2", IPPROTO_UDP, 0);
+	in[7] = 1; /* fragment offset 8 */
+	assert_int_equal(icmperr_prohibited(in, 28, out), 0);
+	v4_packet(in, "10.102.0.2", "10.8.0.2", IPPROTO_UDP, 0);
+	assert_int_equal(icmperr_prohibited(in, 27, out), 0); /* cut short */
+}
+
+static void test_v4_quote_capped(void **state)
+{
+	uint8_t in[1500] = { 0 }, out[ICMPERR_MAX];
+
+	(void)state;
+	v4_packet(in, "10.102.0.2", "10.8.0.2", IPPROTO_UDP, 0);
+	in[2] = 1500 >> 8;
+	in[3] = 1500 & 0xff;
+	assert_int_equal(icmperr_prohibited(in, sizeof(in), out), ICMPERR_V4_MAX);
+}
+
+static void test_v6_answer(void **state)
+{
+	uint8_t in[64], out[ICMPERR_MAX], pseudo[40] = { 0 };
+	size_t n;
+
+	(void)state;
+	v6_packet(in, "fd02::2", "fd08::2", IPPROTO_UDP, 0);
+	n = icmperr_prohibited(in, 48, out);
+	assert_int_equal(n, 40 + 8 + 48);
+	assert_int_equal(out[6], IPPROTO_ICMPV6);
+	assert_int_equal(out[40], 1);
+	assert_int_equal(out[41], ICMPERR_V6_CODE_PROHIBITED);
+	assert_memory_equal(out + 8, in + 24, 16);
+	assert_memory_equal(out + 24, in + 8, 16);
+	memcpy(pseudo, out + 8, 32);
+	pseudo[35] = (uint8_t)(n - 40);
+	pseudo[39] = IPPROTO_ICMPV6;
+	assert_int_equal(pkt_inet_csum(pseudo, sizeof(pseudo), out + 40, n - 40), 0);
+}
+
+static void test_v6_no_answer(void **state)
+{
+	uint8_t in[64], out[ICMPERR_MAX];
+
+	(void)state;
+	v6_packet(in, "fd02::2", "fd08::2", IPPROTO_ICMPV6, 1); /* an error itself */
+	assert_int_equal(icmperr_prohibited(in, 48, out), 0);
+	v6_packet(in, "fd02::2", "fd08::2", IPPROTO_ICMPV6, 128); /* echo request */
+	assert_int_not_equal(icmperr_prohibited(in, 48, out), 0);
+	v6_packet(in, "::", "fd08::2", IPPROTO_UDP, 0);
+	assert_int_equal(icmperr_prohibited(in, 48, out), 0);
+	v6_packet(in, "fd02::2", "ff02::1", IPPROTO_UDP, 0);
+	assert_int_equal(icmperr_prohibited(in, 48, out), 0);
+	/* A fragment header, offset 8: not the first fragment. */
+	v6_packet(in, "fd02::2", "fd08::2", 44, IPPROTO_UDP);
+	in[43] = 8;
+	assert_int_equal(icmperr_prohibited(in, 48, out), 0);
+	in[43] = 0; /* the first fragment is answered */
+	assert_int_not_equal(icmperr_prohibited(in, 48, out), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_v4_answer),
+		cmocka_unit_test(test_v4_no_answer),
+		cmocka_unit_test(test_v4_quote_capped),
+		cmocka_unit_test(test_v6_answer),
+		cmocka_unit_test(test_v6_no_answer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
