@@ -25,6 +25,9 @@ static const struct counter tunnel_counters[] = {
 	TS(sessions_dead), TS(reconnects), TS(queue_packets), TS(queue_bytes), TS(queue_rounds),
 	TS(handshakes_pending), TS(sessions_buffered), TS(evicted_per_source), TS(handshakes_evicted), TS(refused_max_peers),
 	TS(refused_accept_error), TS(log_suppressed), TS(sessions_cut_reload),
+	TS(udp_tx_datagrams), TS(udp_tx_bytes), TS(udp_rx_datagrams), TS(udp_rx_bytes),
+	TS(udp_drop_auth), TS(udp_drop_replay), TS(udp_drop_unknown_session), TS(udp_drop_malformed),
+	TS(udp_rekeys), TS(udp_roams), TS(udp_fallbacks), TS(udp_sessions),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }
@@ -77,6 +80,8 @@ int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
 		event, t, t - ctx->started, ctx->role, ctx->frontend,
 		ts->connected ? "true" : "false");
 	fprintf(out, ",\"last_handshake\":%.3f", ts->last_handshake);
+	/* Where data goes now: a client's one session, a server's any. */
+	fprintf(out, ",\"transport\":\"%s\"", ts->udp_sessions ? "udp" : "tls");
 	write_counters(out, ts, tunnel_counters, sizeof(tunnel_counters) / sizeof(tunnel_counters[0]));
 	write_reach_drops(out, ts);
 	write_counters(out, fs, frontend_counters,

@@ -749,7 +749,11 @@ static void server_send(struct tunnel *t, const struct pkt_batch *batch)
 			t->stats.drop_peer_down++;
 			continue;
 		}
-		session_send_packet(slot->session, p);
+		/* Over UDP a packet may still fall back to TLS (too big): flushed below too. */
+		if (udp_sending(slot->session))
+			udp_send_packet(slot->session, p);
+		else
+			session_send_packet(slot->session, p);
 		/* The session stays in memory until the reaper runs, even if it ended. */
 		if (!slot->session || slot->session->flush_queued)
 			continue;
@@ -760,6 +764,7 @@ static void server_send(struct tunnel *t, const struct pkt_batch *batch)
 		to_flush[i]->flush_queued = false;
 		session_flush(to_flush[i]);
 	}
+	udp_flush(t);
 }
 
 static bool server_send_blocked(const struct tunnel *t)
