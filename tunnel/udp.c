@@ -67,6 +67,11 @@ enum {
 	UDP_RETRY_FACTOR = 6,
 	/* The outer path's MTU that the inner MTU is cut for: Ethernet's. */
 	UDP_OUTER_MTU = 1500,
+	/*
+	 * Socket buffers: a burst of a TCP window's worth of datagrams must
+	 * not overflow the default ~208 KiB (drops inside the tunnel stall TCP).
+	 */
+	UDP_SOCK_BUF = 4 << 20,
 	/* Reasons to defer a receive-batch delivery: sessions touched per batch. */
 	UDP_TOUCHED_MAX = UDP_BATCH,
 };
@@ -122,6 +127,17 @@ static void udp_sock_close(struct tunnel *t, struct udp_sock *u)
 	free(u);
 }
 
+/* FORCE passes net.core.[rw]mem_max with CAP_NET_ADMIN; without it the capped size will do. */
+static void udp_sock_buffers(int fd)
+{
+	int size = UDP_SOCK_BUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 /*
  * A non-blocking UDP socket on addr: bound for the server, connected for
  * a client. The kernel may fragment what is above the path MTU (DONT):
@@ -141,6 +157,7 @@ static struct udp_sock *udp_sock_open(struct tunnel *t, const struct sockaddr_st
 	u->bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
 	if (u->fd < 0 || !u->bufs)
 		goto err;
+	udp_sock_buffers(u->fd);
 	if (addr->ss_family == AF_INET)
 		setsockopt(u->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
 	else
