@@ -128,7 +128,7 @@ struct tunnel_stats {
 	 */
 	uint64_t drop_dst[REACH_VERDICT_COUNT];
 	uint64_t drop_queue_full;        /* client: reconnect queue full */
-	uint64_t drop_tx_full;           /* server: a session's send buffer full */
+	uint64_t drop_tx_full;           /* server: a session's send buffer full; both: UDP datagrams the socket had no room for */
 	uint64_t drop_malformed;         /* not an IP packet, bad frame contents */
 	uint64_t drop_offload;           /* offload packet the peer cannot take */
 	uint64_t drop_bad_offload;       /* peer's offload block does not describe its packet */

@@ -26,10 +26,12 @@
  * which way to send. With --transport udp data goes over UDP from the
  * start and never falls back.
  *
- * Batching: recvmmsg fills UDP_BATCH datagrams per call, opened in
+ * Batching: recvmmsg fills UDP_BATCH buffers per call (with UDP_GRO,
+ * each may hold several datagrams of one source, split here), opened in
  * place, their packets delivered per session in one batch; sealing goes
  * into a send batch that sendmmsg sends when it is full and at the end of
- * each tunnel_send. An offload packet from TUN is cut to the inner MTU
+ * each tunnel_send, runs of equal-size datagrams to one peer as one
+ * UDP_SEGMENT (GSO) message where the kernel takes it. An offload packet from TUN is cut to the inner MTU
  * (the outer 1500 minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
  * before sealing, so TCP inside never makes outer fragments. A plain
  * packet above it still goes (the socket lets the kernel fragment: no
@@ -37,9 +39,11 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -57,6 +61,9 @@ enum {
 	/* The largest datagram IPv4 carries; a sealed packet must fit. */
 	UDP_DATAGRAM_MAX = 65507,
 	UDP_SLOT = 65536,
+	/* One GSO send: at most this many segments and bytes (the kernel's UDP_MAX_SEGMENTS is 64). */
+	UDP_GSO_SEGS = 64,
+	UDP_GSO_BYTES = 60000,
 	UDP_ID_BUCKETS = 4096,
 	/* recvmmsg calls per readiness callback before other fds get a turn. */
 	UDP_RX_ROUNDS = 8,
@@ -72,6 +79,14 @@ enum {
 	 * not overflow the default ~208 KiB (drops inside the tunnel stall TCP).
 	 */
 	UDP_SOCK_BUF = 4 << 20,
+	/*
+	 * How long a flush waits for room in a full send buffer, and how
+	 * often: a client has one peer to throttle (the TLS path pauses
+	 * capture instead), a server must not hold up the others for long.
+	 */
+	UDP_SEND_WAIT_MS = 10,
+	UDP_SEND_WAITS_CLIENT = 10,
+	UDP_SEND_WAITS_SERVER = 1,
 	/* Reasons to defer a receive-batch delivery: sessions touched per batch. */
 	UDP_TOUCHED_MAX = UDP_BATCH,
 };
@@ -85,6 +100,8 @@ struct udp_sock {
 	struct mmsghdr msgs[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_storage addrs[UDP_BATCH];
+	bool gro;              /* datagrams may arrive coalesced (UDP_GRO) */
+	char ctrl[UDP_BATCH][CMSG_SPACE(sizeof(int))] __attribute__((aligned(8)));
 };
 
 struct udp {
@@ -101,6 +118,13 @@ struct udp {
 	struct mmsghdr tx_msgs[UDP_BATCH];
 	struct iovec tx_iov[UDP_BATCH];
 	struct sockaddr_storage tx_addrs[UDP_BATCH];
+	/* GSO: each message's segment size, segment count, whether a short one ended it */
+	bool gso, tx_join;
+	unsigned send_waits;   /* UDP_SEND_WAITS_* of the role */
+	uint16_t tx_seg[UDP_BATCH];
+	unsigned tx_segs[UDP_BATCH];
+	bool tx_closed[UDP_BATCH];
+	char tx_ctrl[UDP_BATCH][CMSG_SPACE(sizeof(uint16_t))] __attribute__((aligned(8)));
 	uint8_t *scratch;      /* PKT_SEGMENT_SCRATCH for the segmenter */
 	struct session *touched[UDP_TOUCHED_MAX];
 	unsigned touched_count;
@@ -139,6 +163,19 @@ static void udp_sock_buffers(int fd)
 }
 
 /*
+ * GSO where the kernel has it (the option exists; a device refusing it is
+ * caught at the send); GRO likewise, split again on receipt.
+ */
+static void udp_sock_offload(struct tunnel *t, struct udp_sock *u)
+{
+	int zero = 0, one = 1;
+
+	if (setsockopt(u->fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) < 0)
+		t->udp->gso = false;
+	u->gro = setsockopt(u->fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+}
+
+/*
  * A non-blocking UDP socket on addr: bound for the server, connected for
  * a client. The kernel may fragment what is above the path MTU (DONT):
  * a datagram is never refused for its size.
@@ -158,6 +195,7 @@ static struct udp_sock *udp_sock_open(struct tunnel *t, const struct sockaddr_st
 	if (u->fd < 0 || !u->bufs)
 		goto err;
 	udp_sock_buffers(u->fd);
+	udp_sock_offload(t, u);
 	if (addr->ss_family == AF_INET)
 		setsockopt(u->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
 	else
@@ -229,10 +267,26 @@ static void udp_unhash(struct udp *udp, struct session *s)
 
 /* ---- sending ---- */
 
+static bool same_addr(const struct sockaddr_storage *a, socklen_t a_len,
+		      const struct sockaddr_storage *b, socklen_t b_len)
+{
+	return a_len == b_len && memcmp(a, b, a_len) == 0;
+}
+
+
+/* The kernel refused a GSO send (a device without it): plain datagrams from now on. */
+static void udp_gso_failed(struct tunnel *t, const struct mmsghdr *m)
+{
+	if (!m->msg_hdr.msg_controllen || !t->udp->gso)
+		return;
+	t->udp->gso = false;
+	tunnel_log(t, TUNNEL_LOG_WARN, "UDP_SEGMENT refused (%s): sending plain datagrams", strerror(errno));
+}
+
 void udp_flush(struct tunnel *t)
 {
 	struct udp *udp = t->udp;
-	unsigned sent = 0;
+	unsigned sent = 0, waited = 0;
 	int n;
 
 	if (!udp)
@@ -246,23 +300,61 @@ void udp_flush(struct tunnel *t)
 		if (n < 0 && errno == EINTR)
 			continue;
 		/*
-		 * A full socket buffer, or an ICMP error of an earlier datagram
-		 * (ECONNREFUSED on a connected socket): these datagrams are lost
-		 * like packets on a congested link; skip the one that failed.
+		 * A full socket buffer: wait for room once per flush, bounded (a
+		 * sender faster than the NIC is throttled here instead of losing
+		 * datagrams, which TCP inside would pay for); then the rest is
+		 * lost like packets on a congested link. An ICMP error of an
+		 * earlier datagram (ECONNREFUSED on a connected socket) costs
+		 * the one that failed.
 		 */
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
-			break;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+			struct pollfd pfd = { .fd = udp->tx_fd, .events = POLLOUT };
+
+			if (waited++ >= udp->send_waits || poll(&pfd, 1, UDP_SEND_WAIT_MS) <= 0)
+				break;
+			continue;
+		}
+		if (n < 0 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP))
+			udp_gso_failed(t, &udp->tx_msgs[sent]);
+		t->stats.drop_tx_full += udp->tx_segs[sent];
 		sent++;
 	}
+	for (unsigned i = sent; i < udp->tx_count; i++)
+		t->stats.drop_tx_full += udp->tx_segs[i];
 	udp->tx_count = 0;
 }
 
-/* The next send-batch slot for a datagram to fd and to (NULL: connected). */
-static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_storage *to, socklen_t to_len)
+/*
+ * With GSO, a datagram joins the batch's last message when it goes to the
+ * same place, is no larger than that message's segments (a smaller one
+ * ends the run, as UDP_SEGMENT wants) and the whole stays under
+ * UDP_GSO_BYTES and UDP_GSO_SEGS: one trip down the stack for many.
+ */
+static bool udp_tx_joins(const struct udp *udp, int fd, const struct sockaddr_storage *to,
+			 socklen_t to_len, size_t size)
+{
+	unsigned i = udp->tx_count - 1;
+
+	/* Segments above the path MTU make the kernel refuse the whole send (EINVAL). */
+	return udp->gso && udp->tx_count && udp->tx_fd == fd && !udp->tx_closed[i] &&
+	       size <= udp->inner_mtu + DGRAM_OVERHEAD &&
+	       size <= udp->tx_seg[i] && udp->tx_segs[i] < UDP_GSO_SEGS &&
+	       udp->tx_iov[i].iov_len + size <= UDP_GSO_BYTES &&
+	       (!to || same_addr(&udp->tx_addrs[i], udp->tx_msgs[i].msg_hdr.msg_namelen, to, to_len));
+}
+
+/* Where the next datagram of size bytes to fd and to (NULL: connected) is written; udp_tx_commit adds it. */
+static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_storage *to, socklen_t to_len,
+			    size_t size)
 {
 	struct udp *udp = t->udp;
 	unsigned i;
 
+	udp->tx_join = udp_tx_joins(udp, fd, to, to_len, size);
+	if (udp->tx_join) {
+		i = udp->tx_count - 1;
+		return (uint8_t *)udp->tx_iov[i].iov_base + udp->tx_iov[i].iov_len;
+	}
 	if (udp->tx_count && (udp->tx_count == UDP_BATCH || udp->tx_fd != fd))
 		udp_flush(t);
 	i = udp->tx_count;
@@ -276,8 +368,37 @@ static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_stor
 		udp->tx_msgs[i].msg_hdr.msg_name = &udp->tx_addrs[i];
 		udp->tx_msgs[i].msg_hdr.msg_namelen = to_len;
 	}
-	udp->tx_iov[i].iov_base = udp->tx_bufs + (size_t)i * UDP_SLOT;
+	udp->tx_iov[i] = (struct iovec){ udp->tx_bufs + (size_t)i * UDP_SLOT, 0 };
+	udp->tx_segs[i] = 0;
 	return udp->tx_iov[i].iov_base;
+}
+
+static void udp_tx_commit(struct udp *udp, size_t n)
+{
+	unsigned i;
+	struct cmsghdr *cm;
+
+	if (udp->tx_join) {
+		i = udp->tx_count - 1;
+		udp->tx_iov[i].iov_len += n;
+		udp->tx_closed[i] = n < udp->tx_seg[i];
+		if (++udp->tx_segs[i] == 2) {
+			/* A second segment: the message becomes a GSO one. */
+			udp->tx_msgs[i].msg_hdr.msg_control = udp->tx_ctrl[i];
+			udp->tx_msgs[i].msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+			cm = CMSG_FIRSTHDR(&udp->tx_msgs[i].msg_hdr);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			memcpy(CMSG_DATA(cm), &udp->tx_seg[i], sizeof(uint16_t));
+		}
+		return;
+	}
+	i = udp->tx_count++;
+	udp->tx_iov[i].iov_len = n;
+	udp->tx_seg[i] = (uint16_t)n;
+	udp->tx_segs[i] = 1;
+	udp->tx_closed[i] = false;
 }
 
 /* Seals len bytes (or a probe) for s into the batch. 0, or -errno when it cannot go over UDP. */
@@ -286,18 +407,19 @@ static int udp_seal(struct session *s, uint8_t flags, const uint8_t *data, size_
 	struct tunnel *t = s->tunnel;
 	struct udp *udp = t->udp;
 	bool server = t->role_kind == TUNNEL_SERVER;
+	const struct sockaddr_storage *to = server ? &s->udp.peer : NULL;
 	int fd = server ? udp->server_sock->fd : s->udp.sock->fd;
+	size_t size = len + DGRAM_OVERHEAD;
 	uint8_t *slot;
 	long n;
 
-	if (len + DGRAM_OVERHEAD > UDP_DATAGRAM_MAX)
+	if (size > UDP_DATAGRAM_MAX)
 		return -EMSGSIZE;
-	slot = udp_tx_slot(t, fd, server ? &s->udp.peer : NULL, s->udp.peer_len);
-	n = dgram_seal(s->udp.chan, s->udp.id, flags, data, len, slot, UDP_SLOT, now_ms(t));
+	slot = udp_tx_slot(t, fd, to, s->udp.peer_len, size);
+	n = dgram_seal(s->udp.chan, s->udp.id, flags, data, len, slot, size, now_ms(t));
 	if (n < 0)
 		return (int)n;
-	udp->tx_iov[udp->tx_count].iov_len = (size_t)n;
-	udp->tx_count++;
+	udp_tx_commit(udp, (size_t)n);
 	t->stats.udp_tx_datagrams++;
 	t->stats.udp_tx_bytes += (uint64_t)n;
 	return 0;
@@ -378,12 +500,6 @@ static void udp_deliver_touched(struct udp *udp)
 }
 
 static void udp_path_up(struct session *s);
-
-static bool same_addr(const struct sockaddr_storage *a, socklen_t a_len,
-		      const struct sockaddr_storage *b, socklen_t b_len)
-{
-	return a_len == b_len && memcmp(a, b, a_len) == 0;
-}
 
 /* Server: the session's peer is where its last authenticated datagram came from. */
 static void udp_follow(struct session *s, const struct sockaddr_storage *from, socklen_t from_len)
@@ -472,8 +588,36 @@ static void udp_rx_arm(struct udp_sock *u)
 			.msg_namelen = sizeof(u->addrs[i]),
 			.msg_iov = &u->iov[i],
 			.msg_iovlen = 1,
+			.msg_control = u->gro ? u->ctrl[i] : NULL,
+			.msg_controllen = u->gro ? sizeof(u->ctrl[i]) : 0,
 		};
 	}
+}
+
+/* The segment size of a GRO-coalesced buffer, or 0 for one datagram. */
+static size_t udp_gro_size(struct msghdr *m)
+{
+	int size = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm))
+		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+			memcpy(&size, CMSG_DATA(cm), sizeof(int));
+	return size > 0 ? (size_t)size : 0;
+}
+
+/* One received buffer: a datagram, or with GRO several of gro bytes (the last may be shorter). */
+static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len)
+{
+	uint8_t *buf = u->bufs + (size_t)i * UDP_SLOT;
+	size_t seg = u->gro ? udp_gro_size(&u->msgs[i].msg_hdr) : 0;
+
+	if (!seg || seg >= len) {
+		udp_receive_one(u, buf, len, &u->addrs[i], u->msgs[i].msg_hdr.msg_namelen);
+		return;
+	}
+	for (size_t off = 0; off < len; off += seg)
+		udp_receive_one(u, buf + off, len - off < seg ? len - off : seg, &u->addrs[i],
+				u->msgs[i].msg_hdr.msg_namelen);
 }
 
 static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t events)
@@ -494,8 +638,7 @@ static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t even
 				t->stats.udp_drop_malformed++;
 				continue;
 			}
-			udp_receive_one(u, u->bufs + (size_t)i * UDP_SLOT, u->msgs[i].msg_len, &u->addrs[i],
-					u->msgs[i].msg_hdr.msg_namelen);
+			udp_receive_buffer(u, (unsigned)i, u->msgs[i].msg_len);
 		}
 		/* Packets point into bufs: delivered before the next recvmmsg reuses them. */
 		udp_deliver_touched(t->udp);
@@ -749,6 +892,8 @@ int udp_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_
 		goto nomem;
 	t->udp = udp;
 	udp->transport = cfg->transport;
+	udp->gso = true; /* until a socket says otherwise */
+	udp->send_waits = cfg->role == TUNNEL_SERVER ? UDP_SEND_WAITS_SERVER : UDP_SEND_WAITS_CLIENT;
 	udp->rekey_packets = cfg->rekey_packets;
 	udp->inner_mtu = UDP_OUTER_MTU - (t->addr.ss_family == AF_INET6 ? 40 : 20) - 8 - DGRAM_OVERHEAD;
 	udp->tx_bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
