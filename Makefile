@@ -35,7 +35,7 @@ Q := @
 endif
 
 COMMON_SRC := $(wildcard common/*.c)
-TUNNEL_SRC := $(wildcard tunnel/*.c)
+TUNNEL_SRC := $(wildcard tunnel/*.c) $(wildcard dgram/*.c)
 FRONTEND_SRC := $(wildcard tunbackend/*.c) $(wildcard nfqueue/*.c) $(wildcard proxy/*.c) \
 	$(wildcard capture/*.c)
 CLI_SRC := $(filter-out src/main.c,$(wildcard src/*.c))

@@ -100,7 +100,15 @@ static const struct flag flags[] = {
 	{ "--no-offload", FLAG_CLEAR, OPT(offload), DAEMONS, 0, 0, 0,
 	  NULL, "do not use GSO/checksum offload even if the kernel offers it" },
 	{ "--keepalive", FLAG_SECONDS, OPT(keepalive_ms), DAEMONS, 0, 100, 3600000,
-	  "SEC", "keepalive period; a peer silent for 3 periods is dead (default 5)" },
+	  "SEC", "keepalive period; a peer silent for 3 periods is dead; also the UDP probe period "
+	  "that keeps a NAT mapping alive (default 5)" },
+	{ "--transport", FLAG_STRING, OPT(transport), CMD(CMD_CLIENT), 0, 0, 0,
+	  "MODE", "data over tls (the TLS stream), udp (UDP keyed by the TLS session) or auto "
+	  "(UDP when a probe is answered within 3 s, else TLS, UDP retried after 6 keepalive "
+	  "periods; default)" },
+	{ "--rekey-packets", FLAG_UINT, OPT(rekey_packets), DAEMONS, 0, 16, 1u << 23,
+	  "N", "UDP data channel: new keys after N datagrams each way (default 8388608; small "
+	  "values are for tests)" },
 	{ "--handshake-timeout", FLAG_SECONDS, OPT(handshake_ms), DAEMONS, 0, 100, 600000,
 	  "SEC", "cut off a peer whose handshake takes longer (default 10)" },
 	{ "--queue", FLAG_BYTES, OPT(queue_bytes), CMD(CMD_CLIENT), 0, 0, 64ul << 20,
@@ -393,6 +401,11 @@ static int check_required(const struct options *o, const bool *seen, char *err, 
 					snprintf(err, err_len, "%s: %s", flags[i].name, missing_why[j].why);
 			return -EINVAL;
 		}
+	}
+	if (o->transport && strcmp(o->transport, "tls") && strcmp(o->transport, "udp") &&
+	    strcmp(o->transport, "auto")) {
+		snprintf(err, err_len, "--transport: '%s' is not tls, udp or auto", o->transport);
+		return -EINVAL;
 	}
 	if (o->policy_file && (o->route_count || o->selector_count)) {
 		snprintf(err, err_len, "--policy: replaces --route and --select; give the entries in the file");

@@ -61,6 +61,8 @@ struct options {
 	unsigned queues;
 	bool fail_open;
 	const char *inject;
+	const char *transport;   /* --transport: tls, udp or auto (NULL: auto) */
+	unsigned rekey_packets;  /* --rekey-packets; 0: the default */
 };
 
 enum { EXIT_USAGE = 2 };

@@ -55,6 +55,12 @@ void show_write_text(FILE *f, const struct show_state *s)
 		(unsigned long long)ts->drop_spoofed_source, (unsigned long long)ts->drop_queue_full,
 		(unsigned long long)ts->drop_tx_full, (unsigned long long)ts->drop_malformed,
 		(unsigned long long)s->fs->capture_drops);
+	fprintf(f, "  transport: %s (udp: %llu datagrams received, %llu sent; drops: auth %llu, "
+		   "replay %llu, unknown_session %llu; rekeys %llu, roams %llu)\n",
+		ts->udp_sessions ? "udp" : "tls", (unsigned long long)ts->udp_rx_datagrams,
+		(unsigned long long)ts->udp_tx_datagrams, (unsigned long long)ts->udp_drop_auth,
+		(unsigned long long)ts->udp_drop_replay, (unsigned long long)ts->udp_drop_unknown_session,
+		(unsigned long long)ts->udp_rekeys, (unsigned long long)ts->udp_roams);
 	fprintf(f, "  queue: %llu packets, %llu B\n", (unsigned long long)ts->queue_packets,
 		(unsigned long long)ts->queue_bytes);
 	fprintf(f, "  flow queue: %llu packets, %llu B in %llu flows; codel drops %llu, ce marks %llu, "

@@ -29,6 +29,9 @@ static const struct counter tunnel_counters[] = {
 	TS(fq_flows), TS(fq_sojourn_last_us), TS(fq_sojourn_max_us), TS(fq_sojourn_p50_us),
 	TS(fq_sojourn_p99_us),
 	TS(on_demand_connects), TS(idle_closes), TS(icmp_prohibited), TS(icmp_rate_limited),
+	TS(udp_tx_datagrams), TS(udp_tx_bytes), TS(udp_rx_datagrams), TS(udp_rx_bytes),
+	TS(udp_drop_auth), TS(udp_drop_replay), TS(udp_drop_unknown_session), TS(udp_drop_malformed),
+	TS(udp_rekeys), TS(udp_roams), TS(udp_fallbacks), TS(udp_sessions),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }
@@ -81,6 +84,8 @@ int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
 		event, t, t - ctx->started, ctx->role, ctx->frontend,
 		ts->connected ? "true" : "false");
 	fprintf(out, ",\"last_handshake\":%.3f", ts->last_handshake);
+	/* Where data goes now: a client's one session, a server's any. */
+	fprintf(out, ",\"transport\":\"%s\"", ts->udp_sessions ? "udp" : "tls");
 	write_counters(out, ts, tunnel_counters, sizeof(tunnel_counters) / sizeof(tunnel_counters[0]));
 	write_reach_drops(out, ts);
 	write_counters(out, fs, frontend_counters,

@@ -507,13 +507,16 @@ static void client_send(struct tunnel *t, const struct pkt_batch *batch)
 		client_wake(t);
 	for (i = 0; i < batch->count && i < PKT_BATCH_MAX; i++) {
 		/* Checked per packet: a flush in the middle may end the session. */
-		if (c->established && !client_queue_waiting(c))
+		if (c->established && !client_queue_waiting(c) && udp_sending(s))
+			udp_send_packet(s, &batch->pkts[i]);
+		else if (c->established && !client_queue_waiting(c))
 			session_send_packet(s, &batch->pkts[i]);
 		else
 			client_queue_packet(t, &batch->pkts[i]);
 	}
 	if (c->established)
 		session_flush(s);
+	udp_flush(t);
 }
 
 static bool client_send_blocked(const struct tunnel *t)

@@ -84,6 +84,10 @@ static bool header_valid(uint8_t type, uint32_t plen)
 		return plen == FRAME_STREAM_CREDIT_LEN;
 	case FRAME_DGRAM:
 		return plen >= FRAME_DGRAM_V4_HEADER && plen <= FRAME_DGRAM_V6_HEADER + FRAME_DGRAM_MAX;
+	case FRAME_UDP_SETUP:
+		return plen == FRAME_UDP_SETUP_LEN;
+	case FRAME_UDP_PATH:
+		return plen == FRAME_UDP_PATH_LEN;
 	default:
 		return false;
 	}
@@ -230,6 +234,12 @@ static int parse_payload(struct frame *out)
 	case FRAME_DGRAM:
 	case FRAME_STREAM_CONNECTED:
 		return parse_stream(out);
+	case FRAME_UDP_SETUP:
+		out->udp_session_id = get32(p);
+		return out->udp_session_id ? 0 : -EPROTO;
+	case FRAME_UDP_PATH:
+		out->udp_path = p[0];
+		return p[0] <= 1 ? 0 : -EPROTO;
 	default:
 		return 0;
 	}
@@ -321,6 +331,24 @@ size_t frame_put_close(uint8_t *buf, size_t cap, const char *reason)
 	if (len)
 		memcpy(buf + FRAME_HEADER_LEN, reason, len);
 	return FRAME_HEADER_LEN + len;
+}
+
+size_t frame_put_udp_setup(uint8_t *buf, size_t cap, uint32_t session_id)
+{
+	if (cap < FRAME_HEADER_LEN + FRAME_UDP_SETUP_LEN || !session_id)
+		return 0;
+	put_header(buf, FRAME_UDP_SETUP, FRAME_UDP_SETUP_LEN);
+	put32(buf + FRAME_HEADER_LEN, session_id);
+	return FRAME_HEADER_LEN + FRAME_UDP_SETUP_LEN;
+}
+
+size_t frame_put_udp_path(uint8_t *buf, size_t cap, bool on)
+{
+	if (cap < FRAME_HEADER_LEN + FRAME_UDP_PATH_LEN)
+		return 0;
+	put_header(buf, FRAME_UDP_PATH, FRAME_UDP_PATH_LEN);
+	buf[FRAME_HEADER_LEN] = on;
+	return FRAME_HEADER_LEN + FRAME_UDP_PATH_LEN;
 }
 
 /* ---- stream frames ---- */

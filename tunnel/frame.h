@@ -3,6 +3,7 @@
 #ifndef TUNLAB_FRAME_H
 #define TUNLAB_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,8 @@ struct frame {
 	uint16_t stream_port;          /* OPEN, DGRAM */
 	const uint8_t *stream_data;    /* DATA, DGRAM: points into the parsed buffer */
 	uint32_t stream_len;
+	uint32_t udp_session_id;       /* UDP_SETUP, not 0 */
+	uint8_t udp_path;              /* UDP_PATH, 0 or 1 */
 };
 
 /*
@@ -61,6 +64,8 @@ size_t frame_put_packet(uint8_t *buf, size_t cap, const struct pkt *p);
 size_t frame_put_hello(uint8_t *buf, size_t cap, uint8_t version, uint8_t flags);
 size_t frame_put_keepalive(uint8_t *buf, size_t cap);
 size_t frame_put_close(uint8_t *buf, size_t cap, const char *reason);
+size_t frame_put_udp_setup(uint8_t *buf, size_t cap, uint32_t session_id);
+size_t frame_put_udp_path(uint8_t *buf, size_t cap, bool on);
 
 /*
  * Stream frames (proto.h). Each returns the bytes written, or 0 when cap

@@ -39,6 +39,13 @@
  *   DGRAM          flow u32, reserved u8 (0), family u8, port u16, address,
  *                  0..FRAME_DGRAM_MAX payload bytes. Client to server: the
  *                  datagram's destination; server to client: its source.
+ *
+ * The UDP data channel (issue 15, between peers whose HELLOs both carry
+ * HELLO_F_UDP) is set up over this connection: the server answers the
+ * client's HELLO with UDP_SETUP (session id u32, never 0), after which
+ * both derive the channel's keys from this connection's exporter; the
+ * client says with UDP_PATH (u8, 0 or 1) whether the server should send
+ * it data over UDP, as its probes find the path working or not.
  */
 enum frame_type {
 	FRAME_HELLO      = 1, /* first frame each way: version, flags */
@@ -54,6 +61,8 @@ enum frame_type {
 	FRAME_DGRAM         = 11, /* one UDP datagram of a flow */
 	FRAME_STREAM_CONNECTED = 12, /* exit: the connection of a STREAM_OPEN is established */
 	FRAME_STREAM_LAST   = FRAME_STREAM_CONNECTED,
+	FRAME_UDP_SETUP     = 13, /* server: the data channel's session id u32 (dgram/dgram.h) */
+	FRAME_UDP_PATH      = 14, /* client: u8 1: send data to me over UDP, 0: over TLS */
 };
 
 /* Why a stream was reset: what the application at the other end learns. */
@@ -90,6 +99,8 @@ enum {
 	FRAME_DGRAM_MAX = 65507,
 	FRAME_DGRAM_V4_HEADER = 8 + 4,
 	FRAME_DGRAM_V6_HEADER = 8 + 16,
+	FRAME_UDP_SETUP_LEN = 4,
+	FRAME_UDP_PATH_LEN = 1,
 };
 
 enum hello_flags {
@@ -101,6 +112,8 @@ enum hello_flags {
 	 * it answers STREAM_OPEN with STREAM_RESET (refused).
 	 */
 	HELLO_F_STREAMS = 1u << 1,
+	/* The sender wants (client) or offers (server) the UDP data channel. */
+	HELLO_F_UDP = 1u << 2,
 };
 
 enum {

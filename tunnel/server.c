@@ -769,7 +769,11 @@ static void server_send(struct tunnel *t, const struct pkt_batch *batch)
 			unreach_answer(t, t->server->unreach, p);
 			continue;
 		}
-		session_send_packet(slot->session, p);
+		/* Over UDP a packet may still fall back to TLS (too big): flushed below too. */
+		if (udp_sending(slot->session))
+			udp_send_packet(slot->session, p);
+		else
+			session_send_packet(slot->session, p);
 		/* The session stays in memory until the reaper runs, even if it ended. */
 		if (!slot->session || slot->session->flush_queued)
 			continue;
@@ -781,6 +785,7 @@ static void server_send(struct tunnel *t, const struct pkt_batch *batch)
 		session_flush(to_flush[i]);
 	}
 	unreach_flush(t, t->server->unreach);
+	udp_flush(t);
 }
 
 static bool server_send_blocked(const struct tunnel *t)

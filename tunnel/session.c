@@ -691,6 +691,7 @@ void session_end(struct session *s, enum session_end why, bool tell_peer, const 
 	va_end(ap);
 	if (s->streams && s->state == SESSION_ESTABLISHED)
 		tunnel_stream_link_event(s, STREAM_MSG_LINK_DOWN);
+	udp_session_end(s);
 	t->role->ended(s, why, reason); /* s->state still says how far it got */
 	s->state = SESSION_CLOSING;
 	s->rx_batch.count = 0;
@@ -718,7 +719,7 @@ void session_end(struct session *s, enum session_end why, bool tell_peer, const 
 
 /* ---- receiving ---- */
 
-static void session_deliver(struct session *s)
+void session_deliver(struct session *s)
 {
 	struct tunnel *t = s->tunnel;
 
@@ -739,7 +740,7 @@ enum reach_verdict session_dest_verdict(const struct session *s, const struct ip
 	return s->tunnel->role->dest_verdict(s, dst);
 }
 
-static void session_receive_packet(struct session *s, const struct pkt *p)
+void session_receive_packet(struct session *s, const struct pkt *p)
 {
 	struct tunnel *t = s->tunnel;
 	struct ip_addr src, dst;
@@ -775,7 +776,7 @@ static void session_receive_packet(struct session *s, const struct pkt *p)
 static void session_send_hello(struct session *s)
 {
 	uint8_t flags = (s->tunnel->accept_offload ? HELLO_F_OFFLOAD : 0) |
-			(s->tunnel->streams ? HELLO_F_STREAMS : 0);
+			(s->tunnel->streams ? HELLO_F_STREAMS : 0) | udp_hello_flag(s->tunnel);
 	uint8_t hello[FRAME_HEADER_LEN + FRAME_HELLO_LEN];
 	size_t n = frame_put_hello(hello, sizeof(hello), PROTO_VERSION, flags);
 
@@ -794,6 +795,7 @@ static void session_on_hello(struct session *s, const struct frame *f)
 	}
 	s->peer_offload = f->hello_flags & HELLO_F_OFFLOAD;
 	s->streams = t->streams && (f->hello_flags & HELLO_F_STREAMS);
+	s->udp_ok = udp_hello_flag(t) && (f->hello_flags & HELLO_F_UDP);
 	/* Failure only costs offload packets (counted), not the session. */
 	if (!s->peer_offload && !s->scratch)
 		s->scratch = malloc(PKT_SEGMENT_SCRATCH);
@@ -803,6 +805,8 @@ static void session_on_hello(struct session *s, const struct frame *f)
 	s->state = SESSION_ESTABLISHED;
 	evloop_timer_start(t->loop, &s->timer, tick);
 	t->role->established(s);
+	if (s->state == SESSION_ESTABLISHED)
+		udp_session_established(s);
 	if (s->streams && s->state == SESSION_ESTABLISHED)
 		tunnel_stream_link_event(s, STREAM_MSG_LINK_UP);
 	session_flush(s);
@@ -855,6 +859,11 @@ static void session_on_frame(struct session *s, const struct frame *f)
 		break;
 	case FRAME_PACKET:
 		session_receive_packet(s, &f->pkt);
+		break;
+	case FRAME_UDP_SETUP:
+	case FRAME_UDP_PATH:
+		session_deliver(s);
+		udp_on_frame(s, f);
 		break;
 	default:
 		session_deliver(s); /* packets before it stay in order */

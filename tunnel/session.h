@@ -10,6 +10,7 @@
 #include "../common/evloop.h"
 #include "frame.h"
 #include "tunnel_int.h"
+#include "udp.h"
 
 /*
  *   CONNECTING --> HANDSHAKE --> HELLO --> ESTABLISHED
@@ -55,6 +56,8 @@ struct session {
 	struct ip_addr source;          /* server: the remote's address, an IPv6 one cut to /64 */
 	bool peer_offload;              /* the peer's HELLO had HELLO_F_OFFLOAD */
 	bool streams;                   /* both HELLOs had HELLO_F_STREAMS */
+	bool udp_ok;                    /* both HELLOs had HELLO_F_UDP */
+	struct udp_session udp;         /* the UDP data channel, once set up */
 
 	uint64_t started_ms, last_rx_ms, last_tx_ms;
 	int read_want, write_want;      /* TLS_WANT_* of the last blocked call, or 0 */
@@ -140,6 +143,14 @@ void tunnel_stream_link_event(struct session *s, enum stream_msg_type type);
  */
 bool session_source_ok(const struct session *s, const struct ip_addr *src);
 enum reach_verdict session_dest_verdict(const struct session *s, const struct ip_addr *dst);
+
+/*
+ * A packet received on s (over TLS or UDP): checked (offload, source,
+ * reach), counted and added to s's receive batch, which
+ * session_deliver() hands to the frontend.
+ */
+void session_receive_packet(struct session *s, const struct pkt *p);
+void session_deliver(struct session *s);
 
 /* The per-packet trace hook, a no-op unless --trace. */
 void session_trace(struct tunnel *t, const char *stage, const char *peer, const struct pkt *p);

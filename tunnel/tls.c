@@ -1117,6 +1117,15 @@ int tls_ctx_reload_ticket_keys(struct tls_ctx *ctx, char *err, size_t err_len)
 	return tls_ctx_set_ticket_keys(ctx, ctx->ticket_file, err, err_len);
 }
 
+int tls_export(struct tls_conn *conn, const char *label, const uint8_t *context,
+	       size_t context_len, uint8_t *out, size_t len)
+{
+	if (SSL_export_keying_material(conn->ssl, out, len, label, strlen(label), context, context_len,
+				       1) != 1)
+		return -EIO;
+	return 0;
+}
+
 const char *tls_conn_error(const struct tls_conn *conn)
 {
 	return conn->error[0] ? conn->error : "no error";

@@ -91,6 +91,12 @@ int tls_peer_cn(struct tls_conn *conn, char *out, size_t out_len);
 int tls_conn_reverify(struct tls_conn *conn);
 /* The handshake resumed a session (no certificates were exchanged). */
 bool tls_conn_resumed(const struct tls_conn *conn);
+/*
+ * RFC 8446 7.5's exporter of the established connection: len bytes for
+ * label and context (SSL_export_keying_material). 0 or -EIO.
+ */
+int tls_export(struct tls_conn *conn, const char *label, const uint8_t *context,
+	       size_t context_len, uint8_t *out, size_t len);
 /* The reason of the last -1, in words. */
 const char *tls_conn_error(const struct tls_conn *conn);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "session.h"
+#include "udp.h"
 
 void tunnel_log(struct tunnel *t, enum tunnel_log_level level, const char *fmt, ...)
 {
@@ -176,12 +177,16 @@ struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
 	if (cfg->role == TUNNEL_SERVER && cfg->ticket_keys_file &&
 	    tls_ctx_set_ticket_keys(t->tls, cfg->ticket_keys_file, err, err_len) < 0)
 		goto err_tls;
+	if (udp_init(t, cfg, err, err_len) < 0)
+		goto err_tls;
 	ret = cfg->role == TUNNEL_SERVER ? tunnel_server_init(t, err, err_len)
 					 : tunnel_client_init(t, cfg, err, err_len);
 	if (ret < 0)
-		goto err_tls;
+		goto err_udp;
 	return t;
 
+err_udp:
+	udp_free(t);
 err_tls:
 	tls_ctx_free(t->tls);
 err_free:
@@ -219,6 +224,7 @@ void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out)
 {
 	*out = t->stats;
 	tunnel_sum_records(t, out);
+	udp_stats(t, out);
 	t->role->stats(t, out);
 }
 
@@ -301,6 +307,7 @@ void tunnel_free(struct tunnel *t)
 		return;
 	session_reap(t, true);
 	t->role->free(t);
+	udp_free(t);
 	evloop_timer_stop(t->loop, &t->reaper);
 	tls_ctx_free(t->tls);
 	free(t);

@@ -48,6 +48,13 @@ const struct peer *peers_find(const struct peer_table *table, const char *name);
 
 enum tunnel_role { TUNNEL_CLIENT, TUNNEL_SERVER };
 
+/*
+ * Where a client's data goes (--transport): over the TLS stream, over the
+ * UDP data channel keyed by it (issue 15), or UDP while its probes are
+ * answered and TLS otherwise. A server always offers UDP.
+ */
+enum tunnel_transport { TUNNEL_TRANSPORT_AUTO, TUNNEL_TRANSPORT_TLS, TUNNEL_TRANSPORT_UDP };
+
 enum tunnel_log_level { TUNNEL_LOG_ERR, TUNNEL_LOG_WARN, TUNNEL_LOG_INFO, TUNNEL_LOG_DEBUG };
 
 struct tunnel_config {
@@ -91,6 +98,9 @@ struct tunnel_config {
 	unsigned max_handshakes_per_source; /* ...from one IPv4 address or IPv6 /64 */
 	unsigned max_peers;                 /* authenticated connections */
 	bool trace;              /* call cb->trace per packet per stage */
+	enum tunnel_transport transport; /* client */
+	/* UDP data channel: new keys after this many datagrams each way; 0: the default (dgram.h) */
+	uint64_t rekey_packets;
 };
 
 struct tunnel_callbacks {
@@ -128,7 +138,7 @@ struct tunnel_stats {
 	 */
 	uint64_t drop_dst[REACH_VERDICT_COUNT];
 	uint64_t drop_queue_full;        /* client: reconnect queue full */
-	uint64_t drop_tx_full;           /* server: a session's send buffer full */
+	uint64_t drop_tx_full;           /* server: a session's send buffer full; both: UDP datagrams the socket had no room for */
 	uint64_t drop_malformed;         /* not an IP packet, bad frame contents */
 	uint64_t drop_offload;           /* offload packet the peer cannot take */
 	uint64_t drop_bad_offload;       /* peer's offload block does not describe its packet */
@@ -160,6 +170,14 @@ struct tunnel_stats {
 	uint64_t fq_drops, fq_marks, fq_drops_overlimit;
 	uint64_t fq_backlog_packets, fq_backlog_bytes, fq_flows;
 	uint64_t fq_sojourn_last_us, fq_sojourn_max_us, fq_sojourn_p50_us, fq_sojourn_p99_us;
+	/* The UDP data channel: datagrams and their bytes on the wire, each way */
+	uint64_t udp_tx_datagrams, udp_tx_bytes, udp_rx_datagrams, udp_rx_bytes;
+	/* ...refused: tag wrong, counter seen or too old, no such session id, not a datagram of ours */
+	uint64_t udp_drop_auth, udp_drop_replay, udp_drop_unknown_session, udp_drop_malformed;
+	uint64_t udp_rekeys;             /* key epochs moved to, sending and receiving */
+	uint64_t udp_roams;              /* server: a session's UDP peer address moved */
+	uint64_t udp_fallbacks;          /* client: the UDP path stopped answering, data over TLS */
+	uint64_t udp_sessions;           /* sessions whose data goes over UDP now (client: 0 or 1) */
 	bool connected;                  /* client: a session is established */
 	bool dormant;                    /* client, --lazy: no session, none until a packet comes */
 	double last_handshake;           /* CLOCK_REALTIME s of the last session established; 0: none */

@@ -13,6 +13,7 @@
 struct session;
 struct server;
 struct client;
+struct udp;
 
 /* Why a session ended: the role decides what to count and how loudly to log. */
 enum session_end {
@@ -82,6 +83,7 @@ struct tunnel {
 
 	struct server *server;
 	struct client *client;
+	struct udp *udp;           /* the UDP data channel's tunnel-wide part */
 };
 
 extern const struct tunnel_role_ops tunnel_server_ops;

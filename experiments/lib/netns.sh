@@ -83,6 +83,9 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 	fq_sojourn_last_us fq_sojourn_max_us fq_sojourn_p50_us fq_sojourn_p99_us)
 	queue_packets queue_bytes on_demand_connects idle_closes icmp_prohibited icmp_rate_limited fe_captured_packets fe_captured_bytes fe_injected_packets
 	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s)
+	transport udp_tx_datagrams udp_tx_bytes udp_rx_datagrams udp_rx_bytes udp_drop_auth
+	udp_drop_replay udp_drop_unknown_session udp_drop_malformed udp_rekeys udp_roams
+	udp_fallbacks udp_sessions)
 
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
 TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}

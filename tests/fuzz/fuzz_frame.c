@@ -73,6 +73,12 @@ static void check_stream(const uint8_t *frame_start, int used, const struct fram
 		n = frame_put_dgram(again, sizeof(again), f->stream_id, &f->stream_addr, f->stream_port,
 				    f->stream_data, f->stream_len);
 		break;
+	case FRAME_UDP_SETUP:
+		n = frame_put_udp_setup(again, sizeof(again), f->udp_session_id);
+		break;
+	case FRAME_UDP_PATH:
+		n = frame_put_udp_path(again, sizeof(again), f->udp_path);
+		break;
 	default:
 		return;
 	}

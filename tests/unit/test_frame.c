@@ -787,6 +787,30 @@ static void test_stream_malformed(void **state)
 	assert_int_equal(parse_header_only(FRAME_DGRAM + 1, 8, 8), -EPROTO);
 }
 
+/* The UDP data channel's two control frames: exact lengths, id not 0, path 0 or 1. */
+static void test_udp_frames(void **state)
+{
+	uint8_t buf[16];
+	struct frame f;
+
+	(void)state;
+	assert_int_equal(frame_put_udp_setup(buf, sizeof(buf), 0x01020304), FRAME_HEADER_LEN + 4);
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 4, &f), FRAME_HEADER_LEN + 4);
+	assert_int_equal(f.type, FRAME_UDP_SETUP);
+	assert_int_equal(f.udp_session_id, 0x01020304);
+	assert_int_equal(frame_put_udp_setup(buf, sizeof(buf), 0), 0);
+	memset(buf + FRAME_HEADER_LEN, 0, 4);
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 4, &f), -EPROTO);
+	assert_int_equal(frame_put_udp_path(buf, sizeof(buf), true), FRAME_HEADER_LEN + 1);
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 1, &f), FRAME_HEADER_LEN + 1);
+	assert_int_equal(f.udp_path, 1);
+	buf[FRAME_HEADER_LEN] = 2;
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 1, &f), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_UDP_SETUP, 5, 5), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_UDP_PATH, 0, 0), -EPROTO);
+	assert_int_equal(frame_put_udp_path(buf, FRAME_HEADER_LEN, false), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -807,6 +831,7 @@ int main(void)
 		cmocka_unit_test(test_dgram),
 		cmocka_unit_test(test_hello_streams),
 		cmocka_unit_test(test_stream_malformed),
+		cmocka_unit_test(test_udp_frames),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -453,6 +453,8 @@ static void conf_client(struct conf *c, const char *cert_dir, const char *name)
 		.key_file = pki_file(c->key, sizeof(c->key), cert_dir, name, "key"),
 		.ca_file = pki_file(c->ca, sizeof(c->ca), g.dir, "ca", "crt"),
 		.keepalive_ms = keepalive_ms(),
+		/* These tests are about the TLS stream: records, buffers, queues (udp.bats has UDP). */
+		.transport = TUNNEL_TRANSPORT_TLS,
 	};
 }
 

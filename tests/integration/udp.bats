@@ -1,0 +1,171 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# udp.bats: the UDP data channel (issue 15) end to end in the cli/srv/dst namespaces.
+#
+# Every packet frontend carries ping, TCP, UDP and IPv6 over --transport udp;
+# auto falls back to TLS when srv drops UDP to its port and returns when it
+# stops; replayed, forged and unknown-session datagrams are dropped and
+# counted; keys change under traffic without a lost packet; a client whose
+# source port changes (SNAT in cli) is followed without a new handshake.
+# srv refuses to forward cleartext (tl_block_cleartext), as in tunnel.bats.
+#
+#   TUNLAB=build/tunlab bats tests/integration/udp.bats
+
+load helpers
+
+setup_file() {
+	tl_suite_setup
+}
+
+setup() {
+	tl_require_tunlab
+	tl_require_tools ping jq socat
+	tl_test_setup
+	tl_block_cleartext
+}
+
+teardown() {
+	tl_test_teardown
+}
+
+# start_udp FRONTEND [client flags...]: server (with SRV_FLAGS) and client, data over UDP.
+start_udp() {
+	local frontend=$1
+	shift
+	# shellcheck disable=SC2086 # SRV_FLAGS holds several words on purpose
+	tl_start_tunlab_server "$frontend" --address "$TL_TUN_SRV6/$TL_TUN_PLEN6" ${SRV_FLAGS:-}
+	tl_start_tunlab_client "$frontend" --address "$TL_TUN_CLI6/$TL_TUN_PLEN6" --route "$TL_IN_NET6" "$@"
+	wait_transport udp
+}
+
+# wait_transport tls|udp: both ends say data goes that way.
+wait_transport() {
+	tl_wait_until "$TL_TIMEOUT" tl_json_test "$TL_CLI_STATS" ".transport == \"$1\"" ||
+		tl_fail "expected the client's transport to become $1, last: $(tl_json_get "$TL_CLI_STATS" transport 2>&1)"
+	tl_wait_until "$TL_TIMEOUT" tl_json_test "$TL_SRV_STATS" ".transport == \"$1\"" ||
+		tl_fail "expected the server's transport to become $1, last: $(tl_json_get "$TL_SRV_STATS" transport 2>&1)"
+}
+
+stat() {
+	tl_json_get "$1" "$2"
+}
+
+# The data went over UDP: datagrams both ways, few TLS records (HELLO, setup, keepalives).
+assert_data_over_udp() {
+	local side
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		tl_wait_stat_ge "$side" udp_rx_datagrams "$1"
+		tl_wait_stat_ge "$side" udp_tx_datagrams "$1"
+		tl_assert "no UDP datagram dropped in $side" \
+			tl_json_test "$side" '.udp_drop_auth == 0 and .udp_drop_replay == 0 and .udp_drop_unknown_session == 0'
+	done
+	local records
+	records=$(stat "$TL_CLI_STATS" tls_records_written)
+	tl_expect_gt "datagrams, against TLS records the client wrote ($records)" \
+		"$(stat "$TL_CLI_STATS" udp_tx_datagrams)" "$((records * 10))"
+}
+
+# ping, TCP 1 MiB intact each way, UDP echo and ping -6 through a frontend over UDP.
+frontend_over_udp() {
+	local frontend=$1
+	FRONTEND=$frontend tl_require_frontend
+	start_udp "$frontend" --transport udp
+	run n_cli ping -n -c 5 -i 0.2 -W 2 "$TL_DST_IN4"
+	tl_expect_contains "ping's summary" "$output" "5 received"
+
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 1048576
+
+	tl_bg "$NS_DST" "$TL_TMP/udp-echo.log" \
+		socat -T 10 UDP4-RECVFROM:5002 SYSTEM:'echo peer=$SOCAT_PEERADDR; cat' >/dev/null
+	tl_wait_listen "$NS_DST" udp 5002
+	run n_cli timeout 15 socat -t 3 -T 5 - "UDP4-SENDTO:$TL_DST_IN4:5002" <<<"hello over udp"
+	tl_expect_contains "the UDP reply" "$output" "peer=$TL_TUN_CLI4"
+	tl_expect_contains "the UDP reply" "$output" "hello over udp"
+
+	tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
+		tl_fail "expected ping -6 cli->dst answered through the tunnel"
+	assert_data_over_udp 300
+	local missing side
+	for side in "$TL_CLI_STATS" "$TL_SRV_STATS"; do
+		missing=$(tl_stats_missing_keys "$side")
+		[[ -z $missing ]] || tl_fail "expected every documented stats key in $side; missing: $missing"
+	done
+}
+
+@test "tun over udp: ping, TCP 1 MiB intact both ways, UDP, ping -6; data in datagrams, not TLS records" {
+	frontend_over_udp tun
+}
+
+@test "nfqueue over udp: ping, TCP 1 MiB intact both ways, UDP, ping -6" {
+	frontend_over_udp nfqueue
+}
+
+@test "pcap over udp: ping, TCP 1 MiB intact both ways, UDP, ping -6" {
+	frontend_over_udp pcap
+}
+
+@test "auto: UDP when it works, TLS while srv drops UDP to its port, UDP again after" {
+	tl_require_tools iptables
+	SRV_FLAGS="--keepalive 0.5" start_udp tun --keepalive 0.5
+	tl_ping_dst 3 || tl_fail "expected ping over UDP"
+	tl_cmd n_srv iptables -w 5 -I INPUT -p udp --dport "$TL_PORT" -j DROP
+	wait_transport tls
+	tl_ping_dst 3 || tl_fail "expected ping over the TLS fallback"
+	local tls_before
+	tls_before=$(stat "$TL_CLI_STATS" tls_records_written)
+	tl_expect_ge "fallbacks" "$(stat "$TL_CLI_STATS" udp_fallbacks)" 1
+	tl_cmd n_srv iptables -w 5 -D INPUT -p udp --dport "$TL_PORT" -j DROP
+	wait_transport udp
+	tl_ping_dst 3 || tl_fail "expected ping over UDP again"
+	tl_expect_gt "TLS records written during the fallback" "$tls_before" 2
+	tl_assert "one TLS session throughout" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
+}
+
+@test "replayed, forged and unknown-session datagrams are dropped and counted; the tunnel goes on" {
+	tl_require_tools python3
+	start_udp tun --transport udp
+	n_cli ping -n -q -c 100 -i 0.05 "$TL_DST_IN4" >/dev/null 2>&1 &
+	local pinger=$!
+	run n_cli timeout 20 python3 "$BATS_TEST_DIRNAME/udpforge.py" "$TL_UL_IF" "$TL_SRV_UL4" "$TL_PORT"
+	wait "$pinger" || true
+	tl_expect_contains "udpforge" "$output" "replayed forged unknown"
+	tl_wait_stat_ge "$TL_SRV_STATS" udp_drop_replay 1
+	tl_wait_stat_ge "$TL_SRV_STATS" udp_drop_auth 1
+	tl_wait_stat_ge "$TL_SRV_STATS" udp_drop_unknown_session 1
+	tl_assert "no roam to the forger's port" tl_json_test "$TL_SRV_STATS" '.udp_roams == 0'
+	run n_cli ping -n -c 5 -i 0.2 -W 2 "$TL_DST_IN4"
+	tl_expect_contains "ping's summary after the attack" "$output" "5 received"
+}
+
+@test "re-key under traffic: many key epochs, not a packet lost" {
+	tl_start_tunlab_server tun --rekey-packets 16
+	tl_start_tunlab_client tun --transport udp --rekey-packets 16
+	wait_transport udp
+	run n_cli ping -n -q -c 300 -i 0.005 -W 2 "$TL_DST_IN4"
+	tl_expect_contains "ping's summary" "$output" "300 received"
+	tl_wait_stat_ge "$TL_CLI_STATS" udp_rekeys 30
+	tl_wait_stat_ge "$TL_SRV_STATS" udp_rekeys 30
+	tl_assert "no datagram refused" \
+		tl_json_test "$TL_SRV_STATS" '.udp_drop_auth == 0 and .udp_drop_replay == 0'
+	tl_assert "no datagram refused" \
+		tl_json_test "$TL_CLI_STATS" '.udp_drop_auth == 0 and .udp_drop_replay == 0'
+}
+
+@test "roaming: the client's source port changes (SNAT in cli); the server follows, no new handshake" {
+	tl_require_tools iptables conntrack
+	SRV_FLAGS="--keepalive 0.5" start_udp tun --transport udp --keepalive 0.5
+	tl_ping_dst 3 || tl_fail "expected ping over UDP"
+	tl_cmd n_cli iptables -w 5 -t nat -I POSTROUTING -p udp --dport "$TL_PORT" \
+		-j SNAT --to-source "$TL_CLI_UL4:40999"
+	n_cli conntrack -D -p udp >/dev/null 2>&1 || true
+	tl_wait_until "$TL_TIMEOUT" tl_ping_dst 1 || tl_fail "expected ping after the port changed"
+	tl_wait_stat_ge "$TL_SRV_STATS" udp_roams 1
+	run n_cli ping -n -c 10 -i 0.1 -W 2 "$TL_DST_IN4"
+	tl_expect_contains "ping's summary after roaming" "$output" "10 received"
+	tl_assert "one handshake at the server" \
+		tl_json_test "$TL_SRV_STATS" '.handshakes_full + .handshakes_resumed == 1'
+	tl_assert "still over UDP" tl_json_test "$TL_CLI_STATS" '.transport == "udp"'
+	tl_cmd n_cli iptables -w 5 -t nat -D POSTROUTING -p udp --dport "$TL_PORT" \
+		-j SNAT --to-source "$TL_CLI_UL4:40999"
+}

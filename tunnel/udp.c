@@ -1,0 +1,930 @@
+// SPDX-License-Identifier: MIT
+/* The UDP data channel of the tunnel (issue 15): sockets, probes, roaming. */
+
+/*
+ * The TLS connection stays the control channel; the data channel is a
+ * UDP socket on the same port number, its keys from the connection's
+ * exporter (dgram/dgram.h). The server's one socket serves every peer:
+ * a datagram's session id finds the session in one bucket of a table
+ * indexed by the id's low bits (ids are the server's random picks, so
+ * nobody can aim at one bucket), and the datagram costs at most one AEAD
+ * open before it is dropped or delivered. A drop is counted and changes
+ * nothing: not the replay window, not the peer address, not the keys.
+ *
+ * Roaming as WireGuard does it: the server sends to the source of the
+ * last authenticated datagram of the session, so a client behind a NAT
+ * that rebinds, or one that moved, is followed after its first datagram
+ * from the new address.
+ *
+ * The client probes (an empty datagram with DGRAM_F_PROBE, answered by a
+ * DGRAM_F_PROBE_REPLY) every UDP_PROBE_MS until one is answered, then
+ * every keepalive period, which also keeps a NAT mapping alive. With
+ * --transport auto, data goes over UDP once a probe is answered within
+ * UDP_PROBE_TIMEOUT_MS, back over TLS when nothing was heard for
+ * TUNNEL_DEAD_FACTOR keepalive periods, and UDP is tried again after
+ * UDP_RETRY_FACTOR periods; the client tells the server with UDP_PATH
+ * which way to send. With --transport udp data goes over UDP from the
+ * start and never falls back.
+ *
+ * Batching: recvmmsg fills UDP_BATCH buffers per call (with UDP_GRO,
+ * each may hold several datagrams of one source, split here), opened in
+ * place, their packets delivered per session in one batch; sealing goes
+ * into a send batch that sendmmsg sends when it is full and at the end of
+ * each tunnel_send, runs of equal-size datagrams to one peer as one
+ * UDP_SEGMENT (GSO) message where the kernel takes it. An offload packet from TUN is cut to the inner MTU
+ * (the outer 1500 minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
+ * before sealing, so TCP inside never makes outer fragments. A plain
+ * packet above it still goes (the socket lets the kernel fragment: no
+ * ICMP "fragmentation needed" is made here, nor on the TLS path).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "../common/gso.h"
+#include "../dgram/dgram.h"
+#include "session.h"
+#include "udp.h"
+
+enum {
+	UDP_BATCH = 32,
+	/* The largest datagram IPv4 carries; a sealed packet must fit. */
+	UDP_DATAGRAM_MAX = 65507,
+	UDP_SLOT = 65536,
+	/* One GSO send: at most this many segments and bytes (the kernel's UDP_MAX_SEGMENTS is 64). */
+	UDP_GSO_SEGS = 64,
+	UDP_GSO_BYTES = 60000,
+	UDP_ID_BUCKETS = 4096,
+	/* recvmmsg calls per readiness callback before other fds get a turn. */
+	UDP_RX_ROUNDS = 8,
+	/* Probe period until the first reply, and how long auto waits for one. */
+	UDP_PROBE_MS = 250,
+	UDP_PROBE_TIMEOUT_MS = 3000,
+	/* auto: UDP is tried again this many keepalive periods after it failed. */
+	UDP_RETRY_FACTOR = 6,
+	/* The outer path's MTU that the inner MTU is cut for: Ethernet's. */
+	UDP_OUTER_MTU = 1500,
+	/*
+	 * Socket buffers: a burst of a TCP window's worth of datagrams must
+	 * not overflow the default ~208 KiB (drops inside the tunnel stall TCP).
+	 */
+	UDP_SOCK_BUF = 4 << 20,
+	/*
+	 * How long a flush waits for room in a full send buffer, and how
+	 * often: a client has one peer to throttle (the TLS path pauses
+	 * capture instead), a server must not hold up the others for long.
+	 */
+	UDP_SEND_WAIT_MS = 10,
+	UDP_SEND_WAITS_CLIENT = 10,
+	UDP_SEND_WAITS_SERVER = 1,
+	/* Reasons to defer a receive-batch delivery: sessions touched per batch. */
+	UDP_TOUCHED_MAX = UDP_BATCH,
+};
+
+struct udp_sock {
+	int fd;
+	struct ev_io io;
+	struct tunnel *t;
+	struct session *owner; /* client: the session it belongs to; server: NULL */
+	uint8_t *bufs;         /* UDP_BATCH slots of UDP_SLOT bytes */
+	struct mmsghdr msgs[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	struct sockaddr_storage addrs[UDP_BATCH];
+	bool gro;              /* datagrams may arrive coalesced (UDP_GRO) */
+	char ctrl[UDP_BATCH][CMSG_SPACE(sizeof(int))] __attribute__((aligned(8)));
+};
+
+struct udp {
+	struct udp_sock *server_sock;
+	struct session *buckets[UDP_ID_BUCKETS];
+	enum tunnel_transport transport;
+	uint64_t rekey_packets;
+	uint64_t rekeys_done;  /* of channels already freed */
+	unsigned inner_mtu;
+	/* the send batch: all for one fd */
+	int tx_fd;
+	unsigned tx_count;
+	uint8_t *tx_bufs;
+	struct mmsghdr tx_msgs[UDP_BATCH];
+	struct iovec tx_iov[UDP_BATCH];
+	struct sockaddr_storage tx_addrs[UDP_BATCH];
+	/* GSO: each message's segment size, segment count, whether a short one ended it */
+	bool gso, tx_join;
+	unsigned send_waits;   /* UDP_SEND_WAITS_* of the role */
+	uint16_t tx_seg[UDP_BATCH];
+	unsigned tx_segs[UDP_BATCH];
+	bool tx_closed[UDP_BATCH];
+	char tx_ctrl[UDP_BATCH][CMSG_SPACE(sizeof(uint16_t))] __attribute__((aligned(8)));
+	uint8_t *scratch;      /* PKT_SEGMENT_SCRATCH for the segmenter */
+	struct session *touched[UDP_TOUCHED_MAX];
+	unsigned touched_count;
+};
+
+static uint64_t now_ms(const struct tunnel *t)
+{
+	return evloop_now_ms(t->loop);
+}
+
+/* ---- sockets ---- */
+
+static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t events);
+
+static void udp_sock_close(struct tunnel *t, struct udp_sock *u)
+{
+	if (!u)
+		return;
+	if (u->fd >= 0) {
+		evloop_io_stop(t->loop, &u->io);
+		close(u->fd);
+	}
+	free(u->bufs);
+	free(u);
+}
+
+/* FORCE passes net.core.[rw]mem_max with CAP_NET_ADMIN; without it the capped size will do. */
+static void udp_sock_buffers(int fd)
+{
+	int size = UDP_SOCK_BUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
+/*
+ * GSO where the kernel has it (the option exists; a device refusing it is
+ * caught at the send); GRO likewise, split again on receipt.
+ */
+static void udp_sock_offload(struct tunnel *t, struct udp_sock *u)
+{
+	int zero = 0, one = 1;
+
+	if (setsockopt(u->fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) < 0)
+		t->udp->gso = false;
+	u->gro = setsockopt(u->fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+}
+
+/*
+ * A non-blocking UDP socket on addr: bound for the server, connected for
+ * a client. The kernel may fragment what is above the path MTU (DONT):
+ * a datagram is never refused for its size.
+ */
+static struct udp_sock *udp_sock_open(struct tunnel *t, const struct sockaddr_storage *addr,
+				      socklen_t len, bool server, struct session *owner)
+{
+	struct udp_sock *u = calloc(1, sizeof(*u));
+	int one = 1, pmtu = IP_PMTUDISC_DONT, ret;
+
+	if (!u)
+		return NULL;
+	u->t = t;
+	u->owner = owner;
+	u->fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	u->bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
+	if (u->fd < 0 || !u->bufs)
+		goto err;
+	udp_sock_buffers(u->fd);
+	udp_sock_offload(t, u);
+	if (addr->ss_family == AF_INET)
+		setsockopt(u->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+	else
+		setsockopt(u->fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+	if (server) {
+		setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		ret = bind(u->fd, (const struct sockaddr *)addr, len);
+	} else {
+		ret = connect(u->fd, (const struct sockaddr *)addr, len);
+	}
+	if (ret < 0)
+		goto err;
+	ev_io_init(&u->io, u->fd, udp_on_readable, u);
+	ret = evloop_io_start(t->loop, &u->io, EPOLLIN);
+	if (ret < 0) {
+		errno = -ret;
+		goto err;
+	}
+	return u;
+err:
+	ret = errno;
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	udp_sock_close(t, u);
+	errno = ret;
+	return NULL;
+}
+
+/* ---- the server's id table ---- */
+
+static struct session **udp_bucket(struct udp *udp, uint32_t id)
+{
+	return &udp->buckets[id % UDP_ID_BUCKETS];
+}
+
+static struct session *udp_lookup(struct udp *udp, uint32_t id)
+{
+	for (struct session *s = *udp_bucket(udp, id); s; s = s->udp.hash_next)
+		if (s->udp.id == id)
+			return s;
+	return NULL;
+}
+
+/* A random id, never 0 and not in use. 0 when none is found (cannot happen in practice). */
+static uint32_t udp_new_id(struct udp *udp)
+{
+	uint32_t id;
+
+	for (int i = 0; i < 16; i++) {
+		if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1)
+			return 0;
+		if (id && !udp_lookup(udp, id))
+			return id;
+	}
+	return 0;
+}
+
+static void udp_unhash(struct udp *udp, struct session *s)
+{
+	for (struct session **pp = udp_bucket(udp, s->udp.id); *pp; pp = &(*pp)->udp.hash_next) {
+		if (*pp == s) {
+			*pp = s->udp.hash_next;
+			break;
+		}
+	}
+	s->udp.hash_next = NULL;
+}
+
+/* ---- sending ---- */
+
+static bool same_addr(const struct sockaddr_storage *a, socklen_t a_len,
+		      const struct sockaddr_storage *b, socklen_t b_len)
+{
+	return a_len == b_len && memcmp(a, b, a_len) == 0;
+}
+
+
+/* The kernel refused a GSO send (a device without it): plain datagrams from now on. */
+static void udp_gso_failed(struct tunnel *t, const struct mmsghdr *m)
+{
+	if (!m->msg_hdr.msg_controllen || !t->udp->gso)
+		return;
+	t->udp->gso = false;
+	tunnel_log(t, TUNNEL_LOG_WARN, "UDP_SEGMENT refused (%s): sending plain datagrams", strerror(errno));
+}
+
+void udp_flush(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+	unsigned sent = 0, waited = 0;
+	int n;
+
+	if (!udp)
+		return;
+	while (sent < udp->tx_count) {
+		n = sendmmsg(udp->tx_fd, udp->tx_msgs + sent, udp->tx_count - sent, MSG_DONTWAIT);
+		if (n > 0) {
+			sent += (unsigned)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		/*
+		 * A full socket buffer: wait for room once per flush, bounded (a
+		 * sender faster than the NIC is throttled here instead of losing
+		 * datagrams, which TCP inside would pay for); then the rest is
+		 * lost like packets on a congested link. An ICMP error of an
+		 * earlier datagram (ECONNREFUSED on a connected socket) costs
+		 * the one that failed.
+		 */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+			struct pollfd pfd = { .fd = udp->tx_fd, .events = POLLOUT };
+
+			if (waited++ >= udp->send_waits || poll(&pfd, 1, UDP_SEND_WAIT_MS) <= 0)
+				break;
+			continue;
+		}
+		if (n < 0 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP))
+			udp_gso_failed(t, &udp->tx_msgs[sent]);
+		t->stats.drop_tx_full += udp->tx_segs[sent];
+		sent++;
+	}
+	for (unsigned i = sent; i < udp->tx_count; i++)
+		t->stats.drop_tx_full += udp->tx_segs[i];
+	udp->tx_count = 0;
+}
+
+/*
+ * With GSO, a datagram joins the batch's last message when it goes to the
+ * same place, is no larger than that message's segments (a smaller one
+ * ends the run, as UDP_SEGMENT wants) and the whole stays under
+ * UDP_GSO_BYTES and UDP_GSO_SEGS: one trip down the stack for many.
+ */
+static bool udp_tx_joins(const struct udp *udp, int fd, const struct sockaddr_storage *to,
+			 socklen_t to_len, size_t size)
+{
+	unsigned i = udp->tx_count - 1;
+
+	/* Segments above the path MTU make the kernel refuse the whole send (EINVAL). */
+	return udp->gso && udp->tx_count && udp->tx_fd == fd && !udp->tx_closed[i] &&
+	       size <= udp->inner_mtu + DGRAM_OVERHEAD &&
+	       size <= udp->tx_seg[i] && udp->tx_segs[i] < UDP_GSO_SEGS &&
+	       udp->tx_iov[i].iov_len + size <= UDP_GSO_BYTES &&
+	       (!to || same_addr(&udp->tx_addrs[i], udp->tx_msgs[i].msg_hdr.msg_namelen, to, to_len));
+}
+
+/* Where the next datagram of size bytes to fd and to (NULL: connected) is written; udp_tx_commit adds it. */
+static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_storage *to, socklen_t to_len,
+			    size_t size)
+{
+	struct udp *udp = t->udp;
+	unsigned i;
+
+	udp->tx_join = udp_tx_joins(udp, fd, to, to_len, size);
+	if (udp->tx_join) {
+		i = udp->tx_count - 1;
+		return (uint8_t *)udp->tx_iov[i].iov_base + udp->tx_iov[i].iov_len;
+	}
+	if (udp->tx_count && (udp->tx_count == UDP_BATCH || udp->tx_fd != fd))
+		udp_flush(t);
+	i = udp->tx_count;
+	udp->tx_fd = fd;
+	udp->tx_msgs[i].msg_hdr = (struct msghdr){
+		.msg_iov = &udp->tx_iov[i],
+		.msg_iovlen = 1,
+	};
+	if (to) {
+		memcpy(&udp->tx_addrs[i], to, to_len);
+		udp->tx_msgs[i].msg_hdr.msg_name = &udp->tx_addrs[i];
+		udp->tx_msgs[i].msg_hdr.msg_namelen = to_len;
+	}
+	udp->tx_iov[i] = (struct iovec){ udp->tx_bufs + (size_t)i * UDP_SLOT, 0 };
+	udp->tx_segs[i] = 0;
+	return udp->tx_iov[i].iov_base;
+}
+
+static void udp_tx_commit(struct udp *udp, size_t n)
+{
+	unsigned i;
+	struct cmsghdr *cm;
+
+	if (udp->tx_join) {
+		i = udp->tx_count - 1;
+		udp->tx_iov[i].iov_len += n;
+		udp->tx_closed[i] = n < udp->tx_seg[i];
+		if (++udp->tx_segs[i] == 2) {
+			/* A second segment: the message becomes a GSO one. */
+			udp->tx_msgs[i].msg_hdr.msg_control = udp->tx_ctrl[i];
+			udp->tx_msgs[i].msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+			cm = CMSG_FIRSTHDR(&udp->tx_msgs[i].msg_hdr);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			memcpy(CMSG_DATA(cm), &udp->tx_seg[i], sizeof(uint16_t));
+		}
+		return;
+	}
+	i = udp->tx_count++;
+	udp->tx_iov[i].iov_len = n;
+	udp->tx_seg[i] = (uint16_t)n;
+	udp->tx_segs[i] = 1;
+	udp->tx_closed[i] = false;
+}
+
+/* Seals len bytes (or a probe) for s into the batch. 0, or -errno when it cannot go over UDP. */
+static int udp_seal(struct session *s, uint8_t flags, const uint8_t *data, size_t len)
+{
+	struct tunnel *t = s->tunnel;
+	struct udp *udp = t->udp;
+	bool server = t->role_kind == TUNNEL_SERVER;
+	const struct sockaddr_storage *to = server ? &s->udp.peer : NULL;
+	int fd = server ? udp->server_sock->fd : s->udp.sock->fd;
+	size_t size = len + DGRAM_OVERHEAD;
+	uint8_t *slot;
+	long n;
+
+	if (size > UDP_DATAGRAM_MAX)
+		return -EMSGSIZE;
+	slot = udp_tx_slot(t, fd, to, s->udp.peer_len, size);
+	n = dgram_seal(s->udp.chan, s->udp.id, flags, data, len, slot, size, now_ms(t));
+	if (n < 0)
+		return (int)n;
+	udp_tx_commit(udp, (size_t)n);
+	t->stats.udp_tx_datagrams++;
+	t->stats.udp_tx_bytes += (uint64_t)n;
+	return 0;
+}
+
+static void udp_send_plain(struct session *s, const struct pkt *p)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (udp_seal(s, 0, p->data, p->len) < 0) {
+		/* Too big for a datagram, or the counter spent: TLS carries it. */
+		session_send_packet(s, p);
+		return;
+	}
+	t->stats.tx_packets++;
+	t->stats.tx_bytes += p->len;
+	session_trace(t, "framed", s->name, p);
+}
+
+static int udp_emit_segment(void *ctx, const struct pkt *seg)
+{
+	struct session *s = ctx;
+
+	s->tunnel->stats.tx_segmented++;
+	udp_send_plain(s, seg);
+	return 0;
+}
+
+void udp_send_packet(struct session *s, const struct pkt *p)
+{
+	struct udp *udp = s->tunnel->udp;
+	struct pkt cut;
+
+	if (pkt_is_plain(p)) {
+		udp_send_plain(s, p);
+		return;
+	}
+	/* Segments no larger than the inner MTU: TCP inside never makes outer fragments. */
+	cut = *p;
+	if (cut.off.gso_size && cut.off.hdr_len < udp->inner_mtu &&
+	    cut.off.gso_size > udp->inner_mtu - cut.off.hdr_len)
+		cut.off.gso_size = (uint16_t)(udp->inner_mtu - cut.off.hdr_len);
+	/* UDP GSO cannot be cut here (its segments are datagrams): TLS takes it whole. */
+	if (pkt_segment(&cut, udp->scratch, PKT_SEGMENT_SCRATCH, udp_emit_segment, s) < 0)
+		session_send_packet(s, p);
+}
+
+bool udp_sending(const struct session *s)
+{
+	return s->udp.send && s->udp.chan && s->state == SESSION_ESTABLISHED;
+}
+
+static void udp_send_control(struct session *s, size_t (*put)(uint8_t *, size_t, bool), bool on)
+{
+	uint8_t frame[FRAME_HEADER_LEN + FRAME_UDP_PATH_LEN];
+
+	if (session_append(s, frame, put(frame, sizeof(frame), on)))
+		session_flush(s);
+}
+
+/* ---- receiving ---- */
+
+static void udp_touch(struct udp *udp, struct session *s)
+{
+	if (s->udp.deliver_queued || udp->touched_count == UDP_TOUCHED_MAX)
+		return;
+	s->udp.deliver_queued = true;
+	udp->touched[udp->touched_count++] = s;
+}
+
+static void udp_deliver_touched(struct udp *udp)
+{
+	for (unsigned i = 0; i < udp->touched_count; i++) {
+		udp->touched[i]->udp.deliver_queued = false;
+		session_deliver(udp->touched[i]);
+	}
+	udp->touched_count = 0;
+}
+
+static void udp_path_up(struct session *s);
+
+/* Server: the session's peer is where its last authenticated datagram came from. */
+static void udp_follow(struct session *s, const struct sockaddr_storage *from, socklen_t from_len)
+{
+	struct tunnel *t = s->tunnel;
+	char text[64];
+
+	if (same_addr(&s->udp.peer, s->udp.peer_len, from, from_len))
+		return;
+	if (s->udp.peer_len) {
+		t->stats.udp_roams++;
+		tunnel_format_sockaddr((const struct sockaddr *)from, text, sizeof(text));
+		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s': UDP path moved to %s", s->name, text);
+	}
+	memcpy(&s->udp.peer, from, from_len);
+	s->udp.peer_len = from_len;
+	s->udp.send = s->udp.path_on;
+}
+
+/* An authentic datagram's plaintext: a packet, or nothing (probe, reply, keepalive). */
+static void udp_plaintext(struct session *s, uint8_t *data, size_t len)
+{
+	struct tunnel *t = s->tunnel;
+	struct pkt p = { .data = data, .len = (uint32_t)len };
+	unsigned version = data[0] >> 4;
+
+	if (len < 20 || (version != 4 && version != 6) || (version == 6 && len < 40)) {
+		t->stats.drop_malformed++;
+		return;
+	}
+	session_receive_packet(s, &p);
+	udp_touch(t->udp, s);
+}
+
+static void udp_count_drop(struct tunnel *t, long why)
+{
+	if (why == -DGRAM_DROP_AUTH)
+		t->stats.udp_drop_auth++;
+	else if (why == -DGRAM_DROP_REPLAY)
+		t->stats.udp_drop_replay++;
+	else
+		t->stats.udp_drop_malformed++;
+}
+
+static void udp_receive_one(struct udp_sock *u, uint8_t *buf, size_t len,
+			    const struct sockaddr_storage *from, socklen_t from_len)
+{
+	struct tunnel *t = u->t;
+	struct dgram_header h;
+	struct session *s;
+	long n;
+
+	if (dgram_parse_header(buf, len, &h) < 0) {
+		t->stats.udp_drop_malformed++;
+		return;
+	}
+	s = u->owner ? (u->owner->udp.id == h.session_id ? u->owner : NULL) : udp_lookup(t->udp, h.session_id);
+	if (!s || !s->udp.chan || s->state != SESSION_ESTABLISHED) {
+		t->stats.udp_drop_unknown_session++;
+		return;
+	}
+	n = dgram_open(s->udp.chan, &h, buf, len);
+	if (n < 0) {
+		udp_count_drop(t, n);
+		return;
+	}
+	t->stats.udp_rx_datagrams++;
+	t->stats.udp_rx_bytes += len;
+	s->udp.last_rx_ms = now_ms(t);
+	if (!u->owner)
+		udp_follow(s, from, from_len);
+	if (h.flags & DGRAM_F_PROBE)
+		(void)udp_seal(s, DGRAM_F_PROBE_REPLY, NULL, 0);
+	if ((h.flags & DGRAM_F_PROBE_REPLY) && u->owner)
+		udp_path_up(s);
+	if (n > 0)
+		udp_plaintext(s, buf + DGRAM_HEADER_LEN, (size_t)n);
+}
+
+static void udp_rx_arm(struct udp_sock *u)
+{
+	for (unsigned i = 0; i < UDP_BATCH; i++) {
+		u->iov[i] = (struct iovec){ u->bufs + (size_t)i * UDP_SLOT, UDP_SLOT };
+		u->msgs[i].msg_hdr = (struct msghdr){
+			.msg_name = &u->addrs[i],
+			.msg_namelen = sizeof(u->addrs[i]),
+			.msg_iov = &u->iov[i],
+			.msg_iovlen = 1,
+			.msg_control = u->gro ? u->ctrl[i] : NULL,
+			.msg_controllen = u->gro ? sizeof(u->ctrl[i]) : 0,
+		};
+	}
+}
+
+/* The segment size of a GRO-coalesced buffer, or 0 for one datagram. */
+static size_t udp_gro_size(struct msghdr *m)
+{
+	int size = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm))
+		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+			memcpy(&size, CMSG_DATA(cm), sizeof(int));
+	return size > 0 ? (size_t)size : 0;
+}
+
+/* One received buffer: a datagram, or with GRO several of gro bytes (the last may be shorter). */
+static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len)
+{
+	uint8_t *buf = u->bufs + (size_t)i * UDP_SLOT;
+	size_t seg = u->gro ? udp_gro_size(&u->msgs[i].msg_hdr) : 0;
+
+	if (!seg || seg >= len) {
+		udp_receive_one(u, buf, len, &u->addrs[i], u->msgs[i].msg_hdr.msg_namelen);
+		return;
+	}
+	for (size_t off = 0; off < len; off += seg)
+		udp_receive_one(u, buf + off, len - off < seg ? len - off : seg, &u->addrs[i],
+				u->msgs[i].msg_hdr.msg_namelen);
+}
+
+static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct udp_sock *u = io->arg;
+	struct tunnel *t = u->t;
+	int n;
+
+	(void)loop;
+	(void)events;
+	for (int round = 0; round < UDP_RX_ROUNDS; round++) {
+		udp_rx_arm(u);
+		n = recvmmsg(u->fd, u->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				t->stats.udp_drop_malformed++;
+				continue;
+			}
+			udp_receive_buffer(u, (unsigned)i, u->msgs[i].msg_len);
+		}
+		/* Packets point into bufs: delivered before the next recvmmsg reuses them. */
+		udp_deliver_touched(t->udp);
+		if (n < UDP_BATCH)
+			break;
+	}
+	udp_flush(t);
+}
+
+/* ---- the client's path ---- */
+
+static void udp_set_send(struct session *s, bool on)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (s->udp.send == on)
+		return;
+	s->udp.send = on;
+	t->stats.udp_sessions = on;
+	/* --transport udp told the server at the setup, once and for all. */
+	if (t->udp->transport == TUNNEL_TRANSPORT_AUTO)
+		udp_send_control(s, frame_put_udp_path, on);
+}
+
+static void udp_probe(struct session *s)
+{
+	s->udp.last_probe_ms = now_ms(s->tunnel);
+	(void)udp_seal(s, DGRAM_F_PROBE, NULL, 0);
+	udp_flush(s->tunnel);
+}
+
+static void udp_path_up(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (s->udp.state == UDP_PATH_UP)
+		return;
+	s->udp.state = UDP_PATH_UP;
+	tunnel_log(t, TUNNEL_LOG_INFO, "UDP data channel to %s works: data goes over UDP", s->remote);
+	udp_set_send(s, true);
+}
+
+static void udp_path_down(struct session *s, const char *why)
+{
+	struct tunnel *t = s->tunnel;
+	unsigned retry = UDP_RETRY_FACTOR * t->keepalive_ms;
+
+	s->udp.state = UDP_PATH_DOWN;
+	t->stats.udp_fallbacks++;
+	if (t->udp->transport == TUNNEL_TRANSPORT_UDP) {
+		/* udp: no fallback; keep probing as if starting over. */
+		tunnel_log(t, TUNNEL_LOG_WARN, "UDP data channel to %s: %s; still sending over UDP",
+			   s->remote, why);
+		s->udp.state = UDP_PATH_PROBING;
+		s->udp.probe_start_ms = now_ms(t);
+		return;
+	}
+	tunnel_log(t, TUNNEL_LOG_WARN, "UDP data channel to %s: %s; data over TLS, UDP again in %u ms",
+		   s->remote, why, retry);
+	udp_set_send(s, false);
+	evloop_timer_start(t->loop, &s->udp.timer, retry);
+}
+
+static void udp_on_timer(struct evloop *loop, struct ev_timer *timer)
+{
+	struct session *s = timer->arg;
+	struct tunnel *t = s->tunnel;
+	uint64_t now = now_ms(t), period = t->keepalive_ms;
+
+	(void)loop;
+	if (s->state != SESSION_ESTABLISHED || !s->udp.chan)
+		return;
+	switch (s->udp.state) {
+	case UDP_PATH_DOWN:
+		s->udp.state = UDP_PATH_PROBING;
+		s->udp.probe_start_ms = now;
+		break;
+	case UDP_PATH_PROBING:
+		if (now - s->udp.probe_start_ms >= UDP_PROBE_TIMEOUT_MS) {
+			udp_path_down(s, "no answer to probes");
+			if (s->udp.state == UDP_PATH_DOWN)
+				return;
+		}
+		break;
+	case UDP_PATH_UP:
+		if (now - s->udp.last_rx_ms >= (uint64_t)TUNNEL_DEAD_FACTOR * period) {
+			udp_path_down(s, "silent");
+			if (s->udp.state == UDP_PATH_DOWN)
+				return;
+		}
+		break;
+	default:
+		return;
+	}
+	if (s->udp.state == UDP_PATH_PROBING || now - s->udp.last_probe_ms >= period)
+		udp_probe(s);
+	evloop_timer_start(t->loop, &s->udp.timer,
+			   s->udp.state == UDP_PATH_PROBING ? UDP_PROBE_MS : (period / 2 ? period / 2 : 1));
+}
+
+/* ---- setting up and ending ---- */
+
+static int udp_derive(struct session *s, uint32_t id)
+{
+	struct tunnel *t = s->tunnel;
+	uint8_t context[4] = { (uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id };
+	uint8_t secret[DGRAM_SECRET_LEN];
+	int ret = -EIO;
+
+	if (tls_export(s->tls, DGRAM_EXPORTER_LABEL, context, sizeof(context), secret, sizeof(secret)) == 0) {
+		s->udp.chan = dgram_chan_new(secret, t->role_kind == TUNNEL_SERVER, t->udp->rekey_packets, 0,
+					     now_ms(t));
+		ret = s->udp.chan ? 0 : -ENOMEM;
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+	s->udp.id = id;
+	return ret;
+}
+
+/* Server: the HELLOs agreed on UDP; the channel gets an id and keys, the client its UDP_SETUP. */
+void udp_session_established(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+	struct udp *udp = t->udp;
+	uint8_t frame[FRAME_HEADER_LEN + FRAME_UDP_SETUP_LEN];
+	uint32_t id;
+
+	if (!udp || !s->udp_ok || t->role_kind != TUNNEL_SERVER)
+		return;
+	id = udp_new_id(udp);
+	if (!id || udp_derive(s, id) < 0) {
+		tunnel_log(t, TUNNEL_LOG_WARN, "client '%s': no UDP data channel (no keys)", s->name);
+		return;
+	}
+	s->udp.hash_next = *udp_bucket(udp, id);
+	*udp_bucket(udp, id) = s;
+	if (session_append(s, frame, frame_put_udp_setup(frame, sizeof(frame), id)))
+		session_flush(s);
+}
+
+/* Client: the server's UDP_SETUP; a socket to the server's port, keys, the first probe. */
+static void udp_client_setup(struct session *s, uint32_t id)
+{
+	struct tunnel *t = s->tunnel;
+	struct sockaddr_storage server;
+	socklen_t len = sizeof(server);
+
+	if (s->udp.chan) {
+		session_end(s, SESSION_END_ERROR, true, "protocol error: second UDP_SETUP");
+		return;
+	}
+	if (getpeername(s->fd, (struct sockaddr *)&server, &len) < 0 || udp_derive(s, id) < 0) {
+		tunnel_log(t, TUNNEL_LOG_WARN, "no UDP data channel: %s", strerror(errno));
+		return;
+	}
+	s->udp.sock = udp_sock_open(t, &server, len, false, s);
+	if (!s->udp.sock) {
+		tunnel_log(t, TUNNEL_LOG_WARN, "no UDP data channel: UDP socket: %s", strerror(errno));
+		dgram_chan_free(s->udp.chan);
+		s->udp.chan = NULL;
+		return;
+	}
+	ev_timer_init(&s->udp.timer, udp_on_timer, s);
+	s->udp.state = UDP_PATH_PROBING;
+	s->udp.probe_start_ms = now_ms(t);
+	if (t->udp->transport == TUNNEL_TRANSPORT_UDP) {
+		s->udp.send = true;
+		t->stats.udp_sessions = 1;
+		udp_send_control(s, frame_put_udp_path, true);
+	}
+	udp_probe(s);
+	evloop_timer_start(t->loop, &s->udp.timer, UDP_PROBE_MS);
+}
+
+void udp_on_frame(struct session *s, const struct frame *f)
+{
+	struct tunnel *t = s->tunnel;
+	bool server = t->role_kind == TUNNEL_SERVER;
+
+	if (!s->udp_ok || (f->type == FRAME_UDP_SETUP) == server) {
+		session_end(s, SESSION_END_ERROR, true, "protocol error: frame type %u unexpected", f->type);
+		return;
+	}
+	if (f->type == FRAME_UDP_SETUP) {
+		udp_client_setup(s, f->udp_session_id);
+		return;
+	}
+	if (!s->udp.chan)
+		return; /* we had no keys: the client's datagrams find no session anyway */
+	if (s->udp.path_on != (bool)f->udp_path)
+		t->stats.udp_sessions += f->udp_path ? 1 : (uint64_t)-1;
+	s->udp.path_on = f->udp_path;
+	s->udp.send = f->udp_path && s->udp.peer_len;
+}
+
+void udp_session_end(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (!s->udp.chan)
+		return;
+	if (t->role_kind == TUNNEL_SERVER) {
+		udp_unhash(t->udp, s);
+		if (s->udp.path_on)
+			t->stats.udp_sessions--;
+	} else {
+		evloop_timer_stop(t->loop, &s->udp.timer);
+		/* Datagrams of this socket still in the batch go nowhere now. */
+		if (t->udp->tx_count && t->udp->tx_fd == s->udp.sock->fd)
+			t->udp->tx_count = 0;
+		udp_sock_close(t, s->udp.sock);
+		s->udp.sock = NULL;
+		t->stats.udp_sessions = 0;
+	}
+	if (s->udp.deliver_queued) {
+		for (unsigned i = 0; i < t->udp->touched_count; i++)
+			if (t->udp->touched[i] == s)
+				t->udp->touched[i] = t->udp->touched[--t->udp->touched_count];
+		s->udp.deliver_queued = false;
+	}
+	t->udp->rekeys_done += dgram_rekeys(s->udp.chan);
+	dgram_chan_free(s->udp.chan);
+	s->udp.chan = NULL;
+	s->udp.send = s->udp.path_on = false;
+}
+
+uint8_t udp_hello_flag(const struct tunnel *t)
+{
+	return t->udp ? HELLO_F_UDP : 0;
+}
+
+void udp_stats(const struct tunnel *t, struct tunnel_stats *out)
+{
+	uint64_t rekeys = t->udp ? t->udp->rekeys_done : 0;
+
+	for (const struct session *s = t->sessions; s; s = s->next)
+		if (s->udp.chan)
+			rekeys += dgram_rekeys(s->udp.chan);
+	out->udp_rekeys = rekeys;
+}
+
+int udp_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_t err_len)
+{
+	struct udp *udp;
+	int ret;
+
+	if (cfg->role == TUNNEL_CLIENT && cfg->transport == TUNNEL_TRANSPORT_TLS)
+		return 0;
+	udp = calloc(1, sizeof(*udp));
+	if (!udp)
+		goto nomem;
+	t->udp = udp;
+	udp->transport = cfg->transport;
+	udp->gso = true; /* until a socket says otherwise */
+	udp->send_waits = cfg->role == TUNNEL_SERVER ? UDP_SEND_WAITS_SERVER : UDP_SEND_WAITS_CLIENT;
+	udp->rekey_packets = cfg->rekey_packets;
+	udp->inner_mtu = UDP_OUTER_MTU - (t->addr.ss_family == AF_INET6 ? 40 : 20) - 8 - DGRAM_OVERHEAD;
+	udp->tx_bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
+	udp->scratch = malloc(PKT_SEGMENT_SCRATCH);
+	if (!udp->tx_bufs || !udp->scratch)
+		goto nomem;
+	if (cfg->role != TUNNEL_SERVER)
+		return 0;
+	udp->server_sock = udp_sock_open(t, &t->addr, t->addr_len, true, NULL);
+	if (!udp->server_sock) {
+		ret = -errno;
+		snprintf(err, err_len, "--listen %s (UDP): %s", t->endpoint, strerror(errno));
+		udp_free(t);
+		return ret;
+	}
+	return 0;
+nomem:
+	udp_free(t);
+	snprintf(err, err_len, "out of memory");
+	return -ENOMEM;
+}
+
+void udp_free(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+
+	if (!udp)
+		return;
+	udp_sock_close(t, udp->server_sock);
+	free(udp->tx_bufs);
+	free(udp->scratch);
+	free(udp);
+	t->udp = NULL;
+}
