@@ -108,8 +108,11 @@ tl_hosts_register() {
 
 # tl_hosts_bg ROLE LOG CMD...: netns.sh's tl_bg on ROLE's host. Prints
 # "ROLE:PID" (also in TL_LAST_PID) and records it in $TL_TMP/remote-pids.
+# With TL_HOSTS_READY=TEXT, the same call then waits (up to 5 s, while the
+# process runs) until LOG holds TEXT; TL_HOSTS_READY_PID is the pid if so.
 tl_hosts_bg() {
-	local role=$1 log=$2 arg pid tarball=""
+	local role=$1 log=$2 arg pid tarball="" wait=":"
+	TL_HOSTS_READY_PID=""
 	shift 2
 	local -a inputs=() outputs=("$log")
 	for arg in "$@"; do
@@ -124,6 +127,9 @@ tl_hosts_bg() {
 		tl_hosts_register "$role" "$arg"
 	done
 	((${#inputs[@]} == 0)) || tarball=$(tar -C / -czf - "${inputs[@]}" | base64 -w0)
+	[[ -z ${TL_HOSTS_READY:-} ]] ||
+		wait="i=0; while [ \$i -lt 50 ] && ! grep -qF -- $(printf '%q' "$TL_HOSTS_READY") $(printf '%q' "$log") 2>/dev/null && kill -0 \$pid 2>/dev/null; do sleep 0.1; i=\$((i + 1)); done
+		grep -qF -- $(printf '%q' "$TL_HOSTS_READY") $(printf '%q' "$log") 2>/dev/null && ready=' ready'"
 	pid=$(tl_hosts_sh "$role" "set -e
 		mkdir -p $(printf '%q' "$TL_TMP") $(for arg in "${outputs[@]}"; do printf '%q ' "$(dirname "$arg")"; done)
 		rm -f -- $(printf '%q ' "${outputs[@]}") # as here: a sample never comes from an earlier test
@@ -133,7 +139,9 @@ tl_hosts_bg() {
 		pid=\$!
 		stat=\$(cat /proc/\$pid/stat 2>/dev/null || true)
 		echo \"\$pid \$(echo \"\${stat##*) }\" | cut -d' ' -f20)\" >>$(printf '%q' "$TL_TMP/pids")
-		echo \$pid") || return 1
+		ready=''; $wait
+		echo \$pid\$ready") || return 1
+	[[ $pid != *" ready" ]] || { pid=${pid% ready}; TL_HOSTS_READY_PID=$role:$pid; }
 	[[ $pid =~ ^[0-9]+$ ]] || { tl_fail "tl_bg on $role: no pid from the host (got '$pid')"; return 1; }
 	echo "$role:$pid" >>"$TL_TMP/remote-pids"
 	TL_LAST_PID=$role:$pid
@@ -164,7 +172,47 @@ tl_hosts_stop() {
 		kill -$sig $pid
 		i=0; while ours $pid && [ \$i -lt $((timeout * 10)) ]; do sleep 0.1; i=\$((i + 1)); done
 		ours $pid || exit 0
-		kill -KILL $pid; exit 1"
+		kill -KILL $pid; exit 1" || { echo "$1" >>"$TL_TMP/remote-stopped"; return 1; }
+	echo "$1" >>"$TL_TMP/remote-stopped"
+}
+
+# tl_hosts_unstopped MARK: the "ROLE:PID"s recorded after line MARK of
+# remote-pids that tl_hosts_stop has not stopped.
+tl_hosts_unstopped() {
+	[[ -f $TL_TMP/remote-pids ]] || return 0
+	tail -n +"$(($1 + 1))" "$TL_TMP/remote-pids" | grep -vxF -f <(cat "$TL_TMP/remote-stopped" 2>/dev/null; echo .) || true
+}
+
+# tl_hosts_wait_text ROLE:PID FILE TEXT TIMEOUT_S: polls on the host until
+# FILE (written there) holds TEXT: one call, however many tries. Returns 255
+# when PID, a process of this run, ended without writing it; 1 on time-out.
+tl_hosts_wait_text() {
+	local role=${1%%:*} pid=${1#*:} file text
+	file=$(printf '%q' "$2") text=$(printf '%q' "$3")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	tl_hosts_sh "$role" "PIDS=$(printf '%q' "$TL_TMP/pids"); $TL_HOSTS_OURS
+		has() { grep -qF -- $text $file 2>/dev/null; }
+		i=0; while [ \$i -lt $(($4 * 10)) ]; do
+			has && exit 0
+			ours $pid || { has && exit 0; exit 255; }
+			sleep 0.1; i=\$((i + 1))
+		done; has"
+}
+
+# tl_hosts_fetch_under DIR: brings back every file under DIR the hosts
+# wrote (those they have now), one call per role that wrote any.
+tl_hosts_fetch_under() {
+	[[ -n ${TL_TMP:-} && -f $TL_TMP/remote-files ]] || return 0
+	local role b64
+	local -a files
+	for role in cli srv dst; do
+		mapfile -t files < <(awk -v r="$role" -v d="$1/" '$1 == r && index($2, d) == 1 { print $2 }' "$TL_TMP/remote-files" | sort -u)
+		((${#files[@]})) || continue
+		b64=$(tl_hosts_sh "$role" "set --; for f in $(printf '%q ' "${files[@]}"); do [ -f \"\$f\" ] && set -- \"\$@\" \"\${f#/}\"; done
+			[ \$# -eq 0 ] || tar -C / -czf - \"\$@\" | base64 -w0") || continue
+		[[ -z $b64 ]] || base64 -d <<<"$b64" | tar -C / -xzf - || return 1
+	done
+	return 0
 }
 
 # tl_hosts_kill_started: TERM every process this run started on any host,

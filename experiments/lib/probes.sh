@@ -27,6 +27,15 @@
 # Probes do not rely on `set -e`: each checks what it needs and writes a
 # verdict; the runner calls each one in a subshell and reports "error" when
 # none was written. Sourced after netns.sh and systems.sh.
+#
+# Roles, not namespaces: a probe runs things on cli, srv and dst only
+# through netns.sh's tl_ns and tl_bg, and reads what a receiver or a
+# capture wrote only after probe_sync (tl_fetch): in the namespaces those
+# are ip netns exec and a no-op; with --inventory (hosts.sh) an Ansible
+# call on the role's host and a copy of the files back into PROBE_WORK.
+# The probes of PROBE_NOT_ON_HOSTS would change a host setting the
+# harness cannot undo for sure, or read namespace-only state: on hosts
+# their cell says so ("n/a") instead of running them.
 
 PROBE_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PROBE_SOCK=$PROBE_LIB_DIR/probesock.py
@@ -44,6 +53,26 @@ PROBE_PMTU_LINK=1280               # the bottleneck put on srv-dst for the PMTU 
 PROBE_PMTU_SIZE=1300               # ping payload: 1328-byte packets fit every tunnel's MTU, not the bottleneck
 PROBE_FLOWS=100
 PROBE_WAIT=${PROBE_WAIT:-2}        # seconds to wait for something to arrive before calling it lost
+PROBE_DST_IF=${TL_DST_IN_IF:-$TL_IN_IF} # dst's interface toward srv (an inventory may name it otherwise)
+PROBE_RX_SECONDS=10                # how long a receiver listens (it is stopped once the probe is done)
+PROBE_BG_TIMEOUT=30                # the bound on a receiver's or a capture's life
+if [[ $TL_BACKEND == hosts ]]; then
+	# The copy prepare.yml unpacked on each host, run by Debian's python3.
+	PROBE_SOCK=$TL_HOSTS_DIR/src/experiments/lib/probesock.py PROBE_PYTHON=/usr/bin/python3
+	# Every step is an Ansible call of one to three seconds: a receiver
+	# must outlive the ten or so between its start and the sender's.
+	PROBE_RX_SECONDS=60 PROBE_BG_TIMEOUT=90
+fi
+
+# shellcheck disable=SC2034 # read by probe_run
+declare -gA PROBE_NOT_ON_HOSTS=(
+	[ecn]="it sets net.ipv4.tcp_ecn on cli's host for the probe"
+	[ecn-ce]="it needs a netfilter marking rule on srv's host that the harness does not track"
+	[pmtu]="it lowers the MTU of srv's and dst's NICs"
+	[flow-state]="it counts srv's sockets and conntrack entries with namespace-only commands"
+	[kernel-objects]="its snapshots list a namespace's objects (a host has many of its own)"
+	[leak]="it kills the client with kill -9 on this machine and reads /proc here"
+)
 
 # shellcheck disable=SC2034 # TL_PROBES and PROBE_QUICK are read by the runner and the tests
 # id              function                 label (rest of line)
@@ -132,13 +161,18 @@ probe_meta_tools() {
 # running (the system's own processes were started before it). The verdict
 # lands in PROBE_RESULT and PROBE_REASON, and at the end of the evidence.
 probe_run() {
-	local fn=$1 mark
+	local fn=$1 mark rmark=0
 	mkdir -p "$PROBE_WORK"
 	rm -f -- "$PROBE_OUT"
 	[[ -s $PROBE_EV ]] || echo "# transparency probe $PROBE_ID on system $PROBE_SYS ($(date -u +%Y-%m-%dT%H:%M:%SZ))" >"$PROBE_EV"
 	mark=$(wc -l <"$TL_TMP/pids")
-	("$fn" >"$PROBE_WORK/stdout.log" 2>&1 </dev/null) || true
-	probe_reap_since "$mark"
+	[[ ! -f $TL_TMP/remote-pids ]] || rmark=$(wc -l <"$TL_TMP/remote-pids")
+	if [[ $TL_BACKEND == hosts && -n ${PROBE_NOT_ON_HOSTS[$PROBE_ID]:-} ]]; then
+		probe_verdict n/a "not run on an inventory's hosts: ${PROBE_NOT_ON_HOSTS[$PROBE_ID]}"
+	else
+		("$fn" >"$PROBE_WORK/stdout.log" 2>&1 </dev/null) || true
+	fi
+	probe_reap_since "$mark" "$rmark"
 	if [[ -s $PROBE_OUT ]]; then
 		IFS=$'\t' read -r PROBE_RESULT PROBE_REASON <"$PROBE_OUT"
 	else
@@ -149,13 +183,38 @@ probe_run() {
 	echo "## verdict: $PROBE_RESULT: $PROBE_REASON" >>"$PROBE_EV"
 }
 
-# Stops the processes recorded after line MARK of netns.sh's pid file.
+# probe_reap_since MARK [RMARK]: stops the processes recorded after line
+# MARK of netns.sh's pid file (and after line RMARK of hosts.sh's, those
+# not stopped yet).
 probe_reap_since() {
 	local pid
 	for pid in $(tl_started_pids "$1"); do
 		tl_stop "$pid" TERM 2 >/dev/null 2>&1 || true
 	done
+	[[ $TL_BACKEND != hosts ]] && return 0
+	for pid in $(tl_hosts_unstopped "${2:-0}"); do
+		tl_stop "$pid" TERM 2 >/dev/null 2>&1 || true
+	done
 	return 0
+}
+
+# probe_sync: what the receivers and captures of this probe wrote on the
+# hosts, copied back into PROBE_WORK (tl_fetch; nothing to do in the
+# namespaces, where they write here).
+probe_sync() {
+	[[ $TL_BACKEND != hosts ]] || tl_hosts_fetch_under "$PROBE_WORK"
+}
+
+# probe_wait_text PID LOG TEXT: until LOG, which PID writes, holds TEXT
+# (5 s); on a host the polling runs there, in the call that started PID
+# when its caller set TL_HOSTS_READY (hosts.sh), else in one call more.
+probe_wait_text() {
+	if [[ $1 == *:* ]]; then
+		[[ $1 == "${TL_HOSTS_READY_PID:-}" ]] && return 0
+		tl_hosts_wait_text "$1" "$2" "$3" 5 >/dev/null 2>&1
+	else
+		tl_wait_until 5 probe_log_has "$1" "$2" "$3"
+	fi
 }
 
 # ---- verdicts and evidence ---------------------------------------------------------
@@ -202,11 +261,11 @@ probe_sock() {
 # probe_sock_bg NS NAME SUBCOMMAND ARGS...: a receiver in the background
 # (PID in PROBE_LAST_PID); returns once it says it is ready.
 probe_sock_bg() {
-	local ns=$1 name=$2 log=$PROBE_WORK/$2.log
+	local ns=$1 name=$2 log=$PROBE_WORK/$2.log TL_HOSTS_READY="ready=1"
 	shift 2
-	tl_bg "$ns" "$log" timeout 30 "$PROBE_PYTHON" "$PROBE_SOCK" "$@" >/dev/null || return 1
+	tl_bg "$ns" "$log" timeout "$PROBE_BG_TIMEOUT" "$PROBE_PYTHON" "$PROBE_SOCK" "$@" >/dev/null || return 1
 	PROBE_LAST_PID=$TL_LAST_PID
-	tl_wait_until 5 probe_log_has "$PROBE_LAST_PID" "$log" "ready=1" ||
+	probe_wait_text "$PROBE_LAST_PID" "$log" "ready=1" ||
 		{ echo "probesock $* did not get ready in $ns" >>"$log"; return 1; }
 }
 
@@ -220,12 +279,12 @@ probe_log_has() {
 # COUNT packets and 30 s, into PROBE_WORK/NAME.cap (PID in PROBE_LAST_PID);
 # returns once tcpdump listens.
 probe_capture() {
-	local ns=$1 dev=$2 name=$3 count=$4 filter=$5 log=$PROBE_WORK/$3.cap
+	local ns=$1 dev=$2 name=$3 count=$4 filter=$5 log=$PROBE_WORK/$3.cap TL_HOSTS_READY="listening on"
 	echo "# tcpdump -i $dev -n -v -c $count '$filter'" >"$log.cmd"
-	tl_bg "$ns" "$log" timeout 30 tcpdump -i "$dev" -n -v -l --immediate-mode -c "$count" "$filter" >/dev/null ||
+	tl_bg "$ns" "$log" timeout "$PROBE_BG_TIMEOUT" tcpdump -i "$dev" -n -v -l --immediate-mode -c "$count" "$filter" >/dev/null ||
 		return 1
 	PROBE_LAST_PID=$TL_LAST_PID
-	tl_wait_until 5 probe_log_has "$PROBE_LAST_PID" "$log" "listening on" ||
+	probe_wait_text "$PROBE_LAST_PID" "$log" "listening on" ||
 		{ echo "tcpdump did not start in $ns" >>"$log"; return 1; }
 }
 
@@ -235,13 +294,16 @@ probe_capture_done() {
 	local name=$1 pid=$2 title=$3 log=$PROBE_WORK/$1.cap
 	probe_settle "$log"
 	tl_stop "$pid" TERM 2 >/dev/null 2>&1 || true
+	probe_sync
 	cat -- "$log.cmd" "$log" 2>/dev/null | probe_section "$title"
 }
 
 # probe_settle FILE: returns once FILE has not grown for 0.2 s (at most 1 s):
-# the packets a sender has just put on the wire are printed by then.
+# the packets a sender has just put on the wire are printed by then. On
+# hosts the stop that follows is itself a call of over a second.
 probe_settle() {
 	local size last=-1 i
+	[[ $TL_BACKEND != hosts ]] || return 0
 	for ((i = 0; i < 10; i++)); do
 		size=$(stat -c %s -- "$1" 2>/dev/null || echo 0)
 		((size == last)) && return 0
@@ -256,11 +318,17 @@ probe_stop() {
 	tl_stop "$1" TERM 2 >/dev/null 2>&1 || true
 }
 
-# probe_wait SECONDS CMD...: polls CMD until true or SECONDS pass.
+# probe_wait SECONDS CMD...: polls CMD, on the files of PROBE_WORK as they
+# are now (probe_sync), until true or SECONDS pass.
 probe_wait() {
 	local timeout=$1
 	shift
-	tl_wait_until "$timeout" "$@" 2>/dev/null
+	tl_wait_until "$timeout" probe_synced "$@" 2>/dev/null
+}
+
+probe_synced() {
+	probe_sync
+	"$@"
 }
 
 # probe_arrived RXLOG PATTERN: the receiver logged PATTERN; gives up at once
@@ -304,9 +372,9 @@ probe_addr_kind() {
 probe_tcp() {
 	local target cap rx
 	target=$(probe_tcp_target)
-	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
+	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds "$PROBE_RX_SECONDS" --max 1 || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 20 "tcp port $PROBE_TCP_PORT" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 20 "tcp port $PROBE_TCP_PORT" || return 1
 	cap=$PROBE_LAST_PID
 	probe_sock "$NS_CLI" tx tcp-send "${target%:*}" "${target##*:}" --data "tcp-$PROBE_SYS" \
 		--timeout "$PROBE_WAIT" >/dev/null
@@ -339,9 +407,9 @@ probe_judge_exchange() {
 # One UDP datagram to dst, and dst's answer back.
 probe_udp() {
 	local cap rx
-	probe_sock_bg "$NS_DST" rx udp-listen "$TL_DST_IN4" "$PROBE_UDP_PORT" --seconds 10 || return 1
+	probe_sock_bg "$NS_DST" rx udp-listen "$TL_DST_IN4" "$PROBE_UDP_PORT" --seconds "$PROBE_RX_SECONDS" || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 10 "udp port $PROBE_UDP_PORT" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 10 "udp port $PROBE_UDP_PORT" || return 1
 	cap=$PROBE_LAST_PID
 	probe_sock "$NS_CLI" tx udp-send "$TL_DST_IN4" "$PROBE_UDP_PORT" --size 64 --wait "$PROBE_WAIT" >/dev/null
 	probe_wait 1 probe_file_has "$PROBE_WORK/rx.log" "peer="
@@ -356,7 +424,7 @@ probe_udp() {
 # Echo requests must reach dst's interface and the replies cli's ping.
 probe_icmp() {
 	local cap requests sent received
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 12 "icmp" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 12 "icmp" || return 1
 	cap=$PROBE_LAST_PID
 	tl_ns "$NS_CLI" timeout 6 ping -n -c 3 -i 0.2 -W 1 -w 2 "$TL_DST_IN4" >"$PROBE_WORK/ping.log" 2>&1
 	probe_capture_done dst "$cap" "capture at dst"
@@ -388,9 +456,9 @@ probe_ping_counts() {
 # which it does only after dst's netfilter INPUT let it in.
 probe_proto253() {
 	local cap rx seen src
-	probe_sock_bg "$NS_DST" rx raw-listen --proto "$PROBE_PROTO" --seconds 10 || return 1
+	probe_sock_bg "$NS_DST" rx raw-listen --proto "$PROBE_PROTO" --seconds "$PROBE_RX_SECONDS" || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 10 "ip proto $PROBE_PROTO" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 10 "ip proto $PROBE_PROTO" || return 1
 	cap=$PROBE_LAST_PID
 	probe_sock "$NS_CLI" tx raw-send "$TL_DST_IN4" --proto "$PROBE_PROTO" --size 64 >/dev/null
 	probe_wait "$PROBE_WAIT" probe_file_has "$PROBE_WORK/rx.log" "proto=$PROBE_PROTO"
@@ -416,9 +484,9 @@ probe_proto253() {
 probe_src_addr() {
 	local target cap rx sender seen
 	target=$(probe_tcp_target)
-	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
+	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds "$PROBE_RX_SECONDS" --max 1 || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 2 "tcp dst port $PROBE_TCP_PORT and tcp[tcpflags] & tcp-syn != 0" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 2 "tcp dst port $PROBE_TCP_PORT and tcp[tcpflags] & tcp-syn != 0" || return 1
 	cap=$PROBE_LAST_PID
 	probe_sock "$NS_CLI" tx tcp-send "${target%:*}" "${target##*:}" --data "src-$PROBE_SYS" \
 		--timeout "$PROBE_WAIT" >/dev/null
@@ -454,9 +522,9 @@ probe_syn_field() {
 probe_syn_with() {
 	local target cap rx
 	target=$(probe_tcp_target)
-	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
+	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds "$PROBE_RX_SECONDS" --max 1 || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 1 "tcp dst port $PROBE_TCP_PORT and tcp[tcpflags] & tcp-syn != 0" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 1 "tcp dst port $PROBE_TCP_PORT and tcp[tcpflags] & tcp-syn != 0" || return 1
 	cap=$PROBE_LAST_PID
 	probe_sock "$NS_CLI" tx tcp-send "${target%:*}" "${target##*:}" --data "$1-$PROBE_SYS" \
 		--timeout "$PROBE_WAIT" "${@:2}" >/dev/null
@@ -512,9 +580,9 @@ probe_dscp() {
 probe_ecn_exchange() {
 	local tag=$1 target cap rx old
 	target=$(probe_tcp_target)
-	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
+	probe_sock_bg "$NS_DST" rx tcp-listen "$TL_DST_IN4" "$PROBE_TCP_PORT" --seconds "$PROBE_RX_SECONDS" --max 1 || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 6 "tcp dst port $PROBE_TCP_PORT" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 6 "tcp dst port $PROBE_TCP_PORT" || return 1
 	cap=$PROBE_LAST_PID
 	old=$(tl_ns "$NS_CLI" sysctl -n net.ipv4.tcp_ecn 2>/dev/null)
 	tl_ns "$NS_CLI" sysctl -qw net.ipv4.tcp_ecn=1 >/dev/null
@@ -603,9 +671,9 @@ probe_ecn_summary() {
 # A 4000-byte UDP datagram sent with DF off: it must arrive whole at dst's socket.
 probe_frag() {
 	local cap rx frags got
-	probe_sock_bg "$NS_DST" rx udp-listen "$TL_DST_IN4" "$PROBE_UDP_PORT" --seconds 10 || return 1
+	probe_sock_bg "$NS_DST" rx udp-listen "$TL_DST_IN4" "$PROBE_UDP_PORT" --seconds "$PROBE_RX_SECONDS" || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 20 \
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 20 \
 		"dst host $TL_DST_IN4 and (udp port $PROBE_UDP_PORT or ip[6:2] & 0x3fff != 0)" || return 1
 	cap=$PROBE_LAST_PID
 	probe_sock "$NS_CLI" tx udp-send "$TL_DST_IN4" "$PROBE_UDP_PORT" --size "$PROBE_FRAG_SIZE" --df no \
@@ -638,7 +706,7 @@ probe_pmtu() {
 	probe_capture "$NS_CLI" any cli 4 "icmp and icmp[icmptype] == 3 and icmp[icmpcode] == 4" ||
 		{ probe_pmtu_link 1500; return 1; }
 	cap=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 6 "icmp[icmptype] == icmp-echo" ||
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 6 "icmp[icmptype] == icmp-echo" ||
 		{ probe_stop "$cap"; probe_pmtu_link 1500; return 1; }
 	dcap=$PROBE_LAST_PID
 	probe_capture "$NS_SRV" "$TL_UL_IF" underlay 6 "icmp[icmptype] == icmp-echo and dst host $TL_DST_IN4" ||
@@ -676,12 +744,12 @@ probe_pmtu() {
 
 # Does srv refuse cleartext cli<->dst (tl_block_cleartext), i.e. is this a tunnel row?
 probe_blocks_cleartext() {
-	ip netns exec "$NS_SRV" iptables-save 2>/dev/null | grep -qF -- "$TL_BLOCK_COMMENT"
+	tl_ns "$NS_SRV" iptables-save 2>/dev/null | grep -qF -- "$TL_BLOCK_COMMENT"
 }
 
 probe_pmtu_link() {
-	tl_cmd ip -n "$NS_SRV" link set "$TL_IN_IF" mtu "$1" &&
-		tl_cmd ip -n "$NS_DST" link set "$TL_IN_IF" mtu "$1"
+	tl_cmd tl_ns "$NS_SRV" ip link set "$TL_IN_IF" mtu "$1" &&
+		tl_cmd tl_ns "$NS_DST" ip link set "$PROBE_DST_IF" mtu "$1"
 }
 
 # ---- the other direction, IPv6 --------------------------------------------------------
@@ -689,11 +757,11 @@ probe_pmtu_link() {
 # The address dst would use to reach cli: cli's inner address when cli has
 # it, else the source cli's stack picks toward dst.
 probe_cli_address() {
-	if [[ -n $(ip -n "$NS_CLI" -o -4 addr show to "$TL_TUN_CLI4/32" 2>/dev/null) ]]; then
+	if [[ -n $(tl_ns "$NS_CLI" ip -o -4 addr show to "$TL_TUN_CLI4/32" 2>/dev/null) ]]; then
 		echo "$TL_TUN_CLI4"
 		return 0
 	fi
-	ip -n "$NS_CLI" -o route get "$TL_DST_IN4" 2>/dev/null | grep -oE 'src [0-9.]+' | awk '{ print $2 }'
+	tl_ns "$NS_CLI" ip -o route get "$TL_DST_IN4" 2>/dev/null | grep -oE 'src [0-9.]+' | awk '{ print $2 }'
 }
 
 # dst opens a TCP connection to cli: a listener in cli must get it.
@@ -701,9 +769,9 @@ probe_inbound() {
 	local addr cap rx
 	addr=$(probe_cli_address)
 	[[ -n $addr ]] || { probe_verdict no "cli has no address dst could reach"; return 0; }
-	probe_sock_bg "$NS_CLI" rx tcp-listen 0.0.0.0 "$PROBE_IN_PORT" --seconds 10 --max 1 || return 1
+	probe_sock_bg "$NS_CLI" rx tcp-listen 0.0.0.0 "$PROBE_IN_PORT" --seconds "$PROBE_RX_SECONDS" --max 1 || return 1
 	rx=$PROBE_LAST_PID
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 12 "tcp port $PROBE_IN_PORT" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 12 "tcp port $PROBE_IN_PORT" || return 1
 	cap=$PROBE_LAST_PID
 	probe_sock "$NS_DST" tx tcp-send "$addr" "$PROBE_IN_PORT" --data "inbound-$PROBE_SYS" \
 		--timeout "$PROBE_WAIT" >/dev/null
@@ -725,11 +793,11 @@ probe_inbound() {
 # IPv6 leaves cli's route to fd02::2 on the underlay, where srv drops it.
 probe_ipv6() {
 	local cap requests received route src
-	probe_capture "$NS_DST" "$TL_IN_IF" dst 8 "icmp6 and ip6[40] == 128" || return 1
+	probe_capture "$NS_DST" "$PROBE_DST_IF" dst 8 "icmp6 and ip6[40] == 128" || return 1
 	cap=$PROBE_LAST_PID
 	tl_ns "$NS_CLI" timeout 6 ping -6 -n -c 3 -i 0.2 -W 1 -w 2 "$TL_DST_IN6" >"$PROBE_WORK/ping.log" 2>&1
 	probe_capture_done dst "$cap" "capture at dst: ICMPv6 echo requests"
-	route=$(ip -n "$NS_CLI" -6 -o route get "$TL_DST_IN6" 2>&1)
+	route=$(tl_ns "$NS_CLI" ip -6 -o route get "$TL_DST_IN6" 2>&1)
 	{
 		cat "$PROBE_WORK/ping.log"
 		echo "cli# ip -6 route get $TL_DST_IN6"
@@ -742,7 +810,7 @@ probe_ipv6() {
 		probe_verdict yes "$requests echo requests reached dst (from $src); $received replies came back"
 	elif ((requests > 0)); then
 		probe_verdict no "$requests echo requests reached dst (from $src); no reply came back"
-	elif [[ $route == *" dev $TL_UL_IF "* ]] && ! ip netns exec "$NS_CLI" ip6tables-save 2>/dev/null | grep -qE -- '-j (NFQUEUE|REDIRECT|TPROXY)'; then
+	elif [[ $route == *" dev ${TL_CLI_UL_IF:-$TL_UL_IF} "* ]] && ! tl_ns "$NS_CLI" ip6tables-save 2>/dev/null | grep -qE -- '-j (NFQUEUE|REDIRECT|TPROXY)'; then
 		probe_verdict no "not configured: the system set up no IPv6 (cli routes $TL_DST_IN6 to the underlay in clear; srv drops it)"
 	elif probe_ipv6_tcp; then
 		probe_verdict partial "no ICMPv6 echo request reached dst, but TCP over IPv6 did, both ways ($TL_DST_IN6 port $PROBE_TCP_PORT); UDP over IPv6 not tested"
@@ -755,7 +823,7 @@ probe_ipv6() {
 # one TCP exchange cli -> [fd02::2]. Succeeds when the answer came back.
 probe_ipv6_tcp() {
 	local rx ok=1
-	probe_sock_bg "$NS_DST" rx6 tcp-listen "$TL_DST_IN6" "$PROBE_TCP_PORT" --seconds 10 --max 1 || return 1
+	probe_sock_bg "$NS_DST" rx6 tcp-listen "$TL_DST_IN6" "$PROBE_TCP_PORT" --seconds "$PROBE_RX_SECONDS" --max 1 || return 1
 	rx=$PROBE_LAST_PID
 	probe_sock "$NS_CLI" tx6 tcp-send "$TL_DST_IN6" "$PROBE_TCP_PORT" --data "tcp6-$PROBE_SYS" \
 		--timeout "$PROBE_WAIT" >/dev/null

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # hosts.bats: the experiments on "real hosts" through Ansible (--inventory), against namespace hosts with their own sshd (experiments/testbed/netns-hosts).
 #
-# About two minutes, most of it the throughput run (every step is an
-# Ansible call of about a second). The hosts are namespaces here, but the
+# About four minutes, most of it the throughput and transparency runs
+# (every step is an Ansible call of a second or more). The hosts are namespaces here, but the
 # harness only sees an inventory and a controller namespace
 # (TL_CONTROLLER_NETNS); each host has a private /tmp, so a file the harness
 # forgets to copy to or from a host is missing. Measurement harness: the
@@ -13,7 +13,7 @@
 
 load helpers
 
-HOSTS_TOOLS=(iperf3 jq ping ansible-playbook ansible-inventory /usr/sbin/sshd ssh-keygen unshare nsenter ethtool)
+HOSTS_TOOLS=(iperf3 jq ping ansible-playbook ansible-inventory /usr/sbin/sshd ssh-keygen unshare nsenter ethtool tcpdump python3)
 
 # This bats skips from setup(), not setup_file(): setup_file only builds the
 # hosts when every test could run.
@@ -123,11 +123,42 @@ refused() {
 	hosts_left_as_found
 }
 
-@test "hosts: an experiment that does not run on hosts yet refuses --inventory instead of using namespaces" {
+@test "hosts: transparency --quick on tun,plain through Ansible: the local run's columns and verdicts, n/a where a probe cannot run, host facts" {
+	local res=$BATS_TEST_TMPDIR/tx csv meta role key cells
+	csv=$res/transparency.csv meta=$res/transparency.meta
+	# Three probes (every step is an Ansible call of a second or more):
+	# two judged from what a capture and a receiver on dst wrote, brought
+	# back, and one that must say n/a on hosts rather than run.
+	run timeout 400 "$TL_REPO/experiments/transparency" --inventory "$NH_DIR/hosts.ini" --quick \
+		--systems tun,plain --probes tcp,src-addr,leak --results "$res"
+	echo "$output" | tail -n 20
+	((status == 0)) || tl_fail "expected transparency --inventory to exit 0, got $status"
+	[[ $(head -n 1 "$csv") == "system,probe,result,reason,evidence" ]] ||
+		tl_fail "expected the local run's header, got: $(head -n 1 "$csv")"
+	cells=$(awk -F, 'NR > 1 { print $1 "/" $2 "/" $3 }' "$csv" | sort | tr '\n' ' ')
+	[[ $cells == "plain/leak/n/a plain/src-addr/yes plain/tcp/yes tun/leak/n/a tun/src-addr/yes tun/tcp/yes " ]] ||
+		tl_fail "expected tcp and src-addr yes and leak n/a on both, got: $(tail -n +2 "$csv")"
+	grep -q '^tun,src-addr,yes,dst sees 10.8.0.2 ' "$csv" || tl_fail "expected dst to see tun's inner address"
+	grep -q '^plain,src-addr,yes,dst sees 10.101.0.2 ' "$csv" || tl_fail "expected dst to see cli's underlay address on plain"
+	grep -q '^tun,leak,n/a,not run on an inventory.s hosts: ' "$csv" || tl_fail "expected the leak cell to say why it did not run"
+	grep -q 'tcpdump -i in0 ' "$res/raw/transparency/tun/tcp.txt" && grep -q 'data=tcp-tun' "$res/raw/transparency/tun/tcp.txt" ||
+		tl_fail "expected dst's capture and receiver log brought back as evidence"
+	grep -q '^backend: hosts' "$meta" || tl_fail "expected the back end in the .meta"
+	for role in cli srv dst; do
+		for key in kernel cpu tunlab; do
+			grep -Eq "^host\.$role\.$key: .+" "$meta" || tl_fail "expected host.$role.$key in the .meta"
+		done
+	done
+	grep -q '^host\.dst\.nic\.in0\.driver: veth$' "$meta" || tl_fail "expected dst's NIC driver in the .meta"
 	run timeout 60 "$TL_REPO/experiments/transparency" --inventory "$NH_DIR/hosts.ini" --quick \
-		--results "$BATS_TEST_TMPDIR/results"
-	((status != 0)) || tl_fail "expected transparency --inventory to fail"
-	[[ $output == *"does not run on an inventory's hosts yet"* ]] || tl_fail "expected it to say so, got: $output"
+		--systems openvpn-udp --results "$res"
+	((status != 0)) || tl_fail "expected a system that does not run on hosts refused"
+	[[ $output == *"SKIP openvpn-udp: system openvpn-udp does not run on an inventory's hosts yet"* ]] ||
+		tl_fail "expected the refusal to name the system, got: $output"
+	hosts_left_as_found
+}
+
+@test "hosts: an experiment that does not run on hosts yet refuses --inventory instead of using namespaces" {
 	run timeout 60 "$TL_REPO/experiments/rtt" --inventory "$NH_DIR/hosts.ini" --quick \
 		--results "$BATS_TEST_TMPDIR/results"
 	((status != 0)) || tl_fail "expected rtt --inventory to fail"
