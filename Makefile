@@ -34,12 +34,13 @@ else
 Q := @
 endif
 
-COMMON_SRC := $(wildcard common/*.c)
+BASE_SRC := $(wildcard base/*.c)
+NFKIT_SRC := $(wildcard nfkit/*.c)
 TUNNEL_SRC := $(wildcard tunnel/*.c)
 FRONTEND_SRC := $(wildcard tunbackend/*.c) $(wildcard nfqueue/*.c) $(wildcard proxy/*.c) \
 	$(wildcard capture/*.c)
 CLI_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_SRC := $(COMMON_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
+LIB_SRC := $(BASE_SRC) $(NFKIT_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -49,7 +50,7 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 TUNLAB := $(BUILD)/tunlab
 # Benchmarks that link the tunnel alone, without any frontend.
-TOOL_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ := $(BASE_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
 TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/hash_flood
 # Test tools, linked the same way: tl_peer is a hostile tunnel peer.
 TOOLS += $(BUILD)/tools/tl_peer

@@ -21,7 +21,7 @@
 
 #include <string.h>
 
-#include "../common/offload.h"
+#include "../base/offload.h"
 #include "cap.h"
 
 static uint16_t get16(const uint8_t *p)

@@ -59,10 +59,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/leftovers.h"
-#include "../common/loroutes.h"
-#include "../common/pktinject.h"
-#include "../common/tagrules.h"
+#include "../nfkit/leftovers.h"
+#include "../nfkit/loroutes.h"
+#include "../nfkit/pktinject.h"
+#include "../nfkit/tagrules.h"
 #include "cap.h"
 #include "capture.h"
 

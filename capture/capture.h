@@ -3,7 +3,7 @@
 #ifndef TUNLAB_CAPTURE_H
 #define TUNLAB_CAPTURE_H
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 extern const struct frontend_ops pcap_frontend;
 

@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/sysexec.h"
+#include "../base/sysexec.h"
 #include "nfq.h"
 
 static const int fam_af[TAGRULES_FAM_COUNT] = { AF_INET, AF_INET6 };

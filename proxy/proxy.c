@@ -52,7 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/keyhash.h"
+#include "../base/keyhash.h"
 #include "proxy.h"
 #include "px.h"
 

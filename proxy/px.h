@@ -11,8 +11,8 @@
 struct mnl_socket;
 struct keyhash;
 
-#include "../common/owner.h"
-#include "../src/frontend.h"
+#include "../base/owner.h"
+#include "../base/frontend.h"
 #include "../tunnel/proto.h"
 
 enum {

@@ -35,9 +35,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/owner.h"
-#include "../common/sysexec.h"
-#include "../common/tagrules.h"
+#include "../base/owner.h"
+#include "../base/sysexec.h"
+#include "../nfkit/tagrules.h"
 #include "px.h"
 
 /* The packet frontends' tags (common/tagrules.h), in nat, filter and mangle instead of raw. */

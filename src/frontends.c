@@ -7,7 +7,7 @@
 #include "../nfqueue/nfqueue.h"
 #include "../proxy/proxy.h"
 #include "../tunbackend/tunbackend.h"
-#include "frontend.h"
+#include "../base/frontend.h"
 
 const struct frontend_ops *const frontend_registry[] = {
 	&tun_frontend,

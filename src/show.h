@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "../common/policy.h"
+#include "../base/policy.h"
 #include "stats.h"
 
 struct show_state {

@@ -21,9 +21,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/owner.h"
-#include "../common/sysexec.h"
-#include "tun_ip.h"
+#include "../base/owner.h"
+#include "../base/sysexec.h"
+#include "tun.h"
 #include "tunbackend.h"
 
 /* `ip -o link show` and the route dump of a busy host fit; beyond, we see less. */

@@ -3,7 +3,7 @@
 #ifndef TUNLAB_TUNBACKEND_H
 #define TUNLAB_TUNBACKEND_H
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 enum {
 	/*

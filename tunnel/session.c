@@ -46,7 +46,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/gso.h"
+#include "../base/gso.h"
 #include "session.h"
 
 enum {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/evloop.h"
+#include "../base/evloop.h"
 #include "frame.h"
 #include "tunnel_int.h"
 

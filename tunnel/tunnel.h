@@ -12,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/evloop.h"
-#include "../common/pkt.h"
-#include "../common/prefix.h"
-#include "../common/reach.h"
-#include "../common/stream.h"
+#include "../base/evloop.h"
+#include "../base/pkt.h"
+#include "../base/prefix.h"
+#include "../base/reach.h"
+#include "../base/stream.h"
 
 /* ---- peers file: "name prefix[,prefix...]", '#' comments ---- */
 

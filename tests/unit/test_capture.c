@@ -17,9 +17,9 @@
 #include "../../capture/capture.h"
 #include "../../tunbackend/tunbackend.h"
 #include "policy_fixture.h"
-#include "../../common/gso.h"
-#include "../../common/loroutes.h"
-#include "../../common/offload.h"
+#include "../../base/gso.h"
+#include "../../nfkit/loroutes.h"
+#include "../../base/offload.h"
 
 /* ---- configuration fixtures ---- */
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/gso.h"
-#include "../../common/offload.h"
+#include "../../base/gso.h"
+#include "../../base/offload.h"
 
 enum {
 	PROTO_TCP = 6,

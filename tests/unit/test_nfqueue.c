@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../common/gso.h"
+#include "../../base/gso.h"
 #include "../../nfqueue/nfq.h"
 #include "../../nfqueue/nfqueue.h"
 #include "policy_fixture.h"

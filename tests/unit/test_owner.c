@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../common/owner.h"
+#include "../../base/owner.h"
 
 struct dir {
 	char path[64];

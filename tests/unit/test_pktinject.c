@@ -9,7 +9,7 @@
 #include <linux/virtio_net.h>
 #include <string.h>
 
-#include "../../common/pktinject.h"
+#include "../../nfkit/pktinject.h"
 
 enum { PROTO_TCP = 6, PROTO_UDP = 17, PAYLOAD = 3000 };
 

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "../../common/policy.h"
+#include "../../base/policy.h"
 
 static const char good[] =
 	"# action  selector              first match wins\n"

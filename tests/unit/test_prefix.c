@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../common/pkt.h"
-#include "../../common/prefix.h"
+#include "../../base/pkt.h"
+#include "../../base/prefix.h"
 
 static struct ip_prefix must_prefix(const char *text)
 {

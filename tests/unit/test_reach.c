@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../common/reach.h"
+#include "../../base/reach.h"
 
 static struct ip_addr addr(const char *text)
 {

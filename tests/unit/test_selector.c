@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "../../common/selector.h"
+#include "../../base/selector.h"
 
 static void test_full_selector(void **state)
 {

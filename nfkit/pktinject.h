@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 
 #include "nexthop.h"
-#include "pkt.h"
+#include "../base/pkt.h"
 #include "rawinject.h"
 
 struct virtio_net_hdr;

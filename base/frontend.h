@@ -12,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/pkt.h"
-#include "../common/policy.h"
-#include "../common/prefix.h"
-#include "../common/selector.h"
-#include "../common/stream.h"
+#include "pkt.h"
+#include "policy.h"
+#include "prefix.h"
+#include "selector.h"
+#include "stream.h"
 
 enum frontend_role { FRONTEND_CLIENT, FRONTEND_SERVER };
 

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 /*
  * `ip -batch -` lines that tag dev, set its MTU, bring it up, add the

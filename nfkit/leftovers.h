@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "owner.h"
+#include "../base/owner.h"
 #include "tagrules.h"
 
 /* A dead instance whose rules were found here; its record says what else it left. */

@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include "loroutes.h"
-#include "sysexec.h"
+#include "../base/sysexec.h"
 
 enum { LOROUTES_DUMP_MAX = 1 << 20, LOROUTES_WORD_MAX = 64 };
 

@@ -18,7 +18,7 @@
 
 #include "leftovers.h"
 #include "loroutes.h"
-#include "sysexec.h"
+#include "../base/sysexec.h"
 
 /* iptables-save of a busy raw table and an nft table listing fit; beyond, we see less. */
 enum { LEFTOVERS_DUMP_MAX = 1 << 20, LEFTOVERS_NFT_TABLES_MAX = 256 };

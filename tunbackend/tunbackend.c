@@ -31,10 +31,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../common/offload.h"
-#include "../common/owner.h"
-#include "../common/sysexec.h"
-#include "tun_ip.h"
+#include "../base/offload.h"
+#include "../base/owner.h"
+#include "../base/sysexec.h"
+#include "tun.h"
 #include "tunbackend.h"
 
 enum {

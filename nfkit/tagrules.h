@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "prefix.h"
+#include "../base/prefix.h"
 
 /*
  * Every packet frontend's rules live in chains TUNLAB-<pid>-<role> of the

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "pkt.h"
+#include "../base/pkt.h"
 
 enum {
 	/* SO_MARK of every packet injected ("tu"): rules can tell tunlab's own apart. */

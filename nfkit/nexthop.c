@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "keyhash.h"
+#include "../base/keyhash.h"
 #include "nexthop.h"
 
 enum { NL_BUF = 8192 };

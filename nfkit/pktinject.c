@@ -43,9 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "offload.h"
+#include "../base/offload.h"
 #include "pktinject.h"
-#include "reach.h"
+#include "../base/reach.h"
 
 enum {
 	PKTINJECT_SNDBUF = 4 << 20, /* a batch of 64 packets of 64 KiB */
