@@ -132,7 +132,7 @@ struct frontend_stats {
 	uint64_t captured_packets, captured_bytes;
 	uint64_t injected_packets, injected_bytes;
 	uint64_t inject_errors;  /* the kernel refused a packet we wrote */
-	uint64_t inject_denied;  /* a special address (common/reach.h): never handed to the kernel */
+	uint64_t inject_denied;  /* a special address (base/reach.h): never handed to the kernel */
 	uint64_t capture_drops;  /* dropped before we saw it, where the kernel says */
 };
 
@@ -211,7 +211,7 @@ struct frontend_ops {
 	 * holding all its sockets, read_batch services them and always
 	 * returns 0 packets, and write_batch counts packets as dropped.
 	 * src/daemon.c calls attach once the tunnel exists, handing over the
-	 * tunnel's stream port (common/stream.h), and stream_event for every
+	 * tunnel's stream port (base/stream.h), and stream_event for every
 	 * stream message the tunnel delivers. Neither side sees the other.
 	 */
 	void (*attach)(struct frontend *fe, const struct stream_port *port);

@@ -4,7 +4,7 @@
 /*
  * Capture. Every remote prefix (client: --route; server: every peer's
  * prefixes) is routed to lo with "src <inner address>" and "mtu <inner
- * MTU>", proto 77 (common/loroutes.c, TO_LO; IPv6 prefixes as "local"
+ * MTU>", proto 77 (nfkit/loroutes.c, TO_LO; IPv6 prefixes as "local"
  * routes, since Linux turns an IPv6 route via lo into a reject route).
  * The stack builds the packet as for any other route and sends it out
  * through lo, which loops it straight back in. libpcap reads it there on
@@ -29,21 +29,21 @@
  * pseudo-header sum): that is what libpcap reads. Such packets are
  * described, not finished here: PKT_F_NEEDS_CSUM when the field holds the
  * pseudo-header sum, TCP GSO with gso_size from the inner MTU when longer
- * than it (common/offload.c); the tunnel carries them whole and the
+ * than it (base/offload.c); the tunnel carries them whole and the
  * sending side segments and checksums in software for a peer that cannot
  * inject them (--inject raw or pcap), so one 64 KiB packet
  * crosses the frontend boundary and TLS sees one large write.
  *
  * Inject. By default a packet socket on lo with a virtio-net header
- * (common/pktinject.c, one sendmmsg per batch, GSO packets whole:
+ * (nfkit/pktinject.c, one sendmmsg per batch, GSO packets whole:
  * FRONTEND_CAP_OFFLOAD unless --no-offload); --inject raw, raw sockets
- * (common/rawinject.c); --inject pcap, pcap_inject on the lo handle
+ * (nfkit/rawinject.c); --inject pcap, pcap_inject on the lo handle
  * (cap_inject.c, one send per packet). The last two take no offload.
  *
  * Fail-closed. When tunlab dies, by kill -9 too, routes and rules stay:
  * traffic to the prefixes keeps looping into lo and being dropped, never
  * sent in clear. `tunlab cleanup` (and every open first) removes what
- * dead instances left (common/leftovers.c); after that, traffic follows
+ * dead instances left (nfkit/leftovers.c); after that, traffic follows
  * whatever route is left, in clear.
  *
  * What the approach cannot do: --select (a route takes everything to a

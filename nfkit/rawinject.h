@@ -25,7 +25,7 @@ struct rawinject {
 struct rawinject_counts {
 	uint64_t packets, bytes; /* the kernel took them */
 	uint64_t refused;        /* not plain, malformed, no IPv6 here, or refused by the kernel */
-	uint64_t denied;         /* a special source or destination (common/reach.h): never sent */
+	uint64_t denied;         /* a special source or destination (base/reach.h): never sent */
 };
 
 int rawinject_open(struct rawinject *in, char *err, size_t err_len);

@@ -23,8 +23,8 @@ enum {
 
 /*
  * Chains TUNLAB-<pid>-OUT/-PRE and jump rules commented "tunlab:pid=<pid>
- * ..." (common/tagrules.h); the raw-socket injection, the routes and the
- * cleanup of dead instances are shared with the pcap frontend (common/).
+ * ..." (nfkit/tagrules.h); the raw-socket injection, the routes and the
+ * cleanup of dead instances are shared with the pcap frontend (nfkit/).
  */
 
 /* ---- nfq_queue.c: netlink queues, batch read, batch verdict ---- */

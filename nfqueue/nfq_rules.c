@@ -64,7 +64,7 @@ static bool selector_applies(const struct selector *sel, int af, bool out_chain)
 	return !(sel->has_proto && sel->proto == IPPROTO_ICMPV6 && af != AF_INET6);
 }
 
-/* nft's port range, lo-hi; iptables' is common/selector's. */
+/* nft's port range, lo-hi; iptables' is base/selector's. */
 static void nft_ports(FILE *f, const char *opt, const struct port_range *r)
 {
 	if (r->lo == r->hi)

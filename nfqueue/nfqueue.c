@@ -41,7 +41,7 @@
  * dropped, never sent in clear. --fail-open sets NFQA_CFG_F_FAIL_OPEN and
  * --queue-bypass: packets then pass in clear on their normal path.
  *
- * Inject (common/pktinject.c). By default (--inject lo) a packet socket
+ * Inject (nfkit/pktinject.c). By default (--inject lo) a packet socket
  * on lo with a virtio-net header, one sendmmsg per batch: GSO packets go
  * in whole, so FRONTEND_CAP_OFFLOAD is on (unless --no-offload), and the
  * frame loops in on lo to be delivered or forwarded. --inject raw: a raw
@@ -53,7 +53,7 @@
  * server has no such rule: a packet one client sends to another is stolen
  * again and relayed.
  *
- * Routing (common/loroutes.c, KEEP_PATH). The rules steal at the hook, so
+ * Routing (nfkit/loroutes.c, KEEP_PATH). The rules steal at the hook, so
  * traffic they do not select keeps its normal path; tunlab never routes a
  * remote prefix elsewhere. With --address the address goes on lo as a /32
  * or /128 (IPv4 labelled lo:tl<pid>) and each remote prefix gets a copy
@@ -70,7 +70,7 @@
  * then closes the sockets. `tunlab cleanup`, and every nfqueue open first,
  * removes what instances that no longer run left in this network
  * namespace: their chains and jump rules (or nft table), found by pid,
- * and the routes and lo address their rules record (common/leftovers.c).
+ * and the routes and lo address their rules record (nfkit/leftovers.c).
  */
 
 #include <errno.h>

@@ -9,7 +9,7 @@
  * Ownership: each device carries the alias "tunlab:pid=N", each route the
  * protocol TUNB_RT_PROTO. A device is a dead instance's only if its alias
  * (or, without one, its default name tunlab<N>) names an owner that
- * common/owner.h proves dead, and a route only if it is proto 77 on such
+ * base/owner.h proves dead, and a route only if it is proto 77 on such
  * a device: a live instance's route to the same prefix is on another.
  */
 

@@ -66,7 +66,7 @@ struct tunnel_config {
 	const char *ticket_keys_file;
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
 	/*
-	 * What the peer may reach (common/reach.h); must outlive the tunnel.
+	 * What the peer may reach (base/reach.h); must outlive the tunnel.
 	 * Server: destinations of packets, STREAM_OPEN and DGRAM, with the
 	 * peers' prefixes owned by their struct peer of peers. Client: the
 	 * sources the server may send from. NULL: only the special ranges
@@ -160,7 +160,7 @@ bool tunnel_send_blocked(const struct tunnel *t);
 void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out);
 
 /*
- * Streams (common/stream.h): frames msg onto its link; a client's OPEN
+ * Streams (base/stream.h): frames msg onto its link; a client's OPEN
  * with msg->link NULL goes to the established session and sets msg->link.
  * Returns 0 or the negative errno of struct stream_port's send. Nothing
  * is dropped silently: a stream that cannot be sent is the caller's to

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/gso.h: segments checked field by field with a checksum of the test's own. */
+/* Unit tests of base/gso.h: segments checked field by field with a checksum of the test's own. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of the nfqueue frontend's pure parts: offload metadata, rule text, owner comments (common/tagrules). */
+/* Unit tests of the nfqueue frontend's pure parts: offload metadata, rule text, owner comments (nfkit/tagrules). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

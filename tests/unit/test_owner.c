@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/owner.h: who is dead (the lock, never the pid) and what a record may hold. */
+/* Unit tests of base/owner.h: who is dead (the lock, never the pid) and what a record may hold. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/pktinject.h: the virtio-net and Ethernet header built for each kind of packet. */
+/* Unit tests of nfkit/pktinject.h: the virtio-net and Ethernet header built for each kind of packet. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

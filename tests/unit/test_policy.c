@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for the policy database file (common/policy.c). */
+/* Unit tests for the policy database file (base/policy.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>

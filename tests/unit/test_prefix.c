@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/prefix.h (parsing, matching, the LPM table) and common/pkt.h. */
+/* Unit tests of base/prefix.h (parsing, matching, the LPM table) and base/pkt.h. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

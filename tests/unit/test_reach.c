@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/reach.h: special ranges, v4 in v6 clothing, exports, local and peer entries. */
+/* Unit tests of base/reach.h: special ranges, v4 in v6 clothing, exports, local and peer entries. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for --select traffic selectors (common/selector.c). */
+/* Unit tests for --select traffic selectors (base/selector.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
