@@ -2,7 +2,7 @@
 /*
  * The frontend boundary: how packets leave the local stack for the tunnel
  * (capture) and come back in from it (inject). One ops table per approach,
- * chosen by name at run time from frontend_registry[]; the tunnel never
+ * chosen by name at run time from src/frontends.h's registry; the tunnel never
  * sees any of this.
  */
 #ifndef TUNLAB_FRONTEND_H
@@ -232,13 +232,5 @@ struct frontend_ops {
 	int (*policy_reload)(struct frontend *fe, const struct frontend_config *cfg, char *err,
 			     size_t err_len);
 };
-
-/* NULL-terminated, in the order --help lists them. */
-extern const struct frontend_ops *const frontend_registry[];
-
-/* The registered ops named name, or NULL (then frontend_planned() may say why). */
-const struct frontend_ops *frontend_find(const char *name);
-/* For a known approach not built yet: which issue brings it; else NULL. */
-const char *frontend_planned(const char *name);
 
 #endif

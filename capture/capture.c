@@ -206,7 +206,7 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 
 	if (!c)
 		return NULL;
-	c->fe.ops = &pcap_frontend;
+	c->fe.ops = &capture_frontend;
 	c->verbose = cfg->verbose;
 	c->inject_pcap = inject_pcap;
 	c->method = method;
@@ -330,7 +330,7 @@ static int capf_cleanup(bool verbose, char *err, size_t err_len)
 	return leftovers_cleanup(verbose, false, err, err_len);
 }
 
-const struct frontend_ops pcap_frontend = {
+const struct frontend_ops capture_frontend = {
 	.name = "pcap",
 	/* Routes to lo select by destination only; bypass and discard are not built yet. */
 	.policy_keys = 0,

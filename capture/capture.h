@@ -5,6 +5,6 @@
 
 #include "../base/frontend.h"
 
-extern const struct frontend_ops pcap_frontend;
+extern const struct frontend_ops capture_frontend;
 
 #endif

@@ -207,7 +207,7 @@ static void on_conn_msg(struct proxy *px, struct px_link *l, const struct stream
 		px_conn_on_msg(c, msg);
 }
 
-static void proxy_stream_event(struct frontend *fe, const struct stream_msg *msg)
+static void pxf_stream_event(struct frontend *fe, const struct stream_msg *msg)
 {
 	struct proxy *px = to_proxy(fe);
 	struct px_link *l;
@@ -237,7 +237,7 @@ static void proxy_stream_event(struct frontend *fe, const struct stream_msg *msg
 	}
 }
 
-static void proxy_attach(struct frontend *fe, const struct stream_port *port)
+static void pxf_attach(struct frontend *fe, const struct stream_port *port)
 {
 	struct proxy *px = to_proxy(fe);
 
@@ -304,7 +304,7 @@ static void dispatch(struct proxy *px, struct px_watch *w, uint32_t events)
 	}
 }
 
-static int proxy_read_batch(struct frontend *fe, struct pkt_batch *batch)
+static int pxf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 {
 	struct proxy *px = to_proxy(fe);
 	struct epoll_event evs[PX_EVENTS_PER_CALL];
@@ -322,13 +322,13 @@ static int proxy_read_batch(struct frontend *fe, struct pkt_batch *batch)
 }
 
 /* The proxy injects no packets: a packet frontend's peer sent some anyway. */
-static int proxy_write_batch(struct frontend *fe, const struct pkt_batch *batch)
+static int pxf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
 	fe->stream_stats.dropped_packets += batch->count;
 	return 0;
 }
 
-static int proxy_fd(const struct frontend *fe)
+static int pxf_fd(const struct frontend *fe)
 {
 	return to_proxy(fe)->epfd;
 }
@@ -427,7 +427,7 @@ err_tcp:
 	return ret;
 }
 
-static void proxy_free(struct proxy *px)
+static void pxf_free(struct proxy *px)
 {
 	close_events(px);
 	keyhash_free(px->conn_hash);
@@ -452,7 +452,7 @@ unsigned px_per_client_cap(unsigned flag, unsigned budget, unsigned builtin)
 	return builtin < share ? builtin : share;
 }
 
-static int proxy_open(struct frontend **out, const struct frontend_config *cfg, char *err,
+static int pxf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
 		      size_t err_len)
 {
 	struct proxy *px = calloc(1, sizeof(*px));
@@ -497,11 +497,11 @@ static int proxy_open(struct frontend **out, const struct frontend_config *cfg, 
 	return 0;
 
 err_free:
-	proxy_free(px);
+	pxf_free(px);
 	return ret;
 }
 
-static void proxy_close(struct frontend *fe)
+static void pxf_close(struct frontend *fe)
 {
 	struct proxy *px = to_proxy(fe);
 
@@ -527,10 +527,10 @@ static void proxy_close(struct frontend *fe)
 	px_syn_close(&px->syn);
 	px_udp_close(px);
 	px_client_close(px);
-	proxy_free(px);
+	pxf_free(px);
 }
 
-static int proxy_cleanup(bool verbose, char *err, size_t err_len)
+static int pxf_cleanup(bool verbose, char *err, size_t err_len)
 {
 	return px_rules_cleanup(verbose, err, err_len);
 }
@@ -543,12 +543,12 @@ const struct frontend_ops proxy_frontend = {
 	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
 	.policy_why = "its REDIRECT and TPROXY rules take protect entries only",
 	.summary = "intercept TCP (REDIRECT) and UDP (TPROXY) at the socket layer, carry byte streams",
-	.open = proxy_open,
-	.fd = proxy_fd,
-	.read_batch = proxy_read_batch,
-	.write_batch = proxy_write_batch,
-	.close = proxy_close,
-	.cleanup = proxy_cleanup,
-	.attach = proxy_attach,
-	.stream_event = proxy_stream_event,
+	.open = pxf_open,
+	.fd = pxf_fd,
+	.read_batch = pxf_read_batch,
+	.write_batch = pxf_write_batch,
+	.close = pxf_close,
+	.cleanup = pxf_cleanup,
+	.attach = pxf_attach,
+	.stream_event = pxf_stream_event,
 };

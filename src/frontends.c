@@ -10,10 +10,10 @@
 #include "../base/frontend.h"
 
 const struct frontend_ops *const frontend_registry[] = {
-	&tun_frontend,
+	&tunbackend_frontend,
 	&nfqueue_frontend,
 	&proxy_frontend,
-	&pcap_frontend,
+	&capture_frontend,
 	NULL,
 };
 

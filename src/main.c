@@ -7,7 +7,7 @@
 #include "../base/owner.h"
 #include "ctl_cli.h"
 #include "daemon.h"
-#include "../base/frontend.h"
+#include "frontends.h"
 #include "options.h"
 
 static int run_cleanup(const struct options *opts)

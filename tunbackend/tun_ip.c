@@ -71,7 +71,7 @@ static void add_link_lines(FILE *setup, const char *dev, const struct frontend_c
 	}
 }
 
-int tunb_ip_lines(const char *dev, const struct frontend_config *cfg, char **setup,
+int tun_ip_lines(const char *dev, const struct frontend_config *cfg, char **setup,
 		  char **teardown)
 {
 	size_t setup_len, teardown_len;
@@ -306,7 +306,7 @@ out:
 	return ret;
 }
 
-int tunb_ip_cleanup(bool verbose, char *err, size_t err_len)
+int tun_ip_cleanup(bool verbose, char *err, size_t err_len)
 {
 	struct owner_judge judge;
 	struct dead_links dead = { .judge = &judge };

@@ -368,7 +368,7 @@ static size_t build_frame(uint8_t *f, size_t payload, bool partial)
 static void test_policy_refused(void **state)
 {
 	static const char dst_only[] = "protect dst=10.102.0.0/24\nprotect dst=fd02::/64,uid=1000\n";
-	const struct frontend_ops *const ops[] = { &pcap_frontend, &tun_frontend };
+	const struct frontend_ops *const ops[] = { &capture_frontend, &tunbackend_frontend };
 	struct frontend_config cfg = { .role = FRONTEND_CLIENT };
 	struct ip_prefix routes[8];
 	struct policy p;
@@ -393,7 +393,7 @@ static void test_policy_refused(void **state)
 	}
 	/* dst alone, protect alone: what --route always was, and the routes are those dsts. */
 	policy_fixture_load("protect dst=10.102.0.0/24\nprotect dst=fd02::/64\n", &p, routes, &cfg);
-	assert_int_equal(policy_check_caps(&p, pcap_frontend.policy_keys, pcap_frontend.policy_actions, "x",
+	assert_int_equal(policy_check_caps(&p, capture_frontend.policy_keys, capture_frontend.policy_actions, "x",
 					   "y", err, sizeof(err)), 0);
 	assert_int_equal(cfg.route_count, 2);
 	policy_free(&p);
