@@ -37,8 +37,13 @@ endif
 BASE_SRC := $(wildcard base/*.c)
 NFKIT_SRC := $(wildcard nfkit/*.c)
 TUNNEL_SRC := $(wildcard tunnel/*.c)
-FRONTEND_SRC := $(wildcard tunbackend/*.c) $(wildcard nfqueue/*.c) $(wildcard proxy/*.c) \
-	$(wildcard capture/*.c)
+# One word per interception approach: its folder (and one line in src/frontends.c).
+FRONTENDS := tunbackend nfqueue proxy capture
+FRONTEND_SRC := $(foreach f,$(FRONTENDS),$(wildcard $(f)/*.c))
+# Frontends the unit tests build but the shipped binary does not register.
+TEST_FRONTENDS := tests/skeleton
+TEST_FRONTEND_OBJ := $(foreach f,$(TEST_FRONTENDS),$(patsubst %.c,$(BUILD)/%.o,$(wildcard $(f)/*.c)))
+.SECONDARY: $(TEST_FRONTEND_OBJ)
 CLI_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_SRC := $(BASE_SRC) $(NFKIT_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -81,7 +86,7 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ) $(TEST_FRONTEND_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(CMOCKA_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CMOCKA_LIBS) $(LDLIBS)
