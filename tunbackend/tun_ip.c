@@ -195,21 +195,6 @@ static int scan_links(char *buf, struct dead_links *dead, char *err, size_t err_
 	return for_each_line(buf, collect_dead_link, dead);
 }
 
-/* The word after key in line ("dev", "table"), into out; false if absent. */
-static bool route_field(const char *line, const char *key, char *out, size_t out_len)
-{
-	size_t klen = strlen(key);
-
-	for (const char *p = strstr(line, key); p; p = strstr(p + 1, key)) {
-		if ((p != line && p[-1] != ' ') || p[klen] != ' ')
-			continue;
-		p += klen + 1;
-		snprintf(out, out_len, "%.*s", (int)strcspn(p, " "), p);
-		return out[0] != '\0';
-	}
-	return false;
-}
-
 struct route_scan {
 	const struct dead_links *dead;
 	FILE *batch; /* NULL: only count */
@@ -223,7 +208,7 @@ static int collect_dead_route(char *line, void *arg)
 	char dev[IFNAMSIZ], table[32];
 	const char *dev_at = strstr(line, " dev ");
 
-	if (!dev_at || !route_field(line, "dev", dev, sizeof(dev)) ||
+	if (!dev_at || !sysexec_ip_field(line, "dev", dev, sizeof(dev)) ||
 	    !dead_contains(rs->dead, dev))
 		return 0;
 	rs->count++;
@@ -231,7 +216,7 @@ static int collect_dead_route(char *line, void *arg)
 		return 0;
 	fprintf(rs->batch, "route del %.*s dev %s proto %d", (int)(dev_at - line), line, dev,
 		TUNB_RT_PROTO);
-	if (route_field(line, "table", table, sizeof(table)))
+	if (sysexec_ip_field(line, "table", table, sizeof(table)))
 		fprintf(rs->batch, " table %s", table);
 	fputc('\n', rs->batch);
 	return 0;

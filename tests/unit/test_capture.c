@@ -20,6 +20,7 @@
 #include "../../base/gso.h"
 #include "../../nfkit/loroutes.h"
 #include "../../base/offload.h"
+#include "../../base/sysexec.h"
 
 /* ---- configuration fixtures ---- */
 
@@ -487,10 +488,32 @@ static void test_take_v6_cooked(void **state)
 	assert_int_equal(cap_take_packet(frame, sizeof(frame), sizeof(frame), 16, slot, 1400, &p), 0);
 }
 
+/* One field parser for ip's output, as loroutes (paths, addresses) and tunbackend (cleanup) read it. */
+static void test_ip_field(void **state)
+{
+	(void)state;
+	char w[32];
+
+	assert_true(sysexec_ip_field("10.9.0.0/24 via 10.0.0.1 dev eth0 proto 77", "dev", w, sizeof(w)));
+	assert_string_equal(w, "eth0");
+	assert_true(sysexec_ip_field("10.9.0.0/24 dev tunlab12 table 100", "table", w, sizeof(w)));
+	assert_string_equal(w, "100");
+	/* A whole word only: "dev" inside "mydev" is not the key. */
+	assert_false(sysexec_ip_field("x mydev eth0", "dev", w, sizeof(w)));
+	/* ip -o ends a line with a backslash: not part of the value. */
+	assert_true(sysexec_ip_field("1: lo    inet 10.8.0.2/24 scope host lo\\       valid_lft", "inet", w,
+				     sizeof(w)));
+	assert_string_equal(w, "10.8.0.2/24");
+	assert_true(sysexec_ip_field("a dev eth1\\", "dev", w, sizeof(w)));
+	assert_string_equal(w, "eth1");
+	assert_false(sysexec_ip_field("10.9.0.0/24 dev", "dev", w, sizeof(w)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plan),
+		cmocka_unit_test(test_ip_field),
 		cmocka_unit_test(test_filter_client),
 		cmocka_unit_test(test_filter_inner_excluded),
 		cmocka_unit_test(test_filter_server),
