@@ -37,6 +37,7 @@
 
 #include "../base/owner.h"
 #include "../base/sysexec.h"
+#include "../nfkit/selrender.h"
 #include "../nfkit/tagrules.h"
 #include "px.h"
 
