@@ -59,6 +59,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../nfkit/kitfe.h"
 #include "../nfkit/leftovers.h"
 #include "../nfkit/loroutes.h"
 #include "../nfkit/pktinject.h"
@@ -164,26 +165,6 @@ static int install_rules(struct capf *c, const struct frontend_config *cfg, char
 
 /* ---- open and close ---- */
 
-static int setup_routes(struct capf *c, const struct frontend_config *cfg, char *err,
-			size_t err_len)
-{
-	struct loroutes_params p = {
-		.routes = cfg->routes,
-		.route_count = cfg->route_count,
-		.addresses = cfg->addresses,
-		.address_count = cfg->address_count,
-		.mode = LOROUTES_TO_LO,
-		.mtu = cfg->mtu,
-		.verbose = cfg->verbose,
-		.owner = &c->owner,
-	};
-	int ret = loroutes_setup(&c->routes, &p, err, err_len);
-
-	if (ret < 0 && ret != -EIO)
-		snprintf(err, err_len, "pcap routes: %s", strerror(-ret));
-	return ret;
-}
-
 static int open_inject(struct capf *c, char *err, size_t err_len)
 {
 	if (c->inject_pcap)
@@ -262,7 +243,7 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = install_rules(c, &local, err, err_len);
 	if (ret < 0)
 		goto err_inject;
-	ret = setup_routes(c, &local, err, err_len);
+	ret = kitfe_routes(&c->routes, &c->owner, &local, LOROUTES_TO_LO, "pcap", err, err_len);
 	if (ret < 0)
 		goto err_rules;
 	*out = &c->fe;
@@ -296,18 +277,11 @@ static int capf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 static int capf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
 	struct capf *c = to_capf(fe);
-	struct rawinject_counts n = { 0 };
-	int ret;
 
 	if (c->inject_pcap)
 		return cap_inject_batch(&c->pinject, batch, &fe->stats, fe->error,
 					sizeof(fe->error));
-	ret = pktinject_any_batch(&c->raw, batch, &n, fe->error, sizeof(fe->error));
-	fe->stats.injected_packets += n.packets;
-	fe->stats.injected_bytes += n.bytes;
-	fe->stats.inject_errors += n.refused;
-	fe->stats.inject_denied += n.denied;
-	return ret;
+	return kitfe_inject(fe, &c->raw, batch);
 }
 
 static void capf_close(struct frontend *fe)
@@ -325,11 +299,6 @@ static void capf_close(struct frontend *fe)
 	free(c);
 }
 
-static int capf_cleanup(bool verbose, char *err, size_t err_len)
-{
-	return leftovers_cleanup(verbose, false, err, err_len);
-}
-
 const struct frontend_ops capture_frontend = {
 	.name = "pcap",
 	/* Routes to lo select by destination only; bypass and discard are not built yet. */
@@ -343,5 +312,5 @@ const struct frontend_ops capture_frontend = {
 	.read_batch = capf_read_batch,
 	.write_batch = capf_write_batch,
 	.close = capf_close,
-	.cleanup = capf_cleanup,
+	.cleanup = kitfe_cleanup,
 };
