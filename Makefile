@@ -34,12 +34,18 @@ else
 Q := @
 endif
 
-COMMON_SRC := $(wildcard common/*.c)
+BASE_SRC := $(wildcard base/*.c)
+NFKIT_SRC := $(wildcard nfkit/*.c)
 TUNNEL_SRC := $(wildcard tunnel/*.c) $(wildcard dgram/*.c)
-FRONTEND_SRC := $(wildcard tunbackend/*.c) $(wildcard nfqueue/*.c) $(wildcard proxy/*.c) \
-	$(wildcard capture/*.c)
+# One word per interception approach: its folder (and one line in src/frontends.c).
+FRONTENDS := tunbackend nfqueue proxy capture
+FRONTEND_SRC := $(foreach f,$(FRONTENDS),$(wildcard $(f)/*.c))
+# Frontends the unit tests build but the shipped binary does not register.
+TEST_FRONTENDS := tests/skeleton
+TEST_FRONTEND_OBJ := $(foreach f,$(TEST_FRONTENDS),$(patsubst %.c,$(BUILD)/%.o,$(wildcard $(f)/*.c)))
+.SECONDARY: $(TEST_FRONTEND_OBJ)
 CLI_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_SRC := $(COMMON_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
+LIB_SRC := $(BASE_SRC) $(NFKIT_SRC) $(TUNNEL_SRC) $(FRONTEND_SRC) $(CLI_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -49,7 +55,7 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 TUNLAB := $(BUILD)/tunlab
 # Benchmarks that link the tunnel alone, without any frontend.
-TOOL_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ := $(BASE_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
 TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/hash_flood
 # Test tools, linked the same way: tl_peer is a hostile tunnel peer.
 TOOLS += $(BUILD)/tools/tl_peer
@@ -82,26 +88,26 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ) $(TEST_FRONTEND_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(CMOCKA_CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(CMOCKA_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CMOCKA_LIBS) $(LDLIBS)
 
 $(BUILD)/tools/%: experiments/tools/%.c $(TOOL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 # The exit's conn table under a hash flood: it needs the proxy frontend.
 $(BUILD)/tools/hash_flood: experiments/tools/hash_flood.c $(LIB_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(TOOL_OBJ)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 # apt-installs what is missing; does nothing (and needs no network) when all is there.
 deps:

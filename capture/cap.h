@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 enum {
 	/* The largest IP packet (FRAME_IP_MAX) and the longest link header we strip. */

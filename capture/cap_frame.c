@@ -12,7 +12,7 @@
  * Offload. A packet socket shows a CHECKSUM_PARTIAL skb as it is: its
  * TCP or UDP checksum field holds the pseudo-header sum the device was to
  * finish, and no flag says so (libpcap passes no tp_status). The field
- * itself does: it equals the folded pseudo-header sum (common/offload.c),
+ * itself does: it equals the folded pseudo-header sum (base/offload.c),
  * and a complete checksum that happens to equal it is finished to the
  * same value again. A packet longer than the MTU the routes set is a GSO
  * packet (lo does TSO, a forwarded one kept its GSO state from the veth):
@@ -21,7 +21,7 @@
 
 #include <string.h>
 
-#include "../common/offload.h"
+#include "../base/offload.h"
 #include "cap.h"
 
 static uint16_t get16(const uint8_t *p)

@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/reach.h"
+#include "../base/reach.h"
 #include "cap.h"
 
 int cap_inject_open(struct cap_inject *in, void *lo_pcap, char *err, size_t err_len)

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../common/tagrules.h"
+#include "../nfkit/tagrules.h"
 #include "cap.h"
 
 /* A filter nothing passes: len <= 0. */

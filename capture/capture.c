@@ -4,7 +4,7 @@
 /*
  * Capture. Every remote prefix (client: --route; server: every peer's
  * prefixes) is routed to lo with "src <inner address>" and "mtu <inner
- * MTU>", proto 77 (common/loroutes.c, TO_LO; IPv6 prefixes as "local"
+ * MTU>", proto 77 (nfkit/loroutes.c, TO_LO; IPv6 prefixes as "local"
  * routes, since Linux turns an IPv6 route via lo into a reject route).
  * The stack builds the packet as for any other route and sends it out
  * through lo, which loops it straight back in. libpcap reads it there on
@@ -29,21 +29,21 @@
  * pseudo-header sum): that is what libpcap reads. Such packets are
  * described, not finished here: PKT_F_NEEDS_CSUM when the field holds the
  * pseudo-header sum, TCP GSO with gso_size from the inner MTU when longer
- * than it (common/offload.c); the tunnel carries them whole and the
+ * than it (base/offload.c); the tunnel carries them whole and the
  * sending side segments and checksums in software for a peer that cannot
  * inject them (--inject raw or pcap), so one 64 KiB packet
  * crosses the frontend boundary and TLS sees one large write.
  *
  * Inject. By default a packet socket on lo with a virtio-net header
- * (common/pktinject.c, one sendmmsg per batch, GSO packets whole:
+ * (nfkit/pktinject.c, one sendmmsg per batch, GSO packets whole:
  * FRONTEND_CAP_OFFLOAD unless --no-offload); --inject raw, raw sockets
- * (common/rawinject.c); --inject pcap, pcap_inject on the lo handle
+ * (nfkit/rawinject.c); --inject pcap, pcap_inject on the lo handle
  * (cap_inject.c, one send per packet). The last two take no offload.
  *
  * Fail-closed. When tunlab dies, by kill -9 too, routes and rules stay:
  * traffic to the prefixes keeps looping into lo and being dropped, never
  * sent in clear. `tunlab cleanup` (and every open first) removes what
- * dead instances left (common/leftovers.c); after that, traffic follows
+ * dead instances left (nfkit/leftovers.c); after that, traffic follows
  * whatever route is left, in clear.
  *
  * What the approach cannot do: --select (a route takes everything to a
@@ -59,10 +59,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/leftovers.h"
-#include "../common/loroutes.h"
-#include "../common/pktinject.h"
-#include "../common/tagrules.h"
+#include "../nfkit/kitfe.h"
+#include "../nfkit/leftovers.h"
+#include "../nfkit/loroutes.h"
+#include "../nfkit/pktinject.h"
+#include "../nfkit/tagrules.h"
 #include "cap.h"
 #include "capture.h"
 
@@ -164,26 +165,6 @@ static int install_rules(struct capf *c, const struct frontend_config *cfg, char
 
 /* ---- open and close ---- */
 
-static int setup_routes(struct capf *c, const struct frontend_config *cfg, char *err,
-			size_t err_len)
-{
-	struct loroutes_params p = {
-		.routes = cfg->routes,
-		.route_count = cfg->route_count,
-		.addresses = cfg->addresses,
-		.address_count = cfg->address_count,
-		.mode = LOROUTES_TO_LO,
-		.mtu = cfg->mtu,
-		.verbose = cfg->verbose,
-		.owner = &c->owner,
-	};
-	int ret = loroutes_setup(&c->routes, &p, err, err_len);
-
-	if (ret < 0 && ret != -EIO)
-		snprintf(err, err_len, "pcap routes: %s", strerror(-ret));
-	return ret;
-}
-
 static int open_inject(struct capf *c, char *err, size_t err_len)
 {
 	if (c->inject_pcap)
@@ -206,7 +187,7 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 
 	if (!c)
 		return NULL;
-	c->fe.ops = &pcap_frontend;
+	c->fe.ops = &capture_frontend;
 	c->verbose = cfg->verbose;
 	c->inject_pcap = inject_pcap;
 	c->method = method;
@@ -262,7 +243,7 @@ static int capf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = install_rules(c, &local, err, err_len);
 	if (ret < 0)
 		goto err_inject;
-	ret = setup_routes(c, &local, err, err_len);
+	ret = kitfe_routes(&c->routes, &c->owner, &local, LOROUTES_TO_LO, "pcap", err, err_len);
 	if (ret < 0)
 		goto err_rules;
 	*out = &c->fe;
@@ -296,18 +277,11 @@ static int capf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 static int capf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
 	struct capf *c = to_capf(fe);
-	struct rawinject_counts n = { 0 };
-	int ret;
 
 	if (c->inject_pcap)
 		return cap_inject_batch(&c->pinject, batch, &fe->stats, fe->error,
 					sizeof(fe->error));
-	ret = pktinject_any_batch(&c->raw, batch, &n, fe->error, sizeof(fe->error));
-	fe->stats.injected_packets += n.packets;
-	fe->stats.injected_bytes += n.bytes;
-	fe->stats.inject_errors += n.refused;
-	fe->stats.inject_denied += n.denied;
-	return ret;
+	return kitfe_inject(fe, &c->raw, batch);
 }
 
 static void capf_close(struct frontend *fe)
@@ -325,12 +299,7 @@ static void capf_close(struct frontend *fe)
 	free(c);
 }
 
-static int capf_cleanup(bool verbose, char *err, size_t err_len)
-{
-	return leftovers_cleanup(verbose, false, err, err_len);
-}
-
-const struct frontend_ops pcap_frontend = {
+const struct frontend_ops capture_frontend = {
 	.name = "pcap",
 	/* Routes to lo select by destination only; bypass and discard are not built yet. */
 	.policy_keys = 0,
@@ -343,5 +312,5 @@ const struct frontend_ops pcap_frontend = {
 	.read_batch = capf_read_batch,
 	.write_batch = capf_write_batch,
 	.close = capf_close,
-	.cleanup = capf_cleanup,
+	.cleanup = kitfe_cleanup,
 };

@@ -3,8 +3,8 @@
 #ifndef TUNLAB_CAPTURE_H
 #define TUNLAB_CAPTURE_H
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
-extern const struct frontend_ops pcap_frontend;
+extern const struct frontend_ops capture_frontend;
 
 #endif

@@ -8,11 +8,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "../common/leftovers.h"
-#include "../common/loroutes.h"
-#include "../common/pktinject.h"
-#include "../common/tagrules.h"
-#include "../src/frontend.h"
+#include "../nfkit/leftovers.h"
+#include "../nfkit/loroutes.h"
+#include "../nfkit/pktinject.h"
+#include "../nfkit/tagrules.h"
+#include "../base/frontend.h"
 
 enum {
 	/* SO_MARK of every packet we inject ("tu"): a client's chains let it pass. */
@@ -23,8 +23,8 @@ enum {
 
 /*
  * Chains TUNLAB-<pid>-OUT/-PRE and jump rules commented "tunlab:pid=<pid>
- * ..." (common/tagrules.h); the raw-socket injection, the routes and the
- * cleanup of dead instances are shared with the pcap frontend (common/).
+ * ..." (nfkit/tagrules.h); the raw-socket injection, the routes and the
+ * cleanup of dead instances are shared with the pcap frontend (nfkit/).
  */
 
 /* ---- nfq_queue.c: netlink queues, batch read, batch verdict ---- */

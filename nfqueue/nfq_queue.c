@@ -40,8 +40,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "../common/nfqsock.h"
-#include "../common/offload.h"
+#include "../nfkit/nfqsock.h"
+#include "../base/offload.h"
 #include "nfq.h"
 
 enum {

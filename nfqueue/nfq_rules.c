@@ -26,7 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/sysexec.h"
+#include "../base/sysexec.h"
+#include "../nfkit/selrender.h"
 #include "nfq.h"
 
 static const int fam_af[TAGRULES_FAM_COUNT] = { AF_INET, AF_INET6 };
@@ -49,51 +50,6 @@ static void owner_comment(const struct frontend_config *cfg, long pid, char *out
 }
 
 /* ---- matches ---- */
-
-/* Whether sel can match packets of family af in this chain at all. */
-static bool selector_applies(const struct selector *sel, int af, bool out_chain)
-{
-	if (!sel)
-		return true;
-	if (sel->has_uid && !out_chain)
-		return false; /* a forwarded packet has no local owner */
-	if (sel->has_src && sel->src.addr.family != af)
-		return false;
-	if (sel->has_proto && sel->proto == IPPROTO_ICMP && af != AF_INET)
-		return false;
-	return !(sel->has_proto && sel->proto == IPPROTO_ICMPV6 && af != AF_INET6);
-}
-
-/* nft's port range, lo-hi; iptables' is common/selector's. */
-static void nft_ports(FILE *f, const char *opt, const struct port_range *r)
-{
-	if (r->lo == r->hi)
-		fprintf(f, " %s %u", opt, r->lo);
-	else
-		fprintf(f, " %s %u-%u", opt, r->lo, r->hi);
-}
-
-static void nft_matches(FILE *f, const struct selector *sel, int af)
-{
-	char text[PREFIX_STR_MAX];
-
-	if (!sel)
-		return;
-	if (sel->has_src) {
-		prefix_format(&sel->src, text, sizeof(text));
-		fprintf(f, " %s saddr %s", af == AF_INET ? "ip" : "ip6", text);
-	}
-	if (sel->has_proto)
-		fprintf(f, " meta l4proto %u", sel->proto);
-	if (sel->has_sport)
-		nft_ports(f, "th sport", &sel->sport);
-	if (sel->has_dport)
-		nft_ports(f, "th dport", &sel->dport);
-	if (sel->has_mark)
-		fprintf(f, " meta mark 0x%x", sel->mark);
-	if (sel->has_uid)
-		fprintf(f, " meta skuid %u", sel->uid);
-}
 
 static void ipt_target(FILE *f, const struct rule_ctx *c)
 {
@@ -276,7 +232,7 @@ static void nft_rule(FILE *f, const struct rule_ctx *c, const char *dst,
 		     const struct frontend_rule *r)
 {
 	fprintf(f, "\t\t%s daddr %s", c->af == AF_INET ? "ip" : "ip6", dst);
-	nft_matches(f, r->sel, c->af);
+	selector_nft_matches(f, r->sel, c->af);
 	if (r->action == POLICY_BYPASS)
 		fputs(" return\n", f);
 	else if (r->action == POLICY_DISCARD)

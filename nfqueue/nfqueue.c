@@ -41,7 +41,7 @@
  * dropped, never sent in clear. --fail-open sets NFQA_CFG_F_FAIL_OPEN and
  * --queue-bypass: packets then pass in clear on their normal path.
  *
- * Inject (common/pktinject.c). By default (--inject lo) a packet socket
+ * Inject (nfkit/pktinject.c). By default (--inject lo) a packet socket
  * on lo with a virtio-net header, one sendmmsg per batch: GSO packets go
  * in whole, so FRONTEND_CAP_OFFLOAD is on (unless --no-offload), and the
  * frame loops in on lo to be delivered or forwarded. --inject raw: a raw
@@ -53,7 +53,7 @@
  * server has no such rule: a packet one client sends to another is stolen
  * again and relayed.
  *
- * Routing (common/loroutes.c, KEEP_PATH). The rules steal at the hook, so
+ * Routing (nfkit/loroutes.c, KEEP_PATH). The rules steal at the hook, so
  * traffic they do not select keeps its normal path; tunlab never routes a
  * remote prefix elsewhere. With --address the address goes on lo as a /32
  * or /128 (IPv4 labelled lo:tl<pid>) and each remote prefix gets a copy
@@ -70,7 +70,7 @@
  * then closes the sockets. `tunlab cleanup`, and every nfqueue open first,
  * removes what instances that no longer run left in this network
  * namespace: their chains and jump rules (or nft table), found by pid,
- * and the routes and lo address their rules record (common/leftovers.c).
+ * and the routes and lo address their rules record (nfkit/leftovers.c).
  */
 
 #include <errno.h>
@@ -78,6 +78,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nfkit/kitfe.h"
 #include "nfq.h"
 #include "nfqueue.h"
 
@@ -98,26 +99,6 @@ struct nfqf {
 static struct nfqf *to_nfqf(const struct frontend *fe)
 {
 	return (struct nfqf *)fe;
-}
-
-/* The inner addresses on lo, each prefix's path copied with its family's as source. */
-static int setup_routes(struct loroutes *r, struct owner_lock *owner,
-			const struct frontend_config *cfg, char *err, size_t err_len)
-{
-	struct loroutes_params p = {
-		.routes = cfg->routes,
-		.route_count = cfg->route_count,
-		.addresses = cfg->addresses,
-		.address_count = cfg->address_count,
-		.mode = LOROUTES_KEEP_PATH,
-		.verbose = cfg->verbose,
-		.owner = owner,
-	};
-	int ret = loroutes_setup(r, &p, err, err_len);
-
-	if (ret < 0 && ret != -EIO)
-		snprintf(err, err_len, "nfqueue routes: %s", strerror(-ret));
-	return ret;
 }
 
 static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
@@ -170,7 +151,7 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);
 	if (ret < 0)
 		goto err_inject;
-	ret = setup_routes(&n->routes, &n->owner, cfg, err, err_len);
+	ret = kitfe_routes(&n->routes, &n->owner, cfg, LOROUTES_KEEP_PATH, "nfqueue", err, err_len);
 	if (ret < 0)
 		goto err_rules;
 	*out = &n->fe;
@@ -214,15 +195,7 @@ static int nfqf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 
 static int nfqf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
-	struct rawinject_counts c = { 0 };
-	int ret = pktinject_any_batch(&to_nfqf(fe)->inject, batch, &c, fe->error,
-				      sizeof(fe->error));
-
-	fe->stats.injected_packets += c.packets;
-	fe->stats.injected_bytes += c.bytes;
-	fe->stats.inject_errors += c.refused;
-	fe->stats.inject_denied += c.denied;
-	return ret;
+	return kitfe_inject(fe, &to_nfqf(fe)->inject, batch);
 }
 
 static void nfqf_close(struct frontend *fe)
@@ -240,11 +213,6 @@ static void nfqf_close(struct frontend *fe)
 	free(n);
 }
 
-static int nfqf_cleanup(bool verbose, char *err, size_t err_len)
-{
-	return leftovers_cleanup(verbose, false, err, err_len);
-}
-
 const struct frontend_ops nfqueue_frontend = {
 	.name = "nfqueue",
 	/* Every key is an iptables match; the actions are NFQUEUE, RETURN and DROP. */
@@ -260,5 +228,5 @@ const struct frontend_ops nfqueue_frontend = {
 	.read_batch = nfqf_read_batch,
 	.write_batch = nfqf_write_batch,
 	.close = nfqf_close,
-	.cleanup = nfqf_cleanup,
+	.cleanup = kitfe_cleanup,
 };

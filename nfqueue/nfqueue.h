@@ -3,7 +3,7 @@
 #ifndef TUNLAB_NFQUEUE_H
 #define TUNLAB_NFQUEUE_H
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 extern const struct frontend_ops nfqueue_frontend;
 

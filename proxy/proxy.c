@@ -52,102 +52,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/keyhash.h"
+#include "../base/keyhash.h"
 #include "proxy.h"
 #include "px.h"
 
 static struct proxy *to_proxy(const struct frontend *fe)
 {
 	return (struct proxy *)fe;
-}
-
-uint64_t px_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-int px_watch_add(struct proxy *px, int fd, struct px_watch *w, uint32_t events)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = w };
-
-	return epoll_ctl(px->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
-
-int px_watch_mod(struct proxy *px, int fd, struct px_watch *w, uint32_t events)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = w };
-
-	return epoll_ctl(px->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
-}
-
-void px_watch_del(struct proxy *px, int fd)
-{
-	epoll_ctl(px->epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-void px_close_rst(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(fd);
-}
-
-/* ---- links ---- */
-
-struct px_link *px_link_get(struct proxy *px, struct stream_link *link, bool create)
-{
-	struct px_link *l;
-
-	for (l = px->links; l; l = l->next)
-		if (l->link == link && !l->down)
-			return l;
-	if (!create || !link)
-		return NULL;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return NULL;
-	l->link = link;
-	l->next = px->links;
-	px->links = l;
-	return l;
-}
-
-int px_send(struct proxy *px, struct px_link *l, struct stream_msg *msg)
-{
-	if (!px->port || (l && l->down))
-		return -ENOTCONN;
-	msg->link = l ? l->link : NULL;
-	return px->port->send(px->port->ctx, msg);
-}
-
-uint32_t px_next_id(struct proxy *px)
-{
-	if (++px->next_id == 0)
-		px->next_id = 1; /* 0 is no id; 4 billion streams later, old ones are long gone */
-	return px->next_id;
-}
-
-void px_bury(struct proxy *px, struct px_watch *w)
-{
-	w->dead = true;
-	w->gnext = px->graveyard;
-	px->graveyard = w;
-}
-
-void px_graveyard_empty(struct proxy *px)
-{
-	while (px->graveyard) {
-		struct px_watch *w = px->graveyard;
-
-		px->graveyard = w->gnext;
-		if (w->kind == PX_W_CONN)
-			free(((struct px_conn *)w)->buf);
-		free(w); /* the watch is the first member of conns and flows */
-	}
 }
 
 static void link_teardown(struct px_link *l)
@@ -207,7 +118,7 @@ static void on_conn_msg(struct proxy *px, struct px_link *l, const struct stream
 		px_conn_on_msg(c, msg);
 }
 
-static void proxy_stream_event(struct frontend *fe, const struct stream_msg *msg)
+static void pxf_stream_event(struct frontend *fe, const struct stream_msg *msg)
 {
 	struct proxy *px = to_proxy(fe);
 	struct px_link *l;
@@ -237,7 +148,7 @@ static void proxy_stream_event(struct frontend *fe, const struct stream_msg *msg
 	}
 }
 
-static void proxy_attach(struct frontend *fe, const struct stream_port *port)
+static void pxf_attach(struct frontend *fe, const struct stream_port *port)
 {
 	struct proxy *px = to_proxy(fe);
 
@@ -304,7 +215,7 @@ static void dispatch(struct proxy *px, struct px_watch *w, uint32_t events)
 	}
 }
 
-static int proxy_read_batch(struct frontend *fe, struct pkt_batch *batch)
+static int pxf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 {
 	struct proxy *px = to_proxy(fe);
 	struct epoll_event evs[PX_EVENTS_PER_CALL];
@@ -322,13 +233,13 @@ static int proxy_read_batch(struct frontend *fe, struct pkt_batch *batch)
 }
 
 /* The proxy injects no packets: a packet frontend's peer sent some anyway. */
-static int proxy_write_batch(struct frontend *fe, const struct pkt_batch *batch)
+static int pxf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
 	fe->stream_stats.dropped_packets += batch->count;
 	return 0;
 }
 
-static int proxy_fd(const struct frontend *fe)
+static int pxf_fd(const struct frontend *fe)
 {
 	return to_proxy(fe)->epfd;
 }
@@ -427,7 +338,7 @@ err_tcp:
 	return ret;
 }
 
-static void proxy_free(struct proxy *px)
+static void pxf_free(struct proxy *px)
 {
 	close_events(px);
 	keyhash_free(px->conn_hash);
@@ -435,24 +346,7 @@ static void proxy_free(struct proxy *px)
 	free(px);
 }
 
-/*
- * A per-client cap: the flag's value, else the built-in one but at most a
- * quarter of the exit's budget, so that one client cannot take all of it
- * (with a hard fd limit of 4096 the budget is some 1700, below the 4096
- * streams a client may otherwise open). At least 1.
- */
-unsigned px_per_client_cap(unsigned flag, unsigned budget, unsigned builtin)
-{
-	unsigned share = budget / PX_PER_CLIENT_BUDGET_DIVISOR;
-
-	if (flag)
-		return flag;
-	if (share < 1)
-		share = 1;
-	return builtin < share ? builtin : share;
-}
-
-static int proxy_open(struct frontend **out, const struct frontend_config *cfg, char *err,
+static int pxf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
 		      size_t err_len)
 {
 	struct proxy *px = calloc(1, sizeof(*px));
@@ -497,11 +391,11 @@ static int proxy_open(struct frontend **out, const struct frontend_config *cfg, 
 	return 0;
 
 err_free:
-	proxy_free(px);
+	pxf_free(px);
 	return ret;
 }
 
-static void proxy_close(struct frontend *fe)
+static void pxf_close(struct frontend *fe)
 {
 	struct proxy *px = to_proxy(fe);
 
@@ -527,10 +421,10 @@ static void proxy_close(struct frontend *fe)
 	px_syn_close(&px->syn);
 	px_udp_close(px);
 	px_client_close(px);
-	proxy_free(px);
+	pxf_free(px);
 }
 
-static int proxy_cleanup(bool verbose, char *err, size_t err_len)
+static int pxf_cleanup(bool verbose, char *err, size_t err_len)
 {
 	return px_rules_cleanup(verbose, err, err_len);
 }
@@ -543,12 +437,12 @@ const struct frontend_ops proxy_frontend = {
 	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
 	.policy_why = "its REDIRECT and TPROXY rules take protect entries only",
 	.summary = "intercept TCP (REDIRECT) and UDP (TPROXY) at the socket layer, carry byte streams",
-	.open = proxy_open,
-	.fd = proxy_fd,
-	.read_batch = proxy_read_batch,
-	.write_batch = proxy_write_batch,
-	.close = proxy_close,
-	.cleanup = proxy_cleanup,
-	.attach = proxy_attach,
-	.stream_event = proxy_stream_event,
+	.open = pxf_open,
+	.fd = pxf_fd,
+	.read_batch = pxf_read_batch,
+	.write_batch = pxf_write_batch,
+	.close = pxf_close,
+	.cleanup = pxf_cleanup,
+	.attach = pxf_attach,
+	.stream_event = pxf_stream_event,
 };

@@ -3,7 +3,7 @@
 #ifndef TUNLAB_PROXY_H
 #define TUNLAB_PROXY_H
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 extern const struct frontend_ops proxy_frontend;
 

@@ -11,8 +11,8 @@
 struct mnl_socket;
 struct keyhash;
 
-#include "../common/owner.h"
-#include "../src/frontend.h"
+#include "../base/owner.h"
+#include "../base/frontend.h"
 #include "../tunnel/proto.h"
 
 enum {
@@ -217,7 +217,7 @@ struct proxy {
 };
 
 
-/* ---- proxy.c ---- */
+/* ---- px_core.c: the toolbox every px_ file calls down into ---- */
 uint64_t px_now_ms(void);
 int px_watch_add(struct proxy *px, int fd, struct px_watch *w, uint32_t events);
 int px_watch_mod(struct proxy *px, int fd, struct px_watch *w, uint32_t events);

@@ -27,7 +27,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../common/keyhash.h"
+#include "../base/keyhash.h"
 #include "px.h"
 
 /*

@@ -20,7 +20,7 @@
  * and "local default dev lo table PX_TABLE", both proto 77. nat sees only
  * a connection's first packet, so REDIRECT costs nothing per packet after.
  * The jump rules and chain names carry the pid: `tunlab cleanup` (and
- * every client open) removes those of owners that common/owner.h proves
+ * every client open) removes those of owners that base/owner.h proves
  * dead (their lock is free), and a family's fwmark rule and table once no
  * live proxy has a TPROXY chain of that family left. One proxy client per namespace can carry UDP: the
  * mark and table are fixed numbers.
@@ -35,12 +35,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/owner.h"
-#include "../common/sysexec.h"
-#include "../common/tagrules.h"
+#include "../base/owner.h"
+#include "../base/sysexec.h"
+#include "../nfkit/selrender.h"
+#include "../nfkit/tagrules.h"
 #include "px.h"
 
-/* The packet frontends' tags (common/tagrules.h), in nat, filter and mangle instead of raw. */
+/* The packet frontends' tags (nfkit/tagrules.h), in nat, filter and mangle instead of raw. */
 #define PX_CHAIN_PREFIX TAGRULES_CHAIN_PREFIX
 #define PX_COMMENT_PREFIX TAGRULES_COMMENT_PREFIX
 #define PX_COMMENT_SUFFIX " proxy"
@@ -425,7 +426,7 @@ static long px_chain_owner(const char *name, const char **suffix)
 }
 
 struct px_scan {
-	struct owner_judge judge; /* who is dead: common/owner.h, never kill(pid, 0) */
+	struct owner_judge judge; /* who is dead: base/owner.h, never kill(pid, 0) */
 	FILE *out;          /* restore input removing dead chains */
 	char table[16];     /* the table being read */
 	bool table_open;    /* "*table" written to out */

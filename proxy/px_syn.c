@@ -39,7 +39,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-#include "../common/nfqsock.h"
+#include "../nfkit/nfqsock.h"
 #include "px.h"
 
 enum {

@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../common/owner.h"
+#include "../base/owner.h"
 #include "ctl.h"
 
 /* ---- the daemon's listener ---- */

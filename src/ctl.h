@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "../common/evloop.h"
+#include "../base/evloop.h"
 
 enum {
 	CTL_REQUEST_MAX = 4096, /* the line, newline included; longer is refused */

@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../common/owner.h"
+#include "../base/owner.h"
 #include "ctl.h"
 #include "ctl_cli.h"
 #include "options.h"

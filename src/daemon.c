@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/owner.h"
+#include "../base/owner.h"
 #include "../tunnel/proto.h"
 #include "../tunnel/tunnel.h"
 #include "daemon.h"

@@ -3,7 +3,7 @@
 #ifndef TUNLAB_DAEMON_H
 #define TUNLAB_DAEMON_H
 
-#include "frontend.h"
+#include "../base/frontend.h"
 #include "options.h"
 
 /* Runs until SIGINT/SIGTERM (SIGHUP reloads); returns the process exit status. */

@@ -7,13 +7,13 @@
 #include "../nfqueue/nfqueue.h"
 #include "../proxy/proxy.h"
 #include "../tunbackend/tunbackend.h"
-#include "frontend.h"
+#include "../base/frontend.h"
 
 const struct frontend_ops *const frontend_registry[] = {
-	&tun_frontend,
+	&tunbackend_frontend,
 	&nfqueue_frontend,
 	&proxy_frontend,
-	&pcap_frontend,
+	&capture_frontend,
 	NULL,
 };
 

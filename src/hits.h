@@ -12,8 +12,8 @@
 
 #include <stdint.h>
 
-#include "../common/pkt.h"
-#include "../common/policy.h"
+#include "../base/pkt.h"
+#include "../base/policy.h"
 
 struct policy_hits;
 

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/owner.h"
+#include "../base/owner.h"
 #include "ctl_cli.h"
 #include "daemon.h"
-#include "frontend.h"
+#include "frontends.h"
 #include "options.h"
 
 static int run_cleanup(const struct options *opts)

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "../common/prefix.h"
-#include "../common/selector.h"
+#include "../base/prefix.h"
+#include "../base/selector.h"
 
 /* --address: at most one inner address per family (IPv4, IPv6). */
 enum { OPTIONS_ADDRESS_MAX = 2 };

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "../common/policy.h"
+#include "../base/policy.h"
 #include "hits.h"
 #include "stats.h"
 

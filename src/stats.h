@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "../tunnel/tunnel.h"
-#include "frontend.h"
+#include "../base/frontend.h"
 
 struct stats_context {
 	const char *role, *frontend;

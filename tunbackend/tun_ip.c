@@ -9,7 +9,7 @@
  * Ownership: each device carries the alias "tunlab:pid=N", each route the
  * protocol TUNB_RT_PROTO. A device is a dead instance's only if its alias
  * (or, without one, its default name tunlab<N>) names an owner that
- * common/owner.h proves dead, and a route only if it is proto 77 on such
+ * base/owner.h proves dead, and a route only if it is proto 77 on such
  * a device: a live instance's route to the same prefix is on another.
  */
 
@@ -21,9 +21,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/owner.h"
-#include "../common/sysexec.h"
-#include "tun_ip.h"
+#include "../base/owner.h"
+#include "../base/sysexec.h"
+#include "tun.h"
 #include "tunbackend.h"
 
 /* `ip -o link show` and the route dump of a busy host fit; beyond, we see less. */
@@ -71,7 +71,7 @@ static void add_link_lines(FILE *setup, const char *dev, const struct frontend_c
 	}
 }
 
-int tunb_ip_lines(const char *dev, const struct frontend_config *cfg, char **setup,
+int tun_ip_lines(const char *dev, const struct frontend_config *cfg, char **setup,
 		  char **teardown)
 {
 	size_t setup_len, teardown_len;
@@ -195,21 +195,6 @@ static int scan_links(char *buf, struct dead_links *dead, char *err, size_t err_
 	return for_each_line(buf, collect_dead_link, dead);
 }
 
-/* The word after key in line ("dev", "table"), into out; false if absent. */
-static bool route_field(const char *line, const char *key, char *out, size_t out_len)
-{
-	size_t klen = strlen(key);
-
-	for (const char *p = strstr(line, key); p; p = strstr(p + 1, key)) {
-		if ((p != line && p[-1] != ' ') || p[klen] != ' ')
-			continue;
-		p += klen + 1;
-		snprintf(out, out_len, "%.*s", (int)strcspn(p, " "), p);
-		return out[0] != '\0';
-	}
-	return false;
-}
-
 struct route_scan {
 	const struct dead_links *dead;
 	FILE *batch; /* NULL: only count */
@@ -223,7 +208,7 @@ static int collect_dead_route(char *line, void *arg)
 	char dev[IFNAMSIZ], table[32];
 	const char *dev_at = strstr(line, " dev ");
 
-	if (!dev_at || !route_field(line, "dev", dev, sizeof(dev)) ||
+	if (!dev_at || !sysexec_ip_field(line, "dev", dev, sizeof(dev)) ||
 	    !dead_contains(rs->dead, dev))
 		return 0;
 	rs->count++;
@@ -231,7 +216,7 @@ static int collect_dead_route(char *line, void *arg)
 		return 0;
 	fprintf(rs->batch, "route del %.*s dev %s proto %d", (int)(dev_at - line), line, dev,
 		TUNB_RT_PROTO);
-	if (route_field(line, "table", table, sizeof(table)))
+	if (sysexec_ip_field(line, "table", table, sizeof(table)))
 		fprintf(rs->batch, " table %s", table);
 	fputc('\n', rs->batch);
 	return 0;
@@ -306,7 +291,7 @@ out:
 	return ret;
 }
 
-int tunb_ip_cleanup(bool verbose, char *err, size_t err_len)
+int tun_ip_cleanup(bool verbose, char *err, size_t err_len)
 {
 	struct owner_judge judge;
 	struct dead_links dead = { .judge = &judge };

@@ -3,7 +3,7 @@
 #ifndef TUNLAB_TUNBACKEND_H
 #define TUNLAB_TUNBACKEND_H
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 enum {
 	/*
@@ -19,6 +19,6 @@ enum {
 /* ifalias of every device tunlab creates: "tunlab:pid=1234" names the owner. */
 #define TUNB_ALIAS_PREFIX "tunlab:pid="
 
-extern const struct frontend_ops tun_frontend;
+extern const struct frontend_ops tunbackend_frontend;
 
 #endif

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../common/offload.h"
+#include "../base/offload.h"
 #include "frame.h"
 
 /* Flag bits we understand; others (virtio's DATA_VALID...) mean nothing here. */

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/pkt.h"
-#include "../common/prefix.h"
+#include "../base/pkt.h"
+#include "../base/prefix.h"
 #include "proto.h"
 
 struct frame {

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "tunnel.h"
-#include "../common/textfile.h"
+#include "../base/textfile.h"
 
 /* A peers file larger than this is a mistake, not a configuration. */
 enum { PEERS_FILE_MAX = 64 * 1024 * 1024 };

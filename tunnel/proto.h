@@ -72,7 +72,7 @@ enum stream_reset_reason {
 	STREAM_RESET_RESET       = 3, /* an end reset or aborted the connection */
 	STREAM_RESET_TIMEOUT     = 4, /* connect or idle timeout */
 	STREAM_RESET_LIMIT       = 5, /* a per-client limit (streams, memory, window) */
-	/* The exit's policy forbids the destination (--export, common/reach.h); like ICMP "prohibited". */
+	/* The exit's policy forbids the destination (--export, base/reach.h); like ICMP "prohibited". */
 	STREAM_RESET_PROHIBITED  = 6,
 	STREAM_RESET_REASON_MAX  = STREAM_RESET_PROHIBITED,
 };

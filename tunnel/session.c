@@ -11,7 +11,7 @@
  * OpenSSL fills whole 16 KiB records with several packets. A write that
  * would block keeps its bytes and waits for EPOLLOUT. A peer whose HELLO
  * lacks HELLO_F_OFFLOAD gets GSO and partial-checksum packets segmented
- * and completed here (common/gso.h), one segment at a time through a
+ * and completed here (base/gso.h), one segment at a time through a
  * scratch buffer allocated with the HELLO, not per packet.
  *
  * Both buffers are allocated when TLS is up (session_alloc_buffers), so
@@ -48,8 +48,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/fqcodel.h"
-#include "../common/gso.h"
+#include "../base/fqcodel.h"
+#include "../base/gso.h"
 #include "session.h"
 
 enum {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/evloop.h"
+#include "../base/evloop.h"
 #include "frame.h"
 #include "tunnel_int.h"
 #include "udp.h"
@@ -69,7 +69,7 @@ struct session {
 	uint8_t *tx;
 	size_t tx_head, tx_tail;
 	size_t tx_traced; /* frames before this were reported "sent" */
-	/* Packets TLS cannot take now (common/fqcodel.h); packet sessions only, from the HELLO. */
+	/* Packets TLS cannot take now (base/fqcodel.h); packet sessions only, from the HELLO. */
 	struct fqcodel *fq;
 	/* PKT_SEGMENT_SCRATCH bytes, only for a peer that cannot take offload packets. */
 	uint8_t *scratch;

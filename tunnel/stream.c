@@ -19,7 +19,7 @@
  * STREAM_RESET (refused) and counts other stream frames as malformed.
  *
  * Addresses are checked here, for every stream frontend: the server
- * answers an OPEN to a destination its policy forbids (common/reach.h)
+ * answers an OPEN to a destination its policy forbids (base/reach.h)
  * with STREAM_RESET (prohibited) and drops such a DGRAM; the client drops
  * a DGRAM whose source it would not accept in a packet. Both counted.
  */

@@ -12,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/evloop.h"
-#include "../common/pkt.h"
-#include "../common/prefix.h"
-#include "../common/reach.h"
-#include "../common/stream.h"
+#include "../base/evloop.h"
+#include "../base/pkt.h"
+#include "../base/prefix.h"
+#include "../base/reach.h"
+#include "../base/stream.h"
 
 /* ---- peers file: "name prefix[,prefix...]", '#' comments ---- */
 
@@ -73,7 +73,7 @@ struct tunnel_config {
 	const char *ticket_keys_file;
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
 	/*
-	 * What the peer may reach (common/reach.h); must outlive the tunnel.
+	 * What the peer may reach (base/reach.h); must outlive the tunnel.
 	 * Server: destinations of packets, STREAM_OPEN and DGRAM, with the
 	 * peers' prefixes owned by their struct peer of peers. Client: the
 	 * sources the server may send from. NULL: only the special ranges
@@ -162,7 +162,7 @@ struct tunnel_stats {
 	uint64_t refused_accept_error;   /* server: accept() failed for lack of fds or memory */
 	uint64_t log_suppressed;         /* server: listener warnings folded into a summary */
 	/*
-	 * The flow queues in front of TLS (common/fqcodel.h), over sessions:
+	 * The flow queues in front of TLS (base/fqcodel.h), over sessions:
 	 * CoDel's drops and CE marks, drops over the global limit, what they
 	 * hold now, and the time packets waited in them (µs; the largest of
 	 * the sessions; p50/p99 since start, upper bounds of log2 buckets).
@@ -200,7 +200,7 @@ bool tunnel_send_blocked(const struct tunnel *t);
 void tunnel_stats(const struct tunnel *t, struct tunnel_stats *out);
 
 /*
- * Streams (common/stream.h): frames msg onto its link; a client's OPEN
+ * Streams (base/stream.h): frames msg onto its link; a client's OPEN
  * with msg->link NULL goes to the established session and sets msg->link.
  * Returns 0 or the negative errno of struct stream_port's send. Nothing
  * is dropped silently: a stream that cannot be sent is the caller's to

@@ -51,7 +51,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "../common/gso.h"
+#include "../base/gso.h"
 #include "../dgram/dgram.h"
 #include "session.h"
 #include "udp.h"

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "../common/evloop.h"
+#include "../base/evloop.h"
 #include "frame.h"
 
 struct session;

@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "../common/icmperr.h"
+#include "../base/icmperr.h"
 #include "session.h"
 #include "unreach.h"
 

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Server: the sender of a packet for a peer that is not connected gets
- * ICMP "administratively prohibited" (common/icmperr.h), rate-limited
+ * ICMP "administratively prohibited" (base/icmperr.h), rate-limited
  * with a token bucket, instead of a silent black hole (issue 14).
  */
 #ifndef TUNLAB_UNREACH_H
 #define TUNLAB_UNREACH_H
 
-#include "../common/pkt.h"
+#include "../base/pkt.h"
 
 struct tunnel;
 struct unreach;

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../common/keyhash.h"
+#include "../../base/keyhash.h"
 #include "../../proxy/px.h"
 
 enum { DEFAULT_STREAMS = 4000, DEFAULT_FRAMES = 100000 };

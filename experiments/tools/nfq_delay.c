@@ -50,7 +50,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../common/nfqsock.h"
+#include "../../nfkit/nfqsock.h"
 #include "tool_args.h"
 
 enum {

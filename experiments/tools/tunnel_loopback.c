@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../common/evloop.h"
+#include "../../base/evloop.h"
 #include "../../tunnel/tls.h"
 #include "../../tunnel/tunnel.h"
 

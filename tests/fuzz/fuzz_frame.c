@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/offload.h"
+#include "../../base/offload.h"
 #include "../../tunnel/frame.h"
 
 /*

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/gso.h"
-#include "../../common/offload.h"
+#include "../../base/gso.h"
+#include "../../base/offload.h"
 
 /*
  * Input: the offload block as FRAME_PACKET_OFF carries it (flags u8,

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/policy.h"
+#include "../../base/policy.h"
 
 /* A parsed policy keeps its promises: entries in line order, none hidden by an earlier one. */
 static void check_policy(const struct policy *p)

@@ -215,7 +215,7 @@ tl_wait_stat_ge() {
 		tl_fail "expected $key >= $min in $file within ${timeout}s, last value: $(tl_json_get "$file" "$key" 2>&1)"
 }
 
-# ---- instance locks (common/owner.h) ------------------------------------------------
+# ---- instance locks (base/owner.h) ------------------------------------------------
 
 # tl_owner_lock NS PID: the lock file that vouches for PID's objects in NS.
 tl_owner_lock() {

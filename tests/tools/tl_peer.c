@@ -32,7 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../common/evloop.h"
+#include "../../base/evloop.h"
 #include "../../tunnel/proto.h"
 #include "../../tunnel/tunnel.h"
 

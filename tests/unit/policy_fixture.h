@@ -5,8 +5,8 @@
 
 #include <string.h>
 
-#include "../../common/policy.h"
-#include "../../src/frontend.h"
+#include "../../base/policy.h"
+#include "../../base/frontend.h"
 
 /* Line 1: a host in clear; 2-4 split the /24 by protocol; 5 the IPv6 prefix for one user. */
 static const char policy_fixture_text[] =

@@ -17,9 +17,10 @@
 #include "../../capture/capture.h"
 #include "../../tunbackend/tunbackend.h"
 #include "policy_fixture.h"
-#include "../../common/gso.h"
-#include "../../common/loroutes.h"
-#include "../../common/offload.h"
+#include "../../base/gso.h"
+#include "../../nfkit/loroutes.h"
+#include "../../base/offload.h"
+#include "../../base/sysexec.h"
 
 /* ---- configuration fixtures ---- */
 
@@ -368,7 +369,7 @@ static size_t build_frame(uint8_t *f, size_t payload, bool partial)
 static void test_policy_refused(void **state)
 {
 	static const char dst_only[] = "protect dst=10.102.0.0/24\nprotect dst=fd02::/64,uid=1000\n";
-	const struct frontend_ops *const ops[] = { &pcap_frontend, &tun_frontend };
+	const struct frontend_ops *const ops[] = { &capture_frontend, &tunbackend_frontend };
 	struct frontend_config cfg = { .role = FRONTEND_CLIENT };
 	struct ip_prefix routes[8];
 	struct policy p;
@@ -393,7 +394,7 @@ static void test_policy_refused(void **state)
 	}
 	/* dst alone, protect alone: what --route always was, and the routes are those dsts. */
 	policy_fixture_load("protect dst=10.102.0.0/24\nprotect dst=fd02::/64\n", &p, routes, &cfg);
-	assert_int_equal(policy_check_caps(&p, pcap_frontend.policy_keys, pcap_frontend.policy_actions, "x",
+	assert_int_equal(policy_check_caps(&p, capture_frontend.policy_keys, capture_frontend.policy_actions, "x",
 					   "y", err, sizeof(err)), 0);
 	assert_int_equal(cfg.route_count, 2);
 	policy_free(&p);
@@ -487,10 +488,32 @@ static void test_take_v6_cooked(void **state)
 	assert_int_equal(cap_take_packet(frame, sizeof(frame), sizeof(frame), 16, slot, 1400, &p), 0);
 }
 
+/* One field parser for ip's output, as loroutes (paths, addresses) and tunbackend (cleanup) read it. */
+static void test_ip_field(void **state)
+{
+	(void)state;
+	char w[32];
+
+	assert_true(sysexec_ip_field("10.9.0.0/24 via 10.0.0.1 dev eth0 proto 77", "dev", w, sizeof(w)));
+	assert_string_equal(w, "eth0");
+	assert_true(sysexec_ip_field("10.9.0.0/24 dev tunlab12 table 100", "table", w, sizeof(w)));
+	assert_string_equal(w, "100");
+	/* A whole word only: "dev" inside "mydev" is not the key. */
+	assert_false(sysexec_ip_field("x mydev eth0", "dev", w, sizeof(w)));
+	/* ip -o ends a line with a backslash: not part of the value. */
+	assert_true(sysexec_ip_field("1: lo    inet 10.8.0.2/24 scope host lo\\       valid_lft", "inet", w,
+				     sizeof(w)));
+	assert_string_equal(w, "10.8.0.2/24");
+	assert_true(sysexec_ip_field("a dev eth1\\", "dev", w, sizeof(w)));
+	assert_string_equal(w, "eth1");
+	assert_false(sysexec_ip_field("10.9.0.0/24 dev", "dev", w, sizeof(w)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plan),
+		cmocka_unit_test(test_ip_field),
 		cmocka_unit_test(test_filter_client),
 		cmocka_unit_test(test_filter_inner_excluded),
 		cmocka_unit_test(test_filter_server),

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/fqcodel.h"
+#include "../../base/fqcodel.h"
 
 static const uint8_t test_key[KEYHASH_KEY_LEN] = { 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/gso.h: segments checked field by field with a checksum of the test's own. */
+/* Unit tests of base/gso.h: segments checked field by field with a checksum of the test's own. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/gso.h"
-#include "../../common/offload.h"
+#include "../../base/gso.h"
+#include "../../base/offload.h"
 
 enum {
 	PROTO_TCP = 6,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/icmperr.h: the administratively-prohibited answer, and when there is none. */
+/* Unit tests of base/icmperr.h: the administratively-prohibited answer, and when there is none. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,8 +10,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "../../common/gso.h"
-#include "../../common/icmperr.h"
+#include "../../base/gso.h"
+#include "../../base/icmperr.h"
 
 /* A 28-byte IPv4 UDP packet (or ICMP with proto 1) from src to dst. */
 static size_t v4_packet(uint8_t *p, const char *src, const char *dst, uint8_t proto, uint8_t l4_first)

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "../../common/keyhash.h"
+#include "../../base/keyhash.h"
 
 static const uint8_t ref_key[KEYHASH_KEY_LEN] = {
 	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of the nfqueue frontend's pure parts: offload metadata, rule text, owner comments (common/tagrules). */
+/* Unit tests of the nfqueue frontend's pure parts: offload metadata, rule text, owner comments (nfkit/tagrules). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../common/gso.h"
+#include "../../base/gso.h"
 #include "../../nfqueue/nfq.h"
 #include "../../nfqueue/nfqueue.h"
 #include "policy_fixture.h"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/owner.h: who is dead (the lock, never the pid) and what a record may hold. */
+/* Unit tests of base/owner.h: who is dead (the lock, never the pid) and what a record may hold. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../common/owner.h"
+#include "../../base/owner.h"
 
 struct dir {
 	char path[64];

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/pktinject.h: the virtio-net and Ethernet header built for each kind of packet. */
+/* Unit tests of nfkit/pktinject.h: the virtio-net and Ethernet header built for each kind of packet. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 #include <linux/virtio_net.h>
 #include <string.h>
 
-#include "../../common/pktinject.h"
+#include "../../nfkit/pktinject.h"
 
 enum { PROTO_TCP = 6, PROTO_UDP = 17, PAYLOAD = 3000 };
 

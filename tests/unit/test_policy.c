@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for the policy database file (common/policy.c). */
+/* Unit tests for the policy database file (base/policy.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "../../common/policy.h"
+#include "../../base/policy.h"
 
 static const char good[] =
 	"# action  selector              first match wins\n"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/prefix.h (parsing, matching, the LPM table) and common/pkt.h. */
+/* Unit tests of base/prefix.h (parsing, matching, the LPM table) and base/pkt.h. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../common/pkt.h"
-#include "../../common/prefix.h"
+#include "../../base/pkt.h"
+#include "../../base/prefix.h"
 
 static struct ip_prefix must_prefix(const char *text)
 {

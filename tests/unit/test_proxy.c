@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../common/keyhash.h"
+#include "../../base/keyhash.h"
 #include "../../proxy/proxy.h"
 #include "../../proxy/px.h"
 #include "policy_fixture.h"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of common/reach.h: special ranges, v4 in v6 clothing, exports, local and peer entries. */
+/* Unit tests of base/reach.h: special ranges, v4 in v6 clothing, exports, local and peer entries. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../common/reach.h"
+#include "../../base/reach.h"
 
 static struct ip_addr addr(const char *text)
 {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for --select traffic selectors (common/selector.c). */
+/* Unit tests for --select traffic selectors (base/selector.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "../../common/selector.h"
+#include "../../base/selector.h"
 
 static void test_full_selector(void **state)
 {

@@ -42,7 +42,7 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#include "../../common/evloop.h"
+#include "../../base/evloop.h"
 #include "../../tunnel/frame.h"
 #include "../../tunnel/tls.h"
 #include "../../tunnel/tunnel.h"

@@ -51,12 +51,4 @@ void selector_format(const struct selector *sel, char *out, size_t out_len);
 bool selector_covers(const struct selector *a, const struct selector *b);
 bool selector_equal(const struct selector *a, const struct selector *b);
 
-/*
- * sel as iptables(-restore) matches, each with a leading space: " -s SRC
- * -p PROTO --sport A:B --dport A:B -m mark --mark M -m owner --uid-owner
- * U". with_proto false leaves -p out, for a rule that names its own. NULL
- * writes nothing.
- */
-void selector_ipt_matches(FILE *f, const struct selector *sel, bool with_proto);
-
 #endif

@@ -2,7 +2,7 @@
 /* The Ethernet next hop of a destination: RTM_GETROUTE, then RTM_GETNEIGH, cached for a second. */
 
 /*
- * Used only by --inject dev (common/pktinject.c), which writes frames on
+ * Used only by --inject dev (nfkit/pktinject.c), which writes frames on
  * the egress device itself. The kernel's own tables answer: the route
  * gives the device and the gateway (none: the destination is on link),
  * the neighbour table the gateway's MAC. A neighbour that is not resolved
@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "keyhash.h"
+#include "../base/keyhash.h"
 #include "nexthop.h"
 
 enum { NL_BUF = 8192 };

@@ -31,10 +31,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../common/offload.h"
-#include "../common/owner.h"
-#include "../common/sysexec.h"
-#include "tun_ip.h"
+#include "../base/offload.h"
+#include "../base/owner.h"
+#include "../base/sysexec.h"
+#include "tun.h"
 #include "tunbackend.h"
 
 enum {
@@ -147,7 +147,7 @@ static int tun_configure(struct tunb *t, const struct frontend_config *cfg, char
 			 size_t err_len)
 {
 	char *setup;
-	int ret = tunb_ip_lines(t->ifname, cfg, &setup, &t->teardown);
+	int ret = tun_ip_lines(t->ifname, cfg, &setup, &t->teardown);
 
 	if (ret < 0) {
 		snprintf(err, err_len, "configuring %s: %s", t->ifname, strerror(-ret));
@@ -160,7 +160,7 @@ static int tun_configure(struct tunb *t, const struct frontend_config *cfg, char
 
 /* ---- ops ---- */
 
-static int tunb_open(struct frontend **out, const struct frontend_config *cfg, char *err,
+static int tunf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
 		     size_t err_len)
 {
 	char name[IFNAMSIZ];
@@ -176,7 +176,7 @@ static int tunb_open(struct frontend **out, const struct frontend_config *cfg, c
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto out;
-	t->fe.ops = &tun_frontend;
+	t->fe.ops = &tunbackend_frontend;
 	t->fd = -1;
 	t->verbose = cfg->verbose;
 	t->ring = malloc((size_t)PKT_BATCH_MAX * TUNB_SLOT_SIZE);
@@ -213,7 +213,7 @@ out:
 	return ret;
 }
 
-static int tunb_fd(const struct frontend *fe)
+static int tunf_fd(const struct frontend *fe)
 {
 	return to_tunb(fe)->fd;
 }
@@ -277,7 +277,7 @@ static bool take_packet(struct tunb *t, struct pkt *p, uint8_t *slot, size_t n)
 	return true;
 }
 
-static int tunb_read_batch(struct frontend *fe, struct pkt_batch *batch)
+static int tunf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 {
 	struct tunb *t = to_tunb(fe);
 
@@ -337,7 +337,7 @@ static ssize_t write_one(struct tunb *t, const struct pkt *p)
 	return n < 0 ? n : n - (ssize_t)t->vnet_len;
 }
 
-static int tunb_write_batch(struct frontend *fe, const struct pkt_batch *batch)
+static int tunf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 {
 	struct tunb *t = to_tunb(fe);
 
@@ -365,7 +365,7 @@ static int tunb_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 	return 0;
 }
 
-static void tunb_close(struct frontend *fe)
+static void tunf_close(struct frontend *fe)
 {
 	struct tunb *t = to_tunb(fe);
 	char err[256];
@@ -385,22 +385,22 @@ static void tunb_close(struct frontend *fe)
 	free(t);
 }
 
-static int tunb_cleanup(bool verbose, char *err, size_t err_len)
+static int tunf_cleanup(bool verbose, char *err, size_t err_len)
 {
-	return tunb_ip_cleanup(verbose, err, err_len);
+	return tun_ip_cleanup(verbose, err, err_len);
 }
 
-const struct frontend_ops tun_frontend = {
+const struct frontend_ops tunbackend_frontend = {
 	.name = "tun",
 	/* A route selects by destination only; blackhole and bypass routes are not built yet. */
 	.policy_keys = 0,
 	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
 	.policy_why = "a route selects by destination only, and takes protect entries only",
 	.summary = "route the remote prefixes to a TUN device (virtual NIC)",
-	.open = tunb_open,
-	.fd = tunb_fd,
-	.read_batch = tunb_read_batch,
-	.write_batch = tunb_write_batch,
-	.close = tunb_close,
-	.cleanup = tunb_cleanup,
+	.open = tunf_open,
+	.fd = tunf_fd,
+	.read_batch = tunf_read_batch,
+	.write_batch = tunf_write_batch,
+	.close = tunf_close,
+	.cleanup = tunf_cleanup,
 };

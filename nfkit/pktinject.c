@@ -25,7 +25,7 @@
  * a trip through lo's input. With egress (--inject dev) a packet whose
  * next hop is known goes out on its device instead, past all of that.
  *
- * Special sources and destinations (common/reach.h: loopback, link-local,
+ * Special sources and destinations (base/reach.h: loopback, link-local,
  * ...) are refused here once more, as rawinject does. Every offload
  * block is held to its packet (offload_check) before it reaches the
  * kernel; the header offsets count the Ethernet header, as a
@@ -43,9 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "offload.h"
+#include "../base/offload.h"
 #include "pktinject.h"
-#include "reach.h"
+#include "../base/reach.h"
 
 enum {
 	PKTINJECT_SNDBUF = 4 << 20, /* a batch of 64 packets of 64 KiB */

@@ -224,48 +224,6 @@ void selector_format(const struct selector *s, char *out, size_t out_len)
 		memmove(out, out + 1, strlen(out + 1) + 1);
 }
 
-static void ipt_proto(FILE *f, uint8_t proto)
-{
-	/* Names, so that --dport/--sport find their match module. */
-	switch (proto) {
-	case IPPROTO_TCP: fputs(" -p tcp", f); break;
-	case IPPROTO_UDP: fputs(" -p udp", f); break;
-	case IPPROTO_ICMP: fputs(" -p icmp", f); break;
-	case IPPROTO_ICMPV6: fputs(" -p ipv6-icmp", f); break;
-	default: fprintf(f, " -p %u", proto); break;
-	}
-}
-
-static void ipt_ports(FILE *f, const char *opt, const struct port_range *r)
-{
-	if (r->lo == r->hi)
-		fprintf(f, " %s %u", opt, r->lo);
-	else
-		fprintf(f, " %s %u:%u", opt, r->lo, r->hi);
-}
-
-void selector_ipt_matches(FILE *f, const struct selector *sel, bool with_proto)
-{
-	char text[PREFIX_STR_MAX];
-
-	if (!sel)
-		return;
-	if (sel->has_src) {
-		prefix_format(&sel->src, text, sizeof(text));
-		fprintf(f, " -s %s", text);
-	}
-	if (with_proto && sel->has_proto)
-		ipt_proto(f, sel->proto);
-	if (sel->has_sport)
-		ipt_ports(f, "--sport", &sel->sport);
-	if (sel->has_dport)
-		ipt_ports(f, "--dport", &sel->dport);
-	if (sel->has_mark)
-		fprintf(f, " -m mark --mark 0x%x", sel->mark);
-	if (sel->has_uid)
-		fprintf(f, " -m owner --uid-owner %u", sel->uid);
-}
-
 static bool ports_hold(const struct port_range *a, const struct port_range *b)
 {
 	return a->lo <= b->lo && b->hi <= a->hi;

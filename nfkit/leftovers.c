@@ -5,7 +5,7 @@
  * A dead instance's rules are how cleanup finds it in this network
  * namespace: chain names (raw table, TUNLAB-<pid>-*), jump-rule comments
  * ("tunlab:pid=<pid>") and nft table names (tunlab_<pid>) carry its pid.
- * Whether that pid's instance is dead is common/owner.h's question (its
+ * Whether that pid's instance is dead is base/owner.h's question (its
  * lock), never kill(pid, 0); what it routed comes from its record there,
  * exact to the device and table, never from resemblance.
  */
@@ -18,7 +18,7 @@
 
 #include "leftovers.h"
 #include "loroutes.h"
-#include "sysexec.h"
+#include "../base/sysexec.h"
 
 /* iptables-save of a busy raw table and an nft table listing fit; beyond, we see less. */
 enum { LEFTOVERS_DUMP_MAX = 1 << 20, LEFTOVERS_NFT_TABLES_MAX = 256 };

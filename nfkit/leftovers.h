@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "owner.h"
+#include "../base/owner.h"
 #include "tagrules.h"
 
 /* A dead instance whose rules were found here; its record says what else it left. */
@@ -25,7 +25,7 @@ struct leftovers {
 
 /*
  * Collects the raw-table chains TUNLAB-<pid>-*, their jump rules and nft
- * tables tunlab_<pid> of pid, or (pid 0) of every owner common/owner.h
+ * tables tunlab_<pid> of pid, or (pid 0) of every owner base/owner.h
  * proves dead.
  */
 int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len);
@@ -36,7 +36,7 @@ void leftovers_free(struct leftovers *l);
 /*
  * The whole of `tunlab cleanup` for the packet frontends that route to lo
  * or steal with rules (nfqueue, pcap): dead instances' routes and lo
- * addresses (common/loroutes.h, from each one's record), then their
+ * addresses (nfkit/loroutes.h, from each one's record), then their
  * rules. With only_if_rules, a namespace where no dead instance left
  * rules costs no address dump (what open does first). Returns the
  * number of objects removed or a negative errno.

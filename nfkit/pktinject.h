@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 
 #include "nexthop.h"
-#include "pkt.h"
+#include "../base/pkt.h"
 #include "rawinject.h"
 
 struct virtio_net_hdr;
@@ -40,7 +40,7 @@ struct pktinject {
  * as if received there: delivered locally or forwarded by the routing
  * table (TTL decremented, "fragmentation needed" for a too-big DF packet).
  * egress: a packet whose route leaves by an Ethernet device with a
- * resolved neighbour is written on that device instead (common/nexthop.h),
+ * resolved neighbour is written on that device instead (nfkit/nexthop.h),
  * past the local stack: no TTL, no frag-needed, no netfilter FORWARD.
  */
 int pktinject_open(struct pktinject *in, bool egress, char *err, size_t err_len);

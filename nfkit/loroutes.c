@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include "loroutes.h"
-#include "sysexec.h"
+#include "../base/sysexec.h"
 
 enum { LOROUTES_DUMP_MAX = 1 << 20, LOROUTES_WORD_MAX = 64 };
 
@@ -53,21 +53,6 @@ struct path {
 static const char *const route_types[] = { "local", "broadcast", "unreachable", "prohibit",
 					   "blackhole", "multicast", "anycast", "throw", "nat",
 					   NULL };
-
-/* The word after key in line, into out; false if absent. */
-static bool word_after(const char *line, const char *key, char *out, size_t out_len)
-{
-	size_t klen = strlen(key);
-
-	for (const char *p = strstr(line, key); p; p = strstr(p + 1, key)) {
-		if ((p != line && p[-1] != ' ') || p[klen] != ' ')
-			continue;
-		p += klen + 1;
-		snprintf(out, out_len, "%.*s", (int)strcspn(p, " \\\n"), p);
-		return out[0] != '\0';
-	}
-	return false;
-}
 
 static bool is_route_type(const char *word, size_t len)
 {
@@ -88,14 +73,14 @@ static bool parse_path(const char *line, struct path *out)
 	snprintf(word, sizeof(word), "%.*s", (int)strcspn(line, " /"), line);
 	if (addr_parse(word, &out->dst) < 0)
 		return false;
-	if (word_after(line, "via", out->via, sizeof(out->via)) &&
+	if (sysexec_ip_field(line, "via", out->via, sizeof(out->via)) &&
 	    (!strcmp(out->via, "inet") || !strcmp(out->via, "inet6"))) {
 		char gw[LOROUTES_WORD_MAX];
-		if (word_after(line, out->via, gw, sizeof(gw)))
+		if (sysexec_ip_field(line, out->via, gw, sizeof(gw)))
 			snprintf(out->via + strlen(out->via), sizeof(out->via) - strlen(out->via),
 				 " %s", gw);
 	}
-	out->unicast = out->unicast && word_after(line, "dev", out->dev, sizeof(out->dev));
+	out->unicast = out->unicast && sysexec_ip_field(line, "dev", out->dev, sizeof(out->dev));
 	return true;
 }
 
@@ -393,7 +378,7 @@ static void dead_address(FILE *f, const char *recorded, struct owner_judge *judg
 	struct ip_prefix p;
 	long pid;
 
-	if (!label || !word_after(line, "inet", word, sizeof(word)) ||
+	if (!label || !sysexec_ip_field(line, "inet", word, sizeof(word)) ||
 	    prefix_parse_host(word, &p) < 0)
 		return;
 	pid = strtol(label + 1 + strlen(LOROUTES_LO_LABEL_PREFIX), &end, 10);

@@ -2,7 +2,7 @@
 /*
  * The frontend boundary: how packets leave the local stack for the tunnel
  * (capture) and come back in from it (inject). One ops table per approach,
- * chosen by name at run time from frontend_registry[]; the tunnel never
+ * chosen by name at run time from src/frontends.h's registry; the tunnel never
  * sees any of this.
  */
 #ifndef TUNLAB_FRONTEND_H
@@ -12,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/pkt.h"
-#include "../common/policy.h"
-#include "../common/prefix.h"
-#include "../common/selector.h"
-#include "../common/stream.h"
+#include "pkt.h"
+#include "policy.h"
+#include "prefix.h"
+#include "selector.h"
+#include "stream.h"
 
 enum frontend_role { FRONTEND_CLIENT, FRONTEND_SERVER };
 
@@ -132,7 +132,7 @@ struct frontend_stats {
 	uint64_t captured_packets, captured_bytes;
 	uint64_t injected_packets, injected_bytes;
 	uint64_t inject_errors;  /* the kernel refused a packet we wrote */
-	uint64_t inject_denied;  /* a special address (common/reach.h): never handed to the kernel */
+	uint64_t inject_denied;  /* a special address (base/reach.h): never handed to the kernel */
 	uint64_t capture_drops;  /* dropped before we saw it, where the kernel says */
 };
 
@@ -211,7 +211,7 @@ struct frontend_ops {
 	 * holding all its sockets, read_batch services them and always
 	 * returns 0 packets, and write_batch counts packets as dropped.
 	 * src/daemon.c calls attach once the tunnel exists, handing over the
-	 * tunnel's stream port (common/stream.h), and stream_event for every
+	 * tunnel's stream port (base/stream.h), and stream_event for every
 	 * stream message the tunnel delivers. Neither side sees the other.
 	 */
 	void (*attach)(struct frontend *fe, const struct stream_port *port);
@@ -232,13 +232,5 @@ struct frontend_ops {
 	int (*policy_reload)(struct frontend *fe, const struct frontend_config *cfg, char *err,
 			     size_t err_len);
 };
-
-/* NULL-terminated, in the order --help lists them. */
-extern const struct frontend_ops *const frontend_registry[];
-
-/* The registered ops named name, or NULL (then frontend_planned() may say why). */
-const struct frontend_ops *frontend_find(const char *name);
-/* For a known approach not built yet: which issue brings it; else NULL. */
-const char *frontend_planned(const char *name);
 
 #endif

@@ -36,4 +36,12 @@ int sysexec_capture(const char *const argv[], char *out, size_t out_len, char *e
 int sysexec_pipe(const char *const argv[], const char *input, char *out, size_t out_len,
 		 bool verbose, char *err, size_t err_len);
 
+/*
+ * The word after key in one line of ip's output ("dev" in "10.9.0.0/24 via
+ * 10.0.0.1 dev eth0 proto 77"; "inet" in an `ip -o addr` line), into out.
+ * key counts only as a whole word; the value ends at a space, a backslash
+ * (ip -o's line break) or a newline. false if absent or empty.
+ */
+bool sysexec_ip_field(const char *line, const char *key, char *out, size_t out_len);
+
 #endif

@@ -6,15 +6,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "prefix.h"
+#include "../base/prefix.h"
 
 /*
  * Every packet frontend's rules live in chains TUNLAB-<pid>-<role> of the
  * raw table, hooked by jump rules commented "tunlab:pid=<pid>" (plus
  * " addr=<inner address>" per inner address, IPv4 and IPv6 alike, in both
  * families' rules): the pid names the owner, whose liveness `tunlab
- * cleanup` asks common/owner.h (never kill(pid, 0)), and the comment
- * records its lo addresses (common/leftovers.h).
+ * cleanup` asks base/owner.h (never kill(pid, 0)), and the comment
+ * records its lo addresses (nfkit/leftovers.h).
  */
 #define TAGRULES_CHAIN_PREFIX "TUNLAB-"
 #define TAGRULES_COMMENT_PREFIX "tunlab:pid="

@@ -14,7 +14,7 @@
  *    (::ffff:0:a.b.c.d) and IPv4-compatible (::a.b.c.d) forms. A socket
  *    connected to ::ffff:127.0.0.1 reaches the IPv4 loopback.
  *
- * 2. A prefix set with longest-prefix match (common/prefix.h's table):
+ * 2. A prefix set with longest-prefix match (base/prefix.h's table):
  *    allowed prefixes (a server's --export, a client's routes), this
  *    host's own addresses and interface broadcast addresses (refused
  *    unless an allowed prefix names exactly that address, /32 or /128),

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "prefix.h"
+#include "../base/prefix.h"
 
 enum {
 	NEXTHOP_CACHE_SIZE = 64,   /* destinations remembered, direct-mapped */

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "pkt.h"
+#include "../base/pkt.h"
 
 enum {
 	/* SO_MARK of every packet injected ("tu"): rules can tell tunlab's own apart. */
@@ -25,7 +25,7 @@ struct rawinject {
 struct rawinject_counts {
 	uint64_t packets, bytes; /* the kernel took them */
 	uint64_t refused;        /* not plain, malformed, no IPv6 here, or refused by the kernel */
-	uint64_t denied;         /* a special source or destination (common/reach.h): never sent */
+	uint64_t denied;         /* a special source or destination (base/reach.h): never sent */
 };
 
 int rawinject_open(struct rawinject *in, char *err, size_t err_len);

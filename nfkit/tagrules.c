@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "sysexec.h"
+#include "../base/sysexec.h"
 #include "tagrules.h"
 
 static const char *const restore_tool[TAGRULES_FAM_COUNT] = { "iptables-restore",

@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 #include "leftovers.h"
-#include "owner.h"
-#include "prefix.h"
+#include "../base/owner.h"
+#include "../base/prefix.h"
 
 enum {
 	/* Same protocol as the TUN backend's routes: `ip route show proto 77`. */

@@ -6,7 +6,7 @@
  * KiB) and partial checksums partial: nfqueue because NFQA_CFG_F_GSO says
  * so in NFQA_SKB_INFO, pcap because lo does TSO and a packet socket shows
  * the skb before any segmentation. The tunnel segments in software for a
- * peer that cannot inject them (common/gso.h).
+ * peer that cannot inject them (base/gso.h).
  *
  * offload_check is the other direction: a block from anywhere (a peer's
  * FRAME_PACKET_OFF, a TUN read) is held to the packet it describes before

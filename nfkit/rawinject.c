@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "rawinject.h"
-#include "reach.h"
+#include "../base/reach.h"
 
 #ifndef IPV6_HDRINCL
 #define IPV6_HDRINCL 36 /* linux/in6.h; glibc's netinet/in.h lacks it */

@@ -447,3 +447,17 @@ int sysexec_pipe(const char *const argv[], const char *input, char *out, size_t 
 	free(io);
 	return ret;
 }
+
+bool sysexec_ip_field(const char *line, const char *key, char *out, size_t out_len)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = strstr(line, key); p; p = strstr(p + 1, key)) {
+		if ((p != line && p[-1] != ' ') || p[klen] != ' ')
+			continue;
+		p += klen + 1;
+		snprintf(out, out_len, "%.*s", (int)strcspn(p, " \\\n"), p);
+		return out[0] != '\0';
+	}
+	return false;
+}

@@ -6,17 +6,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../src/frontend.h"
+#include "../base/frontend.h"
 
 /*
  * `ip -batch -` lines that tag dev, set its MTU, bring it up, add the
  * address and route every cfg->routes prefix to it. *teardown gets the
  * lines that delete exactly the routes added. Both malloc'd; -ENOMEM.
  */
-int tunb_ip_lines(const char *dev, const struct frontend_config *cfg, char **setup,
+int tun_ip_lines(const char *dev, const struct frontend_config *cfg, char **setup,
 		  char **teardown);
 
 /* Removes links and proto-77 routes of tunlab processes that are gone. */
-int tunb_ip_cleanup(bool verbose, char *err, size_t err_len);
+int tun_ip_cleanup(bool verbose, char *err, size_t err_len);
 
 #endif
