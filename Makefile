@@ -55,7 +55,7 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 TUNLAB := $(BUILD)/tunlab
 # Benchmarks that link the tunnel alone, without any frontend.
-TOOL_OBJ := $(BASE_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ := $(BASE_SRC:%.c=$(BUILD)/%.o) $(NFKIT_SRC:%.c=$(BUILD)/%.o) $(TUNNEL_SRC:%.c=$(BUILD)/%.o)
 TOOLS := $(BUILD)/tools/tunnel_loopback $(BUILD)/tools/tcp_rr $(BUILD)/tools/hash_flood
 # Test tools, linked the same way: tl_peer is a hostile tunnel peer.
 TOOLS += $(BUILD)/tools/tl_peer
