@@ -578,8 +578,9 @@ static int open_tunnel(struct daemon *d)
 		.max_handshakes_per_source = o->max_handshakes_per_source,
 		.max_peers = o->max_peers,
 		.trace = o->trace,
-		.transport = !o->transport || !strcmp(o->transport, "auto") ? TUNNEL_TRANSPORT_AUTO
-			     : !strcmp(o->transport, "udp") ? TUNNEL_TRANSPORT_UDP : TUNNEL_TRANSPORT_TLS,
+		/* tls by default until the UDP path is as fast (README, "The UDP data channel") */
+		.transport = !o->transport || !strcmp(o->transport, "tls") ? TUNNEL_TRANSPORT_TLS
+			     : !strcmp(o->transport, "udp") ? TUNNEL_TRANSPORT_UDP : TUNNEL_TRANSPORT_AUTO,
 		.rekey_packets = o->rekey_packets,
 	};
 	char err[512];

@@ -107,7 +107,7 @@ frontend_over_udp() {
 
 @test "auto: UDP when it works, TLS while srv drops UDP to its port, UDP again after" {
 	tl_require_tools iptables
-	SRV_FLAGS="--keepalive 0.5" start_udp tun --keepalive 0.5
+	SRV_FLAGS="--keepalive 0.5" start_udp tun --transport auto --keepalive 0.5
 	tl_ping_dst 3 || tl_fail "expected ping over UDP"
 	tl_cmd n_srv iptables -w 5 -I INPUT -p udp --dport "$TL_PORT" -j DROP
 	wait_transport tls
