@@ -33,7 +33,8 @@ GEN_TIDY_HEADER="system,parameter,metric,value,unit,repetition"
 
 # The datasets the paper has a place for, in its order; any other tidy CSV
 # still lands in the appendix.
-GEN_DATASETS=(transparency throughput pktrate rtt rrul setup flows prefixes profile failover)
+GEN_DATASETS=(transparency throughput pktrate rtt rrul setup flows prefixes profile failover
+	acquire crossing loss nat)
 # Where plots can go: a dataset's section, or the CPU one (whose data is
 # part of throughput.csv); and plots whose name names no section.
 GEN_PLOT_SECTIONS=("${GEN_DATASETS[@]}" cpu)
@@ -44,6 +45,7 @@ declare -A GEN_PLOT_ALIAS=([rr]=rtt)
 GEN_SYSTEMS="
 plain        Plain
 tun          Tun
+tun-udp      TunUdp
 nfqueue      Nfqueue
 pcap         Pcap
 pcap-inject  PcapInject
@@ -96,6 +98,34 @@ FoKillResumed failover   kill9       resumed             min
 FoKillN      failover    kill9       inner_tcp_survived  n
 FoSwitchMs   failover    switchover  outage_ms           median
 FoSwitchLost failover    switchover  lost_pings          max
+AqFirstMs    acquire     burst       first_ms            median
+AqFirstMsMax acquire     burst       first_ms            max
+AqReceived   acquire     burst       received            median
+AqReceivedMin acquire    burst       received            min
+AqConnectOk  acquire     burst       connect_ok          min
+AqSynRetrans acquire     burst       syn_retrans         max
+AqN          acquire     burst       received            n
+CrRounds     crossing    race        rounds              min
+CrDup        crossing    race        dup_sessions        max
+CrClear      crossing    race        cleartext           max
+CrRefused    crossing    race        reload_refused      max
+LossCleanMbps      loss  loss=0:rtt=0    goodput  median
+LossTenthMbps      loss  loss=0.1:rtt=0  goodput  median
+LossOneMbps        loss  loss=1:rtt=0    goodput  median
+LossCleanDelayMbps loss  loss=0:rtt=20   goodput  median
+LossTenthDelayMbps loss  loss=0.1:rtt=20 goodput  median
+LossOneDelayMbps   loss  loss=1:rtt=20   goodput  median
+LossCleanRttMs     loss  loss=0:rtt=0    rtt      median
+LossOneDelayRttMs  loss  loss=1:rtt=20   rtt      median
+NatSetupMs         nat   start           setup_ms    median
+NatFlushMs         nat   flush           recovery_ms median
+NatFlushMsMax      nat   flush           recovery_ms max
+NatFlushLost       nat   flush           lost_pings  max
+NatFlushRecovered  nat   flush           recovered   min
+NatNewportMs       nat   newport         recovery_ms median
+NatNewportMsMax    nat   newport         recovery_ms max
+NatNewportLost     nat   newport         lost_pings  max
+NatNewportRecovered nat  newport         recovered   min
 "
 
 # Ratios of two named macros: \<name> = numerator / denominator.
@@ -123,6 +153,12 @@ OpenvpnUdpRrulLoadOverIdle OpenvpnUdpRrulLoadMs OpenvpnUdpRrulIdleMs
 WireguardGoRrulLoadOverIdle WireguardGoRrulLoadMs WireguardGoRrulIdleMs
 NfqueuePrefixesThousandOverOne NfqueuePrefixesThousandSetupMs NfqueuePrefixesOneSetupMs
 TunPrefixesThousandOverOne     TunPrefixesThousandSetupMs     TunPrefixesOneSetupMs
+TunUdpOverTunLossClean      TunUdpLossCleanMbps     TunLossCleanMbps
+TunUdpOverPlainLossOne      TunUdpLossOneMbps       PlainLossOneMbps
+TunOverPlainLossOne         TunLossOneMbps          PlainLossOneMbps
+TunUdpOverPlainLossOneDelay TunUdpLossOneDelayMbps  PlainLossOneDelayMbps
+TunOverPlainLossOneDelay    TunLossOneDelayMbps     PlainLossOneDelayMbps
+ProxyOverPlainLossOneDelay  ProxyLossOneDelayMbps   PlainLossOneDelayMbps
 "
 
 # The goals of the performance issue: \<name> is "met", "not met" or
@@ -625,6 +661,87 @@ gen_throughput_table() {
 		}' "$GEN_TMP/order" "$meta" "$summary"
 }
 
+# ---- grid tables: one experiment's medians, systems down, chosen cells across ----
+# The experiments of the later sets (loss, nat, acquire, crossing) each get
+# a table of their headline cells. COLUMNS: "parameter@metric@header|..."
+# (a parameter may hold ":", so "@" separates). A system appears when it has
+# any of the cells; "--" marks a cell it lacks. Without a row, the file
+# says "not measured in this run", so the paper never needs an \IfData.
+gen_grid_table() {
+	local summary=$1 meta=$2 exp=$3 columns=$4
+	printf '%s\n' "$GEN_SYSTEMS" | awk 'NF == 2 { print "%system " $1 }' >"$GEN_TMP/order"
+	awk -F'\t' -v want="$exp" -v columns="$columns" "$GEN_AWK_LIB"'
+		FILENAME ~ /order$/ { split($0, w, " "); order[n_order++] = w[2]; known[w[2]] = 1; next }
+		FILENAME ~ /meta$/ { if ($2 ~ /^system\./ && !((substr($2, 8)) in label)) label[substr($2, 8)] = $3; next }
+		$1 != want { next }
+		{
+			k = $2 SUBSEP $3 SUBSEP $4
+			med[k] = $5; cnt[k] = $8
+			if (!(($2) in known)) { known[$2] = 1; order[n_order++] = $2 }
+		}
+		END {
+			ncol = split(columns, col, "|")
+			spec = "l"; hdr = "System"
+			for (c = 1; c <= ncol; c++) {
+				split(col[c], w, "@"); par[c] = w[1]; met[c] = w[2]
+				spec = spec "r"; hdr = hdr " & " tex(w[3])
+			}
+			rows = ""
+			for (i = 0; i < n_order; i++) {
+				id = order[i]; line = tex((id in label) ? label[id] : id); any = 0; n = 0
+				for (c = 1; c <= ncol; c++) {
+					k = id SUBSEP par[c] SUBSEP met[c]
+					if (k in med) { line = line " & " fmt(med[k]); any = 1; if (cnt[k] > n) n = cnt[k] }
+					else line = line " & --"
+				}
+				if (any) rows = rows line " & " n " \\\\\n"
+			}
+			if (rows == "") { print "\\emph{Not measured in this run} (no \\texttt{results/" tex(want) ".csv} rows)."; exit }
+			printf "\\begin{tabular}{%sr}\n\\toprule\n%s & $n$ \\\\\n\\midrule\n%s\\bottomrule\n\\end{tabular}\n", spec, hdr, rows
+		}' "$GEN_TMP/order" "$meta" "$summary"
+}
+
+gen_grid_tables() {
+	local summary=$1 meta=$2
+	gen_grid_table "$summary" "$meta" loss \
+		"loss=0:rtt=0@goodput@0 %|loss=0.1:rtt=0@goodput@0.1 %|loss=1:rtt=0@goodput@1 %|loss=0:rtt=20@goodput@0 %, +20 ms|loss=0.1:rtt=20@goodput@0.1 %, +20 ms|loss=1:rtt=20@goodput@1 %, +20 ms" \
+		>"$GEN_OUT/loss.tex"
+	gen_grid_table "$summary" "$meta" loss \
+		"loss=0:rtt=0@rtt@0 %|loss=0.1:rtt=0@rtt@0.1 %|loss=1:rtt=0@rtt@1 %|loss=0:rtt=20@rtt@0 %, +20 ms|loss=0.1:rtt=20@rtt@0.1 %, +20 ms|loss=1:rtt=20@rtt@1 %, +20 ms" \
+		>"$GEN_OUT/loss-rtt.tex"
+	gen_grid_table "$summary" "$meta" nat \
+		"start@setup_ms@set-up (ms)|flush@recovery_ms@flush: back after (ms)|flush@lost_pings@flush: lost echoes|newport@recovery_ms@new port: back after (ms)|newport@lost_pings@new port: lost echoes" \
+		>"$GEN_OUT/nat.tex"
+	gen_grid_table "$summary" "$meta" acquire \
+		"burst@first_ms@first datagram (ms)|burst@received@received of 100|burst@connect_ok@connect ok|burst@syn_retrans@SYN retransmits|burst@launch_gap_ms@start to burst (ms)" \
+		>"$GEN_OUT/acquire.tex"
+	gen_grid_table "$summary" "$meta" crossing \
+		"race@rounds@rounds|race@dup_sessions@duplicate sessions|race@cleartext@packets in clear|race@reload_refused@reloads refused" \
+		>"$GEN_OUT/crossing.tex"
+}
+
+# ---- sets.tex: the experiment sets and their budgets (experiments/run-all) ---------
+# The budgets are the harness's own planning figures, not measurements.
+gen_sets() {
+	local list
+	if ! list=$("$GEN_PAPER/../experiments/run-all" --list-sets 2>/dev/null) || [[ -z $list ]]; then
+		echo "gen-macros: experiments/run-all --list-sets failed; the paper lists no sets" >&2
+		echo "(\\texttt{experiments/run-all -{}-list-sets} did not answer when this paper was built.)"
+		return 0
+	fi
+	awk "$GEN_AWK_LIB"'
+		BEGIN {
+			print "\\begin{tabular}{@{}lrrL{0.5}@{}}\n\\toprule"
+			print "Set & Budget & \\texttt{-{}-quick} & Experiments \\\\\n\\midrule"
+		}
+		# "loss       about 12 min (--quick: 3 min): loss"
+		$2 == "about" && $4 == "min" && $5 == "(--quick:" {
+			rest = $0; sub(/^[^)]*\): */, "", rest); gsub(/ +/, ", ", rest)
+			printf "\\texttt{%s} & %s min & %s min & %s \\\\\n", tex($1), $3, $6, tex(rest)
+		}
+		END { print "\\bottomrule\n\\end{tabular}" }' <<<"$list"
+}
+
 # ---- transparency.tex and transparency-reasons.tex ----------------------------------
 
 # The tabular of results/transparency.tex (its own table float, if any, is
@@ -836,6 +953,8 @@ main() {
 	gen_transparency_reasons "$GEN_TMP/trans" "$GEN_TMP/meta" >"$GEN_OUT/transparency-reasons.tex"
 	gen_datasets "$GEN_TMP/summary" "$GEN_TMP/meta" >"$GEN_OUT/datasets.tex"
 	gen_plots >"$GEN_OUT/plots.tex"
+	gen_grid_tables "$GEN_TMP/summary" "$GEN_TMP/meta"
+	gen_sets >"$GEN_OUT/sets.tex"
 	echo "gen-macros: ${GEN_OUT#"$PWD"/}/ from ${present:-no datasets} ($(wc -l <"$GEN_TMP/summary") medians)" >&2
 }
 

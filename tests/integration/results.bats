@@ -185,3 +185,37 @@ load helpers
 	((status != 0)) || tl_fail "expected an unknown set to be refused"
 	[[ $output == *"no experiment set 'no-such-set'"* ]] || tl_fail "expected the refusal to name the set"
 }
+
+# The later sets' tables and macros (issues 14 and 15): a cell is the
+# median of its CSV rows; without the CSV the table says so, and the
+# paper's list of sets is run-all's.
+@test "results: the paper's loss, nat, acquire and crossing tables and macros come from their CSVs" {
+	tl_require_tools python3
+	local r=$BATS_TEST_TMPDIR/results out=$BATS_TEST_TMPDIR/gen
+	mkdir -p "$r"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	((status == 0)) || tl_fail "gen-macros failed on an empty results/: $output"
+	grep -q 'Not measured in this run' "$out/loss.tex" || tl_fail "expected loss.tex to say not measured"
+	grep -q '^\\newcommand\\TunUdpLossOneDelayMbps{n/a}' "$out/numbers.tex" || tl_fail "expected n/a without data"
+	{
+		echo "system,parameter,metric,value,unit,repetition"
+		printf 'tun-udp,loss=1:rtt=20,goodput,%s,Mbit/s,%d\n' 90 1 110 2 100 3
+		printf 'plain,loss=1:rtt=20,goodput,%s,Mbit/s,%d\n' 200 1 200 2 200 3
+	} >"$r/loss.csv"
+	{
+		echo "system,parameter,metric,value,unit,repetition"
+		printf 'tun,race,%s,%s,x,1\n' rounds 1000 dup_sessions 0 cleartext 3 reload_refused 0
+	} >"$r/crossing.csv"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	((status == 0)) || tl_fail "gen-macros failed: $output"
+	grep -q '^\\newcommand\\TunUdpLossOneDelayMbps{100}' "$out/numbers.tex" || tl_fail "expected the median, 100"
+	grep -q '^\\newcommand\\TunUdpOverPlainLossOneDelay{0.5}' "$out/numbers.tex" || tl_fail "expected the ratio 0.5"
+	grep -q '^\\newcommand\\TunCrClear{3}' "$out/numbers.tex" || tl_fail "expected the cleartext count, 3"
+	grep -qE '^tun-udp & -- & -- & -- & -- & -- & 100 & 3' "$out/loss.tex" || tl_fail "expected tun-udp's row: $(cat "$out/loss.tex")"
+	grep -qE '^tun & 1000 & 0 & 3 & 0 & 1' "$out/crossing.tex" || tl_fail "expected tun's row: $(cat "$out/crossing.tex")"
+	grep -q 'Not measured in this run' "$out/nat.tex" || tl_fail "expected nat.tex to say not measured"
+	local set
+	for set in $("$TL_REPO/experiments/run-all" --list-sets | awk '{ print $1 }'); do
+		grep -q "texttt{$set}" "$out/sets.tex" || tl_fail "expected set $set in sets.tex: $(cat "$out/sets.tex")"
+	done
+}
