@@ -82,6 +82,32 @@ SYS_OPT_IN_ROWS="tun-udp"
 # keepalives from cli, or empty for each one's default.
 SYS_KEEPALIVE=${SYS_KEEPALIVE:-}
 
+# SYS_POLICY=FILE (the policy-scale experiment): tunlab rows give the client
+# --policy FILE instead of --route flags, FILE written by sys_tunlab_start
+# with a "protect dst=P" entry for each prefix those flags would have
+# routed, in their order (SYS_EXTRA_ROUTES, the inner network, the row's
+# own); the server exports the same. Empty: --route flags.
+SYS_POLICY=${SYS_POLICY:-}
+
+# sys_policy_args FILE [client flags]: writes FILE as SYS_POLICY says and
+# prints the flags other than --route, one a line.
+sys_policy_args() {
+	local file=$1 prefix
+	shift
+	for prefix in ${SYS_EXTRA_ROUTES[@]+"${SYS_EXTRA_ROUTES[@]}"} "$TL_IN_NET4"; do
+		echo "protect dst=$prefix"
+	done >"$file"
+	while (($#)); do
+		if [[ $1 == --route ]]; then
+			echo "protect dst=$2" >>"$file"
+			shift 2
+			continue
+		fi
+		printf '%s\n' "$1"
+		shift
+	done
+}
+
 sys_reset() {
 	SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
 }
@@ -114,17 +140,24 @@ sys_tunlab_start() {
 	shift
 	rm -f -- "$TL_SRV_STATS" "$TL_CLI_STATS"
 	SYS_STATS="client=$TL_CLI_STATS server=$TL_SRV_STATS"
-	local -a routes exports
+	local -a routes exports args=("$@")
+	local policy=${TL_CLIENT_POLICY:-}
 	mapfile -t routes < <(sys_extra_route_flags --route)
 	mapfile -t exports < <(sys_extra_route_flags --export)
+	if [[ -n $SYS_POLICY ]]; then
+		mapfile -t args < <(sys_policy_args "$SYS_POLICY" "$@")
+		routes=() policy=$SYS_POLICY
+	fi
 	tl_block_cleartext || return 1
 	tl_start_tunlab_server "$frontend" ${exports[@]+"${exports[@]}"} \
 		${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} || return 1
 	if ((SYS_COLD)); then
-		TL_WAIT=none tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" --lazy || return 1
+		TL_CLIENT_POLICY=$policy TL_WAIT=none tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} \
+			${args[@]+"${args[@]}"} --lazy || return 1
 		sys_wait_stats_written "$TL_CLI_STATS" || return 1
 	else
-		tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" || return 1
+		TL_CLIENT_POLICY=$policy tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} \
+			${args[@]+"${args[@]}"} || return 1
 	fi
 	SYS_ROUTES_DONE=1
 }

@@ -181,6 +181,18 @@ check_data() {
 	tl_expect_ge "routes tun added in cli for 100 prefixes" "$routes" 100
 }
 
+@test "experiments: policyscale --quick: 100 prefixes as policy entries: the client runs them, routes in cli, RTT through the table" {
+	run_experiment policyscale
+	check_data policyscale rtt_us tun
+	local routes entries
+	routes=$(awk -F, '$1 == "tun" && $2 == "prefixes=100" && $3 == "routes" { print $4 }' "$EXP_RESULTS/policyscale.csv")
+	tl_expect_ge "routes tun added in cli for 100 entries" "$routes" 100
+	# The 100 prefixes, the inner network of each family: read back from the client.
+	entries=$(awk -F, '$1 == "tun" && $2 == "prefixes=100" && $3 == "entries" { print $4 }' "$EXP_RESULTS/policyscale.csv")
+	tl_expect_eq "protect entries the tun client reports" "$entries" 102
+	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/policyscale.meta" || tl_fail "expected plain marked not applicable"
+}
+
 @test "experiments: profile --quick: both tunnel ends of tun profiled, named kernel paths found" {
 	local probe=$BATS_TEST_TMPDIR/perf.probe
 	command -v perf >/dev/null || tl_skip_env "perf not installed (Debian: linux-perf; experiments/lib/deps.sh)"
@@ -208,7 +220,7 @@ check_data() {
 	local pair n=0
 	# plot:experiment; run alone (bats --filter), only what has data is drawn
 	for pair in throughput:throughput cpu:throughput pktrate:pktrate rtt_cdf:rtt rr:rtt rrul:rrul \
-		setup:setup flows:flows prefixes:prefixes acquire:acquire; do
+		setup:setup flows:flows prefixes:prefixes acquire:acquire policyscale:policyscale; do
 		[[ -s $EXP_RESULTS/${pair#*:}.csv ]] || continue
 		[[ -s $EXP_RESULTS/plots/${pair%:*}.png ]] || tl_fail "expected plots/${pair%:*}.png"
 		n=$((n + 1))
