@@ -60,7 +60,8 @@ SYS_EXTRA_ROUTES=()
 # SYS_COLD=1 (the acquire experiment): a start returns as soon as its client
 # is configured, before any connection: tunlab with --lazy once its policy
 # is installed, wireguard-go without the ping that would start its
-# handshake, OpenVPN once its client is launched (its routes come later).
+# handshake, OpenVPN once its routes exist (which it adds only once its
+# tunnel is up: before that, cli's traffic takes the default route).
 SYS_COLD=${SYS_COLD:-0}
 
 # What carries each row's packets between cli and srv (the metadata's
@@ -269,6 +270,11 @@ sys_openvpn_start() {
 	tl_bg "$NS_CLI" "$work/openvpn-client.log" openvpn --config "$work/client.conf" >/dev/null || return 1
 	cli_pid=$TL_LAST_PID
 	if ((SYS_COLD)); then
+		# OpenVPN's model: its routes exist only once its tunnel is up. Cold
+		# for it is launched until then: a sender started earlier would test
+		# the default route, not OpenVPN (acquire's header says why).
+		tl_wait_until "$TL_TIMEOUT" sys_has_route "$NS_CLI" "$TL_IN_NET4" "$SYS_OVPN_DEV" ||
+			{ tl_log_tail "$work/openvpn-client.log"; tl_fail "expected OpenVPN's route to $TL_IN_NET4 in cli"; return 1; }
 		SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV SYS_ROUTES_DONE=1
 		return 0
 	fi
@@ -278,6 +284,11 @@ sys_openvpn_start() {
 		{ tl_log_tail "$work/openvpn-client.log"; tl_fail "expected the AES-128-GCM data channel"; return 1; }
 	sys_wait_tunnel "$work/openvpn-client.log" "$work/openvpn-server.log" || return 1
 	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV SYS_ROUTES_DONE=1
+}
+
+# sys_has_route NS PREFIX DEV: NS routes PREFIX through DEV.
+sys_has_route() {
+	ip -n "$1" route show "$2" 2>/dev/null | grep -q " dev $3\b"
 }
 
 # Writes WORKDIR/server.conf, client.conf and ccd/cli.
