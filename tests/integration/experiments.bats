@@ -165,6 +165,9 @@ check_data() {
 	grep -q '^tun,race,dup_sessions,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 duplicate sessions: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
 	grep -q '^tun,race,cleartext,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 packets in clear: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
 	grep -q '^tun,race,reload_refused,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected every policy load taken"
+	# The control: without the client the same burst is seen in clear, so the 0 above means something.
+	grep -q '^tun,control,control_cleartext,20,' "$EXP_RESULTS/crossing.csv" ||
+		tl_fail "expected the control burst (20) seen in clear: $(grep '^tun,control' "$EXP_RESULTS/crossing.csv")"
 }
 
 @test "experiments: flows --quick: throughput against parallel flows" {
