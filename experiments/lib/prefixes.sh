@@ -27,12 +27,13 @@ pf_last_host() {
 	echo "${p%.0/24}.1"
 }
 
-# pf_start ID FN REP WORK N RAW: fresh topology, the N prefixes in
-# SYS_EXTRA_ROUTES, the start timed (MEAS_SETUP_MS) with the pinger's
-# output in RAW; PF_ADDED gets "routes rules links" the start added in cli,
-# PF_HOST the last prefix's address. The system stays up.
+# pf_start ID FN REP WORK N RAW [TIMER]: fresh topology, the N prefixes in
+# SYS_EXTRA_ROUTES, the start timed (MEAS_SETUP_MS) by TIMER (default
+# meas_start_timed: echoes, the pinger's output in RAW); PF_ADDED gets
+# "routes rules links" the start added in cli, PF_HOST the last prefix's
+# address. The system stays up.
 pf_start() {
-	local id=$1 fn=$2 work=$4 n=$5 raw=$6 k rc=0 before after
+	local id=$1 fn=$2 work=$4 n=$5 raw=$6 timer=${7:-meas_start_timed} k rc=0 before after
 	local -a b a
 	sys_reset
 	tl_topology_up >"$work/topology.log" 2>&1 || meas_die "topology did not come up"
@@ -44,7 +45,7 @@ pf_start() {
 		SYS_EXTRA_ROUTES+=("$(pf_prefix "$k")")
 	done
 	before=$(meas_kernel_objects "$NS_CLI")
-	meas_start_timed "$id" "$fn" "$work/n$n" "$PF_HOST" "$raw" || rc=$?
+	"$timer" "$id" "$fn" "$work/n$n" "$PF_HOST" "$raw" || rc=$?
 	((SYS_ROUTES_DONE)) || exp_cannot "its start function takes no extra prefixes (SYS_EXTRA_ROUTES)"
 	((rc != 2)) || exp_cannot "no echo answered from $PF_HOST within ${MEAS_SETUP_BOUND} s (carries no ICMP?)"
 	((rc == 0)) || meas_die "$id: timing the start with $n prefixes failed"

@@ -7,7 +7,8 @@
 # All three come from policyscale.csv (plots.sh): a block per system,
 # "name" then "prefixes median min max" lines, of setup_ms, of objects
 # (routes + policy/netfilter rules + devices the client added in cli) and
-# of rtt_us (the median RTT of one start's echoes to the last entry's host).
+# of rtt_us (the median RTT of one start's echoes to the last entry's host;
+# the proxy carries no ICMP: its tcp_rr figure, rr_us, is in the CSV only).
 if (!exists("outfile")) outfile = "plots/policyscale.png"
 load "plots/common.gpi"
 
@@ -20,7 +21,7 @@ set xlabel "policy entries"
 set bmargin 4
 set key font ",9" spacing 0.9
 
-set title "start to first echo from the last entry"
+set title "start to first answer from the last entry"
 set key bottom right
 set logscale y
 set ylabel "milliseconds (log scale)"
@@ -31,7 +32,7 @@ set key top left
 set ylabel "routes + rules + devices (log scale)"
 plot for [i = 0:B_blocks - 1] "plots/policyscale_objects.dat" index i using 1:2 with linespoints title columnheader(1)
 
-set title "RTT to the last entry's host"
+set title "echo RTT to the last entry's host"
 set key top left
 unset logscale y
 set yrange [0:*]
