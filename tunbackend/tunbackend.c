@@ -6,6 +6,9 @@
  * tunlab exits for any reason, kill -9 included, the kernel closes the fd
  * and deletes the device, and with it its address and every route through
  * it. The fd is O_CLOEXEC so no child (ip, iptables) can keep it alive.
+ * The policy's bypass and discard routes (base/polroutes.h) are on no
+ * device of ours: they outlive a kill -9 (discard stays dropped) until
+ * `tunlab cleanup` runs the lock file's record of them (tun_ip.c).
  *
  * Speed: TUN has no batched read or write, so at a 1500-byte MTU the cost
  * is one syscall per packet. With offload (IFF_VNET_HDR + TUNSETOFFLOAD)
