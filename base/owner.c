@@ -267,12 +267,12 @@ static bool ours(const char *name, const char *prefix, long *pid)
 	return *pid > 0 && strcmp(end, ".lock") == 0;
 }
 
-int owner_prune(const char *dir)
+/* Calls fn for each pid with a lock file of this network namespace in dir; -errno. */
+static int for_each_own_file(const char *dir, void (*fn)(long pid, void *arg), void *arg)
 {
 	char path[128], prefix[64];
 	struct dirent *e;
-	struct stat st;
-	int pruned = 0, ret = owner_lock_path(dir, 0, path, sizeof(path));
+	int ret = owner_lock_path(dir, 0, path, sizeof(path));
 	DIR *d;
 
 	if (ret < 0)
@@ -285,20 +285,57 @@ int owner_prune(const char *dir)
 		return errno == ENOENT ? 0 : -errno;
 	while ((e = readdir(d))) {
 		long pid;
-		int fd;
 
-		if (!ours(e->d_name, prefix, &pid))
-			continue;
-		fd = take_dead_lock(dir, pid);
-		if (fd < 0)
-			continue;
-		if (owner_lock_path(dir, pid, path, sizeof(path)) == 0 && fstat(fd, &st) == 0 &&
-		    st.st_size == 0 && still_linked(fd, path) && unlink(path) == 0)
-			pruned++;
-		close(fd);
+		if (ours(e->d_name, prefix, &pid))
+			fn(pid, arg);
 	}
 	closedir(d);
-	return pruned;
+	return 0;
+}
+
+struct prune {
+	const char *dir;
+	int pruned;
+};
+
+static void prune_one(long pid, void *arg)
+{
+	struct prune *p = arg;
+	char path[128];
+	struct stat st;
+	int fd = take_dead_lock(p->dir, pid);
+
+	if (fd < 0)
+		return;
+	if (owner_lock_path(p->dir, pid, path, sizeof(path)) == 0 && fstat(fd, &st) == 0 &&
+	    st.st_size == 0 && still_linked(fd, path) && unlink(path) == 0)
+		p->pruned++;
+	close(fd);
+}
+
+int owner_prune(const char *dir)
+{
+	struct prune p = { .dir = dir };
+	int ret = for_each_own_file(dir, prune_one, &p);
+
+	return ret < 0 ? ret : p.pruned;
+}
+
+static void judge_one(long pid, void *arg)
+{
+	owner_judge_dead(arg, pid);
+}
+
+int owner_judge_scan(struct owner_judge *j)
+{
+	return for_each_own_file(j->dir, judge_one, j);
+}
+
+void owner_judge_clear_record(struct owner_judge *j, long pid)
+{
+	for (size_t i = 0; i < j->count; i++)
+		if (j->seen[i].pid == pid && j->seen[i].fd >= 0 && ftruncate(j->seen[i].fd, 0) < 0)
+			return; /* kept: the next cleanup runs it again, with -force */
 }
 
 /* ---- the record ---- */

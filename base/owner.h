@@ -64,6 +64,15 @@ bool owner_judge_dead(struct owner_judge *j, long pid);
  * and malloc'd; NULL if none or not dead.
  */
 char *owner_judge_record(struct owner_judge *j, long pid);
+/*
+ * Judges every owner with a lock file of this network namespace in j->dir:
+ * for objects that carry no tag to find their owner by (the TUN backend's
+ * bypass and discard routes, on devices not its own); then walk j->seen.
+ * 0 or -errno.
+ */
+int owner_judge_scan(struct owner_judge *j);
+/* Empties dead owner pid's record once its lines ran: no later cleanup runs or counts them again. */
+void owner_judge_clear_record(struct owner_judge *j, long pid);
 /* Drops the held locks; with forget, the dead owners' files go first. */
 void owner_judge_release(struct owner_judge *j, bool forget);
 

@@ -46,8 +46,15 @@
  * dead instances left (nfkit/leftovers.c); after that, traffic follows
  * whatever route is left, in clear.
  *
- * What the approach cannot do: --select (a route takes everything to a
- * prefix; nfqueue selects), --fail-open (nothing to fall back to), apply
+ * Policy. protect entries are the routes to lo above; bypass and discard
+ * entries are routes of their own (base/polroutes.h, through loroutes, so
+ * recorded and removed with the rest): a blackhole for discard, never
+ * reaching lo, so neither captured nor looped; for a bypass inside a
+ * protect prefix, a more specific copy of its path before tunlab, so its
+ * packets leave by the underlay and never pass lo either.
+ *
+ * What the approach cannot do: --select or a policy selector beyond dst
+ * (a route takes everything to a prefix; nfqueue selects), --fail-open (nothing to fall back to), apply
  * backpressure (a full ring drops, counted from pcap_stats in
  * capture_drops), or keep local traffic inside a prefix local, other
  * than to the inner address.
@@ -301,10 +308,11 @@ static void capf_close(struct frontend *fe)
 
 const struct frontend_ops capture_frontend = {
 	.name = "pcap",
-	/* Routes to lo select by destination only; bypass and discard are not built yet. */
+	/* Routes select by destination only; bypass and discard are routes too (base/polroutes.h). */
 	.policy_keys = 0,
-	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
-	.policy_why = "its routes to lo select by destination only, and take protect entries only",
+	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT) | POLICY_ACTION_BIT(POLICY_BYPASS) |
+			  POLICY_ACTION_BIT(POLICY_DISCARD),
+	.policy_why = "its routes to lo select by destination only",
 	.summary = "route remote prefixes to lo and read them back with libpcap; "
 		   "inject GSO packets through lo, or with a raw socket or pcap_inject",
 	.open = capf_open,

@@ -17,6 +17,8 @@ int kitfe_routes(struct loroutes *r, struct owner_lock *owner, const struct fron
 		.mode = mode,
 		/* KEEP_PATH's fallback routes to lo keep lo's mtu, as before. */
 		.mtu = mode == LOROUTES_TO_LO ? cfg->mtu : 0,
+		/* nfqueue's rules compile bypass and discard; routes to lo cannot. */
+		.policy = mode == LOROUTES_TO_LO ? cfg->policy : NULL,
 		.verbose = cfg->verbose,
 		.owner = owner,
 	};

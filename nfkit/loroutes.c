@@ -38,91 +38,10 @@
 #include <unistd.h>
 
 #include "loroutes.h"
+#include "../base/polroutes.h"
 #include "../base/sysexec.h"
 
-enum { LOROUTES_DUMP_MAX = 1 << 20, LOROUTES_WORD_MAX = 64 };
-
-/* One answer of `ip -o route get`: "10.9.0.0 via 10.1.0.1 dev eth0 src ... \ cache". */
-struct path {
-	struct ip_addr dst;
-	bool unicast;
-	char via[LOROUTES_WORD_MAX + 8]; /* "10.1.0.1" or "inet6 fe80::1" */
-	char dev[LOROUTES_WORD_MAX];
-};
-
-static const char *const route_types[] = { "local", "broadcast", "unreachable", "prohibit",
-					   "blackhole", "multicast", "anycast", "throw", "nat",
-					   NULL };
-
-static bool is_route_type(const char *word, size_t len)
-{
-	for (size_t i = 0; route_types[i]; i++)
-		if (strlen(route_types[i]) == len && strncmp(word, route_types[i], len) == 0)
-			return true;
-	return false;
-}
-
-static bool parse_path(const char *line, struct path *out)
-{
-	char word[LOROUTES_WORD_MAX];
-	size_t n = strcspn(line, " ");
-
-	*out = (struct path){ .unicast = !is_route_type(line, n) };
-	if (!out->unicast)
-		line += n + (line[n] == ' ');
-	snprintf(word, sizeof(word), "%.*s", (int)strcspn(line, " /"), line);
-	if (addr_parse(word, &out->dst) < 0)
-		return false;
-	if (sysexec_ip_field(line, "via", out->via, sizeof(out->via)) &&
-	    (!strcmp(out->via, "inet") || !strcmp(out->via, "inet6"))) {
-		char gw[LOROUTES_WORD_MAX];
-		if (sysexec_ip_field(line, out->via, gw, sizeof(gw)))
-			snprintf(out->via + strlen(out->via), sizeof(out->via) - strlen(out->via),
-				 " %s", gw);
-	}
-	out->unicast = out->unicast && sysexec_ip_field(line, "dev", out->dev, sizeof(out->dev));
-	return true;
-}
-
-/* Every prefix's current path, one `ip -batch` for all; paths[i].dev "" if none. */
-static int lookup_paths(const struct loroutes_params *p, struct path *paths)
-{
-	static const char *const argv[] = { "ip", "-o", "-force", "-batch", "-", NULL };
-	char *input = NULL, *out = malloc(LOROUTES_DUMP_MAX), *save = NULL, text[PREFIX_STR_MAX];
-	char ignored[256];
-	size_t len;
-	FILE *f = open_memstream(&input, &len);
-	struct path path;
-
-	if (!f || !out) {
-		if (f)
-			fclose(f);
-		free(input);
-		free(out);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < p->route_count; i++) {
-		addr_format(&p->routes[i].addr, text, sizeof(text));
-		fprintf(f, "route get %s\n", text);
-	}
-	if (fclose(f) != 0) {
-		free(input);
-		free(out);
-		return -ENOMEM;
-	}
-	/* A prefix without a route makes ip complain and exit 1: it just has no answer. */
-	sysexec_pipe(argv, input, out, LOROUTES_DUMP_MAX, false, ignored, sizeof(ignored));
-	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!parse_path(line, &path))
-			continue;
-		for (size_t i = 0; i < p->route_count; i++)
-			if (!memcmp(&p->routes[i].addr, &path.dst, sizeof(path.dst)))
-				paths[i] = path;
-	}
-	free(input);
-	free(out);
-	return 0;
-}
+enum { LOROUTES_DUMP_MAX = 1 << 20, LOROUTES_WORD_MAX = ROUTE_WORD_MAX };
 
 /* ---- setup ---- */
 
@@ -149,7 +68,7 @@ static void source_text(const struct loroutes_params *p, const struct ip_prefix 
 }
 
 static void keep_path_lines(FILE *setup, FILE *teardown, const struct loroutes_params *p,
-			    const struct ip_prefix *prefix, const struct path *path)
+			    const struct ip_prefix *prefix, const struct route_path *path)
 {
 	bool v6 = prefix->addr.family == AF_INET6, copy = path->unicast && path->dev[0];
 	char dst[PREFIX_STR_MAX], src[PREFIX_STR_MAX + 8], via[LOROUTES_WORD_MAX + 16] = "";
@@ -208,8 +127,9 @@ static int close_streams(FILE *s, FILE *t, int ret)
 }
 
 /* Setup adds the routes; teardown deletes them, then the addresses that are ours. */
-static int build_lines(const struct loroutes_params *p, const struct path *paths,
-		       const bool *addr_owned, char **setup, char **teardown)
+static int build_lines(const struct loroutes_params *p, const struct route_path *paths,
+		       const struct route_path *policy_paths, const bool *addr_owned, char **setup,
+		       char **teardown)
 {
 	char text[PREFIX_STR_MAX + 8];
 	size_t slen, tlen;
@@ -218,6 +138,11 @@ static int build_lines(const struct loroutes_params *p, const struct path *paths
 
 	if (!s || !t)
 		goto out;
+	/* Before the protect routes: bypass and discard are in force when those take traffic. */
+	ret = polroutes_lines(p->policy, policy_paths, p->mode == LOROUTES_TO_LO, s, t);
+	if (ret < 0)
+		goto out;
+	ret = -ENOMEM;
 	for (size_t i = 0; i < p->route_count; i++) {
 		if (p->mode == LOROUTES_TO_LO)
 			to_lo_lines(s, t, p, &p->routes[i]);
@@ -263,15 +188,20 @@ static int address_line(const struct loroutes_params *p, const struct ip_prefix 
 static int plan(const struct loroutes_params *p, bool lookup, const bool *addr_owned,
 		char **setup, char **teardown)
 {
-	struct path *paths = calloc(p->route_count ? p->route_count : 1, sizeof(*paths));
+	struct route_path *paths = calloc(p->route_count ? p->route_count : 1, sizeof(*paths));
+	struct route_path *policy_paths = NULL;
 	int ret = -ENOMEM;
 
 	*setup = *teardown = NULL;
 	if (!paths)
 		return ret;
-	ret = lookup && p->mode == LOROUTES_KEEP_PATH ? lookup_paths(p, paths) : 0;
+	ret = lookup && p->mode == LOROUTES_KEEP_PATH ? route_paths_lookup(p->routes, p->route_count, paths)
+						      : 0;
 	if (ret == 0)
-		ret = build_lines(p, paths, addr_owned, setup, teardown);
+		ret = polroutes_paths(p->policy, lookup, &policy_paths);
+	if (ret == 0)
+		ret = build_lines(p, paths, policy_paths, addr_owned, setup, teardown);
+	free(policy_paths);
 	free(paths);
 	return ret;
 }

@@ -8,6 +8,7 @@
 
 #include "leftovers.h"
 #include "../base/owner.h"
+#include "../base/policy.h"
 #include "../base/prefix.h"
 
 enum {
@@ -49,6 +50,12 @@ struct loroutes_params {
 	size_t address_count;
 	enum loroutes_mode mode;
 	unsigned mtu;             /* LOROUTES_TO_LO: the routes' mtu; 0: lo's */
+	/*
+	 * pcap: the policy whose bypass and discard entries become routes
+	 * too (base/polroutes.h), recorded and torn down with the rest.
+	 * NULL: none (nfqueue compiles them into its rules).
+	 */
+	const struct policy *policy;
 	bool verbose;
 	/*
 	 * The instance's lock: setup writes the teardown lines there before

@@ -744,6 +744,27 @@ static size_t count_unchanged(const struct policy *old, const struct policy *fre
 	return n;
 }
 
+/* The bypass and discard entries of a are those of b (in any order). */
+static bool same_non_protect(const struct policy *a, const struct policy *b)
+{
+	size_t na = 0, nb = 0;
+
+	for (size_t i = 0; i < b->count; i++)
+		nb += b->entries[i].action != POLICY_PROTECT;
+	for (size_t i = 0; i < a->count; i++) {
+		bool found = false;
+
+		if (a->entries[i].action == POLICY_PROTECT)
+			continue;
+		na++;
+		for (size_t k = 0; k < b->count && !found; k++)
+			found = policy_entry_equal(&a->entries[i], &b->entries[k]);
+		if (!found)
+			return false;
+	}
+	return na == nb;
+}
+
 /* Checks fresh against the running instance; 0, or -EINVAL with the reason in err. */
 static int check_swap(const struct daemon *d, const struct policy *fresh, const char *path, char *err,
 		      size_t err_len)
@@ -763,6 +784,9 @@ static int check_swap(const struct daemon *d, const struct policy *fresh, const 
 	else if (!same_prefixes(routes, policy_protect_dsts(fresh, routes), d->routes, d->route_count))
 		snprintf(err, err_len, "the protect prefixes differ from the running ones (routes, and what "
 			 "the server may send from): restart to change them");
+	else if (!d->ops->policy_reload && !same_non_protect(fresh, &d->policy))
+		snprintf(err, err_len, "the bypass and discard entries differ from the running ones (the %s "
+			 "frontend made them routes at start): restart to change them", d->ops->name);
 	else
 		ret = 0;
 	free(routes);
@@ -771,8 +795,9 @@ static int check_swap(const struct daemon *d, const struct policy *fresh, const 
 
 /*
  * Whether ops can take a new policy while running: with a policy_reload
- * op, or when its whole compilation is the protect dsts' routes (no
- * selector keys), which check_swap() keeps unchanged. NULL, or why not.
+ * op, or when its whole compilation is routes (no selector keys): the
+ * protect dsts' and the bypass and discard entries', which check_swap()
+ * keeps unchanged. NULL, or why not.
  */
 static const char *swap_refusal(const struct daemon *d)
 {

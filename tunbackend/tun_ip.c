@@ -291,21 +291,57 @@ out:
 	return ret;
 }
 
+/*
+ * The bypass and discard routes of dead instances (tun_policy_routes): on
+ * no device of theirs, so found from their records alone. Any dead
+ * owner's record is run (a pcap instance's too: its routes are its
+ * record's, whoever runs it) and then emptied, so nobody runs or counts it
+ * twice; its lock file stays for the owner's other cleanups (its rules).
+ */
+static int remove_dead_records(bool verbose, char *err, size_t err_len)
+{
+	struct owner_judge judge;
+	int count = 0, ret;
+
+	owner_judge_init(&judge, OWNER_RUN_DIR);
+	ret = owner_judge_scan(&judge);
+	for (size_t i = 0; ret >= 0 && i < judge.count; i++) {
+		char *text = judge.seen[i].fd >= 0 ? owner_judge_record(&judge, judge.seen[i].pid) : NULL;
+
+		if (text && text[0]) {
+			for (const char *p = text; *p; p += strcspn(p, "\n") + 1)
+				count++;
+			sysexec_ip_batch(text, true, verbose, err, err_len);
+			owner_judge_clear_record(&judge, judge.seen[i].pid);
+		}
+		free(text);
+	}
+	owner_judge_release(&judge, false);
+	if (ret < 0)
+		snprintf(err, err_len, "tun cleanup: %s: %s", OWNER_RUN_DIR, strerror(-ret));
+	return ret < 0 ? ret : count;
+}
+
 int tun_ip_cleanup(bool verbose, char *err, size_t err_len)
 {
 	struct owner_judge judge;
 	struct dead_links dead = { .judge = &judge };
 	char *buf = malloc(TUNB_DUMP_MAX);
-	int ret = -ENOMEM;
+	int ret = -ENOMEM, records;
 
 	owner_judge_init(&judge, OWNER_RUN_DIR);
 	if (!buf) {
 		snprintf(err, err_len, "tun cleanup: %s", strerror(ENOMEM));
 		goto out;
 	}
-	ret = scan_links(buf, &dead, err, err_len);
+	/* First: the links' judge below forgets its dead owners' files, records and all. */
+	ret = records = remove_dead_records(verbose, err, err_len);
+	if (ret >= 0)
+		ret = scan_links(buf, &dead, err, err_len);
 	if (ret >= 0 && dead.count)
 		ret = remove_dead(buf, &dead, verbose, err, err_len);
+	if (ret >= 0)
+		ret += records;
 	if (ret == -ENOMEM)
 		snprintf(err, err_len, "tun cleanup: %s", strerror(ENOMEM));
 	free(dead.names);

@@ -6,6 +6,9 @@
  * tunlab exits for any reason, kill -9 included, the kernel closes the fd
  * and deletes the device, and with it its address and every route through
  * it. The fd is O_CLOEXEC so no child (ip, iptables) can keep it alive.
+ * The policy's bypass and discard routes (base/polroutes.h) are on no
+ * device of ours: they outlive a kill -9 (discard stays dropped) until
+ * `tunlab cleanup` runs the lock file's record of them (tun_ip.c).
  *
  * Speed: TUN has no batched read or write, so at a 1500-byte MTU the cost
  * is one syscall per packet. With offload (IFF_VNET_HDR + TUNSETOFFLOAD)
@@ -33,6 +36,7 @@
 
 #include "../base/offload.h"
 #include "../base/owner.h"
+#include "../base/polroutes.h"
 #include "../base/sysexec.h"
 #include "tun.h"
 #include "tunbackend.h"
@@ -54,6 +58,7 @@ struct tunb {
 	uint64_t skipped;    /* read packets that were not IPv4/IPv6 or not understood */
 	uint8_t *ring;       /* PKT_BATCH_MAX * TUNB_SLOT_SIZE */
 	char *teardown;      /* ip -batch lines deleting our routes */
+	char *policy_teardown; /* the same for the bypass and discard routes (recorded) */
 	char ifname[IFNAMSIZ];
 	struct owner_lock owner; /* vouches for the alias "tunlab:pid=<pid>" */
 };
@@ -143,6 +148,55 @@ static int pick_name(const struct frontend_config *cfg, char name[IFNAMSIZ], cha
 	return 0;
 }
 
+/*
+ * The policy's bypass and discard routes (base/polroutes.h): looked up
+ * before the device's routes exist, so a bypass copies the path that was
+ * there before tunlab. They are on no device of ours and outlive a kill
+ * -9, so the lock file records their delete lines first, for cleanup.
+ */
+static int tun_policy_routes(struct tunb *t, const struct frontend_config *cfg, char *err,
+			     size_t err_len)
+{
+	struct route_path *paths = NULL;
+	char *setup = NULL;
+	size_t slen, tlen;
+	FILE *s = NULL, *td = NULL;
+	int ret = polroutes_paths(cfg->policy, true, &paths);
+
+	if (ret == 0) {
+		s = open_memstream(&setup, &slen);
+		td = open_memstream(&t->policy_teardown, &tlen);
+		ret = s && td ? polroutes_lines(cfg->policy, paths, false, s, td) : -ENOMEM;
+	}
+	if ((s && fclose(s) != 0) || (td && fclose(td) != 0))
+		ret = -ENOMEM;
+	free(paths);
+	if (ret < 0)
+		snprintf(err, err_len, "policy routes: %s", strerror(-ret));
+	else if (setup[0] && (ret = owner_lock_record(&t->owner, t->policy_teardown)) < 0)
+		snprintf(err, err_len, "policy routes: recording them in %s: %s", t->owner.path,
+			 strerror(-ret));
+	else if (setup[0] && sysexec_ip_batch(setup, false, cfg->verbose, err, err_len) < 0) {
+		char ignored[256];
+
+		/* -force: whatever part of the batch went in comes out. */
+		sysexec_ip_batch(t->policy_teardown, true, cfg->verbose, ignored, sizeof(ignored));
+		ret = -EIO;
+	}
+	free(setup);
+	return ret;
+}
+
+static void tun_policy_teardown(struct tunb *t)
+{
+	char err[256];
+
+	if (t->policy_teardown && t->policy_teardown[0])
+		sysexec_ip_batch(t->policy_teardown, true, t->verbose, err, sizeof(err));
+	free(t->policy_teardown);
+	t->policy_teardown = NULL;
+}
+
 static int tun_configure(struct tunb *t, const struct frontend_config *cfg, char *err,
 			 size_t err_len)
 {
@@ -153,7 +207,12 @@ static int tun_configure(struct tunb *t, const struct frontend_config *cfg, char
 		snprintf(err, err_len, "configuring %s: %s", t->ifname, strerror(-ret));
 		return ret;
 	}
-	ret = sysexec_ip_batch(setup, false, cfg->verbose, err, err_len) < 0 ? -EIO : 0;
+	/* Before the device's routes: bypass and discard are in force when those take traffic. */
+	ret = tun_policy_routes(t, cfg, err, err_len);
+	if (ret == 0 && sysexec_ip_batch(setup, false, cfg->verbose, err, err_len) < 0) {
+		tun_policy_teardown(t);
+		ret = -EIO;
+	}
 	free(setup);
 	return ret;
 }
@@ -201,6 +260,7 @@ err_device:
 	/* Takes the device and whatever the batch managed to add with it. */
 	close(t->fd);
 	free(t->teardown);
+	free(t->policy_teardown);
 err_owner:
 	owner_lock_release(&t->owner);
 err_ring:
@@ -378,6 +438,7 @@ static void tunf_close(struct frontend *fe)
 	 */
 	if (t->teardown && t->teardown[0])
 		sysexec_ip_batch(t->teardown, true, t->verbose, err, sizeof(err));
+	tun_policy_teardown(t);
 	close(t->fd);
 	owner_lock_release(&t->owner);
 	free(t->teardown);
@@ -392,10 +453,11 @@ static int tunf_cleanup(bool verbose, char *err, size_t err_len)
 
 const struct frontend_ops tunbackend_frontend = {
 	.name = "tun",
-	/* A route selects by destination only; blackhole and bypass routes are not built yet. */
+	/* A route selects by destination only; bypass and discard are routes too (base/polroutes.h). */
 	.policy_keys = 0,
-	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
-	.policy_why = "a route selects by destination only, and takes protect entries only",
+	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT) | POLICY_ACTION_BIT(POLICY_BYPASS) |
+			  POLICY_ACTION_BIT(POLICY_DISCARD),
+	.policy_why = "a route selects by destination only",
 	.summary = "route the remote prefixes to a TUN device (virtual NIC)",
 	.open = tunf_open,
 	.fd = tunf_fd,

@@ -206,6 +206,11 @@ plots_data() {
 		plots_curves "$w/prefixes.stats" "$w/prefixes.systems" "$p/prefixes_setup.dat" setup_ms prefixes
 		plots_curves "$w/prefixes.stats" "$w/prefixes.systems" "$p/prefixes_objects.dat" objects prefixes
 	fi
+	if plots_derive "$r" policyscale; then
+		plots_curves "$w/policyscale.stats" "$w/policyscale.systems" "$p/policyscale_setup.dat" setup_ms prefixes
+		plots_curves "$w/policyscale.stats" "$w/policyscale.systems" "$p/policyscale_objects.dat" objects prefixes
+		plots_curves "$w/policyscale.stats" "$w/policyscale.systems" "$p/policyscale_rtt.dat" rtt_us prefixes
+	fi
 	if plots_derive "$r" loss; then
 		local rtt
 		for rtt in 0 20; do

@@ -60,7 +60,8 @@ SYS_EXTRA_ROUTES=()
 # SYS_COLD=1 (the acquire experiment): a start returns as soon as its client
 # is configured, before any connection: tunlab with --lazy once its policy
 # is installed, wireguard-go without the ping that would start its
-# handshake, OpenVPN once its client is launched (its routes come later).
+# handshake, OpenVPN once its routes exist (which it adds only once its
+# tunnel is up: before that, cli's traffic takes the default route).
 SYS_COLD=${SYS_COLD:-0}
 
 # What carries each row's packets between cli and srv (the metadata's
@@ -81,6 +82,32 @@ SYS_OPT_IN_ROWS="tun-udp"
 # (tun-udp, openvpn-udp, wireguard-go): SYS_KEEPALIVE seconds between
 # keepalives from cli, or empty for each one's default.
 SYS_KEEPALIVE=${SYS_KEEPALIVE:-}
+
+# SYS_POLICY=FILE (the policy-scale experiment): tunlab rows give the client
+# --policy FILE instead of --route flags, FILE written by sys_tunlab_start
+# with a "protect dst=P" entry for each prefix those flags would have
+# routed, in their order (SYS_EXTRA_ROUTES, the inner network, the row's
+# own); the server exports the same. Empty: --route flags.
+SYS_POLICY=${SYS_POLICY:-}
+
+# sys_policy_args FILE [client flags]: writes FILE as SYS_POLICY says and
+# prints the flags other than --route, one a line.
+sys_policy_args() {
+	local file=$1 prefix
+	shift
+	for prefix in ${SYS_EXTRA_ROUTES[@]+"${SYS_EXTRA_ROUTES[@]}"} "$TL_IN_NET4"; do
+		echo "protect dst=$prefix"
+	done >"$file"
+	while (($#)); do
+		if [[ $1 == --route ]]; then
+			echo "protect dst=$2" >>"$file"
+			shift 2
+			continue
+		fi
+		printf '%s\n' "$1"
+		shift
+	done
+}
 
 sys_reset() {
 	SYS_STATS="" SYS_PIDS="" SYS_TUN_DEV="" SYS_TARGET="" SYS_ROUTES_DONE=0 SYS_TX_KEY=""
@@ -114,17 +141,24 @@ sys_tunlab_start() {
 	shift
 	rm -f -- "$TL_SRV_STATS" "$TL_CLI_STATS"
 	SYS_STATS="client=$TL_CLI_STATS server=$TL_SRV_STATS"
-	local -a routes exports
+	local -a routes exports args=("$@")
+	local policy=${TL_CLIENT_POLICY:-}
 	mapfile -t routes < <(sys_extra_route_flags --route)
 	mapfile -t exports < <(sys_extra_route_flags --export)
+	if [[ -n $SYS_POLICY ]]; then
+		mapfile -t args < <(sys_policy_args "$SYS_POLICY" "$@")
+		routes=() policy=$SYS_POLICY
+	fi
 	tl_block_cleartext || return 1
 	tl_start_tunlab_server "$frontend" ${exports[@]+"${exports[@]}"} \
 		${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} || return 1
 	if ((SYS_COLD)); then
-		TL_WAIT=none tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" --lazy || return 1
+		TL_CLIENT_POLICY=$policy TL_WAIT=none tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} \
+			${args[@]+"${args[@]}"} --lazy || return 1
 		sys_wait_stats_written "$TL_CLI_STATS" || return 1
 	else
-		tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} "$@" || return 1
+		TL_CLIENT_POLICY=$policy tl_start_tunlab_client "$frontend" ${routes[@]+"${routes[@]}"} \
+			${args[@]+"${args[@]}"} || return 1
 	fi
 	SYS_ROUTES_DONE=1
 }
@@ -236,6 +270,11 @@ sys_openvpn_start() {
 	tl_bg "$NS_CLI" "$work/openvpn-client.log" openvpn --config "$work/client.conf" >/dev/null || return 1
 	cli_pid=$TL_LAST_PID
 	if ((SYS_COLD)); then
+		# OpenVPN's model: its routes exist only once its tunnel is up. Cold
+		# for it is launched until then: a sender started earlier would test
+		# the default route, not OpenVPN (acquire's header says why).
+		tl_wait_until "$TL_TIMEOUT" sys_has_route "$NS_CLI" "$TL_IN_NET4" "$SYS_OVPN_DEV" ||
+			{ tl_log_tail "$work/openvpn-client.log"; tl_fail "expected OpenVPN's route to $TL_IN_NET4 in cli"; return 1; }
 		SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV SYS_ROUTES_DONE=1
 		return 0
 	fi
@@ -245,6 +284,11 @@ sys_openvpn_start() {
 		{ tl_log_tail "$work/openvpn-client.log"; tl_fail "expected the AES-128-GCM data channel"; return 1; }
 	sys_wait_tunnel "$work/openvpn-client.log" "$work/openvpn-server.log" || return 1
 	SYS_PIDS="client=$cli_pid server=$srv_pid" SYS_TUN_DEV=$SYS_OVPN_DEV SYS_ROUTES_DONE=1
+}
+
+# sys_has_route NS PREFIX DEV: NS routes PREFIX through DEV.
+sys_has_route() {
+	ip -n "$1" route show "$2" 2>/dev/null | grep -q " dev $3\b"
 }
 
 # Writes WORKDIR/server.conf, client.conf and ccd/cli.

@@ -165,6 +165,9 @@ check_data() {
 	grep -q '^tun,race,dup_sessions,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 duplicate sessions: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
 	grep -q '^tun,race,cleartext,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected 0 packets in clear: $(grep '^tun,' "$EXP_RESULTS/crossing.csv")"
 	grep -q '^tun,race,reload_refused,0,' "$EXP_RESULTS/crossing.csv" || tl_fail "expected every policy load taken"
+	# The control: without the client the same burst is seen in clear, so the 0 above means something.
+	grep -q '^tun,control,control_cleartext,20,' "$EXP_RESULTS/crossing.csv" ||
+		tl_fail "expected the control burst (20) seen in clear: $(grep '^tun,control' "$EXP_RESULTS/crossing.csv")"
 }
 
 @test "experiments: flows --quick: throughput against parallel flows" {
@@ -179,6 +182,18 @@ check_data() {
 	local routes
 	routes=$(awk -F, '$1 == "tun" && $2 == "prefixes=100" && $3 == "routes" { print $4 }' "$EXP_RESULTS/prefixes.csv")
 	tl_expect_ge "routes tun added in cli for 100 prefixes" "$routes" 100
+}
+
+@test "experiments: policyscale --quick: 100 prefixes as policy entries: the client runs them, routes in cli, RTT through the table" {
+	run_experiment policyscale
+	check_data policyscale rtt_us tun
+	local routes entries
+	routes=$(awk -F, '$1 == "tun" && $2 == "prefixes=100" && $3 == "routes" { print $4 }' "$EXP_RESULTS/policyscale.csv")
+	tl_expect_ge "routes tun added in cli for 100 entries" "$routes" 100
+	# The 100 prefixes, the inner network of each family: read back from the client.
+	entries=$(awk -F, '$1 == "tun" && $2 == "prefixes=100" && $3 == "entries" { print $4 }' "$EXP_RESULTS/policyscale.csv")
+	tl_expect_eq "protect entries the tun client reports" "$entries" 102
+	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/policyscale.meta" || tl_fail "expected plain marked not applicable"
 }
 
 @test "experiments: profile --quick: both tunnel ends of tun profiled, named kernel paths found" {
@@ -208,7 +223,7 @@ check_data() {
 	local pair n=0
 	# plot:experiment; run alone (bats --filter), only what has data is drawn
 	for pair in throughput:throughput cpu:throughput pktrate:pktrate rtt_cdf:rtt rr:rtt rrul:rrul \
-		setup:setup flows:flows prefixes:prefixes acquire:acquire; do
+		setup:setup flows:flows prefixes:prefixes acquire:acquire policyscale:policyscale; do
 		[[ -s $EXP_RESULTS/${pair#*:}.csv ]] || continue
 		[[ -s $EXP_RESULTS/plots/${pair%:*}.png ]] || tl_fail "expected plots/${pair%:*}.png"
 		n=$((n + 1))

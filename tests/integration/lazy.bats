@@ -170,7 +170,7 @@ lazy_start_leaks_nothing() {
 	tl_expect_contains "tunlab show's policy lines" "$output" "protect dst=$TL_IN_NET4: "
 }
 
-@test "policy: tun swaps a policy with the same protect prefixes, refuses other prefixes and names the frontend" {
+@test "policy: tun swaps a policy with the same protect prefixes, refuses other prefixes or a new discard entry and names the frontend" {
 	printf 'protect dst=%s\n' "$TL_IN_NET4" >"$TL_TMP/policy"
 	tl_start_tunlab_server tun
 	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client tun
@@ -184,5 +184,10 @@ lazy_start_leaks_nothing() {
 	printf 'protect dst=%s,proto=tcp\n' "$TL_IN_NET4" >"$TL_TMP/sel"
 	run n_cli "$TUNLAB" policy load "$TL_TMP/sel"
 	tl_expect_contains "the refusal of a selector" "$output" "the tun frontend"
+	# Its discard routes are made at start: a new one would be taken and never compiled.
+	printf 'discard dst=%s/32\nprotect dst=%s\n' "$TL_DST_IN4" "$TL_IN_NET4" >"$TL_TMP/discard"
+	run n_cli "$TUNLAB" policy load "$TL_TMP/discard"
+	[[ $status == 1 ]] || tl_fail "expected a new discard entry refused, got ($status): $output"
+	tl_expect_contains "the refusal of a discard entry" "$output" "bypass and discard entries differ"
 	tl_ping_dst 1 || tl_fail "expected the tunnel to carry pings after the refusals"
 }

@@ -651,6 +651,66 @@ client_exited() {
 		tl_fail "expected dst to answer cli through the tunnel within ${TL_TIMEOUT}s of connecting"
 }
 
+# ping_fails ADDR: ADDR does not answer cli (two pings).
+ping_fails() {
+	! n_cli ping -n -q -c 2 -i 0.2 -W 1 "$1" >/dev/null 2>&1
+}
+
+# ping_underlay NAME ADDR: pings ADDR, expecting no answer, with a capture
+# on the underlay; SEEN gets the packets it saw.
+ping_underlay() {
+	start_capture "$1" "icmp and host $2"
+	tl_assert "no answer from $2" ping_fails "$2"
+	sleep 0.3 # what was sent is on the veth by now; tcpdump prints it line-buffered
+	tl_stop "$TL_LAST_CAPTURE" INT 5 || true
+	SEEN=$(packets_seen "$1")
+}
+
+# The same file for every packet frontend: tun and pcap compile it into
+# routes, nfqueue into rules. dst holds the bypass and discard addresses
+# too, so a packet the tunnel carried would be answered; srv refuses
+# cleartext (setup), so one that left in clear is not, and the capture on
+# the underlay sees it.
+@test "--policy: protect tunnels, bypass leaves in clear, discard is dropped; removed on exit, and by cleanup after kill -9" {
+	skip_for_proxy "it takes protect entries only (the refusal test above)"
+	local bypass=10.102.0.3 discard=10.102.0.4
+	n_dst ip addr add "$bypass/32" dev "$TL_IN_IF"
+	n_dst ip addr add "$discard/32" dev "$TL_IN_IF"
+	cat >"$TL_TMP/policy" <<-POLICY
+		bypass  dst=$bypass/32
+		discard dst=$discard/32
+		protect dst=$TL_IN_NET4
+	POLICY
+	tl_start_tunlab_server "$FRONTEND"
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client "$FRONTEND"
+	tl_wait_until "$TL_TIMEOUT" dst_answers ||
+		tl_fail "expected dst to answer cli through the tunnel (protect)"
+	ping_underlay bypass "$bypass"
+	[[ -n $SEEN ]] || tl_fail "expected the ping to $bypass (bypass) on the underlay in clear"
+	ping_underlay discard "$discard"
+	[[ -z $SEEN ]] || tl_fail "expected nothing to $discard (discard) in clear, saw: $SEEN"
+
+	# A clean exit takes every object (the teardown checks the second instance's).
+	tl_stop "$TL_CLI_PID" TERM
+	TL_CLI_PID=""
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected nothing left in cli after SIGTERM, found: $output"
+
+	use_new_client_files client2
+	TL_CLIENT_POLICY=$TL_TMP/policy tl_start_tunlab_client "$FRONTEND"
+	kill -KILL "$TL_CLI_PID"
+	tl_wait_exit "$TL_CLI_PID" 5 || true
+	TL_CLI_PID=""
+	run tl_leftovers "$NS_CLI"
+	[[ $FRONTEND == nfqueue ]] ||
+		tl_expect_contains "the dead client's discard route" "$output" "route: blackhole $discard"
+	tl_assert "$discard still dropped while the dead client's objects stay" ping_fails "$discard"
+	run n_cli "$TUNLAB" cleanup
+	[[ $status == 0 ]] || tl_fail "expected tunlab cleanup to exit 0, got $status: $output"
+	run tl_leftovers "$NS_CLI"
+	[[ -z $output ]] || tl_fail "expected no tunlab state in cli after cleanup, found: $output"
+}
+
 @test "tunlab show --json: each instance's frontend, endpoint, state, handshake, counters and policy" {
 	start_tunnel
 	# A dead instance's socket (kill -9 leaves one): nobody listens, so it is passed over.

@@ -19,6 +19,8 @@
 #include "policy_fixture.h"
 #include "../../base/gso.h"
 #include "../../nfkit/loroutes.h"
+#include "../../base/owner.h"
+#include "../../base/polroutes.h"
 #include "../../base/offload.h"
 #include "../../base/sysexec.h"
 
@@ -315,6 +317,88 @@ static void test_routes_keep_path(void **state)
 	assert_int_equal(loroutes_text(&p, &setup, &teardown), -EINVAL);
 }
 
+/* protect, bypass and discard by destination: what tun and pcap compile into routes. */
+static const char policy_routes_text[] = "bypass  dst=10.102.0.9/32\n"
+					 "discard dst=10.102.0.128/25\n"
+					 "protect dst=10.102.0.0/24\n"
+					 "bypass  dst=10.103.0.0/24\n"
+					 "discard dst=fd02::5/128\n"
+					 "protect dst=fd02::/64\n";
+
+static void policy_lines(const struct policy *p, const struct route_path *paths, bool v6_local,
+			 char **setup, char **teardown)
+{
+	size_t slen, tlen;
+	FILE *s = open_memstream(setup, &slen), *t = open_memstream(teardown, &tlen);
+
+	assert_int_equal(polroutes_lines(p, paths, v6_local, s, t), 0);
+	fclose(s);
+	fclose(t);
+}
+
+/* tun: a blackhole per discard, the old path for a bypass inside a protect prefix, nothing outside one. */
+static void test_policy_routes(void **state)
+{
+	const struct frontend_ops *const ops[] = { &capture_frontend, &tunbackend_frontend };
+	struct frontend_config cfg = { .role = FRONTEND_CLIENT };
+	struct route_path paths[6] = { [0] = { .unicast = true, .via = "10.1.0.1", .dev = "veth0" } };
+	struct ip_prefix routes[8];
+	struct policy p;
+	char err[256], *setup, *teardown;
+
+	(void)state;
+	policy_fixture_load(policy_routes_text, &p, routes, &cfg);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(policy_check_caps(&p, ops[i]->policy_keys, ops[i]->policy_actions, "x",
+						   "y", err, sizeof(err)), 0);
+	policy_lines(&p, paths, false, &setup, &teardown);
+	assert_string_equal(setup, "route prepend 10.102.0.9/32 via 10.1.0.1 dev veth0 proto 77\n"
+				   "route prepend blackhole 10.102.0.128/25 proto 77\n"
+				   "route add blackhole fd02::5/128 proto 77 metric 1\n");
+	assert_string_equal(teardown, "route del 10.102.0.9/32 via 10.1.0.1 dev veth0 proto 77\n"
+				      "route del blackhole 10.102.0.128/25 proto 77\n"
+				      "route del blackhole fd02::5/128 proto 77 metric 1\n");
+	/* The record keeps every line: cleanup deletes exactly these after a kill -9. */
+	assert_int_equal(owner_record_check(teardown), 3);
+	free(setup);
+	free(teardown);
+
+	/* No path before tunlab: unreachable, as the stack said without it. */
+	policy_lines(&p, NULL, false, &setup, &teardown);
+	assert_non_null(strstr(setup, "route prepend unreachable 10.102.0.9/32 proto 77\n"));
+	assert_null(strstr(setup, "10.103.0.0"));
+	free(setup);
+	free(teardown);
+	policy_free(&p);
+}
+
+/* pcap: the same routes through loroutes, first; IPv6 in table local, where its protect route is. */
+static void test_policy_routes_pcap(void **state)
+{
+	struct fixture f;
+	struct loroutes_params lp;
+	struct ip_prefix routes[8];
+	struct policy p;
+	char *setup, *teardown;
+
+	(void)state;
+	client(&f, "10.102.0.0/24", "fd02::/64");
+	policy_fixture_load(policy_routes_text, &p, routes, &f.cfg);
+	lp = (struct loroutes_params){ .routes = f.cfg.routes, .route_count = f.cfg.route_count,
+				       .addresses = f.cfg.addresses, .address_count = f.cfg.address_count,
+				       .mode = LOROUTES_TO_LO, .mtu = 1400, .policy = &p };
+	assert_int_equal(loroutes_text(&lp, &setup, &teardown), 0);
+	assert_string_equal(setup, "route prepend unreachable 10.102.0.9/32 proto 77\n"
+				   "route prepend blackhole 10.102.0.128/25 proto 77\n"
+				   "route add blackhole fd02::5/128 table local proto 77 metric 1\n"
+				   "route prepend 10.102.0.0/24 dev lo src 10.8.0.2 proto 77 mtu 1400\n"
+				   "route add local fd02::/64 dev lo table local proto 77 mtu 1400\n");
+	assert_non_null(strstr(teardown, "route del blackhole fd02::5/128 table local proto 77 metric 1\n"));
+	free(setup);
+	free(teardown);
+	policy_free(&p);
+}
+
 /* ---- captured frames ---- */
 
 static void wr16(uint8_t *p, uint16_t v)
@@ -365,7 +449,7 @@ static size_t build_frame(uint8_t *f, size_t payload, bool partial)
 	return CAP_ETH_HLEN + len;
 }
 
-/* Routes select by destination only: pcap and tun refuse the shared policy, naming line, key, frontend. */
+/* Routes select by destination only: pcap and tun refuse the shared policy's keys, naming line, key, frontend. */
 static void test_policy_refused(void **state)
 {
 	static const char dst_only[] = "protect dst=10.102.0.0/24\nprotect dst=fd02::/64,uid=1000\n";
@@ -378,12 +462,13 @@ static void test_policy_refused(void **state)
 	(void)state;
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(who, sizeof(who), "the %s frontend", ops[i]->name);
+		/* Line 1, a bypass by dst alone, is theirs now; line 2's proto is not. */
 		policy_fixture_load(policy_fixture_text, &p, routes, &cfg);
 		assert_int_equal(policy_check_caps(&p, ops[i]->policy_keys, ops[i]->policy_actions, who,
 						   ops[i]->policy_why, err, sizeof(err)), -EINVAL);
-		assert_non_null(strstr(err, "1: "));
+		assert_non_null(strstr(err, "2: "));
 		assert_non_null(strstr(err, who));
-		assert_non_null(strstr(err, "cannot express the action bypass"));
+		assert_non_null(strstr(err, "cannot express the selector key proto"));
 		policy_free(&p);
 		policy_fixture_load(dst_only, &p, routes, &cfg);
 		assert_int_equal(policy_check_caps(&p, ops[i]->policy_keys, ops[i]->policy_actions, who,
@@ -522,6 +607,8 @@ int main(void)
 		cmocka_unit_test(test_routes_to_lo),
 		cmocka_unit_test(test_routes_keep_path),
 		cmocka_unit_test(test_policy_refused),
+		cmocka_unit_test(test_policy_routes),
+		cmocka_unit_test(test_policy_routes_pcap),
 		cmocka_unit_test(test_take_partial_gso),
 		cmocka_unit_test(test_take_plain_and_padded),
 		cmocka_unit_test(test_take_refused),
