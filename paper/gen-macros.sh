@@ -34,7 +34,7 @@ GEN_TIDY_HEADER="system,parameter,metric,value,unit,repetition"
 # The datasets the paper has a place for, in its order; any other tidy CSV
 # still lands in the appendix.
 GEN_DATASETS=(transparency throughput pktrate rtt rrul setup flows prefixes profile failover
-	acquire crossing loss nat)
+	acquire crossing policyscale loss nat)
 # Where plots can go: a dataset's section, or the CPU one (whose data is
 # part of throughput.csv); and plots whose name names no section.
 GEN_PLOT_SECTIONS=("${GEN_DATASETS[@]}" cpu)
@@ -105,10 +105,20 @@ AqReceivedMin acquire    burst       received            min
 AqConnectOk  acquire     burst       connect_ok          min
 AqSynRetrans acquire     burst       syn_retrans         max
 AqN          acquire     burst       received            n
+AqReadyMs    acquire     burst       ready_ms            median
 CrRounds     crossing    race        rounds              min
 CrDup        crossing    race        dup_sessions        max
 CrClear      crossing    race        cleartext           max
 CrRefused    crossing    race        reload_refused      max
+CrControl    crossing    control     control_cleartext   min
+PsOneStartMs      policyscale prefixes=1    setup_ms   median
+PsThousandStartMs policyscale prefixes=1000 setup_ms   median
+PsOneObjects      policyscale prefixes=1    objects    median
+PsThousandObjects policyscale prefixes=1000 objects    median
+PsOneRttUs        policyscale prefixes=1    rtt_us     median
+PsThousandRttUs   policyscale prefixes=1000 rtt_us     median
+PsThousandEntries policyscale prefixes=1000 entries    min
+PsN               policyscale prefixes=1000 objects    n
 LossCleanMbps      loss  loss=0:rtt=0    goodput  median
 LossTenthMbps      loss  loss=0.1:rtt=0  goodput  median
 LossOneMbps        loss  loss=1:rtt=0    goodput  median
@@ -713,11 +723,14 @@ gen_grid_tables() {
 		"start@setup_ms@set-up (ms)|flush@recovery_ms@flush: back after (ms)|flush@lost_pings@flush: lost echoes|newport@recovery_ms@new port: back after (ms)|newport@lost_pings@new port: lost echoes" \
 		>"$GEN_OUT/nat.tex"
 	gen_grid_table "$summary" "$meta" acquire \
-		"burst@first_ms@first datagram (ms)|burst@received@received of 100|burst@connect_ok@connect ok|burst@syn_retrans@SYN retransmits|burst@launch_gap_ms@start to burst (ms)" \
+		"burst@first_ms@first datagram (ms)|burst@received@received of 100|burst@connect_ok@connect ok|burst@syn_retrans@SYN retransmits|burst@launch_gap_ms@start to burst (ms)|burst@ready_ms@start took (ms)" \
 		>"$GEN_OUT/acquire.tex"
 	gen_grid_table "$summary" "$meta" crossing \
-		"race@rounds@rounds|race@dup_sessions@duplicate sessions|race@cleartext@packets in clear|race@reload_refused@reloads refused" \
+		"race@rounds@rounds|race@dup_sessions@duplicate sessions|race@cleartext@packets in clear|race@reload_refused@reloads refused|control@control_cleartext@control: seen in clear" \
 		>"$GEN_OUT/crossing.tex"
+	gen_grid_table "$summary" "$meta" policyscale \
+		"prefixes=1@setup_ms@start, 1 (ms)|prefixes=1000@setup_ms@start, 1000 (ms)|prefixes=1@objects@objects, 1|prefixes=1000@objects@objects, 1000|prefixes=1@rtt_us@RTT, 1 (us)|prefixes=1000@rtt_us@RTT, 1000 (us)|prefixes=1000@rr_us@TCP RR, 1000 (us)" \
+		>"$GEN_OUT/policyscale.tex"
 }
 
 # ---- sets.tex: the experiment sets and their budgets (experiments/run-all) ---------

@@ -189,7 +189,7 @@ load helpers
 # The later sets' tables and macros (issues 14 and 15): a cell is the
 # median of its CSV rows; without the CSV the table says so, and the
 # paper's list of sets is run-all's.
-@test "results: the paper's loss, nat, acquire and crossing tables and macros come from their CSVs" {
+@test "results: the paper's loss, nat, acquire, crossing and policyscale tables and macros come from their CSVs" {
 	tl_require_tools python3
 	local r=$BATS_TEST_TMPDIR/results out=$BATS_TEST_TMPDIR/gen
 	mkdir -p "$r"
@@ -205,14 +205,21 @@ load helpers
 	{
 		echo "system,parameter,metric,value,unit,repetition"
 		printf 'tun,race,%s,%s,x,1\n' rounds 1000 dup_sessions 0 cleartext 3 reload_refused 0
+		echo 'tun,control,control_cleartext,20,packets,1'
 	} >"$r/crossing.csv"
+	{
+		echo "system,parameter,metric,value,unit,repetition"
+		printf 'nfqueue,prefixes=1000,objects,%s,count,%d\n' 3017 1 3019 2 3015 3
+	} >"$r/policyscale.csv"
 	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
 	((status == 0)) || tl_fail "gen-macros failed: $output"
 	grep -q '^\\newcommand\\TunUdpLossOneDelayMbps{100}' "$out/numbers.tex" || tl_fail "expected the median, 100"
 	grep -q '^\\newcommand\\TunUdpOverPlainLossOneDelay{0.5}' "$out/numbers.tex" || tl_fail "expected the ratio 0.5"
 	grep -q '^\\newcommand\\TunCrClear{3}' "$out/numbers.tex" || tl_fail "expected the cleartext count, 3"
 	grep -qE '^tun-udp & -- & -- & -- & -- & -- & 100 & 3' "$out/loss.tex" || tl_fail "expected tun-udp's row: $(cat "$out/loss.tex")"
-	grep -qE '^tun & 1000 & 0 & 3 & 0 & 1' "$out/crossing.tex" || tl_fail "expected tun's row: $(cat "$out/crossing.tex")"
+	grep -qE '^tun & 1000 & 0 & 3 & 0 & 20 & 1' "$out/crossing.tex" || tl_fail "expected tun's row: $(cat "$out/crossing.tex")"
+	grep -q '^\\newcommand\\NfqueuePsThousandObjects{3017}' "$out/numbers.tex" || tl_fail "expected the median, 3017"
+	grep -qE '^nfqueue & -- & -- & -- & 3017 & -- & -- & -- & 3 ' "$out/policyscale.tex" || tl_fail "expected nfqueue's row: $(cat "$out/policyscale.tex")"
 	grep -q 'Not measured in this run' "$out/nat.tex" || tl_fail "expected nat.tex to say not measured"
 	local set
 	for set in $("$TL_REPO/experiments/run-all" --list-sets | awk '{ print $1 }'); do
