@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
+ * One builder for every error tunlab makes: the type, code and the
+ * header's second word (the MTU of "too big") differ, the rules on when
+ * to answer and what to quote do not.
+ *
  * The error's source is the packet's destination (the peer's address), not
  * an address of this host: injected through a TUN device, a packet from
  * one of the host's own addresses is a martian the kernel drops, while the
@@ -49,7 +53,19 @@ static bool addrs_allow(const uint8_t *pkt, size_t len)
 	return d != REACH_MULTICAST && d != REACH_BROADCAST;
 }
 
-static size_t v4_answer(const uint8_t *pkt, size_t len, uint8_t *out)
+/* What the error says: ICMP type, code and the header's bytes 4-7 (network order), per family. */
+struct kind {
+	uint8_t v4_type, v4_code, v6_type, v6_code;
+	uint32_t v4_word, v6_word;
+};
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+static size_t v4_answer(const uint8_t *pkt, size_t len, const struct kind *k, uint8_t *out)
 {
 	size_t ihl = (size_t)(pkt[0] & 0x0f) * 4, total = get16(pkt + 2), quote, n;
 
@@ -70,8 +86,9 @@ static size_t v4_answer(const uint8_t *pkt, size_t len, uint8_t *out)
 	memcpy(out + 12, pkt + 16, 4);
 	memcpy(out + 16, pkt + 12, 4);
 	memcpy(out + 10, &(uint16_t){ pkt_inet_csum(NULL, 0, out, V4_HDR) }, 2);
-	out[V4_HDR] = 3;
-	out[V4_HDR + 1] = ICMPERR_V4_CODE_PROHIBITED;
+	out[V4_HDR] = k->v4_type;
+	out[V4_HDR + 1] = k->v4_code;
+	put32(out + V4_HDR + 4, k->v4_word);
 	memcpy(out + V4_HDR + ICMP_HDR, pkt, quote);
 	memcpy(out + V4_HDR + 2, &(uint16_t){ pkt_inet_csum(NULL, 0, out + V4_HDR, n - V4_HDR) }, 2);
 	return n;
@@ -102,7 +119,7 @@ static int v6_upper(const uint8_t *pkt, size_t len, size_t *at)
 	return -1;
 }
 
-static size_t v6_answer(const uint8_t *pkt, size_t len, uint8_t *out)
+static size_t v6_answer(const uint8_t *pkt, size_t len, const struct kind *k, uint8_t *out)
 {
 	uint8_t pseudo[40] = { 0 };
 	size_t at = 0, quote, n;
@@ -124,8 +141,9 @@ static size_t v6_answer(const uint8_t *pkt, size_t len, uint8_t *out)
 	out[7] = 64;
 	memcpy(out + 8, pkt + 24, 16);
 	memcpy(out + 24, pkt + 8, 16);
-	out[V6_HDR] = 1;
-	out[V6_HDR + 1] = ICMPERR_V6_CODE_PROHIBITED;
+	out[V6_HDR] = k->v6_type;
+	out[V6_HDR + 1] = k->v6_code;
+	put32(out + V6_HDR + 4, k->v6_word);
 	memcpy(out + V6_HDR + ICMP_HDR, pkt, quote);
 	memcpy(pseudo, out + 8, 32);
 	put16(pseudo + 34, (uint16_t)(n - V6_HDR));
@@ -135,11 +153,45 @@ static size_t v6_answer(const uint8_t *pkt, size_t len, uint8_t *out)
 	return n;
 }
 
-size_t icmperr_prohibited(const uint8_t *pkt, size_t len, uint8_t *out)
+static size_t answer(const uint8_t *pkt, size_t len, const struct kind *k, uint8_t *out)
 {
 	if (len < 1 || !addrs_allow(pkt, len))
 		return 0;
 	if (pkt[0] >> 4 == 4)
-		return v4_answer(pkt, len, out);
-	return pkt[0] >> 4 == 6 ? v6_answer(pkt, len, out) : 0;
+		return v4_answer(pkt, len, k, out);
+	return pkt[0] >> 4 == 6 ? v6_answer(pkt, len, k, out) : 0;
+}
+
+size_t icmperr_prohibited(const uint8_t *pkt, size_t len, uint8_t *out)
+{
+	static const struct kind prohibited = {
+		3, ICMPERR_V4_CODE_PROHIBITED, 1, ICMPERR_V6_CODE_PROHIBITED, 0, 0,
+	};
+
+	return answer(pkt, len, &prohibited, out);
+}
+
+/* IPv6 links carry 1280 bytes (RFC 8200 section 5): nothing up to that is ever too big. */
+static unsigned v6_mtu(unsigned mtu)
+{
+	return mtu < ICMPERR_V6_MIN_MTU ? ICMPERR_V6_MIN_MTU : mtu;
+}
+
+bool icmperr_exceeds(const uint8_t *pkt, size_t len, unsigned mtu)
+{
+	if (len < V4_HDR)
+		return false;
+	if (pkt[0] >> 4 == 4)
+		return len > mtu && (pkt[6] & 0x40);
+	return pkt[0] >> 4 == 6 && len > v6_mtu(mtu);
+}
+
+size_t icmperr_too_big(const uint8_t *pkt, size_t len, unsigned mtu, uint8_t *out)
+{
+	/* RFC 1191: the next hop's MTU in the low 16 bits; RFC 4443 3.2: the MTU, 32 bits. */
+	const struct kind too_big = {
+		3, ICMPERR_V4_CODE_FRAG_NEEDED, 2, 0, mtu > 0xffff ? 0xffff : mtu, v6_mtu(mtu),
+	};
+
+	return answer(pkt, len, &too_big, out);
 }

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ICMP "destination unreachable, administratively prohibited" in answer
- * to a packet: what a server says to the sender of a packet for a peer
- * that is not connected, rather than dropping it silently (issue 14).
+ * ICMP errors in answer to a packet: "administratively prohibited", what
+ * a server says to the sender of a packet for a peer that is not
+ * connected, rather than dropping it silently (issue 14); and
+ * "fragmentation needed" / "packet too big", what the sender of a packet
+ * above the UDP data channel's inner MTU gets (issue 15).
  */
 #ifndef TUNLAB_ICMPERR_H
 #define TUNLAB_ICMPERR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +21,8 @@ enum {
 	ICMPERR_MAX = ICMPERR_V6_MAX,
 	ICMPERR_V4_CODE_PROHIBITED = 13, /* communication administratively prohibited */
 	ICMPERR_V6_CODE_PROHIBITED = 1,  /* communication with destination administratively prohibited */
+	ICMPERR_V4_CODE_FRAG_NEEDED = 4, /* fragmentation needed and DF set (type 3) */
+	ICMPERR_V6_MIN_MTU = 1280,
 };
 
 /*
@@ -30,5 +35,19 @@ enum {
  * (loopback, unspecified, multicast, broadcast, link-local).
  */
 size_t icmperr_prohibited(const uint8_t *pkt, size_t len, uint8_t *out);
+
+/*
+ * Whether pkt (len bytes) may not cross a link of mtu bytes whole: IPv4
+ * above it with DF set (without DF the sender allows fragments), IPv6
+ * above it, but never at or below IPv6's minimum MTU of 1280.
+ */
+bool icmperr_exceeds(const uint8_t *pkt, size_t len, unsigned mtu);
+
+/*
+ * As icmperr_prohibited, with ICMP type 3 code 4 "fragmentation needed
+ * and DF set" carrying mtu as the next hop's MTU (RFC 1191), or ICMPv6
+ * type 2 "packet too big" carrying mtu (at least 1280).
+ */
+size_t icmperr_too_big(const uint8_t *pkt, size_t len, unsigned mtu, uint8_t *out);
 
 #endif

@@ -29,6 +29,7 @@ static const struct counter tunnel_counters[] = {
 	TS(fq_flows), TS(fq_sojourn_last_us), TS(fq_sojourn_max_us), TS(fq_sojourn_p50_us),
 	TS(fq_sojourn_p99_us),
 	TS(on_demand_connects), TS(idle_closes), TS(icmp_prohibited), TS(icmp_rate_limited),
+	TS(drop_too_big), TS(icmp_too_big),
 	TS(udp_tx_datagrams), TS(udp_tx_bytes), TS(udp_rx_datagrams), TS(udp_rx_bytes),
 	TS(udp_drop_auth), TS(udp_drop_replay), TS(udp_drop_unknown_session), TS(udp_drop_malformed),
 	TS(udp_rekeys), TS(udp_roams), TS(udp_fallbacks), TS(udp_sessions),

@@ -127,7 +127,9 @@ struct tunnel_stats {
 	uint64_t drop_no_peer;           /* server: no peer prefix holds the destination */
 	uint64_t drop_peer_down;         /* server: that peer is not connected */
 	uint64_t icmp_prohibited;        /* server: ...answered with ICMP administratively prohibited */
-	uint64_t icmp_rate_limited;      /* server: ...not answered, the rate limit spent */
+	uint64_t icmp_rate_limited;      /* ...not answered, the rate limit spent (this or too big) */
+	/* UDP data channel: packets above its inner MTU not sent (IPv4 with DF, IPv6), and those answered with ICMP */
+	uint64_t drop_too_big, icmp_too_big;
 	/* Server: source outside the sending peer's prefixes; client: outside its
 	 * --route prefixes and inner network; both: a special address (reach.h). */
 	uint64_t drop_spoofed_source;

@@ -34,8 +34,12 @@
  * UDP_SEGMENT (GSO) message where the kernel takes it. An offload packet from TUN is cut to the inner MTU
  * (the outer 1500 minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
  * before sealing, so TCP inside never makes outer fragments. A plain
- * packet above it still goes (the socket lets the kernel fragment: no
- * ICMP "fragmentation needed" is made here, nor on the TLS path).
+ * packet above it that may not be fragmented (IPv4 with DF, IPv6) is not
+ * sent: its sender gets ICMP "fragmentation needed" / "packet too big"
+ * with the inner MTU (tunnel/unreach.h), written back into the frontend
+ * when the send batch is flushed, and learns the path MTU as from a
+ * router. IPv4 without DF goes, and the kernel fragments the outer
+ * datagram (the socket allows it): that is what its sender allowed.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -52,9 +56,11 @@
 #include <openssl/rand.h>
 
 #include "../base/gso.h"
+#include "../base/icmperr.h"
 #include "../dgram/dgram.h"
 #include "session.h"
 #include "udp.h"
+#include "unreach.h"
 
 enum {
 	UDP_BATCH = 32,
@@ -72,8 +78,10 @@ enum {
 	UDP_PROBE_TIMEOUT_MS = 3000,
 	/* auto: UDP is tried again this many keepalive periods after it failed. */
 	UDP_RETRY_FACTOR = 6,
-	/* The outer path's MTU that the inner MTU is cut for: Ethernet's. */
+	/* The outer path's MTU that the inner MTU is cut for: Ethernet's, or the client's route's if smaller. */
 	UDP_OUTER_MTU = 1500,
+	/* A route MTU that leaves less than IPv4's 576 inside is not believed. */
+	UDP_INNER_MTU_MIN = 576,
 	/*
 	 * Socket buffers: a burst of a TCP window's worth of datagrams must
 	 * not overflow the default ~208 KiB (drops inside the tunnel stall TCP).
@@ -126,6 +134,7 @@ struct udp {
 	bool tx_closed[UDP_BATCH];
 	char tx_ctrl[UDP_BATCH][CMSG_SPACE(sizeof(uint16_t))] __attribute__((aligned(8)));
 	uint8_t *scratch;      /* PKT_SEGMENT_SCRATCH for the segmenter */
+	struct unreach *too_big; /* the "too big" answers of the send batch */
 	struct session *touched[UDP_TOUCHED_MAX];
 	unsigned touched_count;
 };
@@ -322,6 +331,7 @@ void udp_flush(struct tunnel *t)
 	for (unsigned i = sent; i < udp->tx_count; i++)
 		t->stats.drop_tx_full += udp->tx_segs[i];
 	udp->tx_count = 0;
+	unreach_flush(t, udp->too_big);
 }
 
 /*
@@ -429,6 +439,11 @@ static void udp_send_plain(struct session *s, const struct pkt *p)
 {
 	struct tunnel *t = s->tunnel;
 
+	if (p->len > t->udp->inner_mtu && icmperr_exceeds(p->data, p->len, t->udp->inner_mtu)) {
+		t->stats.drop_too_big++;
+		unreach_too_big(t, t->udp->too_big, p, t->udp->inner_mtu);
+		return;
+	}
 	if (udp_seal(s, 0, p->data, p->len) < 0) {
 		/* Too big for a datagram, or the counter spent: TLS carries it. */
 		session_send_packet(s, p);
@@ -779,6 +794,25 @@ void udp_session_established(struct session *s)
 		session_flush(s);
 }
 
+/*
+ * Client: the inner MTU from the path, as far as this end knows it: the
+ * connected socket's route MTU (the first hop's, or a learnt path MTU),
+ * but no more than the Ethernet 1500 assumed beyond it.
+ */
+static void udp_client_mtu(struct tunnel *t, int fd, int family)
+{
+	int mtu = 0;
+	socklen_t len = sizeof(mtu);
+	unsigned over = (family == AF_INET6 ? 40 : 20) + 8 + DGRAM_OVERHEAD;
+
+	t->udp->inner_mtu = UDP_OUTER_MTU - over;
+	if (family == AF_INET6 ? getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &len) < 0
+			       : getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) < 0)
+		return;
+	if (mtu > 0 && (unsigned)mtu < UDP_OUTER_MTU && (unsigned)mtu >= over + UDP_INNER_MTU_MIN)
+		t->udp->inner_mtu = (unsigned)mtu - over;
+}
+
 /* Client: the server's UDP_SETUP; a socket to the server's port, keys, the first probe. */
 static void udp_client_setup(struct session *s, uint32_t id)
 {
@@ -801,6 +835,7 @@ static void udp_client_setup(struct session *s, uint32_t id)
 		s->udp.chan = NULL;
 		return;
 	}
+	udp_client_mtu(t, s->udp.sock->fd, server.ss_family);
 	ev_timer_init(&s->udp.timer, udp_on_timer, s);
 	s->udp.state = UDP_PATH_PROBING;
 	s->udp.probe_start_ms = now_ms(t);
@@ -898,7 +933,8 @@ int udp_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_
 	udp->inner_mtu = UDP_OUTER_MTU - (t->addr.ss_family == AF_INET6 ? 40 : 20) - 8 - DGRAM_OVERHEAD;
 	udp->tx_bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
 	udp->scratch = malloc(PKT_SEGMENT_SCRATCH);
-	if (!udp->tx_bufs || !udp->scratch)
+	udp->too_big = unreach_new();
+	if (!udp->tx_bufs || !udp->scratch || !udp->too_big)
 		goto nomem;
 	if (cfg->role != TUNNEL_SERVER)
 		return 0;
@@ -925,6 +961,7 @@ void udp_free(struct tunnel *t)
 	udp_sock_close(t, udp->server_sock);
 	free(udp->tx_bufs);
 	free(udp->scratch);
+	unreach_free(udp->too_big);
 	free(udp);
 	t->udp = NULL;
 }

@@ -6,6 +6,7 @@
  * The bucket holds UNREACH_BURST answers and refills UNREACH_PER_SEC a
  * second, like the kernel's icmp_ratelimit: a flood toward a down peer
  * costs the server little and the sender gets what it needs to give up.
+ * The same goes for "too big" answers (issue 15), from either end.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -51,25 +52,33 @@ static bool unreach_take_token(struct tunnel *t, struct unreach *u)
 	return true;
 }
 
+/* The answer just built into the next buffer (n bytes, 0: none allowed) joins the batch if the bucket allows. */
+static bool unreach_queue(struct tunnel *t, struct unreach *u, size_t n)
+{
+	if (!n)
+		return false;
+	if (u->batch.count >= UNREACH_BURST || !unreach_take_token(t, u)) {
+		t->stats.icmp_rate_limited++;
+		return false;
+	}
+	u->batch.pkts[u->batch.count] = (struct pkt){ .data = u->buf[u->batch.count], .len = (uint32_t)n };
+	u->batch.count++;
+	return true;
+}
+
 void unreach_answer(struct tunnel *t, struct unreach *u, const struct pkt *p)
 {
-	struct pkt *out;
-	size_t n;
-
 	if (!u)
 		return;
 	/* An offload packet's partial checksum or GSO length is quoted as it came: harmless. */
-	n = icmperr_prohibited(p->data, p->len, u->buf[u->batch.count]);
-	if (!n)
-		return;
-	if (u->batch.count >= UNREACH_BURST || !unreach_take_token(t, u)) {
-		t->stats.icmp_rate_limited++;
-		return;
-	}
-	out = &u->batch.pkts[u->batch.count];
-	*out = (struct pkt){ .data = u->buf[u->batch.count], .len = (uint32_t)n };
-	u->batch.count++;
-	t->stats.icmp_prohibited++;
+	if (unreach_queue(t, u, icmperr_prohibited(p->data, p->len, u->buf[u->batch.count])))
+		t->stats.icmp_prohibited++;
+}
+
+void unreach_too_big(struct tunnel *t, struct unreach *u, const struct pkt *p, unsigned mtu)
+{
+	if (u && unreach_queue(t, u, icmperr_too_big(p->data, p->len, mtu, u->buf[u->batch.count])))
+		t->stats.icmp_too_big++;
 }
 
 void unreach_flush(struct tunnel *t, struct unreach *u)

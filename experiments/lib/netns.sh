@@ -78,6 +78,7 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 	sessions_active sessions_total handshake_failures sessions_dead reconnects
 	handshakes_pending sessions_buffered evicted_per_source handshakes_evicted handshakes_full handshakes_resumed
 	queue_packets queue_bytes on_demand_connects idle_closes icmp_prohibited icmp_rate_limited
+	drop_too_big icmp_too_big
 	fe_captured_packets fe_captured_bytes fe_injected_packets
 	fe_injected_bytes fe_inject_errors fe_inject_denied fe_capture_drops cpu_user_s cpu_sys_s
 	fq_drops fq_marks fq_drops_overlimit fq_backlog_packets fq_backlog_bytes fq_flows

@@ -222,7 +222,8 @@ plots_data() {
 	if plots_derive "$r" nat; then
 		plots_wide "$w/nat.stats" "$w/nat.systems" "$p/nat.dat" "start|setup_ms|median min max n" \
 			"flush|recovery_ms|median min max n" "newport|recovery_ms|median min max n" \
-			"flush|lost_pings|max" "newport|lost_pings|max"
+			"flush|lost_pings|max" "newport|lost_pings|max" "idle|recovery_ms|median min max n" \
+			"idle|lost_pings|max"
 	fi
 	if plots_derive "$r" failover; then
 		plots_wide "$w/failover.stats" "$w/failover.systems" "$p/failover.dat" \

@@ -178,16 +178,20 @@ check_form() {
 	[[ -n $(ls "$EXP_RESULTS"/raw/loss/*nfq_delay* 2>/dev/null) ]] || tl_fail "expected the delay line's summary in raw/loss/"
 }
 
-@test "netlab: nat --quick on plain and wireguard-go: set-up, recovery after a flush and a new port" {
+@test "netlab: nat --quick on plain and wireguard-go: set-up, recovery after a flush, a new port, a new port while idle" {
 	tl_require_tools wireguard-go wg
-	run timeout 120 "$TL_REPO/experiments/nat" --tunlab "$TUNLAB" --quick --systems plain,wireguard-go \
-		--results "$EXP_RESULTS"
+	# A keepalive of 1 s: the idle case recovers within it instead of taking the whole bound.
+	run env SYS_KEEPALIVE=1 timeout 120 "$TL_REPO/experiments/nat" --tunlab "$TUNLAB" --quick \
+		--systems plain,wireguard-go --results "$EXP_RESULTS"
 	echo "$output" | tail -n 20
 	((status == 0)) || tl_fail "expected experiments/nat --quick to exit 0, got $status"
 	check_form nat recovered plain wireguard-go
 	check_form nat setup_ms wireguard-go
 	grep -q '^wireguard-go,newport,recovery_ms,' "$EXP_RESULTS/nat.csv" || tl_fail "expected a recovery after a new port"
 	grep -q '^wireguard-go,flush,lost_pings,' "$EXP_RESULTS/nat.csv" || tl_fail "expected the echoes lost after a flush"
+	grep -q '^wireguard-go,idle,recovery_ms,' "$EXP_RESULTS/nat.csv" ||
+		tl_fail "expected a recovery, within the 1 s keepalive's bound, after a new port while idle"
+	! grep -q '^plain,idle,' "$EXP_RESULTS/nat.csv" || tl_fail "expected no idle rows for plain (dst cannot reach cli)"
 }
 
 @test "netlab: a tunlab without --transport: tun-udp is skipped with the reason, tun stays on TLS" {

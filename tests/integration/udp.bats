@@ -7,6 +7,8 @@
 # stops; replayed, forged and unknown-session datagrams are dropped and
 # counted; keys change under traffic without a lost packet; a client whose
 # source port changes (SNAT in cli) is followed without a new handshake.
+# A DF packet above the inner MTU gets ICMP "fragmentation needed" /
+# "packet too big" from either end, and its sender learns the path MTU.
 # srv refuses to forward cleartext (tl_block_cleartext), as in tunnel.bats.
 #
 #   TUNLAB=build/tunlab bats tests/integration/udp.bats
@@ -103,6 +105,58 @@ frontend_over_udp() {
 
 @test "pcap over udp: ping, TCP 1 MiB intact both ways, UDP, ping -6" {
 	frontend_over_udp pcap
+}
+
+# too_big NS DEST FAMILY: a DF ping of 1500 bytes from NS to DEST is answered
+# with the tunnel's inner MTU (1440: outer IPv4), the sender's kernel then
+# refuses 1441 itself (it learnt the path MTU), and 1440 goes through.
+too_big() {
+	local ns=$1 dest=$2 family=$3 hdr=28 flag=-4
+	[[ $family == 6 ]] && hdr=48 flag=-6
+	run tl_ns "$ns" ping "$flag" -n -M do -s $((1500 - hdr)) -c 1 -W 2 "$dest"
+	if [[ $family == 4 ]]; then
+		tl_expect_contains "a DF ping of 1500 bytes ($ns to $dest)" "$output" "Frag needed and DF set (mtu = 1440)"
+	else
+		tl_expect_contains "a ping -6 of 1500 bytes ($ns to $dest)" "$output" "Packet too big: mtu=1440"
+	fi
+	run tl_ns "$ns" ping "$flag" -n -M do -s $((1441 - hdr)) -c 1 -W 2 "$dest"
+	# "mtu=1440" (IPv4), "mtu: 1440" (IPv6)
+	[[ $output == *"message too long, mtu"?*1440* ]] ||
+		tl_fail "expected a ping of 1441 bytes after the error ($ns to $dest) refused by the sender's kernel (mtu 1440), got: $output"
+	run tl_ns "$ns" ping "$flag" -n -M do -s $((1440 - hdr)) -c 2 -i 0.2 -W 2 "$dest"
+	tl_expect_contains "a ping of the inner MTU ($ns to $dest)" "$output" "2 received"
+}
+
+@test "too big over udp: DF/IPv6 above the inner MTU gets frag-needed / packet-too-big both ways; TCP goes" {
+	start_udp tun --transport udp
+	too_big "$NS_CLI" "$TL_DST_IN4" 4
+	too_big "$NS_CLI" "$TL_DST_IN6" 6
+	too_big "$NS_DST" "$TL_TUN_CLI4" 4
+	too_big "$NS_DST" "$TL_TUN_CLI6" 6
+	tl_wait_stat_ge "$TL_CLI_STATS" icmp_too_big 2
+	tl_wait_stat_ge "$TL_SRV_STATS" icmp_too_big 2
+	# Without DF the sender allows fragments: the outer datagram is fragmented.
+	run n_cli ping -n -M dont -s 1472 -c 2 -i 0.2 -W 2 "$TL_DST_IN4"
+	tl_expect_contains "a ping of 1500 bytes without DF" "$output" "2 received"
+	# TCP's full-size segments learn the inner MTU the same way (no offload: plain 1500-byte packets).
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 1048576
+}
+
+@test "too big over udp, tun --no-offload: plain full-size TCP segments learn the inner MTU" {
+	start_udp tun --transport udp --no-offload
+	# TCP first: its own full-size segments meet the inner MTU, not a ping's cached one.
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 1048576
+	tl_wait_stat_ge "$TL_CLI_STATS" icmp_too_big 1
+	too_big "$NS_CLI" "$TL_DST_IN6" 6
+}
+
+@test "too big over udp, nfqueue: the ICMP reaches the sender through the inject path" {
+	FRONTEND=nfqueue tl_require_frontend
+	start_udp nfqueue --transport udp
+	too_big "$NS_CLI" "$TL_DST_IN4" 4
+	too_big "$NS_CLI" "$TL_DST_IN6" 6
 }
 
 @test "auto: UDP when it works, TLS while srv drops UDP to its port, UDP again after" {
