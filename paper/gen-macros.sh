@@ -136,6 +136,9 @@ NatNewportMs       nat   newport         recovery_ms median
 NatNewportMsMax    nat   newport         recovery_ms max
 NatNewportLost     nat   newport         lost_pings  max
 NatNewportRecovered nat  newport         recovered   min
+NatIdleMs          nat   idle            recovery_ms median
+NatIdleLost        nat   idle            lost_pings  max
+NatIdleRecovered   nat   idle            recovered   min
 "
 
 # Ratios of two named macros: \<name> = numerator / denominator.
@@ -720,7 +723,7 @@ gen_grid_tables() {
 		"loss=0:rtt=0@rtt@0 %|loss=0.1:rtt=0@rtt@0.1 %|loss=1:rtt=0@rtt@1 %|loss=0:rtt=20@rtt@0 %, +20 ms|loss=0.1:rtt=20@rtt@0.1 %, +20 ms|loss=1:rtt=20@rtt@1 %, +20 ms" \
 		>"$GEN_OUT/loss-rtt.tex"
 	gen_grid_table "$summary" "$meta" nat \
-		"start@setup_ms@set-up (ms)|flush@recovery_ms@flush: back after (ms)|flush@lost_pings@flush: lost echoes|newport@recovery_ms@new port: back after (ms)|newport@lost_pings@new port: lost echoes" \
+		"start@setup_ms@set-up (ms)|flush@recovery_ms@flush: back after (ms)|flush@lost_pings@flush: lost echoes|newport@recovery_ms@new port: back after (ms)|newport@lost_pings@new port: lost echoes|idle@recovery_ms@idle: back after (ms)|idle@recovered@idle: recovered" \
 		>"$GEN_OUT/nat.tex"
 	gen_grid_table "$summary" "$meta" acquire \
 		"burst@first_ms@first datagram (ms)|burst@received@received of 100|burst@connect_ok@connect ok|burst@syn_retrans@SYN retransmits|burst@launch_gap_ms@start to burst (ms)|burst@ready_ms@start took (ms)" \
