@@ -33,7 +33,8 @@ setup() {
 		tl_test_setup
 		;;
 	*)
-		[[ $TUNLAB != */san/* ]] || tl_skip_design "measurement harness: runs on the normal build only"
+		# The measurement harness (tagged normal-only: tests/run leaves
+		# these out of the sanitizer pass).
 		tl_require_tunlab
 		tl_require_net
 		tl_require_tools iperf3 jq ping stdbuf conntrack ethtool
@@ -162,6 +163,7 @@ check_form() {
 	! grep -q '^failed\.' "$meta" || tl_fail "expected no failed test: $(grep '^failed\.' "$meta")"
 }
 
+# bats test_tags=normal-only
 @test "netlab: loss --quick on plain and tun: goodput and RTT under load at every loss and delay" {
 	local point
 	run timeout 120 "$TL_REPO/experiments/loss" --tunlab "$TUNLAB" --quick --systems plain,tun --results "$EXP_RESULTS"
@@ -178,6 +180,7 @@ check_form() {
 	[[ -n $(ls "$EXP_RESULTS"/raw/loss/*nfq_delay* 2>/dev/null) ]] || tl_fail "expected the delay line's summary in raw/loss/"
 }
 
+# bats test_tags=normal-only
 @test "netlab: nat --quick on plain and wireguard-go: set-up, recovery after a flush and a new port" {
 	tl_require_tools wireguard-go wg
 	run timeout 120 "$TL_REPO/experiments/nat" --tunlab "$TUNLAB" --quick --systems plain,wireguard-go \
@@ -190,6 +193,7 @@ check_form() {
 	grep -q '^wireguard-go,flush,lost_pings,' "$EXP_RESULTS/nat.csv" || tl_fail "expected the echoes lost after a flush"
 }
 
+# bats test_tags=normal-only
 @test "netlab: a tunlab without --transport: tun-udp is skipped with the reason, tun stays on TLS" {
 	run bash -c '
 		cd "$1"
