@@ -37,7 +37,11 @@
 #                   exp_measure, system down): for experiments that time
 #                   the start itself (one repetition per start)
 #   EXP_ON_HOSTS=1  the experiment runs on an inventory's hosts too
-#                   (--inventory): every helper it uses has both back ends
+#                   (--inventory): every helper it uses has both back ends;
+#                   without it --inventory is refused (tl_backend_check),
+#                   and with it the systems of systems.sh's SYS_ON_HOSTS
+#                   only: --systems naming another is refused, "all"
+#                   leaves the others out with skipped.ID lines
 #   exp_flag FLAG VALUE    takes an experiment's own two-word flag (return
 #                   0) or not (return 1); EXP_USAGE_EXTRA documents them
 # and ends with `exp_main "$@"`.
@@ -305,8 +309,6 @@ exp_parse() {
 exp_main() {
 	local selected skipped not_applicable excluded
 	tl_inventory_reexec "$0" "$@"
-	[[ $TL_BACKEND != hosts || ${EXP_ON_HOSTS:-0} == 1 ]] ||
-		meas_die "$EXP_NAME does not run on an inventory's hosts yet (its helpers still assume namespaces): run it without --inventory"
 	EXP_SYSTEMS=all EXP_RESULTS=$MEAS_ROOT/results
 	exp_parse "$@"
 	export TUNLAB
@@ -316,6 +318,7 @@ exp_main() {
 	((EUID == 0)) || meas_die "needs root (network namespaces)"
 	meas_need_tools ip iperf3 jq iptables ping
 	selected=$(sys_select "$EXP_SYSTEMS") || exit 2
+	[[ $EXP_SYSTEMS == all ]] || sys_refuse_backend "$selected" || exit 2
 	excluded=$(exp_default_selection "$selected" --why)
 	selected=$(exp_default_selection "$selected")
 	skipped=$(sys_skipped "$selected")

@@ -132,10 +132,20 @@ tl_inventory_reexec() {
 			rest+=("$arg")
 		fi
 	done
+	tl_backend_check "$script"
 	[[ -n $inv && $TL_BACKEND != hosts ]] || return 0
 	TL_INVENTORY=$(realpath -e "$inv") || exit 2
 	export TL_INVENTORY
 	exec "$script" ${rest[@]+"${rest[@]}"}
+}
+
+# tl_backend_check SCRIPT: on an inventory's hosts, a script that has not
+# set EXP_ON_HOSTS=1 (its helpers still assume namespaces) exits 2, saying
+# so, before it touches anything; here or there, the others go on.
+tl_backend_check() {
+	[[ $TL_BACKEND != hosts || ${EXP_ON_HOSTS:-0} == 1 ]] && return 0
+	echo "$(basename "$1"): does not run on an inventory's hosts yet (its helpers still assume namespaces): run it without --inventory (README: \"Running on real hosts\")" >&2
+	exit 2
 }
 
 # ---- printing and running --------------------------------------------------
@@ -386,6 +396,7 @@ tl_wait_listen() {
 # tl_init [--no-trap]: names, temp dir, trap. bats owns its traps: its helpers
 # pass --no-trap and call tl_cleanup from teardown.
 tl_init() {
+	tl_backend_check "$0"
 	tl_set_names
 	TL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tunlab.$TL_ID.XXXXXX") || return 1
 	: >"$TL_TMP/pids"

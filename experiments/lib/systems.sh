@@ -78,6 +78,18 @@ declare -A SYS_TRANSPORT=(
 # matters without pushing `make experiments` past its budget.
 SYS_OPT_IN_ROWS="tun-udp"
 
+# The rows the hosts back end (--inventory, hosts.sh) runs: their start
+# uses only role helpers that have both back ends, and hosts.bats runs them
+# through Ansible. Every other row is refused there by name with its reason
+# (sys_backend_why), not started half on hosts and half in namespaces.
+SYS_ON_HOSTS="plain tun"
+declare -A SYS_HOSTS_WHY=(
+	[openvpn-udp]="its configs name certificates and a client-config-dir that are not copied to the hosts, and the controller's openvpn is checked instead of the hosts'"
+	[openvpn-tcp]="its configs name certificates and a client-config-dir that are not copied to the hosts, and the controller's openvpn is checked instead of the hosts'"
+	[wireguard-go]="its start runs wg with ip netns exec itself, not through the role helpers"
+	[tls-relay]="its configs name certificates that are not copied to the hosts, and its probe runs socat with ip netns exec itself"
+)
+
 # One input for the rows whose transport can keep a NAT mapping alive
 # (tun-udp, openvpn-udp, wireguard-go): SYS_KEEPALIVE seconds between
 # keepalives from cli, or empty for each one's default.
@@ -671,13 +683,44 @@ sys_unmet() {
 	echo "needs ${joined%; }"
 }
 
-# sys_available SELECTED: prints the selected rows whose needs are met; says
-# on stderr "SKIP id: reason" for each of the others.
+# sys_backend_why ID: why row ID cannot run on this back end (the hosts of
+# an inventory: only SYS_ON_HOSTS); nothing when it can.
+sys_backend_why() {
+	[[ $TL_BACKEND == hosts && " $SYS_ON_HOSTS " != *" $1 "* ]] || return 0
+	echo "does not run on an inventory's hosts: ${SYS_HOSTS_WHY[$1]:-not tried there yet (hosts.bats runs only $SYS_ON_HOSTS)}"
+}
+
+# sys_why ID NEEDS: why row ID cannot run here (back end, then unmet needs).
+sys_why() {
+	local why
+	why=$(sys_backend_why "$1")
+	[[ -n $why ]] || why=$(sys_unmet "$2")
+	[[ -z $why ]] || echo "$why"
+}
+
+# sys_refuse_backend SELECTED: rows named by --systems that this back end
+# cannot run refuse the whole run (status 1), each named with its reason on
+# stderr: data without a system asked for is not what was asked. "all"
+# names no row; sys_available drops those rows instead, saying why.
+sys_refuse_backend() {
+	local id why refused=0
+	while read -r id _; do
+		[[ -n $id ]] || continue
+		why=$(sys_backend_why "$id")
+		[[ -n $why ]] || continue
+		echo "refusing system $id: it $why (run on hosts: $SYS_ON_HOSTS)" >&2
+		refused=1
+	done <<<"$1"
+	return "$refused"
+}
+
+# sys_available SELECTED: prints the selected rows this back end can run
+# and whose needs are met; says on stderr "SKIP id: reason" for the others.
 sys_available() {
 	local id fn needs label why
 	while read -r id fn needs label; do
 		[[ -n $id ]] || continue
-		why=$(sys_unmet "$needs")
+		why=$(sys_why "$id" "$needs")
 		if [[ -z $why ]]; then
 			printf '%s %s %s %s\n' "$id" "$fn" "$needs" "$label"
 		else
@@ -693,7 +736,7 @@ sys_skipped() {
 	local id needs why
 	while read -r id _ needs _; do
 		[[ -n $id ]] || continue
-		why=$(sys_unmet "$needs")
+		why=$(sys_why "$id" "$needs")
 		[[ -z $why ]] || echo "skipped.$id: $why"
 	done <<<"$1"
 	return 0

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # experiments.bats: each performance experiment in --quick mode on plain and tun: tidy CSV, metadata, raw output, plots.
 #
-# About a minute in all. The numbers are not judged (other tests may run
+# About two minutes in all (129 s on 2 cores at load 10-14, 2026-12-06). The numbers are not judged (other tests may run
 # beside these on the same cores); their form is: the CSV header, six
 # fields a row, every value a number >= 0, the experiment's main metric
 # > 0 for each system it applies to, no failed test in the metadata, no

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # hosts.bats: the experiments on "real hosts" through Ansible (--inventory), against namespace hosts with their own sshd (experiments/testbed/netns-hosts).
 #
-# About four minutes, most of it the throughput and transparency runs
-# (every step is an Ansible call of a second or more). The hosts are namespaces here, but the
+# About five minutes (6 min 11 s on 2 cores at load 9-11, 2026-12-06),
+# most of it the throughput and transparency runs: preparing the hosts
+# (three builds of tunlab, about a minute, the first time) and every step
+# an Ansible call of one to five seconds. The hosts are namespaces here, but the
 # harness only sees an inventory and a controller namespace
 # (TL_CONTROLLER_NETNS); each host has a private /tmp, so a file the harness
 # forgets to copy to or from a host is missing. Measurement harness: the
@@ -150,11 +152,47 @@ refused() {
 		done
 	done
 	grep -q '^host\.dst\.nic\.in0\.driver: veth$' "$meta" || tl_fail "expected dst's NIC driver in the .meta"
-	run timeout 60 "$TL_REPO/experiments/transparency" --inventory "$NH_DIR/hosts.ini" --quick \
-		--systems openvpn-udp --results "$res"
-	((status != 0)) || tl_fail "expected a system that does not run on hosts refused"
-	[[ $output == *"SKIP openvpn-udp: system openvpn-udp does not run on an inventory's hosts yet"* ]] ||
-		tl_fail "expected the refusal to name the system, got: $output"
+	hosts_left_as_found
+}
+
+# refused_system EXPERIMENT SYSTEMS ROW WHY: EXPERIMENT --systems SYSTEMS on
+# the hosts exits 2 naming ROW and WHY, before any host is touched.
+refused_system() {
+	local exp=$1 systems=$2 row=$3 why=$4 res=$BATS_TEST_TMPDIR/$1-$3 line
+	run timeout 60 "$TL_REPO/experiments/$exp" --inventory "$NH_DIR/hosts.ini" --quick \
+		--systems "$systems" --results "$res"
+	echo "$output" | tail -n 8
+	((status == 2)) || tl_fail "expected $exp --systems $systems refused on hosts (exit 2), got $status"
+	line=$(grep "^refusing system $row: it does not run on an inventory's hosts: " <<<"$output") ||
+		tl_fail "expected $exp to refuse $row by name"
+	[[ $line == *"$why"* ]] || tl_fail "expected $exp to say why it refuses $row ($why), got: $line"
+	[[ ! -e $res/$exp.csv ]] || tl_fail "expected no data from a refused run"
+}
+
+@test "hosts: a system the hosts back end does not set up is refused by name and reason, in every experiment" {
+	# experiment.sh's selection (throughput) and transparency's: one shared
+	# check (systems.sh), and plain beside the refused row does not make the
+	# run go on without it.
+	refused_system throughput plain,openvpn-udp openvpn-udp "its configs name certificates"
+	refused_system throughput tun,wireguard-go wireguard-go "its start runs wg with ip netns exec"
+	refused_system throughput tls-relay tls-relay "its probe runs socat"
+	refused_system throughput nfqueue nfqueue "not tried there yet"
+	refused_system transparency plain,openvpn-tcp openvpn-tcp "its configs name certificates"
+	# Without --systems ("all"), the same rows are left out, each named with
+	# its reason, and only plain and tun remain.
+	run bash -c '
+		source "$1/experiments/lib/netns.sh"
+		source "$1/experiments/lib/systems.sh"
+		TL_BACKEND=hosts
+		echo "run: $(sys_available "$(sys_select all)" 2>/dev/null | cut -d" " -f1 | tr "\n" " ")"
+		sys_available "$(sys_select all)" 2>&1 >/dev/null
+		sys_skipped "$(sys_select all)"
+	' _ "$TL_REPO"
+	echo "$output"
+	tl_expect_contains "only the hosts rows run" "$output" "run: plain tun "$'\n'
+	tl_expect_contains "the SKIP line" "$output" "SKIP wireguard-go: does not run on an inventory's hosts: its start runs wg"
+	tl_expect_contains "the .meta line" "$output" "skipped.openvpn-udp: does not run on an inventory's hosts: its configs"
+	tl_expect_contains "a row not tried there" "$output" "skipped.proxy: does not run on an inventory's hosts: not tried there yet"
 	hosts_left_as_found
 }
 
@@ -162,5 +200,9 @@ refused() {
 	run timeout 60 "$TL_REPO/experiments/rtt" --inventory "$NH_DIR/hosts.ini" --quick \
 		--results "$BATS_TEST_TMPDIR/results"
 	((status != 0)) || tl_fail "expected rtt --inventory to fail"
-	[[ $output == *"does not run on an inventory's hosts yet"* ]] || tl_fail "expected it to say so, got: $output"
+	[[ $output == *"rtt: does not run on an inventory's hosts yet"* ]] || tl_fail "expected it to say so, got: $output"
+	# A script outside experiment.sh, too (netns.sh's check).
+	run timeout 60 "$TL_REPO/experiments/bench" --inventory "$NH_DIR/hosts.ini" --reps 1 --no-save
+	((status == 2)) || tl_fail "expected bench --inventory refused (exit 2), got $status"
+	[[ $output == *"bench: does not run on an inventory's hosts yet"* ]] || tl_fail "expected bench to say so, got: $output"
 }

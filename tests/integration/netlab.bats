@@ -33,7 +33,8 @@ setup() {
 		tl_test_setup
 		;;
 	*)
-		[[ $TUNLAB != */san/* ]] || tl_skip_design "measurement harness: runs on the normal build only"
+		# The measurement harness (tagged normal-only: tests/run leaves
+		# these out of the sanitizer pass).
 		tl_require_tunlab
 		tl_require_net
 		tl_require_tools iperf3 jq ping stdbuf conntrack ethtool
@@ -162,6 +163,7 @@ check_form() {
 	! grep -q '^failed\.' "$meta" || tl_fail "expected no failed test: $(grep '^failed\.' "$meta")"
 }
 
+# bats test_tags=normal-only
 @test "netlab: loss --quick on plain and tun: goodput and RTT under load at every loss and delay" {
 	local point
 	run timeout 120 "$TL_REPO/experiments/loss" --tunlab "$TUNLAB" --quick --systems plain,tun --results "$EXP_RESULTS"
@@ -178,6 +180,7 @@ check_form() {
 	[[ -n $(ls "$EXP_RESULTS"/raw/loss/*nfq_delay* 2>/dev/null) ]] || tl_fail "expected the delay line's summary in raw/loss/"
 }
 
+# bats test_tags=normal-only
 @test "netlab: nat --quick on plain and wireguard-go: set-up, recovery after a flush, a new port, a new port while idle" {
 	tl_require_tools wireguard-go wg
 	# A keepalive of 1 s: the idle case recovers within it instead of taking the whole bound.
@@ -194,6 +197,7 @@ check_form() {
 	! grep -q '^plain,idle,' "$EXP_RESULTS/nat.csv" || tl_fail "expected no idle rows for plain (dst cannot reach cli)"
 }
 
+# bats test_tags=normal-only
 @test "netlab: a tunlab without --transport: tun-udp is skipped with the reason, tun stays on TLS" {
 	run bash -c '
 		cd "$1"

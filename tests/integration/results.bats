@@ -226,3 +226,21 @@ load helpers
 		grep -q "texttt{$set}" "$out/sets.tex" || tl_fail "expected set $set in sets.tex: $(cat "$out/sets.tex")"
 	done
 }
+
+@test "results: the default set keeps to 30 minutes with headroom, every repeated measurement in it with five repetitions" {
+	local line min names name reps
+	line=$("$TL_REPO/experiments/run-all" --list-sets | grep '^default ')
+	echo "$line"
+	min=$(sed -n 's/^default *about \([0-9]*\) min.*/\1/p' <<<"$line")
+	tl_expect_ge "the default set's budget in minutes" "$min" 1
+	((min <= 27)) || tl_fail "expected the default set's budgets to add up to 27 min at most (30 with 10 % headroom), got $min"
+	names=${line#*): }
+	for name in $names; do
+		# demo walks through once; transparency's cells are verdicts, not samples.
+		[[ $name != demo && $name != transparency ]] || continue
+		reps=$("$TL_REPO/experiments/$name" -h | sed -n 's/.*(default \([0-9]*\) x .*/\1/p')
+		echo "$name: $reps repetitions"
+		[[ -n $reps ]] || tl_fail "expected experiments/$name -h to name its default repetitions"
+		((reps >= 5)) || tl_fail "expected five repetitions or more in $name (default set), got $reps"
+	done
+}

@@ -10,6 +10,11 @@
 #
 #   FRONTEND=tun TUNLAB=build/tunlab bats tests/integration/tunnel.bats
 #   TL_QUICK=1 skips the slow tests (iperf3, server restart).
+# Tests tagged one-frontend check what no frontend takes part in (the TLS
+# listener and handshakes, certificates and the CRL, the peers file's
+# parser, dead-peer timers, the command line): tests/run runs them with the
+# first frontend only (--filter-tags); the frontend-specific halves (start,
+# carry, reconnect, peer removal, cleanup) run for every frontend.
 
 load helpers
 
@@ -232,6 +237,7 @@ note() {
 
 # ---- authentication ----------------------------------------------------------------
 
+# bats test_tags=one-frontend
 @test "a client with a certificate from another CA is refused" {
 	start_tunnel
 	tl_stop "$TL_CLI_PID" TERM 10 || tl_fail "expected the good client to stop on SIGTERM"
@@ -247,6 +253,7 @@ note() {
 	tl_assert "the server to have no active session" tl_json_test "$TL_SRV_STATS" '.sessions_active == 0'
 }
 
+# bats test_tags=one-frontend
 @test "wrong-CA and certificate-less TLS handshakes do not disturb a connected client" {
 	skip_for_proxy "measured with 20 pings; the proxy carries no ICMP"
 	tl_require_tools openssl
@@ -301,6 +308,7 @@ expect_client_through_flood() {
 	tl_pid_alive "$FLOOD_PID" || tl_fail "expected the flood still running, its log: $(cat "$TL_TMP/flood.log")"
 }
 
+# bats test_tags=one-frontend
 @test "a handshake flood of 1500 idle connections from another host: the per-source cap evicts the flood's own oldest, the client gets in" {
 	tl_start_tunlab_server "$FRONTEND"
 	start_flood
@@ -315,6 +323,7 @@ expect_client_through_flood() {
 	((lines <= 20)) || tl_fail "expected at most 20 eviction lines in the server log, got $lines"
 }
 
+# bats test_tags=one-frontend
 @test "a handshake flood filling --max-handshakes from one source: the oldest stranger makes room for the client" {
 	tl_start_tunlab_server "$FRONTEND" --max-handshakes 256 --max-handshakes-per-source 4096
 	local vm0 vm1
@@ -363,6 +372,7 @@ expect_client_through_flood() {
 # A silent server: SIGSTOP keeps its TCP connection open in the kernel
 # while the process sends nothing, so only keepalives can tell. The client
 # must call it dead after 3 periods (1 s here) and reconnect once it runs on.
+# bats test_tags=one-frontend
 @test "client-side dead-peer detection: a frozen server is declared dead, the client reconnects when it continues" {
 	tl_start_tunlab_server "$FRONTEND" --keepalive 1
 	tl_start_tunlab_client "$FRONTEND" --keepalive 1
@@ -556,6 +566,7 @@ hup_server() {
 	tl_wait_until "$TL_TIMEOUT" dst_answers 1 || tl_fail "expected cli back once it is a peer again"
 }
 
+# bats test_tags=one-frontend
 @test "SIGHUP with a broken peers file: refused whole, logged, the old one stays in force" {
 	tl_require_tools openssl
 	start_tunnel
@@ -573,6 +584,7 @@ hup_server() {
 		tl_fail "expected the old peers file (with cli2) to stay in force"
 }
 
+# bats test_tags=one-frontend
 @test "--crl: a revoked client is refused; SIGHUP with a new CRL cuts the session it revokes" {
 	TL_PKI=$TL_TMP/pki-crl
 	"$TL_MKPKI" "$TL_PKI" cli cli2 --crl >/dev/null
@@ -598,6 +610,7 @@ hup_server() {
 
 # ---- command line (no namespaces needed) ---------------------------------------------
 
+# bats test_tags=one-frontend
 @test "cli: an unknown flag exits 2 with one line naming it" {
 	run "$TUNLAB" server --no-such-flag
 	[[ $status == 2 ]] || tl_fail "expected exit 2, got $status: $output"
@@ -611,6 +624,7 @@ hup_server() {
 	[[ ${#lines[@]} == 1 ]] || tl_fail "expected one line for --mtu abc, got ${#lines[@]}: $output"
 }
 
+# bats test_tags=one-frontend
 @test "cli: tunlab --version and --help work" {
 	run "$TUNLAB" --version
 	[[ $status == 0 && -n $output ]] || tl_fail "expected a version and exit 0, got $status: $output"
