@@ -22,6 +22,7 @@
 #   transparency-reasons.tex  every cell that is not "yes", with its reason
 #   datasets.tex      the appendix: medians of every tidy CSV, whatever it holds
 #   plots.tex         one \tlPlot line per results/plots/*.pdf
+#   goals.tex         every goal of experiments/lib/goals.py with its verdict
 # Tidy CSV: the header "system,parameter,metric,value,unit,repetition"
 # (experiments/lib/measure.sh); other CSVs are skipped, said on stderr.
 set -euo pipefail
@@ -768,6 +769,29 @@ gen_sets() {
 		END { print "\\bottomrule\n\\end{tabular}" }' <<<"$list"
 }
 
+# ---- goals.tex -------------------------------------------------------------------------
+# Every goal of experiments/lib/goals.py (its TSV in GOALS) as a table:
+# target, estimate, interval (or the worst run of a goal on every run), n
+# and the verdict, "no data" where the dataset is missing.
+gen_goals_table() {
+	awk -F'\t' "$GEN_AWK_LIB"'
+		BEGIN {
+			print "\\begin{scriptsize}\n\\begin{longtable}{@{}L{0.42}llllr@{}}"
+			print "\\toprule Goal & Target & Measured & 95\\,\\% interval & $n$ & Verdict \\\\ \\midrule \\endhead"
+			print "\\bottomrule \\endfoot"
+		}
+		NR > 1 {
+			target = ($3 == "ge" ? "$\\geq$ " : "$\\leq$ ") $4 ($5 == "x" ? "$\\times$" : "~" tex($5))
+			if ($5 == "bool") target = "yes"
+			if ($11 == "every") target = target " every run"
+			measured = $7; interval = $8 "--" $9
+			if ($10 == "no data") { measured = "n/a"; interval = "n/a" }
+			else if ($11 == "every") { measured = "worst " $7; interval = "(every run)" }
+			printf "%s & %s & %s & %s & %d & %s \\\\\n", tex($2), target, tex(measured), tex(interval), $6, tex($10)
+		}
+		END { print "\\end{longtable}\n\\end{scriptsize}" }' "$1"
+}
+
 # ---- transparency.tex and transparency-reasons.tex ----------------------------------
 
 # The tabular of results/transparency.tex (its own table float, if any, is
@@ -981,6 +1005,7 @@ main() {
 	gen_plots >"$GEN_OUT/plots.tex"
 	gen_grid_tables "$GEN_TMP/summary" "$GEN_TMP/meta"
 	gen_sets >"$GEN_OUT/sets.tex"
+	gen_goals_table "$GEN_TMP/goals" >"$GEN_OUT/goals.tex"
 	echo "gen-macros: ${GEN_OUT#"$PWD"/}/ from ${present:-no datasets} ($(wc -l <"$GEN_TMP/summary") medians)" >&2
 }
 

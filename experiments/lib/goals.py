@@ -103,7 +103,11 @@ def all_goals():
         g.append(ratio("GoalPktrate" + key, "plain / %s 64-byte packet rate (#17)" % sys_id, "pktrate",
                        "loss<1%", "max_pps", "plain", sys_id, "ge", 5.0))
     # Issue 15: the UDP transport.
-    g.append(ratio("GoalUdpTls", "tun-udp / tun throughput (#15)", "throughput", "streams=1", "throughput",
+    # The default set's throughput and rrul leave tun-udp out (its budget:
+    # systems.sh SYS_OPT_IN_ROWS); the loss set measures it beside tun, and
+    # its clean point (no loss, no added delay) is the clean path: a
+    # 1-stream upload with echoes beside it.
+    g.append(ratio("GoalUdpTls", "tun-udp / tun goodput, clean path (#15)", "loss", "loss=0:rtt=0", "goodput",
                    "tun-udp", "tun", "ge", 1.0))
     for metric, key, end in (("cpu_client", "Cli", "client"), ("cpu_server", "Srv", "server")):
         g.append(ratio("GoalUdpCpu" + key, "tun-udp / tun CPU per GB, %s (#15)" % end, "throughput",
@@ -111,8 +115,8 @@ def all_goals():
     for loss, rtt, key in LOSS_POINTS:
         g.append(ratio("GoalLossUdp" + key, "tun-udp / plain goodput, loss %s %%, +%s ms (#15)" % (loss, rtt),
                        "loss", "loss=%s:rtt=%s" % (loss, rtt), "goodput", "tun-udp", "plain", "ge", 0.9))
-    g.append(ratio("GoalRrulUdp", "tun-udp / tun RTT under load (#15)", "rrul", "load", "rtt",
-                   "tun-udp", "tun", "le", 1.0))
+    g.append(ratio("GoalUdpRtt", "tun-udp / tun RTT under a 1-stream upload (#15)", "loss", "loss=0:rtt=0",
+                   "rtt", "tun-udp", "tun", "le", 1.0))
     g.append(goal("GoalNatIdle", "tun-udp recovery after an idle rebinding (#15)", "nat", "every",
                   ("tun-udp", "idle", "recovery_ms"), None, "le", NAT_KEEPALIVE_MS, "ms"))
     for kind, key in (("flush", "Flush"), ("newport", "Newport")):

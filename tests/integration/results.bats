@@ -73,7 +73,7 @@ goal_is() {
 	grep -q $'^GoalRrulTun\t.*\t5\t0.50\t.*\tmet\tdifference$' <<<"$output" || tl_fail "expected tun's +0.5 ms met"
 	goal_is GoalRrulNfqueue level difference
 	goal_is GoalRrulPcap 'not met' difference
-	goal_is GoalRrulUdp 'no data' ratio
+	goal_is GoalUdpRtt 'no data' ratio
 }
 
 # A count goal holds in every repetition or not at all: one failing run,
