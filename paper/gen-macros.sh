@@ -22,6 +22,7 @@
 #   transparency-reasons.tex  every cell that is not "yes", with its reason
 #   datasets.tex      the appendix: medians of every tidy CSV, whatever it holds
 #   plots.tex         one \tlPlot line per results/plots/*.pdf
+#   goals.tex         every goal of experiments/lib/goals.py with its verdict
 # Tidy CSV: the header "system,parameter,metric,value,unit,repetition"
 # (experiments/lib/measure.sh); other CSVs are skipped, said on stderr.
 set -euo pipefail
@@ -174,8 +175,10 @@ TunOverPlainLossOneDelay    TunLossOneDelayMbps     PlainLossOneDelayMbps
 ProxyOverPlainLossOneDelay  ProxyLossOneDelayMbps   PlainLossOneDelayMbps
 "
 
-# The goals of the performance issue: \<name> is "met", "not met" or
-# "not measured"; \<name>At is the threshold.
+# The goals the text quotes (every goal of experiments/lib/goals.py gets
+# the same macros): \<name> is "met", "not met", "level", "too few runs"
+# or "no data"; \<name>At is the threshold, \<name>Full the verdict with
+# its interval (or, for a goal on every run, the worst run).
 # name            macro              op  threshold
 GEN_GOALS="
 GoalTunOpenvpn    TunOverOpenvpnUdp  ge  7
@@ -458,7 +461,8 @@ gen_numbers() {
 		}
 		FILENAME ~ /goals$/ {
 			if (FNR == 1) next
-			gverdict[$1] = $10; glow[$1] = $8; ghigh[$1] = $9; gn[$1] = $6
+			gverdict[$1] = $10; glow[$1] = $8; ghigh[$1] = $9; gn[$1] = $6; gest[$1] = $7
+			gat[$1] = $4; gkind[$1] = $11; gorder[ngo++] = $1
 			next
 		}
 		FILENAME ~ /prov$/ {
@@ -546,20 +550,27 @@ gen_numbers() {
 			}
 
 			print "% ---- goals: verdicts of experiments/lib/goals.py (bootstrap over paired repetitions)"
+			# The goals the text names must be there; every goal of goals.py gets its macros.
 			for (j = 0; j < ng; j++) {
 				split(goal[j], w, " ")
-				def(w[1] "At", w[4])
 				if (!(w[1] in gverdict)) {
 					print "gen-macros: goals.py gave no verdict for " w[1] > "/dev/stderr"
-					gverdict[w[1]] = "not measured"
+					gverdict[w[1]] = "no data"; gat[w[1]] = w[4]; gorder[ngo++] = w[1]
 				}
-				def(w[1], gverdict[w[1]])
-				def(w[1] "Low", gverdict[w[1]] == "not measured" ? "n/a" : glow[w[1]])
-				def(w[1] "High", gverdict[w[1]] == "not measured" ? "n/a" : ghigh[w[1]])
-				def(w[1] "N", gn[w[1]] + 0)
-				# "met (95 % interval 1.18--1.59, 5 pairs)"
-				def(w[1] "Full", gverdict[w[1]] == "not measured" ? "not measured" : \
-					gverdict[w[1]] " (95\\,\\% interval " glow[w[1]] "--" ghigh[w[1]] ", " gn[w[1]] " pairs)")
+			}
+			for (j = 0; j < ngo; j++) {
+				gname = gorder[j]; gv = gverdict[gname]
+				def(gname "At", gat[gname])
+				def(gname, gv)
+				def(gname "Low", gv == "no data" ? "n/a" : glow[gname])
+				def(gname "High", gv == "no data" ? "n/a" : ghigh[gname])
+				def(gname "N", gn[gname] + 0)
+				# "met (95 % interval 1.18--1.59, 5 pairs)"; an every goal:
+				# "not met (worst of 5 runs: 2)"
+				if (gv == "no data") def(gname "Full", "no data")
+				else if (gkind[gname] == "every")
+					def(gname "Full", gv " (worst of " gn[gname] " runs: " gest[gname] ")")
+				else def(gname "Full", gv " (95\\,\\% interval " glow[gname] "--" ghigh[gname] ", " gn[gname] " pairs)")
 			}
 			for (j = 0; j < nc; j++) {
 				split(cmp[j], w, " ")
@@ -756,6 +767,29 @@ gen_sets() {
 			printf "\\texttt{%s} & %s min & %s min & %s \\\\\n", tex($1), $3, $6, tex(rest)
 		}
 		END { print "\\bottomrule\n\\end{tabular}" }' <<<"$list"
+}
+
+# ---- goals.tex -------------------------------------------------------------------------
+# Every goal of experiments/lib/goals.py (its TSV in GOALS) as a table:
+# target, estimate, interval (or the worst run of a goal on every run), n
+# and the verdict, "no data" where the dataset is missing.
+gen_goals_table() {
+	awk -F'\t' "$GEN_AWK_LIB"'
+		BEGIN {
+			print "\\begin{scriptsize}\n\\begin{longtable}{@{}L{0.42}llllr@{}}"
+			print "\\toprule Goal & Target & Measured & 95\\,\\% interval & $n$ & Verdict \\\\ \\midrule \\endhead"
+			print "\\bottomrule \\endfoot"
+		}
+		NR > 1 {
+			target = ($3 == "ge" ? "$\\geq$ " : "$\\leq$ ") $4 ($5 == "x" ? "$\\times$" : "~" tex($5))
+			if ($5 == "bool") target = "yes"
+			if ($11 == "every") target = target " every run"
+			measured = $7; interval = $8 "--" $9
+			if ($10 == "no data") { measured = "n/a"; interval = "n/a" }
+			else if ($11 == "every") { measured = "worst " $7; interval = "(every run)" }
+			printf "%s & %s & %s & %s & %d & %s \\\\\n", tex($2), target, tex(measured), tex(interval), $6, tex($10)
+		}
+		END { print "\\end{longtable}\n\\end{scriptsize}" }' "$1"
 }
 
 # ---- transparency.tex and transparency-reasons.tex ----------------------------------
@@ -971,6 +1005,7 @@ main() {
 	gen_plots >"$GEN_OUT/plots.tex"
 	gen_grid_tables "$GEN_TMP/summary" "$GEN_TMP/meta"
 	gen_sets >"$GEN_OUT/sets.tex"
+	gen_goals_table "$GEN_TMP/goals" >"$GEN_OUT/goals.tex"
 	echo "gen-macros: ${GEN_OUT#"$PWD"/}/ from ${present:-no datasets} ($(wc -l <"$GEN_TMP/summary") medians)" >&2
 }
 

@@ -47,7 +47,9 @@ rt_goals() {
 	echo
 	echo "A goal is *met* only when the whole 95 % interval (bootstrap over the"
 	echo "repetitions paired by number, \`experiments/lib/goals.py\`) clears it,"
-	echo "*not met* when the whole interval misses it, *level* when it contains it."
+	echo "*not met* when the whole interval misses it, *level* when it contains it;"
+	echo "a goal \"in every run\" is met only when each repetition satisfies it,"
+	echo "*too few runs* below $("$rt_lib/goals.py" --min-pairs) repetitions, *no data* without its dataset."
 	prov=$("$rt_lib/provenance.sh" --results "$results")
 	echo
 	echo "Commit of each dataset: $(awk '{ printf "%s%s `%s`", (NR > 1 ? ", " : ""), $1, $2 }' <<<"$prov")."

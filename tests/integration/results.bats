@@ -8,6 +8,18 @@
 
 load helpers
 
+# goals_run DIR: goals.py's TSV of DIR's CSVs in $output (and the log).
+goals_run() {
+	run "$TL_REPO/experiments/lib/goals.py" --results "$1"
+	echo "$output"
+}
+
+# goal_is NAME VERDICT KIND: the line of goals_run's output for NAME
+# ends in that verdict and kind.
+goal_is() {
+	grep -q "^$1"$'\t'".*"$'\t'"$2"$'\t'"$3\$" <<<"$output" || tl_fail "expected $1 $2 ($3)"
+}
+
 @test "results: goals.py self-test (verdict logic, seeded bootstrap)" {
 	tl_require_tools python3
 	run "$TL_REPO/experiments/lib/goals.py" --self-test
@@ -26,15 +38,78 @@ load helpers
 		printf 'tls-relay,streams=1,throughput,%s,Gbit/s,%d\n' 3.61 1 3.61 2 3.13 3 3.03 4 3.74 5
 		printf 'tun,streams=1,throughput,%s,Gbit/s,%d\n' 7 1 7.1 2 7.2 3 7.3 4 7.4 5
 	} >"$r/throughput.csv"
-	run "$TL_REPO/experiments/lib/goals.py" --results "$r"
-	echo "$output"
-	grep -q $'^GoalProxyRelay\t.*\tlevel$' <<<"$output" || tl_fail "expected proxy/relay to be level"
-	grep -q $'^GoalTunRelay\t.*\tmet$' <<<"$output" || tl_fail "expected tun/relay to be met"
-	grep -q $'^GoalTunOpenvpn\t.*\tnot measured$' <<<"$output" || tl_fail "expected no OpenVPN verdict"
+	goals_run "$r"
+	goal_is GoalProxyRelay level ratio
+	goal_is GoalTunRelay met ratio
+	goal_is GoalTunOpenvpn 'no data' ratio
 	# Shifted clear of 1, the same noise is met.
 	sed -i 's/^proxy,streams=1,throughput,\([0-9.]*\)/proxy,streams=1,throughput,1\1/' "$r/throughput.csv"
-	run "$TL_REPO/experiments/lib/goals.py" --results "$r"
-	grep -q $'^GoalProxyRelay\t.*\tmet$' <<<"$output" || tl_fail "expected proxy/relay met once clear"
+	goals_run "$r"
+	goal_is GoalProxyRelay met ratio
+}
+
+# A difference goal (RTT under load - idle, one system, paired by
+# repetition; ping's one row per echo reduced to each repetition's median).
+@test "results: a difference goal is met, level or not met by its interval" {
+	tl_require_tools python3
+	local r=$BATS_TEST_TMPDIR/results rep s
+	mkdir -p "$r"
+	{
+		echo "system,parameter,metric,value,unit,repetition"
+		for rep in 1 2 3 4 5; do
+			printf 'SYS,idle,rtt,%s,ms,%d\n' 0.2 "$rep" 0.3 "$rep" 0.4 "$rep"
+		done
+		# tun: 0.5 ms above idle; nfqueue: 0.7-1.3 ms above; pcap: 3 ms above.
+		printf 'tun,load,rtt,%s,ms,%d\n' 0.7 1 0.8 1 0.9 1 0.8 2 0.8 3 0.8 4 0.75 5
+		printf 'nfqueue,load,rtt,%s,ms,%d\n' 1.0 1 1.6 2 1.1 3 1.5 4 1.2 5
+		printf 'pcap,load,rtt,%s,ms,%d\n' 3.3 1 3.2 2 3.4 3 3.3 4 3.1 5
+	} >"$r/rrul.in"
+	{
+		head -1 "$r/rrul.in"
+		for s in tun nfqueue pcap; do sed -n "s/^SYS,/$s,/p" "$r/rrul.in"; done
+		grep -v '^SYS,\|^system,' "$r/rrul.in"
+	} >"$r/rrul.csv"
+	goals_run "$r"
+	grep -q $'^GoalRrulTun\t.*\t5\t0.50\t.*\tmet\tdifference$' <<<"$output" || tl_fail "expected tun's +0.5 ms met"
+	goal_is GoalRrulNfqueue level difference
+	goal_is GoalRrulPcap 'not met' difference
+	goal_is GoalUdpRtt 'no data' ratio
+}
+
+# A count goal holds in every repetition or not at all: one failing run,
+# or a run with rows but without the metric, decides it; there is no level.
+@test "results: a count goal is met only when every repetition satisfies it" {
+	tl_require_tools python3
+	local r=$BATS_TEST_TMPDIR/results rep
+	mkdir -p "$r"
+	{
+		echo "system,parameter,metric,value,unit,repetition"
+		for rep in 1 2 3 4 5; do
+			printf 'tun,race,%s,0,count,%d\n' dup_sessions "$rep" cleartext "$rep"
+			printf 'nfqueue,race,dup_sessions,%d,sessions,%d\n' $((rep == 4)) "$rep"
+			printf 'pcap,race,rounds,1000,rounds,%d\n' "$rep"
+			((rep == 3)) || printf 'pcap,race,cleartext,0,packets,%d\n' "$rep"
+		done
+	} >"$r/crossing.csv"
+	{
+		echo "system,parameter,metric,value,unit,repetition"
+		printf 'tun,burst,received,100,datagrams,%d\n' 1 2
+		printf 'nfqueue,burst,received,%d,datagrams,%d\n' 100 1 100 2 100 3
+		printf 'pcap,burst,received,%d,datagrams,%d\n' 99 1 100 2
+	} >"$r/acquire.csv"
+	goals_run "$r"
+	grep -q $'^GoalCrossingDupTun\t.*\t5\t0\.00\t.*\tmet\tevery$' <<<"$output" || tl_fail "expected tun's 0 duplicates met"
+	goal_is GoalCrossingClearTun met every
+	grep -q $'^GoalCrossingDupNfqueue\t.*\t5\t1\.00\t.*\tnot met\tevery$' <<<"$output" ||
+		tl_fail "expected one duplicate in five runs not met"
+	goal_is GoalCrossingClearPcap 'not met' every # a run without its row
+	goal_is GoalCrossingDupPcap 'no data' every
+	goal_is GoalAcquireTun 'too few runs' every
+	grep -q $'^GoalAcquireNfqueue\t.*\t3\t100\.0\t.*\tmet\tevery$' <<<"$output" || tl_fail "expected 3 of 3 full bursts met"
+	grep -q $'^GoalAcquirePcap\t.*\t2\t99\.0\t.*\tnot met\tevery$' <<<"$output" ||
+		tl_fail "expected one short burst not met, even in 2 runs"
+	goal_is GoalCrossingClearNfqueue 'no data' every
+	! grep -q $'\tlevel\tevery$' <<<"$output" || tl_fail "a count goal is never level"
 }
 
 @test "results: the README's generated tables match results/ (make plots writes them)" {
