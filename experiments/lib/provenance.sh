@@ -6,11 +6,12 @@
 #   prints one line per dataset: "DATASET COMMIT RUN" (RUN: the .meta's
 #   "run:" line, "unrecorded" in data older than that line);
 #   --check  exits 1, saying why, unless every dataset names the same clean
-#            commit and the same reference run of `make experiments`.
+#            commit and the same reference run, and every experiment of
+#            every set (experiments/run-all --list-sets) has its dataset.
 #
-# A reference run is what `make experiments` (experiments/run-all) makes
-# from a clean tree without --quick: its experiments write "run: reference
-# ID" with one ID. The paper marks anything else on its first page
+# A reference run is what `make experiments-all` (experiments/run-all
+# --set all) makes from a clean tree without --quick: its experiments
+# write "run: reference ID" with one ID. The paper marks anything else on its first page
 # (paper/gen-macros.sh); this check is what the lead runs before
 # committing results/ as the reference data.
 set -euo pipefail
@@ -55,8 +56,15 @@ if grep -q -- '-dirty$\|^unknown$' <<<"$commits"; then
 	bad=1
 fi
 if (($(wc -l <<<"$runs") > 1)) || [[ $runs != reference\ * ]]; then
-	echo "provenance: not one reference run of 'make experiments':" >&2
+	echo "provenance: not one reference run of 'make experiments-all':" >&2
 	awk '{ $2 = ""; sub(/  /, ": "); print "  " $0 }' <<<"$list" >&2
+	bad=1
+fi
+# demo walks through the tunnel and writes no dataset.
+missing=$("$prov_root/experiments/run-all" --list-sets | sed 's/.*): //' | tr ' ' '\n' |
+	awk 'NF && $1 != "demo"' | while read -r exp; do [[ -e $results/$exp.csv ]] || echo "$exp"; done)
+if [[ -n $missing ]]; then
+	echo "provenance: experiments of the sets without a dataset (not every set ran):" $missing >&2
 	bad=1
 fi
 ((bad == 0)) || exit 1

@@ -158,15 +158,25 @@ goal_is() {
 	((status == 0)) || tl_fail "expected the README table to match transparency.csv cell by cell"
 }
 
-@test "results: provenance --check refuses a mix of commits and runs" {
-	local r=$BATS_TEST_TMPDIR/results
+@test "results: provenance --check refuses a mix of commits and runs, and a run without every set" {
+	local r=$BATS_TEST_TMPDIR/results exp
 	mkdir -p "$r"
+	for exp in $("$TL_REPO/experiments/run-all" --list-sets | sed 's/.*): //'); do
+		[[ $exp != demo ]] || continue
+		printf 'x\n' >"$r/$exp.csv"
+		printf 'commit: 1111111\nrun: reference 1\n' >"$r/$exp.meta"
+	done
 	printf 'x\n' >"$r/a.csv"
 	printf 'x\n' >"$r/b.csv"
 	printf 'commit: 1111111\nrun: reference 1\n' >"$r/a.meta"
 	printf 'commit: 1111111\nrun: reference 1\n' >"$r/b.meta"
 	run "$TL_REPO/experiments/lib/provenance.sh" --results "$r" --check
 	((status == 0)) || tl_fail "expected one reference run to pass: $output"
+	mv "$r/nat.csv" "$r/nat.csv.away"
+	run "$TL_REPO/experiments/lib/provenance.sh" --results "$r" --check
+	((status == 1)) || tl_fail "expected a run without the nat set to fail"
+	[[ $output == *"without a dataset"*nat* ]] || tl_fail "expected the missing dataset named: $output"
+	mv "$r/nat.csv.away" "$r/nat.csv"
 	printf 'commit: 2222222\nrun: reference 1\n' >"$r/b.meta"
 	run "$TL_REPO/experiments/lib/provenance.sh" --results "$r" --check
 	((status == 1)) || tl_fail "expected two commits to fail"
