@@ -28,7 +28,11 @@
  *
  * Batching: recvmmsg fills UDP_BATCH buffers per call (with UDP_GRO,
  * each may hold several datagrams of one source, split here), opened in
- * place, their packets delivered per session in one batch; sealing goes
+ * place, their packets delivered per session in one batch (for a frontend
+ * that injects GSO packets, a TUN device with offload, the batch's
+ * in-order TCP segments merged first, base/gro.h: one write of up to 64
+ * KiB instead of one per inner MTU, as the TLS path gets from carrying
+ * the sender's GSO packets whole); sealing goes
  * into a send batch that sendmmsg sends when it is full and at the end of
  * each tunnel_send, runs of equal-size datagrams to one peer as one
  * UDP_SEGMENT (GSO) message where the kernel takes it. An offload packet from TUN is cut to the inner MTU
@@ -51,6 +55,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "../base/gro.h"
 #include "../base/gso.h"
 #include "../dgram/dgram.h"
 #include "session.h"
@@ -126,6 +131,7 @@ struct udp {
 	bool tx_closed[UDP_BATCH];
 	char tx_ctrl[UDP_BATCH][CMSG_SPACE(sizeof(uint16_t))] __attribute__((aligned(8)));
 	uint8_t *scratch;      /* PKT_SEGMENT_SCRATCH for the segmenter */
+	uint8_t *gro_arena;    /* PKT_COALESCE_ARENA when the frontend injects GSO packets */
 	struct session *touched[UDP_TOUCHED_MAX];
 	unsigned touched_count;
 };
@@ -530,8 +536,21 @@ static void udp_plaintext(struct session *s, uint8_t *data, size_t len)
 		t->stats.drop_malformed++;
 		return;
 	}
+	/* Set first: a full batch is delivered from inside session_receive_packet. */
+	s->udp.rx_coalesce = true;
 	session_receive_packet(s, &p);
 	udp_touch(t->udp, s);
+}
+
+void udp_coalesce(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (!s->udp.rx_coalesce)
+		return;
+	s->udp.rx_coalesce = false;
+	if (t->udp && t->udp->gro_arena)
+		t->stats.udp_rx_coalesced += pkt_coalesce(&s->rx_batch, t->udp->gro_arena, PKT_COALESCE_ARENA);
 }
 
 static void udp_count_drop(struct tunnel *t, long why)
@@ -898,7 +917,9 @@ int udp_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_
 	udp->inner_mtu = UDP_OUTER_MTU - (t->addr.ss_family == AF_INET6 ? 40 : 20) - 8 - DGRAM_OVERHEAD;
 	udp->tx_bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
 	udp->scratch = malloc(PKT_SEGMENT_SCRATCH);
-	if (!udp->tx_bufs || !udp->scratch)
+	/* Only a frontend that injects GSO packets gains from merging (TUN with offload, nfqueue, pcap). */
+	udp->gro_arena = cfg->accept_offload ? malloc(PKT_COALESCE_ARENA) : NULL;
+	if (!udp->tx_bufs || !udp->scratch || (cfg->accept_offload && !udp->gro_arena))
 		goto nomem;
 	if (cfg->role != TUNNEL_SERVER)
 		return 0;
@@ -925,6 +946,7 @@ void udp_free(struct tunnel *t)
 	udp_sock_close(t, udp->server_sock);
 	free(udp->tx_bufs);
 	free(udp->scratch);
+	free(udp->gro_arena);
 	free(udp);
 	t->udp = NULL;
 }

@@ -34,6 +34,7 @@ struct udp_session {
 	bool send;                       /* data to the peer goes over UDP */
 	bool path_on;                    /* server: the client's last UDP_PATH */
 	bool deliver_queued;             /* in the receive batch's to-deliver list */
+	bool rx_coalesce;                /* rx_batch holds packets from datagrams: coalesce before delivery */
 	enum udp_path_state state;       /* client */
 	uint64_t last_rx_ms, last_probe_ms, probe_start_ms;
 	struct udp_sock *sock;           /* client: its own connected socket */
@@ -57,6 +58,8 @@ bool udp_sending(const struct session *s);
 void udp_send_packet(struct session *s, const struct pkt *p);
 /* Sends the batch. */
 void udp_flush(struct tunnel *t);
+/* Before s->rx_batch goes to a frontend that injects GSO packets: its TCP segments from datagrams merged. */
+void udp_coalesce(struct session *s);
 /* Fills the udp_* counters of out. */
 void udp_stats(const struct tunnel *t, struct tunnel_stats *out);
 

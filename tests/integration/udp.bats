@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # udp.bats: the UDP data channel (issue 15) end to end in the cli/srv/dst namespaces.
 #
-# Every packet frontend carries ping, TCP, UDP and IPv6 over --transport udp;
+# Every packet frontend carries ping, TCP, UDP and IPv6 over --transport udp
+# (TUN gets the TCP segments of a receive batch merged into GSO packets);
 # auto falls back to TLS when srv drops UDP to its port and returns when it
 # stops; replayed, forged and unknown-session datagrams are dropped and
 # counted; keys change under traffic without a lost packet; a client whose
@@ -75,6 +76,11 @@ frontend_over_udp() {
 
 	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
 	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 1048576
+	if [[ $frontend == tun ]]; then
+		# Each end received 1 MiB in bursts of in-order segments: merged before the TUN write (base/gro.h).
+		tl_wait_stat_ge "$TL_SRV_STATS" udp_rx_coalesced 1
+		tl_wait_stat_ge "$TL_CLI_STATS" udp_rx_coalesced 1
+	fi
 
 	tl_bg "$NS_DST" "$TL_TMP/udp-echo.log" \
 		socat -T 10 UDP4-RECVFROM:5002 SYSTEM:'echo peer=$SOCAT_PEERADDR; cat' >/dev/null
@@ -93,7 +99,7 @@ frontend_over_udp() {
 	done
 }
 
-@test "tun over udp: ping, TCP 1 MiB intact both ways, UDP, ping -6; data in datagrams, not TLS records" {
+@test "tun over udp: ping, TCP 1 MiB intact both ways (segments merged for TUN), UDP, ping -6; data in datagrams, not TLS records" {
 	frontend_over_udp tun
 }
 
