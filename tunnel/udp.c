@@ -341,9 +341,14 @@ static bool udp_tx_joins(const struct udp *udp, int fd, const struct sockaddr_st
 {
 	unsigned i = udp->tx_count - 1;
 
-	/* Segments above the path MTU make the kernel refuse the whole send (EINVAL). */
+	/*
+	 * Segments above the path MTU make the kernel refuse the whole send
+	 * (EMSGSIZE, once a second datagram makes it GSO): the first datagram
+	 * sets the segment size, so it is the one held to the MTU (a plain
+	 * inner packet above the inner MTU goes alone, fragmented).
+	 */
 	return udp->gso && udp->tx_count && udp->tx_fd == fd && !udp->tx_closed[i] &&
-	       size <= udp->inner_mtu + DGRAM_OVERHEAD &&
+	       udp->tx_seg[i] <= udp->inner_mtu + DGRAM_OVERHEAD &&
 	       size <= udp->tx_seg[i] && udp->tx_segs[i] < UDP_GSO_SEGS &&
 	       udp->tx_iov[i].iov_len + size <= UDP_GSO_BYTES &&
 	       (!to || same_addr(&udp->tx_addrs[i], udp->tx_msgs[i].msg_hdr.msg_namelen, to, to_len));

@@ -20,7 +20,7 @@ setup_file() {
 
 setup() {
 	tl_require_tunlab
-	tl_require_tools ping jq socat
+	tl_require_tools ping jq socat python3
 	tl_test_setup
 	tl_block_cleartext
 }
@@ -66,6 +66,23 @@ assert_data_over_udp() {
 		"$(stat "$TL_CLI_STATS" udp_tx_datagrams)" "$((records * 10))"
 }
 
+# A plain inner packet above the inner MTU (1500 bytes: TUN's MTU) and a
+# small one right behind it, 50 times: the big one's datagram goes alone
+# (fragmented), for a second datagram joining it would make a GSO send
+# with a segment above the path MTU, which the kernel refuses whole.
+big_then_small_datagrams() {
+	local before
+	before=$(stat "$TL_SRV_STATS" rx_packets)
+	tl_assert "50 pairs of UDP datagrams sent" n_cli python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(50):
+    s.sendto(b"b" * 1472, (sys.argv[1], 9))
+    s.sendto(b"s" * 100, (sys.argv[1], 9))' "$TL_DST_IN4"
+	tl_wait_stat_ge "$TL_SRV_STATS" rx_packets "$((before + 100))"
+	tl_assert "no datagram the client's socket refused" tl_json_test "$TL_CLI_STATS" '.drop_tx_full == 0'
+}
+
 # ping, TCP 1 MiB intact each way, UDP echo and ping -6 through a frontend over UDP.
 frontend_over_udp() {
 	local frontend=$1
@@ -88,6 +105,8 @@ frontend_over_udp() {
 	run n_cli timeout 15 socat -t 3 -T 5 - "UDP4-SENDTO:$TL_DST_IN4:5002" <<<"hello over udp"
 	tl_expect_contains "the UDP reply" "$output" "peer=$TL_TUN_CLI4"
 	tl_expect_contains "the UDP reply" "$output" "hello over udp"
+
+	big_then_small_datagrams
 
 	tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
 		tl_fail "expected ping -6 cli->dst answered through the tunnel"
