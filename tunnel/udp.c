@@ -35,7 +35,9 @@
  * the sender's GSO packets whole); sealing goes
  * into a send batch that sendmmsg sends when it is full and at the end of
  * each tunnel_send, runs of equal-size datagrams to one peer as one
- * UDP_SEGMENT (GSO) message where the kernel takes it. An offload packet from TUN is cut to the inner MTU
+ * UDP_SEGMENT (GSO) message where the kernel takes it. A client whose
+ * socket is full keeps the unsent rest and pauses its frontend
+ * (tunnel_send_blocked) until EPOLLOUT, instead of losing datagrams. An offload packet from TUN is cut to the inner MTU
  * (the outer 1500 minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
  * before sealing, so TCP inside never makes outer fragments. A plain
  * packet above it still goes (the socket lets the kernel fragment: no
@@ -116,9 +118,11 @@ struct udp {
 	uint64_t rekey_packets;
 	uint64_t rekeys_done;  /* of channels already freed */
 	unsigned inner_mtu;
-	/* the send batch: all for one fd */
+	/* the send batch: all for one socket; [tx_sent, tx_count) not sent yet */
 	int tx_fd;
-	unsigned tx_count;
+	struct udp_sock *tx_sock;
+	unsigned tx_count, tx_sent;
+	bool tx_blocked;       /* client: the socket was full, EPOLLOUT armed, the frontend paused */
 	uint8_t *tx_bufs;
 	struct mmsghdr tx_msgs[UDP_BATCH];
 	struct iovec tx_iov[UDP_BATCH];
@@ -143,7 +147,7 @@ static uint64_t now_ms(const struct tunnel *t)
 
 /* ---- sockets ---- */
 
-static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t events);
+static void udp_on_events(struct evloop *loop, struct ev_io *io, uint32_t events);
 
 static void udp_sock_close(struct tunnel *t, struct udp_sock *u)
 {
@@ -214,7 +218,7 @@ static struct udp_sock *udp_sock_open(struct tunnel *t, const struct sockaddr_st
 	}
 	if (ret < 0)
 		goto err;
-	ev_io_init(&u->io, u->fd, udp_on_readable, u);
+	ev_io_init(&u->io, u->fd, udp_on_events, u);
 	ret = evloop_io_start(t->loop, &u->io, EPOLLIN);
 	if (ret < 0) {
 		errno = -ret;
@@ -289,45 +293,102 @@ static void udp_gso_failed(struct tunnel *t, const struct mmsghdr *m)
 	tunnel_log(t, TUNNEL_LOG_WARN, "UDP_SEGMENT refused (%s): sending plain datagrams", strerror(errno));
 }
 
-void udp_flush(struct tunnel *t)
+/*
+ * Sends the batch from tx_sent on. False when the socket has no room for
+ * the rest (EAGAIN; ENOBUFS likewise), which stays. An ICMP error of an
+ * earlier datagram (ECONNREFUSED on a connected socket) costs the message
+ * that met it, and so does a refused GSO send.
+ */
+static bool udp_send_pending(struct tunnel *t)
 {
 	struct udp *udp = t->udp;
-	unsigned sent = 0, waited = 0;
 	int n;
 
-	if (!udp)
-		return;
-	while (sent < udp->tx_count) {
-		n = sendmmsg(udp->tx_fd, udp->tx_msgs + sent, udp->tx_count - sent, MSG_DONTWAIT);
+	while (udp->tx_sent < udp->tx_count) {
+		n = sendmmsg(udp->tx_fd, udp->tx_msgs + udp->tx_sent, udp->tx_count - udp->tx_sent,
+			     MSG_DONTWAIT);
 		if (n > 0) {
-			sent += (unsigned)n;
+			udp->tx_sent += (unsigned)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		/*
-		 * A full socket buffer: wait for room once per flush, bounded (a
-		 * sender faster than the NIC is throttled here instead of losing
-		 * datagrams, which TCP inside would pay for); then the rest is
-		 * lost like packets on a congested link. An ICMP error of an
-		 * earlier datagram (ECONNREFUSED on a connected socket) costs
-		 * the one that failed.
-		 */
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-			struct pollfd pfd = { .fd = udp->tx_fd, .events = POLLOUT };
-
-			if (waited++ >= udp->send_waits || poll(&pfd, 1, UDP_SEND_WAIT_MS) <= 0)
-				break;
-			continue;
-		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+			return false;
 		if (n < 0 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP))
-			udp_gso_failed(t, &udp->tx_msgs[sent]);
-		t->stats.drop_tx_full += udp->tx_segs[sent];
-		sent++;
+			udp_gso_failed(t, &udp->tx_msgs[udp->tx_sent]);
+		t->stats.drop_tx_full += udp->tx_segs[udp->tx_sent++];
 	}
-	for (unsigned i = sent; i < udp->tx_count; i++)
-		t->stats.drop_tx_full += udp->tx_segs[i];
-	udp->tx_count = 0;
+	udp->tx_count = udp->tx_sent = 0;
+	return true;
+}
+
+/*
+ * The batch must be empty now (it is full, or the next datagram is for
+ * another socket): wait for room, bounded (a sender faster than the NIC
+ * is throttled here instead of losing datagrams, which TCP inside would
+ * pay for); then the rest is lost like packets on a congested link.
+ */
+static void udp_flush_wait(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+	struct pollfd pfd = { .fd = udp->tx_fd, .events = POLLOUT };
+
+	for (unsigned waited = 0; !udp_send_pending(t); waited++) {
+		if (waited >= udp->send_waits || poll(&pfd, 1, UDP_SEND_WAIT_MS) <= 0) {
+			for (unsigned i = udp->tx_sent; i < udp->tx_count; i++)
+				t->stats.drop_tx_full += udp->tx_segs[i];
+			udp->tx_count = udp->tx_sent = 0;
+			return;
+		}
+	}
+}
+
+/* The client's socket is full: the rest waits for EPOLLOUT, the frontend for udp_unblock. */
+static bool udp_block(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+
+	if (udp->tx_blocked)
+		return true;
+	if (!udp->tx_sock || evloop_io_set(t->loop, &udp->tx_sock->io, EPOLLIN | EPOLLOUT) < 0)
+		return false;
+	udp->tx_blocked = true;
+	t->stats.udp_tx_blocked++;
+	return true;
+}
+
+static void udp_unblock(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+
+	if (!udp->tx_blocked)
+		return;
+	udp->tx_blocked = false;
+	if (udp->tx_sock)
+		evloop_io_set(t->loop, &udp->tx_sock->io, EPOLLIN);
+	if (t->cb.writable)
+		t->cb.writable(t->cb_ctx);
+}
+
+/*
+ * The end of a send: what the socket takes goes. A client keeps the rest
+ * and stops reading its frontend until the socket has room (as the TLS
+ * path does above its high-water mark), instead of losing it; a server
+ * must not hold up its other peers for one, so it waits once, briefly.
+ */
+void udp_flush(struct tunnel *t)
+{
+	if (!t->udp || udp_send_pending(t))
+		return;
+	if (t->role_kind == TUNNEL_CLIENT && udp_block(t))
+		return;
+	udp_flush_wait(t);
+}
+
+bool udp_send_blocked(const struct tunnel *t)
+{
+	return t->udp && t->udp->tx_blocked;
 }
 
 /*
@@ -354,11 +415,12 @@ static bool udp_tx_joins(const struct udp *udp, int fd, const struct sockaddr_st
 	       (!to || same_addr(&udp->tx_addrs[i], udp->tx_msgs[i].msg_hdr.msg_namelen, to, to_len));
 }
 
-/* Where the next datagram of size bytes to fd and to (NULL: connected) is written; udp_tx_commit adds it. */
-static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_storage *to, socklen_t to_len,
-			    size_t size)
+/* Where the next datagram of size bytes to sock and to (NULL: connected) is written; udp_tx_commit adds it. */
+static uint8_t *udp_tx_slot(struct tunnel *t, struct udp_sock *sock, const struct sockaddr_storage *to,
+			    socklen_t to_len, size_t size)
 {
 	struct udp *udp = t->udp;
+	int fd = sock->fd;
 	unsigned i;
 
 	udp->tx_join = udp_tx_joins(udp, fd, to, to_len, size);
@@ -367,9 +429,10 @@ static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_stor
 		return (uint8_t *)udp->tx_iov[i].iov_base + udp->tx_iov[i].iov_len;
 	}
 	if (udp->tx_count && (udp->tx_count == UDP_BATCH || udp->tx_fd != fd))
-		udp_flush(t);
+		udp_flush_wait(t);
 	i = udp->tx_count;
 	udp->tx_fd = fd;
+	udp->tx_sock = sock;
 	udp->tx_msgs[i].msg_hdr = (struct msghdr){
 		.msg_iov = &udp->tx_iov[i],
 		.msg_iovlen = 1,
@@ -419,14 +482,14 @@ static int udp_seal(struct session *s, uint8_t flags, const uint8_t *data, size_
 	struct udp *udp = t->udp;
 	bool server = t->role_kind == TUNNEL_SERVER;
 	const struct sockaddr_storage *to = server ? &s->udp.peer : NULL;
-	int fd = server ? udp->server_sock->fd : s->udp.sock->fd;
+	struct udp_sock *sock = server ? udp->server_sock : s->udp.sock;
 	size_t size = len + DGRAM_OVERHEAD;
 	uint8_t *slot;
 	long n;
 
 	if (size > UDP_DATAGRAM_MAX)
 		return -EMSGSIZE;
-	slot = udp_tx_slot(t, fd, to, s->udp.peer_len, size);
+	slot = udp_tx_slot(t, sock, to, s->udp.peer_len, size);
 	n = dgram_seal(s->udp.chan, s->udp.id, flags, data, len, slot, size, now_ms(t));
 	if (n < 0)
 		return (int)n;
@@ -644,14 +707,11 @@ static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len)
 				u->msgs[i].msg_hdr.msg_namelen);
 }
 
-static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t events)
+static void udp_receive_all(struct udp_sock *u)
 {
-	struct udp_sock *u = io->arg;
 	struct tunnel *t = u->t;
 	int n;
 
-	(void)loop;
-	(void)events;
 	for (int round = 0; round < UDP_RX_ROUNDS; round++) {
 		udp_rx_arm(u);
 		n = recvmmsg(u->fd, u->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
@@ -669,6 +729,19 @@ static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t even
 		if (n < UDP_BATCH)
 			break;
 	}
+}
+
+/* Readable (or an error queued), and for a blocked client writable: the rest of its batch goes. */
+static void udp_on_events(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct udp_sock *u = io->arg;
+	struct tunnel *t = u->t;
+
+	(void)loop;
+	if ((events & EPOLLOUT) && t->udp->tx_blocked && t->udp->tx_sock == u && udp_send_pending(t))
+		udp_unblock(t);
+	if (events & ~(uint32_t)EPOLLOUT)
+		udp_receive_all(u);
 	udp_flush(t);
 }
 
@@ -871,8 +944,12 @@ void udp_session_end(struct session *s)
 	} else {
 		evloop_timer_stop(t->loop, &s->udp.timer);
 		/* Datagrams of this socket still in the batch go nowhere now. */
-		if (t->udp->tx_count && t->udp->tx_fd == s->udp.sock->fd)
-			t->udp->tx_count = 0;
+		if (t->udp->tx_sock == s->udp.sock) {
+			t->udp->tx_count = t->udp->tx_sent = 0;
+			/* Nothing is left to wait for: the frontend reads again (into the reconnect queue). */
+			udp_unblock(t);
+			t->udp->tx_sock = NULL;
+		}
 		udp_sock_close(t, s->udp.sock);
 		s->udp.sock = NULL;
 		t->stats.udp_sessions = 0;

@@ -56,8 +56,10 @@ void udp_session_end(struct session *s);
 bool udp_sending(const struct session *s);
 /* Seals p (segmented to the inner MTU first when it is an offload packet) into the send batch. */
 void udp_send_packet(struct session *s, const struct pkt *p);
-/* Sends the batch. */
+/* Sends the batch; a client whose socket is full keeps the rest and is blocked until it has room. */
 void udp_flush(struct tunnel *t);
+/* Client: the UDP socket was full; the frontend should pause until cb.writable. */
+bool udp_send_blocked(const struct tunnel *t);
 /* Before s->rx_batch goes to a frontend that injects GSO packets: its TCP segments from datagrams merged. */
 void udp_coalesce(struct session *s);
 /* Fills the udp_* counters of out. */

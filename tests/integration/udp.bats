@@ -7,7 +7,8 @@
 # auto falls back to TLS when srv drops UDP to its port and returns when it
 # stops; replayed, forged and unknown-session datagrams are dropped and
 # counted; keys change under traffic without a lost packet; a client whose
-# source port changes (SNAT in cli) is followed without a new handshake.
+# source port changes (SNAT in cli) is followed without a new handshake; a
+# client whose UDP socket is full (tbf on its uplink) pauses instead of dropping.
 # srv refuses to forward cleartext (tl_block_cleartext), as in tunnel.bats.
 #
 #   TUNLAB=build/tunlab bats tests/integration/udp.bats
@@ -193,4 +194,18 @@ frontend_over_udp() {
 	tl_assert "still over UDP" tl_json_test "$TL_CLI_STATS" '.transport == "udp"'
 	tl_cmd n_cli iptables -w 5 -t nat -D POSTROUTING -p udp --dport "$TL_PORT" \
 		-j SNAT --to-source "$TL_CLI_UL4:40999"
+}
+
+@test "backpressure: a client whose UDP socket is full pauses its frontend instead of dropping" {
+	tl_require_tools iperf3 tc
+	start_udp tun --transport udp
+	# A 100 Mbit/s uplink with a deep queue and 300 Mbit/s of UDP into it: the socket fills.
+	tl_cmd n_cli tc qdisc add dev "$TL_UL_IF" root tbf rate 100mbit burst 64k limit 64mb
+	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" iperf3 -s -1 -p 5201 >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5201
+	n_cli timeout 30 iperf3 -c "$TL_DST_IN4" -p 5201 -u -b 300M -l 1400 -t 1 -J >"$TL_TMP/iperf3.json" ||
+		tl_fail "expected iperf3 to finish: $(jq -r '.error // empty' "$TL_TMP/iperf3.json" 2>/dev/null)"
+	tl_wait_stat_ge "$TL_CLI_STATS" udp_tx_blocked 1
+	tl_assert "no datagram dropped for a full socket" tl_json_test "$TL_CLI_STATS" '.drop_tx_full == 0'
+	tl_cmd n_cli tc qdisc del dev "$TL_UL_IF" root
 }
