@@ -37,8 +37,9 @@
  * each tunnel_send, runs of equal-size datagrams to one peer as one
  * UDP_SEGMENT (GSO) message where the kernel takes it. A client whose
  * socket is full keeps the unsent rest and pauses its frontend
- * (tunnel_send_blocked) until EPOLLOUT, instead of losing datagrams. An offload packet from TUN is cut to the inner MTU
- * (the outer 1500 minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
+ * (tunnel_send_blocked) until EPOLLOUT, instead of losing datagrams.
+ * An offload packet from TUN is cut to the inner MTU (the outer 1500
+ * minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
  * before sealing, so TCP inside never makes outer fragments. A plain
  * packet above it still goes (the socket lets the kernel fragment: no
  * ICMP "fragmentation needed" is made here, nor on the TLS path).
