@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "be.h"
 #include "gso.h"
 #include "offload.h"
 
@@ -45,28 +46,6 @@ struct tcp_gso {
 	uint16_t ip_id;
 	uint8_t flags;
 };
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	put_be16(p, (uint16_t)(v >> 16));
-	put_be16(p + 2, (uint16_t)v);
-}
 
 /* ---- checksums ---- */
 
@@ -148,6 +127,16 @@ static uint64_t pseudo_sum(const uint8_t *seg, const struct offload_layout *l, s
 	put_be32(ph + 32, (uint32_t)tcp_len);
 	ph[39] = IPPROTO_TCP;
 	return csum_add(0, ph, 40);
+}
+
+bool pkt_tcp_csum_ok(const uint8_t *data, size_t len, unsigned version, uint32_t l4)
+{
+	struct offload_layout l = { .version = version, .proto = IPPROTO_TCP, .l4 = l4 };
+
+	if (l4 > len)
+		return false;
+	/* A right checksum makes the sum over all it covers negative zero. */
+	return csum_fold(csum_add(pseudo_sum(data, &l, len - l4), data + l4, len - l4)) == 0xffff;
 }
 
 /* ---- segmenting ---- */

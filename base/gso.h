@@ -3,6 +3,7 @@
 #ifndef TUNLAB_GSO_H
 #define TUNLAB_GSO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,13 @@ int pkt_finish_csum(uint8_t *data, size_t len, const struct pkt_offload *off);
  * length; NULL with 0) followed by data, ready to store as it is.
  */
 uint16_t pkt_inet_csum(const uint8_t *head, size_t head_len, const uint8_t *data, size_t len);
+
+/*
+ * Whether the TCP checksum of a packet of IP version 4 or 6 verifies,
+ * pseudo-header included, its TCP header at l4 (for IPv6, 40: the
+ * pseudo-header's addresses are the IPv6 header's, no routing header).
+ */
+bool pkt_tcp_csum_ok(const uint8_t *data, size_t len, unsigned version, uint32_t l4);
 
 /*
  * Turns p into plain packets with valid checksums and hands each to emit:

@@ -523,8 +523,9 @@ static bool client_send_blocked(const struct tunnel *t)
 {
 	const struct client *c = t->client;
 
-	return c->established &&
-	       (client_queue_waiting(c) || session_tx_pending(c->session) > SESSION_TX_HIGH_WATER);
+	return (c->established &&
+		(client_queue_waiting(c) || session_tx_pending(c->session) > SESSION_TX_HIGH_WATER)) ||
+	       udp_send_blocked(t);
 }
 
 static void client_stats(const struct tunnel *t, struct tunnel_stats *out)

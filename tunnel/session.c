@@ -725,6 +725,7 @@ void session_deliver(struct session *s)
 
 	if (!s->rx_batch.count)
 		return;
+	udp_coalesce(s);
 	if (t->cb.deliver)
 		t->cb.deliver(t->cb_ctx, &s->rx_batch);
 	s->rx_batch.count = 0;

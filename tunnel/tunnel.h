@@ -180,6 +180,8 @@ struct tunnel_stats {
 	uint64_t udp_roams;              /* server: a session's UDP peer address moved */
 	uint64_t udp_fallbacks;          /* client: the UDP path stopped answering, data over TLS */
 	uint64_t udp_sessions;           /* sessions whose data goes over UDP now (client: 0 or 1) */
+	uint64_t udp_rx_coalesced;       /* packets from datagrams merged into the GSO packet before them */
+	uint64_t udp_tx_blocked;         /* client: times the UDP socket was full and the frontend paused */
 	bool connected;                  /* client: a session is established */
 	bool dormant;                    /* client, --lazy: no session, none until a packet comes */
 	double last_handshake;           /* CLOCK_REALTIME s of the last session established; 0: none */

@@ -28,11 +28,18 @@
  *
  * Batching: recvmmsg fills UDP_BATCH buffers per call (with UDP_GRO,
  * each may hold several datagrams of one source, split here), opened in
- * place, their packets delivered per session in one batch; sealing goes
+ * place, their packets delivered per session in one batch (for a frontend
+ * that injects GSO packets, a TUN device with offload, the batch's
+ * in-order TCP segments merged first, base/gro.h: one write of up to 64
+ * KiB instead of one per inner MTU, as the TLS path gets from carrying
+ * the sender's GSO packets whole); sealing goes
  * into a send batch that sendmmsg sends when it is full and at the end of
  * each tunnel_send, runs of equal-size datagrams to one peer as one
- * UDP_SEGMENT (GSO) message where the kernel takes it. An offload packet from TUN is cut to the inner MTU
- * (the outer 1500 minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
+ * UDP_SEGMENT (GSO) message where the kernel takes it. A client whose
+ * socket is full keeps the unsent rest and pauses its frontend
+ * (tunnel_send_blocked) until EPOLLOUT, instead of losing datagrams.
+ * An offload packet from TUN is cut to the inner MTU (the outer 1500
+ * minus IP, UDP and DGRAM_OVERHEAD) by the segmenter
  * before sealing, so TCP inside never makes outer fragments. A plain
  * packet above it that may not be fragmented (IPv4 with DF, IPv6) is not
  * sent: its sender gets ICMP "fragmentation needed" / "packet too big"
@@ -55,6 +62,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "../base/gro.h"
 #include "../base/gso.h"
 #include "../base/icmperr.h"
 #include "../dgram/dgram.h"
@@ -119,9 +127,11 @@ struct udp {
 	uint64_t rekey_packets;
 	uint64_t rekeys_done;  /* of channels already freed */
 	unsigned inner_mtu;
-	/* the send batch: all for one fd */
+	/* the send batch: all for one socket; [tx_sent, tx_count) not sent yet */
 	int tx_fd;
-	unsigned tx_count;
+	struct udp_sock *tx_sock;
+	unsigned tx_count, tx_sent;
+	bool tx_blocked;       /* client: the socket was full, EPOLLOUT armed, the frontend paused */
 	uint8_t *tx_bufs;
 	struct mmsghdr tx_msgs[UDP_BATCH];
 	struct iovec tx_iov[UDP_BATCH];
@@ -135,6 +145,7 @@ struct udp {
 	char tx_ctrl[UDP_BATCH][CMSG_SPACE(sizeof(uint16_t))] __attribute__((aligned(8)));
 	uint8_t *scratch;      /* PKT_SEGMENT_SCRATCH for the segmenter */
 	struct unreach *too_big; /* the "too big" answers of the send batch */
+	uint8_t *gro_arena;    /* PKT_COALESCE_ARENA when the frontend injects GSO packets */
 	struct session *touched[UDP_TOUCHED_MAX];
 	unsigned touched_count;
 };
@@ -146,7 +157,7 @@ static uint64_t now_ms(const struct tunnel *t)
 
 /* ---- sockets ---- */
 
-static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t events);
+static void udp_on_events(struct evloop *loop, struct ev_io *io, uint32_t events);
 
 static void udp_sock_close(struct tunnel *t, struct udp_sock *u)
 {
@@ -217,7 +228,7 @@ static struct udp_sock *udp_sock_open(struct tunnel *t, const struct sockaddr_st
 	}
 	if (ret < 0)
 		goto err;
-	ev_io_init(&u->io, u->fd, udp_on_readable, u);
+	ev_io_init(&u->io, u->fd, udp_on_events, u);
 	ret = evloop_io_start(t->loop, &u->io, EPOLLIN);
 	if (ret < 0) {
 		errno = -ret;
@@ -292,46 +303,105 @@ static void udp_gso_failed(struct tunnel *t, const struct mmsghdr *m)
 	tunnel_log(t, TUNNEL_LOG_WARN, "UDP_SEGMENT refused (%s): sending plain datagrams", strerror(errno));
 }
 
-void udp_flush(struct tunnel *t)
+/*
+ * Sends the batch from tx_sent on. False when the socket has no room for
+ * the rest (EAGAIN; ENOBUFS likewise), which stays. An ICMP error of an
+ * earlier datagram (ECONNREFUSED on a connected socket) costs the message
+ * that met it, and so does a refused GSO send.
+ */
+static bool udp_send_pending(struct tunnel *t)
 {
 	struct udp *udp = t->udp;
-	unsigned sent = 0, waited = 0;
 	int n;
 
-	if (!udp)
-		return;
-	while (sent < udp->tx_count) {
-		n = sendmmsg(udp->tx_fd, udp->tx_msgs + sent, udp->tx_count - sent, MSG_DONTWAIT);
+	while (udp->tx_sent < udp->tx_count) {
+		n = sendmmsg(udp->tx_fd, udp->tx_msgs + udp->tx_sent, udp->tx_count - udp->tx_sent,
+			     MSG_DONTWAIT);
 		if (n > 0) {
-			sent += (unsigned)n;
+			udp->tx_sent += (unsigned)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		/*
-		 * A full socket buffer: wait for room once per flush, bounded (a
-		 * sender faster than the NIC is throttled here instead of losing
-		 * datagrams, which TCP inside would pay for); then the rest is
-		 * lost like packets on a congested link. An ICMP error of an
-		 * earlier datagram (ECONNREFUSED on a connected socket) costs
-		 * the one that failed.
-		 */
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-			struct pollfd pfd = { .fd = udp->tx_fd, .events = POLLOUT };
-
-			if (waited++ >= udp->send_waits || poll(&pfd, 1, UDP_SEND_WAIT_MS) <= 0)
-				break;
-			continue;
-		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+			return false;
 		if (n < 0 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP))
-			udp_gso_failed(t, &udp->tx_msgs[sent]);
-		t->stats.drop_tx_full += udp->tx_segs[sent];
-		sent++;
+			udp_gso_failed(t, &udp->tx_msgs[udp->tx_sent]);
+		t->stats.drop_tx_full += udp->tx_segs[udp->tx_sent++];
 	}
-	for (unsigned i = sent; i < udp->tx_count; i++)
-		t->stats.drop_tx_full += udp->tx_segs[i];
-	udp->tx_count = 0;
-	unreach_flush(t, udp->too_big);
+	udp->tx_count = udp->tx_sent = 0;
+	return true;
+}
+
+/*
+ * The batch must be empty now (it is full, or the next datagram is for
+ * another socket): wait for room, bounded (a sender faster than the NIC
+ * is throttled here instead of losing datagrams, which TCP inside would
+ * pay for); then the rest is lost like packets on a congested link.
+ */
+static void udp_flush_wait(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+	struct pollfd pfd = { .fd = udp->tx_fd, .events = POLLOUT };
+
+	for (unsigned waited = 0; !udp_send_pending(t); waited++) {
+		if (waited >= udp->send_waits || poll(&pfd, 1, UDP_SEND_WAIT_MS) <= 0) {
+			for (unsigned i = udp->tx_sent; i < udp->tx_count; i++)
+				t->stats.drop_tx_full += udp->tx_segs[i];
+			udp->tx_count = udp->tx_sent = 0;
+			return;
+		}
+	}
+}
+
+/* The client's socket is full: the rest waits for EPOLLOUT, the frontend for udp_unblock. */
+static bool udp_block(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+
+	if (udp->tx_blocked)
+		return true;
+	if (!udp->tx_sock || evloop_io_set(t->loop, &udp->tx_sock->io, EPOLLIN | EPOLLOUT) < 0)
+		return false;
+	udp->tx_blocked = true;
+	t->stats.udp_tx_blocked++;
+	return true;
+}
+
+static void udp_unblock(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+
+	if (!udp->tx_blocked)
+		return;
+	udp->tx_blocked = false;
+	if (udp->tx_sock)
+		evloop_io_set(t->loop, &udp->tx_sock->io, EPOLLIN);
+	if (t->cb.writable)
+		t->cb.writable(t->cb_ctx);
+}
+
+/*
+ * The end of a send: what the socket takes goes. A client keeps the rest
+ * and stops reading its frontend until the socket has room (as the TLS
+ * path does above its high-water mark), instead of losing it; a server
+ * must not hold up its other peers for one, so it waits once, briefly.
+ */
+void udp_flush(struct tunnel *t)
+{
+	if (!t->udp)
+		return;
+	unreach_flush(t, t->udp->too_big);
+	if (udp_send_pending(t))
+		return;
+	if (t->role_kind == TUNNEL_CLIENT && udp_block(t))
+		return;
+	udp_flush_wait(t);
+}
+
+bool udp_send_blocked(const struct tunnel *t)
+{
+	return t->udp && t->udp->tx_blocked;
 }
 
 /*
@@ -345,19 +415,25 @@ static bool udp_tx_joins(const struct udp *udp, int fd, const struct sockaddr_st
 {
 	unsigned i = udp->tx_count - 1;
 
-	/* Segments above the path MTU make the kernel refuse the whole send (EINVAL). */
+	/*
+	 * Segments above the path MTU make the kernel refuse the whole send
+	 * (EMSGSIZE, once a second datagram makes it GSO): the first datagram
+	 * sets the segment size, so it is the one held to the MTU (a plain
+	 * inner packet above the inner MTU goes alone, fragmented).
+	 */
 	return udp->gso && udp->tx_count && udp->tx_fd == fd && !udp->tx_closed[i] &&
-	       size <= udp->inner_mtu + DGRAM_OVERHEAD &&
+	       udp->tx_seg[i] <= udp->inner_mtu + DGRAM_OVERHEAD &&
 	       size <= udp->tx_seg[i] && udp->tx_segs[i] < UDP_GSO_SEGS &&
 	       udp->tx_iov[i].iov_len + size <= UDP_GSO_BYTES &&
 	       (!to || same_addr(&udp->tx_addrs[i], udp->tx_msgs[i].msg_hdr.msg_namelen, to, to_len));
 }
 
-/* Where the next datagram of size bytes to fd and to (NULL: connected) is written; udp_tx_commit adds it. */
-static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_storage *to, socklen_t to_len,
-			    size_t size)
+/* Where the next datagram of size bytes to sock and to (NULL: connected) is written; udp_tx_commit adds it. */
+static uint8_t *udp_tx_slot(struct tunnel *t, struct udp_sock *sock, const struct sockaddr_storage *to,
+			    socklen_t to_len, size_t size)
 {
 	struct udp *udp = t->udp;
+	int fd = sock->fd;
 	unsigned i;
 
 	udp->tx_join = udp_tx_joins(udp, fd, to, to_len, size);
@@ -366,9 +442,10 @@ static uint8_t *udp_tx_slot(struct tunnel *t, int fd, const struct sockaddr_stor
 		return (uint8_t *)udp->tx_iov[i].iov_base + udp->tx_iov[i].iov_len;
 	}
 	if (udp->tx_count && (udp->tx_count == UDP_BATCH || udp->tx_fd != fd))
-		udp_flush(t);
+		udp_flush_wait(t);
 	i = udp->tx_count;
 	udp->tx_fd = fd;
+	udp->tx_sock = sock;
 	udp->tx_msgs[i].msg_hdr = (struct msghdr){
 		.msg_iov = &udp->tx_iov[i],
 		.msg_iovlen = 1,
@@ -418,14 +495,14 @@ static int udp_seal(struct session *s, uint8_t flags, const uint8_t *data, size_
 	struct udp *udp = t->udp;
 	bool server = t->role_kind == TUNNEL_SERVER;
 	const struct sockaddr_storage *to = server ? &s->udp.peer : NULL;
-	int fd = server ? udp->server_sock->fd : s->udp.sock->fd;
+	struct udp_sock *sock = server ? udp->server_sock : s->udp.sock;
 	size_t size = len + DGRAM_OVERHEAD;
 	uint8_t *slot;
 	long n;
 
 	if (size > UDP_DATAGRAM_MAX)
 		return -EMSGSIZE;
-	slot = udp_tx_slot(t, fd, to, s->udp.peer_len, size);
+	slot = udp_tx_slot(t, sock, to, s->udp.peer_len, size);
 	n = dgram_seal(s->udp.chan, s->udp.id, flags, data, len, slot, size, now_ms(t));
 	if (n < 0)
 		return (int)n;
@@ -545,8 +622,21 @@ static void udp_plaintext(struct session *s, uint8_t *data, size_t len)
 		t->stats.drop_malformed++;
 		return;
 	}
+	/* Set first: a full batch is delivered from inside session_receive_packet. */
+	s->udp.rx_coalesce = true;
 	session_receive_packet(s, &p);
 	udp_touch(t->udp, s);
+}
+
+void udp_coalesce(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (!s->udp.rx_coalesce)
+		return;
+	s->udp.rx_coalesce = false;
+	if (t->udp && t->udp->gro_arena)
+		t->stats.udp_rx_coalesced += pkt_coalesce(&s->rx_batch, t->udp->gro_arena, PKT_COALESCE_ARENA);
 }
 
 static void udp_count_drop(struct tunnel *t, long why)
@@ -635,14 +725,11 @@ static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len)
 				u->msgs[i].msg_hdr.msg_namelen);
 }
 
-static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t events)
+static void udp_receive_all(struct udp_sock *u)
 {
-	struct udp_sock *u = io->arg;
 	struct tunnel *t = u->t;
 	int n;
 
-	(void)loop;
-	(void)events;
 	for (int round = 0; round < UDP_RX_ROUNDS; round++) {
 		udp_rx_arm(u);
 		n = recvmmsg(u->fd, u->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
@@ -660,6 +747,19 @@ static void udp_on_readable(struct evloop *loop, struct ev_io *io, uint32_t even
 		if (n < UDP_BATCH)
 			break;
 	}
+}
+
+/* Readable (or an error queued), and for a blocked client writable: the rest of its batch goes. */
+static void udp_on_events(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct udp_sock *u = io->arg;
+	struct tunnel *t = u->t;
+
+	(void)loop;
+	if ((events & EPOLLOUT) && t->udp->tx_blocked && t->udp->tx_sock == u && udp_send_pending(t))
+		udp_unblock(t);
+	if (events & ~(uint32_t)EPOLLOUT)
+		udp_receive_all(u);
 	udp_flush(t);
 }
 
@@ -882,8 +982,12 @@ void udp_session_end(struct session *s)
 	} else {
 		evloop_timer_stop(t->loop, &s->udp.timer);
 		/* Datagrams of this socket still in the batch go nowhere now. */
-		if (t->udp->tx_count && t->udp->tx_fd == s->udp.sock->fd)
-			t->udp->tx_count = 0;
+		if (t->udp->tx_sock == s->udp.sock) {
+			t->udp->tx_count = t->udp->tx_sent = 0;
+			/* Nothing is left to wait for: the frontend reads again (into the reconnect queue). */
+			udp_unblock(t);
+			t->udp->tx_sock = NULL;
+		}
 		udp_sock_close(t, s->udp.sock);
 		s->udp.sock = NULL;
 		t->stats.udp_sessions = 0;
@@ -934,7 +1038,9 @@ int udp_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_
 	udp->tx_bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
 	udp->scratch = malloc(PKT_SEGMENT_SCRATCH);
 	udp->too_big = unreach_new();
-	if (!udp->tx_bufs || !udp->scratch || !udp->too_big)
+	/* Only a frontend that injects GSO packets gains from merging (TUN with offload, nfqueue, pcap). */
+	udp->gro_arena = cfg->accept_offload ? malloc(PKT_COALESCE_ARENA) : NULL;
+	if (!udp->tx_bufs || !udp->scratch || !udp->too_big || (cfg->accept_offload && !udp->gro_arena))
 		goto nomem;
 	if (cfg->role != TUNNEL_SERVER)
 		return 0;
@@ -962,6 +1068,7 @@ void udp_free(struct tunnel *t)
 	free(udp->tx_bufs);
 	free(udp->scratch);
 	unreach_free(udp->too_big);
+	free(udp->gro_arena);
 	free(udp);
 	t->udp = NULL;
 }

@@ -34,6 +34,7 @@ struct udp_session {
 	bool send;                       /* data to the peer goes over UDP */
 	bool path_on;                    /* server: the client's last UDP_PATH */
 	bool deliver_queued;             /* in the receive batch's to-deliver list */
+	bool rx_coalesce;                /* rx_batch holds packets from datagrams: coalesce before delivery */
 	enum udp_path_state state;       /* client */
 	uint64_t last_rx_ms, last_probe_ms, probe_start_ms;
 	struct udp_sock *sock;           /* client: its own connected socket */
@@ -55,8 +56,12 @@ void udp_session_end(struct session *s);
 bool udp_sending(const struct session *s);
 /* Seals p (segmented to the inner MTU first when it is an offload packet) into the send batch. */
 void udp_send_packet(struct session *s, const struct pkt *p);
-/* Sends the batch. */
+/* Sends the batch; a client whose socket is full keeps the rest and is blocked until it has room. */
 void udp_flush(struct tunnel *t);
+/* Client: the UDP socket was full; the frontend should pause until cb.writable. */
+bool udp_send_blocked(const struct tunnel *t);
+/* Before s->rx_batch goes to a frontend that injects GSO packets: its TCP segments from datagrams merged. */
+void udp_coalesce(struct session *s);
 /* Fills the udp_* counters of out. */
 void udp_stats(const struct tunnel *t, struct tunnel_stats *out);
 

@@ -85,7 +85,7 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 	fq_sojourn_last_us fq_sojourn_max_us fq_sojourn_p50_us fq_sojourn_p99_us
 	transport udp_tx_datagrams udp_tx_bytes udp_rx_datagrams udp_rx_bytes udp_drop_auth
 	udp_drop_replay udp_drop_unknown_session udp_drop_malformed udp_rekeys udp_roams
-	udp_fallbacks udp_sessions)
+	udp_fallbacks udp_sessions udp_rx_coalesced udp_tx_blocked)
 
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
 TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}

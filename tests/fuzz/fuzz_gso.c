@@ -6,6 +6,7 @@
 
 #include "../../base/gso.h"
 #include "../../base/offload.h"
+#include "pkt_check.h"
 
 /*
  * Input: the offload block as FRAME_PACKET_OFF carries it (flags u8,
@@ -28,23 +29,6 @@ struct run {
 	size_t scratch_len;
 	int emitted;
 };
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* Folded sum of big-endian words, written apart from gso.c's on purpose. */
-static uint32_t sum16(uint32_t sum, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return sum;
-}
 
 static void check_tcp_segment(const uint8_t *s, size_t len)
 {

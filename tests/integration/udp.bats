@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: MIT
 # udp.bats: the UDP data channel (issue 15) end to end in the cli/srv/dst namespaces.
 #
-# Every packet frontend carries ping, TCP, UDP and IPv6 over --transport udp;
+# Every packet frontend carries ping, TCP, UDP and IPv6 over --transport udp
+# (TUN gets the TCP segments of a receive batch merged into GSO packets);
 # auto falls back to TLS when srv drops UDP to its port and returns when it
 # stops; replayed, forged and unknown-session datagrams are dropped and
 # counted; keys change under traffic without a lost packet; a client whose
-# source port changes (SNAT in cli) is followed without a new handshake.
+# source port changes (SNAT in cli) is followed without a new handshake; a
+# client whose UDP socket is full (tbf on its uplink) pauses instead of dropping.
 # A DF packet above the inner MTU gets ICMP "fragmentation needed" /
 # "packet too big" from either end, and its sender learns the path MTU.
 # srv refuses to forward cleartext (tl_block_cleartext), as in tunnel.bats.
@@ -21,7 +23,7 @@ setup_file() {
 
 setup() {
 	tl_require_tunlab
-	tl_require_tools ping jq socat
+	tl_require_tools ping jq socat python3
 	tl_test_setup
 	tl_block_cleartext
 }
@@ -67,6 +69,23 @@ assert_data_over_udp() {
 		"$(stat "$TL_CLI_STATS" udp_tx_datagrams)" "$((records * 10))"
 }
 
+# A plain inner packet above the inner MTU (1500 bytes: TUN's MTU) and a
+# small one right behind it, 50 times: the big one's datagram goes alone
+# (fragmented), for a second datagram joining it would make a GSO send
+# with a segment above the path MTU, which the kernel refuses whole.
+big_then_small_datagrams() {
+	local before
+	before=$(stat "$TL_SRV_STATS" rx_packets)
+	tl_assert "50 pairs of UDP datagrams sent" n_cli python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(50):
+    s.sendto(b"b" * 1472, (sys.argv[1], 9))
+    s.sendto(b"s" * 100, (sys.argv[1], 9))' "$TL_DST_IN4"
+	tl_wait_stat_ge "$TL_SRV_STATS" rx_packets "$((before + 100))"
+	tl_assert "no datagram the client's socket refused" tl_json_test "$TL_CLI_STATS" '.drop_tx_full == 0'
+}
+
 # ping, TCP 1 MiB intact each way, UDP echo and ping -6 through a frontend over UDP.
 frontend_over_udp() {
 	local frontend=$1
@@ -77,6 +96,11 @@ frontend_over_udp() {
 
 	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
 	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 1048576
+	if [[ $frontend == tun ]]; then
+		# Each end received 1 MiB in bursts of in-order segments: merged before the TUN write (base/gro.h).
+		tl_wait_stat_ge "$TL_SRV_STATS" udp_rx_coalesced 1
+		tl_wait_stat_ge "$TL_CLI_STATS" udp_rx_coalesced 1
+	fi
 
 	tl_bg "$NS_DST" "$TL_TMP/udp-echo.log" \
 		socat -T 10 UDP4-RECVFROM:5002 SYSTEM:'echo peer=$SOCAT_PEERADDR; cat' >/dev/null
@@ -84,6 +108,8 @@ frontend_over_udp() {
 	run n_cli timeout 15 socat -t 3 -T 5 - "UDP4-SENDTO:$TL_DST_IN4:5002" <<<"hello over udp"
 	tl_expect_contains "the UDP reply" "$output" "peer=$TL_TUN_CLI4"
 	tl_expect_contains "the UDP reply" "$output" "hello over udp"
+
+	big_then_small_datagrams
 
 	tl_wait_until "$TL_TIMEOUT" n_cli ping -6 -n -q -c 1 -W 1 "$TL_DST_IN6" ||
 		tl_fail "expected ping -6 cli->dst answered through the tunnel"
@@ -95,7 +121,7 @@ frontend_over_udp() {
 	done
 }
 
-@test "tun over udp: ping, TCP 1 MiB intact both ways, UDP, ping -6; data in datagrams, not TLS records" {
+@test "tun over udp: ping, TCP 1 MiB intact both ways (segments merged for TUN), UDP, ping -6; data in datagrams, not TLS records" {
 	frontend_over_udp tun
 }
 
@@ -222,4 +248,18 @@ too_big() {
 	tl_assert "still over UDP" tl_json_test "$TL_CLI_STATS" '.transport == "udp"'
 	tl_cmd n_cli iptables -w 5 -t nat -D POSTROUTING -p udp --dport "$TL_PORT" \
 		-j SNAT --to-source "$TL_CLI_UL4:40999"
+}
+
+@test "backpressure: a client whose UDP socket is full pauses its frontend instead of dropping" {
+	tl_require_tools iperf3 tc
+	start_udp tun --transport udp
+	# A 100 Mbit/s uplink with a deep queue and 300 Mbit/s of UDP into it: the socket fills.
+	tl_cmd n_cli tc qdisc add dev "$TL_UL_IF" root tbf rate 100mbit burst 64k limit 64mb
+	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" iperf3 -s -1 -p 5201 >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5201
+	n_cli timeout 30 iperf3 -c "$TL_DST_IN4" -p 5201 -u -b 300M -l 1400 -t 1 -J >"$TL_TMP/iperf3.json" ||
+		tl_fail "expected iperf3 to finish: $(jq -r '.error // empty' "$TL_TMP/iperf3.json" 2>/dev/null)"
+	tl_wait_stat_ge "$TL_CLI_STATS" udp_tx_blocked 1
+	tl_assert "no datagram dropped for a full socket" tl_json_test "$TL_CLI_STATS" '.drop_tx_full == 0'
+	tl_cmd n_cli tc qdisc del dev "$TL_UL_IF" root
 }

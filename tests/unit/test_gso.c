@@ -12,6 +12,7 @@
 
 #include "../../base/gso.h"
 #include "../../base/offload.h"
+#include "pkt_fixture.h"
 
 enum {
 	PROTO_TCP = 6,
@@ -20,63 +21,6 @@ enum {
 	F_FIN = 0x01, F_PSH = 0x08, F_ACK = 0x10, F_CWR = 0x80,
 	MAX_SEGS = 2048,
 };
-
-/* ---- the reference checksum: big-endian 16-bit words, as RFC 793 describes it ---- */
-
-static uint32_t ref_sum(uint32_t sum, const uint8_t *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t ref_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-static uint32_t ref_pseudo(const uint8_t *ip, size_t l4_len, uint8_t proto)
-{
-	if (ip[0] >> 4 == 4)
-		return ref_sum(0, ip + 12, 8) + proto + (uint32_t)l4_len;
-	return ref_sum(0, ip + 8, 32) + (uint32_t)(l4_len >> 16) + (uint32_t)(l4_len & 0xffff) + proto;
-}
-
-/* A correct checksum makes the sum over everything it covers 0xffff. */
-static bool ref_l4_ok(const uint8_t *ip, size_t len, size_t l4_off, uint8_t proto)
-{
-	size_t l4_len = len - l4_off;
-
-	return ref_fold(ref_sum(ref_pseudo(ip, l4_len, proto), ip + l4_off, l4_len)) == 0xffff;
-}
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	wr16(p, (uint16_t)(v >> 16));
-	wr16(p + 2, (uint16_t)v);
-}
 
 /* ---- building packets as a TUN device with offload hands them over ---- */
 
@@ -106,18 +50,18 @@ static size_t build_ip(uint8_t *buf, const struct gso_spec *s, size_t len, uint8
 	if (s->version == 4) {
 		buf[0] = (uint8_t)(0x40 | ihl / 4);
 		buf[1] = 0x02; /* ECT(0) */
-		wr16(buf + 2, (uint16_t)len);
-		wr16(buf + 4, s->ip_id);
-		wr16(buf + 6, 0x4000); /* DF */
+		put_be16(buf + 2, (uint16_t)len);
+		put_be16(buf + 4, s->ip_id);
+		put_be16(buf + 6, 0x4000); /* DF */
 		buf[8] = 64;
 		buf[9] = proto;
 		memcpy(buf + 12, (uint8_t[]){ 10, 8, 0, 2, 10, 9, 0, 1 }, 8);
 		memset(buf + 20, 1, s->ip_opt_len); /* NOPs */
-		wr16(buf + 10, (uint16_t)~ref_fold(ref_sum(0, buf, ihl)));
+		put_be16(buf + 10, (uint16_t)~ref_fold(ref_sum(0, buf, ihl)));
 		return ihl;
 	}
-	wr32(buf, 0x6002abcd); /* flow label carried to every segment */
-	wr16(buf + 4, (uint16_t)(len - 40));
+	put_be32(buf, 0x6002abcd); /* flow label carried to every segment */
+	put_be16(buf + 4, (uint16_t)(len - 40));
 	buf[6] = s->ext_len ? PROTO_DSTOPTS : proto;
 	buf[7] = 64;
 	memcpy(buf + 8, v6_src, 16);
@@ -141,18 +85,18 @@ static void build_gso(uint8_t *buf, const struct gso_spec *s, struct pkt *p)
 
 	memset(buf, 0, hdr);
 	build_ip(buf, s, len, PROTO_TCP);
-	wr16(tcp, 40000);
-	wr16(tcp + 2, 5201);
-	wr32(tcp + 4, s->seq);
-	wr32(tcp + 8, 0x01020304);
+	put_be16(tcp, 40000);
+	put_be16(tcp + 2, 5201);
+	put_be32(tcp + 4, s->seq);
+	put_be32(tcp + 8, 0x01020304);
 	tcp[12] = (uint8_t)((20 + s->tcp_opt_len) / 4 << 4);
 	tcp[13] = s->flags;
-	wr16(tcp + 14, 512);
+	put_be16(tcp + 14, 512);
 	for (size_t i = 0; i < s->tcp_opt_len; i++)
 		tcp[20 + i] = i < 2 ? 1 : (uint8_t)(0x80 + i); /* NOP NOP then bytes that must survive */
 	for (size_t i = 0; i < s->payload; i++)
 		buf[hdr + i] = payload_byte(i);
-	wr16(tcp + 16, ref_fold(ref_pseudo(buf, len - l3, PROTO_TCP)));
+	put_be16(tcp + 16, ref_fold(ref_pseudo(buf, len - l3, PROTO_TCP)));
 	*p = (struct pkt){
 		.data = buf,
 		.len = (uint32_t)len,
@@ -214,15 +158,15 @@ static void check_ip(const uint8_t *orig, const uint8_t *seg, size_t seg_len, si
 {
 	if (s->version == 4) {
 		assert_memory_equal(seg, orig, 2);
-		assert_int_equal(be16(seg + 2), seg_len);
-		assert_int_equal(be16(seg + 4), (uint16_t)(s->ip_id + i));
+		assert_int_equal(get_be16(seg + 2), seg_len);
+		assert_int_equal(get_be16(seg + 4), (uint16_t)(s->ip_id + i));
 		assert_memory_equal(seg + 6, orig + 6, 4);  /* DF, TTL, protocol */
 		assert_memory_equal(seg + 12, orig + 12, l3 - 12); /* addresses, options */
 		assert_int_equal(ref_fold(ref_sum(0, seg, l3)), 0xffff);
 		return;
 	}
 	assert_memory_equal(seg, orig, 4);
-	assert_int_equal(be16(seg + 4), seg_len - 40);
+	assert_int_equal(get_be16(seg + 4), seg_len - 40);
 	assert_memory_equal(seg + 6, orig + 6, l3 - 6); /* next header, hop limit, addresses, ext */
 }
 
@@ -237,7 +181,7 @@ static void check_tcp(const uint8_t *orig, const uint8_t *seg, size_t seg_len, s
 	if (i > 0)
 		want &= (uint8_t)~F_CWR;
 	assert_memory_equal(tcp, otcp, 4); /* ports */
-	assert_int_equal(be32(tcp + 4), (uint32_t)(s->seq + i * s->mss));
+	assert_int_equal(get_be32(tcp + 4), (uint32_t)(s->seq + i * s->mss));
 	assert_memory_equal(tcp + 8, otcp + 8, 5); /* ack, data offset */
 	assert_int_equal(tcp[13], want);
 	assert_memory_equal(tcp + 14, otcp + 14, 2); /* window */
@@ -345,17 +289,17 @@ static void build_partial(uint8_t *buf, unsigned version, uint8_t proto, size_t 
 
 	memset(buf, 0, len);
 	build_ip(buf, &s, len, proto);
-	wr16(buf + l3, 5353);
-	wr16(buf + l3 + 2, 53);
+	put_be16(buf + l3, 5353);
+	put_be16(buf + l3 + 2, 53);
 	if (proto == PROTO_UDP) {
-		wr16(buf + l3 + 4, (uint16_t)(l4 + payload));
+		put_be16(buf + l3 + 4, (uint16_t)(l4 + payload));
 	} else {
 		buf[l3 + 12] = 5 << 4;
 		buf[l3 + 13] = F_ACK | F_PSH;
 	}
 	for (size_t i = 0; i < payload; i++)
 		buf[l3 + l4 + i] = payload_byte(i);
-	wr16(buf + l3 + field, ref_fold(ref_pseudo(buf, len - l3, proto)));
+	put_be16(buf + l3 + field, ref_fold(ref_pseudo(buf, len - l3, proto)));
 	*p = (struct pkt){ .data = buf, .len = (uint32_t)len,
 		.off = { .flags = PKT_F_NEEDS_CSUM, .csum_start = (uint16_t)l3,
 			 .csum_offset = (uint16_t)field } };
@@ -402,11 +346,11 @@ static void test_udp_zero_sum(void **state)
 	(void)state;
 	build_partial(buf, 4, PROTO_UDP, 64, &p);
 	/* Choose the last payload word so that the data sums to 0xffff. */
-	wr16(buf + p.len - 2, 0);
+	put_be16(buf + p.len - 2, 0);
 	rest = ref_fold(ref_sum(0, buf + 20, p.len - 20));
-	wr16(buf + p.len - 2, (uint16_t)(0xffff - rest));
+	put_be16(buf + p.len - 2, (uint16_t)(0xffff - rest));
 	assert_int_equal(pkt_finish_csum(buf, p.len, &p.off), 0);
-	assert_int_equal(be16(buf + field), 0xffff);
+	assert_int_equal(get_be16(buf + field), 0xffff);
 	assert_true(ref_l4_ok(buf, p.len, 20, PROTO_UDP));
 }
 
