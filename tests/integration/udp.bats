@@ -72,13 +72,16 @@ assert_data_over_udp() {
 # A plain inner packet above the inner MTU (1500 bytes: TUN's MTU) and a
 # small one right behind it, 50 times: the big one's datagram goes alone
 # (fragmented), for a second datagram joining it would make a GSO send
-# with a segment above the path MTU, which the kernel refuses whole.
+# with a segment above the path MTU, which the kernel refuses whole. The
+# big one without DF (IP_PMTUDISC_DONT): with DF it would get "too big"
+# instead, which the too-big tests cover.
 big_then_small_datagrams() {
 	local before
 	before=$(stat "$TL_SRV_STATS" rx_packets)
 	tl_assert "50 pairs of UDP datagrams sent" n_cli python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER (10, linux/in.h), IP_PMTUDISC_DONT: no DF
 for _ in range(50):
     s.sendto(b"b" * 1472, (sys.argv[1], 9))
     s.sendto(b"s" * 100, (sys.argv[1], 9))' "$TL_DST_IN4"
