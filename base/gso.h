@@ -31,12 +31,6 @@ typedef int (*pkt_segment_cb)(void *ctx, const struct pkt *seg);
 int pkt_finish_csum(uint8_t *data, size_t len, const struct pkt_offload *off);
 
 /*
- * The Internet checksum (RFC 1071) of head (a pseudo-header, an even
- * length; NULL with 0) followed by data, ready to store as it is.
- */
-uint16_t pkt_inet_csum(const uint8_t *head, size_t head_len, const uint8_t *data, size_t len);
-
-/*
  * Turns p into plain packets with valid checksums and hands each to emit:
  * a TCP GSO packet (PKT_GSO_TCPV4/TCPV6) into segments of gso_size payload
  * bytes, a packet with only PKT_F_NEEDS_CSUM into one copy with its
