@@ -157,6 +157,15 @@ static bool table_wanted(const char *const *tables, const char *name)
 	return false;
 }
 
+/* Closes the open table, counting what it wrote to out (NULL: drops it). */
+static int table_end(struct scan *s, const char *table, FILE *out)
+{
+	int n = parts_close(&s->parts, table, out);
+
+	s->objects += n > 0 ? (size_t)n : 0;
+	return n < 0 ? n : 0;
+}
+
 static int scan_lines(struct scan *s, const char *const *tables, char *dump, FILE *out)
 {
 	char table[32] = "", *save = NULL;
@@ -166,13 +175,15 @@ static int scan_lines(struct scan *s, const char *const *tables, char *dump, FIL
 	for (char *line = strtok_r(dump, "\n", &save); line && ret >= 0;
 	     line = strtok_r(NULL, "\n", &save)) {
 		if (line[0] == '*') {
+			/* A table without its COMMIT still removes what it showed. */
+			ret = open ? table_end(s, table, out) : 0;
 			snprintf(table, sizeof(table), "%s", line + 1);
 			s->obj.table = table;
 			open = table_wanted(tables, table);
-			ret = open ? parts_open(&s->parts) : 0;
+			if (open && ret >= 0)
+				ret = parts_open(&s->parts);
 		} else if (open && strcmp(line, "COMMIT") == 0) {
-			ret = parts_close(&s->parts, table, out);
-			s->objects += ret > 0 ? (size_t)ret : 0;
+			ret = table_end(s, table, out);
 			open = false;
 		} else if (open && line[0] == ':') {
 			ret = scan_chain(s, line);
@@ -180,12 +191,11 @@ static int scan_lines(struct scan *s, const char *const *tables, char *dump, FIL
 			ret = scan_jump(s, line);
 		}
 	}
-	/* A dump cut short still removes what it showed. */
+	/* So does a dump cut short. */
 	if (open) {
-		int last = parts_close(&s->parts, table, ret >= 0 ? out : NULL);
+		int end = table_end(s, table, ret >= 0 ? out : NULL);
 
-		s->objects += last > 0 ? (size_t)last : 0;
-		ret = last < 0 ? last : ret;
+		ret = ret < 0 ? ret : end;
 	}
 	return ret;
 }

@@ -49,11 +49,10 @@ struct seen {
 	bool tproxy;    /* a PXTP chain was shown */
 };
 
-static int pick(void *ctx, const struct savescan_obj *o)
+static int pick_any_fam(void *ctx, const struct savescan_obj *o)
 {
 	struct seen *s = ctx;
 
-	assert_int_equal(o->fam, TAGRULES_FAM_V6);
 	assert_true(strncmp(o->chain, "TUNLAB-", 7) == 0);
 	if (o->jump)
 		s->jumps++;
@@ -64,6 +63,12 @@ static int pick(void *ctx, const struct savescan_obj *o)
 		if (s->dead[i] == o->pid)
 			return 1;
 	return 0;
+}
+
+static int pick(void *ctx, const struct savescan_obj *o)
+{
+	assert_int_equal(o->fam, TAGRULES_FAM_V6);
+	return pick_any_fam(ctx, o);
 }
 
 static char *scan(const char *const *tables, struct seen *s, int *n)
@@ -176,6 +181,22 @@ static void test_cut_dump(void **state)
 	free(restore);
 }
 
+/* A table without its COMMIT is closed by the next one, and both are removed. */
+static void test_table_without_commit(void **state)
+{
+	static const char *const tables[] = { "raw", "nat", NULL };
+	char dump[] = "*raw\n:TUNLAB-5-OUT - [0:0]\n*nat\n:TUNLAB-5-PX - [0:0]\nCOMMIT\n";
+	struct seen s = { .dead = { 5 } };
+	char *restore = NULL;
+
+	(void)state;
+	assert_int_equal(savescan_dump(TAGRULES_FAM_V4, tables, dump, pick_any_fam, &s, &restore), 2);
+	assert_non_null(restore);
+	assert_string_equal(restore, "*raw\n-F TUNLAB-5-OUT\n-X TUNLAB-5-OUT\nCOMMIT\n"
+				     "*nat\n-F TUNLAB-5-PX\n-X TUNLAB-5-PX\nCOMMIT\n");
+	free(restore);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_nothing_picked),
 		cmocka_unit_test(test_pick_error),
 		cmocka_unit_test(test_cut_dump),
+		cmocka_unit_test(test_table_without_commit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
