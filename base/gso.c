@@ -17,10 +17,7 @@
  * on what it was given. Where TCP lies comes from offload_check, which
  * also holds the offload block to the packet (offload.h).
  *
- * Checksums are RFC 1071 sums in host byte order (the one's complement
- * sum does not care, as long as the result is stored in host order too),
- * over 32-bit words into a 64-bit accumulator: no carry to propagate
- * until the fold, and 2^32 words before it could overflow.
+ * Checksums are base/pkt.h's RFC 1071 sums, in host byte order.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -49,48 +46,9 @@ struct tcp_gso {
 
 /* ---- checksums ---- */
 
-static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len)
-{
-	uint32_t w32;
-	uint16_t w16;
-
-	for (; len >= 4; p += 4, len -= 4) {
-		memcpy(&w32, p, 4);
-		sum += w32;
-	}
-	if (len >= 2) {
-		memcpy(&w16, p, 2);
-		sum += w16;
-		p += 2;
-		len -= 2;
-	}
-	if (len) {
-		/* An odd last byte is the high half of a word padded with zero. */
-		uint8_t tail[2] = { p[0], 0 };
-
-		memcpy(&w16, tail, 2);
-		sum += w16;
-	}
-	return sum;
-}
-
-static uint16_t csum_fold(uint64_t sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-uint16_t pkt_inet_csum(const uint8_t *head, size_t head_len, const uint8_t *data, size_t len)
-{
-	return (uint16_t)~csum_fold(csum_add(csum_add(0, head, head_len), data, len));
-}
-
 static void csum_store(uint8_t *field, uint64_t sum)
 {
-	uint16_t check = (uint16_t)~csum_fold(sum);
+	uint16_t check = (uint16_t)~pkt_csum_fold(sum);
 
 	memcpy(field, &check, 2);
 }
@@ -104,7 +62,7 @@ int pkt_finish_csum(uint8_t *data, size_t len, const struct pkt_offload *off)
 		return 0;
 	if (field + 2 > len)
 		return -EINVAL;
-	check = (uint16_t)~csum_fold(csum_add(0, data + start, len - start));
+	check = (uint16_t)~pkt_csum_fold(pkt_csum_add(0, data + start, len - start));
 	/* UDP reads 0 as "no checksum"; 0xffff is the same sum (the kernel's CSUM_MANGLED_0). */
 	if (check == 0)
 		check = 0xffff;
@@ -121,12 +79,12 @@ static uint64_t pseudo_sum(const uint8_t *seg, const struct offload_layout *l, s
 		memcpy(ph, seg + 12, 8); /* source, destination */
 		ph[9] = IPPROTO_TCP;
 		put_be16(ph + 10, (uint16_t)tcp_len);
-		return csum_add(0, ph, 12);
+		return pkt_csum_add(0, ph, 12);
 	}
 	memcpy(ph, seg + 8, 32);
 	put_be32(ph + 32, (uint32_t)tcp_len);
 	ph[39] = IPPROTO_TCP;
-	return csum_add(0, ph, 40);
+	return pkt_csum_add(0, ph, 40);
 }
 
 bool pkt_tcp_csum_ok(const uint8_t *data, size_t len, unsigned version, uint32_t l4)
@@ -136,7 +94,7 @@ bool pkt_tcp_csum_ok(const uint8_t *data, size_t len, unsigned version, uint32_t
 	if (l4 > len)
 		return false;
 	/* A right checksum makes the sum over all it covers negative zero. */
-	return csum_fold(csum_add(pseudo_sum(data, &l, len - l4), data + l4, len - l4)) == 0xffff;
+	return pkt_csum_fold(pkt_csum_add(pseudo_sum(data, &l, len - l4), data + l4, len - l4)) == 0xffff;
 }
 
 /* ---- segmenting ---- */
@@ -173,7 +131,7 @@ static void fix_ip(const struct tcp_gso *g, uint8_t *seg, size_t seg_len, size_t
 	put_be16(seg + 2, (uint16_t)seg_len);
 	put_be16(seg + 4, (uint16_t)(g->ip_id + i));
 	memset(seg + 10, 0, 2);
-	csum_store(seg + 10, csum_add(0, seg, g->l.l4));
+	csum_store(seg + 10, pkt_csum_add(0, seg, g->l.l4));
 }
 
 static void fix_tcp(const struct tcp_gso *g, uint8_t *seg, size_t seg_len, size_t i)
@@ -189,7 +147,7 @@ static void fix_tcp(const struct tcp_gso *g, uint8_t *seg, size_t seg_len, size_
 	put_be32(tcp + 4, g->seq + (uint32_t)(i * g->mss));
 	tcp[13] = flags;
 	memset(tcp + 16, 0, 2);
-	csum_store(tcp + 16, csum_add(pseudo_sum(seg, &g->l, tcp_len), tcp, tcp_len));
+	csum_store(tcp + 16, pkt_csum_add(pseudo_sum(seg, &g->l, tcp_len), tcp, tcp_len));
 }
 
 /* Builds segment i in scratch; returns its length. */

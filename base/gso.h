@@ -32,12 +32,6 @@ typedef int (*pkt_segment_cb)(void *ctx, const struct pkt *seg);
 int pkt_finish_csum(uint8_t *data, size_t len, const struct pkt_offload *off);
 
 /*
- * The Internet checksum (RFC 1071) of head (a pseudo-header, an even
- * length; NULL with 0) followed by data, ready to store as it is.
- */
-uint16_t pkt_inet_csum(const uint8_t *head, size_t head_len, const uint8_t *data, size_t len);
-
-/*
  * Whether the TCP checksum of a packet of IP version 4 or 6 verifies,
  * pseudo-header included, its TCP header at l4 (for IPv6, 40: the
  * pseudo-header's addresses are the IPv6 header's, no routing header).

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "offload.h"
+#include "pkt.h"
 
 enum { IPV6_EXT_WALK_MAX = 8 };
 
@@ -59,30 +60,20 @@ static bool find_l4(const uint8_t *d, size_t len, uint8_t *proto, uint32_t *off,
 	return *off <= len && *proto != 0 && *proto != 43 && *proto != 60 && *proto != 44;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += get16(p + i);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-/* The folded pseudo-header sum of the L4 segment at offset l4: what a partial checksum holds. */
+/*
+ * The folded pseudo-header sum of the L4 segment at offset l4, in host
+ * byte order (base/pkt.h): what a partial checksum holds.
+ */
 static uint16_t pseudo_sum(const uint8_t *d, size_t len, uint8_t proto, uint32_t l4)
 {
 	bool v4 = (d[0] >> 4) == 4;
-	uint32_t sum = sum16(d + (v4 ? 12 : 8), v4 ? 8 : 32, 0);
 	uint32_t l4_len = (uint32_t)len - l4;
+	/* Protocol and length as words in network order: their sum is the same in either header. */
+	const uint8_t rest[6] = { 0, proto, (uint8_t)(l4_len >> 24), (uint8_t)(l4_len >> 16),
+				  (uint8_t)(l4_len >> 8), (uint8_t)l4_len };
 
-	return fold(sum + proto + (l4_len & 0xffff) + (l4_len >> 16));
+	return pkt_csum_fold(pkt_csum_add(pkt_csum_add(0, d + (v4 ? 12 : 8), v4 ? 8 : 32), rest,
+					  sizeof(rest)));
 }
 
 /*
@@ -93,10 +84,8 @@ static uint16_t pseudo_sum(const uint8_t *d, size_t len, uint8_t proto, uint32_t
 static void make_partial(struct pkt *p, uint8_t proto, uint32_t l4)
 {
 	uint16_t sum = pseudo_sum(p->data, p->len, proto, l4);
-	uint8_t *field = p->data + l4 + p->off.csum_offset;
 
-	field[0] = (uint8_t)(sum >> 8);
-	field[1] = (uint8_t)sum;
+	memcpy(p->data + l4 + p->off.csum_offset, &sum, 2);
 }
 
 bool offload_describe(struct pkt *p, bool csum_partial, bool gso, unsigned mtu)
@@ -139,6 +128,7 @@ bool offload_csum_is_pseudo(const uint8_t *data, size_t len)
 	uint32_t l4;
 	uint8_t proto;
 	unsigned field;
+	uint16_t sum;
 	bool routed;
 
 	if (!find_l4(data, len, &proto, &l4, &routed))
@@ -151,7 +141,8 @@ bool offload_csum_is_pseudo(const uint8_t *data, size_t len)
 		return false;
 	if (field + 2 > len)
 		return false;
-	return get16(data + field) == pseudo_sum(data, len, proto, l4);
+	sum = pseudo_sum(data, len, proto, l4);
+	return memcmp(data + field, &sum, 2) == 0;
 }
 
 /* ---- checking a block against its packet ---- */

@@ -91,3 +91,48 @@ void pkt_describe(const uint8_t *data, size_t len, char *out, size_t out_len)
 	else
 		snprintf(out, out_len, "%s > %s proto %u len %zu", s, d, proto, len);
 }
+
+/* ---- the Internet checksum ---- */
+
+/*
+ * 32-bit words into a 64-bit sum: no carry to propagate until the fold,
+ * and 2^32 words before it could overflow.
+ */
+uint64_t pkt_csum_add(uint64_t sum, const uint8_t *data, size_t len)
+{
+	uint32_t w32;
+	uint16_t w16;
+
+	for (; len >= 4; data += 4, len -= 4) {
+		memcpy(&w32, data, 4);
+		sum += w32;
+	}
+	if (len >= 2) {
+		memcpy(&w16, data, 2);
+		sum += w16;
+		data += 2;
+		len -= 2;
+	}
+	if (len) {
+		/* An odd last byte is the high half of a word padded with zero. */
+		uint8_t tail[2] = { data[0], 0 };
+
+		memcpy(&w16, tail, 2);
+		sum += w16;
+	}
+	return sum;
+}
+
+uint16_t pkt_csum_fold(uint64_t sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+uint16_t pkt_inet_csum(const uint8_t *head, size_t head_len, const uint8_t *data, size_t len)
+{
+	return (uint16_t)~pkt_csum_fold(pkt_csum_add(pkt_csum_add(0, head, head_len), data, len));
+}

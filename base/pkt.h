@@ -69,4 +69,20 @@ int pkt_addrs(const uint8_t *data, size_t len, struct ip_addr *src, struct ip_ad
 /* One short human line for --trace: "10.8.0.2 > 10.9.0.1 icmp len 84". */
 void pkt_describe(const uint8_t *data, size_t len, char *out, size_t out_len);
 
+/*
+ * The Internet checksum (RFC 1071), the one implementation every part
+ * uses. Sums are in host byte order (the one's complement sum does not
+ * care, as long as the result is stored in host order too: memcpy it,
+ * never htons). pkt_csum_add adds data to sum (0 to start; every piece
+ * but the last of even length), pkt_csum_fold folds it to 16 bits.
+ */
+uint64_t pkt_csum_add(uint64_t sum, const uint8_t *data, size_t len);
+uint16_t pkt_csum_fold(uint64_t sum);
+/*
+ * The checksum of head (a pseudo-header, an even length; NULL with 0)
+ * followed by data, ready to store as it is: 0 over bytes that carry
+ * their right checksum.
+ */
+uint16_t pkt_inet_csum(const uint8_t *head, size_t head_len, const uint8_t *data, size_t len);
+
 #endif

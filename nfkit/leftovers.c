@@ -14,40 +14,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "leftovers.h"
 #include "loroutes.h"
+#include "savescan.h"
 #include "../base/sysexec.h"
 
-/* iptables-save of a busy raw table and an nft table listing fit; beyond, we see less. */
+/* An nft table listing fits; beyond, we see less. */
 enum { LEFTOVERS_DUMP_MAX = 1 << 20, LEFTOVERS_NFT_TABLES_MAX = 256 };
-
-static const char *const save_tool[TAGRULES_FAM_COUNT] = { "iptables-save", "ip6tables-save" };
 
 /* pid 0 selects every owner proven dead. */
 static bool selected(struct leftovers *l, long want, long pid)
 {
 	return want ? pid == want : owner_judge_dead(&l->judge, pid);
-}
-
-/* Whether name is an executable in PATH: a host without nft has no nft tables. */
-static bool tool_present(const char *name)
-{
-	const char *path = getenv("PATH");
-	char dir[512], file[600];
-
-	if (!path)
-		path = "/usr/sbin:/usr/bin:/sbin:/bin";
-	while (*path) {
-		size_t n = strcspn(path, ":");
-		snprintf(dir, sizeof(dir), "%.*s", (int)n, path);
-		snprintf(file, sizeof(file), "%s/%s", dir[0] ? dir : ".", name);
-		if (access(file, X_OK) == 0)
-			return true;
-		path += n + (path[n] == ':');
-	}
-	return false;
 }
 
 /* ---- the list ---- */
@@ -79,129 +58,32 @@ void leftovers_free(struct leftovers *l)
 	*l = (struct leftovers){ 0 };
 }
 
-/* "TUNLAB-123-OUT" -> 123; 0 for any other chain. */
-static long chain_owner(const char *name)
-{
-	char *end;
-	long pid;
-
-	if (strncmp(name, TAGRULES_CHAIN_PREFIX, strlen(TAGRULES_CHAIN_PREFIX)) != 0)
-		return 0;
-	pid = strtol(name + strlen(TAGRULES_CHAIN_PREFIX), &end, 10);
-	return *end == '-' ? pid : 0;
-}
-
 /* ---- iptables ---- */
 
-struct ipt_scan {
+struct pick {
 	struct leftovers *l;
 	long want;
-	FILE *jumps, *flushes, *deletes;
-	size_t objects;
 };
 
-/* ":TUNLAB-123-OUT - [0:0]" */
-static int scan_chain_decl(struct ipt_scan *s, const char *line)
+static int pick_selected(void *ctx, const struct savescan_obj *o)
 {
-	char name[64];
-	long pid;
+	struct pick *p = ctx;
 
-	snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
-	pid = chain_owner(name);
-	if (!pid || !selected(s->l, s->want, pid))
+	if (!selected(p->l, p->want, o->pid))
 		return 0;
-	if (!leftover_get(s->l, pid))
-		return -ENOMEM;
-	fprintf(s->flushes, "-F %s\n", name);
-	fprintf(s->deletes, "-X %s\n", name);
-	s->objects++;
+	return leftover_get(p->l, o->pid) ? 1 : -ENOMEM;
+}
+
+static int scan_family(struct leftovers *l, long want, int fam, char *err, size_t err_len)
+{
+	static const char *const raw[] = { "raw", NULL };
+	struct pick p = { .l = l, .want = want };
+	int n = savescan_family(fam, raw, pick_selected, &p, &l->restore[fam], err, err_len);
+
+	if (n < 0)
+		return n;
+	l->rule_objects += (size_t)n;
 	return 0;
-}
-
-/* "-A PREROUTING -m comment --comment "tunlab:pid=1 addr=..." -j TUNLAB-1-PRE" */
-static int scan_rule(struct ipt_scan *s, const char *line)
-{
-	struct ip_addr addrs[TAGRULES_ADDR_MAX];
-	size_t addr_count;
-	long pid;
-
-	if (!strstr(line, " -j " TAGRULES_CHAIN_PREFIX) ||
-	    !tagrules_parse_owner_comment(line, &pid, addrs, &addr_count) ||
-	    !selected(s->l, s->want, pid))
-		return 0;
-	if (!leftover_get(s->l, pid))
-		return -ENOMEM;
-	fprintf(s->jumps, "-D %s\n", line + 3);
-	s->objects++;
-	return 0;
-}
-
-static int scan_lines(struct ipt_scan *s, char *dump)
-{
-	char *save = NULL;
-	int ret = 0;
-
-	for (char *line = strtok_r(dump, "\n", &save); line && ret >= 0;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (line[0] == ':')
-			ret = scan_chain_decl(s, line);
-		else if (strncmp(line, "-A ", 3) == 0)
-			ret = scan_rule(s, line);
-	}
-	return ret;
-}
-
-/* The restore input: jumps first, then flush every chain, then delete them. */
-static char *join_restore(char *const parts[3])
-{
-	char *text = NULL;
-	size_t len;
-	FILE *f = open_memstream(&text, &len);
-
-	if (!f)
-		return NULL;
-	fprintf(f, "*raw\n%s%s%sCOMMIT\n", parts[0] ? parts[0] : "", parts[1] ? parts[1] : "",
-		parts[2] ? parts[2] : "");
-	if (fclose(f) != 0) {
-		free(text);
-		return NULL;
-	}
-	return text;
-}
-
-static int scan_family(struct leftovers *l, long want, int fam, char *dump, char *err,
-		       size_t err_len)
-{
-	const char *argv[] = { save_tool[fam], "-t", "raw", NULL };
-	struct ipt_scan s = { .l = l, .want = want };
-	char *parts[3] = { NULL, NULL, NULL };
-	size_t lens[3];
-	int ret = -ENOMEM;
-
-	if (!tool_present(save_tool[fam]))
-		return 0;
-	if (sysexec_capture(argv, dump, LEFTOVERS_DUMP_MAX, err, err_len) < 0)
-		return -EIO;
-	s.jumps = open_memstream(&parts[0], &lens[0]);
-	s.flushes = open_memstream(&parts[1], &lens[1]);
-	s.deletes = open_memstream(&parts[2], &lens[2]);
-	if (s.jumps && s.flushes && s.deletes)
-		ret = scan_lines(&s, dump);
-	if (s.jumps && fclose(s.jumps) != 0)
-		ret = -ENOMEM;
-	if (s.flushes && fclose(s.flushes) != 0)
-		ret = -ENOMEM;
-	if (s.deletes && fclose(s.deletes) != 0)
-		ret = -ENOMEM;
-	if (ret >= 0 && s.objects) {
-		l->restore[fam] = join_restore(parts);
-		l->rule_objects += s.objects;
-		if (!l->restore[fam])
-			ret = -ENOMEM;
-	}
-	for (int i = 0; i < 3; i++)
-		free(parts[i]);
-	return ret;
 }
 
 /* ---- nft ---- */
@@ -215,7 +97,7 @@ static int scan_nft(struct leftovers *l, long want, char *dump, char *err, size_
 	FILE *f;
 	int ret = 0;
 
-	if (!tool_present("nft"))
+	if (!savescan_tool_present("nft"))
 		return 0;
 	if (sysexec_capture(argv, dump, LEFTOVERS_DUMP_MAX, err, err_len) < 0)
 		return 0; /* nft without nf_tables support: it holds nothing of ours */
@@ -250,9 +132,9 @@ int leftovers_scan(struct leftovers *l, long pid, char *err, size_t err_len)
 	owner_judge_init(&l->judge, OWNER_RUN_DIR);
 	if (!dump)
 		goto out;
-	ret = scan_family(l, pid, TAGRULES_FAM_V4, dump, err, err_len);
+	ret = scan_family(l, pid, TAGRULES_FAM_V4, err, err_len);
 	if (ret >= 0)
-		ret = scan_family(l, pid, TAGRULES_FAM_V6, dump, err, err_len);
+		ret = scan_family(l, pid, TAGRULES_FAM_V6, err, err_len);
 	if (ret >= 0)
 		ret = scan_nft(l, pid, dump, err, err_len);
 	free(dump);

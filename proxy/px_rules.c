@@ -4,7 +4,7 @@
 /*
  * Per family, one iptables-restore --noflush (atomic, one fork) adds
  * tunlab's own chains, each jumped to first from a builtin chain by a rule
- * commented "tunlab:pid=<pid> proxy":
+ * commented "tunlab:pid=<pid>" (nfkit/tagrules.h, as every frontend's):
  *
  *   nat    TUNLAB-<pid>-PX      (OUTPUT)      SYN-hold marks RETURN;
  *                                             -d ROUTE -p tcp [sel] -j REDIRECT --to-ports P
@@ -20,10 +20,12 @@
  * and "local default dev lo table PX_TABLE", both proto 77. nat sees only
  * a connection's first packet, so REDIRECT costs nothing per packet after.
  * The jump rules and chain names carry the pid: `tunlab cleanup` (and
- * every client open) removes those of owners that base/owner.h proves
- * dead (their lock is free), and a family's fwmark rule and table once no
- * live proxy has a TPROXY chain of that family left. One proxy client per namespace can carry UDP: the
- * mark and table are fixed numbers.
+ * every client open) removes, through the kit's one scanner
+ * (nfkit/savescan.h), those of nat, filter and mangle whose owners
+ * base/owner.h proves dead (their lock is free), and a family's fwmark
+ * rule and table once no live proxy has a TPROXY chain of that family
+ * left. One proxy client per namespace can carry UDP: the mark and table
+ * are fixed numbers.
  */
 
 #include <errno.h>
@@ -37,20 +39,15 @@
 
 #include "../base/owner.h"
 #include "../base/sysexec.h"
+#include "../nfkit/savescan.h"
 #include "../nfkit/selrender.h"
 #include "../nfkit/tagrules.h"
 #include "px.h"
 
 /* The packet frontends' tags (nfkit/tagrules.h), in nat, filter and mangle instead of raw. */
 #define PX_CHAIN_PREFIX TAGRULES_CHAIN_PREFIX
-#define PX_COMMENT_PREFIX TAGRULES_COMMENT_PREFIX
-#define PX_COMMENT_SUFFIX " proxy"
-
-/* iptables-save of every table: a busy host's fits; beyond, cleanup sees less. */
-enum { PX_DUMP_MAX = 1 << 20 };
 
 static const int fam_af[2] = { AF_INET, AF_INET6 };
-static const char *const save_tool[2] = { "iptables-save", "ip6tables-save" };
 static const char *const ipt_tool[2] = { "iptables", "ip6tables" };
 
 static bool sel_family_ok(const struct selector *sel, int af)
@@ -146,8 +143,10 @@ static void drop_rule(FILE *f, const char *chain, const char *dst, const struct 
 
 static void jump(FILE *f, long pid, const char *builtin, const char *chain)
 {
-	fprintf(f, "-I %s 1 -m comment --comment \"" PX_COMMENT_PREFIX "%ld" PX_COMMENT_SUFFIX
-		"\" -j %s\n", builtin, pid, chain);
+	char comment[TAGRULES_COMMENT_MAX];
+
+	tagrules_owner_comment(NULL, 0, pid, comment, sizeof(comment));
+	fprintf(f, "-I %s 1 -m comment --comment \"%s\" -j %s\n", builtin, comment, chain);
 }
 
 /* A SYN the exit refused (or could not reach) is rejected here, as the far end would have. */
@@ -312,10 +311,13 @@ int px_rules_install(struct px_rules *r, const struct px_rules_params *p, char *
 
 static void chain_removal(FILE *f, long pid, const char *table, const char *const *jumps)
 {
+	char comment[TAGRULES_COMMENT_MAX];
+
+	tagrules_owner_comment(NULL, 0, pid, comment, sizeof(comment));
 	fprintf(f, "*%s\n", table);
 	for (const char *const *j = jumps; *j; j += 2)
-		fprintf(f, "-D %s -m comment --comment \"" PX_COMMENT_PREFIX "%ld" PX_COMMENT_SUFFIX
-			"\" -j " PX_CHAIN_PREFIX "%ld-%s\n", j[0], pid, pid, j[1]);
+		fprintf(f, "-D %s -m comment --comment \"%s\" -j " PX_CHAIN_PREFIX "%ld-%s\n", j[0],
+			comment, pid, j[1]);
 	for (const char *const *j = jumps; *j; j += 2)
 		fprintf(f, "-F " PX_CHAIN_PREFIX "%ld-%s\n-X " PX_CHAIN_PREFIX "%ld-%s\n", pid, j[1],
 			pid, j[1]);
@@ -410,148 +412,59 @@ int px_rules_uncarried(const struct px_rules *r, uint64_t *out)
 
 /* ---- cleanup of instances that no longer run ---- */
 
-/* "TUNLAB-123-PXTP" -> 123 and the suffix after "-"; 0 for any other name. */
-static long px_chain_owner(const char *name, const char **suffix)
-{
-	char *end;
-	long pid;
-
-	if (strncmp(name, PX_CHAIN_PREFIX, strlen(PX_CHAIN_PREFIX)) != 0)
-		return 0;
-	pid = strtol(name + strlen(PX_CHAIN_PREFIX), &end, 10);
-	if (pid <= 0 || strncmp(end, "-PX", 3) != 0)
-		return 0;
-	*suffix = end + 1;
-	return pid;
-}
-
 struct px_scan {
 	struct owner_judge judge; /* who is dead: base/owner.h, never kill(pid, 0) */
-	FILE *out;          /* restore input removing dead chains */
-	char table[16];     /* the table being read */
-	bool table_open;    /* "*table" written to out */
-	size_t objects;
-	int fam;            /* the family whose dump is read */
 	bool live_tproxy[2], dead_tproxy[2]; /* per family: a TPROXY chain of a live/dead pid */
 };
 
-static void scan_open_table(struct px_scan *s)
+static int pick_dead(void *ctx, const struct savescan_obj *o)
 {
-	if (!s->table_open)
-		fprintf(s->out, "*%s\n", s->table);
-	s->table_open = true;
+	struct px_scan *s = ctx;
+	bool dead = owner_judge_dead(&s->judge, o->pid);
+
+	if (!o->jump && strcmp(o->role, "PXTP") == 0)
+		(dead ? s->dead_tproxy : s->live_tproxy)[o->fam] = true;
+	return dead;
 }
 
-/* Chain declarations first (flush and delete), then the jumps to them. */
-static void scan_line(struct px_scan *s, const char *line, bool jumps)
+/* The number of objects removed, or a negative errno. */
+static int cleanup_family(int fam, struct px_scan *s, bool verbose, char *err, size_t err_len)
 {
-	const char *suffix, *at;
-	char name[64];
-	long pid;
-	bool dead;
+	static const char *const tables[] = { "nat", "filter", "mangle", NULL };
+	char *text;
+	int n = savescan_family(fam, tables, pick_dead, s, &text, err, err_len);
 
-	if (!jumps && line[0] == ':') {
-		snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 1, " "), line + 1);
-		pid = px_chain_owner(name, &suffix);
-		if (!pid)
-			return;
-		dead = owner_judge_dead(&s->judge, pid);
-		if (strcmp(suffix, "PXTP") == 0)
-			(dead ? s->dead_tproxy : s->live_tproxy)[s->fam] = true;
-		if (!dead)
-			return;
-		scan_open_table(s);
-		fprintf(s->out, "-F %s\n-X %s\n", name, name);
-		s->objects++;
-		return;
-	}
-	at = strstr(line, "-j " PX_CHAIN_PREFIX);
-	if (!jumps || strncmp(line, "-A ", 3) != 0 || !at ||
-	    !strstr(line, PX_COMMENT_SUFFIX "\"") || !strstr(line, PX_COMMENT_PREFIX))
-		return;
-	pid = px_chain_owner(at + 3, &suffix);
-	if (!pid || !owner_judge_dead(&s->judge, pid))
-		return;
-	scan_open_table(s);
-	fprintf(s->out, "-D %s\n", line + 3);
-	s->objects++;
-}
-
-/* Two passes per table: jumps must go before the chains they jump to. */
-static void scan_dump(struct px_scan *s, char *dump)
-{
-	char *save = NULL, *copy = strdup(dump);
-	char *table_start = NULL;
-
-	if (!copy)
-		return;
-	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (line[0] == '*') {
-			snprintf(s->table, sizeof(s->table), "%s", line + 1);
-			s->table_open = false;
-			table_start = line;
-			continue;
-		}
-		if (strcmp(line, "COMMIT") != 0 || !table_start)
-			continue;
-		/* The table's lines lie between table_start and here, NUL-separated. */
-		for (int pass = 1; pass >= 0; pass--)
-			for (char *l = table_start + strlen(table_start) + 1; l < line; l += strlen(l) + 1)
-				scan_line(s, l, pass == 1);
-		if (s->table_open)
-			fputs("COMMIT\n", s->out);
-		table_start = NULL;
-	}
-	free(copy);
-}
-
-static int cleanup_family(int fam, struct px_scan *s, char *dump, bool verbose, char *err,
-			  size_t err_len)
-{
-	const char *argv[] = { save_tool[fam], NULL };
-	char *text = NULL;
-	size_t len, before = s->objects;
-	int ret = 0;
-
-	if (sysexec_capture(argv, dump, PX_DUMP_MAX, err, err_len) < 0)
-		return fam == 0 ? -EIO : 0; /* a host without ip6tables has nothing there */
-	s->out = open_memstream(&text, &len);
-	if (!s->out)
-		return -ENOMEM;
-	s->fam = fam;
-	scan_dump(s, dump);
-	if (fclose(s->out) != 0)
-		ret = -ENOMEM;
-	if (ret == 0 && s->objects > before)
-		ret = restore(fam, text, verbose, err, err_len);
+	if (n == -EIO && fam == TAGRULES_FAM_V6)
+		n = 0; /* a host without ip6tables has nothing there */
+	if (n > 0 && restore(fam, text, verbose, err, err_len) < 0)
+		n = -EIO;
 	free(text);
-	return ret;
+	return n;
 }
 
 int px_rules_cleanup(bool verbose, char *err, size_t err_len)
 {
 	struct px_scan s = { 0 };
-	char *dump = malloc(PX_DUMP_MAX);
-	int ret = 0;
+	int objects = 0, ret = 0;
 
-	if (!dump) {
-		snprintf(err, err_len, "proxy cleanup: %s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
 	owner_judge_init(&s.judge, OWNER_RUN_DIR);
-	for (int fam = 0; fam < 2 && ret == 0; fam++)
-		ret = cleanup_family(fam, &s, dump, verbose, err, err_len);
-	free(dump);
-	owner_judge_release(&s.judge, ret == 0);
-	if (ret < 0)
+	for (int fam = 0; fam < 2 && ret >= 0; fam++) {
+		ret = cleanup_family(fam, &s, verbose, err, err_len);
+		objects += ret > 0 ? ret : 0;
+	}
+	owner_judge_release(&s.judge, ret >= 0);
+	if (ret < 0) {
+		if (ret == -ENOMEM)
+			snprintf(err, err_len, "proxy cleanup: %s", strerror(ENOMEM));
 		return ret;
+	}
 	for (int fam = 0; fam < 2; fam++) {
 		char ignored[256];
 
 		if (!s.dead_tproxy[fam] || s.live_tproxy[fam])
 			continue;
 		udp_routes(fam, false, verbose, ignored, sizeof(ignored));
-		s.objects += 2;
+		objects += 2;
 	}
-	return (int)s.objects;
+	return objects;
 }

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "../../base/evloop.h"
+#include "../../base/pkt.h"
 #include "../../tunnel/tls.h"
 #include "../../tunnel/tunnel.h"
 
@@ -184,17 +185,6 @@ static unsigned free_port(void)
 
 /* ---- packets ---- */
 
-static uint16_t ip_checksum(const uint8_t *p, size_t len)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /* IPv4 10.8.0.2 > 10.9.0.1 with a 32-byte TCP header (timestamps), as a bulk TCP sender's. */
 static void build_tcp4(uint8_t *buf, size_t len, uint32_t seq)
 {
@@ -208,9 +198,8 @@ static void build_tcp4(uint8_t *buf, size_t len, uint32_t seq)
 	buf[9] = IPPROTO_TCP;
 	inet_pton(AF_INET, "10.8.0.2", buf + 12);
 	inet_pton(AF_INET, "10.9.0.1", buf + 16);
-	csum = ip_checksum(buf, 20);
-	buf[10] = (uint8_t)(csum >> 8);
-	buf[11] = (uint8_t)csum;
+	csum = pkt_inet_csum(NULL, 0, buf, 20);
+	memcpy(buf + 10, &csum, 2);
 	buf[22] = 0x14; /* port 5201 */
 	buf[23] = 0x51;
 	memcpy(buf + 24, &seq, 4);

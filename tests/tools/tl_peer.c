@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 
 #include "../../base/evloop.h"
+#include "../../base/pkt.h"
 #include "../../tunnel/proto.h"
 #include "../../tunnel/tunnel.h"
 
@@ -65,22 +66,6 @@ struct peer_tool {
 	int status;
 };
 
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (n & 1)
-		sum += (uint32_t)p[n - 1] << 8;
-	return sum;
-}
-
 static void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
@@ -94,7 +79,10 @@ static size_t build_udp(uint8_t *buf, const struct ip_addr *src, const struct ip
 	size_t alen = src->family == AF_INET ? 4 : 16, ihl = src->family == AF_INET ? 20 : 40;
 	size_t ulen = 8 + sizeof(payload) - 1, len = ihl + ulen;
 	uint8_t *udp = buf + ihl;
-	uint32_t sum;
+	/* The pseudo-header's protocol and length words: the same sum in either family. */
+	const uint8_t rest[4] = { 0, IPPROTO_UDP, (uint8_t)(ulen >> 8), (uint8_t)ulen };
+	uint64_t sum;
+	uint16_t check;
 
 	if (src->family != dst->family)
 		return 0;
@@ -106,7 +94,8 @@ static size_t build_udp(uint8_t *buf, const struct ip_addr *src, const struct ip
 		buf[9] = IPPROTO_UDP;
 		memcpy(buf + 12, src->bytes, 4);
 		memcpy(buf + 16, dst->bytes, 4);
-		put16(buf + 10, fold(sum16(buf, 20, 0)));
+		check = pkt_inet_csum(NULL, 0, buf, 20);
+		memcpy(buf + 10, &check, 2);
 	} else {
 		buf[0] = 0x60;
 		put16(buf + 4, (uint16_t)ulen);
@@ -119,11 +108,12 @@ static size_t build_udp(uint8_t *buf, const struct ip_addr *src, const struct ip
 	put16(udp + 2, port);
 	put16(udp + 4, (uint16_t)ulen);
 	memcpy(udp + 8, payload, sizeof(payload) - 1);
-	sum = sum16(src->bytes, alen, 0);
-	sum = sum16(dst->bytes, alen, sum);
-	sum += IPPROTO_UDP + (uint32_t)ulen;
-	sum = fold(sum16(udp, ulen, sum));
-	put16(udp + 6, sum ? (uint16_t)sum : 0xffff);
+	sum = pkt_csum_add(pkt_csum_add(0, src->bytes, alen), dst->bytes, alen);
+	sum = pkt_csum_add(pkt_csum_add(sum, rest, sizeof(rest)), udp, ulen);
+	check = (uint16_t)~pkt_csum_fold(sum);
+	/* 0 would mean "no checksum": 0xffff is the same sum. */
+	check = check ? check : 0xffff;
+	memcpy(udp + 6, &check, 2);
 	return len;
 }
 

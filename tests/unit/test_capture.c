@@ -407,22 +407,6 @@ static void wr16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
 /*
  * An Ethernet frame with IPv4 + TCP (32-byte header) and payload bytes,
  * as lo shows it: zero MAC addresses. partial: the checksum field holds
@@ -432,7 +416,9 @@ static size_t build_frame(uint8_t *f, size_t payload, bool partial)
 {
 	uint8_t *ip = f + CAP_ETH_HLEN;
 	size_t len = 20 + 32 + payload;
-	uint32_t pseudo;
+	const uint8_t rest[4] = { 0, IPPROTO_TCP, (uint8_t)((len - 20) >> 8), (uint8_t)(len - 20) };
+	uint64_t pseudo;
+	uint16_t check;
 
 	memset(f, 0, CAP_ETH_HLEN + len);
 	f[12] = 0x08;
@@ -444,8 +430,10 @@ static size_t build_frame(uint8_t *f, size_t payload, bool partial)
 	ip[20 + 12] = 8 << 4;
 	for (size_t i = 0; i < payload; i++)
 		ip[52 + i] = (uint8_t)(i * 13);
-	pseudo = sum16(ip + 12, 8, 0) + IPPROTO_TCP + (uint32_t)(len - 20);
-	wr16(ip + 36, partial ? fold(pseudo) : (uint16_t)~fold(sum16(ip + 20, len - 20, pseudo)));
+	pseudo = pkt_csum_add(pkt_csum_add(0, ip + 12, 8), rest, sizeof(rest));
+	check = partial ? pkt_csum_fold(pseudo)
+			: (uint16_t)~pkt_csum_fold(pkt_csum_add(pseudo, ip + 20, len - 20));
+	memcpy(ip + 36, &check, 2);
 	return CAP_ETH_HLEN + len;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../base/fqcodel.h"
+#include "../../base/pkt.h"
 
 static const uint8_t test_key[KEYHASH_KEY_LEN] = { 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
@@ -26,17 +27,6 @@ struct fixture {
 static uint64_t synthetic_now(void *ctx)
 {
 	return ((struct fixture *)ctx)->now;
-}
-
-static uint16_t ip_checksum(const uint8_t *h, size_t len)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(h[i] << 8 | h[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
 }
 
 /* An IPv4 UDP packet from port sport, len bytes, with tos; its payload starts with seq. */
@@ -58,9 +48,8 @@ static struct pkt make_udp(struct fixture *fx, uint16_t sport, uint32_t len, uin
 	d[21] = (uint8_t)sport;
 	d[23] = 9;
 	memcpy(d + 28, &seq, sizeof(seq));
-	check = ip_checksum(d, 20);
-	d[10] = (uint8_t)(check >> 8);
-	d[11] = (uint8_t)check;
+	check = pkt_inet_csum(NULL, 0, d, 20);
+	memcpy(d + 10, &check, 2);
 	return (struct pkt){ .data = d, .len = len };
 }
 
@@ -199,7 +188,7 @@ static void run_codel_schedule(struct fixture *fx, uint8_t tos, uint64_t *(*coun
 		enqueue(fx, 1000, 1000, tos, 1000 + (uint32_t)t);
 		assert_true(fqcodel_dequeue(fx->q, &out));
 		if (tos)
-			assert_int_equal(ip_checksum(out.data, 20), 0);
+			assert_int_equal(pkt_inet_csum(NULL, 0, out.data, 20), 0);
 		st = stats(fx);
 		if (*counter(&st) == last)
 			continue;
@@ -331,7 +320,7 @@ static void test_ring_integrity(void **state)
 
 		assert_true(f < 16);
 		assert_true(seq_of(&out) >= next_seq[f]); /* later ones may be dropped, never reordered */
-		assert_int_equal(ip_checksum(out.data, 20), 0);
+		assert_int_equal(pkt_inet_csum(NULL, 0, out.data, 20), 0);
 		assert_int_equal(out.data[2] << 8 | out.data[3], out.len);
 		next_seq[f] = seq_of(&out) + 1;
 	}
@@ -365,7 +354,7 @@ static void test_mark_ce(void **state)
 		p = make_udp(fx, 1, 100, (uint8_t)(0xb8 | ecn), 0); /* DSCP EF stays */
 		assert_int_equal(fqcodel_mark_ce(p.data, p.len), ecn != 0);
 		assert_int_equal(p.data[1], ecn ? 0xbb : 0xb8);
-		assert_int_equal(ip_checksum(p.data, 20), 0);
+		assert_int_equal(pkt_inet_csum(NULL, 0, p.data, 20), 0);
 	}
 	v6[1] = 0x20; /* traffic class 0x02: ECT(0) */
 	assert_true(fqcodel_mark_ce(v6, sizeof(v6)));

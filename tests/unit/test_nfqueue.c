@@ -42,24 +42,13 @@ static size_t build_v4_tcp(uint8_t *buf, size_t payload)
 	return len;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-/* A full IPv4 TCP/UDP checksum verifies to 0xffff, pseudo-header included. */
+/* A full IPv4 TCP/UDP checksum verifies to 0, pseudo-header included. */
 static bool v4_l4_csum_ok(const uint8_t *ip, size_t len, size_t l4)
 {
-	uint32_t sum = sum16(ip + 12, 8, 0) + ip[9] + (uint32_t)(len - l4);
+	const uint8_t pseudo[12] = { ip[12], ip[13], ip[14], ip[15], ip[16], ip[17], ip[18], ip[19],
+				     0, ip[9], (uint8_t)((len - l4) >> 8), (uint8_t)(len - l4) };
 
-	sum = sum16(ip + l4, len - l4, sum);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return sum == 0xffff;
+	return pkt_inet_csum(pseudo, sizeof(pseudo), ip + l4, len - l4) == 0;
 }
 
 static void test_plain_packet(void **state)

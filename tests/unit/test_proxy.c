@@ -51,13 +51,13 @@ static void test_rules_v4_all(void **state)
 	assert_non_null(text);
 	assert_has(text, "*nat\n:TUNLAB-42-PX - [0:0]\n");
 	assert_has(text, "-A TUNLAB-42-PX -d 10.102.0.0/24 -p tcp -j REDIRECT --to-ports 4000\n");
-	assert_has(text, "-I OUTPUT 1 -m comment --comment \"tunlab:pid=42 proxy\" -j TUNLAB-42-PX\n");
+	assert_has(text, "-I OUTPUT 1 -m comment --comment \"tunlab:pid=42\" -j TUNLAB-42-PX\n");
 	assert_has(text, "-A TUNLAB-42-PXDROP -p tcp -j RETURN\n-A TUNLAB-42-PXDROP -p udp -j RETURN\n"
 			 "-A TUNLAB-42-PXDROP -d 10.102.0.0/24 -j DROP\n");
 	assert_has(text, "-A TUNLAB-42-PXMARK -d 10.102.0.0/24 -p udp -j MARK --set-xmark 0x7476/0xffffffff\n");
 	assert_has(text, "-A TUNLAB-42-PXTP -i lo -p udp -m mark --mark 0x7476 -j TPROXY --on-port 5000 "
 			 "--on-ip 127.0.0.1 --tproxy-mark 0x7476/0xffffffff\n");
-	assert_has(text, "-I PREROUTING 1 -m comment --comment \"tunlab:pid=42 proxy\" -j TUNLAB-42-PXTP\n");
+	assert_has(text, "-I PREROUTING 1 -m comment --comment \"tunlab:pid=42\" -j TUNLAB-42-PXTP\n");
 	assert_lacks(text, "fd02::");
 	free(text);
 
@@ -71,7 +71,7 @@ static void test_rules_v4_all(void **state)
 	assert_has(text, "-A TUNLAB-42-PXMARK -d fd02::/64 -p udp -j MARK --set-xmark 0x7476/0xffffffff\n");
 	assert_has(text, "-A TUNLAB-42-PXTP -i lo -p udp -m mark --mark 0x7476 -j TPROXY --on-port 5001 "
 			 "--on-ip ::1 --tproxy-mark 0x7476/0xffffffff\n");
-	assert_has(text, "-I PREROUTING 1 -m comment --comment \"tunlab:pid=42 proxy\" -j TUNLAB-42-PXTP\n");
+	assert_has(text, "-I PREROUTING 1 -m comment --comment \"tunlab:pid=42\" -j TUNLAB-42-PXTP\n");
 	assert_lacks(text, "10.102.");
 	assert_lacks(text, "127.0.0.1");
 	free(text);
@@ -187,7 +187,7 @@ static void test_rules_syn_hold(void **state)
 			 "-A TUNLAB-9-PXDROP -p tcp -j RETURN\n");
 	assert_has(text, "*mangle\n:TUNLAB-9-PXSYN - [0:0]\n"
 			 "-A TUNLAB-9-PXSYN -d 10.102.0.0/24 -p tcp --syn -j NFQUEUE --queue-num 29815 --queue-bypass\n"
-			 "-I OUTPUT 1 -m comment --comment \"tunlab:pid=9 proxy\" -j TUNLAB-9-PXSYN\n");
+			 "-I OUTPUT 1 -m comment --comment \"tunlab:pid=9\" -j TUNLAB-9-PXSYN\n");
 	assert_lacks(text, "PXTP"); /* no UDP port: no TPROXY */
 	free(text);
 

@@ -43,6 +43,7 @@
 #endif
 
 #include "../../base/evloop.h"
+#include "../../base/pkt.h"
 #include "../../tunnel/frame.h"
 #include "../../tunnel/tls.h"
 #include "../../tunnel/tunnel.h"
@@ -283,17 +284,6 @@ static int group_setup(void **state)
 
 /* ---- IP packets ---- */
 
-static uint16_t ip_checksum(const uint8_t *p, size_t len)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /* An IPv4 packet of len bytes whose first payload word is seq (to see which one arrived). */
 static void build_ipv4(uint8_t *buf, size_t len, const char *src, const char *dst, uint8_t proto,
 		       uint32_t seq)
@@ -308,9 +298,8 @@ static void build_ipv4(uint8_t *buf, size_t len, const char *src, const char *ds
 	buf[9] = proto;
 	inet_pton(AF_INET, src, buf + 12);
 	inet_pton(AF_INET, dst, buf + 16);
-	csum = ip_checksum(buf, 20);
-	buf[10] = (uint8_t)(csum >> 8);
-	buf[11] = (uint8_t)csum;
+	csum = pkt_inet_csum(NULL, 0, buf, 20);
+	memcpy(buf + 10, &csum, 2);
 	for (size_t i = 20; i < len; i++)
 		buf[i] = (uint8_t)(seq + i);
 	if (len >= 24)
