@@ -164,6 +164,14 @@ enum frontend_caps {
 	FRONTEND_CAP_OFFLOAD = 1u << 0,
 };
 
+struct evloop;
+
+/* Where a packet frontend says that captured packets wait (src/daemon.c). */
+struct frontend_sink {
+	void (*ready)(void *ctx);
+	void *ctx;
+};
+
 /* Implementations embed this first and keep their own state after it. */
 struct frontend {
 	const struct frontend_ops *ops;
@@ -183,8 +191,19 @@ struct frontend_ops {
 	 */
 	int (*open)(struct frontend **out, const struct frontend_config *cfg,
 		    char *err, size_t err_len);
-	/* The fd to poll for EPOLLIN (captured packets ready). */
-	int (*fd)(const struct frontend *fe);
+	/*
+	 * Registers the frontend's fds and timers on the one event loop, each
+	 * watcher with its own callback; no frontend makes an epoll set or a
+	 * timerfd of its own. A packet frontend calls sink->ready when
+	 * captured packets wait; the daemon then calls read_batch. close
+	 * takes every watcher off the loop again.
+	 */
+	int (*start)(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink);
+	/*
+	 * Packet frontends: stops (true) or resumes watching for captured
+	 * packets, the tunnel's push-back: the kernel's queue then fills.
+	 */
+	void (*pause)(struct frontend *fe, bool paused);
 	/*
 	 * Captures up to PKT_BATCH_MAX packets without blocking. Returns the
 	 * count (0: nothing ready), or a negative errno on a fatal error.
@@ -207,9 +226,9 @@ struct frontend_ops {
 	int (*cleanup)(bool verbose, char *err, size_t err_len);
 	/*
 	 * Stream frontends only (the proxy), NULL for packet frontends. Such a
-	 * frontend carries byte streams, not packets: its fd() is an epoll fd
-	 * holding all its sockets, read_batch services them and always
-	 * returns 0 packets, and write_batch counts packets as dropped.
+	 * frontend carries byte streams, not packets: its sockets are watchers
+	 * on the loop, it never calls sink->ready (read_batch and pause are
+	 * NULL), and write_batch counts packets as dropped.
 	 * src/daemon.c calls attach once the tunnel exists, handing over the
 	 * tunnel's stream port (base/stream.h), and stream_event for every
 	 * stream message the tunnel delivers. Neither side sees the other.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Wiring: the frontend's fd and the tunnel share one event loop. Packets
+ * Wiring: the frontend's watchers and the tunnel share one event loop. Packets
  * captured by the frontend go to tunnel_send in batches; batches the tunnel
  * delivers go to the frontend's write_batch. A client whose tunnel send
  * buffer fills stops reading the frontend (the kernel queue then pushes back
@@ -73,9 +73,10 @@ struct daemon {
 	struct policy_hits *hits; /* client: per entry of policy, or NULL */
 	const struct frontend_ops *ops;
 	struct ctl_server *ctl;   /* the control socket (tunlab show) */
-	struct ev_io capture_io, signal_io;
+	struct ev_io signal_io;
 	struct ev_timer stats_timer;
 	struct stream_port stream_port;
+	struct frontend_sink sink;
 	int signal_fd;
 	FILE *stats_out;
 	struct stats_context stats_ctx;
@@ -107,21 +108,22 @@ static void capture_set_paused(struct daemon *d, bool paused)
 	if (d->capture_paused == paused)
 		return;
 	d->capture_paused = paused;
-	evloop_io_set(d->loop, &d->capture_io, paused ? 0 : EPOLLIN);
+	if (d->fe->ops->pause)
+		d->fe->ops->pause(d->fe, paused);
 }
 
-static void on_capture(struct evloop *loop, struct ev_io *io, uint32_t events)
+/* The frontend's sink: captured packets wait. */
+static void on_capture(void *ctx)
 {
-	struct daemon *d = io->arg;
+	struct daemon *d = ctx;
 
-	(void)events;
 	for (int i = 0; i < CAPTURE_BATCHES_PER_WAKEUP; i++) {
 		int n = d->fe->ops->read_batch(d->fe, &d->batch);
 
 		if (n < 0) {
 			log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", d->fe->ops->name, d->fe->error);
 			d->exit_status = 1;
-			evloop_stop(loop);
+			evloop_stop(d->loop);
 			return;
 		}
 		if (n == 0)
@@ -135,7 +137,7 @@ static void on_capture(struct evloop *loop, struct ev_io *io, uint32_t events)
 		}
 		/*
 		 * A short batch drained the fd (or nearly): another read would
-		 * cost a syscall for EAGAIN on every idle packet. The fd is
+		 * cost a syscall for EAGAIN on every idle packet. The fds are
 		 * level-triggered, so whatever is left wakes us again.
 		 */
 		if (n < PKT_BATCH_MAX)
@@ -427,8 +429,11 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		log_msg(TUNNEL_LOG_WARN, "frontend %s: %s", ops->name, d->fe->error);
 		d->fe->error[0] = '\0';
 	}
-	ev_io_init(&d->capture_io, ops->fd(d->fe), on_capture, d);
-	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
+	d->sink = (struct frontend_sink){ .ready = on_capture, .ctx = d };
+	ret = ops->start(d->fe, d->loop, &d->sink);
+	if (ret < 0)
+		log_msg(TUNNEL_LOG_ERR, "frontend %s: event loop: %s", ops->name, strerror(-ret));
+	return ret;
 }
 
 /*
