@@ -311,6 +311,12 @@ static void capf_close(struct frontend *fe)
 	free(c);
 }
 
+static const struct frontend_packet_ops capf_packet_ops = {
+	.read_batch = capf_read_batch,
+	.write_batch = capf_write_batch,
+	.pause = capf_pause,
+};
+
 const struct frontend_ops capture_frontend = {
 	.name = "pcap",
 	/* Routes to lo select by destination only; bypass and discard are not built yet. */
@@ -321,9 +327,7 @@ const struct frontend_ops capture_frontend = {
 		   "inject GSO packets through lo, or with a raw socket or pcap_inject",
 	.open = capf_open,
 	.start = capf_start,
-	.pause = capf_pause,
-	.read_batch = capf_read_batch,
-	.write_batch = capf_write_batch,
+	.packets = &capf_packet_ops,
 	.close = capf_close,
 	.cleanup = kitfe_cleanup,
 };

@@ -226,6 +226,12 @@ static void nfqf_close(struct frontend *fe)
 	free(n);
 }
 
+static const struct frontend_packet_ops nfqf_packet_ops = {
+	.read_batch = nfqf_read_batch,
+	.write_batch = nfqf_write_batch,
+	.pause = nfqf_pause,
+};
+
 const struct frontend_ops nfqueue_frontend = {
 	.name = "nfqueue",
 	/* Every key is an iptables match; the actions are NFQUEUE, RETURN and DROP. */
@@ -238,9 +244,7 @@ const struct frontend_ops nfqueue_frontend = {
 	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject GSO packets through lo",
 	.open = nfqf_open,
 	.start = nfqf_start,
-	.pause = nfqf_pause,
-	.read_batch = nfqf_read_batch,
-	.write_batch = nfqf_write_batch,
+	.packets = &nfqf_packet_ops,
 	.close = nfqf_close,
 	.cleanup = kitfe_cleanup,
 };

@@ -178,13 +178,6 @@ static void tick(struct evloop *loop, struct ev_timer *timer)
 		px->fe.stream_stats.dropped_uncarried = dropped;
 }
 
-/* The proxy injects no packets: a packet frontend's peer sent some anyway. */
-static int pxf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
-{
-	fe->stream_stats.dropped_packets += batch->count;
-	return 0;
-}
-
 /* The listeners and the SYN queue were opened by open; the exit's sockets come later. */
 static int pxf_start(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink)
 {
@@ -354,6 +347,11 @@ static int pxf_cleanup(bool verbose, char *err, size_t err_len)
 	return px_rules_cleanup(verbose, err, err_len);
 }
 
+static const struct frontend_stream_ops pxf_stream_ops = {
+	.attach = pxf_attach,
+	.stream_event = pxf_stream_event,
+};
+
 const struct frontend_ops proxy_frontend = {
 	.name = "proxy",
 	/* Every key is an iptables match; its nat and mangle rules only redirect so far. */
@@ -364,9 +362,7 @@ const struct frontend_ops proxy_frontend = {
 	.summary = "intercept TCP (REDIRECT) and UDP (TPROXY) at the socket layer, carry byte streams",
 	.open = pxf_open,
 	.start = pxf_start,
-	.write_batch = pxf_write_batch,
+	.streams = &pxf_stream_ops,
 	.close = pxf_close,
 	.cleanup = pxf_cleanup,
-	.attach = pxf_attach,
-	.stream_event = pxf_stream_event,
 };

@@ -8,7 +8,8 @@
  *
  * A stream frontend (the proxy) carries byte streams instead: it gets
  * the tunnel's stream calls through a struct stream_port at attach, and
- * every stream message the tunnel receives through its stream_event op.
+ * every stream message the tunnel receives through its stream_event op,
+ * and no packet ops: packets a peer sends it are counted as dropped.
  *
  * SIGHUP rereads the peers file (server), the ticket keys (--ticket-keys:
  * how keys are rotated, see README), the CRL (--crl) and the client's
@@ -108,8 +109,7 @@ static void capture_set_paused(struct daemon *d, bool paused)
 	if (d->capture_paused == paused)
 		return;
 	d->capture_paused = paused;
-	if (d->fe->ops->pause)
-		d->fe->ops->pause(d->fe, paused);
+	d->fe->ops->packets->pause(d->fe, paused);
 }
 
 /* The frontend's sink: captured packets wait. */
@@ -118,7 +118,7 @@ static void on_capture(void *ctx)
 	struct daemon *d = ctx;
 
 	for (int i = 0; i < CAPTURE_BATCHES_PER_WAKEUP; i++) {
-		int n = d->fe->ops->read_batch(d->fe, &d->batch);
+		int n = d->fe->ops->packets->read_batch(d->fe, &d->batch);
 
 		if (n < 0) {
 			log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", d->fe->ops->name, d->fe->error);
@@ -149,7 +149,12 @@ static void on_deliver(void *ctx, const struct pkt_batch *batch)
 {
 	struct daemon *d = ctx;
 
-	if (d->fe->ops->write_batch(d->fe, batch) < 0) {
+	/* A stream frontend injects nothing: what a peer sent it anyway is counted. */
+	if (!d->fe->ops->packets) {
+		d->fe->stream_stats.dropped_packets += batch->count;
+		return;
+	}
+	if (d->fe->ops->packets->write_batch(d->fe, batch) < 0) {
 		log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", d->fe->ops->name, d->fe->error);
 		d->exit_status = 1;
 		evloop_stop(d->loop);
@@ -179,8 +184,8 @@ static void on_stream(void *ctx, const struct stream_msg *msg)
 {
 	struct daemon *d = ctx;
 
-	if (d->fe->ops->stream_event)
-		d->fe->ops->stream_event(d->fe, msg);
+	if (d->fe->ops->streams)
+		d->fe->ops->streams->stream_event(d->fe, msg);
 }
 
 static const struct tunnel_callbacks tunnel_callbacks = {
@@ -199,7 +204,7 @@ static void write_stats(struct daemon *d, const char *event)
 		return;
 	tunnel_stats(d->tunnel, &ts);
 	if (stats_write(d->stats_out, &d->stats_ctx, event, &ts, &d->fe->stats,
-			d->fe->ops->attach ? &d->fe->stream_stats : NULL) < 0)
+			d->fe->ops->streams ? &d->fe->stream_stats : NULL) < 0)
 		log_msg(TUNNEL_LOG_WARN, "--stats %s: %s", d->opts->stats_file, strerror(errno));
 }
 
@@ -216,7 +221,7 @@ static void warn_uncaptured(const struct daemon *d, const struct peer_table *pee
 {
 	char text[PREFIX_STR_MAX];
 
-	if (d->fe->ops->attach)
+	if (d->fe->ops->streams)
 		return; /* a stream frontend routes nothing toward the peers */
 	for (size_t i = 0; i < peers->count; i++) {
 		for (size_t j = 0; j < peers->peers[i].prefix_count; j++) {
@@ -545,7 +550,7 @@ static void port_flush(void *ctx)
 /* A stream frontend talks to the tunnel through these, never through tunnel.h. */
 static void attach_streams(struct daemon *d)
 {
-	if (!d->fe->ops->attach)
+	if (!d->fe->ops->streams)
 		return;
 	d->stream_port = (struct stream_port){
 		.ctx = d->tunnel,
@@ -553,7 +558,7 @@ static void attach_streams(struct daemon *d)
 		.blocked = port_blocked,
 		.flush = port_flush,
 	};
-	d->fe->ops->attach(d->fe, &d->stream_port);
+	d->fe->ops->streams->attach(d->fe, &d->stream_port);
 }
 
 static int open_tunnel(struct daemon *d)
@@ -573,7 +578,7 @@ static int open_tunnel(struct daemon *d)
 		.peers = d->peers,
 		.reach = d->reach,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
-		.streams = d->fe->ops->attach != NULL,
+		.streams = d->fe->ops->streams != NULL,
 		.keepalive_ms = o->keepalive_ms,
 		.handshake_ms = o->handshake_ms,
 		.queue_bytes = o->queue_bytes,
@@ -704,7 +709,7 @@ static void plan_fds(struct daemon *d, const struct frontend_ops *ops)
 	if (limit < tunnel_need)
 		log_msg(TUNNEL_LOG_WARN, "fd limit %lu is below the %lu that --max-handshakes and "
 			"--max-peers need; accept() may fail under load", limit, tunnel_need);
-	if (!ops->attach)
+	if (!ops->streams)
 		return;
 	budget = o->max_streams ? o->max_streams : left;
 	if (o->max_streams && o->max_streams > left)
@@ -861,7 +866,7 @@ static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
 		.ctx = &d->stats_ctx,
 		.ts = &ts,
 		.fs = &d->fe->stats,
-		.ss = d->ops->attach ? &d->fe->stream_stats : NULL,
+		.ss = d->ops->streams ? &d->fe->stream_stats : NULL,
 		.policy = d->policy.count ? &d->policy : NULL,
 		.hits = d->hits,
 	};
@@ -909,7 +914,7 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	int ret;
 
 	d->ops = ops;
-	if (d->opts->lazy && ops->attach) {
+	if (d->opts->lazy && ops->streams) {
 		/* Streams open on an established session: no packet comes to set one up. */
 		log_msg(TUNNEL_LOG_ERR, "--lazy: the %s frontend carries streams, not packets; it "
 			"connects at start", ops->name);

@@ -400,6 +400,12 @@ static int tunf_cleanup(bool verbose, char *err, size_t err_len)
 	return tun_ip_cleanup(verbose, err, err_len);
 }
 
+static const struct frontend_packet_ops tunf_packet_ops = {
+	.read_batch = tunf_read_batch,
+	.write_batch = tunf_write_batch,
+	.pause = tunf_pause,
+};
+
 const struct frontend_ops tunbackend_frontend = {
 	.name = "tun",
 	/* A route selects by destination only; blackhole and bypass routes are not built yet. */
@@ -409,9 +415,7 @@ const struct frontend_ops tunbackend_frontend = {
 	.summary = "route the remote prefixes to a TUN device (virtual NIC)",
 	.open = tunf_open,
 	.start = tunf_start,
-	.pause = tunf_pause,
-	.read_batch = tunf_read_batch,
-	.write_batch = tunf_write_batch,
+	.packets = &tunf_packet_ops,
 	.close = tunf_close,
 	.cleanup = tunf_cleanup,
 };

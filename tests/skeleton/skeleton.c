@@ -126,6 +126,12 @@ static int skf_cleanup(bool verbose, char *err, size_t err_len)
 	return 0;
 }
 
+static const struct frontend_packet_ops skf_packet_ops = {
+	.read_batch = skf_read_batch,
+	.write_batch = skf_write_batch,
+	.pause = skf_pause,
+};
+
 const struct frontend_ops skeleton_frontend = {
 	.name = "skeleton",
 	.summary = "loop written packets back to the reader (tests only)",
@@ -134,9 +140,7 @@ const struct frontend_ops skeleton_frontend = {
 	.policy_why = "it has no mechanism to select with",
 	.open = skf_open,
 	.start = skf_start,
-	.pause = skf_pause,
-	.read_batch = skf_read_batch,
-	.write_batch = skf_write_batch,
+	.packets = &skf_packet_ops,
 	.close = skf_close,
 	.cleanup = skf_cleanup,
 };

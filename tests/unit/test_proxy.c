@@ -254,7 +254,7 @@ static void exit_msg(struct frontend *fe, enum stream_msg_type type, uintptr_t l
 				  .proto = proto, .port = port };
 
 	assert_int_equal(addr_parse("127.0.0.1", &msg.addr), 0);
-	fe->ops->stream_event(fe, &msg);
+	fe->ops->streams->stream_event(fe, &msg);
 }
 
 /* A listener on 127.0.0.1 that never accepts: connects complete in its backlog. */
@@ -295,7 +295,7 @@ static void test_exit_budget(void **state)
 	assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
 	assert_non_null(loop);
 	assert_int_equal(fe->ops->start(fe, loop, NULL), 0);
-	fe->ops->attach(fe, &port);
+	fe->ops->streams->attach(fe, &port);
 	exit_msg(fe, STREAM_MSG_LINK_UP, a, 0, 0, 0);
 	exit_msg(fe, STREAM_MSG_LINK_UP, b, 0, 0, 0);
 	for (uint32_t id = 1; id <= 4; id++)
@@ -349,7 +349,7 @@ static void test_exit_per_client_default(void **state)
 	assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
 	assert_non_null(loop);
 	assert_int_equal(fe->ops->start(fe, loop, NULL), 0);
-	fe->ops->attach(fe, &port);
+	fe->ops->streams->attach(fe, &port);
 	exit_msg(fe, STREAM_MSG_LINK_UP, a, 0, 0, 0);
 	for (uint32_t id = 1; id <= 3; id++)
 		exit_msg(fe, STREAM_MSG_OPEN, a, id, IPPROTO_TCP, dport);

@@ -77,7 +77,7 @@ static void test_nothing_ready(void **state)
 	struct pkt_batch b;
 
 	assert_false(readable(fe));
-	assert_int_equal(ops->read_batch(fe, &b), 0);
+	assert_int_equal(ops->packets->read_batch(fe, &b), 0);
 	close_fe(fe);
 }
 
@@ -90,9 +90,9 @@ static void test_written_packets_come_back(void **state)
 
 	in.pkts[0] = (struct pkt){ .data = a, .len = sizeof(a) };
 	in.pkts[1] = (struct pkt){ .data = c, .len = sizeof(c) };
-	assert_int_equal(ops->write_batch(fe, &in), 0);
+	assert_int_equal(ops->packets->write_batch(fe, &in), 0);
 	assert_true(readable(fe));
-	assert_int_equal(ops->read_batch(fe, &out), 2);
+	assert_int_equal(ops->packets->read_batch(fe, &out), 2);
 	assert_int_equal(out.pkts[0].len, sizeof(a));
 	assert_memory_equal(out.pkts[1].data, c, sizeof(c));
 	assert_int_equal(fe->stats.injected_packets, 2);
@@ -110,12 +110,12 @@ static void test_pause_stops_the_watchers(void **state)
 	struct pkt_batch in = { .count = 1 }, out;
 
 	in.pkts[0] = (struct pkt){ .data = a, .len = sizeof(a) };
-	assert_int_equal(ops->write_batch(fe, &in), 0);
-	ops->pause(fe, true);
+	assert_int_equal(ops->packets->write_batch(fe, &in), 0);
+	ops->packets->pause(fe, true);
 	assert_false(readable(fe));
-	ops->pause(fe, false);
+	ops->packets->pause(fe, false);
 	assert_true(readable(fe));
-	assert_int_equal(ops->read_batch(fe, &out), 1);
+	assert_int_equal(ops->packets->read_batch(fe, &out), 1);
 	close_fe(fe);
 }
 
@@ -129,9 +129,9 @@ static void test_offload_without_cap_is_an_inject_error(void **state)
 
 	assert_false(fe->caps & FRONTEND_CAP_OFFLOAD);
 	in.pkts[0] = (struct pkt){ .data = a, .len = sizeof(a), .off.gso_type = PKT_GSO_TCPV4 };
-	assert_int_equal(ops->write_batch(fe, &in), 0);
+	assert_int_equal(ops->packets->write_batch(fe, &in), 0);
 	assert_int_equal(fe->stats.inject_errors, 1);
-	assert_int_equal(ops->read_batch(fe, &out), 0);
+	assert_int_equal(ops->packets->read_batch(fe, &out), 0);
 	close_fe(fe);
 }
 
@@ -147,6 +147,31 @@ static void test_not_registered(void **state)
 	assert_int_equal(ops->cleanup(false, err, sizeof(err)), 0);
 }
 
+/* Every frontend carries packets or streams, never both, and has every op of its kind. */
+static void test_registry_ops_contract(void **state)
+{
+	(void)state;
+	for (size_t i = 0; frontend_registry[i]; i++) {
+		const struct frontend_ops *o = frontend_registry[i];
+
+		assert_true(!o->packets != !o->streams);
+		assert_non_null(o->open);
+		assert_non_null(o->start);
+		assert_non_null(o->close);
+		assert_non_null(o->cleanup);
+		if (o->packets) {
+			assert_non_null(o->packets->read_batch);
+			assert_non_null(o->packets->write_batch);
+			assert_non_null(o->packets->pause);
+		} else {
+			assert_non_null(o->streams->attach);
+			assert_non_null(o->streams->stream_event);
+		}
+	}
+	assert_non_null(ops->packets);
+	assert_null(ops->streams);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +180,7 @@ int main(void)
 		cmocka_unit_test(test_pause_stops_the_watchers),
 		cmocka_unit_test(test_offload_without_cap_is_an_inject_error),
 		cmocka_unit_test(test_not_registered),
+		cmocka_unit_test(test_registry_ops_contract),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
