@@ -3,7 +3,8 @@
  * The event loop every component registers with. One epoll set for fds,
  * a singly linked list of armed timers kept sorted by deadline (a handful
  * per session; inserting is O(n), firing O(1)). A round: compute the
- * wait from the first timer, epoll_wait, dispatch fds, fire due timers.
+ * wait from the first timer, epoll_wait, dispatch fds, fire due timers,
+ * run what was deferred (FIFO: what was deferred first goes first).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ struct evloop {
 	bool running;
 	uint64_t now_ms;
 	struct ev_timer *timers;
+	struct ev_defer *deferred, **deferred_tail;
 	/* The round being dispatched, so a stopped watcher can be forgotten. */
 	struct epoll_event events[EVLOOP_MAX_EVENTS];
 	int nevents, next_event;
@@ -49,6 +51,7 @@ struct evloop *evloop_new(void)
 		return NULL;
 	}
 	loop->now_ms = monotonic_ms();
+	loop->deferred_tail = &loop->deferred;
 	return loop;
 }
 
@@ -56,6 +59,7 @@ void evloop_free(struct evloop *loop)
 {
 	if (!loop)
 		return;
+	evloop_run_deferred(loop);
 	close(loop->epfd);
 	free(loop);
 }
@@ -132,6 +136,30 @@ void evloop_timer_start(struct evloop *loop, struct ev_timer *timer, uint64_t de
 	timer->armed = true;
 }
 
+void evloop_defer(struct evloop *loop, struct ev_defer *d, void (*fn)(struct ev_defer *d))
+{
+	if (d->queued)
+		return;
+	d->fn = fn;
+	d->next = NULL;
+	d->queued = true;
+	*loop->deferred_tail = d;
+	loop->deferred_tail = &d->next;
+}
+
+void evloop_run_deferred(struct evloop *loop)
+{
+	while (loop->deferred) {
+		struct ev_defer *d = loop->deferred;
+
+		loop->deferred = d->next;
+		if (!loop->deferred)
+			loop->deferred_tail = &loop->deferred;
+		d->queued = false;
+		d->fn(d); /* may free d, and may defer more */
+	}
+}
+
 uint64_t evloop_now_ms(const struct evloop *loop)
 {
 	return loop->now_ms;
@@ -186,6 +214,7 @@ int evloop_run(struct evloop *loop)
 		loop->nevents = n > 0 ? n : 0;
 		dispatch_events(loop);
 		fire_due_timers(loop);
+		evloop_run_deferred(loop);
 	}
 	return 0;
 }

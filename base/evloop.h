@@ -36,6 +36,17 @@ struct ev_timer {
 	bool armed;
 };
 
+/*
+ * Deferred free: an object ended inside a callback (a session, a proxy
+ * conn) may still be pointed at further up the stack or later in the same
+ * round, so its memory goes when the round is done, in the order deferred.
+ */
+struct ev_defer {
+	void (*fn)(struct ev_defer *d);
+	struct ev_defer *next;
+	bool queued;
+};
+
 struct evloop *evloop_new(void);
 void evloop_free(struct evloop *loop);
 
@@ -49,6 +60,11 @@ void ev_timer_init(struct ev_timer *timer, ev_timer_cb cb, void *arg);
 /* (Re)arms the timer to fire once, delay_ms from now. */
 void evloop_timer_start(struct evloop *loop, struct ev_timer *timer, uint64_t delay_ms);
 void evloop_timer_stop(struct evloop *loop, struct ev_timer *timer);
+
+/* Queues fn(d) for the end of the round; a no-op while d is queued already. */
+void evloop_defer(struct evloop *loop, struct ev_defer *d, void (*fn)(struct ev_defer *d));
+/* Runs what is deferred now, including what that defers: for teardown, outside any callback. */
+void evloop_run_deferred(struct evloop *loop);
 
 /* Monotonic milliseconds, refreshed once per loop iteration. */
 uint64_t evloop_now_ms(const struct evloop *loop);

@@ -138,7 +138,7 @@ struct frontend_stats {
 
 /*
  * A stream frontend's counters (the proxy), written as fe_<field> by
- * --stats only for frontends that have .attach. "out" is from local
+ * --stats only for frontends that have .streams. "out" is from local
  * sockets into the tunnel, "in" from the tunnel to local sockets.
  */
 struct frontend_stream_stats {
@@ -164,6 +164,14 @@ enum frontend_caps {
 	FRONTEND_CAP_OFFLOAD = 1u << 0,
 };
 
+struct evloop;
+
+/* Where a packet frontend says that captured packets wait (src/daemon.c). */
+struct frontend_sink {
+	void (*ready)(void *ctx);
+	void *ctx;
+};
+
 /* Implementations embed this first and keep their own state after it. */
 struct frontend {
 	const struct frontend_ops *ops;
@@ -173,18 +181,8 @@ struct frontend {
 	char error[256];
 };
 
-struct frontend_ops {
-	const char *name;
-	const char *summary; /* one line for --help */
-	/*
-	 * Creates and configures everything the approach needs (device,
-	 * address, MTU, routes, rules), all tagged as tunlab's. On failure
-	 * nothing it created is left, and err says what failed and why.
-	 */
-	int (*open)(struct frontend **out, const struct frontend_config *cfg,
-		    char *err, size_t err_len);
-	/* The fd to poll for EPOLLIN (captured packets ready). */
-	int (*fd)(const struct frontend *fe);
+/* A packet frontend's operations (tunbackend, nfqueue, capture). */
+struct frontend_packet_ops {
 	/*
 	 * Captures up to PKT_BATCH_MAX packets without blocking. Returns the
 	 * count (0: nothing ready), or a negative errno on a fatal error.
@@ -197,6 +195,48 @@ struct frontend_ops {
 	 * frontend itself is broken. Offload packets only if CAP_OFFLOAD.
 	 */
 	int (*write_batch)(struct frontend *fe, const struct pkt_batch *batch);
+	/*
+	 * Stops (true) or resumes watching for captured packets, the
+	 * tunnel's push-back: the kernel's queue then fills.
+	 */
+	void (*pause)(struct frontend *fe, bool paused);
+};
+
+/*
+ * A stream frontend's operations (the proxy). It carries byte streams, not
+ * packets: its sockets are watchers on the loop and it never calls
+ * sink->ready; packets a peer sends it anyway are counted in
+ * stream_stats.dropped_packets by src/daemon.c. The daemon calls attach
+ * once the tunnel exists, handing over the tunnel's stream port
+ * (base/stream.h), and stream_event for every stream message the tunnel
+ * delivers. Neither side sees the other.
+ */
+struct frontend_stream_ops {
+	void (*attach)(struct frontend *fe, const struct stream_port *port);
+	void (*stream_event)(struct frontend *fe, const struct stream_msg *msg);
+};
+
+struct frontend_ops {
+	const char *name;
+	const char *summary; /* one line for --help */
+	/*
+	 * Creates and configures everything the approach needs (device,
+	 * address, MTU, routes, rules), all tagged as tunlab's. On failure
+	 * nothing it created is left, and err says what failed and why.
+	 */
+	int (*open)(struct frontend **out, const struct frontend_config *cfg,
+		    char *err, size_t err_len);
+	/*
+	 * Registers the frontend's fds and timers on the one event loop, each
+	 * watcher with its own callback; no frontend makes an epoll set or a
+	 * timerfd of its own. A packet frontend calls sink->ready when
+	 * captured packets wait; the daemon then calls packets->read_batch.
+	 * close takes every watcher off the loop again.
+	 */
+	int (*start)(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink);
+	/* Exactly one of the two: what the frontend carries. */
+	const struct frontend_packet_ops *packets;
+	const struct frontend_stream_ops *streams;
 	/* Removes every kernel object open created, then frees fe. */
 	void (*close)(struct frontend *fe);
 	/*
@@ -205,17 +245,6 @@ struct frontend_ops {
 	 * a negative errno.
 	 */
 	int (*cleanup)(bool verbose, char *err, size_t err_len);
-	/*
-	 * Stream frontends only (the proxy), NULL for packet frontends. Such a
-	 * frontend carries byte streams, not packets: its fd() is an epoll fd
-	 * holding all its sockets, read_batch services them and always
-	 * returns 0 packets, and write_batch counts packets as dropped.
-	 * src/daemon.c calls attach once the tunnel exists, handing over the
-	 * tunnel's stream port (base/stream.h), and stream_event for every
-	 * stream message the tunnel delivers. Neither side sees the other.
-	 */
-	void (*attach)(struct frontend *fe, const struct stream_port *port);
-	void (*stream_event)(struct frontend *fe, const struct stream_msg *msg);
 	/*
 	 * What a --policy entry may use with this frontend: selector keys
 	 * (enum policy_key; dst always) and actions (POLICY_ACTION_BIT), and

@@ -84,7 +84,6 @@ struct cap_handle {
 struct cap_reader {
 	struct cap_handle h[CAP_HANDLES_MAX];
 	unsigned count;
-	int epoll_fd;        /* with count > 1: holds every handle's fd; else -1 */
 	unsigned next;       /* the handle the next read starts with (fairness) */
 	unsigned mtu;        /* inner MTU: gso_size of captured GSO packets */
 	uint8_t *slots;      /* PKT_BATCH_MAX copies of CAP_IP_MAX bytes, one allocation */
@@ -94,7 +93,8 @@ struct cap_reader {
 /* Opens, filters and activates one handle per plan entry; nothing is left on failure. */
 int cap_reader_open(struct cap_reader *r, const struct frontend_config *cfg,
 		    const struct cap_plan *plans, unsigned plan_count, char *err, size_t err_len);
-int cap_reader_fd(const struct cap_reader *r);
+/* The handles' selectable fds into fds[CAP_HANDLES_MAX], for the event loop; returns their count. */
+unsigned cap_reader_fds(const struct cap_reader *r, int *fds);
 /* Fills batch (count 0 first); -errno and err only when a handle is broken. */
 int cap_reader_read(struct cap_reader *r, struct pkt_batch *batch, struct frontend_stats *st,
 		    char *err, size_t err_len);

@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -183,32 +182,12 @@ fail:
 	return ret;
 }
 
-static int build_epoll(struct cap_reader *r, char *err, size_t err_len)
-{
-	int ret;
-
-	r->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (r->epoll_fd < 0)
-		goto fail;
-	for (unsigned i = 0; i < r->count; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
-		if (epoll_ctl(r->epoll_fd, EPOLL_CTL_ADD, pcap_get_selectable_fd(r->h[i].pcap),
-			      &ev) < 0)
-			goto fail;
-	}
-	return 0;
-fail:
-	ret = -errno;
-	snprintf(err, err_len, "epoll for %u pcap handles: %s", r->count, strerror(-ret));
-	return ret;
-}
-
 int cap_reader_open(struct cap_reader *r, const struct frontend_config *cfg,
 		    const struct cap_plan *plans, unsigned plan_count, char *err, size_t err_len)
 {
 	int ret = -ENOMEM;
 
-	*r = (struct cap_reader){ .epoll_fd = -1, .mtu = cfg->mtu };
+	*r = (struct cap_reader){ .mtu = cfg->mtu };
 	r->slots = malloc((size_t)PKT_BATCH_MAX * CAP_IP_MAX);
 	if (!r->slots) {
 		snprintf(err, err_len, "pcap slots: %s", strerror(ENOMEM));
@@ -219,11 +198,6 @@ int cap_reader_open(struct cap_reader *r, const struct frontend_config *cfg,
 		if (ret < 0)
 			goto fail;
 	}
-	if (r->count > 1) {
-		ret = build_epoll(r, err, err_len);
-		if (ret < 0)
-			goto fail;
-	}
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &r->next_stats);
 	return 0;
 fail:
@@ -231,9 +205,11 @@ fail:
 	return ret;
 }
 
-int cap_reader_fd(const struct cap_reader *r)
+unsigned cap_reader_fds(const struct cap_reader *r, int *fds)
 {
-	return r->count > 1 ? r->epoll_fd : pcap_get_selectable_fd(r->h[0].pcap);
+	for (unsigned i = 0; i < r->count; i++)
+		fds[i] = pcap_get_selectable_fd(r->h[i].pcap);
+	return r->count;
 }
 
 void *cap_reader_lo(const struct cap_reader *r)
@@ -243,9 +219,6 @@ void *cap_reader_lo(const struct cap_reader *r)
 
 void cap_reader_close(struct cap_reader *r)
 {
-	if (r->epoll_fd >= 0)
-		close(r->epoll_fd);
-	r->epoll_fd = -1;
 	for (unsigned i = 0; i < r->count; i++)
 		pcap_close(r->h[i].pcap);
 	r->count = 0;

@@ -66,6 +66,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../base/capwatch.h"
 #include "../nfkit/kitfe.h"
 #include "../nfkit/leftovers.h"
 #include "../nfkit/loroutes.h"
@@ -79,6 +80,7 @@ enum { CAP_MTU_DEFAULT = 1500 };
 struct capf {
 	struct frontend fe;
 	struct cap_reader reader;
+	struct capwatch watch;
 	bool inject_pcap;
 	enum pktinject_method method; /* unless inject_pcap */
 	const char *inject_name;      /* --inject as given, NULL: the default */
@@ -270,9 +272,18 @@ out:
 	return ret;
 }
 
-static int capf_fd(const struct frontend *fe)
+/* Every handle is read on each call (pcap_dispatch: 0 when empty), so watch.ready goes unused. */
+static int capf_start(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink)
 {
-	return cap_reader_fd(&to_capf(fe)->reader);
+	struct capf *c = to_capf(fe);
+	int fds[CAP_HANDLES_MAX];
+
+	return capwatch_start(&c->watch, loop, sink, fds, cap_reader_fds(&c->reader, fds));
+}
+
+static void capf_pause(struct frontend *fe, bool paused)
+{
+	capwatch_pause(&to_capf(fe)->watch, paused);
 }
 
 static int capf_read_batch(struct frontend *fe, struct pkt_batch *batch)
@@ -302,9 +313,16 @@ static void capf_close(struct frontend *fe)
 	remove_rules(c);
 	owner_lock_release(&c->owner);
 	close_inject(c);
+	capwatch_stop(&c->watch);
 	cap_reader_close(&c->reader);
 	free(c);
 }
+
+static const struct frontend_packet_ops capf_packet_ops = {
+	.read_batch = capf_read_batch,
+	.write_batch = capf_write_batch,
+	.pause = capf_pause,
+};
 
 const struct frontend_ops capture_frontend = {
 	.name = "pcap",
@@ -316,9 +334,8 @@ const struct frontend_ops capture_frontend = {
 	.summary = "route remote prefixes to lo and read them back with libpcap; "
 		   "inject GSO packets through lo, or with a raw socket or pcap_inject",
 	.open = capf_open,
-	.fd = capf_fd,
-	.read_batch = capf_read_batch,
-	.write_batch = capf_write_batch,
+	.start = capf_start,
+	.packets = &capf_packet_ops,
 	.close = capf_close,
 	.cleanup = kitfe_cleanup,
 };

@@ -35,7 +35,6 @@ struct sockaddr_nl;
 struct nfq_queues {
 	unsigned count;
 	uint16_t first;         /* queue numbers first .. first + count - 1 */
-	int epoll_fd;           /* with count > 1: holds every socket; else -1 */
 	unsigned next;          /* where the next read starts (fairness) */
 	unsigned mtu;           /* inner MTU: gso_size of captured GSO packets */
 	struct mnl_socket *socks[NFQ_QUEUES_MAX];
@@ -56,10 +55,15 @@ struct nfq_queue_params {
 
 int nfq_queues_open(struct nfq_queues *q, const struct nfq_queue_params *params, char *err,
 		    size_t err_len);
-int nfq_queues_fd(const struct nfq_queues *q);
-/* Fills batch (count 0 first); -errno and err only when a socket is broken. */
-int nfq_queues_read(struct nfq_queues *q, struct pkt_batch *batch, struct frontend_stats *st,
-		    char *err, size_t err_len);
+/* The sockets' fds into fds[NFQ_QUEUES_MAX], for the event loop; returns their count. */
+unsigned nfq_queues_fds(const struct nfq_queues *q, int *fds);
+/*
+ * Fills batch (count 0 first) from the queues whose bit is set in *ready
+ * (bit i: queue i), clearing the bit of each queue read dry; -errno and
+ * err only when a socket is broken.
+ */
+int nfq_queues_read(struct nfq_queues *q, uint32_t *ready, struct pkt_batch *batch,
+		    struct frontend_stats *st, char *err, size_t err_len);
 void nfq_queues_close(struct nfq_queues *q);
 
 /*

@@ -37,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "../nfkit/nfqsock.h"
@@ -114,22 +113,6 @@ static int bind_queues(struct nfq_queues *q, const struct nfq_queue_params *p, c
 	return ret;
 }
 
-static int build_epoll(struct nfq_queues *q, char *err, size_t err_len)
-{
-	q->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (q->epoll_fd < 0)
-		goto fail;
-	for (unsigned i = 0; i < q->count; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
-		if (epoll_ctl(q->epoll_fd, EPOLL_CTL_ADD, mnl_socket_get_fd(q->socks[i]), &ev) < 0)
-			goto fail;
-	}
-	return 0;
-fail:
-	snprintf(err, err_len, "epoll for %u queues: %s", q->count, strerror(errno));
-	return -errno;
-}
-
 static int alloc_ring(struct nfq_queues *q)
 {
 	q->ring = malloc((size_t)PKT_BATCH_MAX * NFQ_SLOT_SIZE);
@@ -149,7 +132,7 @@ int nfq_queues_open(struct nfq_queues *q, const struct nfq_queue_params *params,
 {
 	int ret;
 
-	*q = (struct nfq_queues){ .count = params->count, .epoll_fd = -1, .mtu = params->mtu };
+	*q = (struct nfq_queues){ .count = params->count, .mtu = params->mtu };
 	if (q->count < 1 || q->count > NFQ_QUEUES_MAX) {
 		snprintf(err, err_len, "--queues %u: 1 to %d", q->count, NFQ_QUEUES_MAX);
 		return -EINVAL;
@@ -162,30 +145,22 @@ int nfq_queues_open(struct nfq_queues *q, const struct nfq_queue_params *params,
 	ret = bind_queues(q, params, err, err_len);
 	if (ret < 0)
 		goto err_free;
-	if (q->count > 1) {
-		ret = build_epoll(q, err, err_len);
-		if (ret < 0)
-			goto err_sockets;
-	}
 	return 0;
 
-err_sockets:
-	close_sockets(q);
 err_free:
 	nfq_queues_close(q);
 	return ret;
 }
 
-int nfq_queues_fd(const struct nfq_queues *q)
+unsigned nfq_queues_fds(const struct nfq_queues *q, int *fds)
 {
-	return q->count > 1 ? q->epoll_fd : mnl_socket_get_fd(q->socks[0]);
+	for (unsigned i = 0; i < q->count; i++)
+		fds[i] = mnl_socket_get_fd(q->socks[i]);
+	return q->count;
 }
 
 void nfq_queues_close(struct nfq_queues *q)
 {
-	if (q->epoll_fd >= 0)
-		close(q->epoll_fd);
-	q->epoll_fd = -1;
 	/* Packets still queued are dropped when their instance goes: fail-closed. */
 	close_sockets(q);
 	free(q->ring);
@@ -343,25 +318,28 @@ static int read_queue(struct nfq_queues *q, unsigned idx, unsigned *slots, struc
 	return n;
 }
 
-static int read_ready(struct nfq_queues *q, struct read_state *rs, unsigned *slots)
+static int read_ready(struct nfq_queues *q, uint32_t *ready, struct read_state *rs, unsigned *slots)
 {
-	struct epoll_event ev[NFQ_QUEUES_MAX];
-	int ready = epoll_wait(q->epoll_fd, ev, NFQ_QUEUES_MAX, 0);
-
-	if (ready < 0)
-		return errno == EINTR ? 0 : -errno;
 	q->next++;
-	for (int i = 0; i < ready && *slots < PKT_BATCH_MAX; i++) {
+	for (unsigned k = 0; k < q->count && *slots < PKT_BATCH_MAX; k++) {
 		/* Rotate the start so that one busy queue cannot starve the rest. */
-		int ret = read_queue(q, ev[(i + q->next) % (unsigned)ready].data.u32, slots, rs);
+		unsigned idx = (q->next + k) % q->count, want = PKT_BATCH_MAX - *slots;
+		int ret;
+
+		if (!(*ready & (1u << idx)))
+			continue;
+		ret = read_queue(q, idx, slots, rs);
 		if (ret < 0)
 			return ret;
+		/* Read dry: the loop reports it again when more arrives. */
+		if ((unsigned)ret < want)
+			*ready &= ~(1u << idx);
 	}
 	return 0;
 }
 
-int nfq_queues_read(struct nfq_queues *q, struct pkt_batch *batch, struct frontend_stats *st,
-		    char *err, size_t err_len)
+int nfq_queues_read(struct nfq_queues *q, uint32_t *ready, struct pkt_batch *batch,
+		    struct frontend_stats *st, char *err, size_t err_len)
 {
 	struct read_state rs = { .batch = batch, .st = st };
 	unsigned slots = 0;
@@ -371,7 +349,7 @@ int nfq_queues_read(struct nfq_queues *q, struct pkt_batch *batch, struct fronte
 	if (q->count == 1)
 		ret = read_queue(q, 0, &slots, &rs);
 	else
-		ret = read_ready(q, &rs, &slots);
+		ret = read_ready(q, ready, &rs, &slots);
 	if (ret < 0) {
 		snprintf(err, err_len, "reading netfilter queue: %s", strerror(-ret));
 		/* What we already hold is good; the error returns next call. */

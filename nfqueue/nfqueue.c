@@ -33,7 +33,7 @@
  * to PKT_BATCH_MAX packets into buffers allocated once; every packet gets
  * NF_DROP ("steal": we hold the copy), so one NFQNL_MSG_VERDICT_BATCH per
  * read settles them all. --queues N binds N queues, one socket each, held
- * by an epoll fd that is what fd() returns.
+ * each a watcher of its own on the daemon's event loop (base/capwatch.h).
  *
  * Fail-closed is the default: a full queue drops (the kernel's default),
  * and so does a rule whose queue has no listener: when tunlab dies, by
@@ -78,6 +78,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/capwatch.h"
 #include "../nfkit/kitfe.h"
 #include "nfq.h"
 #include "nfqueue.h"
@@ -87,6 +88,7 @@ enum { NFQ_MTU_DEFAULT = 1500 };
 struct nfqf {
 	struct frontend fe;
 	struct nfq_queues queues;
+	struct capwatch watch;
 	struct pktinject_any inject;
 	struct nfq_rules rules;
 	struct loroutes routes;
@@ -182,14 +184,24 @@ static int nfqf_policy_reload(struct frontend *fe, const struct frontend_config 
 	return nfq_rules_replace(&n->rules, &rp, err, err_len);
 }
 
-static int nfqf_fd(const struct frontend *fe)
+static int nfqf_start(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink)
 {
-	return nfq_queues_fd(&to_nfqf(fe)->queues);
+	struct nfqf *n = to_nfqf(fe);
+	int fds[NFQ_QUEUES_MAX];
+
+	return capwatch_start(&n->watch, loop, sink, fds, nfq_queues_fds(&n->queues, fds));
+}
+
+static void nfqf_pause(struct frontend *fe, bool paused)
+{
+	capwatch_pause(&to_nfqf(fe)->watch, paused);
 }
 
 static int nfqf_read_batch(struct frontend *fe, struct pkt_batch *batch)
 {
-	return nfq_queues_read(&to_nfqf(fe)->queues, batch, &fe->stats, fe->error,
+	struct nfqf *n = to_nfqf(fe);
+
+	return nfq_queues_read(&n->queues, &n->watch.ready, batch, &fe->stats, fe->error,
 			       sizeof(fe->error));
 }
 
@@ -209,9 +221,16 @@ static void nfqf_close(struct frontend *fe)
 	nfq_rules_remove(&n->rules, n->verbose);
 	owner_lock_release(&n->owner);
 	pktinject_any_close(&n->inject);
+	capwatch_stop(&n->watch);
 	nfq_queues_close(&n->queues);
 	free(n);
 }
+
+static const struct frontend_packet_ops nfqf_packet_ops = {
+	.read_batch = nfqf_read_batch,
+	.write_batch = nfqf_write_batch,
+	.pause = nfqf_pause,
+};
 
 const struct frontend_ops nfqueue_frontend = {
 	.name = "nfqueue",
@@ -224,9 +243,8 @@ const struct frontend_ops nfqueue_frontend = {
 	.policy_reload = nfqf_policy_reload,
 	.summary = "steal selected packets to NFQUEUE with raw-table rules, inject GSO packets through lo",
 	.open = nfqf_open,
-	.fd = nfqf_fd,
-	.read_batch = nfqf_read_batch,
-	.write_batch = nfqf_write_batch,
+	.start = nfqf_start,
+	.packets = &nfqf_packet_ops,
 	.close = nfqf_close,
 	.cleanup = kitfe_cleanup,
 };

@@ -33,12 +33,12 @@
  * other end buffer; a link whose tunnel send buffer passes high water
  * stops every socket read on that link until LINK_WRITABLE.
  *
- * Events: every socket and a timerfd (timeouts, counters) sit in one
- * epoll fd, which is fd(); read_batch serves up to PX_EVENTS_PER_CALL of
- * them and returns 0 packets. LINK_DOWN may arrive inside a send of ours
- * (a flush that fails ends the session), so it only marks the link; an
- * eventfd makes the next read_batch tear its streams down, before the
- * tunnel frees the session.
+ * Events: every socket is a watcher on the daemon's event loop with its
+ * own callback, and a loop timer ticks for timeouts and counters (the
+ * start op). What a round sent is flushed once at its end. LINK_DOWN may
+ * arrive inside a send of ours (a flush that fails ends the session), so
+ * it only marks the link; the link's streams are torn down at the end of
+ * the round (evloop_defer), before the tunnel frees the session.
  */
 
 #include <errno.h>
@@ -46,11 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
+#include <stddef.h>
 
 #include "../base/keyhash.h"
 #include "proxy.h"
@@ -70,13 +66,11 @@ static void link_teardown(struct px_link *l)
 }
 
 /* Links marked down by the tunnel: their streams die now, outside the tunnel's calls. */
-static void reap_links(struct proxy *px)
+static void reap_links(struct ev_defer *d)
 {
+	struct proxy *px = (struct proxy *)((char *)d - offsetof(struct proxy, reap));
 	struct px_link **at = &px->links, *l;
-	uint64_t count;
 
-	if (read(px->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-		return;
 	while ((l = *at)) {
 		if (!l->down) {
 			at = &l->next;
@@ -97,14 +91,12 @@ static void link_writable(struct px_link *l)
 
 static void link_down(struct proxy *px, struct stream_link *link)
 {
-	uint64_t one = 1;
-
 	for (struct px_link *l = px->links; l; l = l->next)
 		if (l->link == link)
 			l->down = true;
-	if (write(px->wake_fd, &one, sizeof(one)) < 0) {
-		/* The counter cannot overflow at one per session end. */
-	}
+	/* Before the start op nothing can be down: close tears down what is left. */
+	if (px->loop)
+		evloop_defer(px->loop, &px->reap, reap_links);
 }
 
 /* ---- the tunnel's side ---- */
@@ -158,12 +150,12 @@ static void pxf_attach(struct frontend *fe, const struct stream_port *port)
 
 /* ---- housekeeping ---- */
 
-static void tick(struct proxy *px)
+static void tick(struct evloop *loop, struct ev_timer *timer)
 {
-	uint64_t now = px_now_ms(), expirations, dropped;
+	struct proxy *px = timer->arg;
+	uint64_t now = px_now_ms(), dropped;
 
-	if (read(px->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-		return;
+	evloop_timer_start(loop, timer, PX_TICK_MS);
 	for (struct px_link *l = px->links; l; l = l->next) {
 		struct px_conn *c = l->conns, *cnext;
 		struct px_flow *f = l->flows, *fnext;
@@ -186,103 +178,27 @@ static void tick(struct proxy *px)
 		px->fe.stream_stats.dropped_uncarried = dropped;
 }
 
-static void dispatch(struct proxy *px, struct px_watch *w, uint32_t events)
-{
-	if (w->dead)
-		return;
-	switch (w->kind) {
-	case PX_W_LISTEN:
-		px_client_accept((struct px_listener *)w);
-		break;
-	case PX_W_CONN:
-		px_conn_io((struct px_conn *)w, events);
-		break;
-	case PX_W_UDP_LISTEN:
-		px_udp_client_read((struct px_listener *)w);
-		break;
-	case PX_W_FLOW:
-		px_udp_flow_read((struct px_flow *)w);
-		break;
-	case PX_W_TIMER:
-		tick(px);
-		break;
-	case PX_W_WAKE:
-		reap_links(px);
-		break;
-	case PX_W_SYN:
-		px_syn_read(px);
-		break;
-	}
-}
-
-static int pxf_read_batch(struct frontend *fe, struct pkt_batch *batch)
+/* The listeners and the SYN queue were opened by open; the exit's sockets come later. */
+static int pxf_start(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink)
 {
 	struct proxy *px = to_proxy(fe);
-	struct epoll_event evs[PX_EVENTS_PER_CALL];
-	int n = epoll_wait(px->epfd, evs, PX_EVENTS_PER_CALL, 0);
+	int ret = 0;
 
-	batch->count = 0;
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	for (int i = 0; i < n; i++)
-		dispatch(px, evs[i].data.ptr, evs[i].events);
-	px_graveyard_empty(px);
-	if (px->port)
-		px->port->flush(px->port->ctx);
+	(void)sink; /* streams, not packets: nothing to tell the daemon */
+	px->loop = loop;
+	for (int fam = 0; fam < 2 && ret == 0; fam++) {
+		if (px->tcp[fam].fd >= 0)
+			ret = px_watch_start(px, &px->tcp[fam].w);
+		if (ret == 0 && px->udp[fam].fd >= 0)
+			ret = px_watch_start(px, &px->udp[fam].w);
+	}
+	if (ret == 0 && px->syn.nl)
+		ret = px_watch_start(px, &px->syn.w);
+	if (ret < 0)
+		return ret; /* close takes off what did go on */
+	ev_timer_init(&px->tick, tick, px);
+	evloop_timer_start(loop, &px->tick, PX_TICK_MS);
 	return 0;
-}
-
-/* The proxy injects no packets: a packet frontend's peer sent some anyway. */
-static int pxf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
-{
-	fe->stream_stats.dropped_packets += batch->count;
-	return 0;
-}
-
-static int pxf_fd(const struct frontend *fe)
-{
-	return to_proxy(fe)->epfd;
-}
-
-/* ---- open and close ---- */
-
-static int open_events(struct proxy *px, char *err, size_t err_len)
-{
-	struct itimerspec period = {
-		.it_interval = { .tv_sec = PX_TICK_MS / 1000 },
-		.it_value = { .tv_sec = PX_TICK_MS / 1000 },
-	};
-	int ret;
-
-	px->epfd = epoll_create1(EPOLL_CLOEXEC);
-	px->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	px->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (px->epfd < 0 || px->timer_fd < 0 || px->wake_fd < 0)
-		goto err;
-	if (timerfd_settime(px->timer_fd, 0, &period, NULL) < 0)
-		goto err;
-	px->timer_w.kind = PX_W_TIMER;
-	px->wake_w.kind = PX_W_WAKE;
-	ret = px_watch_add(px, px->timer_fd, &px->timer_w, EPOLLIN);
-	if (ret == 0)
-		ret = px_watch_add(px, px->wake_fd, &px->wake_w, EPOLLIN);
-	if (ret == 0)
-		return 0;
-	errno = -ret;
-err:
-	ret = -errno;
-	snprintf(err, err_len, "proxy: event fds: %s", strerror(errno));
-	return ret;
-}
-
-static void close_events(struct proxy *px)
-{
-	if (px->wake_fd >= 0)
-		close(px->wake_fd);
-	if (px->timer_fd >= 0)
-		close(px->timer_fd);
-	if (px->epfd >= 0)
-		close(px->epfd);
 }
 
 /*
@@ -340,7 +256,6 @@ err_tcp:
 
 static void pxf_free(struct proxy *px)
 {
-	close_events(px);
 	keyhash_free(px->conn_hash);
 	free(px->iobuf);
 	free(px);
@@ -365,7 +280,7 @@ static int pxf_open(struct frontend **out, const struct frontend_config *cfg, ch
 							  PX_STREAMS_PER_CLIENT);
 	px->max_flows_per_client = px_per_client_cap(cfg->max_flows_per_client, px->max_streams,
 							PX_FLOWS_PER_CLIENT);
-	px->epfd = px->timer_fd = px->wake_fd = px->udp[0].fd = px->udp[1].fd = -1;
+	px->udp[0].fd = px->udp[1].fd = -1;
 	px->tcp[0].fd = px->tcp[1].fd = -1;
 	px->iobuf = malloc(PX_IOBUF_BYTES);
 	if (!px->iobuf) {
@@ -378,9 +293,6 @@ static int pxf_open(struct frontend **out, const struct frontend_config *cfg, ch
 		snprintf(err, err_len, "proxy: keyed hash: %s", strerror(errno));
 		goto err_free;
 	}
-	ret = open_events(px, err, err_len);
-	if (ret < 0)
-		goto err_free;
 	if (!px->server) {
 		px_rules_cleanup(cfg->verbose, ignored, sizeof(ignored));
 		ret = open_client(px, cfg, err, err_len);
@@ -417,7 +329,13 @@ static void pxf_close(struct frontend *fe)
 		link_teardown(l);
 		free(l);
 	}
-	px_graveyard_empty(px);
+	if (px->loop) {
+		evloop_timer_stop(px->loop, &px->tick);
+		if (px->syn.nl)
+			px_watch_del(px, &px->syn.w);
+		/* The buried conns and flows, and a reap or flush of ours still queued. */
+		evloop_run_deferred(px->loop);
+	}
 	px_syn_close(&px->syn);
 	px_udp_close(px);
 	px_client_close(px);
@@ -429,6 +347,11 @@ static int pxf_cleanup(bool verbose, char *err, size_t err_len)
 	return px_rules_cleanup(verbose, err, err_len);
 }
 
+static const struct frontend_stream_ops pxf_stream_ops = {
+	.attach = pxf_attach,
+	.stream_event = pxf_stream_event,
+};
+
 const struct frontend_ops proxy_frontend = {
 	.name = "proxy",
 	/* Every key is an iptables match; its nat and mangle rules only redirect so far. */
@@ -438,11 +361,8 @@ const struct frontend_ops proxy_frontend = {
 	.policy_why = "its REDIRECT and TPROXY rules take protect entries only",
 	.summary = "intercept TCP (REDIRECT) and UDP (TPROXY) at the socket layer, carry byte streams",
 	.open = pxf_open,
-	.fd = pxf_fd,
-	.read_batch = pxf_read_batch,
-	.write_batch = pxf_write_batch,
+	.start = pxf_start,
+	.streams = &pxf_stream_ops,
 	.close = pxf_close,
 	.cleanup = pxf_cleanup,
-	.attach = pxf_attach,
-	.stream_event = pxf_stream_event,
 };

@@ -11,6 +11,7 @@
 struct mnl_socket;
 struct keyhash;
 
+#include "../base/evloop.h"
 #include "../base/owner.h"
 #include "../base/frontend.h"
 #include "../tunnel/proto.h"
@@ -43,8 +44,7 @@ enum {
 	PX_TICK_MS = 1000,
 	/* How often the client reads the iptables counter of uncarried packets (a fork). */
 	PX_COUNTER_TICKS = 2,
-	/* Events handled per read_batch call, and reads per socket per event: fairness. */
-	PX_EVENTS_PER_CALL = 64,
+	/* Reads per socket per event: fairness. */
 	PX_READS_PER_EVENT = 4,
 	/* DATA frames one socket read fills: 4 x 16 KiB per syscall, within iobuf. */
 	PX_READ_FRAMES = 4,
@@ -87,19 +87,14 @@ enum {
 				 ? FRAME_DGRAM_MAX : PX_READ_FRAMES * FRAME_STREAM_DATA_MAX,
 };
 
-/* What an epoll event's data.ptr points at: every watched object starts with one. */
-enum px_watch_kind {
-	PX_W_LISTEN, PX_W_CONN, PX_W_UDP_LISTEN, PX_W_FLOW, PX_W_TIMER, PX_W_WAKE, PX_W_SYN,
-};
-
+/* Every watched object starts with one: its watcher on the loop, with its own callback. */
 struct px_watch {
-	enum px_watch_kind kind;
+	struct ev_io io;
 	/*
-	 * Freed conns and flows wait in the graveyard until the event batch is
-	 * done: a later event of the same batch may still point at them.
+	 * Freed conns and flows wait for the end of the loop's round: a caller
+	 * up the stack may still point at them.
 	 */
-	bool dead;
-	struct px_watch *gnext;
+	struct ev_defer defer;
 };
 
 struct px_conn;
@@ -196,13 +191,13 @@ struct proxy {
 	struct frontend fe;
 	bool server;
 	bool verbose;
-	int epfd;
-	struct px_watch timer_w, wake_w;
-	int timer_fd, wake_fd;
+	struct evloop *loop;   /* NULL until the start op */
+	struct ev_timer tick;  /* PX_TICK_MS: timeouts, counters */
+	struct ev_defer reap;  /* links the tunnel marked down go at the end of the round */
+	struct ev_defer flush; /* what this round sent goes out at its end, in one flush */
 	const struct stream_port *port;
 	struct stream_port port_copy;
 	struct px_link *links;
-	struct px_watch *graveyard;
 	struct px_conn *table[PX_HASH_BUCKETS];
 	struct keyhash *conn_hash; /* the table's bucket function, keyed at open */
 	uint32_t next_id;      /* client: the next stream or flow id */
@@ -219,16 +214,19 @@ struct proxy {
 
 /* ---- px_core.c: the toolbox every px_ file calls down into ---- */
 uint64_t px_now_ms(void);
-int px_watch_add(struct proxy *px, int fd, struct px_watch *w, uint32_t events);
-int px_watch_mod(struct proxy *px, int fd, struct px_watch *w, uint32_t events);
-void px_watch_del(struct proxy *px, int fd);
+/* w watches fd with cb(arg); px_watch_add registers it, or before the start op notes it. */
+void px_watch_init(struct px_watch *w, int fd, ev_io_cb cb, void *arg);
+int px_watch_add(struct proxy *px, struct px_watch *w, uint32_t events);
+int px_watch_mod(struct proxy *px, struct px_watch *w, uint32_t events);
+void px_watch_del(struct proxy *px, struct px_watch *w);
+/* The start op: the watches added before it (listeners, the SYN queue) go on the loop. */
+int px_watch_start(struct proxy *px, struct px_watch *w);
 struct px_link *px_link_get(struct proxy *px, struct stream_link *link, bool create);
-/* Sends through the tunnel, unless the link is down: 0 or -errno. */
+/* Sends through the tunnel, unless the link is down: 0 or -errno. Flushed at the round's end. */
 int px_send(struct proxy *px, struct px_link *l, struct stream_msg *msg);
 uint32_t px_next_id(struct proxy *px);
-/* w's socket is closed and unregistered already; its memory goes after the batch. */
-void px_bury(struct proxy *px, struct px_watch *w);
-void px_graveyard_empty(struct proxy *px);
+/* w is off the loop and its socket closed; free(w) runs at the end of the round (at once before start). */
+void px_bury(struct proxy *px, struct px_watch *w, void (*free_fn)(struct ev_defer *d));
 /* RST instead of FIN: what an application sees when the far end refused or reset. */
 void px_close_rst(int fd);
 

@@ -37,18 +37,25 @@ enum {
 	PX_ACCEPTS_PER_EVENT = 64,
 };
 
+static void on_accept(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	px_client_accept(io->arg);
+}
+
 static int listen_on(struct proxy *px, struct px_listener *ln, int af)
 {
 	struct sockaddr_storage ss = { 0 };
 	socklen_t len = af == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	int one = 1;
 
-	ln->w.kind = PX_W_LISTEN;
 	ln->px = px;
 	ln->family = af;
 	ln->fd = socket(af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ln->fd < 0)
 		return -errno;
+	px_watch_init(&ln->w, ln->fd, on_accept, ln);
 	ss.ss_family = (sa_family_t)af;
 	if (af == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -61,7 +68,7 @@ static int listen_on(struct proxy *px, struct px_listener *ln, int af)
 		return -errno;
 	ln->port = ntohs(af == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	return px_watch_add(px, ln->fd, &ln->w, EPOLLIN);
+	return px_watch_add(px, &ln->w, EPOLLIN);
 }
 
 int px_client_listen(struct proxy *px, const struct frontend_config *cfg, char *err,
@@ -88,6 +95,8 @@ int px_client_listen(struct proxy *px, const struct frontend_config *cfg, char *
 void px_client_close(struct proxy *px)
 {
 	for (int fam = 0; fam < 2; fam++) {
+		if (px->tcp[fam].fd >= 0)
+			px_watch_del(px, &px->tcp[fam].w);
 		if (px->tcp[fam].fd >= 0)
 			close(px->tcp[fam].fd);
 		px->tcp[fam].fd = -1;
@@ -200,7 +209,7 @@ void px_client_accept(struct px_listener *ln)
 		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			/* The listener stays readable: without a pause this would spin. */
-			if (px_watch_mod(px, ln->fd, &ln->w, 0) == 0)
+			if (px_watch_mod(px, &ln->w, 0) == 0)
 				ln->paused = true;
 		}
 		return; /* EAGAIN, or an error of one connection only */
@@ -212,7 +221,7 @@ void px_client_resume(struct proxy *px)
 	for (int fam = 0; fam < 2; fam++) {
 		struct px_listener *ln = &px->tcp[fam];
 
-		if (ln->fd >= 0 && ln->paused && px_watch_mod(px, ln->fd, &ln->w, EPOLLIN) == 0)
+		if (ln->fd >= 0 && ln->paused && px_watch_mod(px, &ln->w, EPOLLIN) == 0)
 			ln->paused = false;
 	}
 }

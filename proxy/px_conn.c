@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -100,6 +101,20 @@ static void conn_unlink(struct px_conn *c)
 	c->link->buffered -= c->len;
 }
 
+static void conn_on_io(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	px_conn_io(io->arg, events);
+}
+
+static void conn_on_defer(struct ev_defer *d)
+{
+	struct px_conn *c = (struct px_conn *)((char *)d - offsetof(struct px_conn, w.defer));
+
+	free(c->buf);
+	free(c);
+}
+
 struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, int fd,
 			    bool connecting)
 {
@@ -107,7 +122,7 @@ struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, in
 
 	if (!c)
 		return NULL;
-	c->w.kind = PX_W_CONN;
+	px_watch_init(&c->w, fd, conn_on_io, c);
 	c->px = px;
 	c->link = l;
 	c->id = id;
@@ -116,7 +131,7 @@ struct px_conn *px_conn_new(struct proxy *px, struct px_link *l, uint32_t id, in
 	c->window = c->rwindow = STREAM_WINDOW;
 	c->started_ms = c->last_ms = px_now_ms();
 	c->events = connecting ? EPOLLOUT : EPOLLIN;
-	if (fd >= 0 && px_watch_add(px, fd, &c->w, c->events) < 0) {
+	if (fd >= 0 && px_watch_add(px, &c->w, c->events) < 0) {
 		free(c);
 		return NULL;
 	}
@@ -133,14 +148,14 @@ static void conn_free(struct px_conn *c, bool rst)
 	conn_unlink(c);
 	px_syn_forget(c, STREAM_RESET_RESET); /* a held SYN is refused */
 	if (c->fd >= 0 && !c->detached)
-		px_watch_del(px, c->fd);
+		px_watch_del(px, &c->w);
 	if (c->fd >= 0 && rst)
 		px_close_rst(c->fd);
 	else if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	px->fe.stream_stats.streams_open--;
-	px_bury(px, &c->w);
+	px_bury(px, &c->w, conn_on_defer);
 }
 
 void px_conn_abort(struct px_conn *c)
@@ -209,7 +224,7 @@ void px_conn_update(struct px_conn *c)
 	if (conn_wants_read(c))
 		events |= EPOLLIN;
 	if (c->detached) {
-		if (!events || px_watch_add(c->px, c->fd, &c->w, events) < 0)
+		if (!events || px_watch_add(c->px, &c->w, events) < 0)
 			return;
 		c->detached = false;
 		c->events = events;
@@ -218,7 +233,7 @@ void px_conn_update(struct px_conn *c)
 	if (events == c->events)
 		return;
 	/* Fails only without memory; the conn then keeps its old interest. */
-	if (px_watch_mod(c->px, c->fd, &c->w, events) == 0)
+	if (px_watch_mod(c->px, &c->w, events) == 0)
 		c->events = events;
 }
 
@@ -484,7 +499,7 @@ void px_conn_io(struct px_conn *c, uint32_t events)
 		 * Hung up with unread data we may not read yet (no window): epoll
 		 * reports HUP whatever the mask, so step out until there is a window.
 		 */
-		px_watch_del(c->px, c->fd);
+		px_watch_del(c->px, &c->w);
 		c->detached = true;
 		return;
 	}
@@ -494,8 +509,10 @@ void px_conn_io(struct px_conn *c, uint32_t events)
 
 int px_conn_attach(struct px_conn *c, int fd)
 {
-	int ret = px_watch_add(c->px, fd, &c->w, EPOLLIN);
+	int ret;
 
+	px_watch_init(&c->w, fd, conn_on_io, c);
+	ret = px_watch_add(c->px, &c->w, EPOLLIN);
 	if (ret < 0)
 		return ret;
 	px_syn_forget(c, 0);

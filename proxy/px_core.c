@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * The proxy's toolbox, below every px_ file: watches on its epoll, links to
- * the tunnel, sending a stream message, ids, the graveyard, per-client caps.
+ * The proxy's toolbox, below every px_ file: watches on the event loop, links
+ * to the tunnel, sending a stream message, ids, deferred frees, per-client caps.
  * proxy.c (the ops, on top) and px_client/px_conn/px_exit/px_udp/px_syn call
  * down into it; it calls none of them.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,23 +22,40 @@ uint64_t px_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int px_watch_add(struct proxy *px, int fd, struct px_watch *w, uint32_t events)
+void px_watch_init(struct px_watch *w, int fd, ev_io_cb cb, void *arg)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = w };
-
-	return epoll_ctl(px->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	ev_io_init(&w->io, fd, cb, arg);
 }
 
-int px_watch_mod(struct proxy *px, int fd, struct px_watch *w, uint32_t events)
+int px_watch_add(struct proxy *px, struct px_watch *w, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = w };
-
-	return epoll_ctl(px->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	if (!px->loop) {
+		w->io.events = events; /* the start op registers it */
+		return 0;
+	}
+	return evloop_io_start(px->loop, &w->io, events);
 }
 
-void px_watch_del(struct proxy *px, int fd)
+int px_watch_start(struct proxy *px, struct px_watch *w)
 {
-	epoll_ctl(px->epfd, EPOLL_CTL_DEL, fd, NULL);
+	if (!w->io.cb || w->io.active)
+		return 0;
+	return evloop_io_start(px->loop, &w->io, w->io.events);
+}
+
+int px_watch_mod(struct proxy *px, struct px_watch *w, uint32_t events)
+{
+	if (!px->loop) {
+		w->io.events = events;
+		return 0;
+	}
+	return evloop_io_set(px->loop, &w->io, events);
+}
+
+void px_watch_del(struct proxy *px, struct px_watch *w)
+{
+	if (px->loop)
+		evloop_io_stop(px->loop, &w->io);
 }
 
 void px_close_rst(int fd)
@@ -69,11 +86,21 @@ struct px_link *px_link_get(struct proxy *px, struct stream_link *link, bool cre
 	return l;
 }
 
+static void flush_sent(struct ev_defer *d)
+{
+	struct proxy *px = (struct proxy *)((char *)d - offsetof(struct proxy, flush));
+
+	if (px->port)
+		px->port->flush(px->port->ctx);
+}
+
 int px_send(struct proxy *px, struct px_link *l, struct stream_msg *msg)
 {
 	if (!px->port || (l && l->down))
 		return -ENOTCONN;
 	msg->link = l ? l->link : NULL;
+	if (px->loop)
+		evloop_defer(px->loop, &px->flush, flush_sent);
 	return px->port->send(px->port->ctx, msg);
 }
 
@@ -84,23 +111,12 @@ uint32_t px_next_id(struct proxy *px)
 	return px->next_id;
 }
 
-void px_bury(struct proxy *px, struct px_watch *w)
+void px_bury(struct proxy *px, struct px_watch *w, void (*free_fn)(struct ev_defer *d))
 {
-	w->dead = true;
-	w->gnext = px->graveyard;
-	px->graveyard = w;
-}
-
-void px_graveyard_empty(struct proxy *px)
-{
-	while (px->graveyard) {
-		struct px_watch *w = px->graveyard;
-
-		px->graveyard = w->gnext;
-		if (w->kind == PX_W_CONN)
-			free(((struct px_conn *)w)->buf);
-		free(w); /* the watch is the first member of conns and flows */
-	}
+	if (px->loop)
+		evloop_defer(px->loop, &w->defer, free_fn);
+	else
+		free_fn(&w->defer); /* never on the loop: nothing can point at it */
 }
 
 /*

@@ -57,6 +57,13 @@ struct syn_tuple {
 
 /* ---- the queue ---- */
 
+static void syn_on_io(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	px_syn_read(io->arg);
+}
+
 int px_syn_open(struct px_syn *syn, struct proxy *px, char *err, size_t err_len)
 {
 	const struct nfqsock_config c = {
@@ -74,8 +81,8 @@ int px_syn_open(struct px_syn *syn, struct proxy *px, char *err, size_t err_len)
 		ret = nfqsock_open(&syn->nl, syn->queue, &c);
 	}
 	if (ret == 0) {
-		syn->w.kind = PX_W_SYN;
-		ret = px_watch_add(px, mnl_socket_get_fd(syn->nl), &syn->w, EPOLLIN);
+		px_watch_init(&syn->w, mnl_socket_get_fd(syn->nl), syn_on_io, px);
+		ret = px_watch_add(px, &syn->w, EPOLLIN);
 	}
 	if (ret < 0) {
 		snprintf(err, err_len, "SYN hold: netfilter queue %u..%u: %s", PX_SYN_QUEUE,

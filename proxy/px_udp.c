@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,25 @@
 #include "px.h"
 
 enum { PX_DGRAMS_PER_EVENT = 32 };
+
+static void udp_on_listener(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	px_udp_client_read(io->arg);
+}
+
+static void udp_on_flow(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	px_udp_flow_read(io->arg);
+}
+
+static void flow_on_defer(struct ev_defer *d)
+{
+	free((char *)d - offsetof(struct px_flow, w.defer));
+}
 
 /* The socket level and options of family fam (0: IPv4, 1: IPv6). */
 static const struct udp_family {
@@ -85,7 +105,7 @@ static int listen_family(struct proxy *px, int fam)
 	if (fd < 0)
 		return fd;
 	ln->fd = fd;
-	ln->w.kind = PX_W_UDP_LISTEN;
+	px_watch_init(&ln->w, fd, udp_on_listener, ln);
 	ln->px = px;
 	ln->family = uf->af;
 	if (uf->af == AF_INET)
@@ -97,7 +117,7 @@ static int listen_family(struct proxy *px, int fam)
 	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return -errno;
 	ln->port = sa_port(&ss);
-	return px_watch_add(px, fd, &ln->w, EPOLLIN);
+	return px_watch_add(px, &ln->w, EPOLLIN);
 }
 
 int px_udp_listen(struct proxy *px, char *err, size_t err_len)
@@ -123,6 +143,8 @@ void px_udp_close(struct proxy *px)
 {
 	for (int fam = 0; fam < 2; fam++) {
 		if (px->udp[fam].fd >= 0)
+			px_watch_del(px, &px->udp[fam].w);
+		if (px->udp[fam].fd >= 0)
 			close(px->udp[fam].fd);
 		px->udp[fam].fd = -1;
 		px->udp[fam].port = 0;
@@ -137,13 +159,13 @@ static struct px_flow *flow_new(struct proxy *px, struct px_link *l, uint32_t id
 
 	if (!f)
 		return NULL;
-	f->w.kind = PX_W_FLOW;
+	px_watch_init(&f->w, fd, udp_on_flow, f);
 	f->px = px;
 	f->link = l;
 	f->id = id;
 	f->fd = fd;
 	f->last_ms = px_now_ms();
-	if (px_watch_add(px, fd, &f->w, EPOLLIN) < 0) {
+	if (px_watch_add(px, &f->w, EPOLLIN) < 0) {
 		free(f);
 		return NULL;
 	}
@@ -168,10 +190,10 @@ void px_flow_free(struct px_flow *f)
 	if (f->next)
 		f->next->prev = f->prev;
 	l->flow_count--;
-	px_watch_del(f->px, f->fd);
+	px_watch_del(f->px, &f->w);
 	close(f->fd);
 	f->px->fe.stream_stats.udp_flows_open--;
-	px_bury(f->px, &f->w);
+	px_bury(f->px, &f->w, flow_on_defer);
 }
 
 void px_flow_tick(struct px_flow *f, uint64_t now)

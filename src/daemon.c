@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Wiring: the frontend's fd and the tunnel share one event loop. Packets
+ * Wiring: the frontend's watchers and the tunnel share one event loop. Packets
  * captured by the frontend go to tunnel_send in batches; batches the tunnel
  * delivers go to the frontend's write_batch. A client whose tunnel send
  * buffer fills stops reading the frontend (the kernel queue then pushes back
@@ -8,7 +8,8 @@
  *
  * A stream frontend (the proxy) carries byte streams instead: it gets
  * the tunnel's stream calls through a struct stream_port at attach, and
- * every stream message the tunnel receives through its stream_event op.
+ * every stream message the tunnel receives through its stream_event op,
+ * and no packet ops: packets a peer sends it are counted as dropped.
  *
  * SIGHUP rereads the peers file (server), the ticket keys (--ticket-keys:
  * how keys are rotated, see README), the CRL (--crl) and the client's
@@ -73,9 +74,10 @@ struct daemon {
 	struct policy_hits *hits; /* client: per entry of policy, or NULL */
 	const struct frontend_ops *ops;
 	struct ctl_server *ctl;   /* the control socket (tunlab show) */
-	struct ev_io capture_io, signal_io;
+	struct ev_io signal_io;
 	struct ev_timer stats_timer;
 	struct stream_port stream_port;
+	struct frontend_sink sink;
 	int signal_fd;
 	FILE *stats_out;
 	struct stats_context stats_ctx;
@@ -107,21 +109,21 @@ static void capture_set_paused(struct daemon *d, bool paused)
 	if (d->capture_paused == paused)
 		return;
 	d->capture_paused = paused;
-	evloop_io_set(d->loop, &d->capture_io, paused ? 0 : EPOLLIN);
+	d->fe->ops->packets->pause(d->fe, paused);
 }
 
-static void on_capture(struct evloop *loop, struct ev_io *io, uint32_t events)
+/* The frontend's sink: captured packets wait. */
+static void on_capture(void *ctx)
 {
-	struct daemon *d = io->arg;
+	struct daemon *d = ctx;
 
-	(void)events;
 	for (int i = 0; i < CAPTURE_BATCHES_PER_WAKEUP; i++) {
-		int n = d->fe->ops->read_batch(d->fe, &d->batch);
+		int n = d->fe->ops->packets->read_batch(d->fe, &d->batch);
 
 		if (n < 0) {
 			log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", d->fe->ops->name, d->fe->error);
 			d->exit_status = 1;
-			evloop_stop(loop);
+			evloop_stop(d->loop);
 			return;
 		}
 		if (n == 0)
@@ -135,7 +137,7 @@ static void on_capture(struct evloop *loop, struct ev_io *io, uint32_t events)
 		}
 		/*
 		 * A short batch drained the fd (or nearly): another read would
-		 * cost a syscall for EAGAIN on every idle packet. The fd is
+		 * cost a syscall for EAGAIN on every idle packet. The fds are
 		 * level-triggered, so whatever is left wakes us again.
 		 */
 		if (n < PKT_BATCH_MAX)
@@ -147,7 +149,12 @@ static void on_deliver(void *ctx, const struct pkt_batch *batch)
 {
 	struct daemon *d = ctx;
 
-	if (d->fe->ops->write_batch(d->fe, batch) < 0) {
+	/* A stream frontend injects nothing: what a peer sent it anyway is counted. */
+	if (!d->fe->ops->packets) {
+		d->fe->stream_stats.dropped_packets += batch->count;
+		return;
+	}
+	if (d->fe->ops->packets->write_batch(d->fe, batch) < 0) {
 		log_msg(TUNNEL_LOG_ERR, "frontend %s: %s", d->fe->ops->name, d->fe->error);
 		d->exit_status = 1;
 		evloop_stop(d->loop);
@@ -177,8 +184,8 @@ static void on_stream(void *ctx, const struct stream_msg *msg)
 {
 	struct daemon *d = ctx;
 
-	if (d->fe->ops->stream_event)
-		d->fe->ops->stream_event(d->fe, msg);
+	if (d->fe->ops->streams)
+		d->fe->ops->streams->stream_event(d->fe, msg);
 }
 
 static const struct tunnel_callbacks tunnel_callbacks = {
@@ -197,7 +204,7 @@ static void write_stats(struct daemon *d, const char *event)
 		return;
 	tunnel_stats(d->tunnel, &ts);
 	if (stats_write(d->stats_out, &d->stats_ctx, event, &ts, &d->fe->stats,
-			d->fe->ops->attach ? &d->fe->stream_stats : NULL) < 0)
+			d->fe->ops->streams ? &d->fe->stream_stats : NULL) < 0)
 		log_msg(TUNNEL_LOG_WARN, "--stats %s: %s", d->opts->stats_file, strerror(errno));
 }
 
@@ -214,7 +221,7 @@ static void warn_uncaptured(const struct daemon *d, const struct peer_table *pee
 {
 	char text[PREFIX_STR_MAX];
 
-	if (d->fe->ops->attach)
+	if (d->fe->ops->streams)
 		return; /* a stream frontend routes nothing toward the peers */
 	for (size_t i = 0; i < peers->count; i++) {
 		for (size_t j = 0; j < peers->peers[i].prefix_count; j++) {
@@ -427,8 +434,11 @@ static int open_frontend(struct daemon *d, const struct frontend_ops *ops)
 		log_msg(TUNNEL_LOG_WARN, "frontend %s: %s", ops->name, d->fe->error);
 		d->fe->error[0] = '\0';
 	}
-	ev_io_init(&d->capture_io, ops->fd(d->fe), on_capture, d);
-	return evloop_io_start(d->loop, &d->capture_io, EPOLLIN);
+	d->sink = (struct frontend_sink){ .ready = on_capture, .ctx = d };
+	ret = ops->start(d->fe, d->loop, &d->sink);
+	if (ret < 0)
+		log_msg(TUNNEL_LOG_ERR, "frontend %s: event loop: %s", ops->name, strerror(-ret));
+	return ret;
 }
 
 /*
@@ -540,7 +550,7 @@ static void port_flush(void *ctx)
 /* A stream frontend talks to the tunnel through these, never through tunnel.h. */
 static void attach_streams(struct daemon *d)
 {
-	if (!d->fe->ops->attach)
+	if (!d->fe->ops->streams)
 		return;
 	d->stream_port = (struct stream_port){
 		.ctx = d->tunnel,
@@ -548,7 +558,7 @@ static void attach_streams(struct daemon *d)
 		.blocked = port_blocked,
 		.flush = port_flush,
 	};
-	d->fe->ops->attach(d->fe, &d->stream_port);
+	d->fe->ops->streams->attach(d->fe, &d->stream_port);
 }
 
 static int open_tunnel(struct daemon *d)
@@ -568,7 +578,7 @@ static int open_tunnel(struct daemon *d)
 		.peers = d->peers,
 		.reach = d->reach,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,
-		.streams = d->fe->ops->attach != NULL,
+		.streams = d->fe->ops->streams != NULL,
 		.keepalive_ms = o->keepalive_ms,
 		.handshake_ms = o->handshake_ms,
 		.queue_bytes = o->queue_bytes,
@@ -699,7 +709,7 @@ static void plan_fds(struct daemon *d, const struct frontend_ops *ops)
 	if (limit < tunnel_need)
 		log_msg(TUNNEL_LOG_WARN, "fd limit %lu is below the %lu that --max-handshakes and "
 			"--max-peers need; accept() may fail under load", limit, tunnel_need);
-	if (!ops->attach)
+	if (!ops->streams)
 		return;
 	budget = o->max_streams ? o->max_streams : left;
 	if (o->max_streams && o->max_streams > left)
@@ -881,7 +891,7 @@ static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
 		.ctx = &d->stats_ctx,
 		.ts = &ts,
 		.fs = &d->fe->stats,
-		.ss = d->ops->attach ? &d->fe->stream_stats : NULL,
+		.ss = d->ops->streams ? &d->fe->stream_stats : NULL,
 		.policy = d->policy.count ? &d->policy : NULL,
 		.hits = d->hits,
 	};
@@ -929,7 +939,7 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	int ret;
 
 	d->ops = ops;
-	if (d->opts->lazy && ops->attach) {
+	if (d->opts->lazy && ops->streams) {
 		/* Streams open on an established session: no packet comes to set one up. */
 		log_msg(TUNNEL_LOG_ERR, "--lazy: the %s frontend carries streams, not packets; it "
 			"connects at start", ops->name);

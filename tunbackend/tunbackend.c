@@ -34,6 +34,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../base/capwatch.h"
 #include "../base/offload.h"
 #include "../base/owner.h"
 #include "../base/polroutes.h"
@@ -53,6 +54,7 @@ enum {
 struct tunb {
 	struct frontend fe;
 	int fd;
+	struct capwatch watch;
 	unsigned vnet_len;   /* TUNB_VNET_HDR_LEN with offload, else 0 */
 	bool verbose;
 	uint64_t skipped;    /* read packets that were not IPv4/IPv6 or not understood */
@@ -273,9 +275,16 @@ out:
 	return ret;
 }
 
-static int tunf_fd(const struct frontend *fe)
+static int tunf_start(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink)
 {
-	return to_tunb(fe)->fd;
+	struct tunb *t = to_tunb(fe);
+
+	return capwatch_start(&t->watch, loop, sink, &t->fd, 1);
+}
+
+static void tunf_pause(struct frontend *fe, bool paused)
+{
+	capwatch_pause(&to_tunb(fe)->watch, paused);
 }
 
 /*
@@ -439,6 +448,7 @@ static void tunf_close(struct frontend *fe)
 	if (t->teardown && t->teardown[0])
 		sysexec_ip_batch(t->teardown, true, t->verbose, err, sizeof(err));
 	tun_policy_teardown(t);
+	capwatch_stop(&t->watch);
 	close(t->fd);
 	owner_lock_release(&t->owner);
 	free(t->teardown);
@@ -451,6 +461,12 @@ static int tunf_cleanup(bool verbose, char *err, size_t err_len)
 	return tun_ip_cleanup(verbose, err, err_len);
 }
 
+static const struct frontend_packet_ops tunf_packet_ops = {
+	.read_batch = tunf_read_batch,
+	.write_batch = tunf_write_batch,
+	.pause = tunf_pause,
+};
+
 const struct frontend_ops tunbackend_frontend = {
 	.name = "tun",
 	/* A route selects by destination only; bypass and discard are routes too (base/polroutes.h). */
@@ -460,9 +476,8 @@ const struct frontend_ops tunbackend_frontend = {
 	.policy_why = "a route selects by destination only",
 	.summary = "route the remote prefixes to a TUN device (virtual NIC)",
 	.open = tunf_open,
-	.fd = tunf_fd,
-	.read_batch = tunf_read_batch,
-	.write_batch = tunf_write_batch,
+	.start = tunf_start,
+	.packets = &tunf_packet_ops,
 	.close = tunf_close,
 	.cleanup = tunf_cleanup,
 };

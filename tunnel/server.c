@@ -774,7 +774,7 @@ static void server_send(struct tunnel *t, const struct pkt_batch *batch)
 			udp_send_packet(slot->session, p);
 		else
 			session_send_packet(slot->session, p);
-		/* The session stays in memory until the reaper runs, even if it ended. */
+		/* The session stays in memory until the round ends, even if it ended. */
 		if (!slot->session || slot->session->flush_queued)
 			continue;
 		slot->session->flush_queued = true;

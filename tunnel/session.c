@@ -32,15 +32,16 @@
  *
  * Ending: session_end() tells the role at once (routing forgets the
  * session), then the session may linger in CLOSING so that the peer can
- * read our CLOSE frame before the socket closes. Memory is only freed by
- * the reaper, from a timer of its own: a callback deep in a read loop may
- * end a session, and everything up the stack checks its state, never a
- * dangling pointer.
+ * read our CLOSE frame before the socket closes. Memory is only freed at
+ * the end of the loop's round (evloop_defer): a callback deep in a read
+ * loop may end a session, and everything up the stack checks its state,
+ * never a dangling pointer.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -111,12 +112,6 @@ static void session_update_events(struct session *s)
 
 /* ---- life and death ---- */
 
-static void reaper_arm(struct tunnel *t)
-{
-	if (!t->reaper.armed)
-		evloop_timer_start(t->loop, &t->reaper, 0);
-}
-
 static void session_unlink(struct session *s)
 {
 	struct tunnel *t = s->tunnel;
@@ -132,8 +127,9 @@ static void session_unlink(struct session *s)
 }
 
 static void session_fq_retire(struct session *s);
+static void session_on_defer(struct ev_defer *d);
 
-/* Closes the socket and hands the memory to the reaper. */
+/* Closes the socket; the memory goes at the end of the round. */
 static void session_finalize(struct session *s)
 {
 	struct tunnel *t = s->tunnel;
@@ -151,9 +147,7 @@ static void session_finalize(struct session *s)
 	s->records.written = s->records.read = 0;
 	session_fq_retire(s);
 	session_unlink(s);
-	s->next = t->graveyard;
-	t->graveyard = s;
-	reaper_arm(t);
+	evloop_defer(t->loop, &s->defer, session_on_defer);
 }
 
 static void session_destroy(struct session *s)
@@ -166,21 +160,21 @@ static void session_destroy(struct session *s)
 	free(s);
 }
 
-void session_reap(struct tunnel *t, bool all)
+static void session_on_defer(struct ev_defer *d)
 {
-	while (all && t->sessions) {
+	session_destroy((struct session *)((char *)d - offsetof(struct session, defer)));
+}
+
+void session_reap(struct tunnel *t)
+{
+	while (t->sessions) {
 		struct session *s = t->sessions;
 
 		session_end(s, SESSION_END_LOCAL, true, "%s shutting down",
 			    t->role_kind == TUNNEL_SERVER ? "server" : "client");
 		session_finalize(s);
 	}
-	while (t->graveyard) {
-		struct session *s = t->graveyard;
-
-		t->graveyard = s->next;
-		session_destroy(s);
-	}
+	evloop_run_deferred(t->loop);
 }
 
 static void session_on_io(struct evloop *loop, struct ev_io *io, uint32_t events);
@@ -557,7 +551,7 @@ void session_fq_stats(const struct session *s, struct tunnel_stats *out)
 
 /*
  * What the queue counted outlives it; what it held is lost with the
- * session. The memory stays until the reaper: a packet being framed or
+ * session. The memory stays until the round ends: a packet being framed or
  * segmented from it may be what ended the session.
  */
 static void session_fq_retire(struct session *s)

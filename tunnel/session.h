@@ -18,7 +18,7 @@
  *                              checked,      keepalives)
  *                              HELLOs)
  *        any state --end--> CLOSING (lingers to let a CLOSE frame
- *                           arrive) --> CLOSED (waits for the reaper)
+ *                           arrive) --> CLOSED (freed as the round ends)
  */
 enum {
 	/* Above this a client's frontend should pause capture (tunnel_send_blocked). */
@@ -38,7 +38,8 @@ enum session_state {
 
 struct session {
 	struct tunnel *tunnel;
-	struct session *prev, *next; /* tunnel->sessions, then the graveyard */
+	struct session *prev, *next; /* tunnel->sessions */
+	struct ev_defer defer;       /* ended: freed at the end of the round */
 	enum session_state state;
 	int fd;
 	struct ev_io io;
@@ -90,8 +91,8 @@ struct session *session_new(struct tunnel *t, int fd, const struct sockaddr *rem
 /* Ends s: tells the role, optionally sends CLOSE with reason to the peer. */
 __attribute__((format(printf, 4, 5)))
 void session_end(struct session *s, enum session_end why, bool tell_peer, const char *fmt, ...);
-/* Frees the sessions of the graveyard, and with all, every session (tunnel_free). */
-void session_reap(struct tunnel *t, bool all);
+/* Ends and frees every session, and what else the loop deferred (tunnel_free). */
+void session_reap(struct tunnel *t);
 
 /*
  * Frames p into the send buffer of an established session, flushing first

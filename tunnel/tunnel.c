@@ -18,12 +18,6 @@
 #include "session.h"
 #include "udp.h"
 
-static void tunnel_on_reaper(struct evloop *loop, struct ev_timer *timer)
-{
-	(void)loop;
-	session_reap(timer->arg, false);
-}
-
 static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, char *err,
 			    size_t err_len)
 {
@@ -78,7 +72,6 @@ struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
 	if (cb)
 		t->cb = *cb;
 	t->cb_ctx = ctx;
-	ev_timer_init(&t->reaper, tunnel_on_reaper, t);
 	if (tunnel_configure(t, cfg, err, err_len) < 0)
 		goto err_free;
 	t->tls = tls_ctx_new(cfg->role == TUNNEL_SERVER, cfg->cert_file, cfg->key_file, cfg->ca_file,
@@ -216,10 +209,9 @@ void tunnel_free(struct tunnel *t)
 {
 	if (!t)
 		return;
-	session_reap(t, true);
+	session_reap(t);
 	t->role->free(t);
 	udp_free(t);
-	evloop_timer_stop(t->loop, &t->reaper);
 	tls_ctx_free(t->tls);
 	free(t);
 }

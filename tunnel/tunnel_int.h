@@ -78,8 +78,6 @@ struct tunnel {
 
 	struct session *sessions;  /* every session with an fd, lingering ones too */
 	size_t session_count;
-	struct session *graveyard; /* ended, freed by the reaper outside any callback */
-	struct ev_timer reaper;
 
 	struct server *server;
 	struct client *client;

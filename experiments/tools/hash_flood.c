@@ -55,7 +55,6 @@ static int run(const char *name, const uint32_t *ids, size_t streams, size_t fra
 
 	if (!px || !l || !(px->conn_hash = keyhash_new()))
 		return -1;
-	px->epfd = -1;
 	for (size_t i = 0; i < streams; i++)
 		if (!px_conn_new(px, l, ids[i], -1, false))
 			return -1;
@@ -66,7 +65,6 @@ static int run(const char *name, const uint32_t *ids, size_t streams, size_t fra
 	       px_conn_longest_chain(px), cpu_seconds() - t0);
 	while (l->conns)
 		px_conn_abort(l->conns);
-	px_graveyard_empty(px);
 	keyhash_free(px->conn_hash);
 	free(l);
 	free(px);

@@ -2,7 +2,8 @@
 /*
  * The skeleton frontend's ops (see skeleton.h). Its "kernel" is a ring of
  * PKT_BATCH_MAX slots allocated at open: write_batch copies into it, an
- * eventfd counts what waits, read_batch hands the slots back. Nothing is
+ * eventfd counts what waits (a watcher on the daemon's loop, through
+ * base/capwatch.h), read_batch hands the slots back. Nothing is
  * allocated per packet, like the real frontends' hot paths.
  */
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "../../base/capwatch.h"
 #include "skeleton.h"
 
 enum { SKF_SLOT_BYTES = 2048 };
@@ -19,6 +21,7 @@ enum { SKF_SLOT_BYTES = 2048 };
 struct skeleton {
 	struct frontend fe; /* first, as base/frontend.h asks */
 	int efd;
+	struct capwatch watch;
 	unsigned queued;
 	uint32_t lens[PKT_BATCH_MAX];
 	uint8_t slots[PKT_BATCH_MAX][SKF_SLOT_BYTES];
@@ -51,9 +54,16 @@ static int skf_open(struct frontend **out, const struct frontend_config *cfg, ch
 	return 0;
 }
 
-static int skf_fd(const struct frontend *fe)
+static int skf_start(struct frontend *fe, struct evloop *loop, const struct frontend_sink *sink)
 {
-	return ((const struct skeleton *)fe)->efd;
+	struct skeleton *s = skf_of(fe);
+
+	return capwatch_start(&s->watch, loop, sink, &s->efd, 1);
+}
+
+static void skf_pause(struct frontend *fe, bool paused)
+{
+	capwatch_pause(&skf_of(fe)->watch, paused);
 }
 
 /* Hands back what write_batch queued; valid until the next call, as the contract says. */
@@ -102,6 +112,7 @@ static void skf_close(struct frontend *fe)
 {
 	struct skeleton *s = skf_of(fe);
 
+	capwatch_stop(&s->watch);
 	close(s->efd);
 	free(s);
 }
@@ -115,6 +126,12 @@ static int skf_cleanup(bool verbose, char *err, size_t err_len)
 	return 0;
 }
 
+static const struct frontend_packet_ops skf_packet_ops = {
+	.read_batch = skf_read_batch,
+	.write_batch = skf_write_batch,
+	.pause = skf_pause,
+};
+
 const struct frontend_ops skeleton_frontend = {
 	.name = "skeleton",
 	.summary = "loop written packets back to the reader (tests only)",
@@ -122,9 +139,8 @@ const struct frontend_ops skeleton_frontend = {
 	.policy_actions = POLICY_ACTION_BIT(POLICY_PROTECT),
 	.policy_why = "it has no mechanism to select with",
 	.open = skf_open,
-	.fd = skf_fd,
-	.read_batch = skf_read_batch,
-	.write_batch = skf_write_batch,
+	.start = skf_start,
+	.packets = &skf_packet_ops,
 	.close = skf_close,
 	.cleanup = skf_cleanup,
 };

@@ -254,7 +254,7 @@ static void exit_msg(struct frontend *fe, enum stream_msg_type type, uintptr_t l
 				  .proto = proto, .port = port };
 
 	assert_int_equal(addr_parse("127.0.0.1", &msg.addr), 0);
-	fe->ops->stream_event(fe, &msg);
+	fe->ops->streams->stream_event(fe, &msg);
 }
 
 /* A listener on 127.0.0.1 that never accepts: connects complete in its backlog. */
@@ -286,13 +286,16 @@ static void test_exit_budget(void **state)
 				    .flush = fake_flush };
 	const uintptr_t a = 0x1000, b = 0x2000;
 	struct frontend *fe = NULL;
+	struct evloop *loop = evloop_new();
 	char err[256];
 	uint16_t dport;
 	int lfd = listener(&dport);
 
 	(void)state;
 	assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
-	fe->ops->attach(fe, &port);
+	assert_non_null(loop);
+	assert_int_equal(fe->ops->start(fe, loop, NULL), 0);
+	fe->ops->streams->attach(fe, &port);
 	exit_msg(fe, STREAM_MSG_LINK_UP, a, 0, 0, 0);
 	exit_msg(fe, STREAM_MSG_LINK_UP, b, 0, 0, 0);
 	for (uint32_t id = 1; id <= 4; id++)
@@ -320,6 +323,7 @@ static void test_exit_budget(void **state)
 	exit_msg(fe, STREAM_MSG_OPEN, b, 4, IPPROTO_TCP, dport);
 	assert_int_equal(fp.resets, 2);
 	fe->ops->close(fe);
+	evloop_free(loop);
 	close(lfd);
 }
 
@@ -332,6 +336,7 @@ static void test_exit_per_client_default(void **state)
 				    .flush = fake_flush };
 	const uintptr_t a = 0x1000;
 	struct frontend *fe = NULL;
+	struct evloop *loop = evloop_new();
 	char err[256];
 	uint16_t dport;
 	int lfd = listener(&dport);
@@ -342,7 +347,9 @@ static void test_exit_per_client_default(void **state)
 	assert_int_equal(px_per_client_cap(0, 2, PX_FLOWS_PER_CLIENT), 1);
 	assert_int_equal(px_per_client_cap(7000, 8, PX_FLOWS_PER_CLIENT), 7000);
 	assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
-	fe->ops->attach(fe, &port);
+	assert_non_null(loop);
+	assert_int_equal(fe->ops->start(fe, loop, NULL), 0);
+	fe->ops->streams->attach(fe, &port);
 	exit_msg(fe, STREAM_MSG_LINK_UP, a, 0, 0, 0);
 	for (uint32_t id = 1; id <= 3; id++)
 		exit_msg(fe, STREAM_MSG_OPEN, a, id, IPPROTO_TCP, dport);
@@ -354,6 +361,7 @@ static void test_exit_per_client_default(void **state)
 	assert_int_equal(fe->stream_stats.flows_limited, 1);
 	assert_int_equal(fe->stream_stats.exit_over_budget, 0);
 	fe->ops->close(fe);
+	evloop_free(loop);
 	close(lfd);
 }
 
@@ -392,7 +400,6 @@ static size_t longest_chain_of(const uint32_t *ids, size_t n)
 
 	assert_non_null(px);
 	assert_non_null(l);
-	px->epfd = -1;
 	px->conn_hash = keyhash_new();
 	assert_non_null(px->conn_hash);
 	for (size_t i = 0; i < n; i++)
@@ -402,7 +409,6 @@ static size_t longest_chain_of(const uint32_t *ids, size_t n)
 	longest = px_conn_longest_chain(px);
 	while (l->conns)
 		px_conn_abort(l->conns);
-	px_graveyard_empty(px);
 	keyhash_free(px->conn_hash);
 	free(l);
 	free(px);

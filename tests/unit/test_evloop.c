@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests: the one event loop's deferred frees (base/evloop.c): run at
+ * the end of the round, in the order deferred, including what a deferred
+ * call defers; a watcher stopped mid-round is not called again.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "../../base/evloop.h"
+
+struct item {
+	struct ev_defer d; /* first: the deferred call finds the item from it */
+	int *order, *at;
+	int id;
+	struct evloop *loop;
+	struct item *chain; /* deferred by this one's call */
+};
+
+static void item_run(struct ev_defer *d)
+{
+	struct item *it = (struct item *)d;
+
+	it->order[(*it->at)++] = it->id;
+	if (it->chain)
+		evloop_defer(it->loop, &it->chain->d, item_run);
+}
+
+static void stop_now(struct evloop *loop, struct ev_timer *timer)
+{
+	(void)timer;
+	evloop_stop(loop);
+}
+
+/* Deferred in a timer callback: nothing runs before the round ends, then all in order. */
+static void defer_three(struct evloop *loop, struct ev_timer *timer)
+{
+	struct item *items = timer->arg;
+
+	for (int i = 0; i < 3; i++)
+		evloop_defer(loop, &items[i].d, item_run);
+	evloop_defer(loop, &items[0].d, item_run); /* queued already: a no-op */
+	assert_int_equal(*items[0].at, 0);
+	evloop_stop(loop);
+}
+
+static void test_defer_runs_in_order_at_round_end(void **state)
+{
+	(void)state;
+	struct evloop *loop = evloop_new();
+	int order[8] = { 0 }, at = 0;
+	struct item items[4];
+	struct ev_timer t;
+
+	assert_non_null(loop);
+	for (int i = 0; i < 4; i++)
+		items[i] = (struct item){ .order = order, .at = &at, .id = i + 1, .loop = loop };
+	items[1].chain = &items[3];
+	ev_timer_init(&t, defer_three, items);
+	evloop_timer_start(loop, &t, 1);
+	assert_int_equal(evloop_run(loop), 0);
+	assert_int_equal(at, 4);
+	assert_int_equal(order[0], 1);
+	assert_int_equal(order[1], 2);
+	assert_int_equal(order[2], 3);
+	assert_int_equal(order[3], 4); /* deferred by 2's call, in the same round */
+	evloop_free(loop);
+}
+
+/* Teardown outside the loop: evloop_run_deferred, and evloop_free, run what is left. */
+static void test_run_deferred_outside_the_loop(void **state)
+{
+	(void)state;
+	struct evloop *loop = evloop_new();
+	int order[4] = { 0 }, at = 0;
+	struct item a = { .order = order, .at = &at, .id = 7, .loop = loop };
+	struct item b = { .order = order, .at = &at, .id = 8, .loop = loop };
+
+	assert_non_null(loop);
+	evloop_defer(loop, &a.d, item_run);
+	evloop_run_deferred(loop);
+	assert_int_equal(at, 1);
+	evloop_defer(loop, &b.d, item_run);
+	evloop_free(loop);
+	assert_int_equal(at, 2);
+	assert_int_equal(order[1], 8);
+}
+
+struct pair {
+	struct ev_io io[2];
+	int calls[2];
+};
+
+/* Whichever of two readable watchers runs first stops the other: it is not called. */
+static void on_either(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct pair *p = io->arg;
+
+	(void)events;
+	p->calls[io == &p->io[1]]++;
+	evloop_io_stop(loop, &p->io[io == &p->io[0]]);
+}
+
+static void test_stopped_watcher_not_called(void **state)
+{
+	(void)state;
+	struct evloop *loop = evloop_new();
+	int fds[2] = { eventfd(1, EFD_CLOEXEC), eventfd(1, EFD_CLOEXEC) };
+	struct pair p = { .calls = { 0, 0 } };
+	struct ev_timer t;
+
+	assert_non_null(loop);
+	assert_true(fds[0] >= 0 && fds[1] >= 0);
+	for (int i = 0; i < 2; i++) {
+		ev_io_init(&p.io[i], fds[i], on_either, &p);
+		assert_int_equal(evloop_io_start(loop, &p.io[i], EPOLLIN), 0);
+	}
+	ev_timer_init(&t, stop_now, NULL);
+	evloop_timer_start(loop, &t, 1);
+	assert_int_equal(evloop_run(loop), 0);
+	/* The survivor stays readable and is called every round until the timer; the other never. */
+	assert_true(p.io[0].active != p.io[1].active);
+	assert_true(p.calls[p.io[0].active ? 0 : 1] >= 1);
+	assert_int_equal(p.calls[p.io[0].active ? 1 : 0], 0);
+	evloop_free(loop);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defer_runs_in_order_at_round_end),
+		cmocka_unit_test(test_run_deferred_outside_the_loop),
+		cmocka_unit_test(test_stopped_watcher_not_called),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
