@@ -32,6 +32,7 @@ static const struct counter tunnel_counters[] = {
 	TS(udp_tx_datagrams), TS(udp_tx_bytes), TS(udp_rx_datagrams), TS(udp_rx_bytes),
 	TS(udp_drop_auth), TS(udp_drop_replay), TS(udp_drop_unknown_session), TS(udp_drop_malformed),
 	TS(udp_rekeys), TS(udp_roams), TS(udp_fallbacks), TS(udp_sessions),
+	TS(sessions_moving), TS(moves),
 };
 
 #define FS(field) { "fe_" #field, offsetof(struct frontend_stats, field) }
