@@ -417,12 +417,24 @@ static void client_on_idle(struct evloop *loop, struct ev_timer *timer)
 
 /* ---- a planned switchover: MOVE ---- */
 
+/* Closes the session moved away from, telling its server why. */
+static void client_drain_end(struct tunnel *t, const char *why)
+{
+	struct client *c = t->client;
+	struct session *s = c->draining;
+
+	c->draining = NULL;
+	evloop_timer_stop(t->loop, &c->quiet);
+	session_end(s, SESSION_END_HANDOVER, true, "%s", why);
+}
+
 /* The draining session, once a tick passed without a packet on it, is closed. */
 static void client_on_quiet(struct evloop *loop, struct ev_timer *timer)
 {
 	struct tunnel *t = timer->arg;
 	struct client *c = t->client;
 	struct session *s = c->draining;
+	char why[64];
 
 	if (!s)
 		return;
@@ -431,9 +443,8 @@ static void client_on_quiet(struct evloop *loop, struct ev_timer *timer)
 		evloop_timer_start(loop, timer, TUNNEL_MOVE_QUIET_MS);
 		return;
 	}
-	c->draining = NULL;
-	session_end(s, SESSION_END_HANDOVER, true, "moved: nothing came back here for %d ms",
-		    TUNNEL_MOVE_QUIET_MS);
+	snprintf(why, sizeof(why), "moved: nothing came back here for %d ms", TUNNEL_MOVE_QUIET_MS);
+	client_drain_end(t, why);
 }
 
 /* The successor is up: packets go there now; old sends what it holds, MOVED, and drains. */
@@ -481,8 +492,11 @@ static void client_move(struct session *s, const struct frame *f)
 		return;
 	}
 	/* One move at a time, from the session that carries our packets. */
-	if (s != c->session || c->successor || c->draining)
+	if (s != c->session || c->successor)
 		return;
+	/* Told again while the last move still drains: that one ends, two sessions at most. */
+	if (c->draining)
+		client_drain_end(t, "moving on again");
 	if (client_move_target(f, &ss, &len) < 0) {
 		tunnel_log(t, TUNNEL_LOG_WARN, "server asked to move to an address no connection can go to; "
 			   "staying until it closes");
