@@ -365,14 +365,17 @@ fo_replies_ge() {
 fo_switchover() {
 	local from=$1 to=$2 how=$3 nf=${1#srv} nt=${2#srv} pinger sent received
 	local from_pid_var=SRV${nf}_PID from_stats_var=SRV${nf}_STATS from_log_var=SRV${nf}_LOG
-	local to_stats_var=SRV${nt}_STATS from_ns=$NS_SRV resumed_before
+	local to_stats_var=SRV${nt}_STATS from_ns=$NS_SRV resumed_before t0 took
 	[[ $from == srv1 ]] || from_ns=$NS_SRV2
 	local from_pid=${!from_pid_var} from_stats=${!from_stats_var} from_log=${!from_log_var}
 	resumed_before=$(tl_json_last "$TL_CLI_STATS" | jq .handshakes_resumed)
-	tl_bg "$NS_CLI" "$TL_TMP/ping-$from.log" ping -n -i 0.01 -c 400 -W 1 "$TL_DST_IN4" >/dev/null
+	# 2.5 s of echoes: the switchover (about 1 s: the old session closes 0.5-1 s after the move) inside them.
+	tl_bg "$NS_CLI" "$TL_TMP/ping-$from.log" ping -n -i 0.01 -c 250 -W 1 "$TL_DST_IN4" >/dev/null
 	pinger=$TL_LAST_PID
 	tl_wait_until 5 fo_replies_ge "$TL_TMP/ping-$from.log" 30 || tl_fail "expected the ping to run through the tunnel"
+	t0=$(tl_now_ms)
 	TL_FO_ACTIVE=$from tl_handover "$from_pid" "$from_stats" "$([[ $how == ctl ]] && echo ctl)"
+	took=$(($(tl_now_ms) - t0))
 	if [[ $how == ctl ]]; then
 		[[ $TL_HANDOVER_REPLY == "ok: listener closed, 1 client(s) told to move" ]] ||
 			tl_fail "expected the handover to tell one client, got: $TL_HANDOVER_REPLY"
@@ -392,7 +395,7 @@ fo_switchover() {
 	received=$(awk '/packets transmitted/ { print $4 }' "$TL_TMP/ping-$from.log")
 	[[ -n $sent && -n $received ]] || tl_fail "expected ping's summary: $(tail -n 2 "$TL_TMP/ping-$from.log")"
 	FO_LOST=$((sent - received))
-	note "planned switchover $from -> $to ($how): $received of $sent echoes answered"
+	note "planned switchover $from -> $to ($how, both addresses moved after $took ms): $received of $sent echoes answered"
 	# The client closed its old session once nothing came back on it; the old server stops clean.
 	tl_wait_until 5 tl_json_test "$from_stats" '.sessions_active == 0' ||
 		tl_fail "expected the client to have left $from's server"
