@@ -21,9 +21,10 @@
  * warning, and need a restart to be captured.
  *
  * SIGUSR1 (server) is a planned switchover, tunnel_handover: the listener
- * closes and every client is told to reconnect, at once, elsewhere; the
- * daemon runs on (its frontend's kernel objects too) until it is stopped,
- * so that what is still in flight to it is delivered.
+ * closes and every client is told to move to --standby beside its session
+ * (or, without one, to reconnect at once elsewhere); the daemon runs on
+ * (its frontend's kernel objects too) until it is stopped, so that what is
+ * still in flight to it is delivered.
  *
  * Lifecycle: signals blocked and read from a signalfd; frontend opened
  * (kernel objects created) before the tunnel so a bad route fails fast;
@@ -575,6 +576,7 @@ static int open_tunnel(struct daemon *d)
 		.ca_file = o->ca_file,
 		.crl_file = o->crl_file,
 		.ticket_keys_file = o->ticket_keys_file,
+		.standby = o->standby,
 		.peers = d->peers,
 		.reach = d->reach,
 		.accept_offload = d->fe->caps & FRONTEND_CAP_OFFLOAD,

@@ -64,6 +64,9 @@ static const struct flag flags[] = {
 	{ "--ticket-keys", FLAG_STRING, OPT(ticket_keys_file), CMD(CMD_SERVER), 0, 0, 0,
 	  "FILE", "TLS session-ticket keys shared with a standby server (mode 600): current key, "
 	  "then previous; SIGHUP rereads it" },
+	{ "--standby", FLAG_STRING, OPT(standby), CMD(CMD_SERVER), 0, 0, 0,
+	  "ADDR:PORT", "the standby server's own address: a handover (SIGUSR1) moves clients there "
+	  "make-before-break, losing nothing (default: clients are told to reconnect)" },
 	{ "--peers", FLAG_STRING, OPT(peers_file), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
 	  "FILE", "peers file: 'CN prefix[,prefix...]' per line; SIGHUP rereads it" },
 	{ "--address", FLAG_ADDRESS, 0, DAEMONS, 0, 0, 0,

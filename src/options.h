@@ -35,6 +35,7 @@ struct options {
 	const char *cert_file, *key_file, *ca_file, *peers_file;
 	const char *crl_file;    /* --crl, or NULL */
 	const char *ticket_keys_file; /* --ticket-keys, or NULL */
+	const char *standby;          /* --standby, or NULL */
 	/* --address, host bits kept, in the order given; one per family */
 	struct ip_prefix addresses[OPTIONS_ADDRESS_MAX];
 	size_t address_count;

@@ -28,6 +28,18 @@
  * link that goes down (TCP inside the tunnel retransmits); the queue's
  * rest waits for the next connection.
  *
+ * A planned switchover (MOVE, proto.h), make before break: the server
+ * going away names its standby, and the client connects there (the
+ * successor) beside the session, which goes on carrying packets both
+ * ways. Once the successor is established it becomes the session:
+ * packets go there from then on, and the old one sends what its flow
+ * queue still holds, then MOVED, and only receives (draining) until no
+ * packet has come on it for TUNNEL_MOVE_QUIET_MS: the answers still on
+ * their way to the old server. Then it is closed. If the successor
+ * fails, the session stays as it is (the server cuts it at its deadline
+ * and the client reconnects as after any close); if the session is lost
+ * first, packets queue until the successor is up.
+ *
  * On demand (--lazy, issue 14): no connection at start; the first packet
  * the frontend captures (it captures only what the policy protects) is
  * queued and starts one. Once established, a session lost with nothing
@@ -58,6 +70,10 @@ struct client_endpoint {
 
 struct client {
 	struct session *session; /* the current attempt or connection */
+	struct session *successor; /* a MOVE's connection to the standby, until established */
+	struct session *draining;  /* the session moved away from: receives until quiet */
+	uint64_t draining_seen;    /* its rx_packets at the last quiet tick */
+	struct ev_timer quiet;
 	struct client_endpoint *endpoints;
 	size_t endpoint_count, current;
 	size_t tried;            /* attempts in this round, at most endpoint_count */
@@ -135,32 +151,40 @@ static void client_attempt_failed(struct tunnel *t, const char *reason)
 	client_schedule_retry(t, "failed", reason);
 }
 
+/* A connection to addr, expecting the current server name; NULL with errno. */
+static struct session *client_dial(struct tunnel *t, const struct sockaddr_storage *addr, socklen_t len)
+{
+	struct session *s;
+	int fd, one = 1, saved;
+
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)addr, len) < 0 && errno != EINPROGRESS) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	/* Completion (or failure) shows as EPOLLOUT, even for an immediate connect. */
+	s = session_new(t, fd, (const struct sockaddr *)addr, SESSION_CONNECTING);
+	if (s)
+		snprintf(s->name, sizeof(s->name), "%.*s", PEER_NAME_MAX, t->server_name);
+	return s;
+}
+
 static void client_connect(struct tunnel *t)
 {
 	struct client *c = t->client;
 	struct session *s;
-	int fd, one = 1, saved;
 
 	c->tried++;
-	fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		client_attempt_failed(t, strerror(errno));
-		return;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&t->addr, t->addr_len) < 0 && errno != EINPROGRESS) {
-		saved = errno;
-		close(fd);
-		client_attempt_failed(t, strerror(saved));
-		return;
-	}
-	/* Completion (or failure) shows as EPOLLOUT, even for an immediate connect. */
-	s = session_new(t, fd, (struct sockaddr *)&t->addr, SESSION_CONNECTING);
+	s = client_dial(t, &t->addr, t->addr_len);
 	if (!s) {
 		client_attempt_failed(t, strerror(errno));
 		return;
 	}
-	snprintf(s->name, sizeof(s->name), "%.*s", PEER_NAME_MAX, t->server_name);
 	c->session = s;
 }
 
@@ -391,6 +415,104 @@ static void client_on_idle(struct evloop *loop, struct ev_timer *timer)
 	evloop_timer_start(loop, timer, client_idle_tick_ms(c));
 }
 
+/* ---- a planned switchover: MOVE ---- */
+
+/* Closes the session moved away from, telling its server why. */
+static void client_drain_end(struct tunnel *t, const char *why)
+{
+	struct client *c = t->client;
+	struct session *s = c->draining;
+
+	c->draining = NULL;
+	evloop_timer_stop(t->loop, &c->quiet);
+	session_end(s, SESSION_END_HANDOVER, true, "%s", why);
+}
+
+/* The draining session, once a tick passed without a packet on it, is closed. */
+static void client_on_quiet(struct evloop *loop, struct ev_timer *timer)
+{
+	struct tunnel *t = timer->arg;
+	struct client *c = t->client;
+	struct session *s = c->draining;
+	char why[64];
+
+	if (!s)
+		return;
+	if (s->rx_packets != c->draining_seen || s->leaving) {
+		c->draining_seen = s->rx_packets;
+		evloop_timer_start(loop, timer, TUNNEL_MOVE_QUIET_MS);
+		return;
+	}
+	snprintf(why, sizeof(why), "moved: nothing came back here for %d ms", TUNNEL_MOVE_QUIET_MS);
+	client_drain_end(t, why);
+}
+
+/* The successor is up: packets go there now; old sends what it holds, MOVED, and drains. */
+static void client_switch(struct tunnel *t, struct session *next)
+{
+	struct client *c = t->client;
+	struct session *old = c->session;
+
+	c->successor = NULL;
+	c->session = next;
+	t->stats.moves++;
+	tunnel_log(t, TUNNEL_LOG_INFO, "moved to %s (server '%s')%s", next->remote, t->server_name,
+		   old ? "; the old session carries what still comes back" : "");
+	if (!old)
+		return;
+	c->draining = old;
+	c->draining_seen = old->rx_packets;
+	evloop_timer_start(t->loop, &c->quiet, TUNNEL_MOVE_QUIET_MS);
+	/* Capture paused for the old one's buffer waits no more: the new one has room. */
+	if (old->above_high_water && t->cb.writable)
+		t->cb.writable(t->cb_ctx);
+	old->above_high_water = false;
+	session_leave(old);
+}
+
+/* Where a MOVE points: an address a connection can go to (tunnel_move_target_ok). */
+static int client_move_target(const struct frame *f, struct sockaddr_storage *ss, socklen_t *len)
+{
+	if (!tunnel_move_target_ok(&f->stream_addr, f->stream_port))
+		return -EINVAL;
+	addr_to_sockaddr(ss, len, &f->stream_addr, f->stream_port);
+	return 0;
+}
+
+static void client_move(struct session *s, const struct frame *f)
+{
+	struct tunnel *t = s->tunnel;
+	struct client *c = t->client;
+	struct sockaddr_storage ss;
+	char where[64];
+	socklen_t len;
+
+	if (f->type != FRAME_MOVE) {
+		session_end(s, SESSION_END_ERROR, true, "protocol error: MOVED from the server");
+		return;
+	}
+	/* One move at a time, from the session that carries our packets. */
+	if (s != c->session || c->successor)
+		return;
+	/* Told again while the last move still drains: that one ends, two sessions at most. */
+	if (c->draining)
+		client_drain_end(t, "moving on again");
+	if (client_move_target(f, &ss, &len) < 0) {
+		tunnel_log(t, TUNNEL_LOG_WARN, "server asked to move to an address no connection can go to; "
+			   "staying until it closes");
+		return;
+	}
+	tunnel_format_sockaddr((struct sockaddr *)&ss, where, sizeof(where));
+	c->successor = client_dial(t, &ss, len);
+	if (!c->successor) {
+		tunnel_log(t, TUNNEL_LOG_WARN, "moving to %s: %s; staying until the server closes", where,
+			   strerror(errno));
+		return;
+	}
+	tunnel_log(t, TUNNEL_LOG_INFO, "server %s hands over: connecting to the standby %s beside it",
+		   s->remote, where);
+}
+
 /* ---- session hooks ---- */
 
 static void client_established(struct session *s)
@@ -398,6 +520,8 @@ static void client_established(struct session *s)
 	struct tunnel *t = s->tunnel;
 	struct client *c = t->client;
 
+	if (s == c->successor)
+		client_switch(t, s);
 	c->established = true;
 	if (c->ever_established)
 		t->stats.reconnects++;
@@ -408,8 +532,9 @@ static void client_established(struct session *s)
 	t->stats.sessions_active = 1;
 	t->stats.sessions_total++;
 	t->stats.last_handshake = tunnel_now_realtime();
-	tunnel_log(t, TUNNEL_LOG_INFO, "connected to %s (server '%s')%s", s->remote, t->server_name,
-		   s->peer_offload ? ", server takes offload packets" : "");
+	if (!c->draining || c->session != s)
+		tunnel_log(t, TUNNEL_LOG_INFO, "connected to %s (server '%s')%s", s->remote, t->server_name,
+			   s->peer_offload ? ", server takes offload packets" : "");
 	client_idle_start(t);
 	client_flush_queue(t, s);
 }
@@ -431,11 +556,38 @@ static void client_lost(struct session *s, enum session_end why)
 		t->cb.writable(t->cb_ctx);
 }
 
+/* A move's connection failed: the session stays, or if it is gone too, a retry as after a loss. */
+static void client_successor_ended(struct tunnel *t, struct session *s, enum session_end why,
+				   const char *reason)
+{
+	struct client *c = t->client;
+
+	c->successor = NULL;
+	if (why == SESSION_END_LOCAL)
+		return;
+	if (c->session) {
+		tunnel_log(t, TUNNEL_LOG_WARN, "moving to %s failed: %s; staying until the server closes",
+			   s->remote, reason);
+		return;
+	}
+	if (!client_lazy_lost(t, reason))
+		client_schedule_retry(t, "lost", reason);
+}
+
 static void client_ended(struct session *s, enum session_end why, const char *reason)
 {
 	struct tunnel *t = s->tunnel;
 	struct client *c = t->client;
 
+	if (s == c->successor) {
+		client_successor_ended(t, s, why, reason);
+		return;
+	}
+	if (s == c->draining) {
+		c->draining = NULL;
+		evloop_timer_stop(t->loop, &c->quiet);
+		return;
+	}
 	if (c->session != s)
 		return;
 	c->session = NULL;
@@ -447,6 +599,12 @@ static void client_ended(struct session *s, enum session_end why, const char *re
 
 		client_lost(s, why);
 		snprintf(text, sizeof(text), "%s%s", dead ? "server dead, " : "", reason);
+		if (c->successor) {
+			/* Packets queue meanwhile; the successor's HELLO flushes them. */
+			tunnel_log(t, TUNNEL_LOG_WARN, "connection to %s lost while moving: %s; waiting for %s",
+				   s->remote, text, c->successor->remote);
+			return;
+		}
 		if (client_lazy_lost(t, text))
 			return;
 		client_schedule_retry(t, "lost", text);
@@ -530,6 +688,7 @@ static bool client_send_blocked(const struct tunnel *t)
 
 static void client_stats(const struct tunnel *t, struct tunnel_stats *out)
 {
+	out->sessions_moving = t->client->successor != NULL;
 	out->queue_packets = t->client->queue_packets;
 	out->queue_bytes = t->client->queue_len - t->client->queue_off;
 	out->dormant = t->client->dormant;
@@ -543,6 +702,7 @@ static void client_free(struct tunnel *t)
 		return;
 	evloop_timer_stop(t->loop, &c->retry);
 	evloop_timer_stop(t->loop, &c->idle);
+	evloop_timer_stop(t->loop, &c->quiet);
 	free(c->endpoints);
 	free(c->queue);
 	free(c);
@@ -595,6 +755,7 @@ int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *
 	}
 	c->backoff_ms = TUNNEL_BACKOFF_MIN_MS;
 	ev_timer_init(&c->retry, client_on_retry, t);
+	ev_timer_init(&c->quiet, client_on_quiet, t);
 	t->client = c;
 	ret = client_endpoints(t, cfg, err, err_len);
 	if (ret < 0) {
@@ -615,6 +776,7 @@ const struct tunnel_role_ops tunnel_client_ops = {
 	.established  = client_established,
 	.source_ok    = client_source_ok,
 	.dest_verdict = client_dest_verdict,
+	.move         = client_move,
 	.ended        = client_ended,
 	.drained      = client_drained,
 	.send         = client_send,

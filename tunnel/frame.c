@@ -88,6 +88,10 @@ static bool header_valid(uint8_t type, uint32_t plen)
 		return plen == FRAME_UDP_SETUP_LEN;
 	case FRAME_UDP_PATH:
 		return plen == FRAME_UDP_PATH_LEN;
+	case FRAME_MOVE:
+		return plen == FRAME_MOVE_V4_LEN || plen == FRAME_MOVE_V6_LEN;
+	case FRAME_MOVED:
+		return plen == 0;
 	default:
 		return false;
 	}
@@ -213,6 +217,19 @@ static int parse_stream(struct frame *out)
 	}
 }
 
+/* MOVE: family (4 or 6, its length), reserved 0, port not 0, address. */
+static int parse_move(struct frame *out, const uint8_t *p)
+{
+	unsigned alen = p[0] == 4 ? 4 : p[0] == 6 ? 16 : 0;
+
+	if (!alen || out->len != 4 + alen || p[1] != 0)
+		return -EPROTO;
+	out->stream_addr.family = alen == 4 ? AF_INET : AF_INET6;
+	memcpy(out->stream_addr.bytes, p + 4, alen);
+	out->stream_port = get16(p + 2);
+	return out->stream_port ? 0 : -EPROTO;
+}
+
 static int parse_payload(struct frame *out)
 {
 	const uint8_t *p = out->payload;
@@ -240,6 +257,8 @@ static int parse_payload(struct frame *out)
 	case FRAME_UDP_PATH:
 		out->udp_path = p[0];
 		return p[0] <= 1 ? 0 : -EPROTO;
+	case FRAME_MOVE:
+		return parse_move(out, p);
 	default:
 		return 0;
 	}
@@ -300,12 +319,18 @@ size_t frame_put_hello(uint8_t *buf, size_t cap, uint8_t version, uint8_t flags)
 	return FRAME_HEADER_LEN + FRAME_HELLO_LEN;
 }
 
-size_t frame_put_keepalive(uint8_t *buf, size_t cap)
+/* A frame that is its header alone. */
+static size_t put_empty(uint8_t *buf, size_t cap, uint8_t type)
 {
 	if (cap < FRAME_HEADER_LEN)
 		return 0;
-	put_header(buf, FRAME_KEEPALIVE, 0);
+	put_header(buf, type, 0);
 	return FRAME_HEADER_LEN;
+}
+
+size_t frame_put_keepalive(uint8_t *buf, size_t cap)
+{
+	return put_empty(buf, cap, FRAME_KEEPALIVE);
 }
 
 /* Cuts a reason at FRAME_CLOSE_REASON_MAX bytes without splitting a UTF-8 sequence. */
@@ -351,12 +376,32 @@ size_t frame_put_udp_path(uint8_t *buf, size_t cap, bool on)
 	return FRAME_HEADER_LEN + FRAME_UDP_PATH_LEN;
 }
 
-/* ---- stream frames ---- */
-
 static unsigned addr_len(const struct ip_addr *a)
 {
 	return a->family == AF_INET ? 4 : a->family == AF_INET6 ? 16 : 0;
 }
+
+size_t frame_put_move(uint8_t *buf, size_t cap, const struct ip_addr *addr, uint16_t port)
+{
+	unsigned alen = addr_len(addr);
+	size_t plen = 4 + alen;
+
+	if (!alen || !port || cap < FRAME_HEADER_LEN + plen)
+		return 0;
+	put_header(buf, FRAME_MOVE, (uint32_t)plen);
+	buf[4] = alen == 4 ? 4 : 6;
+	buf[5] = 0;
+	put16(buf + 6, port);
+	memcpy(buf + 8, addr->bytes, alen);
+	return FRAME_HEADER_LEN + plen;
+}
+
+size_t frame_put_moved(uint8_t *buf, size_t cap)
+{
+	return put_empty(buf, cap, FRAME_MOVED);
+}
+
+/* ---- stream frames ---- */
 
 /* After the id of OPEN and DGRAM: byte 4 (proto or reserved), family, port, address. */
 static void put_endpoint(uint8_t *payload, uint8_t byte4, const struct ip_addr *a, uint16_t port)

@@ -29,8 +29,8 @@ struct frame {
 	uint8_t stream_proto;          /* OPEN */
 	uint8_t stream_reason;         /* RESET */
 	uint32_t stream_credit;        /* CREDIT */
-	struct ip_addr stream_addr;    /* OPEN, DGRAM */
-	uint16_t stream_port;          /* OPEN, DGRAM */
+	struct ip_addr stream_addr;    /* OPEN, DGRAM, MOVE (the standby) */
+	uint16_t stream_port;          /* OPEN, DGRAM, MOVE */
 	const uint8_t *stream_data;    /* DATA, DGRAM: points into the parsed buffer */
 	uint32_t stream_len;
 	uint32_t udp_session_id;       /* UDP_SETUP, not 0 */
@@ -47,8 +47,10 @@ struct frame {
  * a family other than 4 or 6 or a length that does not match it, port 0,
  * proto other than TCP or UDP, DATA empty or above FRAME_STREAM_DATA_MAX,
  * a reset reason outside enum stream_reset_reason, credit 0 or above
- * STREAM_WINDOW, a DGRAM reserved byte not 0). A FRAME_PACKET_OFF whose
- * offload block lies about its packet parses, with offload_bad set.
+ * STREAM_WINDOW, a DGRAM reserved byte not 0; MOVE: a family other than
+ * 4 or 6 or a length not its, reserved not 0, port 0; MOVED not empty).
+ * A FRAME_PACKET_OFF whose offload block lies about its packet parses,
+ * with offload_bad set.
  * Packet contents beyond that (addresses) are checked by the caller with
  * pkt_addrs().
  */
@@ -66,6 +68,9 @@ size_t frame_put_keepalive(uint8_t *buf, size_t cap);
 size_t frame_put_close(uint8_t *buf, size_t cap, const char *reason);
 size_t frame_put_udp_setup(uint8_t *buf, size_t cap, uint32_t session_id);
 size_t frame_put_udp_path(uint8_t *buf, size_t cap, bool on);
+/* MOVE: 0 unless addr is IPv4 or IPv6 and port not 0. */
+size_t frame_put_move(uint8_t *buf, size_t cap, const struct ip_addr *addr, uint16_t port);
+size_t frame_put_moved(uint8_t *buf, size_t cap);
 
 /*
  * Stream frames (proto.h). Each returns the bytes written, or 0 when cap

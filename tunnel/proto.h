@@ -46,6 +46,22 @@
  * both derive the channel's keys from this connection's exporter; the
  * client says with UDP_PATH (u8, 0 or 1) whether the server should send
  * it data over UDP, as its probes find the path working or not.
+ *
+ * A planned switchover, make before break (between peers whose HELLOs
+ * both carry HELLO_F_MOVE): the server going away sends MOVE
+ *
+ *   MOVE   family u8 (4 or 6), reserved u8 (0), port u16 (not 0), address:
+ *          where the standby takes connections (its own address, not the
+ *          floating one, which still leads here)
+ *
+ * and goes on carrying packets both ways. The client connects there with
+ * the expected name of this server (the standby serves the same name,
+ * and resumes the client's ticket), moves its sending onto the new
+ * session once it is established, and sends MOVED (empty) here after the
+ * last packet it sends on this one. This session then carries only what
+ * still comes back this way (the return path moves with the gateway
+ * address, after the clients) until the client closes it, once nothing
+ * has come for TUNNEL_MOVE_QUIET_MS.
  */
 enum frame_type {
 	FRAME_HELLO      = 1, /* first frame each way: version, flags */
@@ -63,6 +79,8 @@ enum frame_type {
 	FRAME_STREAM_LAST   = FRAME_STREAM_CONNECTED,
 	FRAME_UDP_SETUP     = 13, /* server: the data channel's session id u32 (dgram/dgram.h) */
 	FRAME_UDP_PATH      = 14, /* client: u8 1: send data to me over UDP, 0: over TLS */
+	FRAME_MOVE          = 15, /* server: connect to this standby; this session carries on */
+	FRAME_MOVED         = 16, /* client: empty; the last packet sent on this session is before it */
 };
 
 /* Why a stream was reset: what the application at the other end learns. */
@@ -101,6 +119,8 @@ enum {
 	FRAME_DGRAM_V6_HEADER = 8 + 16,
 	FRAME_UDP_SETUP_LEN = 4,
 	FRAME_UDP_PATH_LEN = 1,
+	FRAME_MOVE_V4_LEN = 4 + 4,  /* family, reserved, port, then the address */
+	FRAME_MOVE_V6_LEN = 4 + 16,
 };
 
 enum hello_flags {
@@ -114,6 +134,12 @@ enum hello_flags {
 	HELLO_F_STREAMS = 1u << 1,
 	/* The sender wants (client) or offers (server) the UDP data channel. */
 	HELLO_F_UDP = 1u << 2,
+	/*
+	 * The sender follows MOVE (client) or sends it (server). A stream
+	 * session does not: the proxy's streams end at this server and cannot
+	 * move; such a client gets a CLOSE and reconnects.
+	 */
+	HELLO_F_MOVE = 1u << 3,
 };
 
 enum {
@@ -190,6 +216,21 @@ enum {
 	UNREACH_PER_SEC = 50,
 	/* --idle-timeout is checked at a quarter of it, but not more often than this. */
 	TUNNEL_IDLE_TICK_MIN_MS = 100,
+	/*
+	 * A session a client moved away from is closed once no packet came
+	 * on it for this long: what the old server still had in flight, and
+	 * the answers that reach it until the gateway address has moved,
+	 * come back first. Far above the milliseconds a VRRP move and its
+	 * gratuitous ARP take; far below a keepalive period, so the old
+	 * server is free soon.
+	 */
+	TUNNEL_MOVE_QUIET_MS = 500,
+	/*
+	 * Server: a client told to MOVE that has not said MOVED in this many
+	 * handshake timeouts (it could not reach the standby) gets a CLOSE,
+	 * and reconnects as after a failure.
+	 */
+	TUNNEL_MOVE_DEADLINE_FACTOR = 2,
 };
 
 /*

@@ -94,6 +94,7 @@ struct server {
 	size_t authenticated; /* connections in HELLO or established */
 	struct server_warn warn;
 	struct unreach *unreach; /* answers for peers that are down */
+	struct ev_timer move_deadline; /* clients told to MOVE that have not left by then get a CLOSE */
 };
 
 /* ---- warnings a stranger can cause: rate-limited ---- */
@@ -450,12 +451,67 @@ static void server_free(struct tunnel *t)
 	tunnel_server_stop_listening(t);
 	evloop_timer_stop(t->loop, &srv->accept_pause);
 	evloop_timer_stop(t->loop, &srv->warn.summary);
+	evloop_timer_stop(t->loop, &srv->move_deadline);
 	prefix_table_free(srv->routes);
 	free(srv->slots);
 	free(srv->refs);
 	unreach_free(srv->unreach);
 	free(srv);
 	t->server = NULL;
+}
+
+/* ---- a planned switchover, make before break (proto.h) ---- */
+
+int tunnel_server_move(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+	uint8_t move[FRAME_HEADER_LEN + FRAME_MOVE_V6_LEN];
+	size_t n;
+
+	if (!t->standby_port || !s->peer_move || s->state != SESSION_ESTABLISHED)
+		return -EOPNOTSUPP;
+	n = frame_put_move(move, sizeof(move), &t->standby, t->standby_port);
+	if (!n || !session_append(s, move, n))
+		return -EOPNOTSUPP;
+	s->move = SESSION_MOVE_TOLD;
+	session_flush(s);
+	if (!t->server->move_deadline.armed)
+		evloop_timer_start(t->loop, &t->server->move_deadline,
+				   (uint64_t)TUNNEL_MOVE_DEADLINE_FACTOR * t->handshake_ms);
+	tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s told to move to the standby; its session "
+		   "carries on until it has", s->name, s->remote);
+	return 0;
+}
+
+/* The standby was not reached in time: the clients still here reconnect as after a CLOSE. */
+static void server_on_move_deadline(struct evloop *loop, struct ev_timer *timer)
+{
+	struct tunnel *t = timer->arg;
+	struct session *s, *next;
+
+	(void)loop;
+	for (s = t->sessions; s; s = next) {
+		next = s->next;
+		if (s->state == SESSION_ESTABLISHED && s->move == SESSION_MOVE_TOLD)
+			session_end(s, SESSION_END_HANDOVER, true,
+				    "handover: the standby was not reached in time; this server is going away, reconnect");
+	}
+}
+
+/* MOVED from a client told to move: it sends nothing more here; what comes back still goes. */
+static void server_move(struct session *s, const struct frame *f)
+{
+	struct tunnel *t = s->tunnel;
+
+	if (f->type != FRAME_MOVED || s->move != SESSION_MOVE_TOLD) {
+		session_end(s, SESSION_END_ERROR, true, "protocol error: %s",
+			    f->type == FRAME_MOVE ? "MOVE from a client" : "MOVED without MOVE");
+		return;
+	}
+	s->move = SESSION_MOVE_LEFT;
+	t->stats.moves++;
+	tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s moved to the standby; its session here "
+		   "carries what still comes back", s->name, s->remote);
 }
 
 int tunnel_server_init(struct tunnel *t, char *err, size_t err_len)
@@ -484,6 +540,7 @@ int tunnel_server_init(struct tunnel *t, char *err, size_t err_len)
 	}
 	ev_timer_init(&t->server->accept_pause, server_on_accept_pause, t);
 	ev_timer_init(&t->server->warn.summary, server_on_warn_summary, t);
+	ev_timer_init(&t->server->move_deadline, server_on_move_deadline, t);
 	ret = server_routes(t, err, err_len);
 	if (ret == 0)
 		ret = server_listen(t, err, err_len);
@@ -635,8 +692,8 @@ static void server_ended(struct session *s, enum session_end why, const char *re
 		tunnel_log(t, TUNNEL_LOG_WARN, "client '%s' dead: %s", s->name, reason);
 		break;
 	case SESSION_END_PEER:
-		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s disconnected: %s", s->name, s->remote,
-			   reason);
+		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s %s: %s", s->name, s->remote,
+			   s->move == SESSION_MOVE_LEFT ? "closed its moved session" : "disconnected", reason);
 		break;
 	case SESSION_END_HANDOVER:
 		tunnel_log(t, TUNNEL_LOG_INFO, "client '%s' from %s told to move: %s", s->name, s->remote,
@@ -796,6 +853,9 @@ static bool server_send_blocked(const struct tunnel *t)
 
 static void server_stats(const struct tunnel *t, struct tunnel_stats *out)
 {
+	out->sessions_moving = 0;
+	for (const struct session *s = t->sessions; s; s = s->next)
+		out->sessions_moving += s->state == SESSION_ESTABLISHED && s->move == SESSION_MOVE_TOLD;
 	out->handshakes_pending = t->server->pending_count;
 	out->connected = out->sessions_active > 0;
 }
@@ -805,6 +865,7 @@ const struct tunnel_role_ops tunnel_server_ops = {
 	.established  = server_established,
 	.source_ok    = server_source_ok,
 	.dest_verdict = server_dest_verdict,
+	.move         = server_move,
 	.ended        = server_ended,
 	.send         = server_send,
 	.send_blocked = server_send_blocked,

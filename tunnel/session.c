@@ -464,13 +464,43 @@ static void session_pump(struct session *s)
 		session_frame_out(s, &p);
 }
 
+enum {
+	/* Pump rounds a leaving session gets per flush: FQ_LIMIT_BYTES in TX_FLUSH_BYTES steps. */
+	SESSION_LEAVE_ROUNDS = TUNNEL_FQ_LIMIT_BYTES / TUNNEL_TX_FLUSH_BYTES,
+};
+
+/* MOVED after the last packet, once the flow queue has given up every one. */
+static void session_send_moved(struct session *s)
+{
+	uint8_t moved[FRAME_HEADER_LEN];
+
+	if (!session_open(s) || (s->fq && !fqcodel_empty(s->fq)))
+		return;
+	if (!session_append(s, moved, frame_put_moved(moved, sizeof(moved))))
+		return; /* no room: the next flush tries again */
+	s->leaving = false;
+	session_flush_tx(s);
+}
+
 void session_flush(struct session *s)
 {
+	/* A leaving session gets no new packets, so nothing else would pump its queue. */
+	unsigned rounds = s->leaving ? SESSION_LEAVE_ROUNDS : 1;
+
 	session_flush_tx(s);
-	if (!s->fq || fqcodel_empty(s->fq) || !session_open(s))
-		return;
-	session_pump(s);
-	session_flush_tx(s);
+	while (rounds-- && s->fq && !fqcodel_empty(s->fq) && session_open(s) && !s->write_want) {
+		session_pump(s);
+		session_flush_tx(s);
+	}
+	if (s->leaving)
+		session_send_moved(s);
+}
+
+void session_leave(struct session *s)
+{
+	s->move = SESSION_MOVE_LEFT;
+	s->leaving = true;
+	session_flush(s);
 }
 
 /*
@@ -761,6 +791,7 @@ void session_receive_packet(struct session *s, const struct pkt *p)
 		return;
 	}
 	s->rx_batch.pkts[s->rx_batch.count++] = *p;
+	s->rx_packets++;
 	t->stats.rx_packets++;
 	t->stats.rx_bytes += p->len;
 	session_trace(t, "received", s->name, p);
@@ -771,7 +802,7 @@ void session_receive_packet(struct session *s, const struct pkt *p)
 static void session_send_hello(struct session *s)
 {
 	uint8_t flags = (s->tunnel->accept_offload ? HELLO_F_OFFLOAD : 0) |
-			(s->tunnel->streams ? HELLO_F_STREAMS : 0) | udp_hello_flag(s->tunnel);
+			(s->tunnel->streams ? HELLO_F_STREAMS : HELLO_F_MOVE) | udp_hello_flag(s->tunnel);
 	uint8_t hello[FRAME_HEADER_LEN + FRAME_HELLO_LEN];
 	size_t n = frame_put_hello(hello, sizeof(hello), PROTO_VERSION, flags);
 
@@ -791,6 +822,7 @@ static void session_on_hello(struct session *s, const struct frame *f)
 	s->peer_offload = f->hello_flags & HELLO_F_OFFLOAD;
 	s->streams = t->streams && (f->hello_flags & HELLO_F_STREAMS);
 	s->udp_ok = udp_hello_flag(t) && (f->hello_flags & HELLO_F_UDP);
+	s->peer_move = !t->streams && (f->hello_flags & HELLO_F_MOVE);
 	/* Failure only costs offload packets (counted), not the session. */
 	if (!s->peer_offload && !s->scratch)
 		s->scratch = malloc(PKT_SEGMENT_SCRATCH);
@@ -859,6 +891,14 @@ static void session_on_frame(struct session *s, const struct frame *f)
 	case FRAME_UDP_PATH:
 		session_deliver(s);
 		udp_on_frame(s, f);
+		break;
+	case FRAME_MOVE:
+	case FRAME_MOVED:
+		session_deliver(s);
+		if (!s->peer_move)
+			session_end(s, why, true, "protocol error: frame type %u without HELLO_F_MOVE", f->type);
+		else
+			s->tunnel->role->move(s, f);
 		break;
 	default:
 		session_deliver(s); /* packets before it stay in order */

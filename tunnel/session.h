@@ -27,6 +27,13 @@ enum {
 	SESSION_TX_LOW_WATER = TUNNEL_TX_BUF_BYTES / 2,
 };
 
+/* A planned switchover, make before break (proto.h), as this end sees it. */
+enum session_move {
+	SESSION_MOVE_NONE,
+	SESSION_MOVE_TOLD,  /* server: MOVE sent, MOVED not yet heard */
+	SESSION_MOVE_LEFT,  /* server: MOVED heard; client: moved away. Carries only what comes back. */
+};
+
 enum session_state {
 	SESSION_CONNECTING,
 	SESSION_HANDSHAKE,
@@ -58,6 +65,10 @@ struct session {
 	bool peer_offload;              /* the peer's HELLO had HELLO_F_OFFLOAD */
 	bool streams;                   /* both HELLOs had HELLO_F_STREAMS */
 	bool udp_ok;                    /* both HELLOs had HELLO_F_UDP */
+	bool peer_move;                 /* both HELLOs had HELLO_F_MOVE */
+	enum session_move move;
+	bool leaving;                   /* client: MOVED goes out once the flow queue is empty */
+	uint64_t rx_packets;            /* packets received on this session (a moved one's quiet) */
 	struct udp_session udp;         /* the UDP data channel, once set up */
 
 	uint64_t started_ms, last_rx_ms, last_tx_ms;
@@ -122,6 +133,11 @@ void session_commit(struct session *s, size_t n);
  * then frames from the flow queue what TLS still takes.
  */
 void session_flush(struct session *s);
+/*
+ * Client: nothing more will be sent on s. What its flow queue holds is
+ * framed as TLS takes it, then MOVED, after which s only receives.
+ */
+void session_leave(struct session *s);
 /* Adds the flow queue's counters of s into out (sums; sojourn figures: the largest). */
 void session_fq_stats(const struct session *s, struct tunnel_stats *out);
 size_t session_tx_pending(const struct session *s);

@@ -18,6 +18,28 @@
 #include "session.h"
 #include "udp.h"
 
+/* --standby: an address a client can connect to, resolved now. */
+static int tunnel_configure_standby(struct tunnel *t, const char *text, char *err, size_t err_len)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char host[256], msg[300] = "";
+	int ret;
+
+	ret = tunnel_parse_endpoint(text, &ss, &len, host, sizeof(host), msg, sizeof(msg));
+	if (ret == 0 && (addr_from_sockaddr((struct sockaddr *)&ss, &t->standby, &t->standby_port) < 0 ||
+			 !tunnel_move_target_ok(&t->standby, t->standby_port))) {
+		snprintf(msg, sizeof(msg), "%s: not an address a client can connect to", text);
+		ret = -EINVAL;
+	}
+	if (ret < 0) {
+		snprintf(err, err_len, "--standby %s", msg);
+		t->standby_port = 0;
+		return ret;
+	}
+	return 0;
+}
+
 static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, char *err,
 			    size_t err_len)
 {
@@ -54,7 +76,8 @@ static int tunnel_configure(struct tunnel *t, const struct tunnel_config *cfg, c
 		return -EINVAL;
 	}
 	snprintf(t->server_name, sizeof(t->server_name), "%s", cfg->server_name ? cfg->server_name : host);
-	return 0;
+	return cfg->role == TUNNEL_SERVER && cfg->standby ? tunnel_configure_standby(t, cfg->standby, err, err_len)
+							  : 0;
 }
 
 struct tunnel *tunnel_new(const struct tunnel_config *cfg, struct evloop *loop,
@@ -175,10 +198,12 @@ int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len)
 
 /*
  * A planned switchover: no new connection is taken here (the refusal is
- * what a client's next attempt meets until the address has moved), and
- * every peer gets a CLOSE saying why, which a client answers by
- * reconnecting at once with its ticket, holding its packets in its queue
- * meanwhile. Sessions still in the handshake are cut as well: their
+ * what a client's next attempt meets until the address has moved). A
+ * client that can move make-before-break is sent MOVE and keeps its
+ * session (tunnel_server_move). Every other peer gets a CLOSE saying why,
+ * which a client answers by reconnecting at once with its ticket, holding
+ * its packets in its queue meanwhile; those on the wire at that moment
+ * are lost. Sessions still in the handshake are cut as well: their
  * clients retry the same way.
  */
 int tunnel_handover(struct tunnel *t)
@@ -191,10 +216,12 @@ int tunnel_handover(struct tunnel *t)
 	tunnel_server_stop_listening(t);
 	for (s = t->sessions; s; s = next) {
 		next = s->next;
-		if (s->state >= SESSION_CLOSING)
+		if (s->state >= SESSION_CLOSING || s->move != SESSION_MOVE_NONE)
 			continue;
 		if (s->state == SESSION_ESTABLISHED)
 			n++;
+		if (tunnel_server_move(s) == 0)
+			continue;
 		session_end(s, SESSION_END_HANDOVER, true, "handover: this server is going away, reconnect");
 	}
 	return n;

@@ -71,6 +71,12 @@ struct tunnel_config {
 	const char *crl_file;    /* PEM CRLs of the CA(s), or NULL: no revocation check */
 	/* server: session-ticket keys shared with a standby (tls.h), or NULL: no resumption */
 	const char *ticket_keys_file;
+	/*
+	 * Server: "host:port" where the standby takes connections, its own
+	 * address (not a floating one): tunnel_handover() moves clients there
+	 * make-before-break. NULL: a handover ends every session with a CLOSE.
+	 */
+	const char *standby;
 	const struct peer_table *peers; /* server only; must outlive the tunnel */
 	/*
 	 * What the peer may reach (base/reach.h); must outlive the tunnel.
@@ -182,6 +188,14 @@ struct tunnel_stats {
 	uint64_t udp_sessions;           /* sessions whose data goes over UDP now (client: 0 or 1) */
 	uint64_t udp_rx_coalesced;       /* packets from datagrams merged into the GSO packet before them */
 	uint64_t udp_tx_blocked;         /* client: times the UDP socket was full and the frontend paused */
+	/*
+	 * A planned switchover, make before break. Server: sessions told to
+	 * MOVE that have not said MOVED yet, and clients that said MOVED
+	 * (moved their sending to the standby). Client: 1 while a connection
+	 * to the standby is being set up beside the session, and the sessions
+	 * moved so.
+	 */
+	uint64_t sessions_moving, moves;
 	bool connected;                  /* client: a session is established */
 	bool dormant;                    /* client, --lazy: no session, none until a packet comes */
 	double last_handshake;           /* CLOCK_REALTIME s of the last session established; 0: none */
@@ -244,10 +258,16 @@ int tunnel_reload_crl(struct tunnel *t, char *err, size_t err_len);
  */
 int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len);
 /*
- * Server: a planned switchover. Closes the listener and ends every session
- * with a CLOSE ("handover: ..."), on which clients reconnect at once (to
- * their next --connect endpoint, or the same floating address once it has
- * moved). Returns the established sessions told, or -EINVAL for a client.
+ * Server: a planned switchover. Closes the listener. With cfg.standby,
+ * each established packet session whose client follows MOVE is sent one
+ * and carries on: the client connects to the standby beside it, sends
+ * there once that session is up, says MOVED here and closes this session
+ * once nothing comes back on it (proto.h); a client that has not said
+ * MOVED in TUNNEL_MOVE_DEADLINE_FACTOR handshake timeouts gets a CLOSE.
+ * Every other session ends with a CLOSE ("handover: ..."), on which its
+ * client reconnects at once (to its next --connect endpoint, or the same
+ * floating address once it has moved). Sessions told before are left
+ * alone. Returns the established sessions told, or -EINVAL for a client.
  */
 int tunnel_handover(struct tunnel *t);
 /* Sends close_notify to every peer (best effort) and frees everything. */

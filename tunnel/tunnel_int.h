@@ -10,6 +10,7 @@
 #include "tls.h"
 #include "tunnel.h"
 
+struct frame;
 struct session;
 struct server;
 struct client;
@@ -41,6 +42,8 @@ struct tunnel_role_ops {
 	bool (*source_ok)(const struct session *s, const struct ip_addr *src);
 	/* May s reach dst? REACH_OK or why not. */
 	enum reach_verdict (*dest_verdict)(const struct session *s, const struct ip_addr *dst);
+	/* A MOVE or MOVED frame came on established s (proto.h); the role checks it is its to get. */
+	void (*move)(struct session *s, const struct frame *f);
 	/* s ended (before it lingers and is freed): unlink it, count, log. */
 	void (*ended)(struct session *s, enum session_end why, const char *reason);
 	/* The send buffer of s fell below half after being above high water. */
@@ -71,6 +74,9 @@ struct tunnel {
 	socklen_t addr_len;
 	char endpoint[280];        /* as given, for logs */
 	char server_name[256];     /* client: what the server certificate must name */
+	/* server, --standby: where a handover sends clients (MOVE); port 0: none */
+	struct ip_addr standby;
+	uint16_t standby_port;
 
 	struct tunnel_stats stats;
 	/* records of sessions already freed; live ones keep their own */
@@ -92,6 +98,12 @@ int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *
 /* Server: see tunnel_set_peers(). */
 /* Server: closes the listener, so a client's next connection is refused here. */
 void tunnel_server_stop_listening(struct tunnel *t);
+/*
+ * Server, tunnel_handover(): sends s a MOVE to the standby and arms the
+ * deadline. 0, or -EOPNOTSUPP when s cannot move (no --standby, its
+ * client does not follow MOVE, not established) and needs a CLOSE.
+ */
+int tunnel_server_move(struct session *s);
 int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len);
 
 __attribute__((format(printf, 3, 4)))
@@ -110,6 +122,18 @@ int tunnel_parse_endpoint(const char *text, struct sockaddr_storage *ss, socklen
  * TUNNEL_SOURCE_PREFIX_V6 bits; zeroes elsewhere, so memcmp compares.
  */
 void tunnel_source_of(const struct sockaddr *sa, struct ip_addr *out);
+
+/*
+ * A MOVE's target (--standby, and what a client accepts): an address a
+ * connection can go to. Loopback is allowed (a lab on one host); link-local
+ * (no scope id in the frame), unspecified, multicast and broadcast are not.
+ */
+static inline bool tunnel_move_target_ok(const struct ip_addr *a, uint16_t port)
+{
+	enum reach_verdict v = reach_special(a);
+
+	return port && (v == REACH_OK || v == REACH_LOOPBACK);
+}
 
 /* TLS records of live sessions plus those of freed ones. */
 void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out);

@@ -85,7 +85,7 @@ TL_STATS_KEYS=(event time role frontend connected tx_packets tx_bytes rx_packets
 	fq_sojourn_last_us fq_sojourn_max_us fq_sojourn_p50_us fq_sojourn_p99_us
 	transport udp_tx_datagrams udp_tx_bytes udp_rx_datagrams udp_rx_bytes udp_drop_auth
 	udp_drop_replay udp_drop_unknown_session udp_drop_malformed udp_rekeys udp_roams
-	udp_fallbacks udp_sessions udp_rx_coalesced udp_tx_blocked)
+	udp_fallbacks udp_sessions udp_rx_coalesced udp_tx_blocked sessions_moving moves)
 
 TL_TIMEOUT=${TL_TIMEOUT:-10}    # default bound for readiness waits, seconds
 TL_KILL_TIMEOUT=${TL_KILL_TIMEOUT:-5}
@@ -952,16 +952,19 @@ tl_ping_dst() {
 #
 # The service address 10.101.0.1 ($TL_SRV_UL4, what a client connects to)
 # and the inner gateway 10.102.0.1 ($TL_SRV_IN4, dst's default route) are
-# one VRRP instance's two virtual addresses: keepalived moves them
-# together, so dst's answers go to the server that holds the clients.
-# Both servers bind the service address before they own it
-# (ip_nonlocal_bind), so the standby is ready when it arrives. IPv4 only.
+# the virtual addresses of two VRRP instances, tl_service and tl_gateway:
+# when a server dies keepalived moves both at once, so dst's answers go to
+# the server that gets the clients; a planned switchover moves them one
+# after the other (tl_handover). Both servers listen on every address
+# (ip_nonlocal_bind covers the service address before they own it): a
+# client told to move reaches the standby at its own address.
+# IPv4 only.
 # VRRP runs unicast between the servers' own addresses: no packet of it
 # leaves $NS_LAN's bridges, and nothing of this lives in the root namespace.
 
 TL_FO_SRV1_UL4=10.101.0.11 TL_FO_SRV2_UL4=10.101.0.12
 TL_FO_SRV1_IN4=10.102.0.11 TL_FO_SRV2_IN4=10.102.0.12
-TL_FO_VRID=51
+TL_FO_VRID=51 TL_FO_VRID_GW=52
 TL_FO_ADVERT=${TL_FO_ADVERT:-0.1} # VRRPv3 takes centiseconds: the backup decides in ~0.35 s
 
 tl_failover_names() {
@@ -1014,50 +1017,67 @@ tl_on_srv2() {
 	NS_SRV=$NS_SRV2 TL_SRV_LOG=$TL_TMP/server2.log TL_SRV_STATS=$TL_TMP/server2-stats.jsonl "$@"
 }
 
+# tl_fo_vrrp_instance NAME VRID TRACK ADDR/DEV PRIORITY SELF PEER: one
+# vrrp_instance block of tl_keepalived_start's configuration.
+tl_fo_vrrp_instance() {
+	cat <<-EOF
+		vrrp_instance $1 {
+			state BACKUP
+			nopreempt
+			interface $TL_UL_IF
+			virtual_router_id $2
+			priority $5
+			advert_int $TL_FO_ADVERT
+			unicast_src_ip $6
+			unicast_peer {
+				$7
+			}
+			virtual_ipaddress {
+				$4
+			}
+			track_file {
+				$3
+			}
+		}
+	EOF
+}
+
 # tl_keepalived_start NS NAME PRIORITY SELF PEER: keepalived (VRRP only) in
-# NS with its own config, pid files and track file in $TL_TMP/ka-NAME.
-# The track file is the server's health as keepalived sees it: 0 healthy,
-# anything else FAULT, which gives the addresses up at once (a priority-0
-# advert tells the peer). tl_keepalived_watch writes it when the service
-# dies; a planned switchover writes it by hand. Prints keepalived's PID.
+# NS with its own config, pid files and track files in $TL_TMP/ka-NAME.
+# A track file is the server's health as keepalived sees it: 0 healthy,
+# anything else FAULT, which gives the instance's address up at once (a
+# priority-0 advert tells the peer): "down" for the service address,
+# "down-gw" for the inner gateway. tl_keepalived_watch writes both when the
+# service dies; a planned switchover writes them by hand, gateway first.
+# Prints keepalived's PID.
 tl_keepalived_start() {
 	local ns=$1 name=$2 prio=$3 self=$4 peer=$5 dir=$TL_TMP/ka-$2
 	mkdir -p "$dir" || return 1
 	echo 0 >"$dir/down"
-	cat >"$dir/keepalived.conf" <<-EOF
-		# written by experiments/lib/netns.sh for $name
-		global_defs {
-			router_id tl-$name
-			vrrp_version 3
-			vrrp_min_garp true
-			vrrp_garp_master_delay 0
-			enable_script_security
-			script_user root
-		}
-		track_file tl_health {
-			file "$dir/down"
-			weight 0
-		}
-		vrrp_instance tl_service {
-			state BACKUP
-			nopreempt
-			interface $TL_UL_IF
-			virtual_router_id $TL_FO_VRID
-			priority $prio
-			advert_int $TL_FO_ADVERT
-			unicast_src_ip $self
-			unicast_peer {
-				$peer
+	echo 0 >"$dir/down-gw"
+	{
+		cat <<-EOF
+			# written by experiments/lib/netns.sh for $name
+			global_defs {
+				router_id tl-$name
+				vrrp_version 3
+				vrrp_min_garp true
+				vrrp_garp_master_delay 0
+				enable_script_security
+				script_user root
 			}
-			virtual_ipaddress {
-				$TL_SRV_UL4/24 dev $TL_UL_IF
-				$TL_SRV_IN4/24 dev $TL_IN_IF
+			track_file tl_health {
+				file "$dir/down"
+				weight 0
 			}
-			track_file {
-				tl_health
+			track_file tl_health_gw {
+				file "$dir/down-gw"
+				weight 0
 			}
-		}
-	EOF
+		EOF
+		tl_fo_vrrp_instance tl_service "$TL_FO_VRID" tl_health "$TL_SRV_UL4/24 dev $TL_UL_IF" "$prio" "$self" "$peer"
+		tl_fo_vrrp_instance tl_gateway "$TL_FO_VRID_GW" tl_health_gw "$TL_SRV_IN4/24 dev $TL_IN_IF" "$prio" "$self" "$peer"
+	} >"$dir/keepalived.conf"
 	tl_bg "$ns" "$dir/keepalived.log" keepalived --dont-fork --log-console --vrrp \
 		--use-file "$dir/keepalived.conf" --pid "$dir/keepalived.pid" --vrrp_pid "$dir/vrrp.pid" \
 		--checkers_pid "$dir/checkers.pid" >/dev/null || return 1
@@ -1074,8 +1094,22 @@ tl_keepalived_pair() {
 	tl_wait_until "$TL_TIMEOUT" tl_vip_on "$NS_SRV" ||
 		{ tl_log_tail "$TL_TMP/ka-srv1/keepalived.log"; tl_fail "expected srv to own $TL_SRV_UL4 within ${TL_TIMEOUT}s"; return 1; }
 	tl_keepalived_start "$NS_SRV2" srv2 100 "$TL_FO_SRV2_UL4" "$TL_FO_SRV1_UL4" >/dev/null || return 1
-	tl_wait_until "$TL_TIMEOUT" grep -qF "Entering BACKUP STATE" "$TL_TMP/ka-srv2/keepalived.log" ||
+	tl_wait_until "$TL_TIMEOUT" tl_fo_both_backup "$TL_TMP/ka-srv2/keepalived.log" ||
 		{ tl_log_tail "$TL_TMP/ka-srv2/keepalived.log"; tl_fail "expected srv2's keepalived up as backup within ${TL_TIMEOUT}s"; }
+}
+
+# Have both instances of a keepalived log entered BACKUP?
+tl_fo_both_backup() {
+	(($(grep -cF "Entering BACKUP STATE" "$1" 2>/dev/null) >= 2))
+}
+
+# tl_fo_server_flags SELF: what a tunlab server of the pair runs with
+# besides its frontend's: every address (so that a client told to move
+# reaches it at its own), and the other server as --standby.
+tl_fo_server_flags() {
+	local other=$TL_FO_SRV2_UL4
+	[[ $1 == srv1 ]] || other=$TL_FO_SRV1_UL4
+	printf '%s\n' --listen "0.0.0.0:$TL_PORT" --standby "$other:$TL_PORT"
 }
 
 # tl_vip_on NS: does NS hold the service address (and the inner gateway)?
@@ -1084,43 +1118,72 @@ tl_vip_on() {
 		[[ -n $(ip -n "$1" -4 -o addr show dev "$TL_IN_IF" to "$TL_SRV_IN4/32" 2>/dev/null) ]]
 }
 
-# tl_keepalived_down NAME: the server NAME (srv1, srv2) gives the addresses up now.
+# tl_keepalived_down NAME [gw|service]: the server NAME (srv1, srv2) gives
+# the inner gateway, the service address, or (by default) both up now.
 tl_keepalived_down() {
-	echo 1 >"$TL_TMP/ka-$1/down"
+	[[ ${2:-} == service ]] || echo 1 >"$TL_TMP/ka-$1/down-gw"
+	[[ ${2:-} == gw ]] || echo 1 >"$TL_TMP/ka-$1/down"
 }
 
 # tl_tcp_drained NS PORT: NS holds no TCP connection of port PORT but in
-# TIME-WAIT. After a handover (SIGUSR1) the server has sent each client its
-# CLOSE and waits for its FIN: once none is left, every client has read
-# its CLOSE, and the address may move. Moved earlier, the address would
-# take the server's CLOSE segments with it (its source is gone), and a
-# client would learn of the move from the new owner's RST, losing what it
-# had in flight.
+# TIME-WAIT: every client has closed its session with the server there.
 tl_tcp_drained() {
 	[[ -z $(tl_ns "$1" ss -Htn state connected exclude time-wait "( sport = :$2 )" 2>/dev/null) ]]
 }
 
-# tl_handover PID [ctl]: the planned switchover of the tunlab server PID
-# in srv, in the order that loses nothing: the server tells its clients
-# (SIGUSR1, or with "ctl" `tunlab handover` on its control socket; they
-# keep their packets queued and retry), every client has read it, then
-# keepalived moves the address, and a retry lands on srv2.
+# tl_fo_moved STATS SINCE: the server's stats, written after SINCE (epoch
+# seconds), show no client told to move that has not moved yet.
+tl_fo_moved() {
+	tl_json_test "$1" ".time > $2 and .sessions_moving == 0"
+}
+
+# tl_handover PID STATS [ctl]: the planned switchover of the tunlab server
+# PID in srv (its --stats file STATS), in the order that loses nothing:
+#  1. the server is told (SIGUSR1, or with "ctl" `tunlab handover` on its
+#     control socket); it sends each client MOVE, and each connects to the
+#     standby beside its session, sends there once that is up and says
+#     MOVED (the server's stats: sessions_moving 0);
+#  2. the inner gateway moves: dst's answers go to the standby, which has
+#     the clients; those still on their way to srv go on through the old
+#     sessions;
+#  3. the clients close the old sessions once nothing has come on them
+#     for a while (no connection to srv's port left);
+#  4. the service address moves.
+# The service address moved before 3 would cut the old sessions (their
+# segments would reach the standby, which answers RST) with answers in
+# them; the gateway moved before 1 would send answers to a standby that
+# does not have the client yet.
+# TL_FO_ACTIVE names the active server (srv1, the default, or srv2); with
+# "ctl" the control socket's answer is in TL_HANDOVER_REPLY.
 tl_handover() {
-	if [[ ${2:-} == ctl ]]; then
-		tl_ns "$NS_SRV" "$TUNLAB" handover --pid "$1" >/dev/null || return 1
+	local since name=${TL_FO_ACTIVE:-srv1} ns=$NS_SRV
+	[[ $name == srv1 ]] || ns=$NS_SRV2
+	since=$(date +%s.%N)
+	if [[ ${3:-} == ctl ]]; then
+		TL_HANDOVER_REPLY=$(tl_ns "$ns" "$TUNLAB" handover --pid "$1") || return 1
 	else
 		kill -USR1 "$1" || return 1
 	fi
-	tl_wait_until 5 tl_tcp_drained "$NS_SRV" "$TL_PORT" ||
-		tl_log "handover: connections to srv's port $TL_PORT still open after 5 s; moving the address anyway"
-	tl_keepalived_down srv1
+	tl_wait_until 5 tl_fo_moved "$2" "$since" ||
+		tl_log "handover: clients of $name still moving after 5 s; moving the gateway anyway"
+	tl_keepalived_down "$name" gw
+	tl_wait_until 5 tl_tcp_drained "$ns" "$TL_PORT" ||
+		tl_log "handover: connections to $name's port $TL_PORT still open after 5 s; moving the address anyway"
+	tl_keepalived_down "$name" service
+}
+
+# tl_keepalived_up NAME: NAME is healthy again (a standby once more: nopreempt).
+tl_keepalived_up() {
+	echo 0 >"$TL_TMP/ka-$1/down-gw"
+	echo 0 >"$TL_TMP/ka-$1/down"
 }
 
 # tl_keepalived_watch NAME PID: NAME's health follows process PID (a
 # service manager's job): when it is gone, for whatever reason, the track
-# file says so within 20 ms and keepalived gives the addresses up.
+# files say so within 20 ms and keepalived gives both addresses up.
 tl_keepalived_watch() {
 	local name=$1 pid=$2 ns=${3:--}
 	tl_bg "$ns" "$TL_TMP/ka-$name/watch.log" sh -c \
-		'tail --pid="$1" -s 0.02 -f /dev/null; echo 1 >"$2"' sh "$pid" "$TL_TMP/ka-$name/down" >/dev/null
+		'tail --pid="$1" -s 0.02 -f /dev/null; echo 1 >"$2/down-gw"; echo 1 >"$2/down"' sh "$pid" \
+		"$TL_TMP/ka-$name" >/dev/null
 }

@@ -79,6 +79,12 @@ static void check_stream(const uint8_t *frame_start, int used, const struct fram
 	case FRAME_UDP_PATH:
 		n = frame_put_udp_path(again, sizeof(again), f->udp_path);
 		break;
+	case FRAME_MOVE:
+		n = frame_put_move(again, sizeof(again), &f->stream_addr, f->stream_port);
+		break;
+	case FRAME_MOVED:
+		n = frame_put_moved(again, sizeof(again));
+		break;
 	default:
 		return;
 	}

@@ -811,6 +811,53 @@ static void test_udp_frames(void **state)
 	assert_int_equal(frame_put_udp_path(buf, FRAME_HEADER_LEN, false), 0);
 }
 
+/* MOVE: where the standby is, as strict as STREAM_OPEN's endpoint; MOVED: empty. */
+static void test_move_frames(void **state)
+{
+	struct ip_addr v4 = { .family = AF_INET, .bytes = { 10, 101, 0, 12 } };
+	struct ip_addr v6 = { .family = AF_INET6, .bytes = { 0xfd, [15] = 0x12 } };
+	struct ip_addr none = { 0 };
+	uint8_t buf[32];
+	struct frame f;
+
+	(void)state;
+	assert_int_equal(frame_put_move(buf, sizeof(buf), &v4, 4433), FRAME_HEADER_LEN + FRAME_MOVE_V4_LEN);
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 8, &f), FRAME_HEADER_LEN + 8);
+	assert_int_equal(f.type, FRAME_MOVE);
+	assert_int_equal(f.stream_addr.family, AF_INET);
+	assert_memory_equal(f.stream_addr.bytes, v4.bytes, 4);
+	assert_int_equal(f.stream_port, 4433);
+	assert_all_cuts_partial(buf, FRAME_HEADER_LEN + 8);
+	buf[FRAME_HEADER_LEN + 1] = 1; /* reserved */
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 8, &f), -EPROTO);
+	buf[FRAME_HEADER_LEN + 1] = 0;
+	buf[FRAME_HEADER_LEN] = 6; /* family 6 with four address bytes */
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 8, &f), -EPROTO);
+	buf[FRAME_HEADER_LEN] = 5;
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 8, &f), -EPROTO);
+	buf[FRAME_HEADER_LEN] = 4;
+	buf[FRAME_HEADER_LEN + 2] = buf[FRAME_HEADER_LEN + 3] = 0; /* port 0 */
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 8, &f), -EPROTO);
+	assert_int_equal(frame_put_move(buf, sizeof(buf), &v6, 1), FRAME_HEADER_LEN + FRAME_MOVE_V6_LEN);
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 20, &f), FRAME_HEADER_LEN + 20);
+	assert_int_equal(f.stream_addr.family, AF_INET6);
+	assert_memory_equal(f.stream_addr.bytes, v6.bytes, 16);
+	buf[FRAME_HEADER_LEN] = 4; /* family 4 with sixteen address bytes */
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN + 20, &f), -EPROTO);
+	assert_int_equal(frame_put_move(buf, sizeof(buf), &none, 4433), 0);
+	assert_int_equal(frame_put_move(buf, sizeof(buf), &v4, 0), 0);
+	assert_int_equal(frame_put_move(buf, FRAME_HEADER_LEN + 7, &v4, 4433), 0);
+	assert_int_equal(parse_header_only(FRAME_MOVE, 0, 0), -EPROTO);
+	assert_int_equal(parse_header_only(FRAME_MOVE, 12, 12), -EPROTO);
+	assert_int_equal(frame_put_moved(buf, sizeof(buf)), FRAME_HEADER_LEN);
+	assert_int_equal(parse(buf, FRAME_HEADER_LEN, &f), FRAME_HEADER_LEN);
+	assert_int_equal(f.type, FRAME_MOVED);
+	assert_int_equal(parse_header_only(FRAME_MOVED, 1, 1), -EPROTO);
+	assert_int_equal(frame_put_moved(buf, FRAME_HEADER_LEN - 1), 0);
+	/* Past the last type. */
+	assert_int_equal(parse_header_only(FRAME_MOVED + 1, 0, 0), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -832,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_hello_streams),
 		cmocka_unit_test(test_stream_malformed),
 		cmocka_unit_test(test_udp_frames),
+		cmocka_unit_test(test_move_frames),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2534,6 +2534,128 @@ static void test_endpoints_in_turn(void **state)
 	unlink(keys);
 }
 
+/* A free port other than g.port: pick_port() while g.port is held. */
+static unsigned other_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)g.port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unsigned port;
+	int one = 1;
+
+	assert_true(fd >= 0);
+	/* The earlier tests' connections to g.port may linger in TIME-WAIT. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	port = pick_port();
+	close(fd);
+	assert_int_not_equal(port, g.port);
+	return port;
+}
+
+/* The pair of a planned switchover: srv with --standby, the standby as fx->other, sharing keys. */
+static void fx_start_standby_pair(struct fixture *fx, char *standby, size_t standby_len, char *keys, size_t keys_len)
+{
+	struct conf c;
+
+	snprintf(standby, standby_len, "127.0.0.1:%u", other_port());
+	conf_server(&c, &fx->peers);
+	c.cfg.ticket_keys_file = write_key_file(keys, keys_len, KEY_A "\n", 0600);
+	c.cfg.standby = standby;
+	side_open(&fx->srv, "srv", &c.cfg, fx->loop);
+	conf_server(&c, &fx->peers);
+	c.cfg.endpoint = standby;
+	c.cfg.ticket_keys_file = keys;
+	side_open(&fx->other, "standby", &c.cfg, fx->loop);
+}
+
+static bool moved_both_ends(const void *arg)
+{
+	const struct fixture *fx = arg;
+
+	return stats_of(&fx->cli).moves == 1 && stats_of(&fx->srv).moves == 1;
+}
+
+static bool old_session_closed(const void *arg)
+{
+	return stats_of(arg).sessions_active == 0;
+}
+
+/*
+ * A planned switchover, make before break (issue 16): the client moves to
+ * the standby named in MOVE while its session goes on, resumes there,
+ * sends there from then on; the old session still brings back what the
+ * old server sends, until it has been quiet and the client closes it.
+ */
+static void test_move_make_before_break(void **state)
+{
+	struct fixture *fx = *state;
+	char keys[PATH_MAX], standby[64];
+	struct tunnel_stats st;
+	uint64_t before;
+
+	fx_start_standby_pair(fx, standby, sizeof(standby), keys, sizeof(keys));
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	send_packets(&fx->cli, 4, 200, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->srv, 4, 2000);
+
+	assert_int_equal(tunnel_handover(fx->srv.t), 1);
+	if (!run_until(fx->loop, moved_both_ends, fx, 3000))
+		fail_msg("no move within 3 s; client log:\n%s\nserver log:\n%s", fx->cli.log, fx->srv.log);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.handshakes_full, 1);
+	assert_int_equal(st.handshakes_resumed, 1);
+	assert_int_equal(st.sessions_moving, 0);
+	assert_true(st.connected);
+	assert_int_equal(stats_of(&fx->other).handshakes_resumed, 1);
+	assert_int_equal(stats_of(&fx->other).handshakes_full, 0);
+	st = stats_of(&fx->srv);
+	assert_int_equal(st.sessions_moving, 0);
+	assert_int_equal(st.sessions_active, 1);
+
+	/* Sending goes to the standby now; what the old server sends still arrives. */
+	send_packets(&fx->cli, 3, 200, "10.8.0.2", "10.9.0.1");
+	expect_delivered(fx->loop, &fx->other, 3, 2000);
+	assert_int_equal(fx->srv.delivered, 4);
+	before = fx->cli.delivered;
+	send_packets(&fx->srv, 2, 200, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, before + 2, 2000);
+	send_packets(&fx->other, 2, 200, "10.9.0.1", "10.8.0.2");
+	expect_delivered(fx->loop, &fx->cli, before + 4, 2000);
+
+	/* Quiet: the client closes the old session itself; nothing was closed under it. */
+	if (!run_until(fx->loop, old_session_closed, &fx->srv, 3 * TUNNEL_MOVE_QUIET_MS))
+		fail_msg("old session still open; client log:\n%s", fx->cli.log);
+	assert_true(logged(&fx->srv, "closed its moved session: closed by peer: moved: nothing came back"));
+	assert_false(logged(&fx->cli, "lost"));
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).drop_peer_down, 0);
+	unlink(keys);
+}
+
+/* A client that cannot reach the standby keeps its session until the server's deadline closes it. */
+static void test_move_standby_unreachable(void **state)
+{
+	struct fixture *fx = *state;
+	char keys[PATH_MAX], standby[64];
+
+	fx_start_standby_pair(fx, standby, sizeof(standby), keys, sizeof(keys));
+	side_close(&fx->other); /* nothing listens there now */
+	fx_start_client(fx, false);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(tunnel_handover(fx->srv.t), 1);
+	expect_log(fx->loop, &fx->cli, "failed: Connection refused; staying until the server closes", 2000);
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->srv).sessions_moving, 1);
+	expect_log(fx->loop, &fx->cli, "closed by peer: handover: the standby was not reached in time",
+		   TUNNEL_MOVE_DEADLINE_FACTOR * handshake_ms() + 2000);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 0);
+	/* A second handover finds nobody to tell. */
+	assert_int_equal(tunnel_handover(fx->srv.t), 0);
+	unlink(keys);
+}
+
 #define TUNNEL_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -2577,6 +2699,8 @@ int main(void)
 		TUNNEL_TEST(test_reload_during_tls),
 		TUNNEL_TEST(test_reconnect_after_restart),
 		TUNNEL_TEST(test_endpoints_in_turn),
+		TUNNEL_TEST(test_move_make_before_break),
+		TUNNEL_TEST(test_move_standby_unreachable),
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),
 		TUNNEL_TEST(test_handshakes_per_source),
