@@ -279,8 +279,8 @@ static int listener(uint16_t *port)
  */
 static void test_exit_budget(void **state)
 {
-	struct frontend_config cfg = { .role = FRONTEND_SERVER, .max_streams = 5,
-				       .max_streams_per_client = 3 };
+	struct proxy_flags flags = { .max_streams = 5, .max_streams_per_client = 3 };
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .flags = &flags };
 	struct fake_port fp = { 0 };
 	struct stream_port port = { .ctx = &fp, .send = fake_send, .blocked = fake_blocked,
 				    .flush = fake_flush };
@@ -330,7 +330,8 @@ static void test_exit_budget(void **state)
 /* Without the flags a client gets at most a quarter of the budget in streams, and in flows. */
 static void test_exit_per_client_default(void **state)
 {
-	struct frontend_config cfg = { .role = FRONTEND_SERVER, .max_streams = 8 };
+	struct proxy_flags flags = { .max_streams = 8 };
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .flags = &flags };
 	struct fake_port fp = { 0 };
 	struct stream_port port = { .ctx = &fp, .send = fake_send, .blocked = fake_blocked,
 				    .flush = fake_flush };
