@@ -50,16 +50,18 @@ struct frontend_config {
 	 * With it, routes are the protect entries' dsts and selectors NULL.
 	 */
 	const struct policy *policy;
-	unsigned queues;    /* --queues: netfilter queues to spread over (default 1) */
-	bool fail_open;     /* --fail-open: let packets pass when we cannot take them */
-	const char *inject; /* --inject: how to deliver packets, e.g. "raw" or "pcap"; NULL: default */
 	/*
-	 * Server, stream frontends: the exit's budget of sockets, TCP streams
-	 * and UDP flows together (from the fd limit or --max-streams), TCP
-	 * streams per client (--max-streams-per-client) and UDP flows per
-	 * client (--max-flows-per-client). 0: the default.
+	 * Server: the process's fd limit and the fds the tunnel needs of it;
+	 * a stream frontend budgets its sockets from what is left. 0: no
+	 * limit planned (the frontend's own defaults).
 	 */
-	unsigned max_streams, max_streams_per_client, max_flows_per_client;
+	unsigned long fd_limit, fd_tunnel;
+	/*
+	 * The frontend's own flags (its ops' flags table), parsed into a
+	 * zeroed struct of ops->flags_size bytes: zero means the default.
+	 * NULL when the frontend has no table or none was parsed.
+	 */
+	const void *flags;
 };
 
 /* cfg's inner address of family af (AF_INET, AF_INET6), or NULL. */
@@ -166,6 +168,35 @@ enum frontend_caps {
 
 struct evloop;
 
+/* Which commands take a frontend flag. */
+enum frontend_flag_roles {
+	FRONTEND_FLAG_CLIENT = 1u << 0,
+	FRONTEND_FLAG_SERVER = 1u << 1,
+	FRONTEND_FLAG_BOTH = FRONTEND_FLAG_CLIENT | FRONTEND_FLAG_SERVER,
+};
+
+enum frontend_flag_kind {
+	FRONTEND_FLAG_SET,    /* bool set to true, takes no value */
+	FRONTEND_FLAG_STRING, /* const char * into argv, non-empty */
+	FRONTEND_FLAG_UINT,   /* unsigned within [min, max] */
+	FRONTEND_FLAG_REFUSE, /* refused with help as the reason; not listed by --help */
+};
+
+/*
+ * One flag a frontend owns, as a row of its ops' flags table: the command
+ * line (src/options.c) parses it after --frontend names the frontend,
+ * stores it at offset in the frontend's flag struct, and --help lists it
+ * under the frontend. Another frontend's flag is refused, naming both.
+ */
+struct frontend_flag {
+	const char *name;     /* "--queues" */
+	enum frontend_flag_kind kind;
+	size_t offset;        /* in the frontend's flag struct */
+	unsigned roles;       /* enum frontend_flag_roles */
+	unsigned long min, max;
+	const char *metavar, *help;
+};
+
 /* Where a packet frontend says that captured packets wait (src/daemon.c). */
 struct frontend_sink {
 	void (*ready)(void *ctx);
@@ -260,6 +291,12 @@ struct frontend_ops {
 	 */
 	int (*policy_reload)(struct frontend *fe, const struct frontend_config *cfg, char *err,
 			     size_t err_len);
+	/*
+	 * The frontend's own flags, ended by a row without a name, or NULL;
+	 * parsed into cfg->flags, a struct of flags_size bytes.
+	 */
+	const struct frontend_flag *flags;
+	size_t flags_size;
 };
 
 #endif

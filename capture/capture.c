@@ -61,6 +61,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,27 +102,34 @@ static struct capf *to_capf(const struct frontend *fe)
 	return (struct capf *)fe;
 }
 
+/* pcap's own flags (its flags table below); NULL: the default. */
+struct capf_flags {
+	const char *inject;
+};
+
+static const char *capf_inject(const struct frontend_config *cfg)
+{
+	return cfg->flags ? ((const struct capf_flags *)cfg->flags)->inject : NULL;
+}
+
 /* What a route to lo cannot do, said before anything is created. */
 static int check_config(const struct frontend_config *cfg, bool *inject_pcap,
 			enum pktinject_method *method,
 			char *err, size_t err_len)
 {
+	const char *inject = capf_inject(cfg);
+
 	if (cfg->selector_count) {
 		snprintf(err, err_len, "--select: a route to lo takes all traffic to a prefix; "
 			 "selectors need a netfilter frontend (--frontend nfqueue)");
 		return -EINVAL;
 	}
-	if (cfg->fail_open) {
-		snprintf(err, err_len, "--fail-open: traffic routed to lo has no other way out; "
-			 "without tunlab it is dropped");
-		return -EINVAL;
-	}
-	*inject_pcap = cfg->inject && strcmp(cfg->inject, "pcap") == 0;
-	if (!*inject_pcap && pktinject_any_parse(cfg->inject, method) < 0) {
+	*inject_pcap = inject && strcmp(inject, "pcap") == 0;
+	if (!*inject_pcap && pktinject_any_parse(inject, method) < 0) {
 		snprintf(err, err_len, "--inject '%s': not an injection method; pcap injects "
 			 "with lo (a packet socket on lo, GSO, the default), dev (the same on the "
 			 "egress device), raw (a raw socket) "
-			 "or pcap (pcap_inject on lo)", cfg->inject);
+			 "or pcap (pcap_inject on lo)", inject);
 		return -EINVAL;
 	}
 	return 0;
@@ -200,7 +208,7 @@ static struct capf *capf_new(const struct frontend_config *cfg, bool inject_pcap
 	c->verbose = cfg->verbose;
 	c->inject_pcap = inject_pcap;
 	c->method = method;
-	c->inject_name = cfg->inject;
+	c->inject_name = capf_inject(cfg);
 	c->raw = (struct pktinject_any){ .method = method, .raw = { .fd4 = -1, .fd6 = -1 },
 					 .pk = { .fd = -1 } };
 	c->owner.fd = -1;
@@ -318,6 +326,16 @@ static void capf_close(struct frontend *fe)
 	free(c);
 }
 
+static const struct frontend_flag capf_flags[] = {
+	{ "--inject", FRONTEND_FLAG_STRING, offsetof(struct capf_flags, inject), FRONTEND_FLAG_BOTH, 0, 0,
+	  "HOW", "deliver packets through lo with GSO (lo, default), on the egress device with GSO "
+	  "(dev), with a raw socket (raw) or with pcap_inject (pcap)" },
+	/* nfqueue's flag, refused here with the reason rather than as another frontend's. */
+	{ "--fail-open", FRONTEND_FLAG_REFUSE, 0, FRONTEND_FLAG_BOTH, 0, 0,
+	  NULL, "traffic routed to lo has no other way out; without tunlab it is dropped" },
+	{ NULL },
+};
+
 static const struct frontend_packet_ops capf_packet_ops = {
 	.read_batch = capf_read_batch,
 	.write_batch = capf_write_batch,
@@ -338,4 +356,6 @@ const struct frontend_ops capture_frontend = {
 	.packets = &capf_packet_ops,
 	.close = capf_close,
 	.cleanup = kitfe_cleanup,
+	.flags = capf_flags,
+	.flags_size = sizeof(struct capf_flags),
 };

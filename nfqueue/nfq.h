@@ -87,6 +87,7 @@ struct nfq_rules_params {
 	const struct frontend_config *cfg;
 	uint16_t queue_first;
 	unsigned queue_count;
+	bool fail_open; /* --fail-open: the rules let packets pass without a listener */
 };
 
 int nfq_rules_install(struct nfq_rules *r, const struct nfq_rules_params *params, char *err,

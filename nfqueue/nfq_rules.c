@@ -60,7 +60,7 @@ static void ipt_target(FILE *f, const struct rule_ctx *c)
 	else
 		fprintf(f, " -j NFQUEUE --queue-num %u", first);
 	/* Without a listener: pass in clear (fail-open) or drop (the default). */
-	fputs(c->cfg->fail_open ? " --queue-bypass\n" : "\n", f);
+	fputs(c->params->fail_open ? " --queue-bypass\n" : "\n", f);
 }
 
 static void nft_target(FILE *f, const struct rule_ctx *c)
@@ -71,7 +71,7 @@ static void nft_target(FILE *f, const struct rule_ctx *c)
 		fprintf(f, " queue num %u-%u", first, first + n - 1);
 	else
 		fprintf(f, " queue num %u", first);
-	fputs(c->cfg->fail_open ? " bypass\n" : "\n", f);
+	fputs(c->params->fail_open ? " bypass\n" : "\n", f);
 }
 
 /* ---- iptables ---- */

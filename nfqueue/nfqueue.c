@@ -74,6 +74,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +96,18 @@ struct nfqf {
 	struct owner_lock owner; /* held while any object of ours exists */
 	uint16_t queue_first;    /* for a policy swap's rules */
 	unsigned queue_count;
+	bool fail_open;          /* for a policy swap's rules */
 	bool verbose;
 };
+
+/* nfqueue's own flags (its flags table below), zero meaning the default. */
+struct nfqf_flags {
+	unsigned queues;
+	bool fail_open;
+	const char *inject;
+};
+
+static const struct nfqf_flags nfqf_no_flags;
 
 static struct nfqf *to_nfqf(const struct frontend *fe)
 {
@@ -106,23 +117,24 @@ static struct nfqf *to_nfqf(const struct frontend *fe)
 static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
 		     size_t err_len)
 {
+	const struct nfqf_flags *fl = cfg->flags ? cfg->flags : &nfqf_no_flags;
 	struct nfq_queue_params qp = {
-		.count = cfg->queues ? cfg->queues : 1,
+		.count = fl->queues ? fl->queues : 1,
 		.gso = cfg->offload,
-		.fail_open = cfg->fail_open,
+		.fail_open = fl->fail_open,
 		.mtu = cfg->mtu ? cfg->mtu : NFQ_MTU_DEFAULT,
 	};
-	struct nfq_rules_params rp = { .cfg = cfg, .queue_count = qp.count };
+	struct nfq_rules_params rp = { .cfg = cfg, .queue_count = qp.count, .fail_open = fl->fail_open };
 	char ignored[256];
 	struct nfqf *n;
 	enum pktinject_method method;
-	int ret = pktinject_any_parse(cfg->inject, &method);
+	int ret = pktinject_any_parse(fl->inject, &method);
 
 	if (ret < 0) {
 		snprintf(err, err_len, "--inject '%s': not an injection method; nfqueue injects "
 			 "with lo (a packet socket on lo, GSO, the default), dev (the same on the "
 			 "egress device) or raw (a raw socket)",
-			 cfg->inject);
+			 fl->inject);
 		goto out;
 	}
 	n = calloc(1, sizeof(*n));
@@ -142,7 +154,7 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	ret = nfq_queues_open(&n->queues, &qp, err, err_len);
 	if (ret < 0)
 		goto err_owner;
-	ret = pktinject_any_open(&n->inject, cfg->inject, method, err, err_len);
+	ret = pktinject_any_open(&n->inject, fl->inject, method, err, err_len);
 	if (ret < 0)
 		goto err_queues;
 	if (n->inject.method != PKTINJECT_RAW && cfg->offload)
@@ -150,6 +162,7 @@ static int nfqf_open(struct frontend **out, const struct frontend_config *cfg, c
 	rp.queue_first = n->queues.first;
 	n->queue_first = rp.queue_first;
 	n->queue_count = rp.queue_count;
+	n->fail_open = fl->fail_open;
 	ret = nfq_rules_install(&n->rules, &rp, err, err_len);
 	if (ret < 0)
 		goto err_inject;
@@ -179,7 +192,7 @@ static int nfqf_policy_reload(struct frontend *fe, const struct frontend_config 
 {
 	struct nfqf *n = to_nfqf(fe);
 	struct nfq_rules_params rp = { .cfg = cfg, .queue_first = n->queue_first,
-				       .queue_count = n->queue_count };
+				       .queue_count = n->queue_count, .fail_open = n->fail_open };
 
 	return nfq_rules_replace(&n->rules, &rp, err, err_len);
 }
@@ -226,6 +239,17 @@ static void nfqf_close(struct frontend *fe)
 	free(n);
 }
 
+static const struct frontend_flag nfqf_flags[] = {
+	{ "--queues", FRONTEND_FLAG_UINT, offsetof(struct nfqf_flags, queues), FRONTEND_FLAG_BOTH, 1, 16,
+	  "N", "netfilter queues to balance over (default 1)" },
+	{ "--fail-open", FRONTEND_FLAG_SET, offsetof(struct nfqf_flags, fail_open), FRONTEND_FLAG_BOTH, 0, 0,
+	  NULL, "let packets pass in clear when the queue is full or gone" },
+	{ "--inject", FRONTEND_FLAG_STRING, offsetof(struct nfqf_flags, inject), FRONTEND_FLAG_BOTH, 0, 0,
+	  "HOW", "deliver packets through lo with GSO (lo, default), on the egress device with GSO "
+	  "(dev) or with a raw socket (raw)" },
+	{ NULL },
+};
+
 static const struct frontend_packet_ops nfqf_packet_ops = {
 	.read_batch = nfqf_read_batch,
 	.write_batch = nfqf_write_batch,
@@ -247,4 +271,6 @@ const struct frontend_ops nfqueue_frontend = {
 	.packets = &nfqf_packet_ops,
 	.close = nfqf_close,
 	.cleanup = kitfe_cleanup,
+	.flags = nfqf_flags,
+	.flags_size = sizeof(struct nfqf_flags),
 };

@@ -261,9 +261,34 @@ static void pxf_free(struct proxy *px)
 	free(px);
 }
 
+/*
+ * The exit's streams and flows: --max-streams if the fds the daemon left
+ * allow it, else what they allow (at least PX_EXIT_BUDGET_MIN); says in
+ * fe.error when the limit is short of --max-streams.
+ */
+static unsigned exit_budget(struct proxy *px, const struct frontend_config *cfg, unsigned want)
+{
+	unsigned long left = cfg->fd_limit > cfg->fd_tunnel ? cfg->fd_limit - cfg->fd_tunnel : 0;
+	unsigned long budget = want ? want : left;
+
+	if (!cfg->fd_limit)
+		return want ? want : PX_EXIT_BUDGET_DEFAULT;
+	if (want && want > left)
+		snprintf(px->fe.error, sizeof(px->fe.error), "fd limit %lu is below the %lu that the "
+			 "caps need (--max-streams %u); the exit refuses streams and flows beyond %lu",
+			 cfg->fd_limit, cfg->fd_tunnel + want, want, left);
+	if (budget > left)
+		budget = left > PX_EXIT_BUDGET_MIN ? left : PX_EXIT_BUDGET_MIN;
+	if (budget > UINT32_MAX / 2)
+		budget = UINT32_MAX / 2;
+	return budget ? (unsigned)budget : PX_EXIT_BUDGET_DEFAULT;
+}
+
 static int pxf_open(struct frontend **out, const struct frontend_config *cfg, char *err,
 		      size_t err_len)
 {
+	static const struct proxy_flags no_flags;
+	const struct proxy_flags *fl = cfg->flags ? cfg->flags : &no_flags;
 	struct proxy *px = calloc(1, sizeof(*px));
 	char ignored[256];
 	int ret = -ENOMEM;
@@ -275,10 +300,10 @@ static int pxf_open(struct frontend **out, const struct frontend_config *cfg, ch
 	px->fe.ops = &proxy_frontend;
 	px->server = cfg->role == FRONTEND_SERVER;
 	px->verbose = cfg->verbose;
-	px->max_streams = cfg->max_streams ? cfg->max_streams : PX_EXIT_BUDGET_DEFAULT;
-	px->max_streams_per_client = px_per_client_cap(cfg->max_streams_per_client, px->max_streams,
+	px->max_streams = exit_budget(px, cfg, fl->max_streams);
+	px->max_streams_per_client = px_per_client_cap(fl->max_streams_per_client, px->max_streams,
 							  PX_STREAMS_PER_CLIENT);
-	px->max_flows_per_client = px_per_client_cap(cfg->max_flows_per_client, px->max_streams,
+	px->max_flows_per_client = px_per_client_cap(fl->max_flows_per_client, px->max_streams,
 							PX_FLOWS_PER_CLIENT);
 	px->udp[0].fd = px->udp[1].fd = -1;
 	px->tcp[0].fd = px->tcp[1].fd = -1;
@@ -352,6 +377,19 @@ static const struct frontend_stream_ops pxf_stream_ops = {
 	.stream_event = pxf_stream_event,
 };
 
+static const struct frontend_flag pxf_flags[] = {
+	{ "--max-streams", FRONTEND_FLAG_UINT, offsetof(struct proxy_flags, max_streams),
+	  FRONTEND_FLAG_SERVER, 1, 1u << 24,
+	  "N", "exit: TCP streams and UDP flows in all (default: what the fd limit leaves)" },
+	{ "--max-streams-per-client", FRONTEND_FLAG_UINT, offsetof(struct proxy_flags, max_streams_per_client),
+	  FRONTEND_FLAG_SERVER, 1, 1u << 24,
+	  "N", "exit: TCP streams of one client (default 4096, at most 1/4 of the budget)" },
+	{ "--max-flows-per-client", FRONTEND_FLAG_UINT, offsetof(struct proxy_flags, max_flows_per_client),
+	  FRONTEND_FLAG_SERVER, 1, 1u << 24,
+	  "N", "exit: UDP flows of one client (default 1024, at most 1/4 of the budget)" },
+	{ NULL },
+};
+
 const struct frontend_ops proxy_frontend = {
 	.name = "proxy",
 	/* Every key is an iptables match; its nat and mangle rules only redirect so far. */
@@ -365,4 +403,6 @@ const struct frontend_ops proxy_frontend = {
 	.streams = &pxf_stream_ops,
 	.close = pxf_close,
 	.cleanup = pxf_cleanup,
+	.flags = pxf_flags,
+	.flags_size = sizeof(struct proxy_flags),
 };

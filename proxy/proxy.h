@@ -5,6 +5,15 @@
 
 #include "../base/frontend.h"
 
+/*
+ * The proxy's own flags (the exit's caps: --max-streams,
+ * --max-streams-per-client, --max-flows-per-client), cfg->flags. 0: the
+ * default.
+ */
+struct proxy_flags {
+	unsigned max_streams, max_streams_per_client, max_flows_per_client;
+};
+
 extern const struct frontend_ops proxy_frontend;
 
 #endif

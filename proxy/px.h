@@ -21,6 +21,8 @@ enum {
 	PX_STREAMS_PER_CLIENT = 4096,
 	/* The exit's budget of streams and flows when the daemon gives none (a test's). */
 	PX_EXIT_BUDGET_DEFAULT = 16384,
+	/* The exit's budget whatever the fd limit says, so that a proxy server can work at all. */
+	PX_EXIT_BUDGET_MIN = 16,
 	/*
 	 * Bytes from the tunnel waiting for slow sockets, per client. Each
 	 * stream is already bounded by STREAM_WINDOW; this bounds the sum, so

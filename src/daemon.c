@@ -58,8 +58,6 @@ enum {
 	DAEMON_FD_RESERVE = 64,
 	/* The soft limit we ask for when the hard one is unlimited (the kernel's nr_open default). */
 	DAEMON_FD_CEILING = 1 << 20,
-	/* The exit's budget whatever the fd limit says, so that a proxy server can work at all. */
-	DAEMON_EXIT_BUDGET_MIN = 16,
 };
 
 struct daemon {
@@ -85,7 +83,8 @@ struct daemon {
 	struct pkt_batch batch;
 	bool capture_paused;
 	int exit_status;
-	unsigned exit_budget; /* server, stream frontend: streams and flows the fds allow */
+	/* server: the fd limit and the tunnel's share of it; the rest is the frontend's */
+	unsigned long fd_limit, fd_tunnel;
 };
 
 static void trace_packet(const char *stage, const char *peer, const struct pkt *p)
@@ -405,12 +404,9 @@ static void make_config(const struct daemon *d, const struct policy *policy, str
 		.selectors = policy ? NULL : o->selectors,
 		.selector_count = policy ? 0 : o->selector_count,
 		.policy = policy,
-		.queues = o->queues,
-		.fail_open = o->fail_open,
-		.inject = o->inject,
-		.max_streams = d->exit_budget,
-		.max_streams_per_client = o->max_streams_per_client,
-		.max_flows_per_client = o->max_flows_per_client,
+		.fd_limit = d->fd_limit,
+		.fd_tunnel = d->fd_tunnel,
+		.flags = o->frontend_flags,
 	};
 	_Static_assert((int)FRONTEND_ADDRESS_MAX == (int)OPTIONS_ADDRESS_MAX,
 		       "one --address per family");
@@ -692,39 +688,27 @@ static unsigned long raise_fd_limit(void)
 
 /*
  * A server's fds: every unauthenticated connection, every peer (twice: a
- * replaced session lingers a moment beside its successor), a reserve, and
- * with a stream frontend the exit's streams and flows, which get what is
- * left (or --max-streams, if that fits). Says so when the limit is short.
+ * replaced session lingers a moment beside its successor) and a reserve;
+ * a stream frontend budgets its streams and flows from what is left (its
+ * own flags say how many it wants). Says so when the limit is short.
  */
-static void plan_fds(struct daemon *d, const struct frontend_ops *ops)
+static void plan_fds(struct daemon *d)
 {
 	const struct options *o = d->opts;
 	unsigned long limit = raise_fd_limit();
 	unsigned long handshakes = o->max_handshakes ? o->max_handshakes : TUNNEL_MAX_HANDSHAKES_DEFAULT;
 	unsigned long peers = o->max_peers ? o->max_peers : TUNNEL_MAX_PEERS_DEFAULT;
 	unsigned long tunnel_need = handshakes + 2 * peers + DAEMON_FD_RESERVE;
-	unsigned long left = limit > tunnel_need ? limit - tunnel_need : 0;
-	unsigned long budget;
 
 	if (o->command != CMD_SERVER)
 		return;
 	if (limit < tunnel_need)
 		log_msg(TUNNEL_LOG_WARN, "fd limit %lu is below the %lu that --max-handshakes and "
 			"--max-peers need; accept() may fail under load", limit, tunnel_need);
-	if (!ops->streams)
-		return;
-	budget = o->max_streams ? o->max_streams : left;
-	if (o->max_streams && o->max_streams > left)
-		log_msg(TUNNEL_LOG_WARN, "fd limit %lu is below the %lu that the caps need "
-			"(--max-streams %u); the exit refuses streams and flows beyond %lu",
-			limit, tunnel_need + o->max_streams, o->max_streams, left);
-	if (budget > left)
-		budget = left > DAEMON_EXIT_BUDGET_MIN ? left : DAEMON_EXIT_BUDGET_MIN;
-	if (budget > UINT32_MAX / 2)
-		budget = UINT32_MAX / 2;
-	d->exit_budget = (unsigned)budget;
-	log_msg(TUNNEL_LOG_DEBUG, "fd limit %lu: %lu for the tunnel, %u for the exit's streams and flows",
-		limit, tunnel_need, d->exit_budget);
+	d->fd_limit = limit;
+	d->fd_tunnel = tunnel_need;
+	log_msg(TUNNEL_LOG_DEBUG, "fd limit %lu: %lu for the tunnel, the rest for the frontend",
+		limit, tunnel_need);
 }
 
 /* The prefixes of a and b, each listed once, are the same set. */
@@ -947,7 +931,7 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 			"connects at start", ops->name);
 		return -EINVAL;
 	}
-	plan_fds(d, ops);
+	plan_fds(d);
 	d->loop = evloop_new();
 	if (!d->loop)
 		return -errno;

@@ -3,7 +3,10 @@
  * The command line, driven by two tables: commands[] and flags[]. A flag
  * says which commands take it, which require it, how to parse its value
  * and where to store it; help text is generated from the same rows, so
- * the parser and --help cannot disagree.
+ * the parser and --help cannot disagree. Flags of one frontend are rows of
+ * that frontend's own table (base/frontend.h, struct frontend_flag): a
+ * second pass over argv, once --frontend is known, parses them into the
+ * frontend's flag struct.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "../tunnel/proto.h"
+#include "frontends.h"
 #include "options.h"
 
 #define CMD(c) (1u << (c))
@@ -46,7 +50,7 @@ struct flag {
 
 static const struct flag flags[] = {
 	{ "--frontend", FLAG_STRING, OPT(frontend), DAEMONS, DAEMONS, 0, 0,
-	  "NAME", "interception approach: tun, nfqueue, pcap, proxy" },
+	  "NAME", "interception approach: tun, nfqueue, pcap, proxy (each one's own flags below)" },
 	{ "--listen", FLAG_STRING, OPT(endpoint), CMD(CMD_SERVER), CMD(CMD_SERVER), 0, 0,
 	  "ADDR:PORT", "TLS listening address, [v6]:port for IPv6" },
 	{ "--connect", FLAG_CONNECT, OPT(endpoint), CMD(CMD_CLIENT), CMD(CMD_CLIENT), 0, 0,
@@ -83,13 +87,6 @@ static const struct flag flags[] = {
 	  "(instead of --route and --select)" },
 	{ "--select", FLAG_SELECT, 0, DAEMONS, 0, 0, 0,
 	  "SEL", "tunnel only matching traffic, e.g. proto=tcp,dport=80,src=P (repeatable: any)" },
-	{ "--queues", FLAG_UINT, OPT(queues), DAEMONS, 0, 1, 16,
-	  "N", "nfqueue: netfilter queues to balance over (default 1)" },
-	{ "--fail-open", FLAG_SET, OPT(fail_open), DAEMONS, 0, 0, 0,
-	  NULL, "nfqueue: let packets pass in clear when the queue is full or gone" },
-	{ "--inject", FLAG_STRING, OPT(inject), DAEMONS, 0, 0, 0,
-	  "HOW", "nfqueue, pcap: deliver packets through lo with GSO (lo, default), on the egress "
-	  "device with GSO (dev), with a raw socket (raw) or, pcap only, pcap_inject (pcap)" },
 	{ "--stats", FLAG_STRING, OPT(stats_file), DAEMONS, 0, 0, 0,
 	  "FILE", "append JSON stats lines every interval and at exit" },
 	{ "--stats-interval", FLAG_UINT, OPT(stats_interval_ms), DAEMONS, 0, 10, 3600000,
@@ -128,12 +125,6 @@ static const struct flag flags[] = {
 	  "handshakes from one IPv4 address or IPv6 /64; more are refused (default 16)" },
 	{ "--max-peers", FLAG_UINT, OPT(max_peers), CMD(CMD_SERVER), 0, 1,
 	  TUNNEL_MAX_PEERS_LIMIT, "N", "authenticated connections; strangers never count here (default 1024)" },
-	{ "--max-streams", FLAG_UINT, OPT(max_streams), CMD(CMD_SERVER), 0, 1, 1u << 24,
-	  "N", "proxy exit: TCP streams and UDP flows in all (default: what the fd limit leaves)" },
-	{ "--max-streams-per-client", FLAG_UINT, OPT(max_streams_per_client), CMD(CMD_SERVER), 0, 1,
-	  1u << 24, "N", "proxy exit: TCP streams of one client (default 4096, at most 1/4 of the budget)" },
-	{ "--max-flows-per-client", FLAG_UINT, OPT(max_flows_per_client), CMD(CMD_SERVER), 0, 1,
-	  1u << 24, "N", "proxy exit: UDP flows of one client (default 1024, at most 1/4 of the budget)" },
 	{ "--verbose", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
 	  NULL, "print every command that changes the system, and debug logs" },
 	{ "-v", FLAG_SET, OPT(verbose), DAEMONS | CMD(CMD_CLEANUP), 0, 0, 0,
@@ -284,7 +275,7 @@ static int append_selector(struct options *o, const char *text, char *err, size_
 	return 0;
 }
 
-static int parse_number_flag(const struct flag *f, const char *value, struct options *o,
+static int parse_number_flag(const struct flag *f, const char *value, void *base,
 			     char *err, size_t err_len)
 {
 	unsigned long v;
@@ -311,16 +302,17 @@ static int parse_number_flag(const struct flag *f, const char *value, struct opt
 		return fail(err, err_len, f->name, what, value);
 	}
 	if (f->kind == FLAG_BYTES)
-		*(size_t *)((char *)o + f->offset) = v;
+		*(size_t *)((char *)base + f->offset) = v;
 	else
-		*(unsigned *)((char *)o + f->offset) = (unsigned)v;
+		*(unsigned *)((char *)base + f->offset) = (unsigned)v;
 	return 0;
 }
 
-static int store_value(const struct flag *f, const char *value, struct options *o,
+/* f's value into base + f->offset: base is o, or a frontend's flag struct. */
+static int store_value(const struct flag *f, const char *value, struct options *o, void *base,
 		       char *err, size_t err_len)
 {
-	void *field = (char *)o + f->offset;
+	void *field = (char *)base + f->offset;
 
 	switch (f->kind) {
 	case FLAG_STRING:
@@ -354,7 +346,7 @@ static int store_value(const struct flag *f, const char *value, struct options *
 		*(bool *)field = f->kind == FLAG_SET;
 		return 0;
 	default:
-		return parse_number_flag(f, value, o, err, err_len);
+		return parse_number_flag(f, value, base, err, err_len);
 	}
 }
 
@@ -363,31 +355,156 @@ static bool takes_value(const struct flag *f)
 	return f->kind != FLAG_SET && f->kind != FLAG_CLEAR;
 }
 
-/* One argument (and its value, if separate); returns args consumed or <0. */
-static int parse_flag(int argc, char *const argv[], int i, struct options *o,
-		      bool *seen, char *err, size_t err_len)
+/* A frontend's row of name in table, or NULL. */
+static const struct frontend_flag *fe_flag_in(const struct frontend_flag *table, const char *name,
+					      size_t len)
 {
-	const char *arg = argv[i], *eq = strchr(arg, '='), *value = NULL;
-	const struct flag *f = flag_by_name(arg, eq ? (size_t)(eq - arg) : strlen(arg));
-	int used = 1;
+	for (size_t i = 0; table && table[i].name; i++)
+		if (strlen(table[i].name) == len && strncmp(table[i].name, name, len) == 0)
+			return &table[i];
+	return NULL;
+}
 
+/* The first frontend of registry with a flag called name (its row in *row), or NULL. */
+static const struct frontend_ops *fe_flag_owner(const struct frontend_ops *const registry[],
+						const char *name, size_t len,
+						const struct frontend_flag **row)
+{
+	for (size_t i = 0; registry[i]; i++) {
+		*row = fe_flag_in(registry[i]->flags, name, len);
+		if (*row)
+			return registry[i];
+	}
+	return NULL;
+}
+
+static unsigned fe_role(enum command c)
+{
+	return c == CMD_SERVER ? FRONTEND_FLAG_SERVER : c == CMD_CLIENT ? FRONTEND_FLAG_CLIENT : 0;
+}
+
+/* A frontend's row as one of ours, so that it parses and fails like ours. */
+static struct flag fe_row(const struct frontend_flag *ff)
+{
+	static const enum flag_kind kinds[] = {
+		[FRONTEND_FLAG_SET] = FLAG_SET,
+		[FRONTEND_FLAG_STRING] = FLAG_STRING,
+		[FRONTEND_FLAG_UINT] = FLAG_UINT,
+		[FRONTEND_FLAG_REFUSE] = FLAG_SET,
+	};
+
+	return (struct flag){ .name = ff->name, .kind = kinds[ff->kind], .offset = ff->offset,
+			      .min = ff->min, .max = ff->max, .metavar = ff->metavar, .help = ff->help };
+}
+
+/* An argument's value: after '=' or the next argument. Returns args consumed or <0. */
+static int flag_value(int argc, char *const argv[], int i, const struct flag *f, const char **value,
+		      char *err, size_t err_len)
+{
+	const char *eq = strchr(argv[i], '=');
+
+	*value = NULL;
+	if (!takes_value(f))
+		return eq ? fail(err, err_len, f->name, "takes no value", NULL) : 1;
+	if (eq)
+		*value = eq + 1;
+	else if (i + 1 < argc)
+		*value = argv[i + 1];
+	else
+		return fail(err, err_len, f->name, "needs a value", NULL);
+	return eq ? 1 : 2;
+}
+
+/*
+ * One argument (and its value, if separate); returns args consumed or <0.
+ * A flag of some frontend is only stepped over: the second pass parses it.
+ */
+static int parse_flag(const struct frontend_ops *const registry[], int argc, char *const argv[], int i,
+		      struct options *o, bool *seen, char *err, size_t err_len)
+{
+	const char *arg = argv[i], *eq = strchr(arg, '='), *value;
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	const struct flag *f = flag_by_name(arg, len);
+	const struct frontend_flag *ff;
+	struct flag row;
+	int used;
+
+	if (!f && fe_role(o->command) && fe_flag_owner(registry, arg, len, &ff)) {
+		row = fe_row(ff);
+		return flag_value(argc, argv, i, &row, &value, err, err_len);
+	}
 	if (!f || !(f->commands & CMD(o->command))) {
 		snprintf(err, err_len, "%s: unknown flag for '%s'", arg, command_name(o->command));
 		return -EINVAL;
 	}
-	if (takes_value(f)) {
-		if (eq)
-			value = eq + 1;
-		else if (i + 1 < argc)
-			value = argv[i + 1], used = 2;
-		else
-			return fail(err, err_len, f->name, "needs a value", NULL);
-	} else if (eq) {
-		return fail(err, err_len, f->name, "takes no value", NULL);
-	}
+	used = flag_value(argc, argv, i, f, &value, err, err_len);
+	if (used < 0)
+		return used;
 	seen[f - flags] = true;
-	int ret = store_value(f, value, o, err, err_len);
+	int ret = store_value(f, value, o, o, err, err_len);
 	return ret < 0 ? ret : used;
+}
+
+/* Why ops does not take the frontend flag arg: refused, another command's, or another frontend's. */
+static int refuse_fe_flag(const struct frontend_ops *const registry[], const struct frontend_ops *ops,
+			  const char *arg, size_t len, const struct options *o, char *err, size_t err_len)
+{
+	const struct frontend_flag *ff = fe_flag_in(ops->flags, arg, len), *other;
+	const struct frontend_ops *owner = ff ? ops : fe_flag_owner(registry, arg, len, &other);
+
+	if (ff && ff->kind == FRONTEND_FLAG_REFUSE)
+		snprintf(err, err_len, "%.*s: the %s frontend refuses it: %s", (int)len, arg, ops->name,
+			 ff->help);
+	else if (ff)
+		snprintf(err, err_len, "%.*s: unknown flag for '%s' (the %s frontend takes it for "
+			 "'%s' only)", (int)len, arg, command_name(o->command), ops->name,
+			 o->command == CMD_SERVER ? "client" : "server");
+	else
+		snprintf(err, err_len, "%.*s: not a flag of the %s frontend (it is the %s frontend's)",
+			 (int)len, arg, ops->name, owner ? owner->name : "?");
+	return -EINVAL;
+}
+
+/* The second pass, --frontend known: its own flags into its flag struct, o->frontend_flags. */
+static int parse_fe_flags(const struct frontend_ops *const registry[], int argc, char *const argv[],
+			  struct options *o, char *err, size_t err_len)
+{
+	const struct frontend_ops *ops = NULL;
+
+	for (size_t i = 0; o->frontend && registry[i] && !ops; i++)
+		if (strcmp(registry[i]->name, o->frontend) == 0)
+			ops = registry[i];
+	if (ops && ops->flags && !(o->frontend_flags = calloc(1, ops->flags_size ? ops->flags_size : 1)))
+		return -ENOMEM;
+	for (int i = 2, used; i < argc; i += used) {
+		const char *arg = argv[i], *eq = strchr(arg, '='), *value;
+		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+		const struct flag *f = flag_by_name(arg, len);
+		const struct frontend_flag *ff = ops ? fe_flag_in(ops->flags, arg, len) : NULL;
+		struct flag row;
+
+		if (f) { /* ours, parsed in the first pass */
+			used = flag_value(argc, argv, i, f, &value, err, err_len);
+			if (used < 0)
+				return used;
+			continue;
+		}
+		/* Without --frontend, check_required says so. */
+		if (!ops && !o->frontend)
+			return 0;
+		if (!ops) {
+			snprintf(err, err_len, "%s: needs a frontend to take it, and '%s' is not one "
+				 "(try 'tunlab --help')", arg, o->frontend);
+			return -EINVAL;
+		}
+		if (!ff || !(ff->roles & fe_role(o->command)) || ff->kind == FRONTEND_FLAG_REFUSE)
+			return refuse_fe_flag(registry, ops, arg, len, o, err, err_len);
+		row = fe_row(ff);
+		used = flag_value(argc, argv, i, &row, &value, err, err_len);
+		if (used < 0 || store_value(&row, value, o, o->frontend_flags, err, err_len) < 0)
+			return -EINVAL;
+	}
+	return 0;
 }
 
 static int check_required(const struct options *o, const bool *seen, char *err, size_t err_len)
@@ -428,7 +545,6 @@ static void set_defaults(struct options *o)
 		.stats_interval_ms = 1000,
 		.mtu = 1500,
 		.offload = true,
-		.queues = 1,
 	};
 }
 
@@ -479,6 +595,12 @@ static int parse_command(int argc, char *const argv[], struct options *o, char *
 
 int options_parse(int argc, char *const argv[], struct options *out, char *err, size_t err_len)
 {
+	return options_parse_in(frontend_registry, argc, argv, out, err, err_len);
+}
+
+int options_parse_in(const struct frontend_ops *const registry[], int argc, char *const argv[],
+		     struct options *out, char *err, size_t err_len)
+{
 	bool seen[sizeof(flags) / sizeof(flags[0])] = { false };
 	int ret;
 
@@ -492,11 +614,13 @@ int options_parse(int argc, char *const argv[], struct options *out, char *err, 
 			out->command = CMD_HELP;
 			return 0;
 		}
-		ret = parse_flag(argc, argv, i, out, seen, err, err_len);
+		ret = parse_flag(registry, argc, argv, i, out, seen, err, err_len);
 		if (ret < 0)
 			goto out;
 	}
-	ret = check_required(out, seen, err, err_len);
+	ret = parse_fe_flags(registry, argc, argv, out, err, err_len);
+	if (ret == 0)
+		ret = check_required(out, seen, err, err_len);
 out:
 	if (ret < 0)
 		options_free(out);
@@ -514,6 +638,8 @@ void options_free(struct options *opts)
 	free(opts->selectors);
 	opts->selectors = NULL;
 	opts->selector_count = 0;
+	free(opts->frontend_flags);
+	opts->frontend_flags = NULL;
 }
 
 /* A row without help is another spelling of a row that has it (same field,
@@ -524,6 +650,28 @@ static const struct flag *short_spelling(const struct flag *f)
 		if (!flags[i].help && flags[i].offset == f->offset && flags[i].kind == f->kind)
 			return &flags[i];
 	return NULL;
+}
+
+/* Each frontend's flags for command c, from its own table, under its name. */
+static void usage_fe_flags(FILE *out, enum command c)
+{
+	for (size_t i = 0; frontend_registry[i]; i++) {
+		const struct frontend_ops *ops = frontend_registry[i];
+		bool heading = false;
+
+		for (const struct frontend_flag *ff = ops->flags; ff && ff->name; ff++) {
+			char left[64];
+
+			if (!(ff->roles & fe_role(c)) || ff->kind == FRONTEND_FLAG_REFUSE)
+				continue;
+			if (!heading)
+				fprintf(out, "\nwith --frontend %s:\n", ops->name);
+			heading = true;
+			snprintf(left, sizeof(left), "%s%s%s", ff->name, ff->metavar ? " " : "",
+				 ff->metavar ? ff->metavar : "");
+			fprintf(out, "  %-26s %s\n", left, ff->help);
+		}
+	}
 }
 
 static void usage_command(FILE *out, enum command c)
@@ -548,6 +696,7 @@ static void usage_command(FILE *out, enum command c)
 		fprintf(out, "  %-26s %s%s\n", left, f->help,
 			(f->required & CMD(c)) ? " [required]" : "");
 	}
+	usage_fe_flags(out, c);
 }
 
 void options_usage(FILE *out, enum command topic)

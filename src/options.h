@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "../base/frontend.h"
 #include "../base/prefix.h"
 #include "../base/selector.h"
 
@@ -55,13 +56,14 @@ struct options {
 	unsigned idle_timeout_ms; /* --idle-timeout, 0: never */
 	/* server: the listener's caps and the exit's budget; 0 means the default */
 	unsigned max_handshakes, max_handshakes_per_source, max_peers;
-	unsigned max_streams, max_streams_per_client, max_flows_per_client;
 	bool trace, verbose, offload;
 	struct selector *selectors; /* heap; options_free releases it */
 	size_t selector_count;
-	unsigned queues;
-	bool fail_open;
-	const char *inject;
+	/*
+	 * The chosen frontend's own flags (its ops' flags table), heap,
+	 * flags_size bytes; NULL when it has no table. options_free releases it.
+	 */
+	void *frontend_flags;
 	const char *transport;   /* --transport: tls, udp or auto (NULL: auto) */
 	unsigned rekey_packets;  /* --rekey-packets; 0: the default */
 };
@@ -74,6 +76,13 @@ enum { EXIT_USAGE = 2 };
  * from 576 to 65535"). Checks per command that required flags are present.
  */
 int options_parse(int argc, char *const argv[], struct options *out, char *err, size_t err_len);
+/*
+ * The same with the frontends of registry (NULL-terminated) instead of
+ * the program's: flags no row of options.c knows go to the flags table of
+ * the frontend --frontend names, wherever on the line it is given.
+ */
+int options_parse_in(const struct frontend_ops *const registry[], int argc, char *const argv[],
+		     struct options *out, char *err, size_t err_len);
 void options_free(struct options *opts);
 /* Full help for one command, or the overview for CMD_NONE. */
 void options_usage(FILE *out, enum command topic);

@@ -625,6 +625,22 @@ hup_server() {
 }
 
 # bats test_tags=one-frontend
+@test "cli: a frontend's own flag: another frontend's is refused naming both, --help lists it under its frontend" {
+	local -a line=(client --connect 127.0.0.1:4443 --cert c --key k --ca a --route 10.9.0.0/24)
+	run "$TUNLAB" "${line[@]}" --queues 2 --frontend tun
+	[[ $status == 2 ]] || tl_fail "expected exit 2, got $status: $output"
+	[[ ${#lines[@]} == 1 ]] || tl_fail "expected one line, got ${#lines[@]}: $output"
+	tl_expect_contains "the error" "$output" "--queues: not a flag of the tun frontend (it is the nfqueue frontend's)"
+	run "$TUNLAB" "${line[@]}" --frontend proxy --max-streams 9
+	[[ $status == 2 ]] || tl_fail "expected exit 2 for a server's flag on a client, got $status: $output"
+	tl_expect_contains "the error" "$output" "--max-streams: unknown flag for 'client'"
+	run "$TUNLAB" help server
+	[[ $status == 0 ]] || tl_fail "expected help server to exit 0, got $status"
+	tl_expect_contains "help server" "$output" "with --frontend proxy:"
+	tl_expect_contains "help server" "$output" "--max-streams N"
+}
+
+# bats test_tags=one-frontend
 @test "cli: tunlab --version and --help work" {
 	run "$TUNLAB" --version
 	[[ $status == 0 && -n $output ]] || tl_fail "expected a version and exit 0, got $status: $output"

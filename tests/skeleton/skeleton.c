@@ -7,6 +7,7 @@
  * allocated per packet, like the real frontends' hot paths.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct skeleton {
 	int efd;
 	struct capwatch watch;
 	unsigned queued;
+	unsigned ring; /* slots in use: --ring */
 	uint32_t lens[PKT_BATCH_MAX];
 	uint8_t slots[PKT_BATCH_MAX][SKF_SLOT_BYTES];
 };
@@ -34,9 +36,9 @@ static struct skeleton *skf_of(struct frontend *fe)
 
 static int skf_open(struct frontend **out, const struct frontend_config *cfg, char *err, size_t err_len)
 {
+	const struct skeleton_flags *fl = cfg->flags;
 	struct skeleton *s = calloc(1, sizeof(*s));
 
-	(void)cfg;
 	if (!s) {
 		snprintf(err, err_len, "skeleton: out of memory");
 		return -ENOMEM;
@@ -50,6 +52,7 @@ static int skf_open(struct frontend **out, const struct frontend_config *cfg, ch
 		return ret;
 	}
 	s->fe.ops = &skeleton_frontend;
+	s->ring = fl && fl->ring ? fl->ring : PKT_BATCH_MAX;
 	*out = &s->fe;
 	return 0;
 }
@@ -94,7 +97,7 @@ static int skf_write_batch(struct frontend *fe, const struct pkt_batch *batch)
 	for (unsigned i = 0; i < batch->count; i++) {
 		const struct pkt *p = &batch->pkts[i];
 
-		if (p->len > SKF_SLOT_BYTES || !pkt_is_plain(p) || s->queued == PKT_BATCH_MAX) {
+		if (p->len > SKF_SLOT_BYTES || !pkt_is_plain(p) || s->queued == s->ring) {
 			fe->stats.inject_errors++;
 			continue;
 		}
@@ -126,6 +129,12 @@ static int skf_cleanup(bool verbose, char *err, size_t err_len)
 	return 0;
 }
 
+static const struct frontend_flag skf_flags[] = {
+	{ "--ring", FRONTEND_FLAG_UINT, offsetof(struct skeleton_flags, ring), FRONTEND_FLAG_BOTH, 1,
+	  PKT_BATCH_MAX, "N", "slots of the loopback ring in use (default all)" },
+	{ NULL },
+};
+
 static const struct frontend_packet_ops skf_packet_ops = {
 	.read_batch = skf_read_batch,
 	.write_batch = skf_write_batch,
@@ -143,4 +152,6 @@ const struct frontend_ops skeleton_frontend = {
 	.packets = &skf_packet_ops,
 	.close = skf_close,
 	.cleanup = skf_cleanup,
+	.flags = skf_flags,
+	.flags_size = sizeof(struct skeleton_flags),
 };

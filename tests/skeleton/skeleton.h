@@ -11,6 +11,15 @@
 
 #include "../../base/frontend.h"
 
+/*
+ * Its own flag, from its ops' flags table like any frontend's: --ring N,
+ * the slots of its ring in use (1 to PKT_BATCH_MAX; 0: all). A write
+ * beyond them is an inject error.
+ */
+struct skeleton_flags {
+	unsigned ring;
+};
+
 extern const struct frontend_ops skeleton_frontend;
 
 #endif

@@ -206,7 +206,7 @@ static void test_ipt_selectors(void **state)
 	add_selector(&f, "proto=tcp,dport=5201-5210,uid=1000");
 	add_selector(&f, "proto=icmp,src=10.8.0.0/24,mark=0x10");
 	f.params.queue_count = 2;
-	f.cfg.fail_open = true;
+	f.params.fail_open = true;
 	text = nfq_rules_text(&f.params, 42, NFQ_BACKEND_IPTABLES, AF_INET);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "-A TUNLAB-42-OUT -d 10.102.0.0/24 -p tcp --dport 5201:5210 "
@@ -279,7 +279,7 @@ static void test_nft_text(void **state)
 	fixture(&f, FRONTEND_CLIENT);
 	add_selector(&f, "proto=tcp,dport=5201-5210");
 	f.params.queue_count = 2;
-	f.cfg.fail_open = true;
+	f.params.fail_open = true;
 	text = nfq_rules_text(&f.params, 42, NFQ_BACKEND_NFT, 0);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "table inet tunlab_42 {\n\tcomment \"tunlab:pid=42 addr=10.8.0.2\"\n"));

@@ -13,7 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../../proxy/proxy.h"
 #include "../../src/options.h"
+#include "../skeleton/skeleton.h"
 
 #define ARGC(argv) ((int)(sizeof(argv) / sizeof((argv)[0])))
 
@@ -202,17 +204,25 @@ static void test_help_and_version(void **state)
 	options_free(&o);
 }
 
-/* Usage text goes where it is told and names the command's flags. */
-static void test_usage(void **state)
+/* options_usage(topic)'s text, malloc'd. */
+static char *usage_text(enum command topic)
 {
-	(void)state;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&text, &len);
 
 	assert_non_null(out);
-	options_usage(out, CMD_CLIENT);
+	options_usage(out, topic);
 	fclose(out);
+	return text;
+}
+
+/* Usage text goes where it is told and names the command's flags. */
+static void test_usage(void **state)
+{
+	(void)state;
+	char *text = usage_text(CMD_CLIENT);
+
 	assert_non_null(strstr(text, "--connect"));
 	assert_non_null(strstr(text, "--route"));
 	assert_null(strstr(text, "--peers"));
@@ -220,10 +230,7 @@ static void test_usage(void **state)
 	assert_non_null(strstr(text, "-v, --verbose"));
 	free(text);
 
-	out = open_memstream(&text, &len);
-	assert_non_null(out);
-	options_usage(out, CMD_NONE);
-	fclose(out);
+	text = usage_text(CMD_NONE);
 	assert_non_null(strstr(text, "server"));
 	assert_non_null(strstr(text, "client"));
 	free(text);
@@ -522,6 +529,122 @@ static void test_connect_repeatable(void **state)
 	assert_error(argc, argv, "--connect: given more than 8 times");
 }
 
+/* server_argv with --frontend NAME and extra flags before (at 2) and after the rest. */
+static int server_line(const char **argv, const char *name, const char *const *before, size_t nb,
+		       const char *const *after, size_t na)
+{
+	int argc = 0;
+
+	argv[argc++] = "tunlab";
+	argv[argc++] = "server";
+	for (size_t i = 0; i < nb; i++)
+		argv[argc++] = before[i];
+	for (size_t i = 2; i < ARGC(server_argv); i++)
+		argv[argc++] = strcmp(server_argv[i], "tun") == 0 ? name : server_argv[i];
+	for (size_t i = 0; i < na; i++)
+		argv[argc++] = after[i];
+	return argc;
+}
+
+/* A frontend's own flags land in its flag struct, given before or after --frontend. */
+static void test_frontend_flags_any_order(void **state)
+{
+	(void)state;
+	const char *const before[] = { "--max-streams-per-client", "3" };
+	const char *const after[] = { "--max-streams=64", "--max-flows-per-client", "5" };
+	const char *argv[64];
+	int argc = server_line(argv, "proxy", before, ARGC(before), after, ARGC(after));
+	const struct proxy_flags *fl;
+	struct options o;
+	char err[256];
+
+	assert_int_equal(parse(argc, argv, &o, err, sizeof(err)), 0);
+	fl = o.frontend_flags;
+	assert_non_null(fl);
+	assert_int_equal(fl->max_streams, 64);
+	assert_int_equal(fl->max_streams_per_client, 3);
+	assert_int_equal(fl->max_flows_per_client, 5);
+	options_free(&o);
+	assert_null(o.frontend_flags);
+
+	/* None given: a zeroed struct, the frontend's defaults. */
+	argc = server_line(argv, "proxy", NULL, 0, NULL, 0);
+	assert_int_equal(parse(argc, argv, &o, err, sizeof(err)), 0);
+	fl = o.frontend_flags;
+	assert_non_null(fl);
+	assert_int_equal(fl->max_streams, 0);
+	options_free(&o);
+
+	/* A frontend without a table has no struct. */
+	argc = server_line(argv, "tun", NULL, 0, NULL, 0);
+	assert_int_equal(parse(argc, argv, &o, err, sizeof(err)), 0);
+	assert_null(o.frontend_flags);
+	options_free(&o);
+}
+
+/* Another frontend's flag, or one for the other command, is refused naming the flag and both frontends. */
+static void test_other_frontends_flag(void **state)
+{
+	(void)state;
+	const char *const queues[] = { "--queues", "2" };
+	const char *const fail_open[] = { "--fail-open" };
+	const char *const bad_queues[] = { "--queues", "17" };
+	const char *argv[64];
+	struct options o;
+	char err[256];
+	int argc;
+
+	argc = server_line(argv, "tun", queues, ARGC(queues), NULL, 0);
+	assert_error(argc, argv, "--queues: not a flag of the tun frontend (it is the nfqueue frontend's)");
+	argc = server_line(argv, "pcap", NULL, 0, fail_open, ARGC(fail_open));
+	assert_error(argc, argv, "--fail-open: the pcap frontend refuses it: traffic routed to lo");
+	argc = server_line(argv, "nfqueue", NULL, 0, fail_open, ARGC(fail_open));
+	assert_int_equal(parse(argc, argv, &o, err, sizeof(err)), 0);
+	options_free(&o);
+	argc = server_line(argv, "nfqueue", bad_queues, ARGC(bad_queues), NULL, 0);
+	assert_error(argc, argv, "--queues: '17' is not a number from 1 to 16");
+
+	const char *const client_caps[] = { "tunlab", "client", "--frontend", "proxy", "--max-streams", "9" };
+	const char *const unknown_fe[] = { "tunlab", "client", "--frontend", "pigeon", "--queues", "2" };
+
+	const char *const cleanup[] = { "tunlab", "cleanup", "--queues", "2" };
+
+	assert_error(ARGC(client_caps), client_caps, "--max-streams: unknown flag for 'client'");
+	assert_error(ARGC(cleanup), cleanup, "--queues: unknown flag for 'cleanup'");
+	assert_error(ARGC(unknown_fe), unknown_fe, "'pigeon' is not one");
+}
+
+/* The generic path knows only the registry it is given: a flag of none there is unknown. */
+static void test_registry_decides(void **state)
+{
+	(void)state;
+	const struct frontend_ops *const registry[] = { &skeleton_frontend, NULL };
+	const char *const argv[] = { "tunlab", "client", "--frontend", "skeleton", "--queues", "2" };
+	struct options o;
+	char err[256];
+
+	assert_int_equal(options_parse_in(registry, ARGC(argv), (char *const *)argv, &o, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "--queues: unknown flag for 'client'");
+}
+
+/* --help lists each frontend's flags from its table, for the commands that take them. */
+static void test_usage_lists_frontend_flags(void **state)
+{
+	(void)state;
+	char *text = usage_text(CMD_CLIENT);
+
+	assert_non_null(strstr(text, "with --frontend nfqueue:\n  --queues N"));
+	assert_non_null(strstr(text, "with --frontend pcap:\n  --inject HOW"));
+	assert_null(strstr(text, "--max-streams"));
+	assert_null(strstr(text, "no other way out")); /* a refusal is no flag to offer */
+	free(text);
+
+	text = usage_text(CMD_SERVER);
+	assert_non_null(strstr(text, "with --frontend proxy:\n  --max-streams N"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,6 +665,10 @@ int main(void)
 		cmocka_unit_test(test_connect_repeatable),
 		cmocka_unit_test(test_unknown_command),
 		cmocka_unit_test(test_unknown_frontend_is_not_an_option_error),
+		cmocka_unit_test(test_frontend_flags_any_order),
+		cmocka_unit_test(test_other_frontends_flag),
+		cmocka_unit_test(test_registry_decides),
+		cmocka_unit_test(test_usage_lists_frontend_flags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

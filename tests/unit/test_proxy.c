@@ -279,8 +279,8 @@ static int listener(uint16_t *port)
  */
 static void test_exit_budget(void **state)
 {
-	struct frontend_config cfg = { .role = FRONTEND_SERVER, .max_streams = 5,
-				       .max_streams_per_client = 3 };
+	struct proxy_flags flags = { .max_streams = 5, .max_streams_per_client = 3 };
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .flags = &flags };
 	struct fake_port fp = { 0 };
 	struct stream_port port = { .ctx = &fp, .send = fake_send, .blocked = fake_blocked,
 				    .flush = fake_flush };
@@ -327,10 +327,45 @@ static void test_exit_budget(void **state)
 	close(lfd);
 }
 
+/*
+ * The fds the daemon leaves decide the exit's budget: --max-streams when it
+ * fits, else what is left (at least PX_EXIT_BUDGET_MIN), said in fe->error.
+ */
+static void test_exit_budget_from_fd_limit(void **state)
+{
+	struct proxy_flags fits = { .max_streams = 50 }, over = { .max_streams = 64 }, none = { 0 };
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .fd_limit = 190, .fd_tunnel = 90 };
+	const struct {
+		const struct proxy_flags *flags;
+		unsigned long tunnel;
+		unsigned budget;
+		bool warns;
+	} cases[] = {
+		{ &fits, 90, 50, false },  /* 100 left */
+		{ &none, 90, 100, false }, /* all that is left */
+		{ &over, 150, 40, true },  /* 40 left */
+		{ &over, 185, PX_EXIT_BUDGET_MIN, true },
+	};
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct frontend *fe = NULL;
+
+		cfg.flags = cases[i].flags;
+		cfg.fd_tunnel = cases[i].tunnel;
+		assert_int_equal(proxy_frontend.open(&fe, &cfg, err, sizeof(err)), 0);
+		assert_int_equal(((struct proxy *)fe)->max_streams, cases[i].budget);
+		assert_int_equal(strstr(fe->error, "fd limit 190 is below") != NULL, cases[i].warns);
+		fe->ops->close(fe);
+	}
+}
+
 /* Without the flags a client gets at most a quarter of the budget in streams, and in flows. */
 static void test_exit_per_client_default(void **state)
 {
-	struct frontend_config cfg = { .role = FRONTEND_SERVER, .max_streams = 8 };
+	struct proxy_flags flags = { .max_streams = 8 };
+	struct frontend_config cfg = { .role = FRONTEND_SERVER, .flags = &flags };
 	struct fake_port fp = { 0 };
 	struct stream_port port = { .ctx = &fp, .send = fake_send, .blocked = fake_blocked,
 				    .flush = fake_flush };
@@ -439,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_policy_rules),
 		cmocka_unit_test(test_rules_syn_hold),
 		cmocka_unit_test(test_exit_budget),
+		cmocka_unit_test(test_exit_budget_from_fd_limit),
 		cmocka_unit_test(test_exit_per_client_default),
 		cmocka_unit_test(test_conn_hash_flood),
 	};
