@@ -1093,14 +1093,24 @@ static void session_open_io(struct session *s, uint32_t events)
 {
 	bool in = events & (EPOLLIN | EPOLLERR | EPOLLHUP);
 	bool out = events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+	bool write_ready = (out && s->write_want == TLS_WANT_POLLOUT) ||
+			   (in && s->write_want == TLS_WANT_POLLIN);
 
-	if ((out && s->write_want == TLS_WANT_POLLOUT) || (in && s->write_want == TLS_WANT_POLLIN)) {
-		s->write_want = 0;
-		session_flush(s);
-	}
-	if (session_open(s) && (in || (out && s->read_want == TLS_WANT_POLLOUT))) {
+	/*
+	 * Read before writing: under an upload, what arrives (ACKs, echo
+	 * replies) is little and goes straight to the frontend, while a flush
+	 * encrypts and sends what the flow queue releases. Flushing first made
+	 * the return path wait for it (measured in netns: a reply's wait from
+	 * the server's write to the client's read, p50 0.28-0.49 ms, became
+	 * 0.06-0.14 ms; issue 17).
+	 */
+	if (in || (out && s->read_want == TLS_WANT_POLLOUT)) {
 		s->read_want = 0;
 		session_read(s);
+	}
+	if (session_open(s) && write_ready) {
+		s->write_want = 0;
+		session_flush(s);
 	}
 	if (session_open(s))
 		session_update_events(s);
