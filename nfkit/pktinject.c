@@ -145,36 +145,10 @@ void pktinject_close(struct pktinject *in)
 	in->hops = NULL;
 }
 
-/* Only a broken socket is the frontend's failure; anything else is one bad packet. */
+/* Only a broken socket (or its device gone) is the frontend's failure; anything else is one bad packet. */
 static bool fatal(int err)
 {
 	return err == EBADF || err == ENOTSOCK || err == EFAULT || err == ENODEV || err == ENXIO;
-}
-
-/* Sends msgs[0..n); each frame the kernel refuses is skipped and counted. */
-static int send_frames(struct pktinject *in, unsigned n, struct rawinject_counts *c)
-{
-	unsigned off = 0;
-
-	while (off < n) {
-		int sent = sendmmsg(in->fd, in->msgs + off, n - off, MSG_DONTWAIT);
-
-		if (sent < 0 && errno == EINTR)
-			continue;
-		if (sent < 0 && fatal(errno))
-			return -errno;
-		if (sent < 0) {
-			c->refused++; /* EINVAL (a header the kernel rejects), EAGAIN, ENOBUFS... */
-			off++;
-			continue;
-		}
-		for (unsigned i = off; i < off + (unsigned)sent; i++) {
-			c->packets++;
-			c->bytes += in->iov[2 * i + 1].iov_len;
-		}
-		off += (unsigned)sent;
-	}
-	return 0;
 }
 
 static uint64_t now_ms(void)
@@ -233,7 +207,7 @@ int pktinject_batch(struct pktinject *in, const struct pkt_batch *batch,
 		} };
 		n++;
 	}
-	ret = n ? send_frames(in, n, counts) : 0;
+	ret = n ? rawinject_send_batch(in->fd, in->msgs, n, fatal, counts) : 0;
 	if (ret < 0)
 		snprintf(err, err_len, "packet socket send: %s", strerror(-ret));
 	return ret;

@@ -134,8 +134,8 @@ static bool packet_dest(const struct pkt *p, int family, struct sockaddr_storage
 	return true;
 }
 
-/* Sends msgs[0..n) on fd; each packet the kernel refuses is skipped and counted. */
-static int send_all(int fd, struct mmsghdr *msgs, unsigned n, struct rawinject_counts *c)
+int rawinject_send_batch(int fd, struct mmsghdr *msgs, unsigned n, bool (*fatal)(int err),
+			 struct rawinject_counts *c)
 {
 	unsigned off = 0;
 
@@ -144,16 +144,18 @@ static int send_all(int fd, struct mmsghdr *msgs, unsigned n, struct rawinject_c
 
 		if (sent < 0 && errno == EINTR)
 			continue;
-		if (sent < 0 && send_error_fatal(errno))
+		if (sent < 0 && fatal(errno))
 			return -errno;
 		if (sent < 0) {
-			c->refused++; /* msgs[off] refused: EPERM, EMSGSIZE, EAGAIN... */
+			c->refused++; /* msgs[off] refused: EPERM, EMSGSIZE, EINVAL, EAGAIN, ENOBUFS... */
 			off++;
 			continue;
 		}
 		for (unsigned i = off; i < off + (unsigned)sent; i++) {
+			const struct msghdr *h = &msgs[i].msg_hdr;
+
 			c->packets++;
-			c->bytes += msgs[i].msg_hdr.msg_iov->iov_len;
+			c->bytes += h->msg_iov[h->msg_iovlen - 1].iov_len;
 		}
 		off += (unsigned)sent;
 	}
@@ -190,7 +192,7 @@ static int inject_family(struct rawinject *in, const struct pkt_batch *batch, in
 		} };
 		n++;
 	}
-	return n ? send_all(fd, in->msgs, n, c) : 0;
+	return n ? rawinject_send_batch(fd, in->msgs, n, send_error_fatal, c) : 0;
 }
 
 static bool is_ip(const struct pkt *p)

@@ -3,6 +3,7 @@
 #ifndef TUNLAB_RAWINJECT_H
 #define TUNLAB_RAWINJECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -36,5 +37,15 @@ int rawinject_open(struct rawinject *in, char *err, size_t err_len);
 int rawinject_batch(struct rawinject *in, const struct pkt_batch *batch,
 		    struct rawinject_counts *counts, char *err, size_t err_len);
 void rawinject_close(struct rawinject *in);
+
+/*
+ * Sends msgs[0..n) on fd with sendmmsg, the packet in each message's last
+ * iovec (before it, a header of the socket's own, if any). A message the
+ * kernel refuses is skipped and counted in refused; the others in packets
+ * and bytes (the packet's). Returns 0, or -errno when fatal(errno) says
+ * the socket itself is broken. pktinject shares it.
+ */
+int rawinject_send_batch(int fd, struct mmsghdr *msgs, unsigned n, bool (*fatal)(int err),
+			 struct rawinject_counts *c);
 
 #endif
