@@ -187,6 +187,10 @@ enum {
 	TUNNEL_RCV_RATE_BYTES_PER_US = 1250,
 	/* A path whose BDP at that rate is beyond this keeps autotuning (~3 ms and up). */
 	TUNNEL_RCV_AUTOTUNE_ABOVE = 4 * 1024 * 1024,
+	/* The most a bound raised later sets: tcp_rmem's default maximum (~5 Gbit/s at 10 ms). */
+	TUNNEL_RCV_MAX = 6 * 1024 * 1024,
+	/* How often arriving data re-checks the bound against the path's RTT. */
+	TUNNEL_RCV_CHECK_MS = 100,
 	/* The flow queue's global limits: fq_codel's packet default; ~6 ms at 5 Gbit/s. */
 	TUNNEL_FQ_LIMIT_PACKETS = 10240,
 	TUNNEL_FQ_LIMIT_BYTES = 4 * 1024 * 1024,

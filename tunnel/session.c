@@ -505,12 +505,18 @@ void session_leave(struct session *s)
 
 /*
  * A receive buffer of the path's bandwidth-delay product at
- * TUNNEL_RCV_RATE (the RTT the handshake measured), at least
+ * TUNNEL_RCV_RATE (the smoothed RTT the kernel measures), at least
  * TUNNEL_RCV_WINDOW: a receive queue that this end drains slower than the
  * peer fills stays short, and the excess waits in the peer's flow queue.
- * A long path keeps the kernel's autotuning, which a fixed size would
- * cap (64 KiB at 20 ms is 26 Mbit/s). Not TCP_WINDOW_CLAMP: autotuning
- * raises the clamp again; a set SO_RCVBUF stays.
+ * A path already long at the handshake keeps the kernel's autotuning,
+ * which a fixed size would cap (64 KiB at 20 ms is 26 Mbit/s). Not
+ * TCP_WINDOW_CLAMP: autotuning raises the clamp again; a set SO_RCVBUF
+ * stays, and so does its lock on autotuning: a path that grows longer
+ * after the handshake (the loss experiment adds its delay to a running
+ * tunnel) would stay capped, so the bound is checked again every
+ * TUNNEL_RCV_CHECK_MS while data arrives: raised as soon as the path needs
+ * more, lowered once it needs less than half (hysteresis, so that RTT
+ * noise does not flap it).
  */
 static void session_bound_rcvbuf(struct session *s)
 {
@@ -519,13 +525,31 @@ static void session_bound_rcvbuf(struct session *s)
 	uint64_t bdp;
 	int bytes;
 
-	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+	s->rcvbuf_checked_ms = session_now(s);
+	if (s->rcvbuf_autotuned || getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
 		return;
 	bdp = (uint64_t)ti.tcpi_rtt * TUNNEL_RCV_RATE_BYTES_PER_US;
-	if (bdp > TUNNEL_RCV_AUTOTUNE_ABOVE)
+	if (s->rcvbuf_bytes == 0 && bdp > TUNNEL_RCV_AUTOTUNE_ABOVE) {
+		s->rcvbuf_autotuned = true;
 		return;
-	bytes = bdp > TUNNEL_RCV_WINDOW ? (int)bdp : TUNNEL_RCV_WINDOW;
-	setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	}
+	bytes = bdp < TUNNEL_RCV_WINDOW ? TUNNEL_RCV_WINDOW
+		: bdp > TUNNEL_RCV_MAX	? TUNNEL_RCV_MAX
+					: (int)bdp;
+	if (bytes <= s->rcvbuf_bytes && bytes * 2 > s->rcvbuf_bytes)
+		return;
+	/* Above net.core.rmem_max only with CAP_NET_ADMIN; else the kernel's cap. */
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
+		setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	s->rcvbuf_bytes = bytes;
+}
+
+/* Rate-limited, from the read path: the receive side is where a longer path shows. */
+static void session_recheck_rcvbuf(struct session *s)
+{
+	if (s->fq && session_open(s) && !s->rcvbuf_autotuned &&
+	    session_now(s) - s->rcvbuf_checked_ms >= TUNNEL_RCV_CHECK_MS)
+		session_bound_rcvbuf(s);
 }
 
 /*
@@ -1019,6 +1043,7 @@ static void session_read(struct session *s)
 	}
 	session_parse_from(s, &parsed);
 	session_rx_consume(s, parsed);
+	session_recheck_rcvbuf(s);
 	/* What the stream frontend answered (credits, data) leaves with this wakeup. */
 	if (s->streams && session_tx_pending(s))
 		session_flush(s);

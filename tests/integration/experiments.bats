@@ -156,6 +156,12 @@ check_data() {
 		grep -q "^$row" "$EXP_RESULTS/acquire.csv" || tl_fail "expected a row $row... in acquire.csv: $(grep '^tun,' "$EXP_RESULTS/acquire.csv")"
 	done
 	grep -q '^not-applicable.plain: ' "$EXP_RESULTS/acquire.meta" || tl_fail "expected plain marked not applicable"
+	# The set-up the burst triggered and the goal's margin: first - (set-up + 1 RTT).
+	local est beyond
+	est=$(awk -F, '$1 == "tun" && $3 == "established_ms" { print $4 }' "$EXP_RESULTS/acquire.csv")
+	beyond=$(awk -F, '$1 == "tun" && $3 == "beyond_setup_rtt_ms" { print $4 }' "$EXP_RESULTS/acquire.csv")
+	[[ -n $est && -n $beyond ]] || tl_fail "expected established_ms and beyond_setup_rtt_ms rows for tun: $(grep '^tun,' "$EXP_RESULTS/acquire.csv")"
+	awk -v e="$est" 'BEGIN { exit !(e > 0 && e < 8000) }' || tl_fail "expected the set-up within the receiver's 8 s bound, got $est ms"
 }
 
 @test "experiments: crossing --quick: bursts and policy loads racing a lazy tun's set-up: no duplicate session, nothing in clear" {
@@ -168,6 +174,12 @@ check_data() {
 	# The control: without the client the same burst is seen in clear, so the 0 above means something.
 	grep -q '^tun,control,control_cleartext,20,' "$EXP_RESULTS/crossing.csv" ||
 		tl_fail "expected the control burst (20) seen in clear: $(grep '^tun,control' "$EXP_RESULTS/crossing.csv")"
+	# A reload under a running iperf3: both loads taken, a figure for the lowest interval.
+	grep -q '^tun,reload,reload_flow_loads,2,' "$EXP_RESULTS/crossing.csv" ||
+		tl_fail "expected both loads under iperf3 taken: $(grep '^tun,reload' "$EXP_RESULTS/crossing.csv")"
+	grep -q '^tun,reload,reload_flow_min,[0-9.]*,' "$EXP_RESULTS/crossing.csv" ||
+		tl_fail "expected the lowest interval's ratio: $(grep '^tun,reload' "$EXP_RESULTS/crossing.csv")"
+	grep -q '^tun,reload,reload_flow_ok,[01],' "$EXP_RESULTS/crossing.csv" || tl_fail "expected a reload_flow_ok row"
 }
 
 @test "experiments: flows --quick: throughput against parallel flows" {

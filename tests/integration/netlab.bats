@@ -27,8 +27,9 @@ setup() {
 	NFQ_DELAY_BIN=$(dirname "$TUNLAB")/tools/nfq_delay
 	[[ -x $NFQ_DELAY_BIN ]] || tl_fail "expected the delay line at $NFQ_DELAY_BIN (run make)"
 	case $BATS_TEST_DESCRIPTION in
-	netlab:\ router*)
-		tl_require_tools ping conntrack ethtool iptables socat
+	netlab:\ router* | netlab:\ tunnel*)
+		tl_require_tools ping conntrack ethtool iptables socat ss
+		[[ $BATS_TEST_DESCRIPTION != netlab:\ tunnel* ]] || tl_require_tunlab
 		tl_router_mode
 		tl_test_setup
 		;;
@@ -63,6 +64,17 @@ ping_samples() {
 delay_rules() {
 	n_rtr iptables -S TL_DELAY | grep -v '^-N' || true
 	n_rtr ip6tables -S TL_DELAY | grep -v '^-N' || true
+}
+
+# The largest receive buffer (ss's skmem rb, bytes) of cli's TCP sockets to srv's tunnel port.
+cli_tls_rcvbuf() {
+	n_cli ss -tmnH state established "( dport = :$TL_PORT )" |
+		sed -n 's/.*skmem:(r[0-9]*,rb\([0-9]*\),.*/\1/p' | sort -g | tail -n 1
+}
+
+# Echoes every 50 ms for 2 s: data for the receive path, which re-checks its bound every 100 ms.
+echoes_for_two_seconds() {
+	n_cli ping -n -q -c 40 -i 0.05 -W 2 "$TL_DST_IN4" >/dev/null || true
 }
 
 @test "netlab: router topology: cli reaches dst through rtr and srv, rtr forwards wire-sized packets" {
@@ -101,6 +113,28 @@ delay_rules() {
 	tl_expect_contains "nfq_delay's summary" "$output" "overflow=0 "
 	med=$(ping_samples 5 0.05 | sort -g | awk '{ v[n++] = $1 } END { print v[int(n / 2)] }')
 	awk -v m="$med" 'BEGIN { exit !(m < 5) }' || tl_fail "expected the RTT back < 5 ms after the delay is off, got $med"
+}
+
+@test "netlab: tunnel over a path that grows longer: the TLS socket's receive buffer follows the path's RTT" {
+	local short long again
+	tl_start_tunlab_server tun
+	tl_start_tunlab_client tun
+	tl_assert "cli to ping dst through the tunnel" tl_ping_dst 2
+	short=$(cli_tls_rcvbuf)
+	[[ -n $short ]] || tl_fail "expected cli's TLS socket to srv:$TL_PORT in ss -tm"
+	# The short path's bound: its BDP at 10 Gbit/s, at least 64 KiB (doubled by the kernel).
+	((short < 1048576)) || tl_fail "expected a bounded receive buffer on the undelayed path, rb=$short"
+	tl_router_delay 10
+	echoes_for_two_seconds
+	long=$(cli_tls_rcvbuf)
+	# 20 ms needs 1 MiB for 400 Mbit/s; a buffer sized once at the handshake stayed at 64 KiB (26 Mbit/s).
+	((long > 1048576 && long > 2 * short)) ||
+		tl_fail "expected the receive buffer raised past 1 MiB once 20 ms were added, rb=$long (before: $short)"
+	tl_router_delay 0
+	echoes_for_two_seconds
+	again=$(cli_tls_rcvbuf)
+	echo "rb: undelayed $short, +20 ms $long, undelayed again $again"
+	((again * 4 < long)) || tl_fail "expected the receive buffer lowered again on the short path, rb=$again (at +20 ms: $long)"
 }
 
 @test "netlab: router loss rule drops about the fraction asked, both ways" {
