@@ -398,8 +398,8 @@ gen_transparency_rows() {
 # running tunnel, so with "no" TUN over TLS ran +20 ms with the short path's
 # 64 KiB window, and the paper says so beside its figures.
 gen_code_facts() {
-	local commit v=n/a
-	commit=$(sed -n 's/^commit: //p' "$GEN_RESULTS/loss.meta" 2>/dev/null | head -n 1)
+	local commit="" v=n/a
+	[[ -e $GEN_RESULTS/loss.meta ]] && commit=$(sed -n 's/^commit: //p' "$GEN_RESULTS/loss.meta" | head -n 1)
 	commit=${commit%-dirty}
 	if [[ -n $commit ]] && git -C "$GEN_PAPER/.." cat-file -e "$commit:tunnel/session.c" 2>/dev/null; then
 		# grep -c reads to the end: no SIGPIPE for git under pipefail.

@@ -271,6 +271,25 @@ goal_is() {
 	[[ $output == *"no experiment set 'no-such-set'"* ]] || tl_fail "expected the refusal to name the set"
 }
 
+# 2a4e766 sized a packet session's receive buffer once, at the handshake;
+# the paper says so beside the loss figures of a dataset from such code.
+@test "results: the paper knows whether the loss dataset's code re-checks the receive-buffer bound" {
+	local r=$BATS_TEST_TMPDIR/results out=$BATS_TEST_TMPDIR/gen
+	git -C "$TL_REPO" cat-file -e 2a4e766:tunnel/session.c 2>/dev/null ||
+		tl_skip_env "commit 2a4e766 is not in this clone (shallow?)"
+	mkdir -p "$r"
+	printf 'commit: 2a4e766\n' >"$r/loss.meta"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	((status == 0)) || tl_fail "gen-macros failed: $output"
+	grep -q '^\\newcommand\\LossRcvbufRechecked{no}' "$out/numbers.tex" || tl_fail "expected no for 2a4e766"
+	printf 'commit: %s\n' "$(git -C "$TL_REPO" rev-parse --short HEAD)" >"$r/loss.meta"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	grep -q '^\\newcommand\\LossRcvbufRechecked{yes}' "$out/numbers.tex" || tl_fail "expected yes for HEAD"
+	printf 'commit: 0000000\n' >"$r/loss.meta"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	grep -q '^\\newcommand\\LossRcvbufRechecked{n/a}' "$out/numbers.tex" || tl_fail "expected n/a for an unknown commit"
+}
+
 # The later sets' tables and macros (issues 14 and 15): a cell is the
 # median of its CSV rows; without the CSV the table says so, and the
 # paper's list of sets is run-all's.
