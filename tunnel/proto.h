@@ -191,6 +191,8 @@ enum {
 	TUNNEL_RCV_MAX = 6 * 1024 * 1024,
 	/* How often arriving data re-checks the bound against the path's RTT. */
 	TUNNEL_RCV_CHECK_MS = 100,
+	/* A smoothed RTT from which the path, not a queue, sets the bound (2.5 MB at that rate). */
+	TUNNEL_RCV_LONG_PATH_US = 2000,
 	/* The flow queue's global limits: fq_codel's packet default; ~6 ms at 5 Gbit/s. */
 	TUNNEL_FQ_LIMIT_PACKETS = 10240,
 	TUNNEL_FQ_LIMIT_BYTES = 4 * 1024 * 1024,

@@ -514,10 +514,31 @@ void session_leave(struct session *s)
  * stays, and so does its lock on autotuning: a path that grows longer
  * after the handshake (the loss experiment adds its delay to a running
  * tunnel) would stay capped, so the bound is checked again every
- * TUNNEL_RCV_CHECK_MS while data arrives: raised as soon as the path needs
- * more, lowered once it needs less than half (hysteresis, so that RTT
- * noise does not flap it).
+ * TUNNEL_RCV_CHECK_MS while data arrives. Only a long path moves it: on a
+ * short one the smoothed RTT under load is queueing and CPU, not
+ * distance, and a buffer that followed it would grow the very queue it
+ * bounds.
  */
+static void session_set_rcvbuf(struct session *s, int bytes)
+{
+	/* Above net.core.rmem_max only with CAP_NET_ADMIN; else the kernel's cap. */
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
+		setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	s->rcvbuf_bytes = bytes;
+}
+
+/* After the handshake: the long path's BDP from TUNNEL_RCV_LONG_PATH_US, the handshake's bound below half that. */
+static int session_rcvbuf_want(const struct session *s, uint32_t rtt_us)
+{
+	uint64_t bdp = (uint64_t)rtt_us * TUNNEL_RCV_RATE_BYTES_PER_US;
+
+	if (rtt_us >= TUNNEL_RCV_LONG_PATH_US)
+		return bdp > TUNNEL_RCV_MAX ? TUNNEL_RCV_MAX : (int)bdp;
+	if (rtt_us < TUNNEL_RCV_LONG_PATH_US / 2)
+		return s->rcvbuf_short;
+	return s->rcvbuf_bytes; /* between: hysteresis, so that RTT noise does not flap it */
+}
+
 static void session_bound_rcvbuf(struct session *s)
 {
 	struct tcp_info ti;
@@ -528,20 +549,19 @@ static void session_bound_rcvbuf(struct session *s)
 	s->rcvbuf_checked_ms = session_now(s);
 	if (s->rcvbuf_autotuned || getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
 		return;
-	bdp = (uint64_t)ti.tcpi_rtt * TUNNEL_RCV_RATE_BYTES_PER_US;
-	if (s->rcvbuf_bytes == 0 && bdp > TUNNEL_RCV_AUTOTUNE_ABOVE) {
-		s->rcvbuf_autotuned = true;
+	if (s->rcvbuf_short == 0) {
+		bdp = (uint64_t)ti.tcpi_rtt * TUNNEL_RCV_RATE_BYTES_PER_US;
+		if (bdp > TUNNEL_RCV_AUTOTUNE_ABOVE) {
+			s->rcvbuf_autotuned = true;
+			return;
+		}
+		s->rcvbuf_short = bdp > TUNNEL_RCV_WINDOW ? (int)bdp : TUNNEL_RCV_WINDOW;
+		session_set_rcvbuf(s, s->rcvbuf_short);
 		return;
 	}
-	bytes = bdp < TUNNEL_RCV_WINDOW ? TUNNEL_RCV_WINDOW
-		: bdp > TUNNEL_RCV_MAX	? TUNNEL_RCV_MAX
-					: (int)bdp;
-	if (bytes <= s->rcvbuf_bytes && bytes * 2 > s->rcvbuf_bytes)
-		return;
-	/* Above net.core.rmem_max only with CAP_NET_ADMIN; else the kernel's cap. */
-	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
-		setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
-	s->rcvbuf_bytes = bytes;
+	bytes = session_rcvbuf_want(s, ti.tcpi_rtt);
+	if (bytes != s->rcvbuf_bytes)
+		session_set_rcvbuf(s, bytes);
 }
 
 /* Rate-limited, from the read path: the receive side is where a longer path shows. */

@@ -76,8 +76,8 @@ struct session {
 	bool above_high_water;          /* drained() is owed once below half */
 	bool flush_queued;              /* in the server's to-flush list of a batch */
 	bool ending;                    /* session_end() is running: no reentry */
-	/* SO_RCVBUF as session_bound_rcvbuf() last set it (0: never), or left to autotuning. */
-	int rcvbuf_bytes;
+	/* SO_RCVBUF as session_bound_rcvbuf() last set it and as the handshake set it (0: never), or autotuned. */
+	int rcvbuf_bytes, rcvbuf_short;
 	bool rcvbuf_autotuned;
 	uint64_t rcvbuf_checked_ms;
 

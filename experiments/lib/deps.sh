@@ -20,7 +20,10 @@ TL_DEB_PACKAGES=(
 	openvpn wireguard-go wireguard-tools stunnel4 conntrack python3
 	keepalived  # experiments/failover: VRRP moves the service address between two servers
 	linux-perf
-	ansible-core openssh-server ethtool
+	# --inventory: ansible-core runs the playbooks; the JSON stdout callback the
+	# harness reads is ansible.posix.json, which only Debian's ansible package
+	# (the collections) has: with ansible-core alone "json" is not a callback.
+	ansible-core ansible openssh-server ethtool
 )
 
 # pdflatex with booktabs, longtable, graphicx, hyperref, Times; pdftoppm and

@@ -35,6 +35,8 @@ tl_hosts_load() {
 	local out name value
 	command -v ansible-playbook >/dev/null ||
 		{ echo "tunlab: --inventory needs Ansible on this machine (Debian package ansible-core)" >&2; exit 2; }
+	ansible-doc -t callback ansible.posix.json >/dev/null 2>&1 ||
+		{ echo "tunlab: --inventory reads Ansible's JSON output: the ansible.posix collection's json callback (Debian package ansible)" >&2; exit 2; }
 	[[ -r $TL_INVENTORY ]] || { echo "tunlab: cannot read the inventory $TL_INVENTORY" >&2; exit 2; }
 	out=$(ANSIBLE_CONFIG=$TL_HOSTS_PLAYBOOKS/ansible.cfg ansible-inventory -i "$TL_INVENTORY" --list 2>/dev/null |
 		python3 "$TL_HOSTS_LIB/hosts-check.py" "$TL_TUN_NET4" "$TL_TUN_NET6") || exit 2
@@ -63,7 +65,7 @@ tl_ansible() {
 	mapfile -t pre < <(tl_hosts_controller)
 	[[ ${TL_VERBOSE:-0} == 1 ]] && echo "[ansible] $prog $*" >&2
 	ANSIBLE_CONFIG=$TL_HOSTS_PLAYBOOKS/ansible.cfg ANSIBLE_LOAD_CALLBACK_PLUGINS=1 \
-		ANSIBLE_STDOUT_CALLBACK=json ANSIBLE_NOCOLOR=1 \
+		ANSIBLE_STDOUT_CALLBACK=ansible.posix.json ANSIBLE_NOCOLOR=1 \
 		"${pre[@]}" "$prog" -i "$TL_INVENTORY" "$@" 2>>"${TL_TMP:-/tmp}/ansible.log"
 }
 
