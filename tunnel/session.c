@@ -521,9 +521,7 @@ void session_leave(struct session *s)
  */
 static void session_set_rcvbuf(struct session *s, int bytes)
 {
-	/* Above net.core.rmem_max only with CAP_NET_ADMIN; else the kernel's cap. */
-	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
-		setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	tunnel_sockbuf(s->fd, SO_RCVBUFFORCE, SO_RCVBUF, bytes);
 	s->rcvbuf_bytes = bytes;
 }
 
@@ -547,7 +545,7 @@ static void session_bound_rcvbuf(struct session *s)
 	int bytes;
 
 	s->rcvbuf_checked_ms = session_now(s);
-	if (s->rcvbuf_autotuned || getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
 		return;
 	if (s->rcvbuf_short == 0) {
 		bdp = (uint64_t)ti.tcpi_rtt * TUNNEL_RCV_RATE_BYTES_PER_US;

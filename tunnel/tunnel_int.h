@@ -138,6 +138,17 @@ static inline bool tunnel_move_target_ok(const struct ip_addr *a, uint16_t port)
 /* TLS records of live sessions plus those of freed ones. */
 void tunnel_sum_records(const struct tunnel *t, struct tunnel_stats *out);
 
+/*
+ * A socket buffer of bytes (opt: SO_RCVBUF or SO_SNDBUF): force_opt
+ * (SO_RCVBUFFORCE, SO_SNDBUFFORCE) passes net.core.[rw]mem_max with
+ * CAP_NET_ADMIN; without it the kernel's capped size will do.
+ */
+static inline void tunnel_sockbuf(int fd, int force_opt, int opt, int bytes)
+{
+	if (setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof(bytes)) < 0)
+		setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
+}
+
 /* Wall-clock seconds, for what is shown to people (last_handshake). */
 static inline double tunnel_now_realtime(void)
 {

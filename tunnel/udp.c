@@ -171,15 +171,10 @@ static void udp_sock_close(struct tunnel *t, struct udp_sock *u)
 	free(u);
 }
 
-/* FORCE passes net.core.[rw]mem_max with CAP_NET_ADMIN; without it the capped size will do. */
 static void udp_sock_buffers(int fd)
 {
-	int size = UDP_SOCK_BUF;
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	tunnel_sockbuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, UDP_SOCK_BUF);
+	tunnel_sockbuf(fd, SO_SNDBUFFORCE, SO_SNDBUF, UDP_SOCK_BUF);
 }
 
 /*

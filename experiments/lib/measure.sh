@@ -136,10 +136,12 @@ meas_iperf_run() {
 	fi
 }
 
-# meas_iperf_tcp OUT SECONDS [STREAMS]: a TCP test that must move bytes.
+# meas_iperf_tcp OUT SECONDS [STREAMS [iperf3 flags...]]: a TCP test that must move bytes.
 meas_iperf_tcp() {
-	meas_iperf_run "$1" "$2" -P "${3:-1}" || return 1
-	jq -e '.end.sum_received.bytes > 0' "$1" >/dev/null 2>&1 && return 0
+	local out=$1 seconds=$2 streams=${3:-1}
+	shift $(($# < 3 ? $# : 3))
+	meas_iperf_run "$out" "$seconds" -P "$streams" "$@" || return 1
+	jq -e '.end.sum_received.bytes > 0' "$out" >/dev/null 2>&1 && return 0
 	echo "[$MEAS_TAG] iperf3 received no bytes" >&2
 	return 1
 }
