@@ -558,6 +558,20 @@ static void attach_streams(struct daemon *d)
 	d->fe->ops->streams->attach(d->fe, &d->stream_port);
 }
 
+/*
+ * auto by default for a packet frontend (README, "The UDP data channel":
+ * the UDP path is the faster one where it works); a stream frontend's
+ * streams ride the TLS stream, so it has nothing to put in datagrams.
+ */
+static enum tunnel_transport transport_of(const struct options *o, const struct frontend_ops *ops)
+{
+	if (!o->transport)
+		return ops->streams ? TUNNEL_TRANSPORT_TLS : TUNNEL_TRANSPORT_AUTO;
+	if (!strcmp(o->transport, "tls"))
+		return TUNNEL_TRANSPORT_TLS;
+	return !strcmp(o->transport, "udp") ? TUNNEL_TRANSPORT_UDP : TUNNEL_TRANSPORT_AUTO;
+}
+
 static int open_tunnel(struct daemon *d)
 {
 	const struct options *o = d->opts;
@@ -586,9 +600,7 @@ static int open_tunnel(struct daemon *d)
 		.max_handshakes_per_source = o->max_handshakes_per_source,
 		.max_peers = o->max_peers,
 		.trace = o->trace,
-		/* tls by default until the UDP path is as fast (README, "The UDP data channel") */
-		.transport = !o->transport || !strcmp(o->transport, "tls") ? TUNNEL_TRANSPORT_TLS
-			     : !strcmp(o->transport, "udp") ? TUNNEL_TRANSPORT_UDP : TUNNEL_TRANSPORT_AUTO,
+		.transport = transport_of(o, d->fe->ops),
 		.rekey_packets = o->rekey_packets,
 	};
 	char err[512];
@@ -925,6 +937,11 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	int ret;
 
 	d->ops = ops;
+	if (d->opts->transport && strcmp(d->opts->transport, "tls") && ops->streams) {
+		log_msg(TUNNEL_LOG_ERR, "--transport %s: the %s frontend carries streams, which ride "
+			"the TLS stream; only tls applies", d->opts->transport, ops->name);
+		return -EINVAL;
+	}
 	if (d->opts->lazy && ops->streams) {
 		/* Streams open on an established session: no packet comes to set one up. */
 		log_msg(TUNNEL_LOG_ERR, "--lazy: the %s frontend carries streams, not packets; it "

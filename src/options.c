@@ -103,9 +103,9 @@ static const struct flag flags[] = {
 	  "SEC", "keepalive period; a peer silent for 3 periods is dead; also the UDP probe period "
 	  "that keeps a NAT mapping alive (default 5)" },
 	{ "--transport", FLAG_STRING, OPT(transport), CMD(CMD_CLIENT), 0, 0, 0,
-	  "MODE", "data over tls (the TLS stream; default), udp (UDP keyed by the TLS session) or "
-	  "auto (UDP when a probe is answered within 3 s, else TLS, UDP retried after 6 "
-	  "keepalive periods)" },
+	  "MODE", "data over tls (the TLS stream), udp (UDP keyed by the TLS session) or auto "
+	  "(UDP when a probe is answered within 3 s, else TLS, UDP retried after 6 keepalive "
+	  "periods; the default, but tls for the proxy)" },
 	{ "--rekey-packets", FLAG_UINT, OPT(rekey_packets), DAEMONS, 0, 16, 1u << 23,
 	  "N", "UDP data channel: new keys after N datagrams each way (default 8388608; small "
 	  "values are for tests)" },

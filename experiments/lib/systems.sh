@@ -198,13 +198,9 @@ sys_tunlab_dual_start() {
 	sys_tunlab_start "$frontend" "${SYS_V6_CLIENT_ARGS[@]}" "$@"
 }
 
-# The TLS stream, named when the binary has a choice (issue 15's --transport,
-# whose default "auto" would otherwise pick UDP), so that "tun" stays the row
-# it has always been.
+# The TLS stream (tl_start_tunlab_client names it: the row it has always been).
 sys_tun_start() {
-	local -a transport=()
-	! sys_tunlab_has_transport || transport=(--transport tls)
-	sys_tunlab_dual_start tun ${transport[@]+"${transport[@]}"}
+	sys_tunlab_dual_start tun
 }
 
 # The datagram data channel of issue 15: keys from the TLS connection, which
@@ -215,14 +211,9 @@ sys_tun_udp_start() {
 	sys_tunlab_dual_start tun --transport udp ${keepalive[@]+"${keepalive[@]}"}
 }
 
-# Does the tunlab under test take --transport (issue 15)? Asked once per run.
-SYS_HAS_TRANSPORT=""
+# Does the tunlab under test take --transport (issue 15)?
 sys_tunlab_has_transport() {
-	if [[ -z $SYS_HAS_TRANSPORT ]]; then
-		SYS_HAS_TRANSPORT=no
-		"$TUNLAB" client --help 2>&1 | grep -qE -- '^[[:space:]]*--transport[[:space:]]' && SYS_HAS_TRANSPORT=yes
-	fi
-	[[ $SYS_HAS_TRANSPORT == yes ]]
+	tl_has_transport
 }
 
 sys_nfqueue_start() {

@@ -205,6 +205,21 @@ too_big() {
 	tl_assert "one TLS session throughout" tl_json_test "$TL_CLI_STATS" '.reconnects == 0'
 }
 
+@test "the default transport: auto for a packet frontend (data over UDP here), tls for the proxy, which refuses udp" {
+	TL_TRANSPORT=default start_udp tun
+	run n_cli ping -n -c 5 -i 0.2 -W 2 "$TL_DST_IN4"
+	tl_expect_contains "ping's summary" "$output" "5 received"
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	send_blob "$NS_DST" "$NS_CLI" "$TL_TUN_CLI4" 5004 1048576
+	assert_data_over_udp 300
+	tl_pki
+	run tl_ns "$NS_CLI" timeout 20 "$TUNLAB" client --frontend proxy --connect "$TL_SRV_UL4:$TL_PORT" \
+		--server-name server --cert "$TL_PKI/cli.crt" --key "$TL_PKI/cli.key" --ca "$TL_PKI/ca.crt" \
+		--route "$TL_IN_NET4" --transport udp
+	((status != 0 && status != 124)) || tl_fail "expected the proxy client to refuse --transport udp at start, status $status: $output"
+	tl_expect_contains "the reason" "$output" "the proxy frontend carries streams"
+}
+
 @test "replayed, forged and unknown-session datagrams are dropped and counted; the tunnel goes on" {
 	tl_require_tools python3
 	start_udp tun --transport udp
