@@ -43,12 +43,6 @@ struct fq_slot {
 	bool live;
 };
 
-struct codel_vars {
-	uint32_t count, lastcount;
-	bool dropping;
-	uint64_t first_above_ns, drop_next_ns;
-};
-
 struct fq_flow {
 	uint32_t head, tail; /* slot offsets */
 	uint32_t packets, bytes;
@@ -64,6 +58,7 @@ struct fq_list {
 
 struct fqcodel {
 	struct fqcodel_config cfg;
+	struct codel_params codel; /* the config's target and interval */
 	struct keyhash *hash;
 	bool own_hash;
 	struct fq_flow *flows;
@@ -277,54 +272,18 @@ bool fqcodel_mark_ce(uint8_t *d, uint32_t len)
 	return false;
 }
 
-/* ---- CoDel ---- */
-
-static uint64_t isqrt64(uint64_t x)
-{
-	uint64_t r = 0, bit = 1ull << 62;
-
-	while (bit > x)
-		bit >>= 2;
-	while (bit) {
-		if (x >= r + bit) {
-			x -= r + bit;
-			r = (r >> 1) + bit;
-		} else {
-			r >>= 1;
-		}
-		bit >>= 2;
-	}
-	return r;
-}
-
-/* t + interval / sqrt(count), in fixed point: sqrt(count << 32) is sqrt(count) << 16. */
-static uint64_t control_law(const struct fqcodel *q, uint64_t t, uint32_t count)
-{
-	uint64_t root = isqrt64((uint64_t)(count ? count : 1) << 32);
-
-	return t + (q->cfg.interval_ns << 16) / root;
-}
+/* ---- CoDel (base/codel.h) on each flow's queue ---- */
 
 static bool codel_should_drop(struct fqcodel *q, struct codel_vars *cv, const struct fq_slot *s,
 			      uint64_t now)
 {
-	uint64_t sojourn;
-
 	if (!s) {
 		cv->first_above_ns = 0;
 		return false;
 	}
-	sojourn = now > s->enqueued_ns ? now - s->enqueued_ns : 0;
-	/* Below target, or too little queued to be a standing queue (one MTU: fq_codel's rule). */
-	if (sojourn < q->cfg.target_ns || q->st.backlog_bytes <= q->cfg.quantum) {
-		cv->first_above_ns = 0;
-		return false;
-	}
-	if (cv->first_above_ns == 0) {
-		cv->first_above_ns = now + q->cfg.interval_ns;
-		return false;
-	}
-	return now >= cv->first_above_ns;
+	/* Too little queued to be a standing queue: one MTU (fq_codel's rule). */
+	return codel_above(cv, &q->codel, now > s->enqueued_ns ? now - s->enqueued_ns : 0, now,
+			   q->st.backlog_bytes > q->cfg.quantum);
 }
 
 /* Signals on s: a CE mark when allowed and possible, else its drop. true: s was marked. */
@@ -348,38 +307,29 @@ static struct fq_slot *codel_keep_dropping(struct fqcodel *q, struct fq_flow *f,
 	while (cv->dropping && now >= cv->drop_next_ns) {
 		cv->count++;
 		if (codel_signal(q, s)) {
-			cv->drop_next_ns = control_law(q, cv->drop_next_ns, cv->count);
+			cv->drop_next_ns = codel_control_law(&q->codel, cv->drop_next_ns, cv->count);
 			return s;
 		}
 		s = flow_pop(q, f);
 		if (!codel_should_drop(q, cv, s, now))
 			cv->dropping = false;
 		else
-			cv->drop_next_ns = control_law(q, cv->drop_next_ns, cv->count);
+			cv->drop_next_ns = codel_control_law(&q->codel, cv->drop_next_ns, cv->count);
 	}
 	return s;
 }
 
 /* Entering the dropping state: one signal now, the next at the control law's time. */
-static struct fq_slot *codel_start_dropping(struct fqcodel *q, struct fq_flow *f, struct fq_slot *s,
+static struct fq_slot *codel_enter_dropping(struct fqcodel *q, struct fq_flow *f, struct fq_slot *s,
 					    uint64_t now)
 {
 	struct codel_vars *cv = &f->cv;
-	uint32_t delta;
 
 	if (!codel_signal(q, s)) {
 		s = flow_pop(q, f);
 		codel_should_drop(q, cv, s, now);
 	}
-	cv->dropping = true;
-	/* Recently dropping: resume near the old rate rather than from 1 (RFC 8289). */
-	delta = cv->count - cv->lastcount;
-	if (delta > 1 && (int64_t)(now - cv->drop_next_ns) < (int64_t)(16 * q->cfg.interval_ns))
-		cv->count = delta;
-	else
-		cv->count = 1;
-	cv->lastcount = cv->count;
-	cv->drop_next_ns = control_law(q, now, cv->count);
+	codel_start_dropping(cv, &q->codel, now);
 	return s;
 }
 
@@ -400,7 +350,7 @@ static struct fq_slot *codel_dequeue(struct fqcodel *q, struct fq_flow *f, uint6
 		else if (now >= cv->drop_next_ns)
 			s = codel_keep_dropping(q, f, s, now);
 	} else if (drop) {
-		s = codel_start_dropping(q, f, s, now);
+		s = codel_enter_dropping(q, f, s, now);
 	}
 	return s;
 }
@@ -622,6 +572,7 @@ struct fqcodel *fqcodel_new(const struct fqcodel_config *cfg)
 		errno = EINVAL;
 		goto err_free;
 	}
+	q->codel = (struct codel_params){ q->cfg.target_ns, q->cfg.interval_ns };
 	/* Room for the byte limit with headers and slack, so that dead slots rarely force a drop. */
 	q->cap = (q->cfg.limit_bytes + q->cfg.limit_bytes / 2 + 2 * slot_size(FQCODEL_PACKET_MAX)) /
 		 FQ_ALIGN * FQ_ALIGN;

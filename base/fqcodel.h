@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codel.h"
 #include "keyhash.h"
 #include "pkt.h"
 

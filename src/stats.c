@@ -33,7 +33,7 @@ static const struct counter tunnel_counters[] = {
 	TS(udp_tx_datagrams), TS(udp_tx_bytes), TS(udp_rx_datagrams), TS(udp_rx_bytes),
 	TS(udp_drop_auth), TS(udp_drop_replay), TS(udp_drop_unknown_session), TS(udp_drop_malformed),
 	TS(udp_rekeys), TS(udp_roams), TS(udp_fallbacks), TS(udp_sessions), TS(udp_rx_coalesced),
-	TS(udp_tx_blocked),
+	TS(udp_tx_blocked), TS(udp_aqm_drops), TS(udp_aqm_marks), TS(udp_rx_wait_max_us),
 	TS(sessions_moving), TS(moves),
 };
 

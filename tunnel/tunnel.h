@@ -188,6 +188,9 @@ struct tunnel_stats {
 	uint64_t udp_sessions;           /* sessions whose data goes over UDP now (client: 0 or 1) */
 	uint64_t udp_rx_coalesced;       /* packets from datagrams merged into the GSO packet before them */
 	uint64_t udp_tx_blocked;         /* client: times the UDP socket was full and the frontend paused */
+	uint64_t udp_aqm_drops;          /* packets CoDel dropped from the UDP receive queue */
+	uint64_t udp_aqm_marks;          /* ECN-capable packets CoDel CE-marked instead */
+	uint64_t udp_rx_wait_max_us;     /* the longest a datagram waited in the receive queue */
 	/*
 	 * A planned switchover, make before break. Server: sessions told to
 	 * MOVE that have not said MOVED yet, and clients that said MOVED
