@@ -9,6 +9,8 @@
  *   policy show   the policy, in the file's form, one entry a line
  *   policy load /ABS/PATH   parse, check and swap the policy atomically
  *   handover      server: a planned switchover, as SIGUSR1 (tunnel_handover)
+ *   down          client with --lazy: close the tunnel now, as --idle-timeout
+ *                 would (tunnel_down); the next packet sets it up again
  *
  * A reply starting "error: " is a refusal. The socket lives on the
  * daemon's one event loop: non-blocking, requests bounded, few clients.
@@ -34,6 +36,7 @@ enum ctl_command {
 	CTL_POLICY_SHOW,
 	CTL_POLICY_LOAD,
 	CTL_HANDOVER,
+	CTL_DOWN,
 };
 
 struct ctl_request {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* tunlab show [--json], tunlab policy show|load FILE [--pid N], tunlab handover [--pid N]: the control socket's command line. */
+/* tunlab show [--json], tunlab policy show|load FILE [--pid N], tunlab handover|down [--pid N]: the control socket's command line. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -207,6 +207,8 @@ int ctl_cli_main(int argc, char *argv[], const char *dir)
 		return show(dir, json);
 	if (strcmp(argv[1], "handover") == 0)
 		return request(dir, "handover", &(struct ctl_request){ .command = CTL_HANDOVER }, pid);
+	if (strcmp(argv[1], "down") == 0)
+		return request(dir, "down", &(struct ctl_request){ .command = CTL_DOWN }, pid);
 	if (!verb) {
 		fprintf(stderr, "tunlab policy: 'show' or 'load FILE'\n");
 		return EXIT_USAGE;

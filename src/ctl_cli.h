@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tunlab show [--json], tunlab policy show|load FILE [--pid N], tunlab handover [--pid N]: the control socket's command line. */
+/* tunlab show [--json], tunlab policy show|load FILE [--pid N], tunlab handover|down [--pid N]: the control socket's command line. */
 #ifndef TUNLAB_CTL_CLI_H
 #define TUNLAB_CTL_CLI_H
 

@@ -14,6 +14,7 @@ static const struct {
 	{ "show json", CTL_SHOW_JSON },
 	{ "policy show", CTL_POLICY_SHOW },
 	{ "handover", CTL_HANDOVER },
+	{ "down", CTL_DOWN },
 };
 
 static const char load_prefix[] = "policy load ";
@@ -59,7 +60,7 @@ int ctl_parse_request(const char *buf, size_t len, struct ctl_request *out, char
 	if (len > sizeof(load_prefix) - 1 && memcmp(buf, load_prefix, sizeof(load_prefix) - 1) == 0)
 		return parse_path(buf + sizeof(load_prefix) - 1, len - (sizeof(load_prefix) - 1), out, err,
 				  err_len);
-	snprintf(err, err_len, "unknown request (show, show json, policy show, policy load PATH, handover)");
+	snprintf(err, err_len, "unknown request (show, show json, policy show, policy load PATH, handover, down)");
 	return -EINVAL;
 }
 

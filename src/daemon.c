@@ -329,6 +329,30 @@ static void handover(struct daemon *d, const char *how, FILE *f)
 		fprintf(f, "ok: listener closed, %d client(s) told to move\n", n);
 }
 
+/* `tunlab down`: a lazy client's tunnel closed now, as --idle-timeout closes it; the reply into f. */
+static void down(struct daemon *d, FILE *f)
+{
+	switch (tunnel_down(d->tunnel)) {
+	case 0:
+		fputs("ok\n", f);
+		break;
+	case -ENOTCONN:
+		fputs("ok: not connected\n", f);
+		break;
+	case -EBUSY:
+		fputs("error: the tunnel is being set up for packets that wait for it (or still sends "
+		      "them); try again once it is up\n", f);
+		break;
+	case -EOPNOTSUPP:
+		fputs("error: this client runs without --lazy: it would reconnect at once (stop it "
+		      "instead)\n", f);
+		break;
+	default:
+		fputs("error: a server has no on-demand tunnel to close (down is for a client with "
+		      "--lazy)\n", f);
+	}
+}
+
 static void on_signal(struct evloop *loop, struct ev_io *io, uint32_t events)
 {
 	struct daemon *d = io->arg;
@@ -910,6 +934,9 @@ static void on_ctl(void *arg, const struct ctl_request *req, FILE *f)
 		break;
 	case CTL_HANDOVER:
 		handover(d, "control socket", f);
+		break;
+	case CTL_DOWN:
+		down(d, f);
 		break;
 	}
 }

@@ -78,7 +78,7 @@ int main(int argc, char *argv[])
 
 	/* The control socket's commands take words, not flags: their own small parser. */
 	if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "policy") == 0 ||
-			  strcmp(argv[1], "handover") == 0))
+			  strcmp(argv[1], "handover") == 0 || strcmp(argv[1], "down") == 0))
 		return ctl_cli_main(argc, argv, OWNER_RUN_DIR);
 	if (options_parse(argc, argv, &opts, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tunlab: %s\n", err);

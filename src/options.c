@@ -714,6 +714,9 @@ void options_usage(FILE *out, enum command topic)
 	fprintf(out, "\nrunning instances (through their control socket, root only):\n"
 		     "  show [--json] [--pid N]        state, counters, queue, policy hit counts\n"
 		     "  policy show [--pid N]          the policy in force, in the file's form\n"
-		     "  policy load FILE [--pid N]     swap the policy atomically (SIGHUP rereads --policy)\n");
+		     "  policy load FILE [--pid N]     swap the policy atomically (SIGHUP rereads --policy)\n"
+		     "  handover [--pid N]             server: a planned switchover (as SIGUSR1)\n"
+		     "  down [--pid N]                 client with --lazy: close the tunnel now, as\n"
+		     "                                 --idle-timeout would; the next packet sets it up\n");
 	fprintf(out, "\n'tunlab help COMMAND' or 'tunlab COMMAND --help' lists its flags.\n");
 }

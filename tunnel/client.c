@@ -47,7 +47,9 @@
  * closes a session that carried no packet either way for that long, and
  * the client goes back to waiting for a packet. The queue is the same one
  * as while reconnecting, capped at TUNNEL_LAZY_QUEUE_PACKETS unless
- * --queue gives a size in bytes.
+ * --queue gives a size in bytes. tunnel_down closes the session at once
+ * the way the idle timer does (`tunlab down`), when one is established
+ * and its queue sent.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -383,18 +385,27 @@ static void client_idle_start(struct tunnel *t)
 	evloop_timer_start(t->loop, &c->idle, client_idle_tick_ms(c));
 }
 
-/* Closes the idle session; keepalives kept it up, they do not count as use. */
-static void client_idle_close(struct tunnel *t)
+/*
+ * Closes the established session and waits for the next packet: the idle
+ * timer's end, and tunnel_down's; why goes to the log and to the server.
+ * A move's connection still being set up goes too: once up it would
+ * carry packets for a client that waits for none, and the next packet
+ * would dial beside it.
+ */
+static void client_idle_close(struct tunnel *t, const char *why)
 {
 	struct client *c = t->client;
 	struct session *s = c->session;
 
 	t->stats.idle_closes++;
-	tunnel_log(t, TUNNEL_LOG_INFO, "no packet for %u ms: closing the tunnel to %s; the next "
-		   "packet sets it up again", c->idle_ms, t->endpoint);
+	tunnel_log(t, TUNNEL_LOG_INFO, "%s: closing the tunnel to %s; the next packet sets it up again",
+		   why, t->endpoint);
+	evloop_timer_stop(t->loop, &c->idle);
+	if (c->successor)
+		session_end(c->successor, SESSION_END_LOCAL, true, "%s", why);
 	client_lost(s, SESSION_END_LOCAL);
 	c->dormant = true;
-	session_end(s, SESSION_END_LOCAL, true, "idle for %u ms", c->idle_ms);
+	session_end(s, SESSION_END_LOCAL, true, "%s", why);
 }
 
 static void client_on_idle(struct evloop *loop, struct ev_timer *timer)
@@ -409,10 +420,29 @@ static void client_on_idle(struct evloop *loop, struct ev_timer *timer)
 		c->idle_seen = seen;
 		c->idle_since_ms = now;
 	} else if (now - c->idle_since_ms >= c->idle_ms) {
-		client_idle_close(t);
+		char why[48];
+
+		/* Keepalives kept it up; they do not count as use. */
+		snprintf(why, sizeof(why), "no packet for %u ms", c->idle_ms);
+		client_idle_close(t, why);
 		return;
 	}
 	evloop_timer_start(loop, timer, client_idle_tick_ms(c));
+}
+
+int tunnel_client_down(struct tunnel *t)
+{
+	struct client *c = t->client;
+
+	if (!c->lazy)
+		return -EOPNOTSUPP;
+	if (c->dormant)
+		return -ENOTCONN;
+	/* Not idle-closed either: what a set-up or a queue still going out carries was asked for. */
+	if (!c->established || !c->session || client_queue_waiting(c))
+		return -EBUSY;
+	client_idle_close(t, "closed on request");
+	return 0;
 }
 
 /* ---- a planned switchover: MOVE ---- */

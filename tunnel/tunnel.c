@@ -227,6 +227,11 @@ int tunnel_handover(struct tunnel *t)
 	return n;
 }
 
+int tunnel_down(struct tunnel *t)
+{
+	return t->role_kind == TUNNEL_CLIENT ? tunnel_client_down(t) : -EINVAL;
+}
+
 int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len)
 {
 	return tls_ctx_reload_ticket_keys(t->tls, err, err_len);

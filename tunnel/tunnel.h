@@ -273,6 +273,15 @@ int tunnel_reload_ticket_keys(struct tunnel *t, char *err, size_t err_len);
  * alone. Returns the established sessions told, or -EINVAL for a client.
  */
 int tunnel_handover(struct tunnel *t);
+/*
+ * Client with cfg.lazy: closes the session now, as cfg.idle_timeout_ms
+ * does once it runs out (counted in idle_closes, logged, the server told
+ * why), and the next packet sets one up again. 0: closed; -ENOTCONN:
+ * none was up; -EBUSY: one is being set up or still sends its queue
+ * (packets asked for it: try again once it is up); -EOPNOTSUPP: a client
+ * without cfg.lazy, which would redial at once; -EINVAL: a server.
+ */
+int tunnel_down(struct tunnel *t);
 /* Sends close_notify to every peer (best effort) and frees everything. */
 void tunnel_free(struct tunnel *t);
 

@@ -95,6 +95,8 @@ extern const struct tunnel_role_ops tunnel_client_ops;
 
 int tunnel_server_init(struct tunnel *t, char *err, size_t err_len);
 int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_t err_len);
+/* tunnel_down for a client (tunnel.h). */
+int tunnel_client_down(struct tunnel *t);
 /* Server: see tunnel_set_peers(). */
 /* Server: closes the listener, so a client's next connection is refused here. */
 void tunnel_server_stop_listening(struct tunnel *t);

@@ -205,21 +205,26 @@ tl_now_ms() {
 	echo $((t / 1000))
 }
 
-# tl_wait_until TIMEOUT_S CMD...: poll CMD every 0.1 s until it succeeds;
-# bounded by the deadline and by an iteration count. CMD exiting 255 means
-# "it never will" (e.g. the process we wait for died): give up at once.
+# tl_wait_until TIMEOUT_S CMD...: poll CMD every 0.1 s (every TL_WAIT_STEP_MS
+# ms if set: where the wait is part of what is measured, as a crossing
+# round) until it succeeds; bounded by the deadline and by an iteration
+# count. CMD exiting 255 means "it never will" (e.g. the process we wait
+# for died): give up at once.
 tl_wait_until() {
-	local timeout=$1
+	local timeout=$1 step_ms=${TL_WAIT_STEP_MS:-100}
 	shift
-	local deadline=$(($(tl_now_ms) + ${timeout%.*} * 1000))
-	local tries=$((${timeout%.*} * 10 + 1)) rc
+	local now=${EPOCHREALTIME/[.,]/} step
+	local deadline=$((now / 1000 + ${timeout%.*} * 1000))
+	local tries=$((${timeout%.*} * 1000 / step_ms + 1)) rc
+	printf -v step '%d.%03d' $((step_ms / 1000)) $((step_ms % 1000))
 	while ((tries-- > 0)); do
 		rc=0
 		"$@" >/dev/null 2>&1 || rc=$?
 		((rc == 0)) && return 0
 		((rc == 255)) && { echo "tl_wait_until: gave up (it cannot happen any more): $*" >&2; return 1; }
-		(($(tl_now_ms) >= deadline)) && break
-		sleep 0.1
+		now=${EPOCHREALTIME/[.,]/}
+		((now / 1000 >= deadline)) && break
+		sleep "$step"
 	done
 	echo "tl_wait_until: still false after ${timeout}s: $*" >&2
 	return 1

@@ -105,6 +105,51 @@ lazy_start_leaks_nothing() {
 	tl_wait_stat_ge "$TL_SRV_STATS" sessions_total 2
 }
 
+@test "lazy: tunlab down closes the tunnel now as --idle-timeout would, the next packet sets it up again" {
+	tl_start_tunlab_server tun
+	# No --idle-timeout: whatever closes this tunnel is the down.
+	TL_WAIT=none tl_start_tunlab_client tun --lazy
+	wait_lazy_idle
+	run n_cli "$TUNLAB" down
+	[[ $status == 0 && $output == "ok: not connected" ]] ||
+		tl_fail "expected 'ok: not connected' before any packet, got ($status): $output"
+	tl_ping_dst 1 || tl_ping_dst 1 || tl_fail "expected a ping to set the tunnel up and get through"
+	tl_wait_until "$TL_TIMEOUT" tl_json_test "$TL_CLI_STATS" '.connected == true' ||
+		tl_fail "expected the lazy client connected after the ping"
+	run n_cli "$TUNLAB" down
+	[[ $status == 0 && $output == ok ]] || tl_fail "expected 'ok' from tunlab down, got ($status): $output"
+	# Closed by the time it answers: show asks the daemon, not the stats file's next line.
+	run n_cli "$TUNLAB" show --json
+	jq -e '.[0].state == "idle" and .[0].stats.connected == false and .[0].stats.idle_closes == 1' \
+		<<<"$output" >/dev/null || tl_fail "expected idle, not connected, idle_closes 1 after the down: $output"
+	grep -q "closed on request: closing the tunnel to $TL_SRV_UL4:$TL_PORT" "$TL_CLI_LOG" ||
+		tl_fail "expected the client to log the close: $(tail -n 3 "$TL_CLI_LOG")"
+	tl_wait_until "$TL_TIMEOUT" tl_json_test "$TL_SRV_STATS" '.sessions_active == 0' ||
+		tl_fail "expected the server to see the client go"
+	tl_ping_dst 1 || tl_fail "expected the next ping to set the tunnel up again"
+	tl_wait_stat_ge "$TL_CLI_STATS" on_demand_connects 2
+	tl_wait_stat_ge "$TL_SRV_STATS" sessions_total 2
+	tl_expect_eq "idle closes" "$(tl_json_get "$TL_CLI_STATS" idle_closes)" 1
+}
+
+@test "lazy: tunlab down is refused on a server and on a client without --lazy, and changes nothing" {
+	tl_start_tunlab_server tun
+	tl_start_tunlab_client tun
+	run n_srv "$TUNLAB" down
+	[[ $status == 1 ]] || tl_fail "expected the server to refuse tunlab down, got ($status): $output"
+	tl_expect_contains "the server's refusal" "$output" "error: a server has no on-demand tunnel"
+	run n_cli "$TUNLAB" down
+	[[ $status == 1 ]] || tl_fail "expected a client without --lazy to refuse tunlab down, got ($status): $output"
+	tl_expect_contains "the client's refusal" "$output" "error: this client runs without --lazy"
+	tl_ping_dst 1 || tl_fail "expected the tunnel to carry pings after the refusals"
+	run n_cli "$TUNLAB" show --json
+	jq -e '.[0].state == "connected" and .[0].stats.idle_closes == 0 and .[0].stats.reconnects == 0' \
+		<<<"$output" >/dev/null || tl_fail "expected the client's one session untouched: $output"
+	run n_srv "$TUNLAB" show --json
+	jq -e '.[0].stats.sessions_total == 1 and .[0].stats.sessions_active == 1' <<<"$output" >/dev/null ||
+		tl_fail "expected the server's one session untouched: $output"
+}
+
 @test "lazy: packets past the 128 the queue holds are dropped and counted, the rest delivered" {
 	# The server starts late: every datagram waits in the queue meanwhile.
 	TL_WAIT=none tl_start_tunlab_client tun --lazy

@@ -34,6 +34,12 @@ static void test_requests(void **state)
 	assert_int_equal(r.command, CTL_HANDOVER);
 	ctl_format_request(&r, line, sizeof(line));
 	assert_string_equal(line, "handover\n");
+	assert_int_equal(ctl_parse_request("down\n", 5, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.command, CTL_DOWN);
+	ctl_format_request(&r, line, sizeof(line));
+	assert_string_equal(line, "down\n");
+	assert_int_equal(ctl_parse_request("down", 4, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.command, CTL_DOWN);
 }
 
 static void assert_refused(const char *text, size_t len, const char *expect)
@@ -61,6 +67,11 @@ static void test_bad_requests(void **state)
 	assert_refused("policy load /a b\n", 17, "byte 0x20");
 	assert_refused("policy load \n", 13, "unknown request");
 	assert_refused("handover now\n", 13, "unknown request");
+	/* One word: which tunnel is not a choice (a client has one), nor is a peer (a server refuses). */
+	assert_refused("down now\n", 9, "unknown request");
+	assert_refused("down \n", 6, "unknown request");
+	assert_refused("DOWN\n", 5, "unknown request");
+	assert_refused("down\ndown\n", 10, "bytes after the request line");
 	assert_non_null(big);
 	memset(big, 'a', CTL_REQUEST_MAX);
 	assert_refused(big, CTL_REQUEST_MAX, "longer than");

@@ -2656,6 +2656,95 @@ static void test_move_standby_unreachable(void **state)
 	unlink(keys);
 }
 
+/* A lazy client (issue 14) with certificate "cli", not connected yet. */
+static void fx_start_lazy_client(struct fixture *fx)
+{
+	struct conf c;
+
+	conf_client(&c, g.dir, "cli");
+	c.cfg.lazy = true;
+	side_open(&fx->cli, "cli", &c.cfg, fx->loop);
+}
+
+/* tunnel_down: the session closes as the idle timer closes it, and the next packet sets one up. */
+static void test_down_lazy(void **state)
+{
+	struct fixture *fx = *state;
+	struct tunnel_stats st;
+
+	fx_start_server(fx, false);
+	fx_start_lazy_client(fx);
+	assert_int_equal(tunnel_down(fx->cli.t), -ENOTCONN);
+	send_packets(&fx->cli, 3, 100, "10.8.0.2", "10.9.0.1");
+	/* These packets asked for the set-up under way: it is not closed under them. */
+	assert_int_equal(tunnel_down(fx->cli.t), -EBUSY);
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_delivered(fx->loop, &fx->srv, 3, 2000);
+
+	assert_int_equal(tunnel_down(fx->cli.t), 0);
+	st = stats_of(&fx->cli);
+	assert_false(st.connected);
+	assert_true(st.dormant);
+	assert_int_equal(st.idle_closes, 1);
+	assert_true(logged(&fx->cli, "closed on request: closing the tunnel to"));
+	expect_log(fx->loop, &fx->srv, "closed by peer: closed on request", 2000);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 0);
+	assert_int_equal(tunnel_down(fx->cli.t), -ENOTCONN);
+
+	send_packets(&fx->cli, 2, 100, "10.8.0.2", "10.9.0.1");
+	expect_connected(fx->loop, &fx->cli, 3000);
+	expect_delivered(fx->loop, &fx->srv, 5, 2000);
+	st = stats_of(&fx->cli);
+	assert_int_equal(st.on_demand_connects, 2);
+	assert_int_equal(st.idle_closes, 1);
+	assert_int_equal(stats_of(&fx->srv).sessions_total, 2);
+}
+
+/* Only a lazy client waits for a packet after a close: the others refuse, nothing changes. */
+static void test_down_refused(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_start_pair(fx, false);
+	assert_int_equal(tunnel_down(fx->srv.t), -EINVAL);
+	assert_int_equal(tunnel_down(fx->cli.t), -EOPNOTSUPP);
+	run_for(fx->loop, 50);
+	assert_true(stats_of(&fx->cli).connected);
+	assert_int_equal(stats_of(&fx->cli).idle_closes, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 1);
+}
+
+static bool client_moving(const void *arg)
+{
+	return stats_of(arg).sessions_moving == 1;
+}
+
+/* Closed while moving to the standby: the move's connection goes too, none is left up. */
+static void test_down_while_moving(void **state)
+{
+	struct fixture *fx = *state;
+	char keys[PATH_MAX], standby[64];
+	struct tunnel_stats st;
+
+	fx_start_standby_pair(fx, standby, sizeof(standby), keys, sizeof(keys));
+	fx_start_lazy_client(fx);
+	send_packets(&fx->cli, 1, 100, "10.8.0.2", "10.9.0.1");
+	expect_connected(fx->loop, &fx->cli, 3000);
+	assert_int_equal(tunnel_handover(fx->srv.t), 1);
+	if (!run_until(fx->loop, client_moving, &fx->cli, 2000))
+		fail_msg("no move started within 2 s; client log:\n%s", fx->cli.log);
+	assert_int_equal(tunnel_down(fx->cli.t), 0);
+	run_for(fx->loop, 300);
+	st = stats_of(&fx->cli);
+	assert_false(st.connected);
+	assert_true(st.dormant);
+	assert_int_equal(st.sessions_moving, 0);
+	assert_int_equal(st.moves, 0);
+	assert_int_equal(stats_of(&fx->other).sessions_active, 0);
+	assert_int_equal(stats_of(&fx->srv).sessions_active, 0);
+	unlink(keys);
+}
+
 #define TUNNEL_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -2701,6 +2790,9 @@ int main(void)
 		TUNNEL_TEST(test_endpoints_in_turn),
 		TUNNEL_TEST(test_move_make_before_break),
 		TUNNEL_TEST(test_move_standby_unreachable),
+		TUNNEL_TEST(test_down_lazy),
+		TUNNEL_TEST(test_down_refused),
+		TUNNEL_TEST(test_down_while_moving),
 		TUNNEL_TEST(test_ipv6_endpoint),
 		cmocka_unit_test(test_source_of),
 		TUNNEL_TEST(test_handshakes_per_source),
