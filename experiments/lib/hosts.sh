@@ -275,14 +275,18 @@ tl_hosts_topology_up() {
 }
 
 # tl_hosts_prepare: prepare.yml with this source tree (no build output, no
-# results, no git) and the commit it is.
+# results, no git), the commit it is, and a digest of both: names and
+# contents in a fixed order, without the times, so that the same tree has
+# the same digest in the next experiment and a host that built it skips.
 tl_hosts_prepare() {
-	local tar=$TL_TMP/tunlab-src.tar.gz commit json
+	local tar=$TL_TMP/tunlab-src.tar.gz commit digest json
+	local -a tree=(-C "$TL_REPO" --exclude=./build --exclude=./results --exclude=./.git --exclude=./paper)
 	commit=$("$TL_HOSTS_LIB/commit.sh")
-	tar -C "$TL_REPO" --exclude=./build --exclude=./results --exclude=./.git --exclude=./paper \
-		-czf "$tar" . || return 1
+	tar "${tree[@]}" -czf "$tar" . || return 1
+	digest=$({ echo "$commit"; tar "${tree[@]}" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - .; } |
+		sha256sum) || return 1
 	json=$(tl_ansible ansible-playbook "$TL_HOSTS_PLAYBOOKS/prepare.yml" -e "tl_src_tar=$tar" \
-		-e "tl_commit=$commit") || true
+		-e "tl_commit=$commit" -e "tl_src_digest=${digest%% *}") || true
 	tl_hosts_results "$json" >/dev/null || {
 		tl_fail "preparing the hosts failed (see above and $TL_TMP/ansible.log)"
 		return 1
