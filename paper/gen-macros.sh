@@ -394,9 +394,9 @@ gen_transparency_rows() {
 # \LossRcvbufRechecked: yes when the code the loss dataset measured re-checks
 # the TLS socket's receive buffer while data arrives (session_recheck_rcvbuf
 # in tunnel/session.c), no when it sized it once at the handshake, n/a when
-# that commit is not in this clone. The loss experiment adds its delay to a
-# running tunnel, so with "no" TUN over TLS ran +20 ms with the short path's
-# 64 KiB window, and the paper says so beside its figures.
+# that commit is not in this clone. The loss experiment of that code added
+# its delay to a running tunnel, so with "no" TUN over TLS ran +20 ms with
+# the short path's 64 KiB window, and the paper says so beside its figures.
 gen_code_facts() {
 	local commit="" v=n/a
 	[[ -e $GEN_RESULTS/loss.meta ]] && commit=$(sed -n 's/^commit: //p' "$GEN_RESULTS/loss.meta" | head -n 1)
@@ -410,6 +410,23 @@ gen_code_facts() {
 		fi
 	fi
 	printf '\\newcommand\\LossRcvbufRechecked{%s}\n' "$v"
+}
+
+# \LossFreshStarts: yes when the loss dataset was measured with a fresh
+# system start for every point (its .meta says "system starts: one per
+# point", experiments/loss since that line, which also sets the delay and
+# loss before each start), no when one start served several points (older
+# data: its outer TCP connections carried their congestion state from
+# point to point, and the paper says so), n/a without a loss dataset. The
+# dataset's own record, not the code at its commit: a developer run's tree
+# may differ from its commit.
+gen_loss_procedure() {
+	local meta=$GEN_RESULTS/loss.meta v=n/a
+	if [[ -e $meta ]]; then
+		v=no
+		! grep -q '^system starts: one per point$' "$meta" || v=yes
+	fi
+	printf '\\newcommand\\LossFreshStarts{%s}\n' "$v"
 }
 
 # ---- numbers.tex ----------------------------------------------------------------
@@ -1021,11 +1038,13 @@ main() {
 	"$GEN_PAPER/../experiments/lib/goals.py" --results "$GEN_RESULTS" >"$GEN_TMP/goals"
 	"$GEN_PAPER/../experiments/lib/provenance.sh" --results "$GEN_RESULTS" >"$GEN_TMP/prov"
 
-	gen_numbers "$GEN_TMP/summary" "$GEN_TMP/meta" "$GEN_TMP/trans" "$present" >"$GEN_OUT/numbers.tex"
-	# Where the plots are, as the paper (run in paper/) reaches them.
-	printf '\\def\\tlPlotDir{%s/}\n' "$(realpath --relative-to="$GEN_PAPER" "$GEN_RESULTS/plots")" \
-		>>"$GEN_OUT/numbers.tex"
-	gen_code_facts >>"$GEN_OUT/numbers.tex"
+	{
+		gen_numbers "$GEN_TMP/summary" "$GEN_TMP/meta" "$GEN_TMP/trans" "$present"
+		# Where the plots are, as the paper (run in paper/) reaches them.
+		printf '\\def\\tlPlotDir{%s/}\n' "$(realpath --relative-to="$GEN_PAPER" "$GEN_RESULTS/plots")"
+		gen_code_facts
+		gen_loss_procedure
+	} >"$GEN_OUT/numbers.tex"
 	gen_throughput_table "$GEN_TMP/summary" "$GEN_TMP/meta" >"$GEN_OUT/throughput.tex"
 	gen_transparency "$GEN_TMP/trans" "$GEN_TMP/meta" >"$GEN_OUT/transparency.tex"
 	gen_transparency_reasons "$GEN_TMP/trans" "$GEN_TMP/meta" >"$GEN_OUT/transparency-reasons.tex"

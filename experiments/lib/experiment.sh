@@ -7,8 +7,9 @@
 #   EXP_TITLE       the metadata's "experiment:" line
 #   EXP_REPS EXP_SECONDS              defaults
 #   EXP_QUICK_REPS EXP_QUICK_SECONDS  --quick (CI)
-#   EXP_TEST_BUDGET seconds one test (one system start) is expected to
-#                   take at the defaults: the estimate before any has run
+#   EXP_TEST_BUDGET seconds one test (one system start; with exp_one, one
+#                   repetition) is expected to take at the defaults: the
+#                   estimate before any has run
 # and may set
 #   EXP_REPS_PER_START  repetitions measured one after the other on one
 #                   system start (default 1: a fresh topology and system
@@ -34,8 +35,10 @@
 #   exp_applies ID NEEDS   prints why the experiment does not apply to a
 #                   row (e.g. no tunnel to set up); nothing when it does
 #   exp_one ID FN REP WORK replaces the default test (system up,
-#                   exp_measure, system down): for experiments that time
-#                   the start itself (one repetition per start)
+#                   exp_measure, system down) with one repetition of its
+#                   own making: for experiments that time the start
+#                   itself, or that start the system more than once a
+#                   repetition (loss: a fresh start for every point)
 #   EXP_ON_HOSTS=1  the experiment runs on an inventory's hosts too
 #                   (--inventory): every helper it uses has both back ends;
 #                   without it --inventory is refused (tl_backend_check),

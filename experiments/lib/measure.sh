@@ -253,14 +253,19 @@ meas_cpu_per_gb() {
 	awk -v u="$u" -v s="$s" -v b="$bytes" 'BEGIN { printf "%.4f\n", (u + s) / (b / 1e9) }'
 }
 
-# meas_system_up ID FN WORK: a fresh topology with system ID (start function
-# FN) running in it; its logs go to WORK. Dies when either fails.
+# meas_system_up ID FN WORK [CMD...]: a fresh topology with system ID (start
+# function FN) running in it; its logs go to WORK. CMD, when given, runs
+# once the topology is up and before the system starts (loss: the router's
+# delay and loss, so that the system connects over the path it is measured
+# on). Dies when any of them fails.
 meas_system_up() {
 	local id=$1 fn=$2 work=$3
+	shift 3
 	mkdir -p "$work"
 	sys_reset
 	tl_topology_up >"$work/topology.log" 2>&1 ||
 		{ cat "$work/topology.log" >&2; meas_die "topology did not come up"; }
+	(($# == 0)) || "$@" || meas_die "$id: '$*' failed before the start"
 	"$fn" "$work" >"$work/start.log" 2>&1 ||
 		{ cat "$work/start.log" >&2; meas_die "system $id did not start"; }
 }

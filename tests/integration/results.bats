@@ -290,6 +290,23 @@ goal_is() {
 	grep -q '^\\newcommand\\LossRcvbufRechecked{n/a}' "$out/numbers.tex" || tl_fail "expected n/a for an unknown commit"
 }
 
+# A loss dataset measured with one start for several points carries the
+# TCP tunnels' order effect; the paper says so unless its .meta records a
+# start per point.
+@test "results: the paper knows whether the loss dataset started each system afresh for every point" {
+	local r=$BATS_TEST_TMPDIR/results out=$BATS_TEST_TMPDIR/gen
+	mkdir -p "$r"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	((status == 0)) || tl_fail "gen-macros failed: $output"
+	grep -q '^\\newcommand\\LossFreshStarts{n/a}' "$out/numbers.tex" || tl_fail "expected n/a without loss.meta"
+	printf 'commit: 2a4e766\nrepetitions per system start: 5\n' >"$r/loss.meta"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	grep -q '^\\newcommand\\LossFreshStarts{no}' "$out/numbers.tex" || tl_fail "expected no for the old procedure"
+	printf 'commit: 2a4e766\nsystem starts: one per point\n' >"$r/loss.meta"
+	run "$TL_REPO/paper/gen-macros.sh" --results "$r" --out "$out"
+	grep -q '^\\newcommand\\LossFreshStarts{yes}' "$out/numbers.tex" || tl_fail "expected yes for a start per point"
+}
+
 # The later sets' tables and macros (issues 14 and 15): a cell is the
 # median of its CSV rows; without the CSV the table says so, and the
 # paper's list of sets is run-all's.
