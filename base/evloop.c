@@ -26,7 +26,17 @@ struct evloop {
 	/* The round being dispatched, so a stopped watcher can be forgotten. */
 	struct epoll_event events[EVLOOP_MAX_EVENTS];
 	int nevents, next_event;
+	/* evloop_set_spin_us: how long to poll without sleeping after a busy round, and until when. */
+	uint64_t spin_ns, spin_until_ns;
 };
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t monotonic_ms(void)
 {
@@ -201,12 +211,42 @@ static void dispatch_events(struct evloop *loop)
 	loop->nevents = loop->next_event = 0;
 }
 
+void evloop_set_spin_us(struct evloop *loop, unsigned us)
+{
+	loop->spin_ns = (uint64_t)us * 1000;
+}
+
+/*
+ * After a round with events, polls without sleeping for up to spin_ns
+ * (never past the first timer) before blocking: the answer to what was
+ * just sent often comes within that time, and a thread that did not sleep
+ * takes it without a wake-up (an idle CPU's exit latency, a virtual CPU's
+ * halt and resume), at the price of the CPU it spins.
+ */
+static int wait_events(struct evloop *loop)
+{
+	uint64_t until = loop->spin_until_ns;
+
+	if (until && loop->timers && loop->timers->deadline_ms * 1000000 < until)
+		until = loop->timers->deadline_ms * 1000000;
+	while (until && monotonic_ns() < until) {
+		int n = epoll_wait(loop->epfd, loop->events, EVLOOP_MAX_EVENTS, 0);
+
+		if (n != 0)
+			return n;
+	}
+	if (until)
+		loop->now_ms = monotonic_ms();
+	return epoll_wait(loop->epfd, loop->events, EVLOOP_MAX_EVENTS, next_timeout_ms(loop));
+}
+
 int evloop_run(struct evloop *loop)
 {
 	loop->running = true;
 	while (loop->running) {
-		int n = epoll_wait(loop->epfd, loop->events, EVLOOP_MAX_EVENTS,
-				   next_timeout_ms(loop));
+		int n = wait_events(loop);
+
+		loop->spin_until_ns = n > 0 && loop->spin_ns ? monotonic_ns() + loop->spin_ns : 0;
 
 		if (n < 0 && errno != EINTR)
 			return -errno;

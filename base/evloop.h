@@ -69,6 +69,9 @@ void evloop_run_deferred(struct evloop *loop);
 /* Monotonic milliseconds, refreshed once per loop iteration. */
 uint64_t evloop_now_ms(const struct evloop *loop);
 
+/* After a round with events, poll up to us microseconds before sleeping (0, the default: never). */
+void evloop_set_spin_us(struct evloop *loop, unsigned us);
+
 /* Runs until evloop_stop(); returns 0, or a negative errno if epoll fails. */
 int evloop_run(struct evloop *loop);
 void evloop_stop(struct evloop *loop);

@@ -979,6 +979,7 @@ static int daemon_setup(struct daemon *d, const struct frontend_ops *ops)
 	d->loop = evloop_new();
 	if (!d->loop)
 		return -errno;
+	evloop_set_spin_us(d->loop, d->opts->busy_poll_us);
 	ret = open_signals(d);
 	if (ret < 0) {
 		log_msg(TUNNEL_LOG_ERR, "signals: %s", strerror(-ret));

@@ -91,6 +91,9 @@ static const struct flag flags[] = {
 	  "FILE", "append JSON stats lines every interval and at exit" },
 	{ "--stats-interval", FLAG_UINT, OPT(stats_interval_ms), DAEMONS, 0, 10, 3600000,
 	  "MS", "stats period in milliseconds (default 1000)" },
+	{ "--busy-poll", FLAG_UINT, OPT(busy_poll_us), DAEMONS, 0, 0, 1000,
+	  "USEC", "after a burst of events, poll this long without sleeping (lower request/response "
+	  "latency for CPU; default 0: never)" },
 	{ "--trace", FLAG_SET, OPT(trace), DAEMONS, 0, 0, 0,
 	  NULL, "print one line per packet per stage (for teaching)" },
 	{ "--mtu", FLAG_UINT, OPT(mtu), DAEMONS, 0, 576, 65535,

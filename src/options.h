@@ -48,6 +48,7 @@ struct options {
 	bool peer_to_peer;
 	const char *stats_file;
 	unsigned stats_interval_ms;
+	unsigned busy_poll_us;
 	const char *ifname;
 	unsigned mtu;
 	unsigned keepalive_ms, handshake_ms;

@@ -235,6 +235,20 @@ note() {
 	tl_expect_contains "what dst saw" "$output" "IP $TL_TUN_CLI4 > $TL_DST_IN4: ICMP echo request"
 }
 
+# bats test_tags=one-frontend
+@test "--busy-poll at both ends: the tunnel carries ping and 1 MiB of TCP intact, and stops cleanly" {
+	skip_for_proxy "carries no ICMP"
+	tl_start_tunlab_server "$FRONTEND" --busy-poll 200
+	tl_start_tunlab_client "$FRONTEND" --busy-poll 200
+	tl_wait_until "$TL_TIMEOUT" dst_answers ||
+		tl_fail "expected dst to answer cli through the busy-polling tunnel within ${TL_TIMEOUT}s"
+	run n_cli ping -n -c 5 -i 0.2 -W 2 "$TL_DST_IN4"
+	tl_expect_contains "ping's summary" "$output" "5 received"
+	send_blob "$NS_CLI" "$NS_DST" "$TL_DST_IN4" 5003 1048576
+	tl_stop "$TL_CLI_PID" TERM 10 || tl_fail "expected the busy-polling client to stop on SIGTERM"
+	TL_CLI_PID=""
+}
+
 # ---- authentication ----------------------------------------------------------------
 
 # bats test_tags=one-frontend

@@ -2,7 +2,9 @@
 /*
  * Unit tests: the one event loop's deferred frees (base/evloop.c): run at
  * the end of the round, in the order deferred, including what a deferred
- * call defers; a watcher stopped mid-round is not called again.
+ * call defers; a watcher stopped mid-round is not called again; the spin
+ * after a busy round takes an event that comes during it and yields to a
+ * timer that falls due.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,8 @@
 #include <cmocka.h>
 
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../base/evloop.h"
@@ -133,12 +137,107 @@ static void test_stopped_watcher_not_called(void **state)
 	close(fds[1]);
 }
 
+/* A spin far longer than the test's bounds: what ends the run early is what the test checks. */
+enum { LONG_SPIN_US = 2000000, BOUND_MS = 1000 };
+
+struct spin_case {
+	struct ev_io kick, later;
+	struct ev_timer timer;
+	int kick_fd, later_fd;
+	bool later_seen;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_later(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct spin_case *c = io->arg;
+	uint64_t expirations;
+
+	(void)events;
+	assert_int_equal(read(c->later_fd, &expirations, sizeof(expirations)), sizeof(expirations));
+	c->later_seen = true;
+	evloop_stop(loop);
+}
+
+/* The first round's event: arms what must end the spin (a timerfd, or a loop timer). */
+static void on_kick(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct spin_case *c = io->arg;
+	struct itimerspec in20ms = { .it_value = { .tv_nsec = 20 * 1000000 } };
+	uint64_t value;
+
+	(void)events;
+	assert_int_equal(read(c->kick_fd, &value, sizeof(value)), sizeof(value));
+	if (c->later_fd >= 0)
+		assert_int_equal(timerfd_settime(c->later_fd, 0, &in20ms, NULL), 0);
+	else
+		evloop_timer_start(loop, &c->timer, 20);
+}
+
+static void run_spin_case(struct spin_case *c, uint64_t *elapsed_ms)
+{
+	struct evloop *loop = evloop_new();
+	uint64_t start;
+
+	assert_non_null(loop);
+	evloop_set_spin_us(loop, LONG_SPIN_US);
+	c->kick_fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(c->kick_fd >= 0);
+	ev_io_init(&c->kick, c->kick_fd, on_kick, c);
+	assert_int_equal(evloop_io_start(loop, &c->kick, EPOLLIN), 0);
+	if (c->later_fd >= 0) {
+		ev_io_init(&c->later, c->later_fd, on_later, c);
+		assert_int_equal(evloop_io_start(loop, &c->later, EPOLLIN), 0);
+	}
+	ev_timer_init(&c->timer, stop_now, NULL);
+	start = now_ms();
+	assert_int_equal(evloop_run(loop), 0);
+	*elapsed_ms = now_ms() - start;
+	evloop_free(loop);
+	close(c->kick_fd);
+	if (c->later_fd >= 0)
+		close(c->later_fd);
+}
+
+/* An fd that becomes ready while the loop spins is dispatched then, not after the spin. */
+static void test_spin_takes_an_event(void **state)
+{
+	struct spin_case c = { .later_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK) };
+	uint64_t elapsed;
+
+	(void)state;
+	assert_true(c.later_fd >= 0);
+	run_spin_case(&c, &elapsed);
+	assert_true(c.later_seen);
+	assert_true(elapsed < BOUND_MS);
+}
+
+/* A loop timer that falls due during the spin ends it: the spin never holds a timer up. */
+static void test_spin_yields_to_a_timer(void **state)
+{
+	struct spin_case c = { .later_fd = -1 };
+	uint64_t elapsed;
+
+	(void)state;
+	run_spin_case(&c, &elapsed);
+	assert_true(elapsed >= 20 && elapsed < BOUND_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defer_runs_in_order_at_round_end),
 		cmocka_unit_test(test_run_deferred_outside_the_loop),
 		cmocka_unit_test(test_stopped_watcher_not_called),
+		cmocka_unit_test(test_spin_takes_an_event),
+		cmocka_unit_test(test_spin_yields_to_a_timer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
