@@ -47,6 +47,7 @@ GEN_SYSTEMS="
 plain        Plain
 tun          Tun
 tun-udp      TunUdp
+tun-poll     TunPoll
 nfqueue      Nfqueue
 pcap         Pcap
 pcap-inject  PcapInject

@@ -99,6 +99,11 @@ def all_goals():
                    "tun", "openvpn-udp", "le", 1.0))
     g.append(goal("GoalTcpRrTun", "tun TCP_RR p50 (#17)", "rtt", "one", ("tun", "size=1", "rr_p50_us"),
                   None, "le", 80.0, "µs"))
+    # The same two with --busy-poll 200 at both ends (opt-in, not the default).
+    g.append(ratio("GoalIdleRttOpenvpnPoll", "tun --busy-poll / OpenVPN-UDP idle RTT (#17)", "rtt", "idle",
+                   "rtt", "tun-poll", "openvpn-udp", "le", 1.0))
+    g.append(goal("GoalTcpRrTunPoll", "tun --busy-poll TCP_RR p50 (#17)", "rtt", "one",
+                  ("tun-poll", "size=1", "rr_p50_us"), None, "le", 80.0, "µs"))
     for sys_id, key in PKTRATE_OTHERS:
         g.append(ratio("GoalPktrate" + key, "plain / %s 64-byte packet rate (#17)" % sys_id, "pktrate",
                        "loss<1%", "max_pps", "plain", sys_id, "ge", 5.0))

@@ -39,6 +39,7 @@ TL_SYSTEMS=(
 	"plain        sys_plain_start         -                plain veth (srv forwards, no tunnel)"
 	"tun          sys_tun_start           tunlab           tunlab tun"
 	"tun-udp      sys_tun_udp_start       tunlab,tunlab-udp tunlab tun, UDP data channel"
+	"tun-poll     sys_tun_poll_start      tunlab,tunlab-poll tunlab tun, --busy-poll 200"
 	"nfqueue      sys_nfqueue_start       tunlab           tunlab nfqueue"
 	"proxy        sys_proxy_start         tunlab           tunlab proxy"
 	"pcap         sys_pcap_start          tunlab           tunlab pcap (GSO inject through lo)"
@@ -68,7 +69,7 @@ SYS_COLD=${SYS_COLD:-0}
 # "transport.ID:" lines): tunlab's frontends ride the TLS stream unless the
 # row says otherwise.
 declare -A SYS_TRANSPORT=(
-	[plain]="none (routed)" [tun]="tls (TCP)" [tun-udp]="udp (datagram channel keyed by TLS)"
+	[plain]="none (routed)" [tun]="tls (TCP)" [tun-udp]="udp (datagram channel keyed by TLS)" [tun-poll]="tls (TCP)"
 	[nfqueue]="tls (TCP)" [proxy]="tls (TCP)" [pcap]="tls (TCP)" [pcap-inject]="tls (TCP)"
 	[openvpn-udp]=udp [openvpn-tcp]="tcp" [wireguard-go]=udp [tls-relay]="tls (TCP)"
 )
@@ -76,7 +77,7 @@ declare -A SYS_TRANSPORT=(
 # Rows an experiment measures by default only when its EXP_OPT_IN names
 # them (experiment.sh): tun-udp joins the experiments where the transport
 # matters without pushing `make experiments` past its budget.
-SYS_OPT_IN_ROWS="tun-udp"
+SYS_OPT_IN_ROWS="tun-udp tun-poll"
 
 # The rows the hosts back end (--inventory, hosts.sh) runs: their start
 # uses only role helpers that have both back ends, and hosts.bats runs them
@@ -209,6 +210,15 @@ sys_tun_udp_start() {
 	local -a keepalive=()
 	[[ -z $SYS_KEEPALIVE ]] || keepalive=(--keepalive "$SYS_KEEPALIVE")
 	sys_tunlab_dual_start tun --transport udp ${keepalive[@]+"${keepalive[@]}"}
+}
+
+# tun with both ends polling 200 us after each burst of events (--busy-poll,
+# issue 17 part 3): request/response latency bought with CPU. Opt-in, not
+# a default; the rtt experiment measures it beside tun.
+SYS_BUSY_POLL_US=200
+sys_tun_poll_start() {
+	local -a SYS_SERVER_ARGS=(${SYS_SERVER_ARGS[@]+"${SYS_SERVER_ARGS[@]}"} --busy-poll "$SYS_BUSY_POLL_US")
+	sys_tunlab_dual_start tun --busy-poll "$SYS_BUSY_POLL_US"
 }
 
 # Does the tunlab under test take --transport (issue 15)?
@@ -661,6 +671,10 @@ sys_unmet() {
 		tunlab-udp)
 			[[ ! -x ${TUNLAB:-} ]] || sys_tunlab_has_transport ||
 				missing+=("a tunlab with the UDP data channel (issue 15): '$TUNLAB client --help' has no --transport")
+			;;
+		tunlab-poll)
+			[[ ! -x ${TUNLAB:-} ]] || "$TUNLAB" client --help 2>&1 | grep -qE -- '^[[:space:]]*--busy-poll[[:space:]]' ||
+				missing+=("a tunlab with --busy-poll (issue 17): '$TUNLAB client --help' has no --busy-poll")
 			;;
 		*)
 			command -v "$need" >/dev/null ||
