@@ -73,7 +73,16 @@ static char *ask(const char *dir, long pid, const struct ctl_request *req)
 	return text;
 }
 
-static int show(const char *dir, bool json)
+static bool has_instance(const struct instances *all, long pid)
+{
+	for (size_t i = 0; i < all->count; i++)
+		if (all->pids[i] == pid)
+			return true;
+	return false;
+}
+
+/* Every instance of this network namespace, or with pid > 0 that one only (an error if it is not there). */
+static int show(const char *dir, bool json, long pid)
 {
 	struct ctl_request req = { .command = json ? CTL_SHOW_JSON : CTL_SHOW };
 	struct instances all;
@@ -84,10 +93,14 @@ static int show(const char *dir, bool json)
 		fprintf(stderr, "tunlab show: %s: %s\n", dir, strerror(-ret));
 		return 1;
 	}
+	if (pid > 0 && !has_instance(&all, pid)) {
+		fprintf(stderr, "tunlab show: no tunlab instance with pid %ld in this network namespace\n", pid);
+		return 1;
+	}
 	if (json)
 		fputs("[", stdout);
 	for (size_t i = 0; i < all.count; i++) {
-		char *reply = ask(dir, all.pids[i], &req);
+		char *reply = pid > 0 && all.pids[i] != pid ? NULL : ask(dir, all.pids[i], &req);
 
 		if (!reply)
 			continue;
@@ -204,7 +217,7 @@ int ctl_cli_main(int argc, char *argv[], const char *dir)
 		}
 	}
 	if (strcmp(argv[1], "show") == 0)
-		return show(dir, json);
+		return show(dir, json, pid);
 	if (strcmp(argv[1], "handover") == 0)
 		return request(dir, "handover", &(struct ctl_request){ .command = CTL_HANDOVER }, pid);
 	if (strcmp(argv[1], "down") == 0)

@@ -148,6 +148,13 @@ lazy_start_leaks_nothing() {
 	run n_srv "$TUNLAB" show --json
 	jq -e '.[0].stats.sessions_total == 1 and .[0].stats.sessions_active == 1' <<<"$output" >/dev/null ||
 		tl_fail "expected the server's one session untouched: $output"
+	# --pid picks one instance; a pid that is none of them is an error, not an empty list.
+	run n_cli "$TUNLAB" show --json --pid "$TL_CLI_PID"
+	jq -e 'length == 1 and .[0].state == "connected"' <<<"$output" >/dev/null ||
+		tl_fail "expected show --pid $TL_CLI_PID to show that one client: $output"
+	run n_cli "$TUNLAB" show --pid 4194301
+	[[ $status == 1 && $output == *"no tunlab instance with pid 4194301"* ]] ||
+		tl_fail "expected show --pid of no instance to fail naming the pid, got ($status): $output"
 }
 
 @test "lazy: packets past the 128 the queue holds are dropped and counted, the rest delivered" {
