@@ -40,10 +40,7 @@ static uint64_t monotonic_ns(void)
 
 static uint64_t monotonic_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return monotonic_ns() / 1000000;
 }
 
 struct evloop *evloop_new(void)
