@@ -97,7 +97,6 @@ int tunnel_server_init(struct tunnel *t, char *err, size_t err_len);
 int tunnel_client_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_t err_len);
 /* tunnel_down for a client (tunnel.h). */
 int tunnel_client_down(struct tunnel *t);
-/* Server: see tunnel_set_peers(). */
 /* Server: closes the listener, so a client's next connection is refused here. */
 void tunnel_server_stop_listening(struct tunnel *t);
 /*
@@ -106,6 +105,7 @@ void tunnel_server_stop_listening(struct tunnel *t);
  * client does not follow MOVE, not established) and needs a CLOSE.
  */
 int tunnel_server_move(struct session *s);
+/* Server: tunnel_set_peers() (tunnel.h). */
 int tunnel_server_reload(struct tunnel *t, const struct peer_table *peers, char *err, size_t err_len);
 
 __attribute__((format(printf, 3, 4)))

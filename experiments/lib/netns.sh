@@ -938,18 +938,21 @@ tl_transport_args() {
 	local frontend=$1 mode=${TL_TRANSPORT:-tls}
 	shift
 	[[ $frontend != proxy && $mode != default && " $* " != *" --transport "* ]] || return 0
-	tl_has_transport || return 0
+	tl_tunlab_has_flag --transport || return 0
 	printf '%s\n' --transport "$mode"
 }
 
-# Does the tunlab under test take --transport (issue 15)? Asked once per run.
-TL_HAS_TRANSPORT=""
-tl_has_transport() {
-	if [[ -z $TL_HAS_TRANSPORT ]]; then
-		TL_HAS_TRANSPORT=no
-		"$TUNLAB" client --help 2>&1 | grep -qE -- '^[[:space:]]*--transport[[:space:]]' && TL_HAS_TRANSPORT=yes
+# tl_tunlab_has_flag FLAG: does the tunlab under test list FLAG in its client's
+# --help (--transport of issue 15, --busy-poll of issue 17)? Asked once per
+# binary and flag, so an older tunlab given with --tunlab is measured as it is.
+declare -gA TL_TUNLAB_FLAGS=()
+tl_tunlab_has_flag() {
+	local flag=$1 key="$TUNLAB $1"
+	if [[ -z ${TL_TUNLAB_FLAGS[$key]:-} ]]; then
+		TL_TUNLAB_FLAGS[$key]=no
+		"$TUNLAB" client --help 2>&1 | grep -qE -- "^[[:space:]]*$flag[[:space:]]" && TL_TUNLAB_FLAGS[$key]=yes
 	fi
-	[[ $TL_HAS_TRANSPORT == yes ]]
+	[[ ${TL_TUNLAB_FLAGS[$key]} == yes ]]
 }
 
 tl_client_ready() {

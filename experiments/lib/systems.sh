@@ -221,11 +221,6 @@ sys_tun_poll_start() {
 	sys_tunlab_dual_start tun --busy-poll "$SYS_BUSY_POLL_US"
 }
 
-# Does the tunlab under test take --transport (issue 15)?
-sys_tunlab_has_transport() {
-	tl_has_transport
-}
-
 sys_nfqueue_start() {
 	sys_tunlab_dual_start nfqueue
 }
@@ -669,11 +664,11 @@ sys_unmet() {
 				missing+=("the tunlab binary: '${TUNLAB:-}' is not executable (--tunlab PATH; make)")
 			;;
 		tunlab-udp)
-			[[ ! -x ${TUNLAB:-} ]] || sys_tunlab_has_transport ||
+			[[ ! -x ${TUNLAB:-} ]] || tl_tunlab_has_flag --transport ||
 				missing+=("a tunlab with the UDP data channel (issue 15): '$TUNLAB client --help' has no --transport")
 			;;
 		tunlab-poll)
-			[[ ! -x ${TUNLAB:-} ]] || "$TUNLAB" client --help 2>&1 | grep -qE -- '^[[:space:]]*--busy-poll[[:space:]]' ||
+			[[ ! -x ${TUNLAB:-} ]] || tl_tunlab_has_flag --busy-poll ||
 				missing+=("a tunlab with --busy-poll (issue 17): '$TUNLAB client --help' has no --busy-poll")
 			;;
 		*)
