@@ -130,7 +130,7 @@ void show_write_json(FILE *f, const struct show_state *s)
 	fprintf(f, "{\"pid\":%ld,\"role\":\"%s\",\"frontend\":\"%s\",\"endpoint\":", s->pid, s->ctx->role,
 		s->ctx->frontend);
 	write_json_string(f, s->endpoint);
-	fprintf(f, ",\"state\":\"%s\",\"last_handshake\":%.3f,\"stats\":", show_state_name(s),
+	fprintf(f, ",\"state\":\"%s\",\"last_handshake\":%.6f,\"stats\":", show_state_name(s),
 		s->ts->last_handshake);
 	write_stats_object(f, s);
 	fputs(",\"policy\":", f);

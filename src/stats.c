@@ -86,7 +86,7 @@ int stats_write(FILE *out, const struct stats_context *ctx, const char *event,
 		     "\"frontend\":\"%s\",\"connected\":%s",
 		event, t, t - ctx->started, ctx->role, ctx->frontend,
 		ts->connected ? "true" : "false");
-	fprintf(out, ",\"last_handshake\":%.3f", ts->last_handshake);
+	fprintf(out, ",\"last_handshake\":%.6f", ts->last_handshake);
 	/* Where data goes now: a client's one session, a server's any. */
 	fprintf(out, ",\"transport\":\"%s\"", ts->udp_sessions ? "udp" : "tls");
 	write_counters(out, ts, tunnel_counters, sizeof(tunnel_counters) / sizeof(tunnel_counters[0]));

@@ -109,7 +109,7 @@ static void test_show_json(void **state)
 	fclose(f);
 	assert_non_null(strstr(out, "{\"pid\":42,\"role\":\"client\",\"frontend\":\"nfqueue\","
 				    "\"endpoint\":\"10.101.0.1:4433\",\"state\":\"connected\","
-				    "\"last_handshake\":5.500,\"stats\":{\"event\":\"show\""));
+				    "\"last_handshake\":5.500000,\"stats\":{\"event\":\"show\""));
 	assert_non_null(strstr(out, "\"tx_packets\":3,"));
 	assert_non_null(strstr(out, "\"rx_bytes\":99,"));
 	assert_non_null(strstr(out, ",\"policy\":[{\"line\":1,\"action\":\"protect\",\"hits\":1,"
