@@ -4,7 +4,8 @@
 # reorders while it comes up (the acquire experiment, tests/integration/lazy.bats).
 #
 # Both ends print "key=value" lines, flushed. Times are CLOCK_REALTIME
-# seconds: sender and receiver run in namespaces of one host, one clock.
+# seconds: sender and receiver run in namespaces of one host, one clock;
+# a datagram's time is the kernel's arrival stamp (SO_TIMESTAMPNS).
 # Every command is bounded in time. Standard library only.
 #
 #   python3 burst.py recv 10.102.0.2 5300 --count 100 --seconds 10 [--tcp 5301]
@@ -18,6 +19,8 @@ import sys
 import time
 
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+TIMESPEC = struct.Struct("@qq")
 # struct tcp_info: u8 x8, then u32 fields; tcpi_total_retrans is the 26th u32 (offset 100).
 TCPI_TOTAL_RETRANS_OFF = 100
 
@@ -30,9 +33,21 @@ def family_of(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
+def arrival(anc):
+    """The kernel's arrival stamp of a datagram (SO_TIMESTAMPNS), so a
+    receiver that wakes late on a busy machine does not move the first
+    datagram's time; now, if the kernel gave none."""
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(data)
+            return sec + nsec / 1e9
+    return time.time()
+
+
 def recv(args):
     fam = family_of(args.addr)
     u = socket.socket(fam, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     u.bind((args.addr, args.port))
     socks = [u]
     t = None
@@ -54,8 +69,8 @@ def recv(args):
                 accepted += 1
                 c.close()
                 continue
-            data = u.recv(65535)
-            now = time.time()
+            data, anc, _, _ = u.recvmsg(65535, socket.CMSG_SPACE(TIMESPEC.size))
+            now = arrival(anc)
             if len(data) < 4:
                 continue
             seq = struct.unpack("!I", data[:4])[0]
