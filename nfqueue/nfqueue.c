@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* The NFQUEUE frontend: steal selected packets at a netfilter hook, inject with raw sockets. */
+/* The NFQUEUE frontend: steal selected packets at a netfilter hook, inject them through nfkit/pktinject. */
 
 /*
  * Capture. tunlab adds its own chains to the raw table, TUNLAB-<pid>-OUT
