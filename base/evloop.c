@@ -28,6 +28,7 @@ struct evloop {
 	int nevents, next_event;
 	/* evloop_set_spin_us: how long to poll without sleeping after a busy round, and until when. */
 	uint64_t spin_ns, spin_until_ns;
+	uint64_t round; /* loop iterations, for evloop_timer_next_round */
 };
 
 static uint64_t monotonic_ns(void)
@@ -129,18 +130,33 @@ void evloop_timer_stop(struct evloop *loop, struct ev_timer *timer)
 	timer->armed = false;
 }
 
-void evloop_timer_start(struct evloop *loop, struct ev_timer *timer, uint64_t delay_ms)
+static void timer_insert(struct evloop *loop, struct ev_timer *timer)
 {
 	struct ev_timer **link = &loop->timers;
 
-	evloop_timer_stop(loop, timer);
-	/* Never due in the round that arms it, so firing always terminates. */
-	timer->deadline_ms = monotonic_ms() + (delay_ms ? delay_ms : 1);
 	while (*link && (*link)->deadline_ms <= timer->deadline_ms)
 		link = &(*link)->next;
 	timer->next = *link;
 	*link = timer;
 	timer->armed = true;
+}
+
+void evloop_timer_start(struct evloop *loop, struct ev_timer *timer, uint64_t delay_ms)
+{
+	evloop_timer_stop(loop, timer);
+	/* Never due in the round that arms it, so firing always terminates. */
+	timer->deadline_ms = monotonic_ms() + (delay_ms ? delay_ms : 1);
+	timer->not_before_round = 0;
+	timer_insert(loop, timer);
+}
+
+/* Due now, so the poll does not sleep; fire_due_timers holds it back until the next round. */
+void evloop_timer_next_round(struct evloop *loop, struct ev_timer *timer)
+{
+	evloop_timer_stop(loop, timer);
+	timer->deadline_ms = loop->now_ms;
+	timer->not_before_round = loop->round + 1;
+	timer_insert(loop, timer);
 }
 
 void evloop_defer(struct evloop *loop, struct ev_defer *d, void (*fn)(struct ev_defer *d))
@@ -182,17 +198,24 @@ static int next_timeout_ms(const struct evloop *loop)
 	return wait > 60000 ? 60000 : (int)wait;
 }
 
+/* A due timer armed for a later round is passed over; a callback may change the list, so each starts over. */
 static void fire_due_timers(struct evloop *loop)
 {
 	uint64_t now = loop->now_ms;
+	struct ev_timer **link = &loop->timers;
 
-	while (loop->running && loop->timers && loop->timers->deadline_ms <= now) {
-		struct ev_timer *timer = loop->timers;
+	while (loop->running && *link && (*link)->deadline_ms <= now) {
+		struct ev_timer *timer = *link;
 
-		loop->timers = timer->next;
+		if (timer->not_before_round > loop->round) {
+			link = &timer->next;
+			continue;
+		}
+		*link = timer->next;
 		timer->next = NULL;
 		timer->armed = false;
 		timer->cb(loop, timer);
+		link = &loop->timers;
 	}
 }
 
@@ -206,6 +229,11 @@ static void dispatch_events(struct evloop *loop)
 			io->cb(loop, io, ev->events);
 	}
 	loop->nevents = loop->next_event = 0;
+}
+
+uint64_t evloop_round(const struct evloop *loop)
+{
+	return loop->round;
 }
 
 void evloop_set_spin_us(struct evloop *loop, unsigned us)
@@ -248,6 +276,7 @@ int evloop_run(struct evloop *loop)
 		if (n < 0 && errno != EINTR)
 			return -errno;
 		loop->now_ms = monotonic_ms();
+		loop->round++;
 		loop->nevents = n > 0 ? n : 0;
 		dispatch_events(loop);
 		fire_due_timers(loop);

@@ -33,6 +33,7 @@ struct ev_timer {
 	ev_timer_cb cb;
 	void *arg;
 	struct ev_timer *next;
+	uint64_t not_before_round; /* evloop_timer_next_round: the round it may fire in */
 	bool armed;
 };
 
@@ -60,12 +61,20 @@ void ev_timer_init(struct ev_timer *timer, ev_timer_cb cb, void *arg);
 /* (Re)arms the timer to fire once, delay_ms from now. */
 void evloop_timer_start(struct evloop *loop, struct ev_timer *timer, uint64_t delay_ms);
 void evloop_timer_stop(struct evloop *loop, struct ev_timer *timer);
+/*
+ * (Re)arms the timer for the next round, after a poll for events that
+ * does not sleep: work done in turns, with other fds' events between them
+ * (a timer of delay 0 waits a millisecond).
+ */
+void evloop_timer_next_round(struct evloop *loop, struct ev_timer *timer);
 
 /* Queues fn(d) for the end of the round; a no-op while d is queued already. */
 void evloop_defer(struct evloop *loop, struct ev_defer *d, void (*fn)(struct ev_defer *d));
 /* Runs what is deferred now, including what that defers: for teardown, outside any callback. */
 void evloop_run_deferred(struct evloop *loop);
 
+/* The loop iterations so far: work budgeted per round starts anew when it changes. */
+uint64_t evloop_round(const struct evloop *loop);
 /* Monotonic milliseconds, refreshed once per loop iteration. */
 uint64_t evloop_now_ms(const struct evloop *loop);
 

@@ -4,7 +4,8 @@
  * the end of the round, in the order deferred, including what a deferred
  * call defers; a watcher stopped mid-round is not called again; the spin
  * after a busy round takes an event that comes during it and yields to a
- * timer that falls due.
+ * timer that falls due; a timer armed for the next round takes one turn a
+ * round, other events between.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -230,6 +231,108 @@ static void test_spin_yields_to_a_timer(void **state)
 	assert_true(elapsed >= 20 && elapsed < BOUND_MS);
 }
 
+enum { TURNS = 5 };
+
+struct turns {
+	struct ev_timer timer;
+	struct ev_io io;
+	int io_calls, turns;
+	int io_calls_at[TURNS];
+	uint64_t round_at[TURNS];
+};
+
+/* Always readable (never read): called every round. */
+static void count_io(struct evloop *loop, struct ev_io *io, uint32_t events)
+{
+	struct turns *c = io->arg;
+
+	(void)loop;
+	(void)events;
+	c->io_calls++;
+}
+
+static void take_turn(struct evloop *loop, struct ev_timer *timer)
+{
+	struct turns *c = timer->arg;
+
+	c->io_calls_at[c->turns] = c->io_calls;
+	c->round_at[c->turns] = evloop_round(loop);
+	if (++c->turns == TURNS)
+		evloop_stop(loop);
+	else
+		evloop_timer_next_round(loop, timer);
+}
+
+/*
+ * A timer re-armed for the next round from its own callback takes one
+ * turn per round, with the other fds' events dispatched between turns,
+ * instead of firing again and again in the round that armed it.
+ */
+static void test_next_round_turns(void **state)
+{
+	struct evloop *loop = evloop_new();
+	int fd = eventfd(1, EFD_CLOEXEC);
+	struct turns c = { .turns = 0 };
+
+	(void)state;
+	assert_non_null(loop);
+	assert_true(fd >= 0);
+	ev_io_init(&c.io, fd, count_io, &c);
+	assert_int_equal(evloop_io_start(loop, &c.io, EPOLLIN), 0);
+	ev_timer_init(&c.timer, take_turn, &c);
+	evloop_timer_next_round(loop, &c.timer);
+	assert_int_equal(evloop_run(loop), 0);
+	assert_int_equal(c.turns, TURNS);
+	for (int i = 1; i < TURNS; i++) {
+		assert_int_equal(c.round_at[i], c.round_at[i - 1] + 1);
+		assert_int_equal(c.io_calls_at[i], c.io_calls_at[i - 1] + 1);
+	}
+	evloop_free(loop);
+	close(fd);
+}
+
+/* Turns until the loop stops; a bound so that a broken loop fails instead of hanging. */
+enum { TURNS_BOUND = 10 * 1000 * 1000 };
+
+static void turn_again(struct evloop *loop, struct ev_timer *timer)
+{
+	int *turns = timer->arg;
+
+	if (++*turns < TURNS_BOUND)
+		evloop_timer_next_round(loop, timer);
+	else
+		evloop_stop(loop);
+}
+
+static void stop_count(struct evloop *loop, struct ev_timer *timer)
+{
+	int *stops = timer->arg;
+
+	++*stops;
+	evloop_stop(loop);
+}
+
+/* Turns re-armed every round do not starve a timer that falls due. */
+static void test_next_round_passes_over(void **state)
+{
+	struct evloop *loop = evloop_new();
+	struct ev_timer turn, plain;
+	int turns = 0, stops = 0;
+
+	(void)state;
+	assert_non_null(loop);
+	ev_timer_init(&turn, turn_again, &turns);
+	ev_timer_init(&plain, stop_count, &stops);
+	evloop_timer_start(loop, &plain, 1);
+	/* Re-armed every round, the turn is always due first; the 1 ms timer still ends the run. */
+	evloop_timer_next_round(loop, &turn);
+	assert_int_equal(evloop_run(loop), 0);
+	assert_int_equal(stops, 1);
+	assert_true(turns >= 1 && turns < TURNS_BOUND);
+	evloop_timer_stop(loop, &turn);
+	evloop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +341,8 @@ int main(void)
 		cmocka_unit_test(test_stopped_watcher_not_called),
 		cmocka_unit_test(test_spin_takes_an_event),
 		cmocka_unit_test(test_spin_yields_to_a_timer),
+		cmocka_unit_test(test_next_round_turns),
+		cmocka_unit_test(test_next_round_passes_over),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
