@@ -237,13 +237,36 @@ struct trie_node {
 	bool has_value;
 };
 
+/*
+ * The last lookup's answer. A receive batch looks up the same addresses
+ * packet after packet (the ~45 segments of a GSO packet over UDP, each
+ * checked on its own), and each walk chases up to 32 or 128 pointers: 6 %
+ * of a server's CPU under one upload. Apart from the table, which a
+ * lookup only reads; any change to the table forgets it.
+ */
+struct prefix_memo {
+	struct ip_addr addr;
+	void *value;
+	bool valid;
+};
+
 struct prefix_table {
 	struct trie_node root4, root6;
+	struct prefix_memo *memo;
 };
 
 struct prefix_table *prefix_table_new(void)
 {
-	return calloc(1, sizeof(struct prefix_table));
+	struct prefix_table *t = calloc(1, sizeof(struct prefix_table));
+
+	if (!t)
+		return NULL;
+	t->memo = calloc(1, sizeof(*t->memo));
+	if (!t->memo) {
+		free(t);
+		return NULL;
+	}
+	return t;
 }
 
 static void trie_free(struct trie_node *n)
@@ -263,6 +286,7 @@ void prefix_table_free(struct prefix_table *t)
 		trie_free(t->root4.child[i]);
 		trie_free(t->root6.child[i]);
 	}
+	free(t->memo);
 	free(t);
 }
 
@@ -275,6 +299,7 @@ int prefix_table_insert(struct prefix_table *t, const struct ip_prefix *p, void 
 {
 	struct trie_node *n = root_for(t, p->addr.family);
 
+	t->memo->valid = false;
 	for (unsigned i = 0; i < p->len; i++) {
 		unsigned bit = addr_bit(&p->addr, i);
 
@@ -306,6 +331,7 @@ static void trie_remove_value(struct trie_node *n, void *value)
 
 void prefix_table_remove_value(struct prefix_table *t, void *value)
 {
+	t->memo->valid = false;
 	trie_remove_value(&t->root4, value);
 	trie_remove_value(&t->root6, value);
 }
@@ -315,7 +341,11 @@ void *prefix_table_lookup(const struct prefix_table *t, const struct ip_addr *a)
 	const struct trie_node *n = root_for(t, a->family);
 	unsigned bits = family_bits(a->family);
 	void *best = n->has_value ? n->value : NULL;
+	struct prefix_memo *memo = t->memo;
 
+	/* Only the family's bytes: the rest of an IPv4 address is not defined. */
+	if (memo->valid && memo->addr.family == a->family && !memcmp(memo->addr.bytes, a->bytes, bits / 8))
+		return memo->value;
 	for (unsigned i = 0; i < bits; i++) {
 		n = n->child[addr_bit(a, i)];
 		if (!n)
@@ -323,6 +353,7 @@ void *prefix_table_lookup(const struct prefix_table *t, const struct ip_addr *a)
 		if (n->has_value)
 			best = n->value;
 	}
+	*memo = (struct prefix_memo){ .addr = *a, .value = best, .valid = true };
 	return best;
 }
 

@@ -485,6 +485,34 @@ static void test_table_remove_value(void **state)
 	prefix_table_free(t);
 }
 
+/*
+ * The same address looked up again (a table remembers its last answer):
+ * every change to the table is seen, an IPv4 address matches whatever
+ * follows its 4 bytes, and the same bytes in the other family do not.
+ */
+static void test_table_repeated_lookup(void **state)
+{
+	(void)state;
+	struct prefix_table *t = prefix_table_new();
+	struct ip_addr a = must_addr("10.1.2.3"), v6 = must_addr("a01:203::");
+	int wide, narrow, six;
+
+	assert_non_null(t);
+	insert_ok(t, "10.0.0.0/8", &wide);
+	assert_ptr_equal(prefix_table_lookup(t, &a), &wide);
+	insert_ok(t, "10.1.2.0/24", &narrow);
+	assert_ptr_equal(prefix_table_lookup(t, &a), &narrow);
+	memset(a.bytes + 4, 0xab, sizeof(a.bytes) - 4);
+	assert_ptr_equal(prefix_table_lookup(t, &a), &narrow);
+	prefix_table_remove_value(t, &narrow);
+	assert_ptr_equal(prefix_table_lookup(t, &a), &wide);
+	assert_null(prefix_table_lookup(t, &v6));
+	insert_ok(t, "a01:200::/24", &six);
+	assert_ptr_equal(prefix_table_lookup(t, &v6), &six);
+	assert_ptr_equal(prefix_table_lookup(t, &a), &wide);
+	prefix_table_free(t);
+}
+
 enum { MANY = 1000 };
 
 static void test_table_thousand(void **state)
@@ -712,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_table_families_apart),
 		cmocka_unit_test(test_table_duplicate),
 		cmocka_unit_test(test_table_remove_value),
+		cmocka_unit_test(test_table_repeated_lookup),
 		cmocka_unit_test(test_table_thousand),
 		cmocka_unit_test(test_pkt_addrs_v4),
 		cmocka_unit_test(test_pkt_addrs_v6),
