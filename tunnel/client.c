@@ -696,7 +696,7 @@ static void client_send(struct tunnel *t, const struct pkt_batch *batch)
 	for (i = 0; i < batch->count && i < PKT_BATCH_MAX; i++) {
 		/* Checked per packet: a flush in the middle may end the session. */
 		if (c->established && !client_queue_waiting(c) && udp_sending(s))
-			udp_send_packet(s, &batch->pkts[i]);
+			udp_queue_packet(s, &batch->pkts[i]);
 		else if (c->established && !client_queue_waiting(c))
 			session_send_packet(s, &batch->pkts[i]);
 		else
@@ -704,6 +704,8 @@ static void client_send(struct tunnel *t, const struct pkt_batch *batch)
 	}
 	if (c->established)
 		session_flush(s);
+	if (c->established && udp_sending(c->session))
+		udp_pump(c->session);
 	udp_flush(t);
 }
 

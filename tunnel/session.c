@@ -434,6 +434,11 @@ static void session_frame_out(struct session *s, const struct pkt *p)
 		session_send_frame(s, p);
 }
 
+void session_send_now(struct session *s, const struct pkt *p)
+{
+	session_frame_out(s, p);
+}
+
 /*
  * While nothing waits in the queue and TLS takes more, a packet goes
  * straight into tx (no copy, no queue: an idle path costs nothing). Else
@@ -459,6 +464,9 @@ static void session_pump(struct session *s)
 {
 	struct pkt p;
 
+	/* The UDP data channel drains the queue itself (udp_pump); a leaving session's rest goes here. */
+	if (udp_sending(s) && !s->leaving)
+		return;
 	while (s->fq && session_open(s) && !s->write_want &&
 	       session_tx_pending(s) < TUNNEL_TX_FLUSH_BYTES && fqcodel_dequeue(s->fq, &p))
 		session_frame_out(s, &p);
@@ -560,6 +568,14 @@ static void session_bound_rcvbuf(struct session *s)
 	bytes = session_rcvbuf_want(s, ti.tcpi_rtt);
 	if (bytes != s->rcvbuf_bytes)
 		session_set_rcvbuf(s, bytes);
+}
+
+uint32_t session_rtt_us(const struct session *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ? 0 : ti.tcpi_rtt;
 }
 
 /* Rate-limited, from the read path: the receive side is where a longer path shows. */

@@ -115,6 +115,11 @@ void session_reap(struct tunnel *t);
  */
 void session_send_packet(struct session *s, const struct pkt *p);
 /*
+ * Frames p for TLS now, past the flow queue: for a packet the datagram
+ * channel took from that queue and cannot carry (it points into the queue).
+ */
+void session_send_now(struct session *s, const struct pkt *p);
+/*
  * Frames the plain packets that software segmentation and checksum
  * completion make of p, for a peer without HELLO_F_OFFLOAD. Counts them
  * in tx_segmented, and p in drop_offload when it cannot be made plain.
@@ -145,6 +150,8 @@ void session_leave(struct session *s);
 /* Adds the flow queue's counters of s into out (sums; sojourn figures: the largest). */
 void session_fq_stats(const struct session *s, struct tunnel_stats *out);
 size_t session_tx_pending(const struct session *s);
+/* The TLS socket's smoothed RTT (TCP_INFO), µs; 0 if the kernel does not say. */
+uint32_t session_rtt_us(const struct session *s);
 
 /*
  * Writes p as a frame into buf and checks the result with frame_parse(),

@@ -170,10 +170,11 @@ struct tunnel_stats {
 	uint64_t refused_accept_error;   /* server: accept() failed for lack of fds or memory */
 	uint64_t log_suppressed;         /* server: listener warnings folded into a summary */
 	/*
-	 * The flow queues in front of TLS (base/fqcodel.h), over sessions:
-	 * CoDel's drops and CE marks, drops over the global limit, what they
-	 * hold now, and the time packets waited in them (µs; the largest of
-	 * the sessions; p50/p99 since start, upper bounds of log2 buckets).
+	 * The flow queues in front of TLS and of a client's UDP sealing
+	 * (base/fqcodel.h), over sessions: CoDel's drops and CE marks, drops
+	 * over the global limit, what they hold now, and the time packets
+	 * waited in them (µs; the largest of the sessions; p50/p99 since
+	 * start, upper bounds of log2 buckets).
 	 */
 	uint64_t fq_drops, fq_marks, fq_drops_overlimit;
 	uint64_t fq_backlog_packets, fq_backlog_bytes, fq_flows;

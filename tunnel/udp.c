@@ -27,7 +27,8 @@
  * start and never falls back.
  *
  * Batching: recvmmsg fills UDP_BATCH buffers per call (with UDP_GRO,
- * each may hold several datagrams of one source, split here), opened in
+ * UDP_RX_GRO_SLOTS, each of which may hold several datagrams of one
+ * source, split here), opened in
  * place, their packets delivered per session in one batch (for a frontend
  * that injects GSO packets, a TUN device with offload, the batch's
  * in-order TCP segments merged first, base/gro.h: one write of up to 64
@@ -35,7 +36,9 @@
  * the sender's GSO packets whole); sealing goes
  * into a send batch that sendmmsg sends when it is full and at the end of
  * each tunnel_send, runs of equal-size datagrams to one peer as one
- * UDP_SEGMENT (GSO) message where the kernel takes it. A client whose
+ * UDP_SEGMENT (GSO) message where the kernel takes it. A client seals in
+ * turns of UDP_PUMP_BYTES through its session's flow queue (udp_pump),
+ * so that a ping or an ACK does not wait behind a batch's bulk. A client whose
  * socket is full keeps the unsent rest and pauses its frontend
  * (tunnel_send_blocked) until EPOLLOUT, instead of losing datagrams.
  * An offload packet from TUN is cut to the inner MTU (the outer 1500
@@ -82,8 +85,15 @@ enum {
 	UDP_GSO_SEGS = 64,
 	UDP_GSO_BYTES = 60000,
 	UDP_ID_BUCKETS = 4096,
-	/* recvmmsg calls per readiness callback before other fds get a turn. */
+	/*
+	 * recvmmsg calls per readiness callback before other fds get a turn,
+	 * and with UDP_GRO the slots of the one call: a slot may hold ~64
+	 * KiB, so 8 calls of 32 were up to 16 MB opened before the TUN device
+	 * was read again (under one upload, an inner ping's answer waited 1.5
+	 * ms median in the server for it). Either way a turn is ~256 KiB.
+	 */
 	UDP_RX_ROUNDS = 8,
+	UDP_RX_GRO_SLOTS = 4,
 	/* Probe period until the first reply, and how long auto waits for one. */
 	UDP_PROBE_MS = 250,
 	UDP_PROBE_TIMEOUT_MS = 3000,
@@ -94,10 +104,19 @@ enum {
 	/* A route MTU that leaves less than IPv4's 576 inside is not believed. */
 	UDP_INNER_MTU_MIN = 576,
 	/*
-	 * Socket buffers: a burst of a TCP window's worth of datagrams must
-	 * not overflow the default ~208 KiB (drops inside the tunnel stall TCP).
+	 * Send buffers: a client's burst must not block on the default ~208
+	 * KiB (it pauses its frontend then). Receive buffers, per peer using
+	 * UDP (a server's socket is shared, up to UDP_SOCK_BUF): the receive
+	 * queue is where the standing queue forms when this end is the
+	 * slower one, a FIFO every inner flow waits in, since no flow control
+	 * pushes back on the sender as TCP's does on the TLS path. On a short
+	 * path 4 MiB held ~3 ms under one TCP upload, 256 KiB (the kernel
+	 * doubles it for its overhead) ~1.7 ms, the kernel's tail drop
+	 * telling the inner TCP to slow down as a router's short buffer does
+	 * (udp_rcvbuf_for: a long path gets its BDP, as the TLS socket does).
 	 */
 	UDP_SOCK_BUF = 4 << 20,
+	UDP_RCVBUF_PER_PEER = 256 << 10,
 	/*
 	 * How long a flush waits for room in a full send buffer, and how
 	 * often: a client has one peer to throttle (the TLS path pauses
@@ -108,6 +127,13 @@ enum {
 	UDP_SEND_WAITS_SERVER = 1,
 	/* Reasons to defer a receive-batch delivery: sessions touched per batch. */
 	UDP_TOUCHED_MAX = UDP_BATCH,
+	/*
+	 * Client: bytes sealed per loop round (udp_pump); the rest waits in
+	 * the flow queue. ~0.1 ms of sealing here: what a ping read in this
+	 * round waits at most for its turn, and the socket's answers for
+	 * theirs.
+	 */
+	UDP_PUMP_BYTES = 128 * 1024,
 };
 
 /*
@@ -148,6 +174,8 @@ struct udp_sock {
 
 struct udp {
 	struct udp_sock *server_sock;
+	int server_rcvbuf;     /* what udp_server_rcvbuf last set */
+	uint64_t rcvbuf_sum;   /* the shares of the sessions on UDP (udp_server_share) */
 	struct session *buckets[UDP_ID_BUCKETS];
 	enum tunnel_transport transport;
 	uint64_t rekey_packets;
@@ -158,6 +186,7 @@ struct udp {
 	struct udp_sock *tx_sock;
 	unsigned tx_count, tx_sent;
 	bool tx_blocked;       /* client: the socket was full, EPOLLOUT armed, the frontend paused */
+	bool pumping;          /* client: the packet being sealed points into a session's flow queue */
 	uint8_t *tx_bufs;
 	struct mmsghdr tx_msgs[UDP_BATCH];
 	struct iovec tx_iov[UDP_BATCH];
@@ -199,8 +228,52 @@ static void udp_sock_close(struct tunnel *t, struct udp_sock *u)
 
 static void udp_sock_buffers(int fd)
 {
-	tunnel_sockbuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, UDP_SOCK_BUF);
+	tunnel_sockbuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, UDP_RCVBUF_PER_PEER);
 	tunnel_sockbuf(fd, SO_SNDBUFFORCE, SO_SNDBUF, UDP_SOCK_BUF);
+}
+
+/*
+ * A peer's receive buffer: UDP_RCVBUF_PER_PEER on a short path; on a long
+ * one (the TLS socket's RTT at the UDP set-up, TUNNEL_RCV_LONG_PATH_US or
+ * more) its bandwidth-delay product at TUNNEL_RCV_RATE, up to
+ * UDP_SOCK_BUF, so that a window's burst fits (with 256 KiB at +20 ms,
+ * goodput fell 13 %). Sized once: a path that grows later keeps it.
+ */
+static int udp_rcvbuf_for(const struct session *s)
+{
+	uint64_t rtt_us = session_rtt_us(s), bdp = rtt_us * TUNNEL_RCV_RATE_BYTES_PER_US;
+
+	if (rtt_us < TUNNEL_RCV_LONG_PATH_US || bdp < UDP_RCVBUF_PER_PEER)
+		return UDP_RCVBUF_PER_PEER;
+	return bdp > UDP_SOCK_BUF ? UDP_SOCK_BUF : (int)bdp;
+}
+
+/* Server: its socket's receive buffer, the sum of the shares of the sessions on UDP, within bounds. */
+static void udp_server_rcvbuf(struct tunnel *t)
+{
+	struct udp *udp = t->udp;
+	uint64_t sum = udp->rcvbuf_sum;
+	int bytes = sum < UDP_RCVBUF_PER_PEER ? UDP_RCVBUF_PER_PEER : sum > UDP_SOCK_BUF ? UDP_SOCK_BUF : (int)sum;
+
+	if (!udp->server_sock || bytes == udp->server_rcvbuf)
+		return;
+	tunnel_sockbuf(udp->server_sock->fd, SO_RCVBUFFORCE, SO_RCVBUF, bytes);
+	udp->server_rcvbuf = bytes;
+}
+
+/* Server: the session's share joins the socket's buffer (on) or leaves it. */
+static void udp_server_share(struct session *s, bool on)
+{
+	struct udp *udp = s->tunnel->udp;
+
+	if (on) {
+		s->udp.rcvbuf = udp_rcvbuf_for(s);
+		udp->rcvbuf_sum += (uint64_t)s->udp.rcvbuf;
+	} else {
+		udp->rcvbuf_sum -= (uint64_t)s->udp.rcvbuf;
+		s->udp.rcvbuf = 0;
+	}
+	udp_server_rcvbuf(s->tunnel);
 }
 
 /*
@@ -535,6 +608,15 @@ static int udp_seal(struct session *s, uint8_t flags, const uint8_t *data, size_
 	return 0;
 }
 
+/* What a datagram cannot carry goes by TLS; a packet taken from the flow queue must not go back into it. */
+static void udp_send_tls(struct session *s, const struct pkt *p)
+{
+	if (s->tunnel->udp->pumping)
+		session_send_now(s, p);
+	else
+		session_send_packet(s, p);
+}
+
 static void udp_send_plain(struct session *s, const struct pkt *p)
 {
 	struct tunnel *t = s->tunnel;
@@ -546,7 +628,7 @@ static void udp_send_plain(struct session *s, const struct pkt *p)
 	}
 	if (udp_seal(s, 0, p->data, p->len) < 0) {
 		/* Too big for a datagram, or the counter spent: TLS carries it. */
-		session_send_packet(s, p);
+		udp_send_tls(s, p);
 		return;
 	}
 	t->stats.tx_packets++;
@@ -579,12 +661,81 @@ void udp_send_packet(struct session *s, const struct pkt *p)
 		cut.off.gso_size = (uint16_t)(udp->inner_mtu - cut.off.hdr_len);
 	/* UDP GSO cannot be cut here (its segments are datagrams): TLS takes it whole. */
 	if (pkt_segment(&cut, udp->scratch, PKT_SEGMENT_SCRATCH, udp_emit_segment, s) < 0)
-		session_send_packet(s, p);
+		udp_send_tls(s, p);
 }
 
 bool udp_sending(const struct session *s)
 {
 	return s->udp.send && s->udp.chan && s->state == SESSION_ESTABLISHED;
+}
+
+/*
+ * The client's pacing. Sealing is this end's bottleneck on a fast path,
+ * and the frontend hands over up to PKT_BATCH_MAX GSO packets at once
+ * (~4 MB): sealed in arrival order, a ping read with them waited behind
+ * all of it, and behind what the TUN device held meanwhile (RTT under
+ * one TCP upload 5 ms, against 2.6 over TLS, whose flow queue gives the
+ * ping its turn). So, as on the TLS path, what cannot be sealed in this
+ * turn waits in the session's flow queue (base/fqcodel.h): the frontend
+ * is read ahead, DRR gives a sparse flow the next turn, and CoDel keeps
+ * the bulk flows' standing queue short.
+ */
+static bool udp_pump_room(struct session *s)
+{
+	uint64_t round = evloop_round(s->tunnel->loop);
+
+	if (s->udp.pump_round != round) {
+		s->udp.pump_round = round;
+		s->udp.pump_bytes = 0;
+	}
+	return s->udp.pump_bytes < UDP_PUMP_BYTES && !s->tunnel->udp->tx_blocked;
+}
+
+void udp_queue_packet(struct session *s, const struct pkt *p)
+{
+	if (!s->fq || (fqcodel_empty(s->fq) && udp_pump_room(s))) {
+		s->udp.pump_bytes += p->len;
+		udp_send_packet(s, p);
+		return;
+	}
+	if (fqcodel_enqueue(s->fq, p) < 0)
+		s->tunnel->stats.drop_malformed++;
+}
+
+void udp_pump(struct session *s)
+{
+	struct tunnel *t = s->tunnel;
+	bool plain_sealed = false;
+	struct pkt p;
+
+	t->udp->pumping = true;
+	/* A leaving session's rest goes by TLS, before its MOVED (session_flush). */
+	while (s->fq && udp_sending(s) && !s->leaving && udp_pump_room(s) && fqcodel_dequeue(s->fq, &p)) {
+		/* DRR gives new flows the first turns: what they sent leaves before the bulk is sealed. */
+		if (plain_sealed && !pkt_is_plain(&p))
+			udp_send_pending(t);
+		plain_sealed = pkt_is_plain(&p);
+		s->udp.pump_bytes += p.len;
+		udp_send_packet(s, &p);
+	}
+	t->udp->pumping = false;
+	/* A blocked socket restarts it when writable (udp_on_events). */
+	if (s->fq && !fqcodel_empty(s->fq) && !t->udp->tx_blocked && !s->leaving)
+		evloop_timer_next_round(t->loop, &s->udp.pump);
+}
+
+/* The next turn; a channel that stopped sending leaves the queue to TLS. */
+static void udp_on_pump(struct evloop *loop, struct ev_timer *timer)
+{
+	struct session *s = timer->arg;
+
+	(void)loop;
+	if (!udp_sending(s)) {
+		session_flush(s);
+		return;
+	}
+	udp_pump(s);
+	udp_flush(s->tunnel);
 }
 
 static void udp_send_control(struct session *s, size_t (*put)(uint8_t *, size_t, bool), bool on)
@@ -790,9 +941,12 @@ static void udp_receive_all(struct udp_sock *u)
 	struct timespec now, mono;
 	int n;
 
-	for (int round = 0; round < UDP_RX_ROUNDS; round++) {
+	unsigned slots = u->gro ? UDP_RX_GRO_SLOTS : UDP_BATCH;
+	int rounds = u->gro ? 1 : UDP_RX_ROUNDS;
+
+	for (int round = 0; round < rounds; round++) {
 		udp_rx_arm(u);
-		n = recvmmsg(u->fd, u->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(u->fd, u->msgs, slots, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
 		/* The stamps are CLOCK_REALTIME; CoDel's schedule runs on the monotonic clock. */
@@ -808,7 +962,7 @@ static void udp_receive_all(struct udp_sock *u)
 		}
 		/* Packets point into bufs: delivered before the next recvmmsg reuses them. */
 		udp_deliver_touched(t->udp);
-		if (n < UDP_BATCH)
+		if ((unsigned)n < slots)
 			break;
 	}
 }
@@ -820,8 +974,11 @@ static void udp_on_events(struct evloop *loop, struct ev_io *io, uint32_t events
 	struct tunnel *t = u->t;
 
 	(void)loop;
-	if ((events & EPOLLOUT) && t->udp->tx_blocked && t->udp->tx_sock == u && udp_send_pending(t))
+	if ((events & EPOLLOUT) && t->udp->tx_blocked && t->udp->tx_sock == u && udp_send_pending(t)) {
 		udp_unblock(t);
+		if (u->owner)
+			evloop_timer_next_round(t->loop, &u->owner->udp.pump);
+	}
 	if (events & ~(uint32_t)EPOLLOUT)
 		udp_receive_all(u);
 	udp_flush(t);
@@ -1000,7 +1157,11 @@ static void udp_client_setup(struct session *s, uint32_t id)
 		return;
 	}
 	udp_client_mtu(t, s->udp.sock->fd, server.ss_family);
+	s->udp.rcvbuf = udp_rcvbuf_for(s);
+	if (s->udp.rcvbuf != UDP_RCVBUF_PER_PEER)
+		tunnel_sockbuf(s->udp.sock->fd, SO_RCVBUFFORCE, SO_RCVBUF, s->udp.rcvbuf);
 	ev_timer_init(&s->udp.timer, udp_on_timer, s);
+	ev_timer_init(&s->udp.pump, udp_on_pump, s);
 	s->udp.state = UDP_PATH_PROBING;
 	s->udp.probe_start_ms = now_ms(t);
 	if (t->udp->transport == TUNNEL_TRANSPORT_UDP) {
@@ -1027,8 +1188,10 @@ void udp_on_frame(struct session *s, const struct frame *f)
 	}
 	if (!s->udp.chan)
 		return; /* we had no keys: the client's datagrams find no session anyway */
-	if (s->udp.path_on != (bool)f->udp_path)
+	if (s->udp.path_on != (bool)f->udp_path) {
 		t->stats.udp_sessions += f->udp_path ? 1 : (uint64_t)-1;
+		udp_server_share(s, f->udp_path);
+	}
 	s->udp.path_on = f->udp_path;
 	s->udp.send = f->udp_path && s->udp.peer_len;
 }
@@ -1041,10 +1204,13 @@ void udp_session_end(struct session *s)
 		return;
 	if (t->role_kind == TUNNEL_SERVER) {
 		udp_unhash(t->udp, s);
-		if (s->udp.path_on)
+		if (s->udp.path_on) {
 			t->stats.udp_sessions--;
+			udp_server_share(s, false);
+		}
 	} else {
 		evloop_timer_stop(t->loop, &s->udp.timer);
+		evloop_timer_stop(t->loop, &s->udp.pump);
 		/* Datagrams of this socket still in the batch go nowhere now. */
 		if (t->udp->tx_sock == s->udp.sock) {
 			t->udp->tx_count = t->udp->tx_sent = 0;
@@ -1115,6 +1281,7 @@ int udp_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_
 		udp_free(t);
 		return ret;
 	}
+	udp->server_rcvbuf = UDP_RCVBUF_PER_PEER; /* udp_sock_buffers */
 	return 0;
 nomem:
 	udp_free(t);

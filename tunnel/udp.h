@@ -39,6 +39,10 @@ struct udp_session {
 	uint64_t last_rx_ms, last_probe_ms, probe_start_ms;
 	struct udp_sock *sock;           /* client: its own connected socket */
 	struct ev_timer timer;           /* client: probes and retries */
+	struct ev_timer pump;            /* client: the flow queue's next turn (udp_pump) */
+	int rcvbuf;                      /* this peer's receive buffer (server: its share, while path_on) */
+	size_t pump_bytes;               /* client: sealed in loop round pump_round */
+	uint64_t pump_round;
 };
 
 /* Tunnel-wide: the server's socket and id table, the send batch. 0 or -errno, err set. */
@@ -56,6 +60,10 @@ void udp_session_end(struct session *s);
 bool udp_sending(const struct session *s);
 /* Seals p (segmented to the inner MTU first when it is an offload packet) into the send batch. */
 void udp_send_packet(struct session *s, const struct pkt *p);
+/* Client: p through the session's flow queue; at most a turn's bytes are sealed at once. */
+void udp_queue_packet(struct session *s, const struct pkt *p);
+/* Client: seals from the flow queue up to the turn's bytes; a timer takes the rest next loop round. */
+void udp_pump(struct session *s);
 /* Sends the batch; a client whose socket is full keeps the rest and is blocked until it has room. */
 void udp_flush(struct tunnel *t);
 /* Client: the UDP socket was full; the frontend should pause until cb.writable. */

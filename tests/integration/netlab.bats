@@ -140,6 +140,27 @@ echoes_for_two_seconds() {
 	((again * 4 < long)) || tl_fail "expected the receive buffer lowered again on the short path, rb=$again (at +20 ms: $long)"
 }
 
+# The receive buffer (rb, bytes) of NS's UDP socket on the tunnel's port: PORTSIDE sport (srv) or dport (cli).
+udp_rcvbuf() {
+	tl_ns "$1" ss -uamnH "( $2 = :$TL_PORT )" | sed -n 's/.*skmem:(r[0-9]*,rb\([0-9]*\),.*/\1/p' | sort -g | tail -n 1
+}
+
+@test "netlab: tunnel over udp on a 20 ms path: both ends' UDP receive buffers are the path's, not a short path's 256 KiB" {
+	tl_router_delay 10
+	tl_start_tunlab_server tun
+	tl_start_tunlab_client tun --transport udp
+	tl_wait_until "$TL_TIMEOUT" tl_json_test "$TL_SRV_STATS" '.transport == "udp"' ||
+		tl_fail "expected the server to send over UDP"
+	tl_assert "cli to ping dst through the tunnel" tl_ping_dst 2
+	local cli srv
+	cli=$(udp_rcvbuf "$NS_CLI" dport)
+	srv=$(udp_rcvbuf "$NS_SRV" sport)
+	echo "UDP rb at +20 ms: cli $cli, srv $srv"
+	# 20 ms at 10 Gbit/s is past the 4 MiB cap (rb shows it doubled); a short path gets 256 KiB (512 KiB shown).
+	[[ $cli =~ ^[0-9]+$ && $srv =~ ^[0-9]+$ ]] && ((cli >= 8000000 && srv >= 8000000)) ||
+		tl_fail "expected both UDP receive buffers at their 4 MiB cap on a 20 ms path, cli rb=$cli srv rb=$srv"
+}
+
 @test "netlab: router loss rule drops about the fraction asked, both ways" {
 	local out loss
 	tl_router_loss 20

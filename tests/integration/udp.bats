@@ -8,7 +8,9 @@
 # stops; replayed, forged and unknown-session datagrams are dropped and
 # counted; keys change under traffic without a lost packet; a client whose
 # source port changes (SNAT in cli) is followed without a new handshake; a
-# client whose UDP socket is full (tbf on its uplink) pauses instead of dropping.
+# client whose UDP socket is full (tbf on its uplink) pauses instead of dropping;
+# under a bulk upload what a turn does not seal waits in the client's flow
+# queue, and srv's receive buffer is one peer's 256 KiB.
 # A DF packet above the inner MTU gets ICMP "fragmentation needed" /
 # "packet too big" from either end, and its sender learns the path MTU.
 # srv refuses to forward cleartext (tl_block_cleartext), as in tunnel.bats.
@@ -280,4 +282,31 @@ too_big() {
 	tl_wait_stat_ge "$TL_CLI_STATS" udp_tx_blocked 1
 	tl_assert "no datagram dropped for a full socket" tl_json_test "$TL_CLI_STATS" '.drop_tx_full == 0'
 	tl_cmd n_cli tc qdisc del dev "$TL_UL_IF" root
+}
+
+# The receive buffer of srv's UDP socket on the tunnel's port, as ss reports it (rb, bytes).
+srv_udp_rcvbuf() {
+	n_srv ss -uanmH sport = ":$TL_PORT" | grep -o 'rb[0-9]*' | head -n 1 | tr -d rb
+}
+
+@test "under a bulk upload the client's flow queue holds what is not sealed yet; srv's receive buffer is one peer's 256 KiB" {
+	tl_require_tools iperf3 ss
+	start_udp tun --transport udp
+	local rb
+	rb=$(srv_udp_rcvbuf)
+	# 256 KiB asked for; the kernel reports it doubled for its bookkeeping.
+	[[ $rb =~ ^[0-9]+$ ]] && ((rb >= 256 * 1024 && rb <= 1024 * 1024)) ||
+		tl_fail "expected srv's UDP receive buffer within 256 KiB - 1 MiB (256 KiB asked), got '$rb'"
+	tl_bg "$NS_DST" "$TL_TMP/iperf3-server.log" iperf3 -s -1 -p 5201 >/dev/null
+	tl_wait_listen "$NS_DST" tcp 5201
+	n_cli timeout 30 iperf3 -c "$TL_DST_IN4" -p 5201 -t 2 -J >"$TL_TMP/iperf3.json" &
+	local upload=$!
+	sleep 0.5
+	run n_cli ping -n -c 10 -i 0.05 -W 2 "$TL_DST_IN4"
+	wait "$upload" || tl_fail "expected iperf3 to finish: $(jq -r '.error // empty' "$TL_TMP/iperf3.json" 2>/dev/null)"
+	tl_expect_contains "ping's summary beside the upload" "$output" "10 received"
+	# The frontend's GSO packets arrive faster than a turn seals them: the rest waited in the flow queue.
+	tl_wait_until "$TL_TIMEOUT" tl_json_test "$TL_CLI_STATS" '.fq_sojourn_max_us > 0' ||
+		tl_fail "expected packets to have waited in the client's flow queue, fq_sojourn_max_us $(stat "$TL_CLI_STATS" fq_sojourn_max_us)"
+	tl_assert "the upload went by UDP" tl_json_test "$TL_CLI_STATS" '.udp_tx_bytes > 10000000'
 }
