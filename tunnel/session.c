@@ -545,18 +545,29 @@ static int session_rcvbuf_want(const struct session *s, uint32_t rtt_us)
 	return s->rcvbuf_bytes; /* between: hysteresis, so that RTT noise does not flap it */
 }
 
-static void session_bound_rcvbuf(struct session *s)
+/* The TLS socket's smoothed RTT (TCP_INFO) in *rtt_us; false if the kernel does not say. */
+static bool session_tcp_rtt(const struct session *s, uint32_t *rtt_us)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
+
+	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return false;
+	*rtt_us = ti.tcpi_rtt;
+	return true;
+}
+
+static void session_bound_rcvbuf(struct session *s)
+{
+	uint32_t rtt_us;
 	uint64_t bdp;
 	int bytes;
 
 	s->rcvbuf_checked_ms = session_now(s);
-	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+	if (!session_tcp_rtt(s, &rtt_us))
 		return;
 	if (s->rcvbuf_short == 0) {
-		bdp = (uint64_t)ti.tcpi_rtt * TUNNEL_RCV_RATE_BYTES_PER_US;
+		bdp = (uint64_t)rtt_us * TUNNEL_RCV_RATE_BYTES_PER_US;
 		if (bdp > TUNNEL_RCV_AUTOTUNE_ABOVE) {
 			s->rcvbuf_autotuned = true;
 			return;
@@ -565,17 +576,16 @@ static void session_bound_rcvbuf(struct session *s)
 		session_set_rcvbuf(s, s->rcvbuf_short);
 		return;
 	}
-	bytes = session_rcvbuf_want(s, ti.tcpi_rtt);
+	bytes = session_rcvbuf_want(s, rtt_us);
 	if (bytes != s->rcvbuf_bytes)
 		session_set_rcvbuf(s, bytes);
 }
 
 uint32_t session_rtt_us(const struct session *s)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
+	uint32_t rtt_us;
 
-	return getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ? 0 : ti.tcpi_rtt;
+	return session_tcp_rtt(s, &rtt_us) ? rtt_us : 0;
 }
 
 /* Rate-limited, from the read path: the receive side is where a longer path shows. */
