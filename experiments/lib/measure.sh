@@ -564,6 +564,84 @@ meas_tcp_rr_rows() {
 	done
 }
 
+# ---- scheduling: the time a tunnel end waits for a CPU ------------------------
+#
+# On two cores shared by both tunnel ends and both traffic ends, a packet's
+# time is also the time its process waits on a run queue before it runs.
+# The kernel counts it per thread (/proc/PID/task/TID/schedstat: time on a
+# CPU, time runnable but waiting, times scheduled in; CONFIG_SCHED_INFO), and
+# /proc/stat counts the machine's idle and stolen time. Two samples around a
+# phase say how much of it each end spent waiting, and how often it ran.
+
+# The tunnel ends as "role=PID" words: SYS_PIDS for a reference system,
+# tunlab's client and server otherwise (nothing for plain).
+meas_tunnel_pids() {
+	if [[ -n $SYS_PIDS ]]; then
+		echo "$SYS_PIDS"
+	elif [[ -n ${TL_CLI_PID:-} && -n ${TL_SRV_PID:-} ]]; then
+		echo "client=$TL_CLI_PID server=$TL_SRV_PID"
+	fi
+}
+
+# One sample as words: "t=NS cpu=TOTAL,IDLE,STEAL role=RUN,WAIT,RUNS ...",
+# times in ns (the machine's in clock ticks), each role's threads summed.
+meas_sched_sample() {
+	local word task sum
+	echo -n "t=$(date +%s%N) "
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; printf "cpu=%.0f,%.0f,%.0f", t, $5 + $6, $9 }' /proc/stat
+	for word in $(meas_tunnel_pids); do
+		sum=$(for task in /proc/"${word#*=}"/task/*/schedstat; do cat "$task" 2>/dev/null || true; done |
+			awk '{ r += $1; w += $2; n += $3 } END { printf "%.0f,%.0f,%.0f", r, w, n }')
+		echo -n " ${word%%=*}=$sum"
+	done
+	echo
+}
+
+# meas_sched_rows CSV ID REP PARAM BEFORE AFTER [EVENTS]: rows for the
+# interval between two samples: machine_idle and machine_steal (% of all
+# CPU time), and per tunnel end ROLE_wait_share (% of the interval it was
+# runnable but waited for a CPU, its threads summed: above 100 when several
+# wait at once, as wireguard-go's may), ROLE_wait_per_run (us, the mean wait each
+# time it was scheduled in) and ROLE_runs (times scheduled in per second);
+# given the number of EVENTS in the interval (tcp_rr's transactions), also
+# ROLE_runs_per_event, ROLE_wait_per_event and ROLE_cpu_per_event (us on a
+# CPU, its code and the kernel's work on its behalf). A thread that exits
+# between the samples takes its counts with it, so a role whose sums went
+# down is left out.
+meas_sched_rows() {
+	local csv=$1 id=$2 rep=$3 param=$4 before=$5 after=$6 events=${7:-0}
+	awk -v b="$before" -v a="$after" -v s="$id" -v p="$param" -v r="$rep" -v ev="$events" '
+		function parse(str, m,   n, w, i, kv) {
+			n = split(str, w, " ")
+			for (i = 1; i <= n; i++) { split(w[i], kv, "="); m[kv[1]] = kv[2] }
+		}
+		function row(metric, value, unit) { printf "%s,%s,%s,%.3f,%s,%s\n", s, p, metric, value, unit, r }
+		BEGIN {
+			parse(b, B); parse(a, A)
+			secs = (A["t"] - B["t"]) / 1e9
+			if (secs <= 0) exit
+			split(B["cpu"], cb, ","); split(A["cpu"], ca, ",")
+			if (ca[1] > cb[1]) {
+				row("machine_idle", 100 * (ca[2] - cb[2]) / (ca[1] - cb[1]), "%")
+				row("machine_steal", 100 * (ca[3] - cb[3]) / (ca[1] - cb[1]), "%")
+			}
+			for (role in A) {
+				if (role == "t" || role == "cpu" || !(role in B)) continue
+				split(B[role], xb, ","); split(A[role], xa, ",")
+				wait = xa[2] - xb[2]; runs = xa[3] - xb[3]
+				if (wait < 0 || runs <= 0) continue
+				row(role "_wait_share", 100 * wait / 1e9 / secs, "%")
+				row(role "_wait_per_run", wait / runs / 1e3, "us")
+				row(role "_runs", runs / secs, "1/s")
+				if (ev > 0) {
+					row(role "_runs_per_event", runs / ev, "1")
+					row(role "_wait_per_event", wait / ev / 1e3, "us")
+					row(role "_cpu_per_event", (xa[1] - xb[1]) / ev / 1e3, "us")
+				}
+			}
+		}' >>"$csv"
+}
+
 # ---- setup time ---------------------------------------------------------------
 
 MEAS_SETUP_BOUND=${MEAS_SETUP_BOUND:-10} # seconds an echo may take to come back

@@ -72,6 +72,17 @@ check_data() {
 	[[ -n $(ls -A "$EXP_RESULTS/raw/$name" 2>/dev/null) ]] || tl_fail "expected raw output in raw/$name/"
 }
 
+# check_sched NAME PARAM SYSTEM: the scheduler rows (meas_sched_rows) of
+# SYSTEM's phase PARAM: the machine's idle share a percentage, and both
+# tunnel ends measured, each waiting for a CPU a share of the time in [0, 100].
+check_sched() {
+	local csv=$EXP_RESULTS/$1.csv
+	awk -F, -v s="$3" -v p="$2" '$1 == s && $2 == p && $3 == "machine_idle" && $4 >= 0 && $4 <= 100 { f = 1 } END { exit !f }' "$csv" ||
+		tl_fail "expected a machine_idle share in [0, 100] for $3 ($2) in $csv"
+	awk -F, -v s="$3" -v p="$2" '$1 == s && $2 == p && $3 ~ /^(client|server)_wait_share$/ && $4 >= 0 && $4 <= 100 { n++ }
+		END { exit n != 2 }' "$csv" || tl_fail "expected client and server wait shares in [0, 100] for $3 ($2) in $csv: $(grep "^$3,$2,.*wait" "$csv")"
+}
+
 @test "experiments: throughput --quick: 1 and 4 streams, CPU per GB for tun" {
 	run_experiment throughput
 	check_data throughput throughput plain tun
@@ -136,12 +147,17 @@ check_data() {
 	check_data rtt rtt plain tun
 	check_data rtt rr_rate plain tun
 	check_data rtt rr_p99_us plain tun
+	check_sched rtt size=1 tun
+	awk -F, '$1 == "tun" && $3 ~ /^(client|server)_runs_per_event$/ && $4 > 0 { n++ } END { exit n != 2 }' \
+		"$EXP_RESULTS/rtt.csv" || tl_fail "expected tun's ends scheduled in > 0 times per transaction: $(grep '^tun,.*_per_event' "$EXP_RESULTS/rtt.csv")"
 }
 
 @test "experiments: rrul --quick: RTT idle and under load" {
 	run_experiment rrul
 	check_data rrul rtt plain tun
 	grep -q '^tun,load,rtt,' "$EXP_RESULTS/rrul.csv" || tl_fail "expected RTT samples under load for tun"
+	check_sched rrul load tun
+	check_sched rrul idle tun
 }
 
 @test "experiments: setup --quick: start to first echo (plain does not apply)" {
