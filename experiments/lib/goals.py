@@ -240,7 +240,11 @@ def load(results, experiment):
 
 
 def pairs_of(data, g):
-    """The pairs (a, b) by repetition; (a, None) for one."""
+    """The pairs (a, b) by repetition; (a, None) for one. A ratio's pair
+    whose denominator is not above 0 is no measurement of the ratio (a
+    packet-rate search in which no step passed wrote 0): it is left out,
+    so that n counts the pairs used, and it cannot make a ratio infinite
+    and a ">=" goal met. A numerator of 0 stays: it counts against."""
     a = data.get(g["a"])
     if not a:
         return None
@@ -249,7 +253,8 @@ def pairs_of(data, g):
     b = data.get(g["b"])
     if not b:
         return None
-    return [(a[r], b[r]) for r in sorted(set(a) & set(b))]
+    keep = (lambda r: b[r] > 0) if g["kind"] == "ratio" else (lambda r: True)
+    return [(a[r], b[r]) for r in sorted(set(a) & set(b)) if keep(r)]
 
 
 def every_of(data, g):
@@ -379,6 +384,13 @@ def self_test():
     check("every missing row", every_verdict([100, None, 100], "ge", 100), "not met")
     check("every one failure of two", every_verdict([99, 100], "ge", 100), "not met")
     check("every too few", every_verdict([100, 100], "ge", 100), "too few runs")
+    # A ratio's zero denominator (a search that found no passing rate) is
+    # left out, not an infinite ratio that meets ">= 5x"; a zero numerator stays.
+    g = {"a": ("plain", "p", "m"), "b": ("tun", "p", "m"), "kind": "ratio"}
+    data = {g["a"]: {1: 230.0, 2: 240.0, 3: 235.0, 4: 231.0}, g["b"]: {1: 130.0, 2: 0.0, 3: 140.0, 4: 120.0}}
+    check("zero denominator left out", pairs_of(data, g), [(230.0, 130.0), (235.0, 140.0), (231.0, 120.0)])
+    data[g["b"]][2], data[g["a"]][3] = 125.0, 0.0
+    check("zero numerator kept", pairs_of(data, g)[2], (0.0, 140.0))
     # Several rows in a repetition (one per echo) reduce to their median.
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "rrul.csv"), "w") as f:
