@@ -255,6 +255,26 @@ check_form() {
 	! grep -q '^plain,idle,' "$EXP_RESULTS/nat.csv" || tl_fail "expected no idle rows for plain (dst cannot reach cli)"
 }
 
+@test "netlab: tunlab over udp through the NAT router: a flush and a new port under traffic cost at most 1 echo, an idle new port recovers" {
+	TUNLAB_UDP_OK=$("$TUNLAB" client --help 2>&1 | grep -cE -- '^[[:space:]]*--transport[[:space:]]' || true)
+	((TUNLAB_UDP_OK > 0)) || skip "this tunlab has no --transport"
+	run env SYS_KEEPALIVE=1 timeout 120 "$TL_REPO/experiments/nat" --tunlab "$TUNLAB" --quick \
+		--systems tun-udp --results "$EXP_RESULTS"
+	echo "$output" | tail -n 20
+	((status == 0)) || tl_fail "expected experiments/nat --quick to exit 0, got $status"
+	check_form nat setup_ms tun-udp
+	grep -q '^transport\.tun-udp: udp' "$EXP_RESULTS/nat.meta" || tl_fail "expected tun-udp on the UDP data channel in nat.meta"
+	local event row
+	for event in flush newport; do
+		row=$(awk -F, -v e="$event" '$1 == "tun-udp" && $2 == e && $3 == "recovered" { print $4 }' "$EXP_RESULTS/nat.csv")
+		tl_expect_eq "tun-udp recovered after a NAT $event" "$row" 1
+		row=$(awk -F, -v e="$event" '$1 == "tun-udp" && $2 == e && $3 == "lost_pings" { print $4 }' "$EXP_RESULTS/nat.csv")
+		[[ $row =~ ^[0-9]+$ ]] && ((row <= 1)) || tl_fail "expected at most 1 echo lost after a NAT $event (issue 15), got '$row'"
+	done
+	row=$(awk -F, '$1 == "tun-udp" && $2 == "idle" && $3 == "recovered" { print $4 }' "$EXP_RESULTS/nat.csv")
+	tl_expect_eq "tun-udp recovered after a new port while idle (the 1 s keepalive tells the server)" "$row" 1
+}
+
 # bats test_tags=normal-only
 @test "netlab: a tunlab without --transport: tun-udp is skipped with the reason, tun stays on TLS" {
 	run bash -c '
