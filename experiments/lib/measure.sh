@@ -539,7 +539,7 @@ meas_tcp_rr_bin() {
 # SIZE-byte requests and responses, cli -> a tcp_rr server on dst's iperf3
 # port (or SYS_TARGET); its output line kept in RAW. Rows (parameter
 # size=N): rr_rate (transactions/s), rr_p50_us, rr_p90_us, rr_p99_us.
-# Sets MEAS_RR_RATE.
+# Sets MEAS_RR_RATE and MEAS_RR_TRANSACTIONS (the count).
 meas_tcp_rr_rows() {
 	local csv=$1 id=$2 rep=$3 seconds=$4 size=$5 raw=$6 bin pid key val
 	local target=${SYS_TARGET:-$MEAS_DST:$MEAS_PORT}
@@ -551,10 +551,13 @@ meas_tcp_rr_rows() {
 		--seconds "$seconds" --size "$size" --timeout 5 >"$raw" 2>&1 ||
 		{ cat "$raw" "$TL_TMP/tcp_rr-server.log" >&2; meas_die "$id: tcp_rr failed"; }
 	tl_wait_exit "$pid" 5 >/dev/null 2>&1 || tl_stop "$pid" TERM 2 || true
-	for key in rate p50_us p90_us p99_us; do
+	for key in transactions rate p50_us p90_us p99_us; do
 		val=$(tr ' ' '\n' <"$raw" | sed -n "s/^$key=//p")
 		[[ -n $val ]] || meas_die "$id: no $key in tcp_rr's output: $(cat "$raw")"
-		if [[ $key == rate ]]; then
+		if [[ $key == transactions ]]; then
+			# shellcheck disable=SC2034 # read by the experiments
+			MEAS_RR_TRANSACTIONS=$val
+		elif [[ $key == rate ]]; then
 			meas_csv_row "$csv" "$id" "size=$size" rr_rate "$val" 1/s "$rep"
 			# shellcheck disable=SC2034 # read by the experiments
 			MEAS_RR_RATE=$val
