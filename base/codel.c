@@ -55,9 +55,10 @@ void codel_start_dropping(struct codel_vars *v, const struct codel_params *p, ui
 	v->drop_next_ns = codel_control_law(p, now_ns, v->count);
 }
 
-bool codel_judge(struct codel_vars *v, const struct codel_params *p, uint64_t sojourn_ns, uint64_t now_ns)
+bool codel_judge(struct codel_vars *v, const struct codel_params *p, uint64_t sojourn_ns, uint64_t now_ns,
+		 bool standing)
 {
-	bool above = codel_above(v, p, sojourn_ns, now_ns, true);
+	bool above = codel_above(v, p, sojourn_ns, now_ns, standing);
 
 	if (v->dropping) {
 		if (!above) {

@@ -40,8 +40,12 @@ void codel_start_dropping(struct codel_vars *v, const struct codel_params *p, ui
  * For a queue read one packet at a time, where a signalled packet cannot
  * be followed by its successor in the same step: true when this packet
  * gets the signal. At most one signal per call; the dropping state's
- * schedule is RFC 8289's.
+ * schedule is RFC 8289's. `standing` as for codel_above: false when at
+ * most one packet's worth is left behind this one, so that a lone packet
+ * after a busy spell, late only because its reader was, is not judged by
+ * the spell's state.
  */
-bool codel_judge(struct codel_vars *v, const struct codel_params *p, uint64_t sojourn_ns, uint64_t now_ns);
+bool codel_judge(struct codel_vars *v, const struct codel_params *p, uint64_t sojourn_ns, uint64_t now_ns,
+		 bool standing);
 
 #endif

@@ -168,6 +168,8 @@ struct udp_sock {
 	struct codel_vars aqm; /* CoDel on this socket's receive queue */
 	uint64_t rx_wait_ns;   /* the buffer being read: how long it waited */
 	uint64_t rx_now_ns;    /* and when (CLOCK_MONOTONIC), for CoDel's schedule */
+	size_t rx_behind;      /* bytes of this read queued behind the packet being judged */
+	bool rx_full;          /* the read filled every slot: the kernel may hold more */
 	char ctrl[UDP_BATCH][CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct timespec))]
 		__attribute__((aligned(8)));
 };
@@ -860,7 +862,10 @@ static bool udp_aqm_drops(struct udp_sock *u, uint8_t *data, size_t len)
 
 	if (u->rx_wait_ns / 1000 > t->stats.udp_rx_wait_max_us)
 		t->stats.udp_rx_wait_max_us = u->rx_wait_ns / 1000;
-	if (!u->stamps || !codel_judge(&u->aqm, &aqm, u->rx_wait_ns, u->rx_now_ns))
+	/* RFC 8289's "more than one packet's worth queued": else no standing queue. */
+	bool standing = u->rx_full || u->rx_behind > UDP_OUTER_MTU;
+
+	if (!u->stamps || !codel_judge(&u->aqm, &aqm, u->rx_wait_ns, u->rx_now_ns, standing))
 		return false;
 	if (fqcodel_mark_ce(data, (uint32_t)len)) {
 		t->stats.udp_aqm_marks++;
@@ -920,19 +925,35 @@ static void udp_rx_arm(struct udp_sock *u)
 	}
 }
 
-/* One received buffer: a datagram, or with GRO several of gro bytes (the last may be shorter). */
-static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len, const struct timespec *now)
+/*
+ * One received buffer: a datagram, or with GRO several of gro bytes (the
+ * last may be shorter); `behind` bytes of the read follow it.
+ */
+static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len, size_t behind,
+			       const struct timespec *now)
 {
 	uint8_t *buf = u->bufs + (size_t)i * UDP_SLOT;
-	size_t seg = udp_read_cmsgs(u, &u->msgs[i].msg_hdr, now);
+	size_t seg = udp_read_cmsgs(u, &u->msgs[i].msg_hdr, now), off = 0, one;
 
-	if (!seg || seg >= len) {
-		udp_receive_one(u, buf, len, &u->addrs[i], u->msgs[i].msg_hdr.msg_namelen);
-		return;
-	}
-	for (size_t off = 0; off < len; off += seg)
-		udp_receive_one(u, buf + off, len - off < seg ? len - off : seg, &u->addrs[i],
-				u->msgs[i].msg_hdr.msg_namelen);
+	if (!seg || seg >= len)
+		seg = len;
+	/* At least once: an empty datagram is counted as malformed. */
+	do {
+		one = len - off < seg ? len - off : seg;
+		u->rx_behind = behind + (len - off - one);
+		udp_receive_one(u, buf + off, one, &u->addrs[i], u->msgs[i].msg_hdr.msg_namelen);
+		off += one;
+	} while (off < len);
+}
+
+/* The bytes of the read's buffers [from, n). */
+static size_t udp_read_bytes(const struct udp_sock *u, int from, int n)
+{
+	size_t bytes = 0;
+
+	for (int i = from; i < n; i++)
+		bytes += u->msgs[i].msg_len;
+	return bytes;
 }
 
 static void udp_receive_all(struct udp_sock *u)
@@ -953,12 +974,15 @@ static void udp_receive_all(struct udp_sock *u)
 		clock_gettime(CLOCK_REALTIME, &now);
 		clock_gettime(CLOCK_MONOTONIC, &mono);
 		u->rx_now_ns = (uint64_t)mono.tv_sec * 1000000000 + (uint64_t)mono.tv_nsec;
+		u->rx_full = (unsigned)n == slots;
+		size_t behind = udp_read_bytes(u, 0, n);
 		for (int i = 0; i < n; i++) {
+			behind -= u->msgs[i].msg_len;
 			if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				t->stats.udp_drop_malformed++;
 				continue;
 			}
-			udp_receive_buffer(u, (unsigned)i, u->msgs[i].msg_len, &now);
+			udp_receive_buffer(u, (unsigned)i, u->msgs[i].msg_len, behind, &now);
 		}
 		/* Packets point into bufs: delivered before the next recvmmsg reuses them. */
 		udp_deliver_touched(t->udp);

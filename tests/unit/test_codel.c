@@ -23,7 +23,7 @@ static unsigned feed(struct codel_vars *v, uint64_t from, uint64_t to, uint64_t 
 	unsigned n = 0;
 
 	for (uint64_t t = from; t < to; t += 100 * US)
-		if (codel_judge(v, &params, sojourn, t)) {
+		if (codel_judge(v, &params, sojourn, t, true)) {
 			if (n < max)
 				at[n] = t;
 			n++;
@@ -65,10 +65,10 @@ static void test_one_signal_per_packet(void **state)
 	struct codel_vars v = { 0 };
 
 	(void)state;
-	assert_false(codel_judge(&v, &params, 5 * MS, 1 * MS));
-	assert_true(codel_judge(&v, &params, 5 * MS, 1000 * MS));
+	assert_false(codel_judge(&v, &params, 5 * MS, 1 * MS, true));
+	assert_true(codel_judge(&v, &params, 5 * MS, 1000 * MS, true));
 	/* A second later: one signal, and the schedule moves on from there. */
-	assert_true(codel_judge(&v, &params, 5 * MS, 2000 * MS));
+	assert_true(codel_judge(&v, &params, 5 * MS, 2000 * MS, true));
 	assert_int_equal(v.count, 2);
 }
 
@@ -81,11 +81,32 @@ static void test_recovery_ends_dropping(void **state)
 	(void)state;
 	assert_true(feed(&v, 0, 40 * MS, 3 * MS, at, 1) >= 1);
 	assert_true(v.dropping);
-	assert_false(codel_judge(&v, &params, 0, 40 * MS));
+	assert_false(codel_judge(&v, &params, 0, 40 * MS, true));
 	assert_false(v.dropping);
 	/* Above again at 41 ms: nothing until 61 ms. */
 	assert_int_equal(feed(&v, 41 * MS, 61 * MS, 3 * MS, at, 1), 0);
 	assert_int_equal(feed(&v, 61 * MS, 62 * MS, 3 * MS, at, 1), 1);
+}
+
+/*
+ * A lone packet after a dropping spell, late only because its reader was
+ * (nothing queued behind it): no signal, and the spell ends. Before, the
+ * spell's state judged it, and an echo after a bulk transfer on a slow
+ * reader was dropped.
+ */
+static void test_lone_packet_after_spell(void **state)
+{
+	struct codel_vars v = { 0 };
+	uint64_t at[1];
+
+	(void)state;
+	assert_true(feed(&v, 0, 40 * MS, 3 * MS, at, 1) >= 1);
+	assert_true(v.dropping);
+	assert_false(codel_judge(&v, &params, 3 * MS, 500 * MS, false));
+	assert_false(v.dropping);
+	/* The same packet with a queue behind it is signalled. */
+	assert_true(feed(&v, 600 * MS, 640 * MS, 3 * MS, at, 1) >= 1);
+	assert_true(codel_judge(&v, &params, 3 * MS, 700 * MS, true));
 }
 
 /* Re-entering soon after a dropping spell resumes near its rate, not from count 1 (RFC 8289). */
@@ -98,7 +119,7 @@ static void test_resumes_recent_rate(void **state)
 	(void)state;
 	first = feed(&v, 0, 200 * MS, 3 * MS, at, 8);
 	assert_true(first > 4);
-	assert_false(codel_judge(&v, &params, 0, 200 * MS));
+	assert_false(codel_judge(&v, &params, 0, 200 * MS, true));
 	assert_int_equal(feed(&v, 201 * MS, 222 * MS, 3 * MS, at, 1), 1);
 	assert_true(v.count > 1);
 }
@@ -110,6 +131,7 @@ int main(void)
 		cmocka_unit_test(test_signal_schedule),
 		cmocka_unit_test(test_one_signal_per_packet),
 		cmocka_unit_test(test_recovery_ends_dropping),
+		cmocka_unit_test(test_lone_packet_after_spell),
 		cmocka_unit_test(test_resumes_recent_rate),
 	};
 
