@@ -92,6 +92,19 @@ for _ in range(50):
 }
 
 # ping, TCP 1 MiB intact each way, UDP echo and ping -6 through a frontend over UDP.
+# The counters that say where a datagram was lost, at each end (the last stats line).
+udp_drop_counts() {
+	local side key
+	for side in client:"$TL_CLI_STATS" server:"$TL_SRV_STATS"; do
+		printf '%s' "${side%%:*}"
+		for key in udp_aqm_drops udp_rx_wait_max_us udp_drop_auth udp_drop_replay udp_drop_malformed \
+			drop_tx_full drop_queue_full fq_drops fe_capture_drops fe_inject_errors; do
+			printf ' %s=%s' "$key" "$(tl_json_get "${side#*:}" "$key" 2>/dev/null || echo '?')"
+		done
+		printf '; '
+	done
+}
+
 frontend_over_udp() {
 	local frontend=$1
 	FRONTEND=$frontend tl_require_frontend
@@ -111,6 +124,7 @@ frontend_over_udp() {
 		socat -T 10 UDP4-RECVFROM:5002 SYSTEM:'echo peer=$SOCAT_PEERADDR; cat' >/dev/null
 	tl_wait_listen "$NS_DST" udp 5002
 	run n_cli timeout 15 socat -t 3 -T 5 - "UDP4-SENDTO:$TL_DST_IN4:5002" <<<"hello over udp"
+	[[ $output == *"peer=$TL_TUN_CLI4"* ]] || echo "# one datagram each way, unanswered; drops at each end: $(udp_drop_counts)" >&3
 	tl_expect_contains "the UDP reply" "$output" "peer=$TL_TUN_CLI4"
 	tl_expect_contains "the UDP reply" "$output" "hello over udp"
 
