@@ -946,12 +946,12 @@ static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len, size_
 	} while (off < len);
 }
 
-/* The bytes of the read's buffers [from, n). */
-static size_t udp_read_bytes(const struct udp_sock *u, int from, int n)
+/* The bytes of the read's n buffers. */
+static size_t udp_read_bytes(const struct udp_sock *u, int n)
 {
 	size_t bytes = 0;
 
-	for (int i = from; i < n; i++)
+	for (int i = 0; i < n; i++)
 		bytes += u->msgs[i].msg_len;
 	return bytes;
 }
@@ -975,7 +975,7 @@ static void udp_receive_all(struct udp_sock *u)
 		clock_gettime(CLOCK_MONOTONIC, &mono);
 		u->rx_now_ns = (uint64_t)mono.tv_sec * 1000000000 + (uint64_t)mono.tv_nsec;
 		u->rx_full = (unsigned)n == slots;
-		size_t behind = udp_read_bytes(u, 0, n);
+		size_t behind = udp_read_bytes(u, n);
 		for (int i = 0; i < n; i++) {
 			behind -= u->msgs[i].msg_len;
 			if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {

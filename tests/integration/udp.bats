@@ -91,20 +91,20 @@ for _ in range(50):
 	tl_assert "no datagram the client's socket refused" tl_json_test "$TL_CLI_STATS" '.drop_tx_full == 0'
 }
 
-# ping, TCP 1 MiB intact each way, UDP echo and ping -6 through a frontend over UDP.
-# The counters that say where a datagram was lost, at each end (the last stats line).
+# The counters that say where a datagram was lost, at each end (its last stats line).
 udp_drop_counts() {
-	local side key
+	local side line
+	local keys='["udp_aqm_drops","udp_rx_wait_max_us","udp_drop_auth","udp_drop_replay","udp_drop_malformed",
+		"drop_tx_full","drop_queue_full","fq_drops","fe_capture_drops","fe_inject_errors"]'
 	for side in client:"$TL_CLI_STATS" server:"$TL_SRV_STATS"; do
-		printf '%s' "${side%%:*}"
-		for key in udp_aqm_drops udp_rx_wait_max_us udp_drop_auth udp_drop_replay udp_drop_malformed \
-			drop_tx_full drop_queue_full fq_drops fe_capture_drops fe_inject_errors; do
-			printf ' %s=%s' "$key" "$(tl_json_get "${side#*:}" "$key" 2>/dev/null || echo '?')"
-		done
-		printf '; '
+		line=$(tl_json_last "${side#*:}" 2>/dev/null) || true
+		[[ -n $line ]] || line='{}'
+		printf '%s %s; ' "${side%%:*}" \
+			"$(jq -r --argjson k "$keys" '. as $s | $k | map("\(.)=\($s[.] // "?")") | join(" ")' <<<"$line")"
 	done
 }
 
+# ping, TCP 1 MiB intact each way, UDP echo and ping -6 through a frontend over UDP.
 frontend_over_udp() {
 	local frontend=$1
 	FRONTEND=$frontend tl_require_frontend
