@@ -34,6 +34,7 @@ static const struct counter tunnel_counters[] = {
 	TS(udp_drop_auth), TS(udp_drop_replay), TS(udp_drop_unknown_session), TS(udp_drop_malformed),
 	TS(udp_rekeys), TS(udp_roams), TS(udp_fallbacks), TS(udp_sessions), TS(udp_rx_coalesced),
 	TS(udp_tx_blocked), TS(udp_aqm_drops), TS(udp_aqm_marks), TS(udp_rx_wait_max_us),
+	TS(udp_rx_express),
 	TS(sessions_moving), TS(moves),
 };
 

@@ -192,6 +192,7 @@ struct tunnel_stats {
 	uint64_t udp_aqm_drops;          /* packets CoDel dropped from the UDP receive queue */
 	uint64_t udp_aqm_marks;          /* ECN-capable packets CoDel CE-marked instead */
 	uint64_t udp_rx_wait_max_us;     /* the longest a datagram waited in the receive queue */
+	uint64_t udp_rx_express;         /* small datagrams opened ahead of the read-ahead queue */
 	/*
 	 * A planned switchover, make before break. Server: sessions told to
 	 * MOVE that have not said MOVED yet, and clients that said MOVED

@@ -26,9 +26,12 @@
  * which way to send. With --transport udp data goes over UDP from the
  * start and never falls back.
  *
- * Batching: recvmmsg fills UDP_BATCH buffers per call (with UDP_GRO,
- * UDP_RX_GRO_SLOTS, each of which may hold several datagrams of one
- * source, split here), opened in
+ * Batching: recvmmsg reads ahead into a ring of UDP_BATCH buffers (with
+ * UDP_GRO each may hold several datagrams of one source, split here);
+ * small datagrams (pings, ACKs, keepalives) are opened as soon as they
+ * are read, the bulk UDP_RX_GRO_SLOTS buffers a loop round, oldest first
+ * (udp_rx_turn): the queue forms in the ring, where a ping can pass it,
+ * not in the socket, where it cannot. Datagrams are opened in
  * place, their packets delivered per session in one batch (for a frontend
  * that injects GSO packets, a TUN device with offload, the batch's
  * in-order TCP segments merged first, base/gro.h: one write of up to 64
@@ -86,14 +89,22 @@ enum {
 	UDP_GSO_BYTES = 60000,
 	UDP_ID_BUCKETS = 4096,
 	/*
-	 * recvmmsg calls per readiness callback before other fds get a turn,
-	 * and with UDP_GRO the slots of the one call: a slot may hold ~64
-	 * KiB, so 8 calls of 32 were up to 16 MB opened before the TUN device
-	 * was read again (under one upload, an inner ping's answer waited 1.5
-	 * ms median in the server for it). Either way a turn is ~256 KiB.
+	 * Slots opened per turn (udp_rx_turn) before other fds get theirs:
+	 * without GRO, UDP_RX_ROUNDS reads of UDP_BATCH datagrams; with
+	 * UDP_GRO a slot may hold ~64 KiB, so 8 reads of 32 were up to 16 MB
+	 * opened before the TUN device was read again (under one upload, an
+	 * inner ping's answer waited 1.5 ms median in the server for it):
+	 * UDP_RX_GRO_SLOTS. Either way a turn is ~256 KiB.
 	 */
 	UDP_RX_ROUNDS = 8,
 	UDP_RX_GRO_SLOTS = 4,
+	/*
+	 * Express: a datagram of at most this many bytes (a ping, an ACK, a
+	 * DNS query, a keepalive: 256 inner bytes) is opened when it is read,
+	 * ahead of the ring's bulk, at most UDP_RX_EXPRESS_MAX of them a turn.
+	 */
+	UDP_RX_SMALL = DGRAM_OVERHEAD + 256,
+	UDP_RX_EXPRESS_MAX = 64,
 	/* Probe period until the first reply, and how long auto waits for one. */
 	UDP_PROBE_MS = 250,
 	UDP_PROBE_TIMEOUT_MS = 3000,
@@ -110,13 +121,18 @@ enum {
 	 * queue is where the standing queue forms when this end is the
 	 * slower one, a FIFO every inner flow waits in, since no flow control
 	 * pushes back on the sender as TCP's does on the TLS path. On a short
-	 * path 4 MiB held ~3 ms under one TCP upload, 256 KiB (the kernel
-	 * doubles it for its overhead) ~1.7 ms, the kernel's tail drop
-	 * telling the inner TCP to slow down as a router's short buffer does
-	 * (udp_rcvbuf_for: a long path gets its BDP, as the TLS socket does).
+	 * path 4 MiB held ~3 ms under one TCP upload. The reader takes small
+	 * datagrams ahead of the rest (udp_rx_express), but only those read:
+	 * what the socket holds, a ping waits behind. 512 KiB (the kernel
+	 * doubles it for its overhead) rides out the reader's spells off the
+	 * CPU better than 256 KiB did (whose tail drops cost the inner TCP a
+	 * tenth of its goodput) and keeps that wait short; the kernel's tail
+	 * drop tells the inner TCP to slow down, as a router's short buffer
+	 * does (udp_rcvbuf_for: a long path gets its BDP, as the TLS socket
+	 * does). The README's "queue under load" has the measurements.
 	 */
 	UDP_SOCK_BUF = 4 << 20,
-	UDP_RCVBUF_PER_PEER = 256 << 10,
+	UDP_RCVBUF_PER_PEER = 512 << 10,
 	/*
 	 * How long a flush waits for room in a full send buffer, and how
 	 * often: a client has one peer to throttle (the TLS path pauses
@@ -139,20 +155,29 @@ enum {
 /*
  * CoDel on the receive queue (base/codel.h). A datagram channel has no
  * flow control: when this end is the slower one, the standing queue
- * forms in its socket's receive buffer (4 MiB: several milliseconds at
- * a few Gbit/s, measured 2 MB deep under one TCP upload), where every
- * inner flow waits behind it. The kernel stamps each datagram on
- * arrival, so the wait is known when it is read; past the target for an
- * interval, an inner packet is dropped (or CE-marked if ECN-capable) on
- * CoDel's schedule and the inner TCP slows down. The target is short
- * because the queue is one FIFO for every flow (there is no flow queue
- * to give a ping its own turn, as the TLS path's sender has); the
- * interval is RFC 8289's.
+ * forms in its socket's receive buffer and the read-ahead ring (with a 4
+ * MiB buffer: several milliseconds at a few Gbit/s, measured 2 MB deep
+ * under one TCP upload), where every inner flow waits behind it. The
+ * kernel stamps each datagram on arrival, so the wait is known when it
+ * is opened; past the target for an interval, an inner packet is
+ * dropped (or CE-marked if ECN-capable) on CoDel's schedule and the
+ * inner TCP slows down. The target is short because the queue is one
+ * FIFO for every flow but the small datagrams (there is no flow queue
+ * to give a flow its own turn, as the TLS path's sender has); the
+ * interval is RFC 8289's. Express datagrams are not judged: dropping a
+ * ping or an ACK slows no bulk flow down.
  */
 #define UDP_AQM_TARGET_NS (1000ull * 1000)
 #define UDP_AQM_INTERVAL_NS (100ull * 1000 * 1000)
 /* A wait longer than this is a stepped clock, not a queue: not judged. */
 #define UDP_AQM_WAIT_MAX_NS (10ull * 1000 * 1000 * 1000)
+
+/* A read buffer in the ring: a datagram, or with GRO several of one source. */
+struct udp_rx_slot {
+	uint32_t len;          /* bytes [0, len) not opened yet (udp_rx_express takes small ones off the end) */
+	uint32_t seg;          /* its datagrams' size; with GRO the last may be shorter */
+	struct timespec stamp; /* arrival (CLOCK_REALTIME, SO_TIMESTAMPNS); zero without */
+};
 
 struct udp_sock {
 	int fd;
@@ -166,10 +191,16 @@ struct udp_sock {
 	bool gro;              /* datagrams may arrive coalesced (UDP_GRO) */
 	bool stamps;           /* the kernel stamps arrivals (SO_TIMESTAMPNS) */
 	struct codel_vars aqm; /* CoDel on this socket's receive queue */
-	uint64_t rx_wait_ns;   /* the buffer being read: how long it waited */
-	uint64_t rx_now_ns;    /* and when (CLOCK_MONOTONIC), for CoDel's schedule */
-	size_t rx_behind;      /* bytes of this read queued behind the packet being judged */
-	bool rx_full;          /* the read filled every slot: the kernel may hold more */
+	/* the read-ahead ring: slots [rx_head, rx_head + rx_count) are read, not all opened */
+	struct udp_rx_slot rx[UDP_BATCH];
+	unsigned rx_head, rx_count;
+	size_t rx_bytes;       /* their bytes not opened yet: the queue behind the packet being judged */
+	bool rx_more;          /* the last read filled every free slot: the kernel may hold more */
+	uint64_t rx_round;     /* the loop round of the last turn (udp_rx_turn) */
+	struct ev_timer rx_next; /* the next round's turn, while the ring is not empty */
+	uint64_t rx_wait_ns;   /* the slot being opened: how long it waited */
+	struct timespec rx_now_real; /* the turn's clock, against the kernel's stamps */
+	uint64_t rx_now_ns;    /* and CLOCK_MONOTONIC, for CoDel's schedule */
 	char ctrl[UDP_BATCH][CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct timespec))]
 		__attribute__((aligned(8)));
 };
@@ -215,11 +246,13 @@ static uint64_t now_ms(const struct tunnel *t)
 /* ---- sockets ---- */
 
 static void udp_on_events(struct evloop *loop, struct ev_io *io, uint32_t events);
+static void udp_on_rx_next(struct evloop *loop, struct ev_timer *timer);
 
 static void udp_sock_close(struct tunnel *t, struct udp_sock *u)
 {
 	if (!u)
 		return;
+	evloop_timer_stop(t->loop, &u->rx_next);
 	if (u->fd >= 0) {
 		evloop_io_stop(t->loop, &u->io);
 		close(u->fd);
@@ -308,6 +341,7 @@ static struct udp_sock *udp_sock_open(struct tunnel *t, const struct sockaddr_st
 		return NULL;
 	u->t = t;
 	u->owner = owner;
+	ev_timer_init(&u->rx_next, udp_on_rx_next, u);
 	u->fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	u->bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
 	if (u->fd < 0 || !u->bufs)
@@ -825,30 +859,32 @@ static void udp_count_drop(struct tunnel *t, long why)
 		t->stats.udp_drop_malformed++;
 }
 
-/*
- * The segment size of a GRO-coalesced buffer (0 for one datagram), and
- * into u->rx_wait_ns how long it waited since the kernel stamped it (0
- * without a stamp).
- */
-static size_t udp_read_cmsgs(struct udp_sock *u, struct msghdr *m, const struct timespec *now)
+/* The segment size of a GRO-coalesced buffer (0 for one datagram), and its arrival stamp (zero without). */
+static size_t udp_read_cmsgs(struct msghdr *m, struct timespec *stamp)
 {
-	struct timespec ts;
-	int64_t wait;
 	int size = 0;
 
-	u->rx_wait_ns = 0;
+	*stamp = (struct timespec){ 0 };
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
 		if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
 			memcpy(&size, CMSG_DATA(cm), sizeof(int));
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS ||
-		    cm->cmsg_len < CMSG_LEN(sizeof(ts)))
-			continue;
-		memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
-		wait = (int64_t)(now->tv_sec - ts.tv_sec) * 1000000000 + (now->tv_nsec - ts.tv_nsec);
-		if (wait > 0 && (uint64_t)wait < UDP_AQM_WAIT_MAX_NS)
-			u->rx_wait_ns = (uint64_t)wait;
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(*stamp)))
+			memcpy(stamp, CMSG_DATA(cm), sizeof(*stamp));
 	}
 	return size > 0 ? (size_t)size : 0;
+}
+
+/* How long a slot has waited since the kernel stamped it, at this turn's clock; 0 when unknown. */
+static uint64_t udp_rx_waited(const struct udp_sock *u, const struct udp_rx_slot *slot)
+{
+	int64_t wait;
+
+	if (!slot->stamp.tv_sec && !slot->stamp.tv_nsec)
+		return 0;
+	wait = (int64_t)(u->rx_now_real.tv_sec - slot->stamp.tv_sec) * 1000000000 +
+	       (u->rx_now_real.tv_nsec - slot->stamp.tv_nsec);
+	return wait > 0 && (uint64_t)wait < UDP_AQM_WAIT_MAX_NS ? (uint64_t)wait : 0;
 }
 
 /*
@@ -859,11 +895,8 @@ static bool udp_aqm_drops(struct udp_sock *u, uint8_t *data, size_t len)
 {
 	static const struct codel_params aqm = { UDP_AQM_TARGET_NS, UDP_AQM_INTERVAL_NS };
 	struct tunnel *t = u->t;
-
-	if (u->rx_wait_ns / 1000 > t->stats.udp_rx_wait_max_us)
-		t->stats.udp_rx_wait_max_us = u->rx_wait_ns / 1000;
 	/* RFC 8289's "more than one packet's worth queued": else no standing queue. */
-	bool standing = u->rx_full || u->rx_behind > UDP_OUTER_MTU;
+	bool standing = u->rx_more || u->rx_bytes > UDP_OUTER_MTU;
 
 	if (!u->stamps || !codel_judge(&u->aqm, &aqm, u->rx_wait_ns, u->rx_now_ns, standing))
 		return false;
@@ -875,8 +908,9 @@ static bool udp_aqm_drops(struct udp_sock *u, uint8_t *data, size_t len)
 	return true;
 }
 
+/* One datagram; an express one (udp_rx_express) is not judged by CoDel. */
 static void udp_receive_one(struct udp_sock *u, uint8_t *buf, size_t len,
-			    const struct sockaddr_storage *from, socklen_t from_len)
+			    const struct sockaddr_storage *from, socklen_t from_len, bool express)
 {
 	struct tunnel *t = u->t;
 	struct dgram_header h;
@@ -906,89 +940,166 @@ static void udp_receive_one(struct udp_sock *u, uint8_t *buf, size_t len,
 		(void)udp_seal(s, DGRAM_F_PROBE_REPLY, NULL, 0);
 	if ((h.flags & DGRAM_F_PROBE_REPLY) && u->owner)
 		udp_path_up(s);
-	if (n > 0 && !udp_aqm_drops(u, buf + DGRAM_HEADER_LEN, (size_t)n))
+	if (n > 0 && (express || !udp_aqm_drops(u, buf + DGRAM_HEADER_LEN, (size_t)n)))
 		udp_plaintext(s, buf + DGRAM_HEADER_LEN, (size_t)n);
 }
 
-static void udp_rx_arm(struct udp_sock *u)
+/* Opens bytes [from, to) of slot i: datagrams of the slot's segment size, the last may be shorter. */
+static void udp_rx_open(struct udp_sock *u, unsigned i, uint32_t from, uint32_t to, bool express)
 {
-	for (unsigned i = 0; i < UDP_BATCH; i++) {
-		u->iov[i] = (struct iovec){ u->bufs + (size_t)i * UDP_SLOT, UDP_SLOT };
-		u->msgs[i].msg_hdr = (struct msghdr){
-			.msg_name = &u->addrs[i],
-			.msg_namelen = sizeof(u->addrs[i]),
-			.msg_iov = &u->iov[i],
-			.msg_iovlen = 1,
-			.msg_control = u->gro || u->stamps ? u->ctrl[i] : NULL,
-			.msg_controllen = u->gro || u->stamps ? sizeof(u->ctrl[i]) : 0,
-		};
+	struct udp_rx_slot *slot = &u->rx[i];
+	uint8_t *buf = u->bufs + (size_t)i * UDP_SLOT;
+	uint32_t one;
+
+	u->rx_wait_ns = udp_rx_waited(u, slot);
+	if (u->rx_wait_ns / 1000 > u->t->stats.udp_rx_wait_max_us)
+		u->t->stats.udp_rx_wait_max_us = u->rx_wait_ns / 1000;
+	while (from < to) {
+		one = to - from < slot->seg ? to - from : slot->seg;
+		u->rx_bytes -= one;
+		udp_receive_one(u, buf + from, one, &u->addrs[i], u->msgs[i].msg_hdr.msg_namelen, express);
+		from += one;
 	}
 }
 
 /*
- * One received buffer: a datagram, or with GRO several of gro bytes (the
- * last may be shorter); `behind` bytes of the read follow it.
+ * Small datagrams first: a slot of them is opened as soon as it is read,
+ * and so is a small last datagram of a GRO slot (a different size ends a
+ * GRO run, so a ping or an ACK between bulk datagrams arrives as one).
+ * At most *budget datagrams a turn, so that a peer sending only small
+ * ones gets no more than its turn.
  */
-static void udp_receive_buffer(struct udp_sock *u, unsigned i, size_t len, size_t behind,
-			       const struct timespec *now)
+static void udp_rx_express(struct udp_sock *u, unsigned i, unsigned *budget)
 {
-	uint8_t *buf = u->bufs + (size_t)i * UDP_SLOT;
-	size_t seg = udp_read_cmsgs(u, &u->msgs[i].msg_hdr, now), off = 0, one;
+	struct udp_rx_slot *slot = &u->rx[i];
+	uint32_t tail = slot->len % slot->seg, count = (slot->len + slot->seg - 1) / slot->seg;
 
-	if (!seg || seg >= len)
-		seg = len;
-	/* At least once: an empty datagram is counted as malformed. */
-	do {
-		one = len - off < seg ? len - off : seg;
-		u->rx_behind = behind + (len - off - one);
-		udp_receive_one(u, buf + off, one, &u->addrs[i], u->msgs[i].msg_hdr.msg_namelen);
-		off += one;
-	} while (off < len);
+	if (slot->seg <= UDP_RX_SMALL && count <= *budget) {
+		*budget -= count;
+		u->t->stats.udp_rx_express += count;
+		udp_rx_open(u, i, 0, slot->len, true);
+		slot->len = 0;
+	} else if (tail && tail <= UDP_RX_SMALL && *budget) {
+		(*budget)--;
+		u->t->stats.udp_rx_express++;
+		udp_rx_open(u, i, slot->len - tail, slot->len, true);
+		slot->len -= tail;
+	}
 }
 
-/* The bytes of the read's n buffers. */
-static size_t udp_read_bytes(const struct udp_sock *u, int n)
+static void udp_rx_arm(struct udp_sock *u, unsigned i)
 {
-	size_t bytes = 0;
-
-	for (int i = 0; i < n; i++)
-		bytes += u->msgs[i].msg_len;
-	return bytes;
+	u->iov[i] = (struct iovec){ u->bufs + (size_t)i * UDP_SLOT, UDP_SLOT };
+	u->msgs[i].msg_hdr = (struct msghdr){
+		.msg_name = &u->addrs[i],
+		.msg_namelen = sizeof(u->addrs[i]),
+		.msg_iov = &u->iov[i],
+		.msg_iovlen = 1,
+		.msg_control = u->gro || u->stamps ? u->ctrl[i] : NULL,
+		.msg_controllen = u->gro || u->stamps ? sizeof(u->ctrl[i]) : 0,
+	};
 }
 
-static void udp_receive_all(struct udp_sock *u)
+/* A buffer just read into slot i joins the ring; its small datagrams are opened now. */
+static void udp_rx_keep(struct udp_sock *u, unsigned i, unsigned *express)
 {
-	struct tunnel *t = u->t;
-	struct timespec now, mono;
+	struct udp_rx_slot *slot = &u->rx[i];
+	struct mmsghdr *m = &u->msgs[i];
+	size_t seg = udp_read_cmsgs(&m->msg_hdr, &slot->stamp);
+
+	slot->len = m->msg_len;
+	if ((m->msg_hdr.msg_flags & MSG_TRUNC) || !slot->len) {
+		u->t->stats.udp_drop_malformed++;
+		slot->len = 0;
+		return;
+	}
+	slot->seg = !seg || seg >= slot->len ? slot->len : (uint32_t)seg;
+	u->rx_bytes += slot->len;
+	udp_rx_express(u, i, express);
+}
+
+/*
+ * Reads into the ring's free slots: one recvmmsg up to the array's end,
+ * one more from its start. u->rx_more: every free slot was filled (the
+ * kernel may hold more).
+ */
+static void udp_rx_read(struct udp_sock *u, unsigned *express)
+{
+	unsigned first, run;
 	int n;
 
-	unsigned slots = u->gro ? UDP_RX_GRO_SLOTS : UDP_BATCH;
-	int rounds = u->gro ? 1 : UDP_RX_ROUNDS;
-
-	for (int round = 0; round < rounds; round++) {
-		udp_rx_arm(u);
-		n = recvmmsg(u->fd, u->msgs, slots, MSG_DONTWAIT, NULL);
+	u->rx_more = false;
+	while (u->rx_count < UDP_BATCH) {
+		first = (u->rx_head + u->rx_count) % UDP_BATCH;
+		run = UDP_BATCH - first < UDP_BATCH - u->rx_count ? UDP_BATCH - first : UDP_BATCH - u->rx_count;
+		for (unsigned k = 0; k < run; k++)
+			udp_rx_arm(u, first + k);
+		n = recvmmsg(u->fd, &u->msgs[first], run, MSG_DONTWAIT, NULL);
 		if (n <= 0)
-			break;
-		/* The stamps are CLOCK_REALTIME; CoDel's schedule runs on the monotonic clock. */
-		clock_gettime(CLOCK_REALTIME, &now);
-		clock_gettime(CLOCK_MONOTONIC, &mono);
-		u->rx_now_ns = (uint64_t)mono.tv_sec * 1000000000 + (uint64_t)mono.tv_nsec;
-		u->rx_full = (unsigned)n == slots;
-		size_t behind = udp_read_bytes(u, n);
-		for (int i = 0; i < n; i++) {
-			behind -= u->msgs[i].msg_len;
-			if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-				t->stats.udp_drop_malformed++;
-				continue;
-			}
-			udp_receive_buffer(u, (unsigned)i, u->msgs[i].msg_len, behind, &now);
-		}
-		/* Packets point into bufs: delivered before the next recvmmsg reuses them. */
+			return;
+		u->rx_count += (unsigned)n;
+		for (unsigned k = 0; k < (unsigned)n; k++)
+			udp_rx_keep(u, first + k, express);
+		if ((unsigned)n < run)
+			return;
+	}
+	u->rx_more = true;
+}
+
+/* Opens up to `slots` slots from the ring's head, oldest first, and frees them. */
+static void udp_rx_bulk(struct udp_sock *u, unsigned slots)
+{
+	unsigned i;
+
+	while (slots-- && u->rx_count) {
+		i = u->rx_head;
+		udp_rx_open(u, i, 0, u->rx[i].len, false);
+		u->rx_head = (i + 1) % UDP_BATCH;
+		u->rx_count--;
+	}
+}
+
+/*
+ * One turn of the receive side, once per loop round: read ahead into the
+ * ring, its small datagrams opened and delivered first, then the oldest
+ * UDP_RX_GRO_SLOTS slots (without GRO: all, UDP_RX_ROUNDS times). What
+ * is left waits for the next round, after the other fds had theirs.
+ */
+static void udp_rx_turn(struct udp_sock *u)
+{
+	struct tunnel *t = u->t;
+	uint64_t round = evloop_round(t->loop);
+	unsigned express = UDP_RX_EXPRESS_MAX;
+	int rounds = u->gro ? 1 : UDP_RX_ROUNDS;
+	struct timespec mono;
+
+	if (u->rx_round == round)
+		return;
+	u->rx_round = round;
+	/* The stamps are CLOCK_REALTIME; CoDel's schedule runs on the monotonic clock. */
+	clock_gettime(CLOCK_REALTIME, &u->rx_now_real);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	u->rx_now_ns = (uint64_t)mono.tv_sec * 1000000000 + (uint64_t)mono.tv_nsec;
+	for (int r = 0; r < rounds; r++) {
+		udp_rx_read(u, &express);
+		/* Packets point into the slots: delivered before a read reuses them. */
 		udp_deliver_touched(t->udp);
-		if ((unsigned)n < slots)
+		udp_rx_bulk(u, u->gro ? UDP_RX_GRO_SLOTS : UDP_BATCH);
+		udp_deliver_touched(t->udp);
+		if (!u->rx_more)
 			break;
 	}
+	if (u->rx_count)
+		evloop_timer_next_round(t->loop, &u->rx_next);
+}
+
+static void udp_on_rx_next(struct evloop *loop, struct ev_timer *timer)
+{
+	struct udp_sock *u = timer->arg;
+
+	(void)loop;
+	udp_rx_turn(u);
+	udp_flush(u->t);
 }
 
 /* Readable (or an error queued), and for a blocked client writable: the rest of its batch goes. */
@@ -1004,7 +1115,7 @@ static void udp_on_events(struct evloop *loop, struct ev_io *io, uint32_t events
 			evloop_timer_next_round(t->loop, &u->owner->udp.pump);
 	}
 	if (events & ~(uint32_t)EPOLLOUT)
-		udp_receive_all(u);
+		udp_rx_turn(u);
 	udp_flush(t);
 }
 

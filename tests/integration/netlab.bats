@@ -145,7 +145,7 @@ udp_rcvbuf() {
 	tl_ns "$1" ss -uamnH "( $2 = :$TL_PORT )" | sed -n 's/.*skmem:(r[0-9]*,rb\([0-9]*\),.*/\1/p' | sort -g | tail -n 1
 }
 
-@test "netlab: tunnel over udp on a 20 ms path: both ends' UDP receive buffers are the path's, not a short path's 256 KiB" {
+@test "netlab: tunnel over udp on a 20 ms path: both ends' UDP receive buffers are the path's, not a short path's 512 KiB" {
 	tl_router_delay 10
 	tl_start_tunlab_server tun
 	tl_start_tunlab_client tun --transport udp
@@ -156,7 +156,7 @@ udp_rcvbuf() {
 	cli=$(udp_rcvbuf "$NS_CLI" dport)
 	srv=$(udp_rcvbuf "$NS_SRV" sport)
 	echo "UDP rb at +20 ms: cli $cli, srv $srv"
-	# 20 ms at 10 Gbit/s is past the 4 MiB cap (rb shows it doubled); a short path gets 256 KiB (512 KiB shown).
+	# 20 ms at 10 Gbit/s is past the 4 MiB cap (rb shows it doubled); a short path gets 512 KiB (1 MiB shown).
 	[[ $cli =~ ^[0-9]+$ && $srv =~ ^[0-9]+$ ]] && ((cli >= 8000000 && srv >= 8000000)) ||
 		tl_fail "expected both UDP receive buffers at their 4 MiB cap on a 20 ms path, cli rb=$cli srv rb=$srv"
 }
