@@ -29,9 +29,10 @@
  * Batching: recvmmsg reads ahead into a ring of UDP_BATCH buffers (with
  * UDP_GRO each may hold several datagrams of one source, split here);
  * small datagrams (pings, ACKs, keepalives) are opened as soon as they
- * are read, the bulk UDP_RX_GRO_SLOTS buffers a loop round, oldest first
- * (udp_rx_turn): the queue forms in the ring, where a ping can pass it,
- * not in the socket, where it cannot. Datagrams are opened in
+ * are read, the bulk UDP_RX_GRO_SLOTS buffers a loop round with GRO
+ * (without, the whole ring), oldest first (udp_rx_turn): the queue forms
+ * in the ring, where a ping can pass it, not in the socket, where it
+ * cannot. Datagrams are opened in
  * place, their packets delivered per session in one batch (for a frontend
  * that injects GSO packets, a TUN device with offload, the batch's
  * in-order TCP segments merged first, base/gro.h: one write of up to 64
@@ -105,6 +106,14 @@ enum {
 	 */
 	UDP_RX_SMALL = DGRAM_OVERHEAD + 256,
 	UDP_RX_EXPRESS_MAX = 64,
+	/*
+	 * An express datagram overtakes at most the ring's datagrams (32
+	 * slots of up to 64). The receiver holds the previous, current and
+	 * next key, so the ring must not span two key switches: with
+	 * --rekey-packets below twice that, this end keeps arrival order. The
+	 * peer's setting counts too; both ends take the same option.
+	 */
+	UDP_RX_EXPRESS_EPOCH_MIN = 2 * UDP_BATCH * UDP_GSO_SEGS,
 	/* Probe period until the first reply, and how long auto waits for one. */
 	UDP_PROBE_MS = 250,
 	UDP_PROBE_TIMEOUT_MS = 3000,
@@ -236,6 +245,7 @@ struct udp {
 	uint8_t *gro_arena;    /* PKT_COALESCE_ARENA when the frontend injects GSO packets */
 	struct session *touched[UDP_TOUCHED_MAX];
 	unsigned touched_count;
+	bool express;          /* small datagrams go first (udp_rx_express) */
 };
 
 static uint64_t now_ms(const struct tunnel *t)
@@ -803,12 +813,22 @@ static void udp_deliver_touched(struct udp *udp)
 
 static void udp_path_up(struct session *s);
 
-/* Server: the session's peer is where its last authenticated datagram came from. */
-static void udp_follow(struct session *s, const struct sockaddr_storage *from, socklen_t from_len)
+/*
+ * Server: the session's peer is where its newest authenticated datagram
+ * came from. Newest by counter, not by the order of opening: the reader
+ * opens small datagrams ahead of older bulk (udp_rx_express), so after a
+ * NAT rebinding a keepalive from the new address may be opened before
+ * datagrams from the old one that were read earlier.
+ */
+static void udp_follow(struct session *s, const struct sockaddr_storage *from, socklen_t from_len,
+		       uint64_t counter)
 {
 	struct tunnel *t = s->tunnel;
 	char text[64];
 
+	if (s->udp.peer_len && counter < s->udp.peer_counter)
+		return;
+	s->udp.peer_counter = counter;
 	if (same_addr(&s->udp.peer, s->udp.peer_len, from, from_len))
 		return;
 	if (s->udp.peer_len) {
@@ -935,7 +955,7 @@ static void udp_receive_one(struct udp_sock *u, uint8_t *buf, size_t len,
 	t->stats.udp_rx_bytes += len;
 	s->udp.last_rx_ms = now_ms(t);
 	if (!u->owner)
-		udp_follow(s, from, from_len);
+		udp_follow(s, from, from_len, h.counter);
 	if (h.flags & DGRAM_F_PROBE)
 		(void)udp_seal(s, DGRAM_F_PROBE_REPLY, NULL, 0);
 	if ((h.flags & DGRAM_F_PROBE_REPLY) && u->owner)
@@ -963,17 +983,23 @@ static void udp_rx_open(struct udp_sock *u, unsigned i, uint32_t from, uint32_t 
 }
 
 /*
- * Small datagrams first: a slot of them is opened as soon as it is read,
- * and so is a small last datagram of a GRO slot (a different size ends a
- * GRO run, so a ping or an ACK between bulk datagrams arrives as one).
- * At most *budget datagrams a turn, so that a peer sending only small
- * ones gets no more than its turn.
+ * Small datagrams first: a slot of them is opened as soon as it is read
+ * (when all of them fit the budget), and so is a small last datagram of a
+ * GRO slot (a different size ends a GRO run, so a ping or an ACK between
+ * bulk datagrams arrives as one). At most *budget datagrams a turn, so
+ * that small datagrams cannot take the whole turn; the budget is the
+ * socket's, not a peer's: a peer that sends only small ones can use it
+ * up, and the others' small datagrams then wait in the ring's order, as
+ * they did before there was an express lane. Off when this end re-keys
+ * more often than UDP_RX_EXPRESS_EPOCH_MIN (a test setting): see there.
  */
 static void udp_rx_express(struct udp_sock *u, unsigned i, unsigned *budget)
 {
 	struct udp_rx_slot *slot = &u->rx[i];
 	uint32_t tail = slot->len % slot->seg, count = (slot->len + slot->seg - 1) / slot->seg;
 
+	if (!u->t->udp->express)
+		return;
 	if (slot->seg <= UDP_RX_SMALL && count <= *budget) {
 		*budget -= count;
 		u->t->stats.udp_rx_express += count;
@@ -1046,14 +1072,21 @@ static void udp_rx_read(struct udp_sock *u, unsigned *express)
 	u->rx_more = true;
 }
 
-/* Opens up to `slots` slots from the ring's head, oldest first, and frees them. */
+/*
+ * Opens up to `slots` slots from the ring's head, oldest first, and frees
+ * them; a slot with nothing left (all express, or refused when read) is
+ * freed without using one.
+ */
 static void udp_rx_bulk(struct udp_sock *u, unsigned slots)
 {
 	unsigned i;
 
-	while (slots-- && u->rx_count) {
+	while (u->rx_count && (slots || !u->rx[u->rx_head].len)) {
 		i = u->rx_head;
-		udp_rx_open(u, i, 0, u->rx[i].len, false);
+		if (u->rx[i].len) {
+			udp_rx_open(u, i, 0, u->rx[i].len, false);
+			slots--;
+		}
 		u->rx_head = (i + 1) % UDP_BATCH;
 		u->rx_count--;
 	}
@@ -1399,6 +1432,7 @@ int udp_init(struct tunnel *t, const struct tunnel_config *cfg, char *err, size_
 	udp->gso = true; /* until a socket says otherwise */
 	udp->send_waits = cfg->role == TUNNEL_SERVER ? UDP_SEND_WAITS_SERVER : UDP_SEND_WAITS_CLIENT;
 	udp->rekey_packets = cfg->rekey_packets;
+	udp->express = !cfg->rekey_packets || cfg->rekey_packets >= UDP_RX_EXPRESS_EPOCH_MIN;
 	udp->inner_mtu = UDP_OUTER_MTU - (t->addr.ss_family == AF_INET6 ? 40 : 20) - 8 - DGRAM_OVERHEAD;
 	udp->tx_bufs = malloc((size_t)UDP_BATCH * UDP_SLOT);
 	udp->scratch = malloc(PKT_SEGMENT_SCRATCH);

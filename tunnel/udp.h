@@ -31,6 +31,7 @@ struct udp_session {
 	struct session *hash_next;       /* server: the id table's chain */
 	struct sockaddr_storage peer;    /* server: the last authenticated source */
 	socklen_t peer_len;
+	uint64_t peer_counter;           /* server: the counter of the datagram peer was taken from */
 	bool send;                       /* data to the peer goes over UDP */
 	bool path_on;                    /* server: the client's last UDP_PATH */
 	bool deliver_queued;             /* in the receive batch's to-deliver list */
